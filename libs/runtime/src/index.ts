@@ -1,0 +1,30 @@
+export { ConfigError, flag, hostPort, loadConfig, logLevel, type EnvNames } from './config';
+export { callUnary, channelOptions, createClient, metadataOf, tracingInterceptor } from './grpc-client';
+export {
+  GrpcServer,
+  type BidiHandler,
+  type CallContext,
+  type GrpcServerOptions,
+  type ServerStreamHandler,
+  type ServiceHandlers,
+  type StreamSink,
+  type UnaryHandler,
+} from './grpc-server';
+export { createLogger, type Logger } from './logger';
+export { runMain, type ReadyMessage, type RunningService } from './main';
+export { isServiceError, RETRY_AFTER_TRAILER, toStatus, type GrpcStatus } from './to-status';
+export {
+  context,
+  endSpan,
+  extractTraceContext,
+  injectTraceContext,
+  SpanKind,
+  startServerSpan,
+  startSpan,
+  startTracing,
+  trace,
+  type Context,
+  type Span,
+  type StopTracing,
+  type TracingOptions,
+} from './tracing';

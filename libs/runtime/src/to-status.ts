@@ -1,0 +1,64 @@
+import { Metadata, status, type StatusObject } from '@grpc/grpc-js';
+import { trace } from '@opentelemetry/api';
+import { DomainError, ResourceExhaustedError, type ErrorCode } from '@autoglm/core';
+import type { Logger } from 'pino';
+
+const CODE_BY_NAME: Record<ErrorCode, status> = {
+  INVALID_ARGUMENT: status.INVALID_ARGUMENT,
+  NOT_FOUND: status.NOT_FOUND,
+  ALREADY_EXISTS: status.ALREADY_EXISTS,
+  FAILED_PRECONDITION: status.FAILED_PRECONDITION,
+  RESOURCE_EXHAUSTED: status.RESOURCE_EXHAUSTED,
+  PERMISSION_DENIED: status.PERMISSION_DENIED,
+  UNAUTHENTICATED: status.UNAUTHENTICATED,
+  UNAVAILABLE: status.UNAVAILABLE,
+  DEADLINE_EXCEEDED: status.DEADLINE_EXCEEDED,
+  CANCELLED: status.CANCELLED,
+  ABORTED: status.ABORTED,
+};
+
+/** Trailer carrying how long a client should wait before retrying. */
+export const RETRY_AFTER_TRAILER = 'retry-after-ms';
+
+/** A status as grpc-js callbacks and `call.destroy` accept it. */
+export type GrpcStatus = StatusObject & { name: string; message: string };
+
+function make(code: status, details: string, metadata = new Metadata()): GrpcStatus {
+  return { name: 'Error', message: details, code, details, metadata };
+}
+
+/** True for errors that came back from another gRPC call (already a status). */
+export function isServiceError(err: unknown): err is Error & { code: number; details: string; metadata?: Metadata } {
+  return (
+    err instanceof Error &&
+    typeof (err as { code?: unknown }).code === 'number' &&
+    typeof (err as { details?: unknown }).details === 'string'
+  );
+}
+
+/**
+ * The one place that decides what a client sees of an error. Domain errors map
+ * to their code with their message; a status from a downstream service of ours
+ * passes through (it was made by this same function there); an abort is
+ * CANCELLED; anything else is logged with its stack and trace id and becomes
+ * INTERNAL with a message that names the trace but leaks nothing.
+ */
+export function toStatus(err: unknown, logger: Logger): GrpcStatus {
+  if (err instanceof DomainError) {
+    const metadata = new Metadata();
+    if (err instanceof ResourceExhaustedError && err.retryAfterMs !== undefined) {
+      metadata.set(RETRY_AFTER_TRAILER, String(Math.ceil(err.retryAfterMs)));
+    }
+    return make(CODE_BY_NAME[err.code], err.message, metadata);
+  }
+  if (isServiceError(err)) {
+    const metadata = new Metadata();
+    const retry = err.metadata?.get(RETRY_AFTER_TRAILER)[0];
+    if (retry !== undefined) metadata.set(RETRY_AFTER_TRAILER, String(retry));
+    return make(err.code, err.details, metadata);
+  }
+  if (err instanceof Error && err.name === 'AbortError') return make(status.CANCELLED, 'cancelled');
+  const traceId = trace.getActiveSpan()?.spanContext().traceId;
+  logger.error({ err }, 'unexpected error at the server edge');
+  return make(status.INTERNAL, `internal error${traceId ? ` (trace ${traceId})` : ''}; it has been logged`);
+}

@@ -1,0 +1,65 @@
+import type { SqlEngine } from './sql-engine';
+
+/**
+ * Versioned schema. Append only: a released migration is never edited, a new
+ * version is added. Times are epoch milliseconds in double precision so both
+ * engines return plain numbers.
+ */
+export const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: string }> = [
+  {
+    version: 1,
+    name: 'tasks and events',
+    sql: `
+      CREATE TABLE tasks (
+        id uuid PRIMARY KEY,
+        tenant text NOT NULL,
+        request_id text,
+        state smallint NOT NULL,
+        attempt integer NOT NULL,
+        seq integer NOT NULL,
+        priority_class smallint NOT NULL,
+        created_at double precision NOT NULL,
+        updated_at double precision NOT NULL,
+        started_at double precision,
+        finished_at double precision,
+        node_id text NOT NULL DEFAULT '',
+        reason text NOT NULL DEFAULT '',
+        spec bytea NOT NULL,
+        result bytea
+      );
+      CREATE UNIQUE INDEX tasks_request_id ON tasks (tenant, request_id) WHERE request_id IS NOT NULL;
+      CREATE INDEX tasks_unfinished ON tasks (state) WHERE state NOT IN (6, 8, 9);
+      CREATE INDEX tasks_tenant_created ON tasks (tenant, created_at DESC, id);
+      CREATE INDEX tasks_created ON tasks (created_at DESC, id);
+      CREATE TABLE task_events (
+        task_id uuid NOT NULL,
+        seq integer NOT NULL,
+        state smallint NOT NULL,
+        prev_state smallint NOT NULL,
+        at double precision NOT NULL,
+        reason text NOT NULL DEFAULT '',
+        PRIMARY KEY (task_id, seq)
+      );
+    `,
+  },
+];
+
+/** Applies the migrations not yet applied, each in its own transaction. Safe to run again. */
+export async function migrate(engine: SqlEngine): Promise<number[]> {
+  await engine.query(`CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at double precision NOT NULL)`);
+  const applied = new Set((await engine.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map((r) => Number(r.version)));
+  const done: number[] = [];
+  for (const m of MIGRATIONS) {
+    if (applied.has(m.version)) continue;
+    await engine.transaction(async (tx) => {
+      // Two replicas racing to migrate: the second blocks here, then finds the row and skips.
+      await tx.query('LOCK TABLE schema_migrations IN EXCLUSIVE MODE');
+      const again = await tx.query('SELECT 1 FROM schema_migrations WHERE version = $1', [m.version]);
+      if (again.rows.length > 0) return;
+      for (const statement of m.sql.split(';').map((s) => s.trim()).filter(Boolean)) await tx.query(statement);
+      await tx.query('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [m.version, m.name, Date.now()]);
+    });
+    done.push(m.version);
+  }
+  return done;
+}

@@ -1,0 +1,345 @@
+import { Task, TaskEvent, TaskResult, TaskSpec, TaskState } from '@autoglm/proto';
+import { timestampToMillis, toTimestamp } from '@autoglm/core';
+import { migrate } from './migrations';
+import { openPglite, openPostgres, type SqlEngine, type SqlQueryable } from './sql-engine';
+
+/** One transition as stored: the event row. */
+export interface StoredEvent {
+  sequence: number;
+  state: TaskState;
+  previousState: TaskState;
+  atMs: number;
+  reason: string;
+}
+
+export interface SubmitResult {
+  /** The durable task: the one passed in, or the one stored earlier under the same request id. */
+  task: Task;
+  created: boolean;
+}
+
+interface InsertOp {
+  kind: 'insert';
+  task: Task;
+  event: StoredEvent;
+  resolve: (r: SubmitResult) => void;
+  reject: (e: unknown) => void;
+}
+
+interface UpdateOp {
+  kind: 'update';
+  task: Task;
+  event: StoredEvent;
+  resolve: () => void;
+  reject: (e: unknown) => void;
+}
+
+type WriteOp = InsertOp | UpdateOp;
+
+export interface TaskStoreOptions {
+  /** PGlite data directory; ignored when databaseUrl is set. Undefined = in memory. */
+  dataDir?: string;
+  /** External PostgreSQL, e.g. postgres://user@127.0.0.1:5432/autoglm. */
+  databaseUrl?: string;
+  /** Most operations written in one transaction. @default 4096 */
+  maxBatch?: number;
+}
+
+export interface ListFilter {
+  tenant?: string;
+  states?: TaskState[];
+  limit: number;
+  /** Keyset cursor: tasks created before this (createdAtMs, id). */
+  before?: { createdAtMs: number; id: string };
+}
+
+const b64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64');
+const ms = (ts: { seconds: number; nanos: number } | undefined) => (ts ? timestampToMillis(ts) : null);
+
+/**
+ * The durable task store. Writes are group-committed: operations that arrive
+ * while a transaction is in flight are written together in the next one, with
+ * one multi-row statement per table, and each caller's promise resolves only
+ * after that commit. Reads go straight to the engine.
+ */
+export class TaskStore {
+  private pending: WriteOp[] = [];
+  private flushing = false;
+  private scheduled = false;
+  private closed = false;
+  private readonly maxBatch: number;
+
+  private constructor(
+    readonly engine: SqlEngine,
+    options: TaskStoreOptions,
+  ) {
+    this.maxBatch = options.maxBatch ?? 4096;
+  }
+
+  /** Opens the engine, applies migrations, and returns a ready store. */
+  static async open(options: TaskStoreOptions = {}): Promise<TaskStore> {
+    const engine = options.databaseUrl ? await openPostgres(options.databaseUrl) : await openPglite(options.dataDir);
+    try {
+      await migrate(engine);
+    } catch (err) {
+      await engine.close();
+      throw err;
+    }
+    return new TaskStore(engine, options);
+  }
+
+  /**
+   * Makes a new task durable with its first event. Idempotent on
+   * (tenant, request_id): a second submission resolves to the stored task.
+   */
+  submit(task: Task, event: StoredEvent): Promise<SubmitResult> {
+    return new Promise((resolve, reject) => this.enqueue({ kind: 'insert', task, event, resolve, reject }));
+  }
+
+  /** Records a transition: the task's new row and the event. */
+  record(task: Task, event: StoredEvent): Promise<void> {
+    return new Promise((resolve, reject) => this.enqueue({ kind: 'update', task, event, resolve, reject }));
+  }
+
+  async get(id: string): Promise<Task | undefined> {
+    const { rows } = await this.engine.query<Row>(`SELECT * FROM tasks WHERE id = $1`, [id]);
+    return rows[0] ? rowToTask(rows[0]) : undefined;
+  }
+
+  /** States of the given ids that exist. */
+  async states(ids: string[]): Promise<Map<string, TaskState>> {
+    if (ids.length === 0) return new Map();
+    const { rows } = await this.engine.query<{ id: string; state: number }>(`SELECT id, state FROM tasks WHERE id = ANY($1::uuid[])`, [ids]);
+    return new Map(rows.map((r) => [r.id, Number(r.state) as TaskState]));
+  }
+
+  /** Every task not in a final state, oldest first: what decision rebuilds its queue from. */
+  async unfinished(): Promise<Task[]> {
+    const { rows } = await this.engine.query<Row>(`SELECT * FROM tasks WHERE state NOT IN (6, 8, 9) ORDER BY created_at, id`);
+    return rows.map(rowToTask);
+  }
+
+  async list(filter: ListFilter): Promise<Task[]> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (filter.tenant) {
+      params.push(filter.tenant);
+      where.push(`tenant = $${params.length}`);
+    }
+    if (filter.states && filter.states.length > 0) {
+      params.push(filter.states);
+      where.push(`state = ANY($${params.length}::int2[])`);
+    }
+    if (filter.before) {
+      params.push(filter.before.createdAtMs, filter.before.id);
+      where.push(`(created_at, id) < ($${params.length - 1}, $${params.length}::uuid)`);
+    }
+    params.push(filter.limit);
+    const sql = `SELECT * FROM tasks ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY created_at DESC, id DESC LIMIT $${params.length}`;
+    return (await this.engine.query<Row>(sql, params)).rows.map(rowToTask);
+  }
+
+  /** A task's events after `afterSequence`, in order. */
+  async events(taskId: string, afterSequence: number): Promise<TaskEvent[]> {
+    const { rows } = await this.engine.query<{ seq: number; state: number; prev_state: number; at: number; reason: string }>(
+      `SELECT seq, state, prev_state, at, reason FROM task_events WHERE task_id = $1 AND seq > $2 ORDER BY seq`,
+      [taskId, afterSequence],
+    );
+    return rows.map((r) =>
+      TaskEvent.fromPartial({
+        taskId,
+        sequence: Number(r.seq),
+        state: Number(r.state),
+        previousState: Number(r.prev_state),
+        time: toTimestamp(Number(r.at)),
+        reason: r.reason,
+      }),
+    );
+  }
+
+  /** Waits for pending writes, then closes the engine. */
+  async close(): Promise<void> {
+    while (this.pending.length > 0 || this.flushing) await this.flush();
+    this.closed = true;
+    await this.engine.close();
+  }
+
+  private enqueue(op: WriteOp): void {
+    if (this.closed) {
+      op.reject(new Error('task store is closed'));
+      return;
+    }
+    this.pending.push(op);
+    if (!this.flushing && !this.scheduled) {
+      this.scheduled = true;
+      // setImmediate lets every submission of the current I/O turn join this batch.
+      setImmediate(() => {
+        this.scheduled = false;
+        void this.flush();
+      });
+    }
+  }
+
+  private async flush(): Promise<void> {
+    if (this.flushing || this.pending.length === 0) return;
+    this.flushing = true;
+    const batch = this.pending.splice(0, this.maxBatch);
+    try {
+      const results = await this.engine.transaction((tx) => writeBatch(tx, batch));
+      for (const op of batch) {
+        if (op.kind === 'insert') op.resolve(results.get(op) ?? { task: op.task, created: true });
+        else op.resolve();
+      }
+    } catch (err) {
+      for (const op of batch) op.reject(err);
+    } finally {
+      this.flushing = false;
+    }
+    if (this.pending.length > 0) void this.flush();
+  }
+}
+
+async function writeBatch(tx: SqlQueryable, batch: WriteOp[]): Promise<Map<InsertOp, SubmitResult>> {
+  const results = new Map<InsertOp, SubmitResult>();
+  const inserts = batch.filter((op): op is InsertOp => op.kind === 'insert');
+  const updates = batch.filter((op): op is UpdateOp => op.kind === 'update');
+  const eventOps: Array<{ taskId: string; event: StoredEvent }> = [];
+
+  if (inserts.length > 0) {
+    // Duplicates inside one batch: the first wins, later ones get its result.
+    const firstByKey = new Map<string, InsertOp>();
+    const unique: InsertOp[] = [];
+    for (const op of inserts) {
+      const key = op.task.requestId ? `${op.task.tenant}\u0000${op.task.requestId}` : undefined;
+      const first = key ? firstByKey.get(key) : undefined;
+      if (first) continue;
+      if (key) firstByKey.set(key, op);
+      unique.push(op);
+    }
+    const { rows } = await tx.query<{ id: string }>(
+      `INSERT INTO tasks (id, tenant, request_id, state, attempt, seq, priority_class, created_at, updated_at, reason, spec)
+       SELECT u.id, u.tenant, u.request_id, u.state, u.attempt, u.seq, u.pc, u.created, u.created, u.reason, decode(u.spec, 'base64')
+       FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int2[], $5::int4[], $6::int4[], $7::int2[], $8::float8[], $9::text[], $10::text[])
+         AS u(id, tenant, request_id, state, attempt, seq, pc, created, reason, spec)
+       ON CONFLICT DO NOTHING
+       RETURNING id`,
+      [
+        unique.map((o) => o.task.id),
+        unique.map((o) => o.task.tenant),
+        unique.map((o) => o.task.requestId || null),
+        unique.map((o) => o.task.state),
+        unique.map((o) => o.task.attempt),
+        unique.map((o) => o.task.sequence),
+        unique.map((o) => o.task.spec?.priorityClass ?? 0),
+        unique.map((o) => ms(o.task.createdAt)),
+        unique.map((o) => o.task.reason),
+        unique.map((o) => b64(TaskSpec.encode(o.task.spec ?? TaskSpec.fromPartial({})).finish())),
+      ],
+    );
+    const inserted = new Set(rows.map((r) => r.id));
+    const conflicted = unique.filter((o) => !inserted.has(o.task.id));
+    const existing = new Map<string, Task>();
+    if (conflicted.length > 0) {
+      const found = await tx.query<Row>(
+        `SELECT t.* FROM tasks t JOIN unnest($1::text[], $2::text[]) AS k(tenant, request_id) ON t.tenant = k.tenant AND t.request_id = k.request_id`,
+        [conflicted.map((o) => o.task.tenant), conflicted.map((o) => o.task.requestId)],
+      );
+      for (const row of found.rows) existing.set(`${row.tenant}\u0000${row.request_id}`, rowToTask(row));
+    }
+    for (const op of inserts) {
+      const key = op.task.requestId ? `${op.task.tenant}\u0000${op.task.requestId}` : undefined;
+      if (inserted.has(op.task.id)) {
+        results.set(op, { task: op.task, created: true });
+        eventOps.push({ taskId: op.task.id, event: op.event });
+        continue;
+      }
+      const prior = (key && existing.get(key)) || (key ? firstByKey.get(key)?.task : undefined);
+      if (!prior) throw new Error(`task ${op.task.id} was neither inserted nor found by request id`);
+      results.set(op, { task: prior, created: false });
+    }
+  }
+
+  if (updates.length > 0) {
+    // Several transitions of one task in a batch: its row takes the last.
+    const lastById = new Map<string, UpdateOp>();
+    for (const op of updates) {
+      lastById.set(op.task.id, op);
+      eventOps.push({ taskId: op.task.id, event: op.event });
+    }
+    const rows = [...lastById.values()].map((o) => o.task);
+    await tx.query(
+      `UPDATE tasks t SET state = u.state, attempt = u.attempt, seq = u.seq, updated_at = u.updated, started_at = u.started,
+         finished_at = u.finished, node_id = u.node, reason = u.reason, result = decode(u.result, 'base64')
+       FROM unnest($1::uuid[], $2::int2[], $3::int4[], $4::int4[], $5::float8[], $6::float8[], $7::float8[], $8::text[], $9::text[], $10::text[])
+         AS u(id, state, attempt, seq, updated, started, finished, node, reason, result)
+       WHERE t.id = u.id`,
+      [
+        rows.map((t) => t.id),
+        rows.map((t) => t.state),
+        rows.map((t) => t.attempt),
+        rows.map((t) => t.sequence),
+        rows.map((t) => ms(t.updatedAt)),
+        rows.map((t) => ms(t.startedAt)),
+        rows.map((t) => ms(t.finishedAt)),
+        rows.map((t) => t.nodeId),
+        rows.map((t) => t.reason),
+        rows.map((t) => (t.result ? b64(TaskResult.encode(t.result).finish()) : null)),
+      ],
+    );
+  }
+
+  if (eventOps.length > 0) {
+    await tx.query(
+      `INSERT INTO task_events (task_id, seq, state, prev_state, at, reason)
+       SELECT * FROM unnest($1::uuid[], $2::int4[], $3::int2[], $4::int2[], $5::float8[], $6::text[])`,
+      [
+        eventOps.map((e) => e.taskId),
+        eventOps.map((e) => e.event.sequence),
+        eventOps.map((e) => e.event.state),
+        eventOps.map((e) => e.event.previousState),
+        eventOps.map((e) => e.event.atMs),
+        eventOps.map((e) => e.event.reason),
+      ],
+    );
+  }
+  return results;
+}
+
+interface Row {
+  id: string;
+  tenant: string;
+  request_id: string | null;
+  state: number;
+  attempt: number;
+  seq: number;
+  priority_class: number;
+  created_at: number;
+  updated_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+  node_id: string;
+  reason: string;
+  spec: Uint8Array;
+  result: Uint8Array | null;
+}
+
+function rowToTask(row: Row): Task {
+  const time = (v: number | null) => (v === null || v === undefined ? undefined : toTimestamp(Number(v)));
+  return Task.fromPartial({
+    id: row.id,
+    requestId: row.request_id ?? '',
+    tenant: row.tenant,
+    spec: TaskSpec.decode(row.spec),
+    state: Number(row.state) as TaskState,
+    attempt: Number(row.attempt),
+    sequence: Number(row.seq),
+    createdAt: time(row.created_at),
+    updatedAt: time(row.updated_at),
+    startedAt: time(row.started_at),
+    finishedAt: time(row.finished_at),
+    nodeId: row.node_id,
+    reason: row.reason,
+    result: row.result ? TaskResult.decode(row.result) : undefined,
+  });
+}
+
