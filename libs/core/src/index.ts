@@ -10,3 +10,46 @@ export {
 } from './errors';
 export { canTransition, IllegalTransitionError, isFinal, isLeased, stateName } from './lifecycle/state-machine';
 export { durationToMillis, systemClock, timestampToMillis, toDuration, toTimestamp, type Clock } from './time';
+export {
+  DEFAULT_PLACEMENT_POLICY,
+  Fleet,
+  type Demand,
+  type FleetNode,
+  type GpuSlot,
+  type NodeHealth,
+  type NoFit,
+  type PlacementPolicy,
+  type Reservation,
+} from './placement/fleet';
+export { ReadyQueue, type QueueEntry } from './scheduling/ready-queue';
+export {
+  ageFactor,
+  applyPolicyUpdate,
+  classFactor,
+  DEFAULT_POLICY,
+  FACTORS,
+  PRESETS,
+  type FactorName,
+  type Policy,
+  type Weights,
+} from './policy/policy';
+export {
+  countChatTokens,
+  countTokens,
+  DEFAULT_GPU_MEMORY_BYTES,
+  DEFAULT_MAX_GPUS_PER_TASK,
+  DEFAULT_MAX_RETRIES,
+  DEFAULT_MODEL_CATALOG,
+  DEFAULT_MODELS,
+  defineModel,
+  estimateGpuMemory,
+  kvCacheBytesPerToken,
+  minimumGpuCount,
+  ModelCatalog,
+  parseInferStart,
+  parseSubmission,
+  type CatalogModel,
+  type ChatTurn,
+  type ParseContext,
+  type ParsedSubmission,
+} from './catalog';

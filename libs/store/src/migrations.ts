@@ -28,7 +28,7 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: str
         result bytea
       );
       CREATE UNIQUE INDEX tasks_request_id ON tasks (tenant, request_id) WHERE request_id IS NOT NULL;
-      CREATE INDEX tasks_unfinished ON tasks (state) WHERE state NOT IN (6, 8, 9);
+      CREATE INDEX tasks_unfinished ON tasks (created_at) WHERE finished_at IS NULL;
       CREATE INDEX tasks_tenant_created ON tasks (tenant, created_at DESC, id);
       CREATE INDEX tasks_created ON tasks (created_at DESC, id);
       CREATE TABLE task_events (

@@ -29,7 +29,7 @@ interface InsertOp {
 interface UpdateOp {
   kind: 'update';
   task: Task;
-  event: StoredEvent;
+  event: StoredEvent | undefined;
   resolve: () => void;
   reject: (e: unknown) => void;
 }
@@ -96,8 +96,8 @@ export class TaskStore {
     return new Promise((resolve, reject) => this.enqueue({ kind: 'insert', task, event, resolve, reject }));
   }
 
-  /** Records a transition: the task's new row and the event. */
-  record(task: Task, event: StoredEvent): Promise<void> {
+  /** Records a transition: the task's new row and its event (or the row alone, when no state changed). */
+  record(task: Task, event?: StoredEvent): Promise<void> {
     return new Promise((resolve, reject) => this.enqueue({ kind: 'update', task, event, resolve, reject }));
   }
 
@@ -115,7 +115,7 @@ export class TaskStore {
 
   /** Every task not in a final state, oldest first: what decision rebuilds its queue from. */
   async unfinished(): Promise<Task[]> {
-    const { rows } = await this.engine.query<Row>(`SELECT * FROM tasks WHERE state NOT IN (6, 8, 9) ORDER BY created_at, id`);
+    const { rows } = await this.engine.query<Row>(`SELECT * FROM tasks WHERE finished_at IS NULL ORDER BY created_at, id`);
     return rows.map(rowToTask);
   }
 
@@ -264,7 +264,7 @@ async function writeBatch(tx: SqlQueryable, batch: WriteOp[]): Promise<Map<Inser
     const lastById = new Map<string, UpdateOp>();
     for (const op of updates) {
       lastById.set(op.task.id, op);
-      eventOps.push({ taskId: op.task.id, event: op.event });
+      if (op.event) eventOps.push({ taskId: op.task.id, event: op.event });
     }
     const rows = [...lastById.values()].map((o) => o.task);
     await tx.query(

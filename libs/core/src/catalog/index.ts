@@ -1,0 +1,28 @@
+export { type CatalogModel, type CatalogModelFields, defineModel, DEFAULT_MODELS, ModelCatalog, DEFAULT_MODEL_CATALOG } from './models';
+export { type ChatTurn, countTokens, countChatTokens } from './tokenizer';
+export {
+  RUNTIME_OVERHEAD_BYTES,
+  GPU_COUNT_CHOICES,
+  DEFAULT_GPU_MEMORY_HEADROOM,
+  kvCacheBytesPerToken,
+  estimateGpuMemory,
+  minimumGpuCount,
+} from './memory';
+export { type InferenceInput, CHAT_ROLES, MAX_STOP_STRINGS, parseInferenceInput } from './parse-inference-input';
+export {
+  MIN_PRIORITY,
+  MAX_PRIORITY,
+  MAX_DEPENDENCIES,
+  MAX_RETRIES_LIMIT,
+  MAX_LABELS,
+  MAX_EXPECTED_DURATION_SECONDS,
+} from './submission-fields';
+export {
+  type ParseContext,
+  type ParsedSubmission,
+  DEFAULT_GPU_MEMORY_BYTES,
+  DEFAULT_MAX_GPUS_PER_TASK,
+  DEFAULT_MAX_RETRIES,
+  parseSubmission,
+  parseInferStart,
+} from './parse-submission';

@@ -1,0 +1,247 @@
+/**
+ * Turns what a client sent (SubmitTaskRequest, or the InferStart of an Infer
+ * stream) into the TaskSpec decision schedules, or rejects it with an
+ * InvalidArgumentError that names the field and says what to change.
+ */
+import type { BatchPayload, InferStart, ResourceRequest, SubmitTaskRequest, TaskSpec } from '@autoglm/proto';
+import { PriorityClass, TaskKind } from '@autoglm/proto';
+import { InvalidArgumentError } from '../errors';
+import { DEFAULT_GPU_MEMORY_HEADROOM, estimateGpuMemory, minimumGpuCount } from './memory';
+import type { CatalogModel, ModelCatalog } from './models';
+import { parseInferenceInput } from './parse-inference-input';
+import {
+  parseDeadline,
+  parseDependsOn,
+  parseExpectedDuration,
+  parseLabels,
+  parseMaxRetries,
+  parsePriority,
+  parsePriorityClass,
+  parseRequestId,
+  parseTenant,
+} from './submission-fields';
+
+/** An 80 GB-class GPU (A100/H100 80GB report about 80 GiB). */
+export const DEFAULT_GPU_MEMORY_BYTES = 80 * 2 ** 30;
+/** One host of eight GPUs. */
+export const DEFAULT_MAX_GPUS_PER_TASK = 8;
+/** Retries of a submission that does not set max_retries. */
+export const DEFAULT_MAX_RETRIES = 3;
+
+/** What parsing needs to know about the deployment. */
+export interface ParseContext {
+  /** Models that may be named. */
+  readonly catalog: ModelCatalog;
+  /** The current time (deadlines must be after it). */
+  readonly now: Date;
+  /** Memory of the largest GPU in the fleet, in bytes. @default DEFAULT_GPU_MEMORY_BYTES (80 GiB) */
+  readonly gpuMemoryBytes?: number;
+  /** Most GPUs one task may use (all on one host). @default DEFAULT_MAX_GPUS_PER_TASK (8) */
+  readonly maxGpusPerTask?: number;
+  /** Retries when a submission does not say. @default DEFAULT_MAX_RETRIES (3) */
+  readonly defaultMaxRetries?: number;
+}
+
+/** An accepted submission. */
+export interface ParsedSubmission {
+  /** The client's idempotency key; empty when none was given. */
+  readonly requestId: string;
+  /** The tenant the work is billed to. */
+  readonly tenant: string;
+  /** What decision schedules, every field filled. */
+  readonly spec: TaskSpec;
+}
+
+interface Fleet {
+  readonly gpuMemoryBytes: number;
+  readonly maxGpusPerTask: number;
+}
+
+/** Parses a SubmitTask request into a non-interactive task spec. */
+export function parseSubmission(request: SubmitTaskRequest, ctx: ParseContext): ParsedSubmission {
+  const fleet = fleetOf(ctx);
+  const tenant = parseTenant(request.tenant);
+  const requestId = parseRequestId(request.requestId);
+  const payload = request.payload;
+  if (payload === undefined) {
+    throw new InvalidArgumentError('payload', 'required: set inference (a prompt or chat messages) or batch (a job)');
+  }
+
+  const common = {
+    priorityClass: parsePriorityClass(request.priorityClass, PriorityClass.NORMAL),
+    priority: parsePriority(request.priority),
+    deadline: parseDeadline(request.deadline, ctx.now),
+    dependsOn: parseDependsOn(request.dependsOn),
+    preemptible: request.preemptible,
+    maxRetries: parseMaxRetries(request.maxRetries, ctx.defaultMaxRetries ?? DEFAULT_MAX_RETRIES),
+    labels: parseLabels(request.labels),
+    interactive: false,
+  };
+
+  if (payload.$case === 'inference') {
+    const model = lookupModel(request.model, ctx.catalog, true);
+    const input = parseInferenceInput(payload.inference, model, 'inference');
+    const resources = resolveResources(request.resources, model, input.inputTokens + input.maxOutputTokens, fleet);
+    return {
+      requestId,
+      tenant,
+      spec: {
+        kind: TaskKind.INFERENCE,
+        model: model.name,
+        inputTokens: input.inputTokens,
+        maxOutputTokens: input.maxOutputTokens,
+        ...resources,
+        ...common,
+        payload: { $case: 'inference', inference: input.payload },
+      },
+    };
+  }
+
+  const model = lookupModel(request.model, ctx.catalog, false);
+  const batch = parseBatch(payload.batch);
+  // A batch job's token use is unknown: plan for one full context window.
+  const resources = resolveResources(request.resources, model, model?.contextLength ?? 0, fleet);
+  return {
+    requestId,
+    tenant,
+    spec: {
+      kind: TaskKind.BATCH,
+      model: model?.name ?? '',
+      inputTokens: 0,
+      maxOutputTokens: 0,
+      ...resources,
+      ...common,
+      payload: { $case: 'batch', batch },
+    },
+  };
+}
+
+/**
+ * Parses the start of an Infer stream into an interactive task spec: class
+ * URGENT unless another is asked for, no dependencies, not preemptible, and no
+ * retries (tokens already streamed to the client cannot be replayed by
+ * another attempt; the client retries instead).
+ */
+export function parseInferStart(start: InferStart, ctx: ParseContext): ParsedSubmission {
+  const fleet = fleetOf(ctx);
+  const tenant = parseTenant(start.tenant);
+  const requestId = parseRequestId(start.requestId);
+  const model = lookupModel(start.model, ctx.catalog, true);
+  const input = parseInferenceInput(start.input, model, 'input');
+  const priorityClass = parsePriorityClass(start.priorityClass, PriorityClass.URGENT);
+  const priority = parsePriority(start.priority);
+  const deadline = parseDeadline(start.deadline, ctx.now);
+  const labels = parseLabels(start.labels);
+  const resources = resolveResources(undefined, model, input.inputTokens + input.maxOutputTokens, fleet);
+  return {
+    requestId,
+    tenant,
+    spec: {
+      kind: TaskKind.INFERENCE,
+      model: model.name,
+      inputTokens: input.inputTokens,
+      maxOutputTokens: input.maxOutputTokens,
+      ...resources,
+      priorityClass,
+      priority,
+      deadline,
+      dependsOn: [],
+      preemptible: false,
+      maxRetries: 0,
+      labels,
+      interactive: true,
+      payload: { $case: 'inference', inference: input.payload },
+    },
+  };
+}
+
+function fleetOf(ctx: ParseContext): Fleet {
+  return {
+    gpuMemoryBytes: ctx.gpuMemoryBytes ?? DEFAULT_GPU_MEMORY_BYTES,
+    maxGpusPerTask: ctx.maxGpusPerTask ?? DEFAULT_MAX_GPUS_PER_TASK,
+  };
+}
+
+function lookupModel(name: string, catalog: ModelCatalog, required: true): CatalogModel;
+function lookupModel(name: string, catalog: ModelCatalog, required: false): CatalogModel | undefined;
+function lookupModel(name: string, catalog: ModelCatalog, required: boolean): CatalogModel | undefined {
+  const known = `known: ${catalog.names().join(', ')}`;
+  if (name.length === 0) {
+    if (required) throw new InvalidArgumentError('model', `required for inference; ${known}`);
+    return undefined;
+  }
+  const model = catalog.get(name);
+  if (model === undefined) {
+    throw new InvalidArgumentError('model', `${JSON.stringify(name.length > 80 ? `${name.slice(0, 80)}…` : name)} is not in the catalog; ${known}`);
+  }
+  return model;
+}
+
+function parseBatch(batch: BatchPayload): BatchPayload {
+  return {
+    command: [...batch.command],
+    env: { ...batch.env },
+    expectedDuration: parseExpectedDuration(batch.expectedDuration, 'batch.expected_duration'),
+  };
+}
+
+/**
+ * GPUs and memory per GPU. Requested values win; a zero is derived from the
+ * model: the fewest GPUs its estimate fits on, and the estimate itself.
+ */
+function resolveResources(
+  requested: ResourceRequest | undefined,
+  model: CatalogModel | undefined,
+  totalTokens: number,
+  fleet: Fleet,
+): { gpuCount: number; gpuMemoryBytes: number } {
+  const requestedCount = requested?.gpuCount ?? 0;
+  const requestedMemory = requested?.gpuMemoryBytes ?? 0;
+  if (!Number.isInteger(requestedCount) || requestedCount < 0 || requestedCount > fleet.maxGpusPerTask) {
+    throw new InvalidArgumentError('resources.gpu_count', `${requestedCount} is outside 0..${fleet.maxGpusPerTask} (GPUs on one host; 0 derives it from the model)`);
+  }
+  if (!Number.isSafeInteger(requestedMemory) || requestedMemory < 0) {
+    throw new InvalidArgumentError('resources.gpu_memory_bytes', `${requestedMemory} is not a byte count`);
+  }
+  if (requestedMemory > fleet.gpuMemoryBytes) {
+    throw new InvalidArgumentError(
+      'resources.gpu_memory_bytes',
+      `${formatBytes(requestedMemory)} per GPU is more than the largest GPU in the fleet has (${formatBytes(fleet.gpuMemoryBytes)}); it is memory per GPU, not in total`,
+    );
+  }
+  if (model === undefined) {
+    return { gpuCount: requestedCount || 1, gpuMemoryBytes: requestedMemory };
+  }
+
+  // The fewest GPUs the model fits on at all, filled to the brim.
+  const fitCount = minimumGpuCount(model, totalTokens, fleet.gpuMemoryBytes, 1);
+  if (fitCount === undefined || fitCount > fleet.maxGpusPerTask) {
+    const perGpu = estimateGpuMemory(model, totalTokens, fleet.maxGpusPerTask);
+    throw new InvalidArgumentError(
+      'model',
+      `"${model.name}" needs about ${formatBytes(perGpu)} per GPU for ${totalTokens} tokens even on ${fleet.maxGpusPerTask} GPUs, more than the ${formatBytes(fleet.gpuMemoryBytes)} of the largest GPU in the fleet; choose a smaller model or fewer tokens`,
+    );
+  }
+
+  let gpuCount = requestedCount;
+  if (gpuCount === 0) {
+    // Prefer room to spare; settle for a tight fit rather than refuse.
+    const comfortable = minimumGpuCount(model, totalTokens, fleet.gpuMemoryBytes, DEFAULT_GPU_MEMORY_HEADROOM);
+    gpuCount = comfortable !== undefined && comfortable <= fleet.maxGpusPerTask ? comfortable : fitCount;
+  }
+  if (requestedMemory > 0) {
+    return { gpuCount, gpuMemoryBytes: requestedMemory };
+  }
+  const estimate = estimateGpuMemory(model, totalTokens, gpuCount);
+  if (estimate > fleet.gpuMemoryBytes) {
+    throw new InvalidArgumentError(
+      'resources.gpu_count',
+      `${gpuCount} ${gpuCount === 1 ? 'GPU is' : 'GPUs are'} too few for "${model.name}": it needs about ${formatBytes(estimate)} per GPU, more than the ${formatBytes(fleet.gpuMemoryBytes)} of the largest GPU; ask for at least ${fitCount}`,
+    );
+  }
+  return { gpuCount, gpuMemoryBytes: estimate };
+}
+
+function formatBytes(bytes: number): string {
+  return `${(bytes / 2 ** 30).toFixed(1).replace(/\.0$/, '')} GiB`;
+}

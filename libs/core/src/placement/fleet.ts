@@ -1,0 +1,262 @@
+/** Live accounting of one GPU: decision's reservations plus the agent's last reading. */
+export interface GpuSlot {
+  index: number;
+  memoryTotalBytes: number;
+  /** Bytes reserved by placements not yet released (private bytes plus weights of resident models). */
+  reservedBytes: number;
+  /** Tasks placed on it and not released. */
+  tasks: number;
+  /** Models whose weights are counted in reservedBytes, with how many placed tasks use them. */
+  models: Map<string, number>;
+  /** Last telemetry; utilisation in [0, 1]. */
+  utilization: number;
+  memoryUsedBytes: number;
+}
+
+export type NodeHealth = 'ready' | 'draining' | 'lost';
+
+export interface FleetNode {
+  nodeId: string;
+  address: string;
+  /** Models it serves; an empty set with `anyModel` means it runs anything (command backend). */
+  models: Set<string>;
+  anyModel: boolean;
+  maxTasksPerGpu: number;
+  gpus: GpuSlot[];
+  health: NodeHealth;
+  /** When telemetry (or registration) last arrived. */
+  lastSeenMs: number;
+  /** Tasks placed and not released. */
+  inFlight: number;
+}
+
+/** What one task needs. */
+export interface Demand {
+  /** Catalog model, or '' for a batch job without one. */
+  model: string;
+  gpuCount: number;
+  /** Model weights per GPU: shared by every task of the same model on that GPU. */
+  sharedBytesPerGpu: number;
+  /** KV cache or job memory per GPU: this task's alone. */
+  privateBytesPerGpu: number;
+}
+
+/** A placement, counted against the fleet until released. */
+export interface Reservation {
+  nodeId: string;
+  address: string;
+  gpuIndices: number[];
+  demand: Demand;
+  /** Per GPU index: whether this reservation brought the model's weights in. */
+  loadedWeights: boolean[];
+}
+
+export interface PlacementPolicy {
+  /** GPUs busier than this (by telemetry) take no new work. @default 0.95 */
+  maxGpuUtilization: number;
+  /** A GPU's reservations and its measured use stay under this fraction of its memory. @default 0.95 */
+  maxGpuMemoryFraction: number;
+  /** Telemetry older than this marks a node unplaceable, as stale metrics count as saturated. @default 1000 */
+  staleTelemetryMs: number;
+  /** 'spread' prefers the least allocated GPUs, 'pack' the most (against fragmentation). @default 'spread' */
+  mode: 'spread' | 'pack';
+  /** Near-ties (within this score) are broken at random so a burst does not pile onto one host. @default 0.05 */
+  tieBreakMargin: number;
+}
+
+export const DEFAULT_PLACEMENT_POLICY: PlacementPolicy = {
+  maxGpuUtilization: 0.95,
+  maxGpuMemoryFraction: 0.95,
+  staleTelemetryMs: 1000,
+  mode: 'spread',
+  tieBreakMargin: 0.05,
+};
+
+/** Why nothing fits, for explanations and logs. */
+export type NoFit = 'no-node' | 'no-model' | 'no-capacity';
+
+/**
+ * The fleet as decision sees it, and placement over it: filter nodes and GPUs
+ * that can take the task, score them, pick the best with random near-tie
+ * breaking, and count the placement at once (before the next telemetry push)
+ * so a burst spreads instead of landing on one host.
+ */
+export class Fleet {
+  private readonly nodesById = new Map<string, FleetNode>();
+  private freeSlots = 0;
+
+  constructor(
+    private readonly policy: PlacementPolicy = DEFAULT_PLACEMENT_POLICY,
+    private readonly clock: () => number = Date.now,
+    private readonly random: () => number = Math.random,
+  ) {}
+
+  /** Adds or replaces a node (a re-registration keeps nothing of the old session's reservations). */
+  upsert(node: { nodeId: string; address: string; models: string[]; maxTasksPerGpu: number; gpus: Array<{ index: number; memoryTotalBytes: number }> }): FleetNode {
+    this.remove(node.nodeId);
+    const entry: FleetNode = {
+      nodeId: node.nodeId,
+      address: node.address,
+      models: new Set(node.models.filter((m) => m !== '*')),
+      anyModel: node.models.includes('*'),
+      maxTasksPerGpu: Math.max(1, node.maxTasksPerGpu),
+      gpus: node.gpus.map((g) => ({ index: g.index, memoryTotalBytes: g.memoryTotalBytes, reservedBytes: 0, tasks: 0, models: new Map(), utilization: 0, memoryUsedBytes: 0 })),
+      health: 'ready',
+      lastSeenMs: this.clock(),
+      inFlight: 0,
+    };
+    this.nodesById.set(node.nodeId, entry);
+    this.freeSlots += entry.gpus.length * entry.maxTasksPerGpu;
+    return entry;
+  }
+
+  remove(nodeId: string): void {
+    const node = this.nodesById.get(nodeId);
+    if (!node) return;
+    this.freeSlots -= this.freeSlotsOf(node);
+    this.nodesById.delete(nodeId);
+  }
+
+  get(nodeId: string): FleetNode | undefined {
+    return this.nodesById.get(nodeId);
+  }
+
+  nodes(): IterableIterator<FleetNode> {
+    return this.nodesById.values();
+  }
+
+  setHealth(nodeId: string, health: NodeHealth): void {
+    const node = this.nodesById.get(nodeId);
+    if (!node || node.health === health) return;
+    if (node.health === 'ready') this.freeSlots -= this.freeSlotsOf(node);
+    node.health = health;
+    if (health === 'ready') this.freeSlots += this.freeSlotsOf(node);
+  }
+
+  /** Records a telemetry push (which also proves the node alive). */
+  observe(nodeId: string, gpus: Array<{ index: number; utilization: number; memoryUsedBytes: number }>): void {
+    const node = this.nodesById.get(nodeId);
+    if (!node) return;
+    node.lastSeenMs = this.clock();
+    for (const reading of gpus) {
+      const slot = node.gpus.find((g) => g.index === reading.index);
+      if (!slot) continue;
+      slot.utilization = reading.utilization;
+      slot.memoryUsedBytes = reading.memoryUsedBytes;
+    }
+  }
+
+  /** Cheap check before scanning a queue: is any task slot free on a ready node? */
+  hasFreeSlot(): boolean {
+    return this.freeSlots > 0;
+  }
+
+  /** Whether any node serves the model at all (to tell "no such capacity" from "busy"). */
+  servesModel(model: string): boolean {
+    for (const node of this.nodesById.values()) if (node.health !== 'lost' && this.serves(node, model)) return true;
+    return false;
+  }
+
+  /** Places and reserves, or explains why not. */
+  place(demand: Demand): Reservation | NoFit {
+    const now = this.clock();
+    let sawModel = false;
+    let sawNode = false;
+    const candidates: Array<{ node: FleetNode; gpus: GpuSlot[]; score: number }> = [];
+    for (const node of this.nodesById.values()) {
+      if (node.health !== 'ready') continue;
+      sawNode = true;
+      if (!this.serves(node, demand.model)) continue;
+      sawModel = true;
+      if (now - node.lastSeenMs > this.policy.staleTelemetryMs) continue;
+      const fitting: Array<{ gpu: GpuSlot; score: number }> = [];
+      for (const gpu of node.gpus) {
+        const score = this.gpuScore(node, gpu, demand);
+        if (score !== undefined) fitting.push({ gpu, score });
+      }
+      if (fitting.length < demand.gpuCount) continue;
+      fitting.sort((a, b) => b.score - a.score);
+      const chosen = fitting.slice(0, demand.gpuCount);
+      const score = chosen.reduce((s, c) => s + c.score, 0) / chosen.length;
+      candidates.push({ node, gpus: chosen.map((c) => c.gpu), score });
+    }
+    if (candidates.length === 0) return !sawNode ? 'no-node' : !sawModel ? 'no-model' : 'no-capacity';
+    let best = candidates[0]!;
+    for (const c of candidates) if (c.score > best.score) best = c;
+    const near = candidates.filter((c) => c.score >= best.score - this.policy.tieBreakMargin);
+    const pick = near[Math.floor(this.random() * near.length)] ?? best;
+    return this.reserve(pick.node, pick.gpus, demand);
+  }
+
+  /** Gives a reservation's capacity back (task finished, failed, cancelled or lost). */
+  release(res: Reservation): void {
+    const node = this.nodesById.get(res.nodeId);
+    if (!node) return;
+    const before = this.freeSlotsOf(node);
+    node.inFlight -= 1;
+    for (const index of res.gpuIndices) {
+      const gpu = node.gpus.find((g) => g.index === index);
+      if (!gpu) continue;
+      gpu.tasks -= 1;
+      gpu.reservedBytes -= res.demand.privateBytesPerGpu;
+      if (res.demand.model && res.demand.sharedBytesPerGpu > 0) {
+        const users = (gpu.models.get(res.demand.model) ?? 1) - 1;
+        if (users <= 0) {
+          gpu.models.delete(res.demand.model);
+          gpu.reservedBytes -= res.demand.sharedBytesPerGpu;
+        } else gpu.models.set(res.demand.model, users);
+      }
+    }
+    if (node.health === 'ready') this.freeSlots += this.freeSlotsOf(node) - before;
+  }
+
+  private serves(node: FleetNode, model: string): boolean {
+    return model === '' || node.anyModel || node.models.has(model);
+  }
+
+  /** Score in [0, 1] of putting the demand on this GPU, or undefined if it does not fit. */
+  private gpuScore(node: FleetNode, gpu: GpuSlot, demand: Demand): number | undefined {
+    if (gpu.tasks >= node.maxTasksPerGpu) return undefined;
+    if (gpu.utilization > this.policy.maxGpuUtilization) return undefined;
+    const resident = demand.model !== '' && gpu.models.has(demand.model);
+    const need = demand.privateBytesPerGpu + (resident ? 0 : demand.sharedBytesPerGpu);
+    const limit = gpu.memoryTotalBytes * this.policy.maxGpuMemoryFraction;
+    if (gpu.reservedBytes + need > limit) return undefined;
+    // The agent may use memory decision did not reserve (another process, a leak): respect its reading too.
+    if (gpu.memoryUsedBytes + (resident ? demand.privateBytesPerGpu : need) > limit && gpu.tasks > 0) return undefined;
+    const freeAfter = 1 - (gpu.reservedBytes + need) / gpu.memoryTotalBytes;
+    const memory = this.policy.mode === 'spread' ? freeAfter : 1 - freeAfter;
+    const idle = 1 - gpu.utilization;
+    const slots = 1 - gpu.tasks / node.maxTasksPerGpu;
+    const warm = resident ? 1 : 0;
+    return 0.35 * memory + 0.25 * idle + 0.25 * slots + 0.15 * warm;
+  }
+
+  private reserve(node: FleetNode, gpus: GpuSlot[], demand: Demand): Reservation {
+    const before = this.freeSlotsOf(node);
+    const loadedWeights: boolean[] = [];
+    for (const gpu of gpus) {
+      gpu.tasks += 1;
+      gpu.reservedBytes += demand.privateBytesPerGpu;
+      let loaded = false;
+      if (demand.model && demand.sharedBytesPerGpu > 0) {
+        const users = gpu.models.get(demand.model) ?? 0;
+        if (users === 0) {
+          gpu.reservedBytes += demand.sharedBytesPerGpu;
+          loaded = true;
+        }
+        gpu.models.set(demand.model, users + 1);
+      }
+      loadedWeights.push(loaded);
+    }
+    node.inFlight += 1;
+    this.freeSlots += this.freeSlotsOf(node) - before;
+    return { nodeId: node.nodeId, address: node.address, gpuIndices: gpus.map((g) => g.index), demand, loadedWeights };
+  }
+
+  private freeSlotsOf(node: FleetNode): number {
+    let free = 0;
+    for (const gpu of node.gpus) free += Math.max(0, node.maxTasksPerGpu - gpu.tasks);
+    return free;
+  }
+}

@@ -1,0 +1,60 @@
+import type { ConnectRequest, ConnectResponse } from '@autoglm/proto';
+import { InvalidArgumentError } from '@autoglm/core';
+import type { CallContext, Logger, StreamSink } from '@autoglm/runtime';
+import type { AgentLink, Scheduler } from './scheduler';
+
+/**
+ * One agent's Connect stream: the first message registers, then telemetry and
+ * task updates flow in and assignments and revocations flow out. When the
+ * stream ends for any reason the node is lost and its leases are requeued.
+ */
+export async function serveAgentSession(
+  requests: AsyncIterable<ConnectRequest>,
+  sink: StreamSink<ConnectResponse>,
+  ctx: CallContext,
+  scheduler: Scheduler,
+  logger: Logger,
+): Promise<void> {
+  const iterator = requests[Symbol.asyncIterator]();
+  const first = await iterator.next();
+  if (first.done) return;
+  const kind = first.value.kind;
+  if (kind?.$case !== 'register') throw new InvalidArgumentError('kind', 'the first message on Connect must be register');
+  const register = kind.register;
+  if (!register.nodeId) throw new InvalidArgumentError('register.node_id', 'is required');
+  if (!/^[^:]+:\d+$/.test(register.address) && !register.address.startsWith('[')) {
+    throw new InvalidArgumentError('register.address', `"${register.address}" is not host:port`);
+  }
+  const nodeId = register.nodeId;
+  let closed: ((reason: string) => void) | undefined;
+  const closedByDecision = new Promise<string>((resolve) => (closed = resolve));
+  const link: AgentLink = {
+    send: (message) => {
+      sink.write(message).catch(() => {
+        // The stream is gone; the session's end handles the node.
+      });
+    },
+    close: (reason) => closed?.(reason),
+  };
+  const registered = scheduler.agentRegistered(register, link);
+  try {
+    await sink.write({ kind: { $case: 'registered', registered } });
+    const pump = (async () => {
+      for (;;) {
+        const next = await iterator.next();
+        if (next.done) return 'agent closed the stream';
+        const message = next.value.kind;
+        if (!message) continue;
+        if (message.$case === 'telemetry') scheduler.agentTelemetry(nodeId, message.telemetry);
+        else if (message.$case === 'update') {
+          scheduler.agentUpdate(nodeId, message.update).catch((err: unknown) => logger.error({ err, nodeId }, 'task update failed'));
+        } else throw new InvalidArgumentError('kind', 'register may only be sent once per Connect stream');
+      }
+    })();
+    const reason = await Promise.race([pump, closedByDecision]);
+    if (ctx.signal.aborted) return;
+    logger.info({ nodeId, reason }, 'agent session ended');
+  } finally {
+    scheduler.agentGone(nodeId, link, ctx.signal.aborted ? 'stream cancelled' : 'session ended');
+  }
+}

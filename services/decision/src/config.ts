@@ -1,0 +1,40 @@
+import { z } from 'zod';
+import { hostPort, loadConfig, logLevel } from '@autoglm/runtime';
+
+/** decision's configuration: AUTOGLM_CONFIG file section "decision", then these variables, then defaults. */
+export const DecisionConfigSchema = z.object({
+  /** gRPC listen address. */
+  listen: hostPort.default('127.0.0.1:50052'),
+  /** PGlite data directory (embedded database), used when no databaseUrl is set. */
+  dataDir: z.string().min(1).default('.autoglm/data'),
+  /** External PostgreSQL URL; when set, PGlite is not used. */
+  databaseUrl: z.string().url().optional(),
+  /** An agent silent this long is declared lost and its work requeued. */
+  leaseMs: z.coerce.number().int().min(500).max(600_000).default(3000),
+  /** How often agents push telemetry. */
+  telemetryIntervalMs: z.coerce.number().int().min(10).max(60_000).default(100),
+  /** Placement: GPUs busier than this by telemetry take no new work. */
+  maxGpuUtilization: z.coerce.number().min(0).max(1).default(0.95),
+  /** Placement: reservations stay under this fraction of a GPU's memory. */
+  maxGpuMemoryFraction: z.coerce.number().min(0.05).max(1).default(0.95),
+  /** Placement: 'spread' (least allocated) or 'pack' (most allocated). */
+  placementMode: z.enum(['spread', 'pack']).default('spread'),
+  /** Log level. */
+  logLevel: logLevel.default('info'),
+});
+
+export type DecisionConfig = z.infer<typeof DecisionConfigSchema>;
+
+export function loadDecisionConfig(env: NodeJS.ProcessEnv = process.env): DecisionConfig {
+  return loadConfig('decision', DecisionConfigSchema, {
+    listen: 'AUTOGLM_DECISION_LISTEN',
+    dataDir: 'AUTOGLM_DATA_DIR',
+    databaseUrl: 'AUTOGLM_DATABASE_URL',
+    leaseMs: 'AUTOGLM_LEASE_MS',
+    telemetryIntervalMs: 'AUTOGLM_TELEMETRY_INTERVAL_MS',
+    maxGpuUtilization: 'AUTOGLM_MAX_GPU_UTILIZATION',
+    maxGpuMemoryFraction: 'AUTOGLM_MAX_GPU_MEMORY_FRACTION',
+    placementMode: 'AUTOGLM_PLACEMENT_MODE',
+    logLevel: 'AUTOGLM_LOG_LEVEL',
+  }, env);
+}

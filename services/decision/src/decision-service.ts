@@ -1,0 +1,170 @@
+import {
+  ApplyPolicyResponse,
+  DecisionServiceService,
+  ListNodesResponse,
+  ListTasksResponse,
+  TaskEvent,
+  TaskState,
+  type Event,
+} from '@autoglm/proto';
+import { InvalidArgumentError, isFinal, ResourceExhaustedError, timestampToMillis } from '@autoglm/core';
+import type { TaskStore } from '@autoglm/store';
+import type { Logger, ServiceHandlers, StreamSink } from '@autoglm/runtime';
+import { serveAgentSession } from './agent-session';
+import type { EventBus } from './event-bus';
+import type { Scheduler } from './scheduler';
+
+/** A subscriber this far behind is cut off rather than let it grow decision's memory. */
+const MAX_SUBSCRIBER_BACKLOG = 100_000;
+
+export function decisionHandlers(scheduler: Scheduler, store: TaskStore, bus: EventBus, logger: Logger): ServiceHandlers<typeof DecisionServiceService> {
+  return {
+    enqueue: async (req) => scheduler.enqueue(req),
+
+    admit: async (req, sink, ctx) => {
+      // A client that goes away before placement (ctx.signal) cancels the task.
+      const placement = await scheduler.admit(
+        req,
+        (task, queuePosition) => sink.write({ kind: { $case: 'admitted', admitted: { task, queuePosition } } }),
+        ctx.signal,
+      );
+      await sink.write({ kind: { $case: 'placement', placement } });
+    },
+
+    connect: (requests, sink, ctx) => serveAgentSession(requests, sink, ctx, scheduler, logger),
+
+    subscribe: async (req, sink, ctx) => {
+      if (req.taskId) {
+        await streamTaskEvents(req.taskId, req.afterSequence, scheduler, store, bus, sink, ctx.signal);
+        return;
+      }
+      if (!req.taskEvents && !req.nodeEvents) throw new InvalidArgumentError('task_events', 'ask for task_events, node_events or a task_id');
+      const pending: Event[] = [];
+      let wake: (() => void) | undefined;
+      const unsubscribe = bus.subscribe({ tasks: req.taskEvents, nodes: req.nodeEvents }, (event) => {
+        pending.push(event);
+        wake?.();
+      });
+      try {
+        while (!ctx.signal.aborted) {
+          if (pending.length > MAX_SUBSCRIBER_BACKLOG) throw new ResourceExhaustedError(`subscriber fell ${pending.length} events behind; resubscribe`);
+          const event = pending.shift();
+          if (event) {
+            await sink.write(event);
+            continue;
+          }
+          await new Promise<void>((resolve) => {
+            wake = resolve;
+            ctx.signal.addEventListener('abort', () => resolve(), { once: true });
+          });
+          wake = undefined;
+        }
+      } finally {
+        unsubscribe();
+      }
+    },
+
+    applyPolicy: async (req) => {
+      if (!req.update) throw new InvalidArgumentError('update', 'is required');
+      return ApplyPolicyResponse.fromPartial({ version: scheduler.applyPolicy(req.update) });
+    },
+
+    getTask: async (req) => scheduler.get(requireTaskId(req.taskId)),
+
+    listTasks: async (req) => {
+      const limit = req.pageSize === 0 ? 100 : req.pageSize;
+      if (limit > 1000) throw new InvalidArgumentError('page_size', `must be at most 1000, got ${req.pageSize}`);
+      for (const [i, s] of req.states.entries()) {
+        if (!(s in TaskState) || s === TaskState.UNSPECIFIED) throw new InvalidArgumentError(`states[${i}]`, `unknown state ${s}`);
+      }
+      const before = req.pageToken ? decodePageToken(req.pageToken) : undefined;
+      const tasks = await store.list({ tenant: req.tenant || undefined, states: req.states, limit, before });
+      const last = tasks[tasks.length - 1];
+      const nextPageToken = tasks.length === limit && last?.createdAt ? encodePageToken(timestampToMillis(last.createdAt), last.id) : '';
+      return ListTasksResponse.fromPartial({ tasks, nextPageToken });
+    },
+
+    cancelTask: async (req) => scheduler.cancel(requireTaskId(req.taskId), req.reason),
+
+    explainTask: async (req) => {
+      const id = requireTaskId(req.taskId);
+      return scheduler.explain(id, await scheduler.get(id));
+    },
+
+    listNodes: async () => ListNodesResponse.fromPartial({ nodes: scheduler.listNodes() }),
+
+    getQueueStats: async () => scheduler.queueStats(),
+  };
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+function requireTaskId(id: string): string {
+  if (!id) throw new InvalidArgumentError('task_id', 'is required');
+  if (!UUID.test(id)) throw new InvalidArgumentError('task_id', `"${id}" is not a task id (a UUID)`);
+  return id.toLowerCase();
+}
+
+function encodePageToken(createdAtMs: number, id: string): string {
+  return Buffer.from(`${createdAtMs}|${id}`).toString('base64url');
+}
+
+function decodePageToken(token: string): { createdAtMs: number; id: string } {
+  const [ms, id] = Buffer.from(token, 'base64url').toString().split('|');
+  if (!ms || !id || !Number.isFinite(Number(ms)) || !UUID.test(id)) throw new InvalidArgumentError('page_token', 'is not a token from a previous page');
+  return { createdAtMs: Number(ms), id };
+}
+
+/**
+ * A task's transitions: replay from the store after `afterSequence`, then live
+ * ones, with no gap and no duplicate, until the task reaches a final state.
+ */
+async function streamTaskEvents(
+  rawId: string,
+  afterSequence: number,
+  scheduler: Scheduler,
+  store: TaskStore,
+  bus: EventBus,
+  sink: StreamSink<Event>,
+  signal: AbortSignal,
+): Promise<void> {
+  const taskId = requireTaskId(rawId);
+  const live: TaskEvent[] = [];
+  let wake: (() => void) | undefined;
+  // Listen before reading the store: an event committed after the read is then caught live.
+  const unsubscribe = bus.subscribe({ taskId }, (event) => {
+    if (event.kind?.$case === 'task') live.push(event.kind.task);
+    wake?.();
+  });
+  try {
+    const current = await scheduler.find(taskId);
+    if (!current) throw new InvalidArgumentError('task_id', `task ${taskId} does not exist`);
+    let last = afterSequence;
+    const replay = await store.events(taskId, afterSequence);
+    for (const [i, event] of replay.entries()) {
+      // Replayed events carry the task as it is now; the last one is the current state.
+      event.task = i === replay.length - 1 ? current : undefined;
+      await sink.write({ kind: { $case: 'task', task: event } });
+      last = event.sequence;
+      if (isFinal(event.state) || (event.state === TaskState.FAILED && current.finishedAt && event.sequence === current.sequence)) return;
+    }
+    for (;;) {
+      const event = live.shift();
+      if (event) {
+        if (event.sequence <= last) continue;
+        await sink.write({ kind: { $case: 'task', task: event } });
+        last = event.sequence;
+        if (isFinal(event.state) || event.task?.finishedAt) return;
+        continue;
+      }
+      if (signal.aborted) return;
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+        signal.addEventListener('abort', () => resolve(), { once: true });
+      });
+      wake = undefined;
+    }
+  } finally {
+    unsubscribe();
+  }
+}

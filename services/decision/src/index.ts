@@ -1,0 +1,4 @@
+export { DecisionConfigSchema, loadDecisionConfig, type DecisionConfig } from './config';
+export { EventBus, type EventFilter, type EventListener } from './event-bus';
+export { Scheduler, type AgentLink, type SchedulerOptions, type WeightBytesOf } from './scheduler';
+export { startDecision, type RunningDecision } from './start';

@@ -1,0 +1,60 @@
+import { DecisionServiceService } from '@autoglm/proto';
+import { DEFAULT_MODEL_CATALOG, Fleet } from '@autoglm/core';
+import { TaskStore } from '@autoglm/store';
+import { createLogger, GrpcServer, type Logger, type RunningService } from '@autoglm/runtime';
+import type { DecisionConfig } from './config';
+import { decisionHandlers } from './decision-service';
+import { EventBus } from './event-bus';
+import { Scheduler } from './scheduler';
+
+/** Node snapshots go to subscribers (the monitor) this often. */
+const NODE_SNAPSHOT_MS = 1000;
+
+export interface RunningDecision extends RunningService {
+  scheduler: Scheduler;
+  store: TaskStore;
+}
+
+/** Opens the store, rebuilds the queue, and serves DecisionService. */
+export async function startDecision(config: DecisionConfig, logger: Logger = createLogger('decision', config.logLevel)): Promise<RunningDecision> {
+  const store = await TaskStore.open({ dataDir: config.dataDir, databaseUrl: config.databaseUrl });
+  const bus = new EventBus();
+  const fleet = new Fleet({
+    maxGpuUtilization: config.maxGpuUtilization,
+    maxGpuMemoryFraction: config.maxGpuMemoryFraction,
+    staleTelemetryMs: Math.max(1000, config.telemetryIntervalMs * 10),
+    mode: config.placementMode,
+    tieBreakMargin: 0.05,
+  });
+  const scheduler = new Scheduler({
+    store,
+    bus,
+    fleet,
+    logger,
+    weightBytesOf: (model) => DEFAULT_MODEL_CATALOG.get(model)?.weightBytes,
+    leaseMs: config.leaseMs,
+    telemetryIntervalMs: config.telemetryIntervalMs,
+  });
+  const started = Date.now();
+  const recovered = await scheduler.recover();
+  logger.info({ ...recovered, ms: Date.now() - started, engine: store.engine.kind }, 'queue rebuilt from the store');
+
+  const server = new GrpcServer({ logger });
+  server.addService(DecisionServiceService, decisionHandlers(scheduler, store, bus, logger));
+  const grpcAddress = await server.listen(config.listen);
+  const timers = [
+    setInterval(() => scheduler.sweepSilentAgents(), Math.max(100, Math.floor(config.leaseMs / 6))),
+    setInterval(() => scheduler.publishNodes(), NODE_SNAPSHOT_MS),
+  ];
+  return {
+    grpcAddress,
+    logger,
+    scheduler,
+    store,
+    stop: async () => {
+      for (const t of timers) clearInterval(t);
+      await server.shutdown();
+      await store.close();
+    },
+  };
+}

@@ -1,0 +1,41 @@
+import { Metadata, type ClientReadableStream } from '@grpc/grpc-js';
+import type { DecisionServiceClient, Event } from '@autoglm/proto';
+import type { Logger } from '@autoglm/runtime';
+
+/**
+ * Follows decision's event stream for as long as it runs, resubscribing with
+ * backoff when decision restarts, and hands every event to `observe`.
+ */
+export function followDecisionEvents(decision: DecisionServiceClient, observe: (event: Event) => void, logger: Logger): { stop(): void } {
+  let stopped = false;
+  let call: ClientReadableStream<Event> | undefined;
+  let backoffMs = 100;
+  let timer: NodeJS.Timeout | undefined;
+  const connect = () => {
+    if (stopped) return;
+    const startedAt = Date.now();
+    call = decision.subscribe({ taskEvents: true, nodeEvents: true, taskId: '', afterSequence: 0 }, new Metadata());
+    call.on('data', (event: Event) => {
+      backoffMs = 100;
+      observe(event);
+    });
+    const retry = (why: string) => {
+      if (stopped || !call) return;
+      call = undefined;
+      if (Date.now() - startedAt > 30_000) backoffMs = 100;
+      logger.warn({ why, retryInMs: backoffMs }, 'decision event stream ended; resubscribing');
+      timer = setTimeout(connect, backoffMs);
+      backoffMs = Math.min(5_000, backoffMs * 2);
+    };
+    call.on('error', (err: Error) => retry(err.message));
+    call.on('end', () => retry('stream ended'));
+  };
+  connect();
+  return {
+    stop: () => {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      call?.cancel();
+    },
+  };
+}

@@ -1,0 +1,41 @@
+import { z } from 'zod';
+import { hostPort, loadConfig, logLevel } from '@autoglm/runtime';
+
+const GiB = 1024 ** 3;
+
+/** parser's configuration: AUTOGLM_CONFIG file section "parser", then these variables, then defaults. */
+export const ParserConfigSchema = z.object({
+  /** Public gRPC listen address. */
+  listen: hostPort.default('127.0.0.1:50051'),
+  /** decision's address. */
+  decisionAddress: hostPort.default('127.0.0.1:50052'),
+  /** Memory of the largest GPU in the fleet, GiB: submissions needing more per GPU are refused. */
+  gpuMemoryGb: z.coerce.number().positive().max(4096).default(80),
+  /** Most GPUs one task may ask for (one host). */
+  maxGpusPerTask: z.coerce.number().int().min(1).max(64).default(8),
+  /** Retries when a submission does not say. */
+  defaultMaxRetries: z.coerce.number().int().min(0).max(20).default(3),
+  /** Largest request accepted, bytes; bigger ones get RESOURCE_EXHAUSTED. */
+  maxMessageBytes: z.coerce.number().int().min(1024).max(256 * 1024 * 1024).default(4 * 1024 * 1024),
+  /** Deadline of calls to decision, ms. */
+  decisionTimeoutMs: z.coerce.number().int().min(100).max(600_000).default(30_000),
+  /** Log level. */
+  logLevel: logLevel.default('info'),
+});
+
+export type ParserConfig = z.infer<typeof ParserConfigSchema>;
+
+export const gpuMemoryBytes = (config: ParserConfig) => Math.round(config.gpuMemoryGb * GiB);
+
+export function loadParserConfig(env: NodeJS.ProcessEnv = process.env): ParserConfig {
+  return loadConfig('parser', ParserConfigSchema, {
+    listen: 'AUTOGLM_PARSER_LISTEN',
+    decisionAddress: 'AUTOGLM_DECISION_ADDRESS',
+    gpuMemoryGb: 'AUTOGLM_GPU_MEMORY_GB',
+    maxGpusPerTask: 'AUTOGLM_MAX_GPUS_PER_TASK',
+    defaultMaxRetries: 'AUTOGLM_DEFAULT_MAX_RETRIES',
+    maxMessageBytes: 'AUTOGLM_MAX_MESSAGE_BYTES',
+    decisionTimeoutMs: 'AUTOGLM_DECISION_TIMEOUT_MS',
+    logLevel: 'AUTOGLM_LOG_LEVEL',
+  }, env);
+}

@@ -1,0 +1,40 @@
+import { ClusterServiceService, DecisionServiceClient, ExecutorServiceClient, TaskServiceService } from '@autoglm/proto';
+import { DEFAULT_MODEL_CATALOG } from '@autoglm/core';
+import { createClient, createLogger, GrpcServer, type Logger, type RunningService } from '@autoglm/runtime';
+import { gpuMemoryBytes, type ParserConfig } from './config';
+import { clusterHandlers, taskHandlers, type ParserDeps } from './task-service';
+
+/** Serves the public API on `config.listen`, forwarding to decision. */
+export async function startParser(config: ParserConfig, logger: Logger = createLogger('parser', config.logLevel)): Promise<RunningService> {
+  const decision = createClient(DecisionServiceClient, config.decisionAddress);
+  const executors = new Map<string, ExecutorServiceClient>();
+  const deps: ParserDeps = {
+    decision,
+    executorAt: (address) => {
+      let client = executors.get(address);
+      if (!client) executors.set(address, (client = createClient(ExecutorServiceClient, address)));
+      return client;
+    },
+    parseContext: () => ({
+      catalog: DEFAULT_MODEL_CATALOG,
+      now: new Date(),
+      gpuMemoryBytes: gpuMemoryBytes(config),
+      maxGpusPerTask: config.maxGpusPerTask,
+      defaultMaxRetries: config.defaultMaxRetries,
+    }),
+    decisionTimeoutMs: config.decisionTimeoutMs,
+  };
+  const server = new GrpcServer({ logger, maxReceiveMessageBytes: config.maxMessageBytes });
+  server.addService(TaskServiceService, taskHandlers(deps));
+  server.addService(ClusterServiceService, clusterHandlers(deps));
+  const grpcAddress = await server.listen(config.listen);
+  return {
+    grpcAddress,
+    logger,
+    stop: async () => {
+      await server.shutdown();
+      decision.close();
+      for (const client of executors.values()) client.close();
+    },
+  };
+}

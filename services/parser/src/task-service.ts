@@ -1,0 +1,65 @@
+import { Metadata, type ClientReadableStream } from '@grpc/grpc-js';
+import {
+  ClusterServiceService,
+  TaskServiceService,
+  type DecisionServiceClient,
+  type Event,
+  type ExecutorServiceClient,
+} from '@autoglm/proto';
+import { parseInferStart, parseSubmission, type ParseContext } from '@autoglm/core';
+import { callUnary, type ServiceHandlers } from '@autoglm/runtime';
+import { relayInfer } from './infer-relay';
+import { tenantOf } from './tenant';
+
+export interface ParserDeps {
+  decision: DecisionServiceClient;
+  executorAt(address: string): ExecutorServiceClient;
+  parseContext(): ParseContext;
+  decisionTimeoutMs: number;
+}
+
+/** The public TaskService: validate and parse here, forward to decision, relay Infer tokens. */
+export function taskHandlers(deps: ParserDeps): ServiceHandlers<typeof TaskServiceService> {
+  const { decision } = deps;
+  const opts = (signal?: AbortSignal) => ({ deadlineMs: deps.decisionTimeoutMs, signal });
+  return {
+    submitTask: async (req, ctx) => {
+      const parsed = parseSubmission({ ...req, tenant: tenantOf(req.tenant, ctx.metadata) }, deps.parseContext());
+      return callUnary(decision.enqueue.bind(decision), { requestId: parsed.requestId, tenant: parsed.tenant, spec: parsed.spec }, opts(ctx.signal));
+    },
+    getTask: async (req, ctx) => callUnary(decision.getTask.bind(decision), req, opts(ctx.signal)),
+    listTasks: async (req, ctx) => callUnary(decision.listTasks.bind(decision), req, opts(ctx.signal)),
+    cancelTask: async (req, ctx) => callUnary(decision.cancelTask.bind(decision), req, opts(ctx.signal)),
+    explainTask: async (req, ctx) => callUnary(decision.explainTask.bind(decision), req, opts(ctx.signal)),
+    watchTask: async (req, sink, ctx) => {
+      const call: ClientReadableStream<Event> = decision.subscribe({ taskEvents: false, nodeEvents: false, taskId: req.taskId, afterSequence: req.afterSequence }, new Metadata());
+      const onAbort = () => call.cancel();
+      ctx.signal.addEventListener('abort', onAbort, { once: true });
+      try {
+        for await (const event of call as AsyncIterable<Event>) {
+          if (event.kind?.$case === 'task') await sink.write(event.kind.task);
+        }
+      } catch (err) {
+        if (!ctx.signal.aborted) throw err;
+      } finally {
+        ctx.signal.removeEventListener('abort', onAbort);
+      }
+    },
+    infer: (requests, sink, ctx) =>
+      relayInfer(requests, sink, ctx, {
+        decision,
+        executorAt: deps.executorAt,
+        parse: (start, metadata) => parseInferStart({ ...start, tenant: tenantOf(start.tenant, metadata) }, deps.parseContext()),
+        admitTimeoutMs: 10 * 60_000,
+      }),
+  };
+}
+
+/** The public ClusterService, answered by decision. */
+export function clusterHandlers(deps: ParserDeps): ServiceHandlers<typeof ClusterServiceService> {
+  const { decision } = deps;
+  return {
+    listNodes: async (req, ctx) => callUnary(decision.listNodes.bind(decision), req, { deadlineMs: deps.decisionTimeoutMs, signal: ctx.signal }),
+    getQueueStats: async (req, ctx) => callUnary(decision.getQueueStats.bind(decision), req, { deadlineMs: deps.decisionTimeoutMs, signal: ctx.signal }),
+  };
+}
