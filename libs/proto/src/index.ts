@@ -23,6 +23,7 @@ export {
   ApplyPolicyRequest,
   ApplyPolicyResponse,
   Assignment,
+  Assignment_TraceContextEntry,
   ConnectRequest,
   ConnectResponse,
   DecisionServiceClient,

@@ -251,6 +251,9 @@ export class GrpcServer {
   }
 
   private wrapBidi(path: string, handler: (...args: unknown[]) => Promise<unknown>) {
-    return (call: ServerDuplexStream<unknown, unknown>) => this.runStream(path, call, (ctx, sink) => handler(call, sink, ctx));
+    // destroyOnReturn false: a client's half-close ends the requests, not the whole call
+    // (Node's default iterator destroys the stream when iteration ends).
+    return (call: ServerDuplexStream<unknown, unknown>) =>
+      this.runStream(path, call, (ctx, sink) => handler(call.iterator({ destroyOnReturn: false }), sink, ctx));
   }
 }

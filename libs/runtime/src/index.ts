@@ -14,7 +14,9 @@ export { createLogger, type Logger } from './logger';
 export { runMain, type ReadyMessage, type RunningService } from './main';
 export { isServiceError, RETRY_AFTER_TRAILER, toStatus, type GrpcStatus } from './to-status';
 export {
+  captureTraceContext,
   context,
+  contextFromCarrier,
   endSpan,
   extractTraceContext,
   injectTraceContext,

@@ -77,6 +77,18 @@ export function extractTraceContext(metadata: Metadata): Context {
   return propagation.extract(context.active(), metadata, metadataGetter);
 }
 
+/** The active trace context as a plain carrier, to send inside a message (not metadata). */
+export function captureTraceContext(ctx: Context = context.active()): Record<string, string> {
+  const carrier: Record<string, string> = {};
+  propagation.inject(ctx, carrier);
+  return carrier;
+}
+
+/** A context from a carrier made by {@link captureTraceContext}. */
+export function contextFromCarrier(carrier: Record<string, string>): Context {
+  return propagation.extract(context.active(), carrier);
+}
+
 const tracer = () => trace.getTracer('autoglm');
 
 /** Starts a server span for an incoming call, as a child of the caller's context. */

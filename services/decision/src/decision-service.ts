@@ -45,6 +45,8 @@ export function decisionHandlers(scheduler: Scheduler, store: TaskStore, bus: Ev
         pending.push(event);
         wake?.();
       });
+      const onAbort = () => wake?.();
+      ctx.signal.addEventListener('abort', onAbort, { once: true });
       try {
         while (!ctx.signal.aborted) {
           if (pending.length > MAX_SUBSCRIBER_BACKLOG) throw new ResourceExhaustedError(`subscriber fell ${pending.length} events behind; resubscribe`);
@@ -53,13 +55,11 @@ export function decisionHandlers(scheduler: Scheduler, store: TaskStore, bus: Ev
             await sink.write(event);
             continue;
           }
-          await new Promise<void>((resolve) => {
-            wake = resolve;
-            ctx.signal.addEventListener('abort', () => resolve(), { once: true });
-          });
+          await new Promise<void>((resolve) => (wake = resolve));
           wake = undefined;
         }
       } finally {
+        ctx.signal.removeEventListener('abort', onAbort);
         unsubscribe();
       }
     },
@@ -136,6 +136,8 @@ async function streamTaskEvents(
     if (event.kind?.$case === 'task') live.push(event.kind.task);
     wake?.();
   });
+  const onAbort = () => wake?.();
+  signal.addEventListener('abort', onAbort, { once: true });
   try {
     const current = await scheduler.find(taskId);
     if (!current) throw new InvalidArgumentError('task_id', `task ${taskId} does not exist`);
@@ -158,13 +160,11 @@ async function streamTaskEvents(
         continue;
       }
       if (signal.aborted) return;
-      await new Promise<void>((resolve) => {
-        wake = resolve;
-        signal.addEventListener('abort', () => resolve(), { once: true });
-      });
+      await new Promise<void>((resolve) => (wake = resolve));
       wake = undefined;
     }
   } finally {
+    signal.removeEventListener('abort', onAbort);
     unsubscribe();
   }
 }

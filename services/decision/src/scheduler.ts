@@ -48,7 +48,7 @@ import {
   type Reservation,
 } from '@autoglm/core';
 import type { StoredEvent, TaskStore } from '@autoglm/store';
-import type { Logger } from '@autoglm/runtime';
+import { captureTraceContext, type Logger } from '@autoglm/runtime';
 import type { EventBus } from './event-bus';
 
 /** How decision talks back to one connected agent. */
@@ -81,6 +81,8 @@ interface Live {
   lease?: { epoch: number; reservation: Reservation; queueTimeMs: number };
   /** Unfinished dependencies. */
   waitingOn?: Set<string>;
+  /** W3C trace context of the submission (memory only), handed to the agent with the assignment. */
+  traceContext?: Record<string, string>;
 }
 
 interface NodeInfo {
@@ -196,7 +198,7 @@ export class Scheduler {
     const event: StoredEvent = { sequence: 1, state, previousState: S.UNSPECIFIED, atMs: now, reason: task.reason };
     const { task: stored, created } = await this.store.submit(task, event);
     if (!created) return { task: this.live.get(stored.id)?.task ?? stored, created };
-    const entry: Live = { task, readySinceMs: now };
+    const entry: Live = { task, readySinceMs: now, traceContext: captureTraceContext() };
     this.live.set(task.id, entry);
     if (unmet.size > 0) {
       entry.waitingOn = unmet;
@@ -588,7 +590,9 @@ export class Scheduler {
     // Between the transition and its commit the task may have been cancelled or its node lost.
     if (entry.lease?.epoch !== epoch || entry.task.state !== S.ASSIGNED) return;
     const lease = this.leaseOf(entry);
-    info?.link.send({ kind: { $case: 'assignment', assignment: { lease, task: entry.task, gpuIndices: reservation.gpuIndices } } });
+    info?.link.send({
+      kind: { $case: 'assignment', assignment: { lease, task: entry.task, gpuIndices: reservation.gpuIndices, traceContext: entry.traceContext ?? {} } },
+    });
     this.admissions.get(entry.task.id)?.resolve(
       Placement.fromPartial({ lease, nodeId: reservation.nodeId, agentAddress: reservation.address, gpuIndices: reservation.gpuIndices, queueTime: toDuration(queueTimeMs) }),
     );

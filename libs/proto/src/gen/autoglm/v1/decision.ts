@@ -234,6 +234,16 @@ export interface Assignment {
     | undefined;
   /** GPUs to bind it to. */
   gpuIndices: number[];
+  /**
+   * W3C trace context (traceparent, tracestate) of the submission, so the
+   * agent's spans join the task's trace.
+   */
+  traceContext: { [key: string]: string };
+}
+
+export interface Assignment_TraceContextEntry {
+  key: string;
+  value: string;
 }
 
 /** Stop this attempt. */
@@ -1497,7 +1507,7 @@ export const Registered: MessageFns<Registered> = {
 };
 
 function createBaseAssignment(): Assignment {
-  return { lease: undefined, task: undefined, gpuIndices: [] };
+  return { lease: undefined, task: undefined, gpuIndices: [], traceContext: {} };
 }
 
 export const Assignment: MessageFns<Assignment> = {
@@ -1515,6 +1525,9 @@ export const Assignment: MessageFns<Assignment> = {
       }
       writer.join();
     }
+    globalThis.Object.entries(message.traceContext).forEach(([key, value]: [string, string]) => {
+      Assignment_TraceContextEntry.encode({ key: key as any, value }, writer.uint32(34).fork()).join();
+    });
     return writer;
   },
 
@@ -1565,6 +1578,17 @@ export const Assignment: MessageFns<Assignment> = {
 
             break;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            const entry4 = Assignment_TraceContextEntry.decode(reader, reader.uint32());
+            if (entry4.value !== undefined) {
+              message.traceContext[entry4.key] = entry4.value;
+            }
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1585,6 +1609,82 @@ export const Assignment: MessageFns<Assignment> = {
     message.lease = (object.lease !== undefined && object.lease !== null) ? Lease.fromPartial(object.lease) : undefined;
     message.task = (object.task !== undefined && object.task !== null) ? Task.fromPartial(object.task) : undefined;
     message.gpuIndices = object.gpuIndices?.map((e) => e) || [];
+    message.traceContext = (globalThis.Object.entries(object.traceContext ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    return message;
+  },
+};
+
+function createBaseAssignment_TraceContextEntry(): Assignment_TraceContextEntry {
+  return { key: "", value: "" };
+}
+
+export const Assignment_TraceContextEntry: MessageFns<Assignment_TraceContextEntry> = {
+  encode(message: Assignment_TraceContextEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Assignment_TraceContextEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAssignment_TraceContextEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<Assignment_TraceContextEntry>, I>>(base?: I): Assignment_TraceContextEntry {
+    return Assignment_TraceContextEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Assignment_TraceContextEntry>, I>>(object: I): Assignment_TraceContextEntry {
+    const message = createBaseAssignment_TraceContextEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
     return message;
   },
 };

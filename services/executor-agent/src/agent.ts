@@ -1,0 +1,338 @@
+import { Metadata, type ClientDuplexStream } from '@grpc/grpc-js';
+import {
+  TaskResult,
+  TaskState,
+  type Assignment,
+  type ConnectRequest,
+  type ConnectResponse,
+  type DecisionServiceClient,
+  type GpuInfo,
+  type GpuStatus,
+  type Lease,
+  type TaskUpdate,
+} from '@autoglm/proto';
+import { durationToMillis, toDuration, toTimestamp } from '@autoglm/core';
+import { context, contextFromCarrier, startSpan, type Logger } from '@autoglm/runtime';
+import { ExecutionError, type Backend, type ExecutionOutcome } from './backends';
+import { HostSampler } from './telemetry';
+
+export interface AgentOptions {
+  nodeId: string;
+  /** Where the parser reaches this agent's ExecutorService. */
+  address: string;
+  decision: DecisionServiceClient;
+  backend: Backend;
+  /** The host's GPUs (the simulator's, or nvidia-smi's). */
+  gpus: GpuInfo[];
+  /** Their latest readings. */
+  gpuStatus(): GpuStatus[];
+  maxTasksPerGpu: number;
+  executeWaitMs: number;
+  logger: Logger;
+}
+
+interface Running {
+  lease: Lease;
+  abort: AbortController;
+}
+
+/** An interactive placement waiting for the parser's Execute stream. */
+interface Awaiting {
+  assignment: Assignment;
+  timer: NodeJS.Timeout;
+}
+
+/** What an Execute stream gets once its lease is recognised. */
+export interface ClaimedExecution {
+  assignment: Assignment;
+  /** Reports the outcome to decision and frees the slot. */
+  settle(outcome: ExecutionOutcome | ExecutionError | 'cancelled', error?: string): void;
+  signal: AbortSignal;
+}
+
+const sameLease = (a: Lease | undefined, b: Lease | undefined) =>
+  !!a && !!b && a.taskId === b.taskId && a.attempt === b.attempt && a.leaseEpoch === b.leaseEpoch;
+
+/**
+ * The agent's side of Connect: registers, pushes telemetry, runs batch
+ * assignments on the backend, holds interactive ones for Execute, and reports
+ * every outcome under the lease it was given. It reconnects with backoff when
+ * decision goes away, and fences itself (stops its work) when it cannot reach
+ * decision for longer than a lease, because decision has given the work away.
+ */
+export class Agent {
+  private readonly running = new Map<string, Running>();
+  private readonly awaiting = new Map<string, Awaiting>();
+  private readonly claimWaiters = new Map<string, Array<() => void>>();
+  /** Reports made while disconnected, sent after the next registration. */
+  private outbox: TaskUpdate[] = [];
+  private stream: ClientDuplexStream<ConnectRequest, ConnectResponse> | undefined;
+  private registered = false;
+  private telemetryTimer: NodeJS.Timeout | undefined;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private fenceTimer: NodeJS.Timeout | undefined;
+  private leaseMs = 3000;
+  private backoffMs = 100;
+  private stopped = false;
+  private draining = false;
+  private readonly host = new HostSampler();
+  private readonly log: Logger;
+
+  constructor(private readonly options: AgentOptions) {
+    this.log = options.logger;
+  }
+
+  start(): void {
+    this.connect();
+  }
+
+  /** Tasks running or awaiting their Execute stream. */
+  get inFlight(): number {
+    return this.running.size + this.awaiting.size;
+  }
+
+  /** Stops taking work; running work gets `graceMs`, then is cancelled and handed back. */
+  async drain(graceMs: number): Promise<void> {
+    this.draining = true;
+    const deadline = Date.now() + graceMs;
+    while (this.running.size > 0 && Date.now() < deadline) {
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, Math.min(50, Math.max(1, deadline - Date.now())));
+        t.unref();
+      });
+    }
+    for (const r of this.running.values()) r.abort.abort(new Error('agent draining'));
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const r of this.running.values()) r.abort.abort(new Error('agent stopping'));
+    for (const a of this.awaiting.values()) clearTimeout(a.timer);
+    this.awaiting.clear();
+    clearInterval(this.telemetryTimer);
+    clearTimeout(this.reconnectTimer);
+    clearTimeout(this.fenceTimer);
+    // Let the last reports go out before the stream closes.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    this.stream?.end();
+    this.stream = undefined;
+  }
+
+  /**
+   * Claims an interactive placement for an Execute stream, waiting up to
+   * executeWaitMs for its assignment to arrive over Connect (the parser may be
+   * faster than decision's message). Undefined when the lease is not ours.
+   */
+  async claim(lease: Lease, signal: AbortSignal): Promise<ClaimedExecution | undefined> {
+    const deadline = Date.now() + this.options.executeWaitMs;
+    while (!this.awaiting.has(lease.taskId) && Date.now() < deadline && !signal.aborted) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.max(1, deadline - Date.now()));
+        const list = this.claimWaiters.get(lease.taskId) ?? [];
+        list.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+        this.claimWaiters.set(lease.taskId, list);
+      });
+    }
+    this.claimWaiters.delete(lease.taskId);
+    const waiting = this.awaiting.get(lease.taskId);
+    if (!waiting || !sameLease(waiting.assignment.lease, lease)) return undefined;
+    this.awaiting.delete(lease.taskId);
+    clearTimeout(waiting.timer);
+    const abort = new AbortController();
+    signal.addEventListener('abort', () => abort.abort(signal.reason), { once: true });
+    this.running.set(lease.taskId, { lease, abort });
+    this.report({ lease, state: TaskState.RUNNING });
+    return {
+      assignment: waiting.assignment,
+      signal: abort.signal,
+      settle: (outcome, error) => this.settle(lease, outcome, error),
+    };
+  }
+
+  private connect(): void {
+    if (this.stopped) return;
+    const stream = this.options.decision.connect(new Metadata());
+    this.stream = stream;
+    this.registered = false;
+    stream.on('data', (message: ConnectResponse) => this.onMessage(message));
+    const onGone = (why: string) => {
+      if (this.stream !== stream) return;
+      this.stream = undefined;
+      this.registered = false;
+      clearInterval(this.telemetryTimer);
+      if (this.stopped) return;
+      this.log.warn({ why, retryInMs: this.backoffMs }, 'decision connection lost; reconnecting');
+      this.armFence();
+      this.reconnectTimer = setTimeout(() => this.connect(), this.backoffMs);
+      this.backoffMs = Math.min(2000, this.backoffMs * 2);
+    };
+    stream.on('error', (err: Error) => onGone(err.message));
+    stream.on('end', () => onGone('decision ended the stream'));
+    const b = this.options.backend;
+    const gpus = this.options.gpus;
+    stream.write({
+      kind: {
+        $case: 'register',
+        register: {
+          nodeId: this.options.nodeId,
+          address: this.options.address,
+          gpus,
+          models: [...b.models],
+          backends: [b.name],
+          running: [...this.running.values()].map((r) => r.lease),
+          maxTasksPerGpu: this.options.maxTasksPerGpu,
+        },
+      },
+    });
+  }
+
+  /** Without decision for longer than a lease, our work has been given to others: stop it. */
+  private armFence(): void {
+    if (this.fenceTimer) return;
+    this.fenceTimer = setTimeout(() => {
+      this.fenceTimer = undefined;
+      if (this.registered) return;
+      const n = this.running.size + this.awaiting.size;
+      if (n > 0) this.log.warn({ tasks: n }, 'self-fencing: decision unreachable past the lease; stopping work');
+      for (const r of this.running.values()) r.abort.abort(new Error('self-fenced: decision unreachable past the lease'));
+      for (const [id, a] of this.awaiting) {
+        clearTimeout(a.timer);
+        this.awaiting.delete(id);
+      }
+    }, this.leaseMs);
+  }
+
+  private onMessage(message: ConnectResponse): void {
+    const kind = message.kind;
+    if (!kind) return;
+    switch (kind.$case) {
+      case 'registered': {
+        this.registered = true;
+        this.backoffMs = 100;
+        clearTimeout(this.fenceTimer);
+        this.fenceTimer = undefined;
+        const r = kind.registered;
+        this.leaseMs = r.leaseDuration ? durationToMillis(r.leaseDuration) : this.leaseMs;
+        for (const lease of r.revoked) this.running.get(lease.taskId)?.abort.abort(new Error('lease revoked by decision'));
+        const outbox = this.outbox;
+        this.outbox = [];
+        for (const update of outbox) this.report(update);
+        const every = r.telemetryInterval ? Math.max(10, durationToMillis(r.telemetryInterval)) : 100;
+        clearInterval(this.telemetryTimer);
+        this.sendTelemetry();
+        this.telemetryTimer = setInterval(() => this.sendTelemetry(), every);
+        this.log.info({ leaseMs: this.leaseMs, telemetryMs: every }, 'registered with decision');
+        return;
+      }
+      case 'assignment':
+        this.accept(kind.assignment);
+        return;
+      case 'revoke': {
+        const id = kind.revoke.lease?.taskId ?? '';
+        const running = this.running.get(id);
+        if (running && sameLease(running.lease, kind.revoke.lease)) running.abort.abort(new Error(kind.revoke.reason || 'revoked'));
+        const waiting = this.awaiting.get(id);
+        if (waiting && sameLease(waiting.assignment.lease, kind.revoke.lease)) {
+          clearTimeout(waiting.timer);
+          this.awaiting.delete(id);
+        }
+        return;
+      }
+    }
+  }
+
+  private accept(assignment: Assignment): void {
+    const lease = assignment.lease;
+    const spec = assignment.task?.spec;
+    if (!lease || !spec) return;
+    if (this.draining) {
+      this.report({ lease, state: TaskState.FAILED, error: `node ${this.options.nodeId} is draining`, retryable: true });
+      return;
+    }
+    if (spec.interactive) {
+      const timer = setTimeout(() => {
+        if (!this.awaiting.delete(lease.taskId)) return;
+        this.report({ lease, state: TaskState.CANCELLED, error: `no Execute stream arrived within ${this.options.executeWaitMs} ms` });
+      }, this.options.executeWaitMs);
+      this.awaiting.set(lease.taskId, { assignment, timer });
+      for (const wake of this.claimWaiters.get(lease.taskId) ?? []) wake();
+      return;
+    }
+    const abort = new AbortController();
+    this.running.set(lease.taskId, { lease, abort });
+    this.report({ lease, state: TaskState.RUNNING });
+    const { span, ctx } = startSpan('agent.execute', { 'autoglm.task_id': lease.taskId, 'autoglm.attempt': lease.attempt, 'autoglm.node_id': this.options.nodeId }, extractTraceFrom(assignment));
+    context
+      .with(ctx, () =>
+        this.options.backend.execute({
+          taskId: lease.taskId,
+          attempt: lease.attempt,
+          spec,
+          gpuIndices: assignment.gpuIndices,
+          signal: abort.signal,
+          onChunk: () => {},
+        }),
+      )
+      .then(
+        (outcome) => this.settle(lease, outcome),
+        (err: unknown) => this.settle(lease, err instanceof ExecutionError ? err : new ExecutionError(String((err as Error)?.message ?? err), true)),
+      )
+      .finally(() => span.end());
+  }
+
+  private settle(lease: Lease, outcome: ExecutionOutcome | ExecutionError | 'cancelled', error?: string): void {
+    const running = this.running.get(lease.taskId);
+    if (!running || !sameLease(running.lease, lease)) return;
+    this.running.delete(lease.taskId);
+    if (outcome === 'cancelled' || (!(outcome instanceof ExecutionError) && outcome.finishReason === 'cancelled')) {
+      const reason = error ?? (running.abort.signal.reason instanceof Error ? running.abort.signal.reason.message : 'cancelled');
+      this.report({ lease, state: TaskState.CANCELLED, error: reason, result: outcome === 'cancelled' ? undefined : resultOf(outcome) });
+      return;
+    }
+    if (outcome instanceof ExecutionError) {
+      this.report({ lease, state: TaskState.FAILED, error: outcome.message, retryable: outcome.retryable });
+      return;
+    }
+    this.report({ lease, state: TaskState.SUCCEEDED, result: resultOf(outcome) });
+  }
+
+  private report(update: Partial<TaskUpdate> & { state: TaskState }): void {
+    const full: TaskUpdate = { lease: undefined, result: undefined, error: '', retryable: false, ...update };
+    if (!this.stream || !this.registered) {
+      this.outbox.push(full);
+      return;
+    }
+    this.stream.write({ kind: { $case: 'update', update: full } });
+  }
+
+  private sendTelemetry(): void {
+    if (!this.stream || !this.registered) return;
+    const b = this.options.backend;
+    this.stream.write({
+      kind: {
+        $case: 'telemetry',
+        telemetry: { time: toTimestamp(Date.now()), gpus: this.options.gpuStatus(), host: this.host.sample(), load: b.load() },
+      },
+    });
+  }
+}
+
+function resultOf(outcome: ExecutionOutcome): TaskResult {
+  return TaskResult.fromPartial({
+    output: outcome.output,
+    finishReason: outcome.finishReason,
+    promptTokens: outcome.promptTokens,
+    completionTokens: outcome.completionTokens,
+    exitCode: outcome.exitCode,
+    runTime: toDuration(outcome.runTimeMs),
+    timeToFirstToken: toDuration(outcome.timeToFirstTokenMs),
+  });
+}
+
+/** The Connect stream has no per-message metadata: the task's trace context rides in the assignment. */
+function extractTraceFrom(assignment: Assignment) {
+  return contextFromCarrier(assignment.traceContext);
+}

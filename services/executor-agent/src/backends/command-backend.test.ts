@@ -1,0 +1,159 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { TaskKind, TaskSpec } from '@autoglm/proto';
+import { ExecutionError, type ExecutionRequest, OUTPUT_TAIL_BYTES } from './backend';
+import { CommandBackend, CommandFailedError } from './command-backend';
+
+function batch(command: string[], env: Record<string, string> = {}): TaskSpec {
+  return TaskSpec.fromPartial({ kind: TaskKind.BATCH, payload: { $case: 'batch', batch: { command, env } } });
+}
+
+function request(spec: TaskSpec, gpuIndices = [0]) {
+  const controller = new AbortController();
+  let resolveStarted: () => void = () => undefined;
+  const started = new Promise<void>((r) => {
+    resolveStarted = r;
+  });
+  const req: ExecutionRequest = {
+    taskId: 't1',
+    attempt: 1,
+    spec,
+    gpuIndices,
+    signal: controller.signal,
+    onStart: () => resolveStarted(),
+    onChunk: () => {
+      throw new Error('a batch job sends no chunks');
+    },
+  };
+  return { req, controller, started };
+}
+
+const SH = ['/bin/sh'];
+
+describe('CommandBackend', () => {
+  it('runs an allowed command and keeps its stdout', async () => {
+    const backend = new CommandBackend({ allow: ['/bin/echo'] });
+    const { req, started } = request(batch(['/bin/echo', 'hello', 'world']));
+    const outcome = await backend.execute(req);
+    await started;
+    expect(outcome).toMatchObject({ finishReason: 'stop', output: 'hello world\n', exitCode: 0, promptTokens: 0, completionTokens: 0 });
+    expect(outcome.runTimeMs).toBeGreaterThanOrEqual(0);
+    expect(backend.load().numRequestsRunning).toBe(0);
+  });
+
+  it('binds the job to its GPUs and adds its env, without passing the agent secrets', async () => {
+    process.env.AUTOGLM_TEST_SECRET = 'do-not-leak';
+    try {
+      const backend = new CommandBackend({ allow: SH });
+      const script = 'echo "$CUDA_VISIBLE_DEVICES|$FOO|${AUTOGLM_TEST_SECRET:-unset}|${PATH:+path}"';
+      // The job's own CUDA_VISIBLE_DEVICES must not widen its binding.
+      const { req } = request(batch(['/bin/sh', '-c', script], { FOO: 'bar', CUDA_VISIBLE_DEVICES: '0,1,2,3,4,5,6,7' }), [2, 5]);
+      const outcome = await backend.execute(req);
+      expect(outcome.output).toBe('2,5|bar|unset|path\n');
+    } finally {
+      delete process.env.AUTOGLM_TEST_SECRET;
+    }
+  });
+
+  it('refuses a command outside the allow-list, naming what is allowed', async () => {
+    const backend = new CommandBackend({ allow: ['/bin/echo', 'python3'] });
+    const error = await backend.execute(request(batch(['/bin/rm', '-rf', '/tmp/x'])).req).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ExecutionError);
+    expect(error).toMatchObject({ retryable: false, message: 'command /bin/rm is not allowed on this agent; allowed: /bin/echo, python3' });
+  });
+
+  it('is disabled with an empty allow-list', async () => {
+    const backend = new CommandBackend({ allow: [] });
+    const error = await backend.execute(request(batch(['/bin/echo', 'hi'])).req).catch((e: unknown) => e);
+    expect(error).toMatchObject({
+      retryable: false,
+      message: 'command /bin/echo is not allowed on this agent; allowed: none (the command backend is disabled)',
+    });
+  });
+
+  it('rejects a non-zero exit as retryable with the stderr tail', async () => {
+    const backend = new CommandBackend({ allow: SH });
+    const error = await backend.execute(request(batch(['/bin/sh', '-c', 'echo "CUDA out of memory" >&2; exit 3'])).req).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(CommandFailedError);
+    expect(error).toMatchObject({ retryable: true, exitCode: 3, signal: null, stderrTail: 'CUDA out of memory\n' });
+    expect((error as Error).message).toBe('command /bin/sh exited with code 3: CUDA out of memory');
+  });
+
+  it('keeps only the last 64 KiB of stdout', async () => {
+    const backend = new CommandBackend({ allow: SH });
+    const script = 'i=0; while [ $i -lt 2000 ]; do printf "%099d\\n" $i; i=$((i+1)); done; echo END';
+    const outcome = await backend.execute(request(batch(['/bin/sh', '-c', script])).req);
+    expect(Buffer.byteLength(outcome.output)).toBe(OUTPUT_TAIL_BYTES);
+    expect(outcome.output.endsWith('0000001999\nEND\n')).toBe(true);
+  });
+
+  it('cancels a running job with SIGTERM and reports it cancelled', async () => {
+    const backend = new CommandBackend({ allow: ['sleep'] });
+    const { req, controller, started } = request(batch(['sleep', '30']));
+    const done = backend.execute(req);
+    await started;
+    expect(backend.load().numRequestsRunning).toBe(1);
+    controller.abort();
+    const outcome = await done;
+    expect(outcome).toMatchObject({ finishReason: 'cancelled', exitCode: 143 }); // 128 + SIGTERM
+    expect(backend.load().numRequestsRunning).toBe(0);
+  });
+
+  it('kills the whole process group, and escalates to SIGKILL when SIGTERM is ignored', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'autoglm-cmd-'));
+    const fifo = join(dir, 'ready');
+    execFileSync('mkfifo', [fifo]);
+    try {
+      const backend = new CommandBackend({ allow: SH, killGraceMs: 100 });
+      // The shell ignores SIGTERM (and so does the sleep it starts, which also holds
+      // stdout open): only SIGKILL to the whole group ends the job. It says when the
+      // trap is set through the FIFO, so the test never signals it too early.
+      const script = `trap '' TERM; sleep 30 & echo ready > "$READY"; wait`;
+      const { req, controller } = request(batch(['/bin/sh', '-c', script], { READY: fifo }));
+      const ready = readFile(fifo, 'utf8');
+      const done = backend.execute(req);
+      expect(await ready).toBe('ready\n');
+      controller.abort();
+      const outcome = await done;
+      expect(outcome).toMatchObject({ finishReason: 'cancelled', exitCode: 137 }); // 128 + SIGKILL
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('does not start a job whose signal is already aborted', async () => {
+    const backend = new CommandBackend({ allow: ['/bin/echo'] });
+    const { req, controller } = request(batch(['/bin/echo', 'hi']));
+    controller.abort();
+    await expect(backend.execute(req)).resolves.toMatchObject({ finishReason: 'cancelled', output: '' });
+  });
+
+  it('reports a missing program as retryable: another host may have it', async () => {
+    const backend = new CommandBackend({ allow: ['/nonexistent/train'] });
+    const error = await backend.execute(request(batch(['/nonexistent/train'])).req).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ExecutionError);
+    expect(error).toMatchObject({ retryable: true });
+    expect((error as Error).message).toMatch(/^cannot start \/nonexistent\/train: .*ENOENT/);
+  });
+
+  it('runs batch jobs only', async () => {
+    const backend = new CommandBackend({ allow: ['/bin/echo'] });
+    const inference = TaskSpec.fromPartial({ kind: TaskKind.INFERENCE, payload: { $case: 'inference', inference: { prompt: 'hi' } } });
+    await expect(backend.execute(request(inference).req)).rejects.toMatchObject({ retryable: false });
+  });
+
+  it('close stops every running job and waits for it', async () => {
+    const backend = new CommandBackend({ allow: ['sleep'] });
+    const a = request(batch(['sleep', '30']));
+    const b = request(batch(['sleep', '30']));
+    const done = Promise.all([backend.execute(a.req), backend.execute(b.req)]);
+    await Promise.all([a.started, b.started]);
+    await backend.close();
+    expect(backend.load().numRequestsRunning).toBe(0);
+    expect((await done).map((o) => o.finishReason)).toEqual(['cancelled', 'cancelled']);
+    await expect(backend.execute(request(batch(['sleep', '1'])).req)).rejects.toMatchObject({ retryable: true });
+  });
+});

@@ -1,0 +1,216 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { constants } from 'node:os';
+import type { GpuInfo, GpuStatus, ModelServerLoad } from '@autoglm/proto';
+import { type Backend, ExecutionError, type ExecutionOutcome, type ExecutionRequest, OUTPUT_TAIL_BYTES } from './backend';
+import { TailBuffer } from './tail-buffer';
+
+/**
+ * Variables of the agent's own environment a job inherits. Everything else is
+ * withheld, so the agent's credentials (decision tokens, API keys) never reach
+ * a job; a job that needs more names it in its `env`.
+ */
+export const DEFAULT_PASS_ENV: readonly string[] = Object.freeze([
+  'PATH',
+  'HOME',
+  'USER',
+  'LOGNAME',
+  'SHELL',
+  'LANG',
+  'LC_ALL',
+  'TZ',
+  'TMPDIR',
+  'LD_LIBRARY_PATH',
+  'CUDA_HOME',
+]);
+
+export interface CommandBackendOptions {
+  /**
+   * Executables a job may run, compared with argv[0] exactly (so allowing
+   * `python3` does not allow `/tmp/x/python3`). Empty disables the backend.
+   */
+  readonly allow: readonly string[];
+  /** How long a cancelled job has between SIGTERM and SIGKILL. @default 5000 */
+  readonly killGraceMs?: number;
+  /** Agent environment variables passed through to jobs. @default DEFAULT_PASS_ENV */
+  readonly passEnv?: readonly string[];
+  /** Working directory of jobs. @default the agent's */
+  readonly cwd?: string;
+}
+
+/** Most of stderr's tail quoted in a failure message; the full tail (64 KiB) is on the error. */
+const STDERR_IN_MESSAGE = 4096;
+
+/** A job exited non-zero or was killed by someone other than the agent. Retryable: the next attempt may land on a healthier host. */
+export class CommandFailedError extends ExecutionError {
+  constructor(
+    message: string,
+    readonly exitCode: number | null,
+    readonly signal: NodeJS.Signals | null,
+    readonly stderrTail: string,
+  ) {
+    super(message, true);
+    this.name = 'CommandFailedError';
+  }
+}
+
+/** The `command` backend: runs a batch job's argv (no shell) bound to its GPUs. Off unless allow-listed. */
+export class CommandBackend implements Backend {
+  readonly name = 'command' as const;
+  /** Batch jobs need no model; '*' lets one with a model land here too. */
+  readonly models: readonly string[] = Object.freeze(['*']);
+  private readonly allow: ReadonlySet<string>;
+  private readonly killGraceMs: number;
+  private readonly passEnv: readonly string[];
+  private readonly cwd: string | undefined;
+  /** Each running job's way to stop it, resolving once its process is gone. */
+  private readonly running = new Map<ChildProcess, () => Promise<void>>();
+  private closed = false;
+
+  constructor(options: CommandBackendOptions) {
+    this.allow = new Set(options.allow);
+    this.killGraceMs = options.killGraceMs ?? 5000;
+    this.passEnv = options.passEnv ?? DEFAULT_PASS_ENV;
+    this.cwd = options.cwd;
+  }
+
+  execute(req: ExecutionRequest): Promise<ExecutionOutcome> {
+    if (this.closed) return Promise.reject(new ExecutionError('the command backend is closed', true));
+    const payload = req.spec.payload;
+    if (payload?.$case !== 'batch') {
+      return Promise.reject(new ExecutionError(`task ${req.taskId}: the command backend runs batch jobs only`, false));
+    }
+    const argv = payload.batch.command;
+    const file = argv[0];
+    if (file === undefined || file === '') {
+      return Promise.reject(new ExecutionError(`task ${req.taskId}: the batch job has no command`, false));
+    }
+    if (!this.allow.has(file)) {
+      const allowed = this.allow.size === 0 ? 'none (the command backend is disabled)' : [...this.allow].join(', ');
+      return Promise.reject(new ExecutionError(`command ${file} is not allowed on this agent; allowed: ${allowed}`, false));
+    }
+    if (req.signal.aborted) return Promise.resolve(outcome('cancelled', '', 0, 0));
+    return this.run(req, file, argv.slice(1), payload.batch.env);
+  }
+
+  gpus(): GpuInfo[] {
+    return [];
+  }
+
+  gpuStatus(): GpuStatus[] {
+    return [];
+  }
+
+  load(): ModelServerLoad {
+    return { numRequestsRunning: this.running.size, numRequestsWaiting: 0, kvCacheUsagePerc: 0 };
+  }
+
+  /** Stops every job (SIGTERM, then SIGKILL after the grace period) and waits until all are gone. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all([...this.running.values()].map((stop) => stop()));
+  }
+
+  private run(req: ExecutionRequest, file: string, args: string[], jobEnv: Record<string, string>): Promise<ExecutionOutcome> {
+    const env: Record<string, string> = {};
+    for (const name of this.passEnv) {
+      const value = process.env[name];
+      if (value !== undefined) env[name] = value;
+    }
+    Object.assign(env, jobEnv);
+    // Last, so a job cannot widen its own GPU binding.
+    env.CUDA_VISIBLE_DEVICES = req.gpuIndices.join(',');
+
+    return new Promise<ExecutionOutcome>((resolve, reject) => {
+      let child: ChildProcess;
+      try {
+        // detached: the job leads its own process group, so a cancel reaches the
+        // processes it forked too (sh -c, torchrun workers), not just argv[0].
+        child = spawn(file, args, { env, cwd: this.cwd, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+      } catch (e) {
+        // spawn throws only for arguments it cannot pass to the OS (a NUL byte): retrying cannot help.
+        reject(new ExecutionError(`cannot start ${file}: ${e instanceof Error ? e.message : String(e)}`, false, { cause: e }));
+        return;
+      }
+      const stdout = new TailBuffer(OUTPUT_TAIL_BYTES);
+      const stderr = new TailBuffer(OUTPUT_TAIL_BYTES);
+      child.stdout?.on('data', (chunk: Buffer) => stdout.push(chunk));
+      child.stderr?.on('data', (chunk: Buffer) => stderr.push(chunk));
+
+      let startedAt = performance.now();
+      let stopping = false;
+      let killTimer: NodeJS.Timeout | undefined;
+      let resolveGone: () => void = () => undefined;
+      const gone = new Promise<void>((r) => {
+        resolveGone = r;
+      });
+      const stop = (): Promise<void> => {
+        if (!stopping && child.exitCode === null && child.signalCode === null) {
+          stopping = true;
+          signalGroup(child, 'SIGTERM');
+          killTimer = setTimeout(() => signalGroup(child, 'SIGKILL'), this.killGraceMs);
+        }
+        return gone;
+      };
+      const onAbort = (): void => {
+        void stop();
+      };
+      const finish = (): void => {
+        clearTimeout(killTimer);
+        req.signal.removeEventListener('abort', onAbort);
+        this.running.delete(child);
+        resolveGone();
+      };
+
+      if (child.pid !== undefined) {
+        this.running.set(child, stop);
+        req.signal.addEventListener('abort', onAbort, { once: true });
+      }
+      child.once('spawn', () => {
+        startedAt = performance.now();
+        req.onStart?.();
+      });
+      child.once('error', (e) => {
+        // Only a failure to start settles here; errors of a started process (a failed kill) end in 'close'.
+        if (child.pid !== undefined) return;
+        finish();
+        // Retryable: another host may have the program installed.
+        reject(new ExecutionError(`cannot start ${file}: ${e.message}`, true, { cause: e }));
+      });
+      // 'close', not 'exit': the output is complete only once the pipes are closed.
+      child.once('close', (code: number | null, signal: NodeJS.Signals | null) => {
+        finish();
+        const runTimeMs = performance.now() - startedAt;
+        const exitCode = code ?? 128 + (signal === null ? 0 : (constants.signals[signal] ?? 0));
+        if (stopping || req.signal.aborted) {
+          resolve(outcome('cancelled', stdout.text(), exitCode, runTimeMs));
+        } else if (code === 0) {
+          resolve(outcome('stop', stdout.text(), 0, runTimeMs));
+        } else {
+          const tail = stderr.text();
+          const how = code === null ? `was killed by ${signal ?? 'a signal'}` : `exited with code ${code}`;
+          const quoted = tail.length > STDERR_IN_MESSAGE ? `...${tail.slice(-STDERR_IN_MESSAGE)}` : tail;
+          const message = `command ${file} ${how}${quoted.trim() === '' ? '' : `: ${quoted.trimEnd()}`}`;
+          reject(new CommandFailedError(message, code, signal, tail));
+        }
+      });
+    });
+  }
+}
+
+/** Signals the job's whole process group; a group already gone is not an error. */
+function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  if (child.pid === undefined) return;
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    try {
+      child.kill(signal);
+    } catch {
+      // Already exited.
+    }
+  }
+}
+
+function outcome(finishReason: ExecutionOutcome['finishReason'], output: string, exitCode: number, runTimeMs: number): ExecutionOutcome {
+  return { finishReason, output, promptTokens: 0, completionTokens: 0, exitCode, timeToFirstTokenMs: 0, runTimeMs };
+}

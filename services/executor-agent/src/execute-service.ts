@@ -1,0 +1,80 @@
+import { ExecuteDone, ExecutorServiceService, type ExecuteRequest, type ExecuteResponse } from '@autoglm/proto';
+import { FailedPreconditionError, InvalidArgumentError, toDuration } from '@autoglm/core';
+import type { CallContext, ServiceHandlers, StreamSink } from '@autoglm/runtime';
+import type { Agent } from './agent';
+import { ExecutionError, type Backend } from './backends';
+
+/**
+ * ExecutorService.Execute: the parser presents the lease decision granted;
+ * the agent runs the inference and streams its tokens back directly.
+ */
+export function executorHandlers(agent: Agent, backend: Backend, nodeId: string): ServiceHandlers<typeof ExecutorServiceService> {
+  return {
+    execute: (requests, sink, ctx) => execute(requests, sink, ctx, agent, backend, nodeId),
+  };
+}
+
+async function execute(
+  requests: AsyncIterable<ExecuteRequest>,
+  sink: StreamSink<ExecuteResponse>,
+  ctx: CallContext,
+  agent: Agent,
+  backend: Backend,
+  nodeId: string,
+): Promise<void> {
+  const iterator = requests[Symbol.asyncIterator]();
+  const first = await iterator.next();
+  if (first.done) return;
+  if (first.value.kind?.$case !== 'start') throw new InvalidArgumentError('kind', 'the first message on Execute must be start');
+  const lease = first.value.kind.start.lease;
+  if (!lease?.taskId) throw new InvalidArgumentError('start.lease', 'is required');
+  const cancel = new AbortController();
+  ctx.signal.addEventListener('abort', () => cancel.abort(new Error('the parser went away')), { once: true });
+  const claimed = await agent.claim(lease, cancel.signal);
+  if (!claimed) throw new FailedPreconditionError(`lease for task ${lease.taskId} attempt ${lease.attempt} is not held by node ${nodeId}`);
+  void (async () => {
+    try {
+      for (;;) {
+        const next = await iterator.next();
+        if (next.done) return;
+        if (next.value.kind?.$case === 'cancel') {
+          cancel.abort(new Error(next.value.kind.cancel.reason || 'cancelled by client'));
+          return;
+        }
+      }
+    } catch {
+      // The parser's side broke; ctx.signal covers it.
+    }
+  })();
+  const spec = claimed.assignment.task!.spec!;
+  try {
+    const outcome = await backend.execute({
+      taskId: lease.taskId,
+      attempt: lease.attempt,
+      spec,
+      gpuIndices: claimed.assignment.gpuIndices,
+      signal: claimed.signal,
+      onChunk: (text, tokenCount) => {
+        sink.write({ kind: { $case: 'chunk', chunk: { text, tokenCount } } }).catch(() => cancel.abort(new Error('the parser went away')));
+      },
+    });
+    claimed.settle(outcome);
+    if (ctx.signal.aborted) return;
+    await sink.write({
+      kind: {
+        $case: 'done',
+        done: ExecuteDone.fromPartial({
+          finishReason: outcome.finishReason,
+          promptTokens: outcome.promptTokens,
+          completionTokens: outcome.completionTokens,
+          timeToFirstToken: toDuration(outcome.timeToFirstTokenMs),
+          nodeId,
+        }),
+      },
+    });
+  } catch (err) {
+    const failure = err instanceof ExecutionError ? err : new ExecutionError(err instanceof Error ? err.message : String(err), false);
+    claimed.settle(failure);
+    throw failure.retryable ? Object.assign(new Error(failure.message), { code: 14, details: failure.message }) : new FailedPreconditionError(failure.message);
+  }
+}

@@ -1,0 +1,95 @@
+import { DecisionServiceClient, ExecutorServiceService, type GpuInfo, type GpuStatus } from '@autoglm/proto';
+import { DEFAULT_MODEL_CATALOG, kvCacheBytesPerToken } from '@autoglm/core';
+import { createClient, createLogger, GrpcServer, type Logger, type RunningService } from '@autoglm/runtime';
+import { Agent } from './agent';
+import { CommandBackend, OpenAIBackend, SimBackend, type Backend } from './backends';
+import type { AgentConfig } from './config';
+import { executorHandlers } from './execute-service';
+import { readNvidiaSmi } from './telemetry';
+
+const GiB = 1024 ** 3;
+/** How long SIGTERM lets running work finish before handing it back. */
+const DRAIN_GRACE_MS = 10_000;
+
+function makeBackend(config: AgentConfig): Backend {
+  switch (config.backend) {
+    case 'sim':
+      return new SimBackend({
+        gpuCount: config.simGpus,
+        gpuMemoryBytes: Math.round(config.simGpuMemoryGb * GiB),
+        timeScale: config.simTimeScale,
+        models: DEFAULT_MODEL_CATALOG.names(),
+        catalog: (name) => {
+          const model = DEFAULT_MODEL_CATALOG.get(name);
+          return model && { weightBytes: model.weightBytes, kvBytesPerToken: kvCacheBytesPerToken(model) };
+        },
+      });
+    case 'openai':
+      if (!config.openaiBaseUrl) throw new Error('AUTOGLM_OPENAI_BASE_URL is required with AUTOGLM_AGENT_BACKEND=openai');
+      return new OpenAIBackend({ baseUrl: config.openaiBaseUrl, models: config.openaiModels, apiKey: config.openaiApiKey });
+    case 'command':
+      return new CommandBackend({ allow: config.commandAllow });
+  }
+}
+
+/**
+ * Real GPUs: polled through nvidia-smi once a second (telemetry goes out more
+ * often, with the latest reading). None when nvidia-smi is absent.
+ */
+async function watchRealGpus(logger: Logger): Promise<{ gpus: GpuInfo[]; latest(): GpuStatus[]; stop(): void }> {
+  let latest = (await readNvidiaSmi().catch((err: unknown) => {
+    logger.warn({ err }, 'nvidia-smi failed; reporting no GPUs');
+    return undefined;
+  })) ?? [];
+  const gpus = latest.map((g) => ({ index: g.index, name: g.name, memoryTotalBytes: g.memoryTotalBytes }));
+  if (gpus.length === 0) return { gpus, latest: () => [], stop: () => {} };
+  const timer = setInterval(() => {
+    readNvidiaSmi().then(
+      (r) => (latest = r ?? latest),
+      (err: unknown) => logger.warn({ err }, 'nvidia-smi failed; keeping the last reading'),
+    );
+  }, 1000);
+  return { gpus, latest: () => latest, stop: () => clearInterval(timer) };
+}
+
+/** Starts the agent: ExecutorService for interactive streams, and the Connect session to decision. */
+export async function startAgent(config: AgentConfig, logger: Logger = createLogger('executor-agent', config.logLevel)): Promise<RunningService & { agent: Agent }> {
+  const backend = makeBackend(config);
+  const simulated = backend.gpus().length > 0;
+  const real = simulated ? undefined : await watchRealGpus(logger);
+  const decision = createClient(DecisionServiceClient, config.decisionAddress);
+  const server = new GrpcServer({ logger });
+  let agent: Agent | undefined;
+  server.addService(ExecutorServiceService, {
+    execute: (requests, sink, ctx) => executorHandlers(agent!, backend, config.nodeId).execute(requests, sink, ctx),
+  });
+  const grpcAddress = await server.listen(config.listen);
+  agent = new Agent({
+    nodeId: config.nodeId,
+    address: config.advertiseAddress ?? grpcAddress,
+    decision,
+    backend,
+    gpus: simulated ? backend.gpus() : (real?.gpus ?? []),
+    gpuStatus: simulated ? () => backend.gpuStatus() : () => real?.latest() ?? [],
+    maxTasksPerGpu: config.maxTasksPerGpu,
+    executeWaitMs: config.executeWaitMs,
+    logger,
+  });
+  agent.start();
+  const running = agent;
+  return {
+    grpcAddress,
+    logger,
+    agent: running,
+    stop: async () => {
+      // Drain: no new work (health NOT_SERVING at once), running work gets a grace window.
+      server.setNotServing();
+      await running.drain(DRAIN_GRACE_MS);
+      await running.stop();
+      real?.stop();
+      await server.shutdown();
+      await backend.close();
+      decision.close();
+    },
+  };
+}
