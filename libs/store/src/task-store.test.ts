@@ -65,7 +65,7 @@ describe('TaskStore on PGlite', () => {
     await store.submit(t, queuedEvent());
     const assigned = { ...t, state: TaskState.ASSIGNED, sequence: 2, nodeId: 'node-1' };
     const running = { ...assigned, state: TaskState.RUNNING, sequence: 3, startedAt: toTimestamp(Date.now()) };
-    const done = { ...running, state: TaskState.SUCCEEDED, sequence: 4, result: TaskResult.fromPartial({ output: 'hi', completionTokens: 2 }) };
+    const done = { ...running, state: TaskState.SUCCEEDED, sequence: 4, finishedAt: toTimestamp(Date.now()), result: TaskResult.fromPartial({ output: 'hi', completionTokens: 2 }) };
     const ev = (seq: number, state: TaskState, prev: TaskState): StoredEvent => ({ sequence: seq, state, previousState: prev, atMs: Date.now(), reason: '' });
     await Promise.all([
       store.record(assigned, ev(2, TaskState.ASSIGNED, TaskState.QUEUED)),

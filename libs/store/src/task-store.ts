@@ -185,7 +185,7 @@ export class TaskStore {
     this.flushing = true;
     const batch = this.pending.splice(0, this.maxBatch);
     try {
-      const results = await this.engine.transaction((tx) => writeBatch(tx, batch));
+      const results = await writeBatch(this.engine, batch);
       for (const op of batch) {
         if (op.kind === 'insert') op.resolve(results.get(op) ?? { task: op.task, created: true });
         else op.resolve();
@@ -199,110 +199,117 @@ export class TaskStore {
   }
 }
 
+/**
+ * Writes one batch in a single statement: inserts (skipping idempotent
+ * repeats), row updates (the last transition of each task wins) and event
+ * rows, as data-modifying CTEs. One statement is one implicit transaction and
+ * one round trip, which is what makes small group commits cheap on PGlite.
+ * A task is never inserted and transitioned in the same batch: decision only
+ * transitions a task after its insert has committed.
+ */
 async function writeBatch(tx: SqlQueryable, batch: WriteOp[]): Promise<Map<InsertOp, SubmitResult>> {
   const results = new Map<InsertOp, SubmitResult>();
   const inserts = batch.filter((op): op is InsertOp => op.kind === 'insert');
   const updates = batch.filter((op): op is UpdateOp => op.kind === 'update');
-  const eventOps: Array<{ taskId: string; event: StoredEvent }> = [];
 
-  if (inserts.length > 0) {
-    // Duplicates inside one batch: the first wins, later ones get its result.
-    const firstByKey = new Map<string, InsertOp>();
-    const unique: InsertOp[] = [];
-    for (const op of inserts) {
-      const key = op.task.requestId ? `${op.task.tenant}\u0000${op.task.requestId}` : undefined;
-      const first = key ? firstByKey.get(key) : undefined;
-      if (first) continue;
-      if (key) firstByKey.set(key, op);
-      unique.push(op);
-    }
-    const { rows } = await tx.query<{ id: string }>(
-      `INSERT INTO tasks (id, tenant, request_id, state, attempt, seq, priority_class, created_at, updated_at, reason, spec)
+  // Duplicates inside one batch: the first wins, later ones get its result.
+  const firstByKey = new Map<string, InsertOp>();
+  const unique: InsertOp[] = [];
+  for (const op of inserts) {
+    const key = requestKey(op.task);
+    if (key && firstByKey.has(key)) continue;
+    if (key) firstByKey.set(key, op);
+    unique.push(op);
+  }
+  const lastById = new Map<string, Task>();
+  for (const op of updates) lastById.set(op.task.id, op.task);
+  const rows = [...lastById.values()];
+  const events: Array<{ taskId: string; event: StoredEvent; isNew: boolean }> = [
+    ...unique.map((o) => ({ taskId: o.task.id, event: o.event, isNew: true })),
+    ...updates.filter((o) => o.event).map((o) => ({ taskId: o.task.id, event: o.event!, isNew: false })),
+  ];
+
+  const { rows: inserted } = await tx.query<{ id: string }>(
+    `WITH ins AS (
+       INSERT INTO tasks (id, tenant, request_id, state, attempt, seq, priority_class, created_at, updated_at, reason, spec)
        SELECT u.id, u.tenant, u.request_id, u.state, u.attempt, u.seq, u.pc, u.created, u.created, u.reason, decode(u.spec, 'base64')
        FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int2[], $5::int4[], $6::int4[], $7::int2[], $8::float8[], $9::text[], $10::text[])
          AS u(id, tenant, request_id, state, attempt, seq, pc, created, reason, spec)
        ON CONFLICT DO NOTHING
-       RETURNING id`,
-      [
-        unique.map((o) => o.task.id),
-        unique.map((o) => o.task.tenant),
-        unique.map((o) => o.task.requestId || null),
-        unique.map((o) => o.task.state),
-        unique.map((o) => o.task.attempt),
-        unique.map((o) => o.task.sequence),
-        unique.map((o) => o.task.spec?.priorityClass ?? 0),
-        unique.map((o) => ms(o.task.createdAt)),
-        unique.map((o) => o.task.reason),
-        unique.map((o) => b64(TaskSpec.encode(o.task.spec ?? TaskSpec.fromPartial({})).finish())),
-      ],
-    );
-    const inserted = new Set(rows.map((r) => r.id));
-    const conflicted = unique.filter((o) => !inserted.has(o.task.id));
-    const existing = new Map<string, Task>();
-    if (conflicted.length > 0) {
-      const found = await tx.query<Row>(
-        `SELECT t.* FROM tasks t JOIN unnest($1::text[], $2::text[]) AS k(tenant, request_id) ON t.tenant = k.tenant AND t.request_id = k.request_id`,
-        [conflicted.map((o) => o.task.tenant), conflicted.map((o) => o.task.requestId)],
-      );
-      for (const row of found.rows) existing.set(`${row.tenant}\u0000${row.request_id}`, rowToTask(row));
-    }
-    for (const op of inserts) {
-      const key = op.task.requestId ? `${op.task.tenant}\u0000${op.task.requestId}` : undefined;
-      if (inserted.has(op.task.id)) {
-        results.set(op, { task: op.task, created: true });
-        eventOps.push({ taskId: op.task.id, event: op.event });
-        continue;
-      }
-      const prior = (key && existing.get(key)) || (key ? firstByKey.get(key)?.task : undefined);
-      if (!prior) throw new Error(`task ${op.task.id} was neither inserted nor found by request id`);
-      results.set(op, { task: prior, created: false });
-    }
-  }
-
-  if (updates.length > 0) {
-    // Several transitions of one task in a batch: its row takes the last.
-    const lastById = new Map<string, UpdateOp>();
-    for (const op of updates) {
-      lastById.set(op.task.id, op);
-      if (op.event) eventOps.push({ taskId: op.task.id, event: op.event });
-    }
-    const rows = [...lastById.values()].map((o) => o.task);
-    await tx.query(
-      `UPDATE tasks t SET state = u.state, attempt = u.attempt, seq = u.seq, updated_at = u.updated, started_at = u.started,
+       RETURNING id
+     ), upd AS (
+       UPDATE tasks t SET state = u.state, attempt = u.attempt, seq = u.seq, updated_at = u.updated, started_at = u.started,
          finished_at = u.finished, node_id = u.node, reason = u.reason, result = decode(u.result, 'base64')
-       FROM unnest($1::uuid[], $2::int2[], $3::int4[], $4::int4[], $5::float8[], $6::float8[], $7::float8[], $8::text[], $9::text[], $10::text[])
+       FROM unnest($11::uuid[], $12::int2[], $13::int4[], $14::int4[], $15::float8[], $16::float8[], $17::float8[], $18::text[], $19::text[], $20::text[])
          AS u(id, state, attempt, seq, updated, started, finished, node, reason, result)
-       WHERE t.id = u.id`,
-      [
-        rows.map((t) => t.id),
-        rows.map((t) => t.state),
-        rows.map((t) => t.attempt),
-        rows.map((t) => t.sequence),
-        rows.map((t) => ms(t.updatedAt)),
-        rows.map((t) => ms(t.startedAt)),
-        rows.map((t) => ms(t.finishedAt)),
-        rows.map((t) => t.nodeId),
-        rows.map((t) => t.reason),
-        rows.map((t) => (t.result ? b64(TaskResult.encode(t.result).finish()) : null)),
-      ],
-    );
-  }
+       WHERE t.id = u.id
+       RETURNING t.id
+     ), ev AS (
+       INSERT INTO task_events (task_id, seq, state, prev_state, at, reason)
+       SELECT e.task_id, e.seq, e.state, e.prev_state, e.at, e.reason
+       FROM unnest($21::uuid[], $22::int4[], $23::int2[], $24::int2[], $25::float8[], $26::text[], $27::bool[])
+         AS e(task_id, seq, state, prev_state, at, reason, is_new)
+       WHERE NOT e.is_new OR e.task_id IN (SELECT id FROM ins)
+       RETURNING 1
+     )
+     SELECT id FROM ins`,
+    [
+      unique.map((o) => o.task.id),
+      unique.map((o) => o.task.tenant),
+      unique.map((o) => o.task.requestId || null),
+      unique.map((o) => o.task.state),
+      unique.map((o) => o.task.attempt),
+      unique.map((o) => o.task.sequence),
+      unique.map((o) => o.task.spec?.priorityClass ?? 0),
+      unique.map((o) => ms(o.task.createdAt)),
+      unique.map((o) => o.task.reason),
+      unique.map((o) => b64(TaskSpec.encode(o.task.spec ?? TaskSpec.fromPartial({})).finish())),
+      rows.map((t) => t.id),
+      rows.map((t) => t.state),
+      rows.map((t) => t.attempt),
+      rows.map((t) => t.sequence),
+      rows.map((t) => ms(t.updatedAt)),
+      rows.map((t) => ms(t.startedAt)),
+      rows.map((t) => ms(t.finishedAt)),
+      rows.map((t) => t.nodeId),
+      rows.map((t) => t.reason),
+      rows.map((t) => (t.result ? b64(TaskResult.encode(t.result).finish()) : null)),
+      events.map((e) => e.taskId),
+      events.map((e) => e.event.sequence),
+      events.map((e) => e.event.state),
+      events.map((e) => e.event.previousState),
+      events.map((e) => e.event.atMs),
+      events.map((e) => e.event.reason),
+      events.map((e) => e.isNew),
+    ],
+  );
 
-  if (eventOps.length > 0) {
-    await tx.query(
-      `INSERT INTO task_events (task_id, seq, state, prev_state, at, reason)
-       SELECT * FROM unnest($1::uuid[], $2::int4[], $3::int2[], $4::int2[], $5::float8[], $6::text[])`,
-      [
-        eventOps.map((e) => e.taskId),
-        eventOps.map((e) => e.event.sequence),
-        eventOps.map((e) => e.event.state),
-        eventOps.map((e) => e.event.previousState),
-        eventOps.map((e) => e.event.atMs),
-        eventOps.map((e) => e.event.reason),
-      ],
+  const created = new Set(inserted.map((r) => r.id));
+  const conflicted = unique.filter((o) => !created.has(o.task.id));
+  const existing = new Map<string, Task>();
+  if (conflicted.length > 0) {
+    // Idempotent repeats (rare): fetch the tasks stored earlier under the same keys.
+    const found = await tx.query<Row>(
+      `SELECT t.* FROM tasks t JOIN unnest($1::text[], $2::text[]) AS k(tenant, request_id) ON t.tenant = k.tenant AND t.request_id = k.request_id`,
+      [conflicted.map((o) => o.task.tenant), conflicted.map((o) => o.task.requestId)],
     );
+    for (const row of found.rows) existing.set(`${row.tenant}\u0000${row.request_id}`, rowToTask(row));
+  }
+  for (const op of inserts) {
+    if (created.has(op.task.id)) {
+      results.set(op, { task: op.task, created: true });
+      continue;
+    }
+    const key = requestKey(op.task);
+    const prior = (key && existing.get(key)) || (key && created.has(firstByKey.get(key)?.task.id ?? '') ? firstByKey.get(key)!.task : undefined);
+    if (!prior) throw new Error(`task ${op.task.id} was neither inserted nor found by its request id`);
+    results.set(op, { task: prior, created: false });
   }
   return results;
+}
+
+function requestKey(task: Task): string | undefined {
+  return task.requestId ? `${task.tenant}\u0000${task.requestId}` : undefined;
 }
 
 interface Row {

@@ -681,6 +681,9 @@ export class Scheduler {
   }
 
   private publish(task: Task, event: StoredEvent): void {
+    // Events describe transitions: the prompt stays out of them (GetTask has it), which
+    // keeps every subscriber's stream small however long the prompts are.
+    const spec = task.spec && task.spec.payload ? { ...task.spec, payload: undefined } : task.spec;
     this.bus.publishTask(
       TaskEvent.fromPartial({
         taskId: task.id,
@@ -689,7 +692,7 @@ export class Scheduler {
         previousState: event.previousState,
         time: toTimestamp(event.atMs),
         reason: event.reason,
-        task,
+        task: { ...task, spec },
       }),
     );
   }
