@@ -114,6 +114,11 @@ export class GrpcServer {
     return `${host}:${port}`;
   }
 
+  /** Server streams open now; a test that ends with more than it started with leaked one. */
+  get openStreams(): number {
+    return this.streams.size;
+  }
+
   /** Marks every service NOT_SERVING (e.g. while draining) without stopping. */
   setNotServing(): void {
     for (const name of ['', ...this.serviceNames]) this.health.setStatus(name, 'NOT_SERVING');

@@ -14,6 +14,8 @@ export interface RunningService {
   grpcAddress: string;
   httpAddress?: string;
   logger: Logger;
+  /** Streams open on its gRPC server (leak checks in tests). */
+  openStreams?(): number;
   /** Graceful stop; resolves when everything is closed. */
   stop(): Promise<void>;
 }

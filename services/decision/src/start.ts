@@ -49,6 +49,7 @@ export async function startDecision(config: DecisionConfig, logger: Logger = cre
   return {
     grpcAddress,
     logger,
+    openStreams: () => server.openStreams,
     scheduler,
     store,
     stop: async () => {

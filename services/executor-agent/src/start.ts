@@ -80,6 +80,7 @@ export async function startAgent(config: AgentConfig, logger: Logger = createLog
   return {
     grpcAddress,
     logger,
+    openStreams: () => server.openStreams,
     agent: running,
     stop: async () => {
       // Drain: no new work (health NOT_SERVING at once), running work gets a grace window.

@@ -32,6 +32,7 @@ export async function startMonitor(config: MonitorConfig, logger: Logger = creat
     grpcAddress,
     httpAddress: http.address,
     logger,
+    openStreams: () => server.openStreams,
     stop: async () => {
       feed.stop();
       await Promise.all([server.shutdown(), http.close()]);

@@ -31,6 +31,7 @@ export async function startParser(config: ParserConfig, logger: Logger = createL
   return {
     grpcAddress,
     logger,
+    openStreams: () => server.openStreams,
     stop: async () => {
       await server.shutdown();
       decision.close();

@@ -1,0 +1,39 @@
+import { TaskState, type TaskEvent } from '@autoglm/proto';
+import { startInProcessMesh, type InProcessMesh } from '../support/in-process-mesh';
+import { until } from '../support/until';
+
+describe('server-streaming RPCs against real servers', () => {
+  let mesh: InProcessMesh;
+  beforeAll(async () => {
+    mesh = await startInProcessMesh();
+  }, 60_000);
+  afterEach(() => mesh.expectNoLeakedStreams());
+  afterAll(() => mesh?.stop(), 30_000);
+
+  it('WatchTask streams to the final state and ends', async () => {
+    const { task } = await mesh.client.submit({ payload: { $case: 'batch', batch: { expectedDuration: { seconds: 0, nanos: 1_000_000 } } } });
+    const states: TaskState[] = [];
+    for await (const e of mesh.client.watch(task!.id)) states.push(e.state);
+    expect(states).toEqual([TaskState.QUEUED, TaskState.ASSIGNED, TaskState.RUNNING, TaskState.SUCCEEDED]);
+  });
+
+  it('a client that stops watching early closes the stream on every server', async () => {
+    const { task } = await mesh.client.submit({ payload: { $case: 'batch', batch: { expectedDuration: { seconds: 3600, nanos: 0 } } } });
+    const abort = new AbortController();
+    const seen: TaskEvent[] = [];
+    const watching = (async () => {
+      for await (const e of mesh.client.watch(task!.id, 0, { signal: abort.signal })) seen.push(e);
+    })().catch(() => undefined);
+    await until(async () => (seen.some((e) => e.state === TaskState.RUNNING) ? true : undefined), 10_000, 'RUNNING to be streamed');
+    abort.abort();
+    await watching;
+    await mesh.client.cancel(task!.id);
+  });
+
+  it('WatchTask of an unknown task fails with INVALID_ARGUMENT', async () => {
+    const watch = async () => {
+      for await (const _ of mesh.client.watch('6f1d2c1e-0000-4000-8000-000000000000')) void _;
+    };
+    await expect(watch()).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+  });
+});

@@ -1,0 +1,55 @@
+import pino from 'pino';
+import { AutoglmClient } from '@autoglm/client';
+import { AgentConfigSchema, startAgent } from '@autoglm/executor-agent';
+import { DecisionConfigSchema, startDecision } from '@autoglm/decision';
+import { ParserConfigSchema, startParser } from '@autoglm/parser';
+import type { RunningService } from '@autoglm/runtime';
+import { tempDir } from './temp-dir';
+import { until } from './until';
+
+/**
+ * decision, one sim agent and the parser as real gRPC servers on
+ * 127.0.0.1:0 inside the test process: the fixture of the contract tests.
+ */
+export interface InProcessMesh {
+  client: AutoglmClient;
+  decision: RunningService;
+  agent: RunningService;
+  parser: RunningService;
+  /** Fails unless every stream a test opened has closed (the agent's Connect is the one expected). */
+  expectNoLeakedStreams(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startInProcessMesh(options: { timeScale?: number } = {}): Promise<InProcessMesh> {
+  const data = tempDir('contract');
+  const quiet = pino({ level: 'silent' });
+  const decision = await startDecision(DecisionConfigSchema.parse({ listen: '127.0.0.1:0', dataDir: data.dir }), quiet);
+  const agent = await startAgent(
+    AgentConfigSchema.parse({ listen: '127.0.0.1:0', decisionAddress: decision.grpcAddress, nodeId: 'contract-node', simGpus: 2, simTimeScale: options.timeScale ?? 20 }),
+    quiet,
+  );
+  const parser = await startParser(ParserConfigSchema.parse({ listen: '127.0.0.1:0', decisionAddress: decision.grpcAddress }), quiet);
+  const client = new AutoglmClient({ address: parser.grpcAddress, tenant: 'contract' });
+  await until(async () => ((await client.listNodes()).nodes.length === 1 ? true : undefined), 10_000, 'the agent to register');
+  return {
+    client,
+    decision,
+    agent,
+    parser,
+    expectNoLeakedStreams: async () => {
+      await until(
+        async () => (parser.openStreams!() === 0 && agent.openStreams!() === 0 && decision.openStreams!() === 1 ? true : undefined),
+        5_000,
+        `streams to close (parser ${parser.openStreams!()}, agent ${agent.openStreams!()}, decision ${decision.openStreams!()} of which 1 is the agent's Connect)`,
+      );
+    },
+    stop: async () => {
+      client.close();
+      await parser.stop();
+      await agent.stop();
+      await decision.stop();
+      data.remove();
+    },
+  };
+}
