@@ -9,7 +9,9 @@ export const systemClock: Clock = () => Date.now();
 /** Epoch milliseconds to a protobuf Timestamp. */
 export function toTimestamp(ms: number): Timestamp {
   const seconds = Math.floor(ms / 1000);
-  return { seconds, nanos: Math.round((ms - seconds * 1000) * 1e6) };
+  const nanos = Math.round((ms - seconds * 1000) * 1e6);
+  // Rounding can reach a whole second: carry it, as Timestamp wants nanos below 1e9.
+  return nanos >= 1e9 ? { seconds: seconds + 1, nanos: nanos - 1e9 } : { seconds, nanos };
 }
 
 /** A protobuf Timestamp to epoch milliseconds. */
@@ -21,8 +23,13 @@ export function timestampToMillis(ts: Timestamp): number {
 export function toDuration(ms: number): Duration {
   const sign = ms < 0 ? -1 : 1;
   const abs = Math.abs(ms);
-  const seconds = Math.floor(abs / 1000);
-  return { seconds: sign * seconds, nanos: sign * Math.round((abs - seconds * 1000) * 1e6) };
+  let seconds = Math.floor(abs / 1000);
+  let nanos = Math.round((abs - seconds * 1000) * 1e6);
+  if (nanos >= 1e9) {
+    seconds += 1;
+    nanos -= 1e9;
+  }
+  return { seconds: sign * seconds, nanos: sign * nanos };
 }
 
 /** A protobuf Duration to milliseconds. */

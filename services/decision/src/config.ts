@@ -14,9 +14,9 @@ export const DecisionConfigSchema = z.object({
   /** How often agents push telemetry. */
   telemetryIntervalMs: z.coerce.number().int().min(10).max(60_000).default(100),
   /** Placement: GPUs busier than this by telemetry take no new work. */
-  maxGpuUtilization: z.coerce.number().min(0).max(1).default(0.95),
+  maxGpuUtilization: z.coerce.number().min(0).max(1).default(0.8),
   /** Placement: reservations stay under this fraction of a GPU's memory. */
-  maxGpuMemoryFraction: z.coerce.number().min(0.05).max(1).default(0.95),
+  maxGpuMemoryFraction: z.coerce.number().min(0.05).max(1).default(0.8),
   /** Placement: 'spread' (least allocated) or 'pack' (most allocated). */
   placementMode: z.enum(['spread', 'pack']).default('spread'),
   /** Log level. */

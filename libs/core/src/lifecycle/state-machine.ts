@@ -16,8 +16,7 @@ const NEXT: ReadonlyMap<TaskState, ReadonlySet<TaskState>> = new Map([
   [S.FAILED, new Set([S.QUEUED, S.DEAD_LETTER])],
   [S.PREEMPTED, new Set([S.QUEUED, S.CANCELLED])],
   [S.LOST, new Set([S.QUEUED, S.DEAD_LETTER, S.CANCELLED])],
-  // An operator may requeue a dead letter (autoglm dead-letters requeue).
-  [S.DEAD_LETTER, new Set([S.QUEUED])],
+  [S.DEAD_LETTER, new Set()],
   [S.SUCCEEDED, new Set()],
   [S.CANCELLED, new Set()],
 ]);
@@ -27,7 +26,7 @@ export function canTransition(from: TaskState, to: TaskState): boolean {
   return NEXT.get(from)?.has(to) ?? false;
 }
 
-/** States a task never leaves on its own (DEAD_LETTER only by an operator's requeue). */
+/** States a task never leaves. (A FAILED task is also over when retrying cannot help: decision marks it finished.) */
 export function isFinal(state: TaskState): boolean {
   return state === S.SUCCEEDED || state === S.CANCELLED || state === S.DEAD_LETTER;
 }

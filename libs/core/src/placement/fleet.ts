@@ -6,8 +6,8 @@ export interface GpuSlot {
   reservedBytes: number;
   /** Tasks placed on it and not released. */
   tasks: number;
-  /** Models whose weights are counted in reservedBytes, with how many placed tasks use them. */
-  models: Map<string, number>;
+  /** Models whose weights are counted in reservedBytes: how many placed tasks use them, and the bytes counted. */
+  models: Map<string, { users: number; bytes: number }>;
   /** Last telemetry; utilisation in [0, 1]. */
   utilization: number;
   memoryUsedBytes: number;
@@ -52,9 +52,9 @@ export interface Reservation {
 }
 
 export interface PlacementPolicy {
-  /** GPUs busier than this (by telemetry) take no new work. @default 0.95 */
+  /** GPUs busier than this (by telemetry) take no new work. @default 0.8 */
   maxGpuUtilization: number;
-  /** A GPU's reservations and its measured use stay under this fraction of its memory. @default 0.95 */
+  /** A GPU's reservations and its measured use stay under this fraction of its memory. @default 0.8 */
   maxGpuMemoryFraction: number;
   /** Telemetry older than this marks a node unplaceable, as stale metrics count as saturated. @default 1000 */
   staleTelemetryMs: number;
@@ -65,8 +65,8 @@ export interface PlacementPolicy {
 }
 
 export const DEFAULT_PLACEMENT_POLICY: PlacementPolicy = {
-  maxGpuUtilization: 0.95,
-  maxGpuMemoryFraction: 0.95,
+  maxGpuUtilization: 0.8,
+  maxGpuMemoryFraction: 0.8,
   staleTelemetryMs: 1000,
   mode: 'spread',
   tieBreakMargin: 0.05,
@@ -113,7 +113,8 @@ export class Fleet {
   remove(nodeId: string): void {
     const node = this.nodesById.get(nodeId);
     if (!node) return;
-    this.freeSlots -= this.freeSlotsOf(node);
+    // Only a ready node's slots are counted as free (setHealth took the others out).
+    if (node.health === 'ready') this.freeSlots -= this.freeSlotsOf(node);
     this.nodesById.delete(nodeId);
   }
 
@@ -199,12 +200,14 @@ export class Fleet {
       if (!gpu) continue;
       gpu.tasks -= 1;
       gpu.reservedBytes -= res.demand.privateBytesPerGpu;
-      if (res.demand.model && res.demand.sharedBytesPerGpu > 0) {
-        const users = (gpu.models.get(res.demand.model) ?? 1) - 1;
-        if (users <= 0) {
+      const weights = res.demand.model ? gpu.models.get(res.demand.model) : undefined;
+      if (weights && res.demand.sharedBytesPerGpu > 0) {
+        weights.users -= 1;
+        if (weights.users <= 0) {
+          // Give back what was counted when the weights came in, whoever brought them.
           gpu.models.delete(res.demand.model);
-          gpu.reservedBytes -= res.demand.sharedBytesPerGpu;
-        } else gpu.models.set(res.demand.model, users);
+          gpu.reservedBytes -= weights.bytes;
+        }
       }
     }
     if (node.health === 'ready') this.freeSlots += this.freeSlotsOf(node) - before;
@@ -225,9 +228,12 @@ export class Fleet {
     // The agent may use memory decision did not reserve (another process, a leak): respect its reading too.
     if (gpu.memoryUsedBytes + (resident ? demand.privateBytesPerGpu : need) > limit && gpu.tasks > 0) return undefined;
     const freeAfter = 1 - (gpu.reservedBytes + need) / gpu.memoryTotalBytes;
-    const memory = this.policy.mode === 'spread' ? freeAfter : 1 - freeAfter;
+    const spread = this.policy.mode === 'spread';
+    // Pack inverts every allocation term, or free slots would still pull small jobs apart.
+    const memory = spread ? freeAfter : 1 - freeAfter;
     const idle = 1 - gpu.utilization;
-    const slots = 1 - gpu.tasks / node.maxTasksPerGpu;
+    const freeSlots = 1 - gpu.tasks / node.maxTasksPerGpu;
+    const slots = spread ? freeSlots : 1 - freeSlots;
     const warm = resident ? 1 : 0;
     return 0.35 * memory + 0.25 * idle + 0.25 * slots + 0.15 * warm;
   }
@@ -240,12 +246,13 @@ export class Fleet {
       gpu.reservedBytes += demand.privateBytesPerGpu;
       let loaded = false;
       if (demand.model && demand.sharedBytesPerGpu > 0) {
-        const users = gpu.models.get(demand.model) ?? 0;
-        if (users === 0) {
+        const weights = gpu.models.get(demand.model);
+        if (weights) weights.users += 1;
+        else {
           gpu.reservedBytes += demand.sharedBytesPerGpu;
+          gpu.models.set(demand.model, { users: 1, bytes: demand.sharedBytesPerGpu });
           loaded = true;
         }
-        gpu.models.set(demand.model, users + 1);
       }
       loadedWeights.push(loaded);
     }

@@ -35,7 +35,7 @@ export const DEFAULT_POLICY: Policy = {
 export function applyPolicyUpdate(policy: Policy, update: PolicyUpdate): Policy {
   let next: Policy = { ...policy, weights: { ...policy.weights }, tenantBoosts: { ...policy.tenantBoosts } };
   if (update.preset) {
-    if (!(update.preset in PRESETS)) {
+    if (!Object.hasOwn(PRESETS, update.preset)) {
       throw new InvalidArgumentError('update.preset', `unknown preset "${update.preset}"; use one of ${Object.keys(PRESETS).join(', ')}`);
     }
     const preset = update.preset as keyof typeof PRESETS;

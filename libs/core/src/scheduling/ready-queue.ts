@@ -5,7 +5,7 @@ export interface QueueEntry {
   id: string;
   priorityClass: PriorityClass;
   tenant: string;
-  /** When it became runnable (epoch ms); ties within a class go to the earlier. */
+  /** When it became runnable (epoch ms). Within a class the order is push order, which is this order. */
   readySinceMs: number;
 }
 
@@ -59,6 +59,7 @@ export class ReadyQueue<E extends QueueEntry = QueueEntry> {
 
   /** 1-based position in scheduling order, or 0 when not queued. O(n): for explanations, not the hot path. */
   positionOf(id: string, priorityClass: PriorityClass): number {
+    priorityClass = (CLASS_ORDER as readonly PriorityClass[]).includes(priorityClass) ? priorityClass : PriorityClass.NORMAL;
     let ahead = 0;
     for (const c of CLASS_ORDER) {
       const q = this.classQueue(c);

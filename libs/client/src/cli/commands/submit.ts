@@ -1,0 +1,199 @@
+import type { Command } from 'commander';
+import { type PriorityClass, type SubmitTaskRequest, type Task, TaskState } from '@autoglm/proto';
+import type { AutoglmClient } from '../../sdk/client';
+import { AutoglmError } from '../../sdk/errors';
+import type { MessageInit } from '../../sdk/message-init';
+import { mapConcurrent } from '../concurrency';
+import { commandContext, type CommandContext, interruptible } from '../context';
+import { followTask } from '../follow';
+import { durationMs, humanDuration } from '../format';
+import { examples } from '../help';
+import type { CliIo } from '../io';
+import { println } from '../io';
+import { taskJson } from '../json';
+import { stateName } from '../names';
+import {
+  collect,
+  collectList,
+  durationFromMs,
+  parseDeadline,
+  parseDurationMs,
+  parseInteger,
+  parseLabel,
+  parseNonNegative,
+  parsePriorityClass,
+} from '../parse';
+import { ProgressBar } from '../progress';
+import { readAll } from '../read-stdin';
+
+interface SubmitOptions {
+  model?: string;
+  class?: PriorityClass;
+  priority?: number;
+  maxTokens?: number;
+  temperature?: number;
+  deadline?: string;
+  dependsOn?: string[];
+  gpus?: number;
+  command?: string;
+  arg?: string[];
+  duration?: number;
+  count: number;
+  wait?: boolean;
+  requestId?: string;
+  label?: [string, string][];
+  preemptible?: boolean;
+  maxRetries?: number;
+}
+
+/** Submissions in flight at once with --count. */
+const SUBMIT_CONCURRENCY = 64;
+/** Watches open at once with --wait. */
+const WATCH_CONCURRENCY = 512;
+
+/** `autoglm submit`. */
+export function registerSubmit(program: Command, io: CliIo): void {
+  program
+    .command('submit')
+    .description('Submit an inference request or a batch job; prints the task id.')
+    .argument('[prompt]', 'prompt of an inference task ("-" reads it from stdin)')
+    .option('--model <name>', 'model from the catalog (env AUTOGLM_MODEL)', process.env.AUTOGLM_MODEL)
+    .option('--class <class>', 'priority class: urgent, normal or background', parsePriorityClass)
+    .option('--priority <n>', 'priority within the class, -1000..1000; negative is sheddable', parseInteger(-1000, 1000))
+    .option('--max-tokens <n>', 'upper bound on generated tokens', parseInteger(1, 10_000_000))
+    .option('--temperature <t>', 'sampling temperature, 0..2', parseNonNegative)
+    .option('--deadline <time>', 'when the result stops being useful: ISO time, or +30s, +5m from now')
+    .option('--depends-on <id>', 'a task that must succeed first (repeatable, or comma-separated)', collectList((id: string) => id))
+    .option('--gpus <n>', 'GPUs on one host', parseInteger(1, 1024))
+    .option('--command <cmd>', 'batch job: the command line, split on spaces')
+    .option('--arg <arg>', 'batch job: one argv element (repeatable; for arguments with spaces)', collect((arg: string) => arg))
+    .option('--duration <d>', 'batch job: expected duration (the sim backend runs this long), e.g. 2s', parseDurationMs)
+    .option('--count <n>', 'submit N copies concurrently', parseInteger(1, 1_000_000), 1)
+    .option('--wait', 'wait for the final state and print the output; exits 1 when a task did not succeed')
+    .option('--request-id <id>', 'idempotency key; with --count, copies get <id>-1, <id>-2, ...')
+    .option('--label <k=v>', 'a label (repeatable)', collect(parseLabel))
+    .option('--preemptible', 'let the scheduler stop it for more urgent work')
+    .option('--max-retries <n>', 'attempts after the first', parseInteger(0, 1000))
+    .addHelpText(
+      'after',
+      examples(
+        'autoglm submit "Explain KV caching in two sentences" --model glm-4-9b --class urgent --wait',
+        'autoglm submit --command "python train.py --epochs 3" --gpus 2 --duration 30s',
+        'autoglm submit --duration 2s --count 100 --class background | autoglm watch -',
+        'autoglm submit "Summarise the report" --depends-on 3f1c... --deadline +5m --label team=search',
+      ),
+    )
+    .action(async (prompt: string | undefined, options: SubmitOptions, command: Command) => {
+      const ctx = commandContext(io, command);
+      const request = await buildRequest(prompt, options, io.stdin);
+      await ctx.withClient(async (client) => {
+        const started = Date.now();
+        const outcomes = await mapConcurrent(Array.from({ length: options.count }), SUBMIT_CONCURRENCY, async (_, index) => {
+          const requestId = options.requestId === undefined ? undefined : options.count === 1 ? options.requestId : `${options.requestId}-${index + 1}`;
+          try {
+            const response = await client.submit({ ...request, requestId });
+            return { task: response.task, created: response.created };
+          } catch (error) {
+            return { error: AutoglmError.from(error) };
+          }
+        });
+        const tasks: Task[] = [];
+        for (const outcome of outcomes) {
+          if (!('task' in outcome) || outcome.task === undefined) continue;
+          tasks.push(outcome.task);
+          if (!options.wait) {
+            if (ctx.globals.json) ctx.printJson(taskJson(outcome.task));
+            else println(io.stdout, outcome.task.id);
+          }
+          if (options.count === 1 && !outcome.created && !ctx.globals.json) {
+            println(io.stderr, `request id ${outcome.task.requestId} was seen before: this is the existing task`);
+          }
+        }
+        if (options.count > 1 && !ctx.globals.json) {
+          const seconds = (Date.now() - started) / 1000;
+          println(io.stderr, `submitted ${tasks.length} tasks in ${seconds.toFixed(2)}s (${(tasks.length / seconds).toFixed(0)}/s)`);
+        }
+        const failures = outcomes.flatMap((outcome) => ('error' in outcome && outcome.error ? [outcome.error] : []));
+        const first = failures[0];
+        if (first !== undefined) {
+          const message = options.count === 1 ? first.details : `${failures.length} of ${options.count} submissions failed; first: ${first.details}`;
+          throw new AutoglmError(first.code, message, { cause: first });
+        }
+        if (options.wait) await waitForAll(ctx, client, tasks);
+      });
+    });
+}
+
+async function buildRequest(prompt: string | undefined, options: SubmitOptions, stdin: NodeJS.ReadableStream): Promise<MessageInit<SubmitTaskRequest>> {
+  const argv = [...(options.command?.split(/\s+/).filter((part) => part !== '') ?? []), ...(options.arg ?? [])];
+  const batch = argv.length > 0 || options.duration !== undefined;
+  if (batch && prompt !== undefined) {
+    throw new AutoglmError('INVALID_ARGUMENT', 'give either a prompt (inference) or --command/--arg/--duration (batch job), not both');
+  }
+  const text = prompt === '-' ? await readAll(stdin) : prompt;
+  if (!batch && (text === undefined || text.trim() === '')) {
+    throw new AutoglmError('INVALID_ARGUMENT', 'give a prompt for an inference task, or --command/--duration for a batch job');
+  }
+  return {
+    model: options.model ?? '',
+    payload: batch
+      ? {
+          $case: 'batch',
+          batch: { command: argv, expectedDuration: options.duration === undefined ? undefined : durationFromMs(options.duration) },
+        }
+      : {
+          $case: 'inference',
+          inference: { prompt: text ?? '', params: { maxTokens: options.maxTokens ?? 0, temperature: options.temperature ?? 0 } },
+        },
+    priorityClass: options.class,
+    priority: options.priority,
+    deadline: options.deadline === undefined ? undefined : parseDeadline(options.deadline),
+    dependsOn: options.dependsOn ?? [],
+    resources: options.gpus === undefined ? undefined : { gpuCount: options.gpus },
+    preemptible: options.preemptible ?? false,
+    maxRetries: options.maxRetries,
+    labels: Object.fromEntries(options.label ?? []),
+  };
+}
+
+/** --wait: follows every task to its end, then prints each with its output. */
+async function waitForAll(ctx: CommandContext, client: AutoglmClient, submitted: Task[]): Promise<void> {
+  const { io } = ctx;
+  const progress = submitted.length > 1 && !ctx.globals.json ? new ProgressBar(io.stderr, submitted.map((t) => t.id)) : undefined;
+  const finished = await interruptible(io, 'stopped waiting; the tasks keep running (autoglm cancel <id> stops one)', (signal) =>
+    mapConcurrent(submitted, WATCH_CONCURRENCY, async (task) => {
+      await followTask(client, task.id, (event) => progress?.update(task.id, event.state), signal);
+      return signal.aborted ? task : client.get(task.id);
+    }),
+  );
+  progress?.finish();
+  let unsuccessful = 0;
+  for (const task of finished) {
+    if (task.state !== TaskState.SUCCEEDED) unsuccessful++;
+    if (ctx.globals.json) {
+      ctx.printJson(taskJson(task));
+    } else if (finished.length === 1) {
+      const output = task.result?.output ?? '';
+      if (output !== '') io.stdout.write(output.endsWith('\n') ? output : `${output}\n`);
+      println(io.stderr, summaryLine(task));
+    } else {
+      const firstLine = (task.result?.output ?? '').split('\n')[0] ?? '';
+      println(io.stdout, `${task.id}  ${stateName(task.state)}  ${task.reason || firstLine}`.trimEnd());
+    }
+  }
+  if (unsuccessful > 0) {
+    if (finished.length > 1 && !ctx.globals.json) println(io.stderr, `${unsuccessful} of ${finished.length} tasks did not succeed`);
+    io.setExitCode(1);
+  }
+}
+
+function summaryLine(task: Task): string {
+  const parts = [`task ${task.id} ${stateName(task.state)}`];
+  if (task.nodeId) parts.push(`on ${task.nodeId}`);
+  const result = task.result;
+  if (result !== undefined) {
+    parts.push(`(queue ${humanDuration(durationMs(result.queueTime))}, run ${humanDuration(durationMs(result.runTime))})`);
+  }
+  if (task.reason) parts.push(`: ${task.reason}`);
+  return parts.join(' ');
+}

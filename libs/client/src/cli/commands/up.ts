@@ -1,0 +1,86 @@
+import type { Command } from 'commander';
+import { startMesh } from '../../mesh/start-mesh';
+import { examples } from '../help';
+import { type CliIo, println } from '../io';
+import { parseChoice, parseInteger, parseNonNegative, parsePositive } from '../parse';
+
+interface UpOptions {
+  agents: number;
+  gpus: number;
+  gpuMemory: number;
+  timeScale: number;
+  dataDir: string;
+  ports: 'default' | 'ephemeral';
+  logLevel?: string;
+  databaseUrl?: string;
+  verbose?: boolean;
+}
+
+/** `autoglm up`. */
+export function registerUp(program: Command, io: CliIo): void {
+  program
+    .command('up')
+    .description('Run the whole mesh locally (decision, monitor, simulated GPU agents, parser) until Ctrl-C.')
+    .option('--agents <n>', 'simulated GPU hosts', parseInteger(0, 256), 4)
+    .option('--gpus <n>', 'GPUs per host', parseInteger(1, 64), 8)
+    .option('--gpu-memory <gb>', 'memory per simulated GPU, GB', parseNonNegative, 80)
+    .option('--time-scale <x>', 'simulator speed-up (10 = ten times faster than real time)', parsePositive, 1)
+    .option('--data-dir <dir>', 'durable state and logs', process.env.AUTOGLM_DATA_DIR ?? './.autoglm')
+    .option('--ports <mode>', 'default (the documented ports) or ephemeral (any free port)', parseChoice(['default', 'ephemeral'] as const), 'default')
+    .option('--log-level <level>', 'log level of every service (env AUTOGLM_LOG_LEVEL)')
+    .option('--database-url <url>', 'external PostgreSQL for decision (env AUTOGLM_DATABASE_URL)', process.env.AUTOGLM_DATABASE_URL)
+    .option('--verbose', 'also print every service log line')
+    .addHelpText('after', examples('autoglm up', 'autoglm up --agents 8 --gpus 4 --time-scale 10', 'autoglm up --data-dir /tmp/autoglm --json'))
+    .action(async (options: UpOptions, command: Command) => {
+      const json = command.optsWithGlobals<{ json?: boolean }>().json === true;
+      const mesh = await startMesh({
+        dataDir: options.dataDir,
+        agents: options.agents,
+        gpusPerAgent: options.gpus,
+        gpuMemoryGb: options.gpuMemory,
+        timeScale: options.timeScale,
+        ports: options.ports,
+        logLevel: options.logLevel,
+        databaseUrl: options.databaseUrl,
+        onLog: (service, line) => {
+          if (service === 'mesh') println(io.stderr, `mesh: ${line.replace(/^\S+ /, '')}`);
+          else if (options.verbose) println(io.stderr, `${service} | ${line}`);
+        },
+      });
+      if (json) {
+        println(
+          io.stdout,
+          JSON.stringify({
+            publicAddress: mesh.publicAddress,
+            decisionAddress: mesh.decisionAddress,
+            monitorAddress: mesh.monitorAddress,
+            metricsUrl: mesh.metricsUrl,
+            dashboardUrl: mesh.dashboardUrl,
+            dataDir: mesh.dataDir,
+            processes: Object.fromEntries(Object.values(mesh.processes).map((p) => [p.name, { pid: p.pid ?? null, address: p.address }])),
+          }),
+        );
+      } else {
+        println(io.stdout, `autoglm is up: ${options.agents} agents × ${options.gpus} GPUs (${options.gpuMemory} GB), time scale ${options.timeScale}`);
+        println(io.stdout, `  public endpoint  ${mesh.publicAddress}`);
+        println(io.stdout, `  metrics          ${mesh.metricsUrl}`);
+        println(io.stdout, `  dashboard        ${mesh.dashboardUrl}`);
+        println(io.stdout, `  logs             ${mesh.dataDir}/logs`);
+        println(io.stdout, 'Press Ctrl-C to stop.');
+      }
+      await new Promise<void>((resolve) => {
+        const remove = io.onInterrupt(() => {
+          remove();
+          resolve();
+        });
+      });
+      println(io.stderr, 'stopping the mesh (Ctrl-C again to kill it at once)');
+      const removeForce = io.onInterrupt(() => io.exit(130));
+      try {
+        await mesh.stop();
+      } finally {
+        removeForce();
+      }
+      println(io.stderr, 'stopped');
+    });
+}

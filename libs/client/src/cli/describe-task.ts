@@ -1,0 +1,46 @@
+import { type Task, TaskKind } from '@autoglm/proto';
+import { durationMs, gib, humanDuration, isoTime } from './format';
+import { className, kindName, stateName } from './names';
+
+/** A task as `autoglm get` shows it: one "field  value" line each, output last. */
+export function describeTask(task: Task): string {
+  const spec = task.spec;
+  const result = task.result;
+  const rows: [string, string | undefined][] = [
+    ['id', task.id],
+    ['state', `${stateName(task.state)}  (attempt ${task.attempt}, sequence ${task.sequence})`],
+    ['tenant', task.tenant],
+    ['request id', task.requestId || undefined],
+    ['kind', spec === undefined ? undefined : `${kindName(spec.kind)}${spec.model ? `  ${spec.model}` : ''}`],
+    ['class', spec === undefined ? undefined : `${className(spec.priorityClass)}  priority ${spec.priority}`],
+    [
+      'resources',
+      spec === undefined
+        ? undefined
+        : `${spec.gpuCount} GPU${spec.gpuCount === 1 ? '' : 's'}${spec.gpuMemoryBytes > 0 ? `, ${gib(spec.gpuMemoryBytes)} GiB per GPU` : ''}`,
+    ],
+    ['tokens', spec === undefined || spec.inputTokens === 0 ? undefined : `${spec.inputTokens} in, up to ${spec.maxOutputTokens} out`],
+    ['deadline', isoTime(spec?.deadline)],
+    ['depends on', spec?.dependsOn.length ? spec.dependsOn.join(', ') : undefined],
+    ['labels', spec && Object.keys(spec.labels).length > 0 ? Object.entries(spec.labels).map(([k, v]) => `${k}=${v}`).join(' ') : undefined],
+    ['node', task.nodeId || undefined],
+    ['created', isoTime(task.createdAt)],
+    ['started', isoTime(task.startedAt)],
+    ['finished', isoTime(task.finishedAt)],
+    ['reason', task.reason || undefined],
+  ];
+  if (result !== undefined) {
+    const batch = spec?.kind === TaskKind.BATCH;
+    const ttft = batch ? '' : `, ttft ${humanDuration(durationMs(result.timeToFirstToken))}`;
+    rows.push(
+      ['timings', `queue ${humanDuration(durationMs(result.queueTime))}, run ${humanDuration(durationMs(result.runTime))}${ttft}`],
+      ['usage', batch ? undefined : `prompt ${result.promptTokens} tokens, completion ${result.completionTokens} tokens`],
+      ['finish', [result.finishReason, batch ? `exit code ${result.exitCode}` : ''].filter(Boolean).join(', ') || undefined],
+    );
+  }
+  const present = rows.filter((row): row is [string, string] => row[1] !== undefined && row[1] !== '');
+  const width = Math.max(...present.map(([name]) => name.length));
+  const lines = present.map(([name, value]) => `${name.padEnd(width)}  ${value}`);
+  if (result !== undefined && result.output !== '') lines.push('output:', result.output.replace(/\n$/, ''));
+  return lines.join('\n');
+}

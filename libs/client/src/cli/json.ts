@@ -1,0 +1,151 @@
+// JSON for `--json`: camelCase field names as in the SDK, enums by name,
+// timestamps as ISO 8601, durations in milliseconds (`...Ms`). Unset values are null.
+import type { InferDone, Node, PriorityExplanation, QueueStats, Task, TaskEvent, TaskResult } from '@autoglm/proto';
+import { durationMs, isoTime } from './format';
+import { className, kindName, nodeStateName, stateName } from './names';
+
+/** A JSON value. */
+export type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
+
+const orNull = <T extends Json>(value: T | undefined): T | null => (value === undefined ? null : value);
+
+function resultJson(result: TaskResult | undefined): Json {
+  if (result === undefined) return null;
+  return {
+    output: result.output,
+    finishReason: result.finishReason,
+    promptTokens: result.promptTokens,
+    completionTokens: result.completionTokens,
+    exitCode: result.exitCode,
+    queueTimeMs: orNull(durationMs(result.queueTime)),
+    runTimeMs: orNull(durationMs(result.runTime)),
+    timeToFirstTokenMs: orNull(durationMs(result.timeToFirstToken)),
+  };
+}
+
+/** A task. */
+export function taskJson(task: Task): Json {
+  const spec = task.spec;
+  return {
+    id: task.id,
+    requestId: task.requestId,
+    tenant: task.tenant,
+    state: stateName(task.state),
+    attempt: task.attempt,
+    sequence: task.sequence,
+    kind: spec === undefined ? null : kindName(spec.kind),
+    model: spec?.model ?? null,
+    priorityClass: spec === undefined ? null : className(spec.priorityClass),
+    priority: spec?.priority ?? null,
+    inputTokens: spec?.inputTokens ?? null,
+    maxOutputTokens: spec?.maxOutputTokens ?? null,
+    gpuCount: spec?.gpuCount ?? null,
+    gpuMemoryBytes: spec?.gpuMemoryBytes ?? null,
+    deadline: orNull(isoTime(spec?.deadline)),
+    dependsOn: spec?.dependsOn ?? [],
+    preemptible: spec?.preemptible ?? null,
+    maxRetries: spec?.maxRetries ?? null,
+    labels: spec?.labels ?? {},
+    createdAt: orNull(isoTime(task.createdAt)),
+    updatedAt: orNull(isoTime(task.updatedAt)),
+    startedAt: orNull(isoTime(task.startedAt)),
+    finishedAt: orNull(isoTime(task.finishedAt)),
+    nodeId: task.nodeId,
+    reason: task.reason,
+    result: resultJson(task.result),
+  };
+}
+
+/** A task event; the task is included when the server sent it. */
+export function eventJson(event: TaskEvent): Json {
+  return {
+    taskId: event.taskId,
+    sequence: event.sequence,
+    state: stateName(event.state),
+    previousState: stateName(event.previousState),
+    time: orNull(isoTime(event.time)),
+    reason: event.reason,
+    task: event.task === undefined ? null : taskJson(event.task),
+  };
+}
+
+/** A node with its GPUs. */
+export function nodeJson(node: Node): Json {
+  return {
+    nodeId: node.nodeId,
+    address: node.address,
+    state: nodeStateName(node.state),
+    models: node.models,
+    backends: node.backends,
+    runningTasks: node.runningTasks,
+    lastSeen: orNull(isoTime(node.lastSeen)),
+    gpus: node.gpus.map((gpu) => ({
+      index: gpu.index,
+      name: gpu.name,
+      utilization: gpu.utilization,
+      memoryUsedBytes: gpu.memoryUsedBytes,
+      memoryTotalBytes: gpu.memoryTotalBytes,
+      temperatureC: gpu.temperatureC,
+      powerWatts: gpu.powerWatts,
+    })),
+    load:
+      node.load === undefined
+        ? null
+        : {
+            numRequestsRunning: node.load.numRequestsRunning,
+            numRequestsWaiting: node.load.numRequestsWaiting,
+            kvCacheUsagePerc: node.load.kvCacheUsagePerc,
+          },
+  };
+}
+
+/** A priority explanation. */
+export function explanationJson(explanation: PriorityExplanation): Json {
+  return {
+    taskId: explanation.taskId,
+    state: stateName(explanation.state),
+    priority: explanation.priority,
+    queuePosition: explanation.queuePosition,
+    waitingReason: explanation.waitingReason,
+    factors: explanation.factors.map((f) => ({ name: f.name, value: f.value, weight: f.weight, contribution: f.contribution })),
+  };
+}
+
+/** Queue counts. */
+export function queueStatsJson(stats: QueueStats): Json {
+  return {
+    waitingDeps: stats.waitingDeps,
+    queued: stats.queued,
+    running: stats.running,
+    succeeded: stats.succeeded,
+    failed: stats.failed,
+    classes: stats.classes.map((c) => ({
+      priorityClass: className(c.priorityClass),
+      queued: c.queued,
+      running: c.running,
+      oldestWaitSeconds: c.oldestWaitSeconds,
+    })),
+    tenants: stats.tenants.map((t) => ({ tenant: t.tenant, queued: t.queued, running: t.running })),
+  };
+}
+
+/** The end of an inference, with its text. */
+export function inferJson(taskId: string, text: string, done: InferDone | undefined): Json {
+  const usage = done?.usage;
+  return {
+    taskId,
+    text,
+    finishReason: done?.finishReason ?? null,
+    nodeId: done?.nodeId ?? null,
+    usage:
+      usage === undefined
+        ? null
+        : {
+            promptTokens: usage.promptTokens,
+            completionTokens: usage.completionTokens,
+            queueTimeMs: orNull(durationMs(usage.queueTime)),
+            timeToFirstTokenMs: orNull(durationMs(usage.timeToFirstToken)),
+            totalTimeMs: orNull(durationMs(usage.totalTime)),
+          },
+  };
+}

@@ -1,0 +1,18 @@
+import { NodeState, PriorityClass, TaskKind, TaskState } from '@autoglm/proto';
+
+function nameOf(enumObject: Record<number, string>, value: number): string {
+  return enumObject[value] ?? `UNKNOWN(${value})`;
+}
+
+/** "SUCCEEDED", "DEAD_LETTER", ... */
+export const stateName = (state: TaskState): string => nameOf(TaskState, state);
+/** "URGENT", "NORMAL", "BACKGROUND"; UNSPECIFIED reads as NORMAL, as the server treats it. */
+export const className = (priorityClass: PriorityClass): string =>
+  priorityClass === PriorityClass.UNSPECIFIED ? 'NORMAL' : nameOf(PriorityClass, priorityClass);
+/** "INFERENCE", "BATCH". */
+export const kindName = (kind: TaskKind): string => nameOf(TaskKind, kind);
+/** "READY", "DRAINING", "LOST". */
+export const nodeStateName = (state: NodeState): string => nameOf(NodeState, state);
+
+/** States a task never leaves. FAILED is not one: a failed attempt is retried or dead-lettered. */
+export const FINAL_STATES: ReadonlySet<TaskState> = new Set([TaskState.SUCCEEDED, TaskState.CANCELLED, TaskState.DEAD_LETTER]);

@@ -1,0 +1,39 @@
+import { InvalidArgumentError } from 'commander';
+import { PriorityClass, TaskState } from '@autoglm/proto';
+import { durationFromMs, idsFromText, parseDeadline, parseDurationMs, parseLabel, parsePriorityClass, parseTaskState, splitCommand } from './parse';
+
+describe('CLI argument parsing', () => {
+  it('reads durations with a unit', () => {
+    expect(parseDurationMs('500ms')).toBe(500);
+    expect(parseDurationMs('2s')).toBe(2000);
+    expect(parseDurationMs('1.5m')).toBe(90_000);
+    expect(parseDurationMs('1h')).toBe(3_600_000);
+    expect(() => parseDurationMs('2')).toThrow(InvalidArgumentError);
+    expect(() => parseDurationMs('soon')).toThrow(/not a duration/);
+    expect(durationFromMs(2500)).toEqual({ seconds: 2, nanos: 500_000_000 });
+  });
+
+  it('reads deadlines relative to now or as ISO times', () => {
+    const now = Date.parse('2025-01-31T18:00:00.000Z');
+    expect(parseDeadline('+30s', now)).toEqual({ seconds: now / 1000 + 30, nanos: 0 });
+    expect(parseDeadline('+5m', now)).toEqual({ seconds: now / 1000 + 300, nanos: 0 });
+    expect(parseDeadline('2025-01-31T18:00:01.250Z', now)).toEqual({ seconds: now / 1000 + 1, nanos: 250_000_000 });
+    expect(() => parseDeadline('tomorrow', now)).toThrow(/neither an ISO time/);
+  });
+
+  it('reads classes, states, labels and commands', () => {
+    expect(parsePriorityClass('URGENT')).toBe(PriorityClass.URGENT);
+    expect(parsePriorityClass('background')).toBe(PriorityClass.BACKGROUND);
+    expect(() => parsePriorityClass('high')).toThrow(/urgent, normal or background/);
+    expect(parseTaskState('dead-letter')).toBe(TaskState.DEAD_LETTER);
+    expect(parseTaskState('queued')).toBe(TaskState.QUEUED);
+    expect(() => parseTaskState('unspecified')).toThrow(/known: pending/);
+    expect(parseLabel('team=search=x')).toEqual(['team', 'search=x']);
+    expect(() => parseLabel('=x')).toThrow(/key=value/);
+    expect(splitCommand(' python  train.py --epochs 3 ')).toEqual(['python', 'train.py', '--epochs', '3']);
+  });
+
+  it('finds task ids in plain lines and in submit --json lines', () => {
+    expect(idsFromText('a b\n\n{"id":"c","state":"QUEUED"}\n{"task":{"id":"d"}}\n{not json\n  e  \n')).toEqual(['a', 'b', 'c', 'd', 'e']);
+  });
+});

@@ -1,0 +1,49 @@
+import { Command, Option } from 'commander';
+import { registerCancel } from './commands/cancel';
+import { registerExplain } from './commands/explain';
+import { registerGet } from './commands/get';
+import { registerInfer } from './commands/infer';
+import { registerList } from './commands/list';
+import { registerNodes } from './commands/nodes';
+import { registerStats } from './commands/stats';
+import { registerSubmit } from './commands/submit';
+import { registerUp } from './commands/up';
+import { registerWatch } from './commands/watch';
+import { examples } from './help';
+import type { CliIo } from './io';
+
+/** The `autoglm` program, writing through `io`. Commander errors are thrown, not exited on. */
+export function buildProgram(io: CliIo): Command {
+  const program = new Command('autoglm')
+    .description('Schedule LLM inference and GPU batch jobs on an Open-AutoGLM mesh.')
+    .addOption(new Option('--address <host:port>', 'public endpoint of the mesh').env('AUTOGLM_ADDRESS'))
+    .addOption(new Option('--tenant <name>', 'tenant the work is billed to').env('AUTOGLM_TENANT').default('default'))
+    .addOption(new Option('--token <token>', 'bearer token').env('AUTOGLM_TOKEN'))
+    .option('--json', 'machine-readable output: one JSON document per line')
+    .configureOutput({
+      writeOut: (text) => io.stdout.write(text),
+      writeErr: (text) => io.stderr.write(text),
+    })
+    .exitOverride()
+    .showHelpAfterError('(add --help for usage)')
+    .addHelpText(
+      'after',
+      examples(
+        'autoglm up --time-scale 10',
+        'autoglm infer "Write a haiku about GPUs" --model glm-4-9b',
+        'autoglm submit --duration 2s --count 100 | autoglm watch -',
+        'autoglm nodes',
+      ),
+    );
+  registerUp(program, io);
+  registerSubmit(program, io);
+  registerGet(program, io);
+  registerList(program, io);
+  registerWatch(program, io);
+  registerCancel(program, io);
+  registerInfer(program, io);
+  registerNodes(program, io);
+  registerExplain(program, io);
+  registerStats(program, io);
+  return program;
+}

@@ -1,0 +1,24 @@
+// The public API of @autoglm/client, listed by name.
+export {
+  AutoglmClient,
+  type AutoglmClientOptions,
+  type InferOptions,
+  MAX_MESSAGE_BYTES,
+  type RequestOptions,
+  type WatchOptions,
+} from './sdk/client';
+export {
+  AutoglmError,
+  type AutoglmErrorOptions,
+  isRetryable,
+  RETRY_AFTER_TRAILER,
+  RETRYABLE_CODES,
+  type StatusName,
+  statusName,
+} from './sdk/errors';
+export { type RetryOptions } from './sdk/backoff';
+export { type MessageInit } from './sdk/message-init';
+export { type Mesh, type MeshProcess, startMesh } from './mesh/start-mesh';
+export { defaultServiceEntry, type MeshOptions, type MeshServiceName } from './mesh/mesh-options';
+export { MeshStartError } from './mesh/mesh-start-error';
+export { type ReadyMessage } from './mesh/ready-message';

@@ -1,0 +1,110 @@
+import path from 'node:path';
+
+/** The services of the mesh, by their directory under `services/`. */
+export type MeshServiceName = 'decision' | 'monitor' | 'executor-agent' | 'parser';
+
+/** Options of startMesh. */
+export interface MeshOptions {
+  /**
+   * Directory for durable state and logs (`<dataDir>/logs/<name>.log`).
+   * @default './.autoglm'
+   */
+  dataDir?: string;
+  /**
+   * Number of executor agents (simulated GPU hosts).
+   * @default 4
+   */
+  agents?: number;
+  /**
+   * Simulated GPUs per agent.
+   * @default 8
+   */
+  gpusPerAgent?: number;
+  /**
+   * Memory of each simulated GPU, in GB.
+   * @default 80
+   */
+  gpuMemoryGb?: number;
+  /**
+   * Simulator speed-up: 10 runs simulated work ten times faster than real time.
+   * @default 1
+   */
+  timeScale?: number;
+  /**
+   * `'default'`: the documented local ports (parser 50051, decision 50052,
+   * monitor 50053 and HTTP 8080, agents 50060 and up). `'ephemeral'`: port 0
+   * everywhere, each service picks a free port (tests).
+   * @default 'default'
+   */
+  ports?: 'default' | 'ephemeral';
+  /**
+   * Host every service listens on.
+   * @default '127.0.0.1'
+   */
+  host?: string;
+  /** Passed to decision as AUTOGLM_DATABASE_URL (external PostgreSQL instead of the embedded store). */
+  databaseUrl?: string;
+  /** Extra environment for every service (OTEL_* and the like), over the supervisor's own. */
+  env?: Record<string, string | undefined>;
+  /**
+   * AUTOGLM_LOG_LEVEL of every service.
+   * @default process.env.AUTOGLM_LOG_LEVEL ?? 'info'
+   */
+  logLevel?: string;
+  /** Every output line of every process, and the supervisor's own lines under the name "mesh". */
+  onLog?: (service: string, line: string) => void;
+  /**
+   * Restart a process that exits unexpectedly.
+   * @default true
+   */
+  restart?: boolean;
+  /**
+   * Script of each service.
+   * @default the built service in this repository: services/<service>/dist/main.js
+   */
+  entry?: (service: MeshServiceName) => string;
+  /**
+   * How long a process has to say it is ready.
+   * @default 30000
+   */
+  readyTimeoutMs?: number;
+  /**
+   * How long a process has to exit after SIGTERM before it gets SIGKILL.
+   * @default 10000
+   */
+  stopTimeoutMs?: number;
+  /**
+   * Restart delays: doubling from initialMs to maxMs, back to initialMs after a
+   * process stayed up resetAfterMs.
+   * @default { initialMs: 200, maxMs: 10000, resetAfterMs: 30000 }
+   */
+  restartBackoff?: { initialMs?: number; maxMs?: number; resetAfterMs?: number };
+}
+
+/** The built entry point of a service in this repository. */
+export function defaultServiceEntry(service: MeshServiceName): string {
+  // Same depth from src/mesh (ts-jest, tsx) and dist/mesh (built): libs/client/<src|dist>/mesh.
+  const repoRoot = path.resolve(__dirname, '..', '..', '..', '..');
+  return path.join(repoRoot, 'services', service, 'dist', 'main.js');
+}
+
+/** Listen addresses of every process, before any is bound. */
+export interface PortPlan {
+  decision: string;
+  monitor: string;
+  monitorHttp: string;
+  parser: string;
+  agent: (index: number) => string;
+}
+
+/** The addresses to ask for: the documented defaults, or port 0 everywhere. */
+export function portPlan(ports: 'default' | 'ephemeral', host: string): PortPlan {
+  const at = (port: number): string => `${host}:${ports === 'ephemeral' ? 0 : port}`;
+  return {
+    parser: at(50051),
+    decision: at(50052),
+    monitor: at(50053),
+    monitorHttp: at(8080),
+    agent: (index) => at(50060 + index),
+  };
+}

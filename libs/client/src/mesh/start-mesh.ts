@@ -1,0 +1,206 @@
+import { existsSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { LogSink } from './log-sink';
+import { MeshStartError } from './mesh-start-error';
+import { defaultServiceEntry, type MeshOptions, type MeshServiceName, portPlan } from './mesh-options';
+import { type ListenAddresses, type RestartBackoff, SupervisedProcess } from './supervised-process';
+
+/** One process of a running mesh. */
+export interface MeshProcess {
+  /** Name in the mesh: "decision", "monitor", "parser", "agent-1", ... */
+  readonly name: string;
+  /** pid of the live incarnation; undefined while it is being restarted. */
+  readonly pid: number | undefined;
+  /** Its gRPC address; unchanged across restarts. */
+  readonly address: string;
+  /** How often it has been restarted. */
+  readonly restarts: number;
+  /** Sends a signal to the live incarnation (chaos tests); false when none is alive. */
+  kill(signal?: NodeJS.Signals): boolean;
+  /** Resolves with the new pid once an incarnation other than `previousPid` is ready. */
+  waitForRestart(previousPid: number, timeoutMs?: number): Promise<number>;
+}
+
+/** A running local mesh. */
+export interface Mesh {
+  /** The public endpoint (the parser), for clients. */
+  readonly publicAddress: string;
+  readonly decisionAddress: string;
+  readonly monitorAddress: string;
+  /** Prometheus metrics of the monitor. */
+  readonly metricsUrl: string;
+  /** The monitor's live dashboard. */
+  readonly dashboardUrl: string;
+  /** Absolute data directory; logs are under `logs/`. */
+  readonly dataDir: string;
+  /** Every process by name. */
+  readonly processes: Readonly<Record<string, MeshProcess>>;
+  /** Stops every process in order (parser, then agents and monitor, then decision). */
+  stop(): Promise<void>;
+}
+
+/** The supervisor's own log: `<dataDir>/logs/mesh.log` and onLog("mesh", line). */
+const SUPERVISOR = 'mesh';
+
+/**
+ * Starts the local mesh as child processes: decision first, then monitor and
+ * the agents (they dial decision), then the parser. Resolves once every
+ * process has said it is ready; on any failure stops what was started and
+ * rejects with the failing process's log tail.
+ */
+export async function startMesh(options: MeshOptions = {}): Promise<Mesh> {
+  const dataDir = path.resolve(options.dataDir ?? './.autoglm');
+  const logDir = path.join(dataDir, 'logs');
+  mkdirSync(logDir, { recursive: true });
+  const host = options.host ?? '127.0.0.1';
+  const plan = portPlan(options.ports ?? 'default', host);
+  const entryOf = options.entry ?? defaultServiceEntry;
+  const agents = options.agents ?? 4;
+  const backoff: RestartBackoff = {
+    initialMs: options.restartBackoff?.initialMs ?? 200,
+    maxMs: options.restartBackoff?.maxMs ?? 10000,
+    resetAfterMs: options.restartBackoff?.resetAfterMs ?? 30000,
+  };
+  const sinks: LogSink[] = [];
+  const supervisorSink = new LogSink(path.join(logDir, `${SUPERVISOR}.log`), SUPERVISOR, options.onLog);
+  sinks.push(supervisorSink);
+  const supervisorLog = (line: string): void => supervisorSink.write(`${new Date().toISOString()} ${line}`);
+
+  const common: NodeJS.ProcessEnv = {
+    ...process.env,
+    AUTOGLM_LOG_LEVEL: options.logLevel ?? process.env.AUTOGLM_LOG_LEVEL ?? 'info',
+    ...options.env,
+  };
+
+  const missing = (['decision', 'monitor', 'executor-agent', 'parser'] as const)
+    .map((service) => entryOf(service))
+    .filter((entry) => !existsSync(entry));
+  if (missing.length > 0) {
+    await Promise.all(sinks.map((sink) => sink.close()));
+    throw new MeshStartError(`service entry not found: ${missing.join(', ')} (build the services first: npm run build)`);
+  }
+
+  const processes = new Map<string, SupervisedProcess>();
+  const define = (
+    name: string,
+    service: MeshServiceName,
+    listen: ListenAddresses,
+    env: (listen: ListenAddresses) => NodeJS.ProcessEnv,
+  ): SupervisedProcess => {
+    const log = new LogSink(path.join(logDir, `${name}.log`), name, options.onLog);
+    sinks.push(log);
+    const child = new SupervisedProcess({
+      name,
+      entry: entryOf(service),
+      env: (bound) => ({ ...common, ...env(bound) }),
+      listen,
+      log,
+      supervisorLog,
+      restart: options.restart ?? true,
+      readyTimeoutMs: options.readyTimeoutMs ?? 30000,
+      stopTimeoutMs: options.stopTimeoutMs ?? 10000,
+      backoff,
+    });
+    processes.set(name, child);
+    return child;
+  };
+
+  // Start order and stop order, by tier: decision, then monitor and agents, then the parser.
+  const tiers: SupervisedProcess[][] = [];
+  const stopAll = async (): Promise<void> => {
+    for (const tier of [...tiers].reverse()) await Promise.all(tier.map((p) => p.stop()));
+  };
+  // A supervisor that exits without stop() (an uncaught error, process.exit) takes the mesh with it.
+  const killOnExit = (): void => {
+    for (const child of processes.values()) child.killNow();
+  };
+  process.once('exit', killOnExit);
+
+  let stopped: Promise<void> | undefined;
+  const stop = (): Promise<void> => {
+    stopped ??= (async () => {
+      supervisorLog('stopping the mesh');
+      await stopAll();
+      process.removeListener('exit', killOnExit);
+      supervisorLog('mesh stopped');
+      await Promise.all(sinks.map((sink) => sink.close()));
+    })();
+    return stopped;
+  };
+
+  const startTier = async (tier: SupervisedProcess[]): Promise<void> => {
+    tiers.push(tier);
+    const results = await Promise.allSettled(tier.map((p) => p.start()));
+    const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failure !== undefined) throw failure.reason;
+  };
+
+  try {
+    const decision = define('decision', 'decision', { grpc: plan.decision }, (listen) => ({
+      AUTOGLM_DECISION_LISTEN: listen.grpc,
+      AUTOGLM_DATA_DIR: path.join(dataDir, 'decision'),
+      ...(options.databaseUrl === undefined ? {} : { AUTOGLM_DATABASE_URL: options.databaseUrl }),
+    }));
+    await startTier([decision]);
+
+    const decisionAddress = decision.address;
+    const monitor = define('monitor', 'monitor', { grpc: plan.monitor, http: plan.monitorHttp }, (listen) => ({
+      AUTOGLM_MONITOR_LISTEN: listen.grpc,
+      AUTOGLM_MONITOR_HTTP_LISTEN: listen.http,
+      AUTOGLM_DECISION_ADDRESS: decisionAddress,
+    }));
+    const agentProcesses = Array.from({ length: agents }, (_, index) => {
+      const name = `agent-${index + 1}`;
+      return define(name, 'executor-agent', { grpc: plan.agent(index) }, (listen) => ({
+        AUTOGLM_AGENT_LISTEN: listen.grpc,
+        AUTOGLM_DECISION_ADDRESS: decisionAddress,
+        AUTOGLM_AGENT_NODE_ID: name,
+        AUTOGLM_AGENT_BACKEND: 'sim',
+        AUTOGLM_SIM_GPUS: String(options.gpusPerAgent ?? 8),
+        AUTOGLM_SIM_GPU_MEMORY_GB: String(options.gpuMemoryGb ?? 80),
+        AUTOGLM_SIM_TIME_SCALE: String(options.timeScale ?? 1),
+      }));
+    });
+    await startTier([monitor, ...agentProcesses]);
+
+    const parser = define('parser', 'parser', { grpc: plan.parser }, (listen) => ({
+      AUTOGLM_PARSER_LISTEN: listen.grpc,
+      AUTOGLM_DECISION_ADDRESS: decisionAddress,
+    }));
+    await startTier([parser]);
+
+    const monitorHttp = monitor.httpAddress ?? plan.monitorHttp;
+    supervisorLog(`mesh ready: public endpoint ${parser.address}`);
+    return {
+      publicAddress: parser.address,
+      decisionAddress,
+      monitorAddress: monitor.address,
+      metricsUrl: `http://${monitorHttp}/metrics`,
+      dashboardUrl: `http://${monitorHttp}/`,
+      dataDir,
+      processes: Object.fromEntries([...processes].map(([name, child]) => [name, meshProcess(child)])),
+      stop,
+    };
+  } catch (error) {
+    supervisorLog(`mesh failed to start: ${error instanceof Error ? error.message : String(error)}`);
+    await stop();
+    throw error;
+  }
+}
+
+function meshProcess(child: SupervisedProcess): MeshProcess {
+  return {
+    name: child.name,
+    get pid() {
+      return child.pid;
+    },
+    get address() {
+      return child.address;
+    },
+    get restarts() {
+      return child.restarts;
+    },
+    kill: (signal) => child.kill(signal),
+    waitForRestart: (previousPid, timeoutMs) => child.waitForRestart(previousPid, timeoutMs),
+  };
+}

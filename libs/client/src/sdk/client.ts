@@ -1,0 +1,275 @@
+import { randomUUID } from 'node:crypto';
+import {
+  type CallOptions as GrpcCallOptions,
+  type ChannelCredentials,
+  type ChannelOptions,
+  type ClientUnaryCall,
+  credentials as grpcCredentials,
+  Metadata,
+  type ServiceError,
+} from '@grpc/grpc-js';
+import {
+  CancelTaskRequest,
+  ClusterServiceClient,
+  ExplainTaskRequest,
+  GetQueueStatsRequest,
+  GetTaskRequest,
+  InferRequest,
+  InferStart,
+  ListNodesRequest,
+  type ListNodesResponse,
+  ListTasksRequest,
+  type ListTasksResponse,
+  type PriorityExplanation,
+  type QueueStats,
+  SubmitTaskRequest,
+  type SubmitTaskResponse,
+  type Task,
+  type TaskEvent,
+  TaskServiceClient,
+  type InferResponse,
+  WatchTaskRequest,
+} from '@autoglm/proto';
+import { abortableDelay, backoffDelay, type ResolvedRetryOptions, resolveRetryOptions, type RetryOptions } from './backoff';
+import { AutoglmError, isRetryable } from './errors';
+import type { MessageInit } from './message-init';
+import { readStream } from './read-stream';
+
+/** Largest message either side may send: prompts and outputs can be long. */
+export const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
+
+/** Options of AutoglmClient. */
+export interface AutoglmClientOptions {
+  /**
+   * host:port of the public endpoint (the parser).
+   * @default process.env.AUTOGLM_ADDRESS ?? '127.0.0.1:50051'
+   */
+  address?: string;
+  /** Tenant the work is billed to: sent as `x-autoglm-tenant` and filled into requests that name none. */
+  tenant?: string;
+  /** Bearer token, sent as `authorization: Bearer <token>`. */
+  token?: string;
+  /**
+   * Deadline of each unary call, in milliseconds.
+   * @default 30000
+   */
+  timeoutMs?: number;
+  /**
+   * Channel credentials.
+   * @default credentials.createInsecure()
+   */
+  credentials?: ChannelCredentials;
+  /** How `submit` retries. */
+  retry?: RetryOptions;
+  /** Extra grpc-js channel options; the message size limits are set already. */
+  channelOptions?: ChannelOptions;
+}
+
+/** Per-call options of unary calls. */
+export interface RequestOptions {
+  /** Overrides the client's timeoutMs for this call. */
+  timeoutMs?: number;
+  /** Cancels the call (and, for submit, the wait between attempts). */
+  signal?: AbortSignal;
+}
+
+/** Options of `watch`. */
+export interface WatchOptions {
+  /** Stops watching: the stream is cancelled and the iteration ends without error. */
+  signal?: AbortSignal;
+}
+
+/** Options of `infer`. */
+export interface InferOptions {
+  /**
+   * Stops the inference: a cancel message is sent and the request side closed;
+   * the iteration goes on until the server ends the stream (usually with a
+   * `done` whose finish reason is "cancelled").
+   */
+  signal?: AbortSignal;
+  /**
+   * Reason recorded with the CANCELLED event.
+   * @default 'cancelled by client'
+   */
+  cancelReason?: string;
+  /**
+   * How long the server has to end the stream after a cancel before the call is
+   * cut (RST_STREAM).
+   * @default 5000
+   */
+  cancelGraceMs?: number;
+}
+
+type UnaryMethod<Res> = (
+  metadata: Metadata,
+  options: Partial<GrpcCallOptions>,
+  callback: (error: ServiceError | null, response: Res) => void,
+) => ClientUnaryCall;
+
+/**
+ * Client of the public API (TaskService and ClusterService) over one channel.
+ * Every unary call has a deadline; streams end when the server ends them or
+ * the caller aborts.
+ */
+export class AutoglmClient {
+  readonly address: string;
+  readonly tenant: string | undefined;
+  private readonly token: string | undefined;
+  private readonly timeoutMs: number;
+  private readonly retry: ResolvedRetryOptions;
+  private readonly tasks: TaskServiceClient;
+  private readonly cluster: ClusterServiceClient;
+
+  constructor(options: AutoglmClientOptions = {}) {
+    this.address = options.address ?? process.env.AUTOGLM_ADDRESS ?? '127.0.0.1:50051';
+    this.tenant = options.tenant;
+    this.token = options.token;
+    this.timeoutMs = options.timeoutMs ?? 30000;
+    this.retry = resolveRetryOptions(options.retry);
+    const channelOptions: ChannelOptions = {
+      'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+      'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
+      'grpc.primary_user_agent': 'autoglm-ts',
+      ...options.channelOptions,
+    };
+    const creds = options.credentials ?? grpcCredentials.createInsecure();
+    this.tasks = new TaskServiceClient(this.address, creds, channelOptions);
+    this.cluster = new ClusterServiceClient(this.address, creds, {
+      ...channelOptions,
+      channelOverride: this.tasks.getChannel(),
+    });
+  }
+
+  /**
+   * Submits a task and returns once it is durable. UNAVAILABLE (and
+   * RESOURCE_EXHAUSTED with a retry-after) are retried with backoff under the
+   * same request id, generated when the request has none, so a retry of a
+   * submission that did arrive returns the same task.
+   */
+  async submit(request: MessageInit<SubmitTaskRequest>, options: RequestOptions = {}): Promise<SubmitTaskResponse> {
+    const message = SubmitTaskRequest.fromPartial(request);
+    if (message.requestId === '') message.requestId = randomUUID();
+    if (message.tenant === '' && this.tenant !== undefined) message.tenant = this.tenant;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.unary<SubmitTaskResponse>(
+          (md, opts, cb) => this.tasks.submitTask(message, md, opts, cb),
+          options,
+        );
+      } catch (error) {
+        const failure = AutoglmError.from(error);
+        if (attempt >= this.retry.maxAttempts || !isRetryable(failure) || options.signal?.aborted) throw failure;
+        try {
+          await abortableDelay(backoffDelay(attempt, this.retry, failure.retryAfterMs), options.signal);
+        } catch (abort) {
+          throw new AutoglmError('CANCELLED', 'submit aborted while waiting to retry', { cause: abort });
+        }
+      }
+    }
+  }
+
+  /** A task with its result. */
+  get(taskId: string, options: RequestOptions = {}): Promise<Task> {
+    const request = GetTaskRequest.fromPartial({ taskId });
+    return this.unary<Task>((md, opts, cb) => this.tasks.getTask(request, md, opts, cb), options);
+  }
+
+  /** One page of tasks, newest first. */
+  list(request: MessageInit<ListTasksRequest> = {}, options: RequestOptions = {}): Promise<ListTasksResponse> {
+    const message = ListTasksRequest.fromPartial(request);
+    return this.unary<ListTasksResponse>((md, opts, cb) => this.tasks.listTasks(message, md, opts, cb), options);
+  }
+
+  /** Cancels a task that has not finished; a finished task comes back unchanged. */
+  cancel(taskId: string, reason = '', options: RequestOptions = {}): Promise<Task> {
+    const request = CancelTaskRequest.fromPartial({ taskId, reason });
+    return this.unary<Task>((md, opts, cb) => this.tasks.cancelTask(request, md, opts, cb), options);
+  }
+
+  /**
+   * A task's transitions after `afterSequence` (0 replays its whole history),
+   * until the server ends the stream at a final state. The call starts when
+   * iteration starts.
+   */
+  async *watch(taskId: string, afterSequence = 0, options: WatchOptions = {}): AsyncGenerator<TaskEvent, void, undefined> {
+    if (options.signal?.aborted) return;
+    const request = WatchTaskRequest.fromPartial({ taskId, afterSequence });
+    const call = this.tasks.watchTask(request, this.metadata());
+    yield* readStream<TaskEvent>(call, options.signal);
+  }
+
+  /**
+   * Interactive inference over the bidi Infer stream: sends `start`, yields
+   * accepted, chunks and done as they arrive. The call starts when iteration
+   * starts.
+   */
+  async *infer(start: MessageInit<InferStart>, options: InferOptions = {}): AsyncGenerator<InferResponse, void, undefined> {
+    const { signal } = options;
+    if (signal?.aborted) return;
+    const message = InferStart.fromPartial(start);
+    if (message.tenant === '' && this.tenant !== undefined) message.tenant = this.tenant;
+    const call = this.tasks.infer(this.metadata());
+    let graceTimer: NodeJS.Timeout | undefined;
+    const cancel = (): void => {
+      const reason = options.cancelReason ?? 'cancelled by client';
+      call.write(InferRequest.fromPartial({ kind: { $case: 'cancel', cancel: { reason } } }));
+      call.end();
+      graceTimer = setTimeout(() => call.cancel(), options.cancelGraceMs ?? 5000);
+    };
+    call.write(InferRequest.fromPartial({ kind: { $case: 'start', start: message } }));
+    try {
+      yield* readStream<InferResponse>(call, signal, cancel);
+    } finally {
+      clearTimeout(graceTimer);
+    }
+  }
+
+  /** Why a task has the priority and queue position it has. */
+  explain(taskId: string, options: RequestOptions = {}): Promise<PriorityExplanation> {
+    const request = ExplainTaskRequest.fromPartial({ taskId });
+    return this.unary<PriorityExplanation>((md, opts, cb) => this.tasks.explainTask(request, md, opts, cb), options);
+  }
+
+  /** Every agent decision knows of, with its latest telemetry. */
+  listNodes(options: RequestOptions = {}): Promise<ListNodesResponse> {
+    const request = ListNodesRequest.fromPartial({});
+    return this.unary<ListNodesResponse>((md, opts, cb) => this.cluster.listNodes(request, md, opts, cb), options);
+  }
+
+  /** A snapshot of the queue. */
+  queueStats(options: RequestOptions = {}): Promise<QueueStats> {
+    const request = GetQueueStatsRequest.fromPartial({});
+    return this.unary<QueueStats>((md, opts, cb) => this.cluster.getQueueStats(request, md, opts, cb), options);
+  }
+
+  /** Closes the channel; calls in flight fail with CANCELLED or UNAVAILABLE. */
+  close(): void {
+    // Both service clients share the one channel.
+    this.tasks.close();
+  }
+
+  private metadata(): Metadata {
+    const metadata = new Metadata();
+    if (this.token !== undefined && this.token !== '') metadata.set('authorization', `Bearer ${this.token}`);
+    if (this.tenant !== undefined && this.tenant !== '') metadata.set('x-autoglm-tenant', this.tenant);
+    return metadata;
+  }
+
+  private unary<Res>(method: UnaryMethod<Res>, options: RequestOptions): Promise<Res> {
+    const { signal } = options;
+    return new Promise<Res>((resolve, reject) => {
+      if (signal?.aborted) {
+        reject(new AutoglmError('CANCELLED', 'aborted before the call started', { cause: signal.reason }));
+        return;
+      }
+      const onAbort = (): void => call.cancel();
+      const deadline = Date.now() + (options.timeoutMs ?? this.timeoutMs);
+      const call = method(this.metadata(), { deadline }, (error, response) => {
+        signal?.removeEventListener('abort', onAbort);
+        if (error) reject(AutoglmError.from(error));
+        else resolve(response);
+      });
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+}
