@@ -1,3 +1,3 @@
 export { MIGRATIONS, migrate } from './migrations';
-export { DataDirLockedError, lockDataDir, openPglite, openPostgres, type SqlEngine, type SqlQueryable } from './sql-engine';
+export { DataDirLockedError, lockDataDir, openPglite, openPostgres, SqlError, type SqlEngine, type SqlQueryable } from './sql-engine';
 export { TaskStore, type ListFilter, type StoredEvent, type SubmitResult, type TaskStoreOptions } from './task-store';

@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { PGlite } from '@electric-sql/pglite';
+import { Worker } from 'node:worker_threads';
 import { Pool, type PoolClient } from 'pg';
 
 /** Runs SQL. Both engines speak the same PostgreSQL dialect. */
@@ -67,26 +67,100 @@ export function lockDataDir(dataDir: string): () => void {
   throw new Error(`could not take the lock on ${dataDir}`);
 }
 
-/** Embedded PostgreSQL (WebAssembly) on a data directory, or in memory when none is given. */
+/** An error raised by the database, with PostgreSQL's SQLSTATE when there is one. */
+export class SqlError extends Error {
+  constructor(message: string, readonly code?: string) {
+    super(message);
+    this.name = 'SqlError';
+  }
+}
+
+/** Serialises callers: PGlite is one connection, and a transaction must not interleave with others. */
+class Mutex {
+  private tail: Promise<void> = Promise.resolve();
+
+  run<T>(fn: () => Promise<T>): Promise<T> {
+    const result = this.tail.then(fn);
+    this.tail = result.then(
+      () => undefined,
+      () => undefined,
+    );
+    return result;
+  }
+}
+
+function workerScript(): string {
+  // Built output sits beside this file; under ts-jest (sources) use the build.
+  const beside = path.join(__dirname, 'pglite-worker.js');
+  return fs.existsSync(beside) ? beside : path.join(__dirname, '..', 'dist', 'pglite-worker.js');
+}
+
+/**
+ * Embedded PostgreSQL (WebAssembly) on a data directory, or in memory when
+ * none is given, running in a worker thread (see pglite-worker.ts).
+ */
 export async function openPglite(dataDir?: string): Promise<SqlEngine> {
   const release = dataDir ? lockDataDir(dataDir) : () => {};
-  let db: PGlite;
+  const worker = new Worker(workerScript(), { workerData: { dataDir: dataDir ? path.join(dataDir, 'pgdata') : undefined } });
+  const waiting = new Map<number, { resolve: (rows: unknown[]) => void; reject: (e: unknown) => void }>();
+  let nextId = 1;
+  let failed: Error | undefined;
+  const ready = new Promise<void>((resolve, reject) => {
+    worker.once('message', (m: { ready: boolean; error?: string }) => (m.ready ? resolve() : reject(new Error(`PGlite failed to open ${dataDir ?? 'in memory'}: ${m.error}`))));
+    worker.once('error', reject);
+  });
   try {
-    db = new PGlite(dataDir ? path.join(dataDir, 'pgdata') : undefined);
-    await db.waitReady;
+    await ready;
   } catch (err) {
     release();
+    await worker.terminate();
     throw err;
   }
+  worker.on('message', (m: { id?: number; rows?: unknown[]; error?: string; code?: string }) => {
+    if (m.id === undefined) return;
+    const w = waiting.get(m.id);
+    waiting.delete(m.id);
+    if (!w) return;
+    if (m.error !== undefined) w.reject(new SqlError(m.error, m.code));
+    else w.resolve(m.rows ?? []);
+  });
+  worker.on('error', (err) => {
+    failed = err;
+    for (const w of waiting.values()) w.reject(err);
+    waiting.clear();
+  });
+  const send = <T>(sql: string, params?: unknown[]): Promise<{ rows: T[] }> =>
+    new Promise((resolve, reject) => {
+      if (failed) return reject(failed);
+      const id = nextId++;
+      waiting.set(id, { resolve: (rows) => resolve({ rows: rows as T[] }), reject });
+      worker.postMessage({ id, sql, params });
+    });
+  const mutex = new Mutex();
   return {
     kind: 'pglite',
-    query: async <T>(sql: string, params?: unknown[]) => ({ rows: (await db.query<T>(sql, params)).rows }),
+    query: <T>(sql: string, params?: unknown[]) => mutex.run(() => send<T>(sql, params)),
     transaction: <T>(fn: (tx: SqlQueryable) => Promise<T>) =>
-      db.transaction((tx) => fn({ query: async <R>(sql: string, params?: unknown[]) => ({ rows: (await tx.query<R>(sql, params)).rows }) })),
-    close: async () => {
-      await db.close();
-      release();
-    },
+      mutex.run(async () => {
+        await send('BEGIN');
+        try {
+          const result = await fn({ query: send });
+          await send('COMMIT');
+          return result;
+        } catch (err) {
+          await send('ROLLBACK').catch(() => undefined);
+          throw err;
+        }
+      }),
+    close: () =>
+      mutex.run(async () => {
+        await new Promise<void>((resolve) => {
+          worker.once('message', () => resolve());
+          worker.postMessage('close');
+        });
+        await worker.terminate();
+        release();
+      }),
   };
 }
 

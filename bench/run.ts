@@ -1,0 +1,18 @@
+import { throughput } from './throughput';
+
+/** `npm run bench -- <name> [flags]`: runs one benchmark, prints its table, writes JSON under bench/results. */
+const benchmarks: Record<string, (args: string[]) => Promise<void>> = { throughput };
+
+const [name, ...args] = process.argv.slice(2);
+const bench = name ? benchmarks[name] : undefined;
+if (!bench) {
+  console.error(`usage: npm run bench -- <${Object.keys(benchmarks).join('|')}> [flags]`);
+  process.exit(2);
+}
+bench(args).then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,96 @@
+import { Metadata } from '@grpc/grpc-js';
+import { AutoglmClient, startMesh } from '@autoglm/client';
+import { DecisionServiceClient, TaskState, type Event } from '@autoglm/proto';
+import { createClient } from '@autoglm/runtime';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { percentile, printTable, writeResult } from './lib/report';
+
+/**
+ * Throughput of the whole mesh: tasks that do no work (batch jobs of zero
+ * duration on the sim backend), submitted through the public API by
+ * concurrent clients against the services running as separate processes.
+ * Completion is observed on decision's event stream (the internal Subscribe),
+ * which is what the monitor sees too.
+ */
+export async function throughput(args: string[]): Promise<void> {
+  const total = Number(flag(args, '--tasks') ?? 20_000);
+  const clients = Number(flag(args, '--clients') ?? 8);
+  const window = Number(flag(args, '--window') ?? 32);
+  const warmup = Math.min(2_000, Math.floor(total / 10));
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'autoglm-bench-'));
+  const mesh = await startMesh({ dataDir, ports: 'ephemeral', agents: 4, logLevel: 'warn' });
+  const sdk = Array.from({ length: clients }, () => new AutoglmClient({ address: mesh.publicAddress, tenant: 'bench', timeoutMs: 60_000 }));
+  const decision = createClient(DecisionServiceClient, mesh.decisionAddress);
+  const submittedAt = new Map<string, number>();
+  const finishedAt = new Map<string, number>();
+  let settled: () => void = () => {};
+  const allDone = new Promise<void>((resolve) => (settled = resolve));
+  const events = decision.subscribe({ taskEvents: true, nodeEvents: false, taskId: '', afterSequence: 0 }, new Metadata());
+  events.on('data', (e: Event) => {
+    if (e.kind?.$case !== 'task' || e.kind.task.state !== TaskState.SUCCEEDED) return;
+    finishedAt.set(e.kind.task.taskId, Date.now());
+    if (finishedAt.size === total + warmup) settled();
+  });
+  events.on('error', () => undefined);
+  try {
+    const ackMs: number[] = [];
+    let next = 0;
+    const run = async (client: AutoglmClient, limit: number, record: boolean) => {
+      while (next < limit) {
+        next += 1;
+        const t0 = Date.now();
+        const { task } = await client.submit({ payload: { $case: 'batch', batch: { expectedDuration: { seconds: 0, nanos: 0 } } } });
+        if (record) {
+          ackMs.push(Date.now() - t0);
+          submittedAt.set(task!.id, t0);
+        }
+      }
+    };
+    const lanes = (limit: number, record: boolean) => Promise.all(sdk.flatMap((c) => Array.from({ length: window }, () => run(c, limit, record))));
+    await lanes(warmup, false);
+    const start = Date.now();
+    await lanes(warmup + total, true);
+    await Promise.race([allDone, new Promise((_, reject) => setTimeout(() => reject(new Error(`only ${finishedAt.size - warmup} of ${total} finished in 120 s`)), 120_000))]);
+    const measured = [...submittedAt.entries()].map(([id, t0]) => ({ t0, t1: finishedAt.get(id)! })).filter((x) => x.t1 !== undefined);
+    const end = Math.max(...measured.map((x) => x.t1));
+    const seconds = (end - start) / 1000;
+    const e2e = measured.map((x) => x.t1 - x.t0).sort((a, b) => a - b);
+    ackMs.sort((a, b) => a - b);
+    const result = {
+      tasks: total,
+      clients,
+      inFlightPerClient: window,
+      seconds,
+      completedPerSecond: measured.length / seconds,
+      submitAckMs: { p50: percentile(ackMs, 50), p99: percentile(ackMs, 99) },
+      submitToCompleteMs: { p50: percentile(e2e, 50), p99: percentile(e2e, 99) },
+      versusSlurm500PerSecond: measured.length / seconds / 500,
+    };
+    printTable('throughput: no-work tasks through the public API (4 sim agents, services as processes)', [
+      {
+        tasks: total,
+        'clients x window': `${clients}x${window}`,
+        'completed/s': result.completedPerSecond,
+        'ack p50 ms': result.submitAckMs.p50,
+        'ack p99 ms': result.submitAckMs.p99,
+        'e2e p50 ms': result.submitToCompleteMs.p50,
+        'e2e p99 ms': result.submitToCompleteMs.p99,
+        'x Slurm (500/s)': result.versusSlurm500PerSecond,
+      },
+    ]);
+    console.log(`\nwrote ${writeResult('throughput', result)}`);
+  } finally {
+    events.cancel();
+    decision.close();
+    for (const c of sdk) c.close();
+    await mesh.stop();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+function flag(args: string[], name: string): string | undefined {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+}
