@@ -27,7 +27,7 @@ export async function throughput(args: string[]): Promise<void> {
   const finishedAt = new Map<string, number>();
   let settled: () => void = () => {};
   const allDone = new Promise<void>((resolve) => (settled = resolve));
-  const events = decision.subscribe({ taskEvents: true, nodeEvents: false, taskId: '', afterSequence: 0 }, new Metadata());
+  const events = decision.subscribe({ taskEvents: true, nodeEvents: false, taskId: '', afterSequence: 0, states: [TaskState.SUCCEEDED] }, new Metadata());
   events.on('data', (e: Event) => {
     if (e.kind?.$case !== 'task' || e.kind.task.state !== TaskState.SUCCEEDED) return;
     finishedAt.set(e.kind.task.taskId, Date.now());

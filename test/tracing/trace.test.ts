@@ -50,7 +50,7 @@ describe('tracing across the mesh', () => {
     );
     expect([...services].sort()).toEqual(['autoglm-decision', 'autoglm-executor-agent', 'autoglm-parser']);
     const traceSpans = receiver.spans.filter((s) => s.traceId === submit.traceId);
-    expect(traceSpans.map((s) => s.name)).toEqual(expect.arrayContaining(['/autoglm.v1.DecisionService/Enqueue', 'agent.execute']));
+    expect(traceSpans.map((s) => s.name)).toEqual(expect.arrayContaining(['/autoglm.v1.DecisionService/EnqueueBatch', 'decision.enqueue', 'agent.execute']));
     // Every span but the root has its parent in the trace: one connected tree.
     const ids = new Set(traceSpans.map((s) => s.spanId));
     expect(traceSpans.filter((s) => s.parentSpanId && !ids.has(s.parentSpanId))).toEqual([]);

@@ -6,6 +6,8 @@ import type { SqlEngine } from './sql-engine';
  * engines return plain numbers.
  */
 export const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: string }> = [
+  // fillfactor 70 leaves room in each page so a transition (which changes no
+  // indexed column) is a HOT update: no new index entries, a third of the work.
   {
     version: 1,
     name: 'tasks and events',
@@ -26,7 +28,7 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: str
         reason text NOT NULL DEFAULT '',
         spec bytea NOT NULL,
         result bytea
-      );
+      ) WITH (fillfactor = 70);
       CREATE UNIQUE INDEX tasks_request_id ON tasks (tenant, request_id) WHERE request_id IS NOT NULL;
       CREATE INDEX tasks_unfinished ON tasks (created_at) WHERE finished_at IS NULL;
       CREATE INDEX tasks_tenant_created ON tasks (tenant, created_at DESC, id);

@@ -1,6 +1,8 @@
 import {
   ApplyPolicyResponse,
   DecisionServiceService,
+  EnqueueBatchResponse,
+  EnqueueResult,
   ListNodesResponse,
   ListTasksResponse,
   TaskEvent,
@@ -9,7 +11,7 @@ import {
 } from '@autoglm/proto';
 import { InvalidArgumentError, isFinal, ResourceExhaustedError, timestampToMillis } from '@autoglm/core';
 import type { TaskStore } from '@autoglm/store';
-import type { Logger, ServiceHandlers, StreamSink } from '@autoglm/runtime';
+import { context, contextFromCarrier, endSpan, startSpan, toStatus, type Logger, type ServiceHandlers, type StreamSink } from '@autoglm/runtime';
 import { serveAgentSession } from './agent-session';
 import type { EventBus } from './event-bus';
 import type { Scheduler } from './scheduler';
@@ -20,6 +22,30 @@ const MAX_SUBSCRIBER_BACKLOG = 100_000;
 export function decisionHandlers(scheduler: Scheduler, store: TaskStore, bus: EventBus, logger: Logger): ServiceHandlers<typeof DecisionServiceService> {
   return {
     enqueue: async (req) => scheduler.enqueue(req),
+
+    enqueueBatch: async (req) => {
+      const results = await Promise.all(
+        req.items.map((item) => {
+          // Each submission continues its own trace (the parser's SubmitTask span).
+          const { span, ctx } = startSpan('decision.enqueue', {}, contextFromCarrier(item.traceContext));
+          return context.with(ctx, () =>
+            (item.request ? scheduler.enqueue(item.request) : Promise.reject(new InvalidArgumentError('items.request', 'is required'))).then(
+              (accepted) => {
+                span.setAttribute('autoglm.task_id', accepted.task.id);
+                endSpan(span, 0);
+                return EnqueueResult.fromPartial({ outcome: { $case: 'accepted', accepted } });
+              },
+              (err: unknown) => {
+                const st = toStatus(err, logger);
+                endSpan(span, st.code, st.details);
+                return EnqueueResult.fromPartial({ outcome: { $case: 'error', error: { code: st.code, message: st.details } } });
+              },
+            ),
+          );
+        }),
+      );
+      return EnqueueBatchResponse.fromPartial({ results });
+    },
 
     admit: async (req, sink, ctx) => {
       // A client that goes away before placement (ctx.signal) cancels the task.
@@ -41,7 +67,7 @@ export function decisionHandlers(scheduler: Scheduler, store: TaskStore, bus: Ev
       if (!req.taskEvents && !req.nodeEvents) throw new InvalidArgumentError('task_events', 'ask for task_events, node_events or a task_id');
       const pending: Event[] = [];
       let wake: (() => void) | undefined;
-      const unsubscribe = bus.subscribe({ tasks: req.taskEvents, nodes: req.nodeEvents }, (event) => {
+      const unsubscribe = bus.subscribe({ tasks: req.taskEvents, nodes: req.nodeEvents, states: req.states }, (event) => {
         pending.push(event);
         wake?.();
       });

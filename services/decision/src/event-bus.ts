@@ -1,4 +1,4 @@
-import type { Event, Node, PolicyChange, TaskEvent } from '@autoglm/proto';
+import type { Event, Node, PolicyChange, TaskEvent, TaskState } from '@autoglm/proto';
 
 export type EventListener = (event: Event) => void;
 
@@ -10,6 +10,8 @@ export interface EventFilter {
   nodes?: boolean;
   /** Only this task's transitions. */
   taskId?: string;
+  /** Only transitions into these states (empty: all). */
+  states?: TaskState[];
 }
 
 /**
@@ -27,7 +29,18 @@ export class EventBus {
       let set = this.byTask.get(filter.taskId);
       if (!set) this.byTask.set(filter.taskId, (set = new Set()));
       set.add(listener);
-    } else if (filter.tasks) this.allTasks.add(listener);
+    } else if (filter.tasks) {
+      const states = filter.states && filter.states.length > 0 ? new Set(filter.states) : undefined;
+      const only: EventListener | undefined = states && ((event) => event.kind?.$case === 'task' && states.has(event.kind.task.state) && listener(event));
+      this.allTasks.add(only ?? listener);
+      if (only) {
+        const unsubscribe = this.subscribe({ nodes: filter.nodes }, listener);
+        return () => {
+          this.allTasks.delete(only);
+          unsubscribe();
+        };
+      }
+    }
     if (filter.nodes) this.nodes.add(listener);
     return () => {
       this.allTasks.delete(listener);
@@ -40,6 +53,7 @@ export class EventBus {
     };
   }
 
+  /** One Event object goes to every listener (its encoding is shared, see shared-serializer.ts). */
   publishTask(taskEvent: TaskEvent): void {
     const event: Event = { kind: { $case: 'task', task: taskEvent } };
     for (const l of this.allTasks) l(event);

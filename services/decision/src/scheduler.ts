@@ -682,18 +682,18 @@ export class Scheduler {
 
   private publish(task: Task, event: StoredEvent): void {
     // Events describe transitions: the prompt stays out of them (GetTask has it), which
-    // keeps every subscriber's stream small however long the prompts are.
+    // keeps every subscriber's stream small however long the prompts are. Built as a
+    // plain object: fromPartial would deep-copy the task once more per event.
     const spec = task.spec && task.spec.payload ? { ...task.spec, payload: undefined } : task.spec;
-    this.bus.publishTask(
-      TaskEvent.fromPartial({
-        taskId: task.id,
-        sequence: event.sequence,
-        state: event.state,
-        previousState: event.previousState,
-        time: toTimestamp(event.atMs),
-        reason: event.reason,
-        task: { ...task, spec },
-      }),
-    );
+    this.bus.publishTask({
+      taskId: task.id,
+      sequence: event.sequence,
+      state: event.state,
+      previousState: event.previousState,
+      time: toTimestamp(event.atMs),
+      reason: event.reason,
+      task: { ...task, spec },
+    });
   }
+
 }

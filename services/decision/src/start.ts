@@ -1,4 +1,3 @@
-import { DecisionServiceService } from '@autoglm/proto';
 import { DEFAULT_MODEL_CATALOG, Fleet } from '@autoglm/core';
 import { TaskStore } from '@autoglm/store';
 import { createLogger, GrpcServer, type Logger, type RunningService } from '@autoglm/runtime';
@@ -6,6 +5,7 @@ import type { DecisionConfig } from './config';
 import { decisionHandlers } from './decision-service';
 import { EventBus } from './event-bus';
 import { Scheduler } from './scheduler';
+import { withSharedEventEncoding } from './shared-serializer';
 
 /** Node snapshots go to subscribers (the monitor) this often. */
 const NODE_SNAPSHOT_MS = 1000;
@@ -40,7 +40,7 @@ export async function startDecision(config: DecisionConfig, logger: Logger = cre
   logger.info({ ...recovered, ms: Date.now() - started, engine: store.engine.kind }, 'queue rebuilt from the store');
 
   const server = new GrpcServer({ logger });
-  server.addService(DecisionServiceService, decisionHandlers(scheduler, store, bus, logger));
+  server.addService(withSharedEventEncoding(), decisionHandlers(scheduler, store, bus, logger));
   const grpcAddress = await server.listen(config.listen);
   const timers = [
     setInterval(() => scheduler.sweepSilentAgents(), Math.max(100, Math.floor(config.leaseMs / 6))),

@@ -14,7 +14,7 @@ export function followDecisionEvents(decision: DecisionServiceClient, observe: (
   const connect = () => {
     if (stopped) return;
     const startedAt = Date.now();
-    call = decision.subscribe({ taskEvents: true, nodeEvents: true, taskId: '', afterSequence: 0 }, new Metadata());
+    call = decision.subscribe({ taskEvents: true, nodeEvents: true, taskId: '', afterSequence: 0, states: [] }, new Metadata());
     call.on('data', (event: Event) => {
       backoffMs = 100;
       observe(event);

@@ -2,6 +2,7 @@ import { ClusterServiceService, DecisionServiceClient, ExecutorServiceClient, Ta
 import { DEFAULT_MODEL_CATALOG } from '@autoglm/core';
 import { createClient, createLogger, GrpcServer, type Logger, type RunningService } from '@autoglm/runtime';
 import { gpuMemoryBytes, type ParserConfig } from './config';
+import { EnqueueBatcher } from './enqueue-batcher';
 import { clusterHandlers, taskHandlers, type ParserDeps } from './task-service';
 
 /** Serves the public API on `config.listen`, forwarding to decision. */
@@ -10,6 +11,7 @@ export async function startParser(config: ParserConfig, logger: Logger = createL
   const executors = new Map<string, ExecutorServiceClient>();
   const deps: ParserDeps = {
     decision,
+    enqueue: new EnqueueBatcher(decision, config.decisionTimeoutMs),
     executorAt: (address) => {
       let client = executors.get(address);
       if (!client) executors.set(address, (client = createClient(ExecutorServiceClient, address)));

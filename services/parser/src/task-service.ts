@@ -8,11 +8,13 @@ import {
 } from '@autoglm/proto';
 import { parseInferStart, parseSubmission, type ParseContext } from '@autoglm/core';
 import { callUnary, type ServiceHandlers } from '@autoglm/runtime';
+import type { EnqueueBatcher } from './enqueue-batcher';
 import { relayInfer } from './infer-relay';
 import { tenantOf } from './tenant';
 
 export interface ParserDeps {
   decision: DecisionServiceClient;
+  enqueue: EnqueueBatcher;
   executorAt(address: string): ExecutorServiceClient;
   parseContext(): ParseContext;
   decisionTimeoutMs: number;
@@ -25,14 +27,14 @@ export function taskHandlers(deps: ParserDeps): ServiceHandlers<typeof TaskServi
   return {
     submitTask: async (req, ctx) => {
       const parsed = parseSubmission({ ...req, tenant: tenantOf(req.tenant, ctx.metadata) }, deps.parseContext());
-      return callUnary(decision.enqueue.bind(decision), { requestId: parsed.requestId, tenant: parsed.tenant, spec: parsed.spec }, opts(ctx.signal));
+      return deps.enqueue.enqueue({ requestId: parsed.requestId, tenant: parsed.tenant, spec: parsed.spec });
     },
     getTask: async (req, ctx) => callUnary(decision.getTask.bind(decision), req, opts(ctx.signal)),
     listTasks: async (req, ctx) => callUnary(decision.listTasks.bind(decision), req, opts(ctx.signal)),
     cancelTask: async (req, ctx) => callUnary(decision.cancelTask.bind(decision), req, opts(ctx.signal)),
     explainTask: async (req, ctx) => callUnary(decision.explainTask.bind(decision), req, opts(ctx.signal)),
     watchTask: async (req, sink, ctx) => {
-      const call: ClientReadableStream<Event> = decision.subscribe({ taskEvents: false, nodeEvents: false, taskId: req.taskId, afterSequence: req.afterSequence }, new Metadata());
+      const call: ClientReadableStream<Event> = decision.subscribe({ taskEvents: false, nodeEvents: false, taskId: req.taskId, afterSequence: req.afterSequence, states: [] }, new Metadata());
       const onAbort = () => call.cancel();
       ctx.signal.addEventListener('abort', onAbort, { once: true });
       try {

@@ -81,6 +81,54 @@ export interface EnqueueResponse {
   created: boolean;
 }
 
+/** One submission of a batch, with the trace context of the call that made it. */
+export interface EnqueueBatchItem {
+  /** The submission. */
+  request:
+    | EnqueueRequest
+    | undefined;
+  /** W3C trace context (traceparent, tracestate) of the submitting call. */
+  traceContext: { [key: string]: string };
+}
+
+export interface EnqueueBatchItem_TraceContextEntry {
+  key: string;
+  value: string;
+}
+
+/** EnqueueBatch's request: submissions that arrived at a parser together. */
+export interface EnqueueBatchRequest {
+  /** The submissions, each answered on its own. */
+  items: EnqueueBatchItem[];
+}
+
+/** Why one submission of a batch was refused. */
+export interface EnqueueError {
+  /** gRPC status code (3 = INVALID_ARGUMENT, ...). */
+  code: number;
+  /** The message for the client. */
+  message: string;
+}
+
+/** The answer to one submission of a batch. */
+export interface EnqueueResult {
+  /** Accepted (durable) or refused. */
+  outcome:
+    | //
+    /** The durable task. */
+    { $case: "accepted"; accepted: EnqueueResponse }
+    | //
+    /** The refusal. */
+    { $case: "error"; error: EnqueueError }
+    | undefined;
+}
+
+/** EnqueueBatch's answer, in the order of the request's items. */
+export interface EnqueueBatchResponse {
+  /** One result per item. */
+  results: EnqueueResult[];
+}
+
 /** Admit's request: an interactive inference to place. */
 export interface AdmitRequest {
   /** Idempotency key (may be empty). */
@@ -282,6 +330,8 @@ export interface SubscribeRequest {
   taskId: string;
   /** With task_id: resume after this per-task sequence number. */
   afterSequence: number;
+  /** Only task transitions into these states; empty means all. */
+  states: TaskState[];
 }
 
 /** A policy change, as applied. */
@@ -569,6 +619,415 @@ export const EnqueueResponse: MessageFns<EnqueueResponse> = {
     const message = createBaseEnqueueResponse();
     message.task = (object.task !== undefined && object.task !== null) ? Task.fromPartial(object.task) : undefined;
     message.created = object.created ?? false;
+    return message;
+  },
+};
+
+function createBaseEnqueueBatchItem(): EnqueueBatchItem {
+  return { request: undefined, traceContext: {} };
+}
+
+export const EnqueueBatchItem: MessageFns<EnqueueBatchItem> = {
+  encode(message: EnqueueBatchItem, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.request !== undefined) {
+      EnqueueRequest.encode(message.request, writer.uint32(10).fork()).join();
+    }
+    globalThis.Object.entries(message.traceContext).forEach(([key, value]: [string, string]) => {
+      EnqueueBatchItem_TraceContextEntry.encode({ key: key as any, value }, writer.uint32(18).fork()).join();
+    });
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EnqueueBatchItem {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEnqueueBatchItem();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.request = EnqueueRequest.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            const entry2 = EnqueueBatchItem_TraceContextEntry.decode(reader, reader.uint32());
+            if (entry2.value !== undefined) {
+              message.traceContext[entry2.key] = entry2.value;
+            }
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<EnqueueBatchItem>, I>>(base?: I): EnqueueBatchItem {
+    return EnqueueBatchItem.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<EnqueueBatchItem>, I>>(object: I): EnqueueBatchItem {
+    const message = createBaseEnqueueBatchItem();
+    message.request = (object.request !== undefined && object.request !== null)
+      ? EnqueueRequest.fromPartial(object.request)
+      : undefined;
+    message.traceContext = (globalThis.Object.entries(object.traceContext ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    return message;
+  },
+};
+
+function createBaseEnqueueBatchItem_TraceContextEntry(): EnqueueBatchItem_TraceContextEntry {
+  return { key: "", value: "" };
+}
+
+export const EnqueueBatchItem_TraceContextEntry: MessageFns<EnqueueBatchItem_TraceContextEntry> = {
+  encode(message: EnqueueBatchItem_TraceContextEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EnqueueBatchItem_TraceContextEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEnqueueBatchItem_TraceContextEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<EnqueueBatchItem_TraceContextEntry>, I>>(
+    base?: I,
+  ): EnqueueBatchItem_TraceContextEntry {
+    return EnqueueBatchItem_TraceContextEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<EnqueueBatchItem_TraceContextEntry>, I>>(
+    object: I,
+  ): EnqueueBatchItem_TraceContextEntry {
+    const message = createBaseEnqueueBatchItem_TraceContextEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseEnqueueBatchRequest(): EnqueueBatchRequest {
+  return { items: [] };
+}
+
+export const EnqueueBatchRequest: MessageFns<EnqueueBatchRequest> = {
+  encode(message: EnqueueBatchRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.items) {
+      EnqueueBatchItem.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EnqueueBatchRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEnqueueBatchRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.items.push(EnqueueBatchItem.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<EnqueueBatchRequest>, I>>(base?: I): EnqueueBatchRequest {
+    return EnqueueBatchRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<EnqueueBatchRequest>, I>>(object: I): EnqueueBatchRequest {
+    const message = createBaseEnqueueBatchRequest();
+    message.items = object.items?.map((e) => EnqueueBatchItem.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseEnqueueError(): EnqueueError {
+  return { code: 0, message: "" };
+}
+
+export const EnqueueError: MessageFns<EnqueueError> = {
+  encode(message: EnqueueError, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.code !== 0) {
+      writer.uint32(8).int32(message.code);
+    }
+    if (message.message !== "") {
+      writer.uint32(18).string(message.message);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EnqueueError {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEnqueueError();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.code = reader.int32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.message = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<EnqueueError>, I>>(base?: I): EnqueueError {
+    return EnqueueError.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<EnqueueError>, I>>(object: I): EnqueueError {
+    const message = createBaseEnqueueError();
+    message.code = object.code ?? 0;
+    message.message = object.message ?? "";
+    return message;
+  },
+};
+
+function createBaseEnqueueResult(): EnqueueResult {
+  return { outcome: undefined };
+}
+
+export const EnqueueResult: MessageFns<EnqueueResult> = {
+  encode(message: EnqueueResult, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    switch (message.outcome?.$case) {
+      case "accepted":
+        EnqueueResponse.encode(message.outcome.accepted, writer.uint32(10).fork()).join();
+        break;
+      case "error":
+        EnqueueError.encode(message.outcome.error, writer.uint32(18).fork()).join();
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EnqueueResult {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEnqueueResult();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.outcome = { $case: "accepted", accepted: EnqueueResponse.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.outcome = { $case: "error", error: EnqueueError.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<EnqueueResult>, I>>(base?: I): EnqueueResult {
+    return EnqueueResult.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<EnqueueResult>, I>>(object: I): EnqueueResult {
+    const message = createBaseEnqueueResult();
+    switch (object.outcome?.$case) {
+      case "accepted": {
+        if (object.outcome?.accepted !== undefined && object.outcome?.accepted !== null) {
+          message.outcome = { $case: "accepted", accepted: EnqueueResponse.fromPartial(object.outcome.accepted) };
+        }
+        break;
+      }
+      case "error": {
+        if (object.outcome?.error !== undefined && object.outcome?.error !== null) {
+          message.outcome = { $case: "error", error: EnqueueError.fromPartial(object.outcome.error) };
+        }
+        break;
+      }
+    }
+    return message;
+  },
+};
+
+function createBaseEnqueueBatchResponse(): EnqueueBatchResponse {
+  return { results: [] };
+}
+
+export const EnqueueBatchResponse: MessageFns<EnqueueBatchResponse> = {
+  encode(message: EnqueueBatchResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.results) {
+      EnqueueResult.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EnqueueBatchResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEnqueueBatchResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.results.push(EnqueueResult.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<EnqueueBatchResponse>, I>>(base?: I): EnqueueBatchResponse {
+    return EnqueueBatchResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<EnqueueBatchResponse>, I>>(object: I): EnqueueBatchResponse {
+    const message = createBaseEnqueueBatchResponse();
+    message.results = object.results?.map((e) => EnqueueResult.fromPartial(e)) || [];
     return message;
   },
 };
@@ -1855,7 +2314,7 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
 };
 
 function createBaseSubscribeRequest(): SubscribeRequest {
-  return { taskEvents: false, nodeEvents: false, taskId: "", afterSequence: 0 };
+  return { taskEvents: false, nodeEvents: false, taskId: "", afterSequence: 0, states: [] };
 }
 
 export const SubscribeRequest: MessageFns<SubscribeRequest> = {
@@ -1871,6 +2330,13 @@ export const SubscribeRequest: MessageFns<SubscribeRequest> = {
     }
     if (message.afterSequence !== 0) {
       writer.uint32(32).uint64(message.afterSequence);
+    }
+    if (message.states.length !== 0) {
+      writer.uint32(42).fork();
+      for (const v of message.states) {
+        writer.int32(v);
+      }
+      writer.join();
     }
     return writer;
   },
@@ -1920,6 +2386,24 @@ export const SubscribeRequest: MessageFns<SubscribeRequest> = {
             message.afterSequence = longToNumber(reader.uint64());
             continue;
           }
+          case 5: {
+            if (tag === 40) {
+              message.states.push(reader.int32() as any);
+
+              continue;
+            }
+
+            if (tag === 42) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.states.push(reader.int32() as any);
+              }
+
+              continue;
+            }
+
+            break;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1941,6 +2425,7 @@ export const SubscribeRequest: MessageFns<SubscribeRequest> = {
     message.nodeEvents = object.nodeEvents ?? false;
     message.taskId = object.taskId ?? "";
     message.afterSequence = object.afterSequence ?? 0;
+    message.states = object.states?.map((e) => e) || [];
     return message;
   },
 };
@@ -2510,6 +2995,20 @@ export const DecisionServiceService = {
     responseSerialize: (value: EnqueueResponse): Buffer => Buffer.from(EnqueueResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): EnqueueResponse => EnqueueResponse.decode(value),
   },
+  /**
+   * Enqueue for many submissions in one call: the parser batches concurrent
+   * submissions so a burst costs decision one call, not one per task.
+   */
+  enqueueBatch: {
+    path: "/autoglm.v1.DecisionService/EnqueueBatch" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: EnqueueBatchRequest): Buffer => Buffer.from(EnqueueBatchRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): EnqueueBatchRequest => EnqueueBatchRequest.decode(value),
+    responseSerialize: (value: EnqueueBatchResponse): Buffer =>
+      Buffer.from(EnqueueBatchResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): EnqueueBatchResponse => EnqueueBatchResponse.decode(value),
+  },
   /** Queues an interactive inference and streams its placement. */
   admit: {
     path: "/autoglm.v1.DecisionService/Admit" as const,
@@ -2615,6 +3114,11 @@ export const DecisionServiceService = {
 export interface DecisionServiceServer extends UntypedServiceImplementation {
   /** Makes a parsed submission durable and queues it. */
   enqueue: handleUnaryCall<EnqueueRequest, EnqueueResponse>;
+  /**
+   * Enqueue for many submissions in one call: the parser batches concurrent
+   * submissions so a burst costs decision one call, not one per task.
+   */
+  enqueueBatch: handleUnaryCall<EnqueueBatchRequest, EnqueueBatchResponse>;
   /** Queues an interactive inference and streams its placement. */
   admit: handleServerStreamingCall<AdmitRequest, AdmitResponse>;
   /** An agent's session: register, telemetry and updates in; assignments out. */
@@ -2653,6 +3157,25 @@ export interface DecisionServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: EnqueueResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Enqueue for many submissions in one call: the parser batches concurrent
+   * submissions so a burst costs decision one call, not one per task.
+   */
+  enqueueBatch(
+    request: EnqueueBatchRequest,
+    callback: (error: ServiceError | null, response: EnqueueBatchResponse) => void,
+  ): ClientUnaryCall;
+  enqueueBatch(
+    request: EnqueueBatchRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: EnqueueBatchResponse) => void,
+  ): ClientUnaryCall;
+  enqueueBatch(
+    request: EnqueueBatchRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: EnqueueBatchResponse) => void,
   ): ClientUnaryCall;
   /** Queues an interactive inference and streams its placement. */
   admit(request: AdmitRequest, options?: Partial<CallOptions>): ClientReadableStream<AdmitResponse>;
