@@ -24,6 +24,7 @@ export {
   ApplyPolicyResponse,
   Assignment,
   Assignment_TraceContextEntry,
+  Assignments,
   ConnectRequest,
   ConnectResponse,
   DecisionServiceClient,
@@ -50,6 +51,7 @@ export {
   Revoke,
   SubscribeRequest,
   TaskUpdate,
+  TaskUpdates,
   Telemetry,
 } from './gen/autoglm/v1/decision';
 export {

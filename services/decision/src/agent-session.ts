@@ -1,4 +1,4 @@
-import type { ConnectRequest, ConnectResponse } from '@autoglm/proto';
+import type { Assignment, ConnectRequest, ConnectResponse } from '@autoglm/proto';
 import { InvalidArgumentError } from '@autoglm/core';
 import type { CallContext, Logger, StreamSink } from '@autoglm/runtime';
 import type { AgentLink, Scheduler } from './scheduler';
@@ -28,11 +28,26 @@ export async function serveAgentSession(
   const nodeId = register.nodeId;
   let closed: ((reason: string) => void) | undefined;
   const closedByDecision = new Promise<string>((resolve) => (closed = resolve));
+  const write = (message: ConnectResponse) =>
+    sink.write(message).catch(() => {
+      // The stream is gone; the session's end handles the node.
+    });
+  // Assignments made in one dispatch pass go out as one message.
+  let batch: Assignment[] = [];
+  const flush = () => {
+    const assignments = batch;
+    batch = [];
+    if (assignments.length === 1) void write({ kind: { $case: 'assignment', assignment: assignments[0]! } });
+    else if (assignments.length > 1) void write({ kind: { $case: 'assignments', assignments: { assignments } } });
+  };
   const link: AgentLink = {
     send: (message) => {
-      sink.write(message).catch(() => {
-        // The stream is gone; the session's end handles the node.
-      });
+      if (message.kind?.$case === 'assignment') {
+        if (batch.push(message.kind.assignment) === 1) setImmediate(flush);
+        return;
+      }
+      flush();
+      void write(message);
     },
     close: (reason) => closed?.(reason),
   };
@@ -46,8 +61,9 @@ export async function serveAgentSession(
         const message = next.value.kind;
         if (!message) continue;
         if (message.$case === 'telemetry') scheduler.agentTelemetry(nodeId, message.telemetry);
-        else if (message.$case === 'update') {
-          scheduler.agentUpdate(nodeId, message.update).catch((err: unknown) => logger.error({ err, nodeId }, 'task update failed'));
+        else if (message.$case === 'update' || message.$case === 'updates') {
+          const updates = message.$case === 'update' ? [message.update] : message.updates.updates;
+          for (const update of updates) scheduler.agentUpdate(nodeId, update).catch((err: unknown) => logger.error({ err, nodeId }, 'task update failed'));
         } else throw new InvalidArgumentError('kind', 'register may only be sent once per Connect stream');
       }
     })();

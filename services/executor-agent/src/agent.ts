@@ -66,6 +66,8 @@ export class Agent {
   private readonly claimWaiters = new Map<string, Array<() => void>>();
   /** Reports made while disconnected, sent after the next registration. */
   private outbox: TaskUpdate[] = [];
+  /** Reports of this turn of the event loop, sent together. */
+  private pendingUpdates: TaskUpdate[] = [];
   private stream: ClientDuplexStream<ConnectRequest, ConnectResponse> | undefined;
   private registered = false;
   private telemetryTimer: NodeJS.Timeout | undefined;
@@ -114,6 +116,7 @@ export class Agent {
     clearTimeout(this.fenceTimer);
     // Let the last reports go out before the stream closes.
     await new Promise<void>((resolve) => setImmediate(resolve));
+    this.flushUpdates();
     this.stream?.end();
     this.stream = undefined;
   }
@@ -230,6 +233,9 @@ export class Agent {
       case 'assignment':
         this.accept(kind.assignment);
         return;
+      case 'assignments':
+        for (const assignment of kind.assignments.assignments) this.accept(assignment);
+        return;
       case 'revoke': {
         const id = kind.revoke.lease?.taskId ?? '';
         const running = this.running.get(id);
@@ -305,8 +311,22 @@ export class Agent {
       this.outbox.push(full);
       return;
     }
-    this.stream.write({ kind: { $case: 'update', update: full } });
+    // Updates made in one turn of the loop go out as one message.
+    if (this.pendingUpdates.push(full) === 1) setImmediate(() => this.flushUpdates());
   }
+
+  private flushUpdates(): void {
+    const updates = this.pendingUpdates;
+    this.pendingUpdates = [];
+    if (updates.length === 0) return;
+    if (!this.stream || !this.registered) {
+      this.outbox.push(...updates);
+      return;
+    }
+    if (updates.length === 1) this.stream.write({ kind: { $case: 'update', update: updates[0]! } });
+    else this.stream.write({ kind: { $case: 'updates', updates: { updates } } });
+  }
+
 
   private sendTelemetry(): void {
     if (!this.stream || !this.registered) return;

@@ -240,6 +240,12 @@ export interface TaskUpdate {
   retryable: boolean;
 }
 
+/** Several task updates made in the same turn of the agent's event loop. */
+export interface TaskUpdates {
+  /** In the order they happened. */
+  updates: TaskUpdate[];
+}
+
 /** Agent to decision on Connect. */
 export interface ConnectRequest {
   /** Which message this is. */
@@ -253,6 +259,9 @@ export interface ConnectRequest {
     | //
     /** Task progress. */
     { $case: "update"; update: TaskUpdate }
+    | //
+    /** Task progress, batched (under load one message carries many updates). */
+    { $case: "updates"; updates: TaskUpdates }
     | undefined;
 }
 
@@ -304,6 +313,12 @@ export interface Revoke {
   reason: string;
 }
 
+/** Several assignments made in the same dispatch pass. */
+export interface Assignments {
+  /** In placement order. */
+  assignments: Assignment[];
+}
+
 /** Decision to agent on Connect. */
 export interface ConnectResponse {
   /** Which message this is. */
@@ -317,6 +332,9 @@ export interface ConnectResponse {
     | //
     /** Stop work. */
     { $case: "revoke"; revoke: Revoke }
+    | //
+    /** New work, batched (under load one message carries many assignments). */
+    { $case: "assignments"; assignments: Assignments }
     | undefined;
 }
 
@@ -1784,6 +1802,61 @@ export const TaskUpdate: MessageFns<TaskUpdate> = {
   },
 };
 
+function createBaseTaskUpdates(): TaskUpdates {
+  return { updates: [] };
+}
+
+export const TaskUpdates: MessageFns<TaskUpdates> = {
+  encode(message: TaskUpdates, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.updates) {
+      TaskUpdate.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TaskUpdates {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTaskUpdates();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.updates.push(TaskUpdate.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<TaskUpdates>, I>>(base?: I): TaskUpdates {
+    return TaskUpdates.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TaskUpdates>, I>>(object: I): TaskUpdates {
+    const message = createBaseTaskUpdates();
+    message.updates = object.updates?.map((e) => TaskUpdate.fromPartial(e)) || [];
+    return message;
+  },
+};
+
 function createBaseConnectRequest(): ConnectRequest {
   return { kind: undefined };
 }
@@ -1799,6 +1872,9 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
         break;
       case "update":
         TaskUpdate.encode(message.kind.update, writer.uint32(26).fork()).join();
+        break;
+      case "updates":
+        TaskUpdates.encode(message.kind.updates, writer.uint32(34).fork()).join();
         break;
     }
     return writer;
@@ -1841,6 +1917,14 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
             message.kind = { $case: "update", update: TaskUpdate.decode(reader, reader.uint32()) };
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.kind = { $case: "updates", updates: TaskUpdates.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1874,6 +1958,12 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
       case "update": {
         if (object.kind?.update !== undefined && object.kind?.update !== null) {
           message.kind = { $case: "update", update: TaskUpdate.fromPartial(object.kind.update) };
+        }
+        break;
+      }
+      case "updates": {
+        if (object.kind?.updates !== undefined && object.kind?.updates !== null) {
+          message.kind = { $case: "updates", updates: TaskUpdates.fromPartial(object.kind.updates) };
         }
         break;
       }
@@ -2215,6 +2305,61 @@ export const Revoke: MessageFns<Revoke> = {
   },
 };
 
+function createBaseAssignments(): Assignments {
+  return { assignments: [] };
+}
+
+export const Assignments: MessageFns<Assignments> = {
+  encode(message: Assignments, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.assignments) {
+      Assignment.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Assignments {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAssignments();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.assignments.push(Assignment.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<Assignments>, I>>(base?: I): Assignments {
+    return Assignments.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Assignments>, I>>(object: I): Assignments {
+    const message = createBaseAssignments();
+    message.assignments = object.assignments?.map((e) => Assignment.fromPartial(e)) || [];
+    return message;
+  },
+};
+
 function createBaseConnectResponse(): ConnectResponse {
   return { kind: undefined };
 }
@@ -2230,6 +2375,9 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
         break;
       case "revoke":
         Revoke.encode(message.kind.revoke, writer.uint32(26).fork()).join();
+        break;
+      case "assignments":
+        Assignments.encode(message.kind.assignments, writer.uint32(34).fork()).join();
         break;
     }
     return writer;
@@ -2272,6 +2420,14 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
             message.kind = { $case: "revoke", revoke: Revoke.decode(reader, reader.uint32()) };
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.kind = { $case: "assignments", assignments: Assignments.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2305,6 +2461,12 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
       case "revoke": {
         if (object.kind?.revoke !== undefined && object.kind?.revoke !== null) {
           message.kind = { $case: "revoke", revoke: Revoke.fromPartial(object.kind.revoke) };
+        }
+        break;
+      }
+      case "assignments": {
+        if (object.kind?.assignments !== undefined && object.kind?.assignments !== null) {
+          message.kind = { $case: "assignments", assignments: Assignments.fromPartial(object.kind.assignments) };
         }
         break;
       }
