@@ -73,7 +73,7 @@ export class GrpcServer {
   private readonly server: Server;
   private readonly logger: Logger;
   private readonly serviceNames: string[] = [];
-  private readonly streams = new Set<{ abort: AbortController; end: (s: GrpcStatus) => void }>();
+  private readonly streams = new Set<{ abort: AbortController; readonly ended: boolean; end: (s: GrpcStatus) => void }>();
   private shuttingDown = false;
 
   constructor(options: GrpcServerOptions) {
@@ -176,6 +176,9 @@ export class GrpcServer {
     let ended = false;
     const entry = {
       abort,
+      get ended() {
+        return ended;
+      },
       end: (st: GrpcStatus) => {
         if (ended) return;
         ended = true;
@@ -237,8 +240,9 @@ export class GrpcServer {
           entry.end({ name: 'OK', message: 'OK', code: status.OK, details: 'OK', metadata: call.metadata });
         },
         (err: unknown) => {
-          // A stream the client already cancelled has nobody left to tell.
-          if (call.cancelled) {
+          // A stream the client cancelled, or that shutdown already ended with
+          // UNAVAILABLE, has nobody left to tell: its handler's error is expected.
+          if (call.cancelled || entry.ended) {
             endSpan(span, status.CANCELLED, 'cancelled');
             return;
           }

@@ -51,7 +51,8 @@ export function startTracing(options: TracingOptions): StopTracing {
     instrumentations: [],
   });
   sdk.start();
-  return () => sdk.shutdown();
+  // Flush what is buffered, but do not let an unreachable collector hold up an exit.
+  return () => Promise.race([sdk.shutdown(), new Promise<void>((resolve) => setTimeout(resolve, 2000).unref())]);
 }
 
 const metadataGetter: TextMapGetter<Metadata> = {

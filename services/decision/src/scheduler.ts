@@ -11,7 +11,6 @@ import {
   PriorityExplanation,
   QueueStats,
   Task,
-  TaskEvent,
   TaskResult,
   TaskState,
   TenantQueueStats,

@@ -18,8 +18,6 @@ import { HostSampler } from './telemetry';
 
 export interface AgentOptions {
   nodeId: string;
-  /** Where the parser reaches this agent's ExecutorService. */
-  address: string;
   decision: DecisionServiceClient;
   backend: Backend;
   /** The host's GPUs (the simulator's, or nvidia-smi's). */
@@ -84,7 +82,11 @@ export class Agent {
     this.log = options.logger;
   }
 
-  start(): void {
+  private address = '';
+
+  /** Connects to decision, advertising `address` as where the parser reaches this agent's ExecutorService. */
+  start(address: string): void {
+    this.address = address;
     this.connect();
   }
 
@@ -181,7 +183,7 @@ export class Agent {
         $case: 'register',
         register: {
           nodeId: this.options.nodeId,
-          address: this.options.address,
+          address: this.address,
           gpus,
           models: [...b.models],
           backends: [b.name],

@@ -59,14 +59,8 @@ export async function startAgent(config: AgentConfig, logger: Logger = createLog
   const real = simulated ? undefined : await watchRealGpus(logger);
   const decision = createClient(DecisionServiceClient, config.decisionAddress);
   const server = new GrpcServer({ logger });
-  let agent: Agent | undefined;
-  server.addService(ExecutorServiceService, {
-    execute: (requests, sink, ctx) => executorHandlers(agent!, backend, config.nodeId).execute(requests, sink, ctx),
-  });
-  const grpcAddress = await server.listen(config.listen);
-  agent = new Agent({
+  const agent = new Agent({
     nodeId: config.nodeId,
-    address: config.advertiseAddress ?? grpcAddress,
     decision,
     backend,
     gpus: simulated ? backend.gpus() : (real?.gpus ?? []),
@@ -75,7 +69,9 @@ export async function startAgent(config: AgentConfig, logger: Logger = createLog
     executeWaitMs: config.executeWaitMs,
     logger,
   });
-  agent.start();
+  server.addService(ExecutorServiceService, executorHandlers(agent, backend, config.nodeId));
+  const grpcAddress = await server.listen(config.listen);
+  agent.start(config.advertiseAddress ?? grpcAddress);
   const running = agent;
   return {
     grpcAddress,
