@@ -64,7 +64,8 @@ const ms = (ts: { seconds: number; nanos: number } | undefined) => (ts ? timesta
  */
 export class TaskStore {
   private pending: WriteOp[] = [];
-  private flushing = false;
+  /** The write in flight; the next batch collects while it runs (group commit). */
+  private inFlight: Promise<void> | undefined;
   private scheduled = false;
   private closed = false;
   private readonly maxBatch: number;
@@ -159,8 +160,10 @@ export class TaskStore {
 
   /** Waits for pending writes, then closes the engine. */
   async close(): Promise<void> {
-    while (this.pending.length > 0 || this.flushing) await this.flush();
     this.closed = true;
+    while (this.pending.length > 0 || this.inFlight) {
+      await (this.inFlight ?? this.flush());
+    }
     await this.engine.close();
   }
 
@@ -170,7 +173,7 @@ export class TaskStore {
       return;
     }
     this.pending.push(op);
-    if (!this.flushing && !this.scheduled) {
+    if (!this.inFlight && !this.scheduled) {
       this.scheduled = true;
       // setImmediate lets every submission of the current I/O turn join this batch.
       setImmediate(() => {
@@ -180,9 +183,16 @@ export class TaskStore {
     }
   }
 
-  private async flush(): Promise<void> {
-    if (this.flushing || this.pending.length === 0) return;
-    this.flushing = true;
+  private flush(): Promise<void> {
+    if (this.inFlight || this.pending.length === 0) return this.inFlight ?? Promise.resolve();
+    this.inFlight = this.writePending().finally(() => {
+      this.inFlight = undefined;
+      if (this.pending.length > 0) void this.flush();
+    });
+    return this.inFlight;
+  }
+
+  private async writePending(): Promise<void> {
     const batch = this.pending.splice(0, this.maxBatch);
     try {
       const results = await writeBatch(this.engine, batch);
@@ -192,10 +202,7 @@ export class TaskStore {
       }
     } catch (err) {
       for (const op of batch) op.reject(err);
-    } finally {
-      this.flushing = false;
     }
-    if (this.pending.length > 0) void this.flush();
   }
 }
 
