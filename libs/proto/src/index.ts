@@ -113,6 +113,9 @@ export {
   WatchTaskRequest,
 } from './gen/autoglm/v1/task';
 export {
+  FILE_DESCRIPTOR_SET,
+} from './gen/descriptor-set';
+export {
   Duration,
 } from './gen/google/protobuf/duration';
 export {

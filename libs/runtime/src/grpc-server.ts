@@ -9,12 +9,11 @@ import {
   type ServiceDefinition,
   type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
-import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
-import { PROTO_FILES, PROTO_ROOT } from '@autoglm/proto';
+import { FILE_DESCRIPTOR_SET } from '@autoglm/proto';
 import type { Logger } from 'pino';
 import { context } from '@opentelemetry/api';
+import { Reflection } from './reflection';
 import { toStatus, type GrpcStatus } from './to-status';
 import { endSpan, startServerSpan } from './tracing';
 
@@ -85,8 +84,8 @@ export class GrpcServer {
       'grpc.keepalive_permit_without_calls': 1,
     });
     this.health.addToServer(this.server);
-    const pkg = protoLoader.loadSync([...PROTO_FILES], { includeDirs: [PROTO_ROOT], keepCase: true });
-    new ReflectionService(pkg).addToServer(this.server);
+    // Lists the contract's services this server serves (health is the standard grpc.health.v1, known to every client).
+    new Reflection(FILE_DESCRIPTOR_SET, () => [...this.serviceNames]).addToServer(this.server);
   }
 
   /** Registers a service; `name` is its full name for health (e.g. "autoglm.v1.TaskService"). */
