@@ -106,6 +106,32 @@ describe('the local mesh, end to end', () => {
     expect(dependent.reason).toContain(blocker!.id);
   }, 30_000);
 
+  it('requeues the work of an agent killed with SIGKILL, and every task still succeeds once', async () => {
+    const submitted = await Promise.all(
+      Array.from({ length: 40 }, () => client.submit({ payload: { $case: 'batch', batch: { expectedDuration: { seconds: 20, nanos: 0 } } } })),
+    );
+    const ids = submitted.map((s) => s.task!.id);
+    const onVictim = await until(async () => {
+      const tasks = await Promise.all(ids.map((id) => client.get(id)));
+      const running = tasks.filter((t) => t.state === TaskState.RUNNING && t.nodeId === 'agent-1');
+      return running.length > 0 ? running : undefined;
+    }, 10_000, 'tasks running on agent-1');
+    mesh.processes['agent-1']!.kill('SIGKILL');
+    const finals = await Promise.all(
+      ids.map(async (id) => {
+        const states: TaskState[] = [];
+        for await (const e of client.watch(id)) states.push(e.state);
+        return states;
+      }),
+    );
+    for (const states of finals) {
+      expect(states[states.length - 1]).toBe(TaskState.SUCCEEDED);
+      expect(states.filter((s) => s === TaskState.SUCCEEDED)).toHaveLength(1);
+    }
+    const requeued = await Promise.all(onVictim.map((t) => client.get(t.id)));
+    for (const t of requeued) expect(t.attempt).toBeGreaterThanOrEqual(2);
+  }, 60_000);
+
   it('rejects bad input with INVALID_ARGUMENT naming the field, and keeps serving', async () => {
     const cases: Array<[Parameters<AutoglmClient['submit']>[0], string]> = [
       [{ model: 'glm-9', payload: { $case: 'inference', inference: { prompt: 'x' } } }, 'model'],

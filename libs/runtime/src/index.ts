@@ -12,6 +12,7 @@ export {
 } from './grpc-server';
 export { createLogger, type Logger } from './logger';
 export { runMain, type ReadyMessage, type RunningService } from './main';
+export { readStartThenCancel, type StartedStream } from './start-then-cancel';
 export { isServiceError, RETRY_AFTER_TRAILER, toStatus, type GrpcStatus } from './to-status';
 export {
   captureTraceContext,

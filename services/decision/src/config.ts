@@ -16,7 +16,7 @@ export const DecisionConfigSchema = z.object({
   /** Placement: GPUs busier than this by telemetry take no new work. */
   maxGpuUtilization: z.coerce.number().min(0).max(1).default(0.8),
   /** Placement: reservations stay under this fraction of a GPU's memory. */
-  maxGpuMemoryFraction: z.coerce.number().min(0.05).max(1).default(0.8),
+  maxGpuMemoryFraction: z.coerce.number().min(0.05).max(1).default(0.9),
   /** Placement: 'spread' (least allocated) or 'pack' (most allocated). */
   placementMode: z.enum(['spread', 'pack']).default('spread'),
   /** Log level. */

@@ -322,8 +322,14 @@ export class Scheduler {
       case S.FAILED: {
         const result = update.result ? TaskResult.fromPartial({ ...update.result, queueTime: toDuration(entry.lease.queueTimeMs) }) : undefined;
         this.releaseLease(entry);
-        await this.transition(entry, S.FAILED, update.error || 'failed', { result });
-        await this.retryOrEnd(entry, undefined, update.error || 'failed', update.retryable);
+        const error = update.error || 'failed';
+        // A failure retrying cannot fix ends the task here, in one event that says so.
+        if (!update.retryable) {
+          await this.finish(entry, S.FAILED, error, { result });
+          return;
+        }
+        await this.transition(entry, S.FAILED, error, { result });
+        await this.retryOrEnd(entry, undefined, error, true);
         return;
       }
       case S.CANCELLED:
@@ -599,39 +605,32 @@ export class Scheduler {
 
   /**
    * After a failed or lost attempt: queue the next attempt if retrying can help
-   * and retries are left, otherwise end the task (FAILED when retrying cannot
-   * help, DEAD_LETTER when the retries are used up).
+   * and retries are left; DEAD_LETTER when the retries are used up; CANCELLED
+   * when the attempt cannot be retried at all (an interactive stream whose
+   * client is gone with its agent).
    */
   private async retryOrEnd(entry: Live, via: TaskState | undefined, reason: string, retryable: boolean): Promise<void> {
-    const task = entry.task;
-    if (via !== undefined && task.state !== via) await this.transition(entry, via, reason);
-    const retriesLeft = task.attempt <= task.spec!.maxRetries;
+    if (via !== undefined && entry.task.state !== via) await this.transition(entry, via, reason);
+    // entry.task is a new object after every transition: read it afresh.
     if (!retryable) {
-      if (task.state === S.FAILED) await this.finish(entry, S.FAILED, reason, {}, true);
-      else await this.finish(entry, S.CANCELLED, reason);
+      await this.finish(entry, S.CANCELLED, reason);
       return;
     }
-    if (!retriesLeft) {
-      await this.finish(entry, S.DEAD_LETTER, `${reason}; no retries left after ${task.attempt} attempts`);
+    const attempt = entry.task.attempt;
+    if (attempt > entry.task.spec!.maxRetries) {
+      await this.finish(entry, S.DEAD_LETTER, `${reason}; no retries left after ${attempt} attempts`);
       return;
     }
-    if (task.state === S.ASSIGNED || task.state === S.RUNNING) await this.transition(entry, S.LOST, reason);
+    if (isLeased(entry.task.state)) await this.transition(entry, S.LOST, reason);
     entry.readySinceMs = this.clock();
-    await this.transition(entry, S.QUEUED, `attempt ${task.attempt + 1} after: ${reason}`, { attempt: task.attempt + 1, nodeId: '' });
+    await this.transition(entry, S.QUEUED, `attempt ${attempt + 1} after: ${reason}`, { attempt: attempt + 1, nodeId: '' });
     this.queue.push(this.queueEntry(entry));
     this.scheduleDispatch();
   }
 
   /** Moves a task to a final state, forgets it, and settles its dependents. */
-  private async finish(entry: Live, state: TaskState, reason: string, patch: Partial<Task> = {}, alreadyThere = false): Promise<void> {
-    const now = this.clock();
-    if (alreadyThere) {
-      // FAILED with no retry: the FAILED event is recorded; mark the row finished.
-      entry.task = { ...entry.task, finishedAt: toTimestamp(now) };
-      await this.persistRow(entry);
-    } else {
-      await this.transition(entry, state, reason, { ...patch, finishedAt: toTimestamp(now) });
-    }
+  private async finish(entry: Live, state: TaskState, reason: string, patch: Partial<Task> = {}): Promise<void> {
+    await this.transition(entry, state, reason, { ...patch, finishedAt: toTimestamp(this.clock()) });
     this.live.delete(entry.task.id);
     if (state === S.SUCCEEDED) this.succeeded += 1;
     else this.failed += 1;
@@ -672,11 +671,6 @@ export class Scheduler {
     entry.task = task;
     const event: StoredEvent = { sequence: task.sequence, state: to, previousState: from, atMs: now, reason };
     return this.store.record(task, event).then(() => this.publish(task, event));
-  }
-
-  /** Writes the row alone: a field changed but the state did not (so there is no event). */
-  private persistRow(entry: Live): Promise<void> {
-    return this.store.record(entry.task);
   }
 
   private publish(task: Task, event: StoredEvent): void {

@@ -48,6 +48,15 @@ export interface ClaimedExecution {
   signal: AbortSignal;
 }
 
+/**
+ * Why the agent itself stopped an attempt that nobody cancelled (drain, stop,
+ * self-fencing): the work is handed back to decision as a retryable failure,
+ * so it runs again elsewhere rather than ending CANCELLED.
+ */
+class HandBack extends Error {
+  override readonly name = 'HandBack';
+}
+
 const sameLease = (a: Lease | undefined, b: Lease | undefined) =>
   !!a && !!b && a.taskId === b.taskId && a.attempt === b.attempt && a.leaseEpoch === b.leaseEpoch;
 
@@ -105,12 +114,12 @@ export class Agent {
         t.unref();
       });
     }
-    for (const r of this.running.values()) r.abort.abort(new Error('agent draining'));
+    for (const r of this.running.values()) r.abort.abort(new HandBack(`node ${this.options.nodeId} is draining; handed back`));
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
-    for (const r of this.running.values()) r.abort.abort(new Error('agent stopping'));
+    for (const r of this.running.values()) r.abort.abort(new HandBack(`node ${this.options.nodeId} is stopping; handed back`));
     for (const a of this.awaiting.values()) clearTimeout(a.timer);
     this.awaiting.clear();
     clearInterval(this.telemetryTimer);
@@ -202,7 +211,7 @@ export class Agent {
       if (this.registered) return;
       const n = this.running.size + this.awaiting.size;
       if (n > 0) this.log.warn({ tasks: n }, 'self-fencing: decision unreachable past the lease; stopping work');
-      for (const r of this.running.values()) r.abort.abort(new Error('self-fenced: decision unreachable past the lease'));
+      for (const r of this.running.values()) r.abort.abort(new HandBack('self-fenced: decision unreachable past the lease'));
       for (const [id, a] of this.awaiting) {
         clearTimeout(a.timer);
         this.awaiting.delete(id);
@@ -296,6 +305,10 @@ export class Agent {
     if (!running || !sameLease(running.lease, lease)) return;
     this.running.delete(lease.taskId);
     if (outcome === 'cancelled' || (!(outcome instanceof ExecutionError) && outcome.finishReason === 'cancelled')) {
+      if (running.abort.signal.reason instanceof HandBack) {
+        this.report({ lease, state: TaskState.FAILED, error: running.abort.signal.reason.message, retryable: true });
+        return;
+      }
       const reason = error ?? (running.abort.signal.reason instanceof Error ? running.abort.signal.reason.message : 'cancelled');
       this.report({ lease, state: TaskState.CANCELLED, error: reason, result: outcome === 'cancelled' ? undefined : resultOf(outcome) });
       return;

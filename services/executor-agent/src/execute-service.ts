@@ -1,6 +1,6 @@
 import { ExecuteDone, ExecutorServiceService, type ExecuteRequest, type ExecuteResponse } from '@autoglm/proto';
 import { FailedPreconditionError, InvalidArgumentError, toDuration } from '@autoglm/core';
-import type { CallContext, ServiceHandlers, StreamSink } from '@autoglm/runtime';
+import { readStartThenCancel, type CallContext, type ServiceHandlers, type StreamSink } from '@autoglm/runtime';
 import type { Agent } from './agent';
 import { ExecutionError, type Backend } from './backends';
 
@@ -22,30 +22,14 @@ async function execute(
   backend: Backend,
   nodeId: string,
 ): Promise<void> {
-  const iterator = requests[Symbol.asyncIterator]();
-  const first = await iterator.next();
-  if (first.done) return;
-  if (first.value.kind?.$case !== 'start') throw new InvalidArgumentError('kind', 'the first message on Execute must be start');
-  const lease = first.value.kind.start.lease;
+  const started = await readStartThenCancel(requests, ctx.signal, 'Execute');
+  if (!started) return;
+  const lease = started.start.lease;
   if (!lease?.taskId) throw new InvalidArgumentError('start.lease', 'is required');
   const cancel = new AbortController();
-  ctx.signal.addEventListener('abort', () => cancel.abort(new Error('the parser went away')), { once: true });
+  started.signal.addEventListener('abort', () => cancel.abort(started.signal.reason), { once: true });
   const claimed = await agent.claim(lease, cancel.signal);
   if (!claimed) throw new FailedPreconditionError(`lease for task ${lease.taskId} attempt ${lease.attempt} is not held by node ${nodeId}`);
-  void (async () => {
-    try {
-      for (;;) {
-        const next = await iterator.next();
-        if (next.done) return;
-        if (next.value.kind?.$case === 'cancel') {
-          cancel.abort(new Error(next.value.kind.cancel.reason || 'cancelled by client'));
-          return;
-        }
-      }
-    } catch {
-      // The parser's side broke; ctx.signal covers it.
-    }
-  })();
   const spec = claimed.assignment.task!.spec!;
   try {
     const outcome = await backend.execute({

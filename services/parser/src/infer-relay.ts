@@ -11,8 +11,8 @@ import {
   type DecisionServiceClient,
   type Task,
 } from '@autoglm/proto';
-import { CancelledError, InvalidArgumentError, toDuration, type ParsedSubmission } from '@autoglm/core';
-import type { CallContext, StreamSink } from '@autoglm/runtime';
+import { CancelledError, toDuration, type ParsedSubmission } from '@autoglm/core';
+import { readStartThenCancel, type CallContext, type StreamSink } from '@autoglm/runtime';
 
 export interface InferRelayDeps {
   decision: DecisionServiceClient;
@@ -34,33 +34,14 @@ export async function relayInfer(
   ctx: CallContext,
   deps: InferRelayDeps,
 ): Promise<void> {
-  const iterator = requests[Symbol.asyncIterator]();
-  const first = await iterator.next();
-  if (first.done) return;
-  if (first.value.kind?.$case !== 'start') throw new InvalidArgumentError('kind', 'the first message on Infer must be start');
-  const parsed = deps.parse(first.value.kind.start, ctx.metadata);
+  const started = await readStartThenCancel(requests, ctx.signal, 'Infer');
+  if (!started) return;
+  const parsed = deps.parse(started.start, ctx.metadata);
   const acceptedAt = Date.now();
+  const stop = started.signal;
+  const cancelReason = () => (stop.reason instanceof Error ? stop.reason.message : 'cancelled by client');
 
-  const stop = new AbortController();
-  let cancelReason = '';
-  ctx.signal.addEventListener('abort', () => stop.abort(), { once: true });
-  void (async () => {
-    try {
-      for (;;) {
-        const next = await iterator.next();
-        if (next.done) return;
-        if (next.value.kind?.$case === 'cancel') {
-          cancelReason = next.value.kind.cancel.reason || 'cancelled by client';
-          stop.abort();
-          return;
-        }
-      }
-    } catch {
-      // The client's side of the stream broke; ctx.signal covers it.
-    }
-  })();
-
-  const admitted = await admit(parsed, deps, sink, stop.signal);
+  const admitted = await admit(parsed, deps, sink, stop);
   if (!admitted.placement) {
     if (ctx.signal.aborted) return;
     await sink.write({ kind: { $case: 'done', done: InferDone.fromPartial({ finishReason: 'cancelled' }) } });
@@ -71,10 +52,10 @@ export async function relayInfer(
   const execution: ClientDuplexStream<ExecuteRequest, ExecuteResponse> = deps.executorAt(placement.agentAddress).execute(new Metadata());
   execution.write({ kind: { $case: 'start', start: { lease: placement.lease } } });
   const onStop = () => {
-    execution.write({ kind: { $case: 'cancel', cancel: { reason: cancelReason || 'client went away' } } });
+    execution.write({ kind: { $case: 'cancel', cancel: { reason: cancelReason() } } });
     execution.end();
   };
-  stop.signal.addEventListener('abort', onStop, { once: true });
+  stop.addEventListener('abort', onStop, { once: true });
   let firstTokenAt: number | undefined;
   try {
     for await (const message of execution as AsyncIterable<ExecuteResponse>) {
@@ -104,7 +85,7 @@ export async function relayInfer(
       }
     }
   } finally {
-    stop.signal.removeEventListener('abort', onStop);
+    stop.removeEventListener('abort', onStop);
     execution.end();
   }
 }

@@ -2,7 +2,7 @@ import type { TaskEvent, TaskState } from '@autoglm/proto';
 import type { AutoglmClient } from '../sdk/client';
 import { abortableDelay, backoffDelay, resolveRetryOptions } from '../sdk/backoff';
 import { AutoglmError, isRetryable } from '../sdk/errors';
-import { FINAL_STATES } from './names';
+import { endsTask } from './names';
 
 const RESUME = resolveRetryOptions({ maxAttempts: 10, initialBackoffMs: 200, maxBackoffMs: 5000 });
 
@@ -20,6 +20,7 @@ export async function followTask(
 ): Promise<TaskState | undefined> {
   let after = 0;
   let state: TaskState | undefined;
+  let over = false;
   let failures = 0;
   for (;;) {
     let failure: AutoglmError;
@@ -27,10 +28,11 @@ export async function followTask(
       for await (const event of client.watch(taskId, after, { signal })) {
         after = event.sequence;
         state = event.state;
+        over = endsTask(event);
         failures = 0;
         onEvent(event);
       }
-      if (signal?.aborted || (state !== undefined && FINAL_STATES.has(state))) return state;
+      if (signal?.aborted || over) return state;
       failure = new AutoglmError('UNAVAILABLE', `the watch of task ${taskId} ended before a final state`);
     } catch (error) {
       failure = AutoglmError.from(error);

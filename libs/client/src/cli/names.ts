@@ -1,4 +1,4 @@
-import { NodeState, PriorityClass, TaskKind, TaskState } from '@autoglm/proto';
+import { NodeState, PriorityClass, TaskKind, TaskState, type TaskEvent } from '@autoglm/proto';
 
 function nameOf(enumObject: Record<number, string>, value: number): string {
   return enumObject[value] ?? `UNKNOWN(${value})`;
@@ -16,3 +16,11 @@ export const nodeStateName = (state: NodeState): string => nameOf(NodeState, sta
 
 /** States a task never leaves. FAILED is not one: a failed attempt is retried or dead-lettered. */
 export const FINAL_STATES: ReadonlySet<TaskState> = new Set([TaskState.SUCCEEDED, TaskState.CANCELLED, TaskState.DEAD_LETTER]);
+
+/**
+ * Whether this event ends its task: a final state, or FAILED when no retry
+ * follows (decision marks the task finished; a retried FAILED goes on to QUEUED).
+ */
+export function endsTask(event: Pick<TaskEvent, 'state' | 'task'>): boolean {
+  return FINAL_STATES.has(event.state) || (event.state === TaskState.FAILED && event.task?.finishedAt !== undefined);
+}

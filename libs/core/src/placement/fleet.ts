@@ -54,7 +54,11 @@ export interface Reservation {
 export interface PlacementPolicy {
   /** GPUs busier than this (by telemetry) take no new work. @default 0.8 */
   maxGpuUtilization: number;
-  /** A GPU's reservations and its measured use stay under this fraction of its memory. @default 0.8 */
+  /**
+   * A GPU's reservations and its measured use stay under this fraction of its
+   * memory, like vLLM's gpu_memory_utilization; the parser sizes tasks with the
+   * same headroom, so a task it accepts fits here. @default 0.9
+   */
   maxGpuMemoryFraction: number;
   /** Telemetry older than this marks a node unplaceable, as stale metrics count as saturated. @default 1000 */
   staleTelemetryMs: number;
@@ -66,7 +70,7 @@ export interface PlacementPolicy {
 
 export const DEFAULT_PLACEMENT_POLICY: PlacementPolicy = {
   maxGpuUtilization: 0.8,
-  maxGpuMemoryFraction: 0.8,
+  maxGpuMemoryFraction: 0.9,
   staleTelemetryMs: 1000,
   mode: 'spread',
   tieBreakMargin: 0.05,

@@ -113,9 +113,12 @@ export class SimBackend implements Backend {
         fn();
       };
       try {
+        // Tensor parallelism over n GPUs: the simulation runs the sequence on the
+        // first GPU with one shard's weights and KV cache (1/n of each).
+        const shards = Math.max(1, req.gpuIndices.length);
         this.host.submit(req.gpuIndices[0] ?? 0, {
           id,
-          model: { name: spec.model, weightBytes: cost.weightBytes, kvBytesPerToken: cost.kvBytesPerToken },
+          model: { name: spec.model, weightBytes: Math.ceil(cost.weightBytes / shards), kvBytesPerToken: Math.ceil(cost.kvBytesPerToken / shards) },
           promptTokens: spec.inputTokens,
           maxTokens: spec.maxOutputTokens,
           onStart: () => req.onStart?.(),

@@ -11,7 +11,7 @@ import { examples } from '../help';
 import type { CliIo } from '../io';
 import { println } from '../io';
 import { taskJson } from '../json';
-import { stateName } from '../names';
+import { endsTask, stateName } from '../names';
 import {
   collect,
   collectList,
@@ -162,7 +162,7 @@ async function waitForAll(ctx: CommandContext, client: AutoglmClient, submitted:
   const progress = submitted.length > 1 && !ctx.globals.json ? new ProgressBar(io.stderr, submitted.map((t) => t.id)) : undefined;
   const finished = await interruptible(io, 'stopped waiting; the tasks keep running (autoglm cancel <id> stops one)', (signal) =>
     mapConcurrent(submitted, WATCH_CONCURRENCY, async (task) => {
-      await followTask(client, task.id, (event) => progress?.update(task.id, event.state), signal);
+      await followTask(client, task.id, (event) => progress?.update(task.id, event.state, endsTask(event)), signal);
       return signal.aborted ? task : client.get(task.id);
     }),
   );

@@ -8,7 +8,7 @@ import { humanDuration } from '../format';
 import { examples } from '../help';
 import { type CliIo, println } from '../io';
 import { eventJson } from '../json';
-import { stateName } from '../names';
+import { endsTask, stateName } from '../names';
 import { idsFromText } from '../parse';
 import { ProgressBar } from '../progress';
 import { readAll } from '../read-stdin';
@@ -51,7 +51,7 @@ export function registerWatch(program: Command, io: CliIo): void {
                 id,
                 (event) => {
                   reasons.set(id, event.reason);
-                  progress?.update(id, event.state);
+                  progress?.update(id, event.state, endsTask(event));
                   if (ctx.globals.json) ctx.printJson(eventJson(event));
                 },
                 signal,
