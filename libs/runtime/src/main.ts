@@ -27,8 +27,13 @@ export interface RunningService {
  * failure exits 1.
  */
 export function runMain(service: string, start: () => Promise<RunningService>): void {
+  // A supervisor that dies (Ctrl-C while starting, SIGKILL) closes the IPC channel:
+  // a service still starting then exits at once rather than live on as an orphan.
+  const orphanedWhileStarting = () => process.exit(1);
+  process.once('disconnect', orphanedWhileStarting);
   start().then(
     (running) => {
+      process.off('disconnect', orphanedWhileStarting);
       const ready: ReadyMessage = { type: 'ready', service, grpcAddress: running.grpcAddress, httpAddress: running.httpAddress };
       running.logger.info({ grpcAddress: running.grpcAddress, httpAddress: running.httpAddress }, `${service} listening`);
       process.send?.(ready);

@@ -16,10 +16,13 @@ export class LogSink {
     private readonly tailLines = 40,
   ) {
     this.file = createWriteStream(path, { flags: 'a' });
+    // A full disk or a vanished directory must not take the supervisor (and the mesh) down:
+    // the lines still reach onLine and the tail.
+    this.file.on('error', () => undefined);
   }
 
   write(line: string): void {
-    this.file.write(`${line}\n`);
+    if (!this.file.writableEnded) this.file.write(`${line}\n`);
     this.tail.push(line);
     if (this.tail.length > this.tailLines) this.tail.shift();
     this.onLine?.(this.name, line);

@@ -162,8 +162,13 @@ async function waitForAll(ctx: CommandContext, client: AutoglmClient, submitted:
   const progress = submitted.length > 1 && !ctx.globals.json ? new ProgressBar(io.stderr, submitted.map((t) => t.id)) : undefined;
   const finished = await interruptible(io, 'stopped waiting; the tasks keep running (autoglm cancel <id> stops one)', (signal) =>
     mapConcurrent(submitted, WATCH_CONCURRENCY, async (task) => {
-      await followTask(client, task.id, (event) => progress?.update(task.id, event.state, endsTask(event)), signal);
-      return signal.aborted ? task : client.get(task.id);
+      // One task's failed watch must not stop the others (they would run on, unreported).
+      try {
+        await followTask(client, task.id, (event) => progress?.update(task.id, event.state, endsTask(event)), signal);
+        return signal.aborted ? task : await client.get(task.id);
+      } catch (error) {
+        return { ...task, reason: `could not follow: ${AutoglmError.from(error).details}` };
+      }
     }),
   );
   progress?.finish();
