@@ -75,10 +75,3 @@ export function callUnary<Req, Res>(
     options.signal?.addEventListener('abort', () => call.cancel?.(), { once: true });
   });
 }
-
-/** Metadata with the given key/value pairs. */
-export function metadataOf(entries: Record<string, string | undefined>): Metadata {
-  const md = new Metadata();
-  for (const [k, v] of Object.entries(entries)) if (v !== undefined) md.set(k, v);
-  return md;
-}

@@ -14,7 +14,7 @@ import { FILE_DESCRIPTOR_SET } from '@autoglm/proto';
 import type { Logger } from 'pino';
 import { context } from '@opentelemetry/api';
 import { Reflection } from './reflection';
-import { toStatus, type GrpcStatus } from './to-status';
+import { ourStatus, toStatus, type GrpcStatus } from './to-status';
 import { endSpan, startServerSpan } from './tracing';
 
 /** What every handler gets besides its request: who called, and when to stop. */
@@ -131,7 +131,7 @@ export class GrpcServer {
     if (this.shuttingDown) return;
     this.shuttingDown = true;
     this.setNotServing();
-    const unavailable: GrpcStatus = toStatus(Object.assign(new Error('server shutting down'), { code: status.UNAVAILABLE, details: 'server is shutting down; retry on another instance' }), this.logger);
+    const unavailable: GrpcStatus = toStatus(ourStatus(status.UNAVAILABLE, 'server is shutting down; retry on another instance'), this.logger);
     for (const stream of [...this.streams]) stream.end(unavailable);
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
@@ -227,7 +227,7 @@ export class GrpcServer {
     const { span, ctx } = startServerSpan(path, call.metadata);
     const abort = new AbortController();
     if (this.shuttingDown) {
-      call.emit('error', toStatus(Object.assign(new Error('shutting down'), { code: status.UNAVAILABLE, details: 'server is shutting down' }), this.logger));
+      call.emit('error', toStatus(ourStatus(status.UNAVAILABLE, 'server is shutting down; retry on another instance'), this.logger));
       return;
     }
     const entry = this.track(call, abort);

@@ -1,5 +1,5 @@
 export { ConfigError, flag, hostPort, loadConfig, logLevel, type EnvNames } from './config';
-export { callUnary, channelOptions, createClient, metadataOf, tracingInterceptor } from './grpc-client';
+export { callUnary, channelOptions, createClient, tracingInterceptor } from './grpc-client';
 export {
   GrpcServer,
   type BidiHandler,
@@ -13,7 +13,7 @@ export {
 export { createLogger, type Logger } from './logger';
 export { runMain, type ReadyMessage, type RunningService } from './main';
 export { readStartThenCancel, type StartedStream } from './start-then-cancel';
-export { isServiceError, RETRY_AFTER_TRAILER, toStatus, type GrpcStatus } from './to-status';
+export { isServiceError, ORIGIN_TRAILER, ourStatus, RETRY_AFTER_TRAILER, toStatus, type GrpcStatus } from './to-status';
 export {
   captureTraceContext,
   context,

@@ -20,10 +20,33 @@ const CODE_BY_NAME: Record<ErrorCode, status> = {
 /** Trailer carrying how long a client should wait before retrying. */
 export const RETRY_AFTER_TRAILER = 'retry-after-ms';
 
+/**
+ * Trailer marking a status made by toStatus in one of our services: only
+ * those pass through another service verbatim. A status grpc-js made itself
+ * (a refused connection, a deadline) names internal addresses, so it is
+ * replaced by a generic one.
+ */
+export const ORIGIN_TRAILER = 'x-autoglm-status';
+
+const OURS = Symbol('autoglm status');
+
+/** An error carrying a status our own service made (one item of a batch reply, our shutdown): it passes through. */
+export function ourStatus(code: status, details: string): Error & { code: number; details: string } {
+  return Object.assign(new Error(details), { code, details, [OURS]: true });
+}
+
+const GENERIC: Partial<Record<status, string>> = {
+  [status.UNAVAILABLE]: 'a service behind this one is unavailable; retry shortly',
+  [status.DEADLINE_EXCEEDED]: 'a service behind this one did not answer in time; retry',
+  [status.CANCELLED]: 'cancelled',
+  [status.RESOURCE_EXHAUSTED]: 'a limit was hit; retry later',
+};
+
 /** A status as grpc-js callbacks and `call.destroy` accept it. */
 export type GrpcStatus = StatusObject & { name: string; message: string };
 
 function make(code: status, details: string, metadata = new Metadata()): GrpcStatus {
+  metadata.set(ORIGIN_TRAILER, '1');
   return { name: 'Error', message: details, code, details, metadata };
 }
 
@@ -55,7 +78,11 @@ export function toStatus(err: unknown, logger: Logger): GrpcStatus {
     const metadata = new Metadata();
     const retry = err.metadata?.get(RETRY_AFTER_TRAILER)[0];
     if (retry !== undefined) metadata.set(RETRY_AFTER_TRAILER, String(retry));
-    return make(err.code, err.details, metadata);
+    const ours = (err as { [OURS]?: boolean })[OURS] === true || (err.metadata?.get(ORIGIN_TRAILER).length ?? 0) > 0;
+    if (ours) return make(err.code, err.details, metadata);
+    const generic = GENERIC[err.code as status];
+    logger.warn({ code: err.code, details: err.details }, 'downstream call failed');
+    return generic ? make(err.code, generic, metadata) : make(status.INTERNAL, 'internal error; it has been logged');
   }
   if (err instanceof Error && err.name === 'AbortError') return make(status.CANCELLED, 'cancelled');
   const traceId = trace.getActiveSpan()?.spanContext().traceId;

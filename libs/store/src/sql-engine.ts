@@ -124,11 +124,14 @@ export async function openPglite(dataDir?: string): Promise<SqlEngine> {
     if (m.error !== undefined) w.reject(new SqlError(m.error, m.code));
     else w.resolve(m.rows ?? []);
   });
-  worker.on('error', (err) => {
+  const fail = (err: Error) => {
     failed = err;
     for (const w of waiting.values()) w.reject(err);
     waiting.clear();
-  });
+  };
+  worker.on('error', fail);
+  // A worker that exits without an error must not leave writes waiting forever.
+  worker.on('exit', (code) => fail(new Error(`the PGlite worker exited (code ${code})`)));
   const send = <T>(sql: string, params?: unknown[]): Promise<{ rows: T[] }> =>
     new Promise((resolve, reject) => {
       if (failed) return reject(failed);

@@ -6,7 +6,8 @@ import type { AgentLink, Scheduler } from './scheduler';
 /**
  * One agent's Connect stream: the first message registers, then telemetry and
  * task updates flow in and assignments and revocations flow out. When the
- * stream ends for any reason the node is lost and its leases are requeued.
+ * stream ends for any reason the node is lost: its batch work is requeued as a
+ * new attempt, its interactive work (whose client stream died with it) cancelled.
  */
 export async function serveAgentSession(
   requests: AsyncIterable<ConnectRequest>,

@@ -168,6 +168,8 @@ async function streamTaskEvents(
     const current = await scheduler.find(taskId);
     if (!current) throw new InvalidArgumentError('task_id', `task ${taskId} does not exist`);
     let last = afterSequence;
+    // Already over and nothing new to replay: there is nothing left to stream.
+    if (current.finishedAt && afterSequence >= current.sequence) return;
     const replay = await store.events(taskId, afterSequence);
     for (const [i, event] of replay.entries()) {
       // Replayed events carry the task as it is now; the last one is the current state.

@@ -98,11 +98,15 @@ const S = TaskState;
 /**
  * Decision's state and the rules that move tasks through it. The ordering and
  * placement decisions themselves are in libs/core (ReadyQueue, Fleet, the state
- * machine); this class sequences them with the store: every transition is
- * made durable before anything outside decision acts on it or hears of it.
+ * machine); this class sequences them with the store: a transition is made
+ * durable before its event is published and before an agent is told to run
+ * anything. (A cancel stops the agent's work before the CANCELLED commit:
+ * stopping early is safe, running unrecorded work is not.)
  */
 export class Scheduler {
   private readonly live = new Map<string, Live>();
+  /** Tasks whose final transition is being committed. */
+  private readonly finishing = new Map<string, Live>();
   private readonly queue = new ReadyQueue();
   private readonly dependents = new Map<string, Set<string>>();
   private readonly admissions = new Map<string, { resolve: (p: Placement) => void; reject: (e: unknown) => void }>();
@@ -139,25 +143,24 @@ export class Scheduler {
   /** Rebuilds the in-memory queue from the store after a start or restart. */
   async recover(): Promise<{ tasks: number; requeued: number }> {
     const tasks = await this.store.unfinished();
-    const byId = new Map(tasks.map((t) => [t.id, t]));
-    let requeued = 0;
     const now = this.clock();
     for (const task of tasks) this.live.set(task.id, { task, readySinceMs: task.updatedAt ? timestampToMillis(task.updatedAt) : now });
+    // Gate every waiting task first, so a dependency that ends below (dead-lettered
+    // on requeue) finds its dependents registered and settles them.
     for (const task of tasks) {
-      const entry = this.live.get(task.id)!;
-      switch (task.state) {
-        case S.QUEUED:
-          this.queue.push(this.queueEntry(entry));
-          break;
-        case S.PENDING:
-        case S.WAITING_DEPS:
-          await this.gateOnDependencies(entry, byId);
-          break;
-        default:
-          // ASSIGNED/RUNNING: the lease died with the old process; LOST, PREEMPTED,
-          // FAILED: the requeue had not been recorded. Either way: next attempt.
-          requeued += 1;
-          await this.retryOrEnd(entry, isLeased(task.state) ? S.LOST : undefined, 'decision restarted while the attempt was in flight', true);
+      const entry = this.live.get(task.id);
+      if (entry && (task.state === S.PENDING || task.state === S.WAITING_DEPS)) await this.gateOnDependencies(entry);
+    }
+    let requeued = 0;
+    for (const task of tasks) {
+      const entry = this.live.get(task.id);
+      if (!entry) continue;
+      if (task.state === S.QUEUED) this.queue.push(this.queueEntry(entry));
+      else if (task.state !== S.PENDING && task.state !== S.WAITING_DEPS) {
+        // ASSIGNED/RUNNING: the lease died with the old process; LOST, PREEMPTED,
+        // FAILED: the requeue had not been recorded. Either way: next attempt.
+        requeued += 1;
+        await this.retryOrEnd(entry, isLeased(task.state) ? S.LOST : undefined, 'decision restarted while the attempt was in flight', true);
       }
     }
     this.scheduleDispatch();
@@ -222,14 +225,21 @@ export class Scheduler {
     const { task, created } = await this.enqueue(req);
     if (!created) throw new FailedPreconditionError(`request ${req.requestId} already started task ${task.id}; an Infer stream cannot be resumed`);
     const placed = new Promise<Placement>((resolve, reject) => this.admissions.set(task.id, { resolve, reject }));
-    const onAbort = () => {
+    // Settled (by cancel) possibly before anyone awaits it: never an unhandled rejection.
+    placed.catch(() => undefined);
+    const giveUp = (why: string) => {
       if (this.admissions.delete(task.id)) {
-        this.cancel(task.id, 'client went away before placement').catch((err: unknown) => this.logger.warn({ err, taskId: task.id }, 'cancel after abort failed'));
+        this.cancel(task.id, why).catch((err: unknown) => this.logger.warn({ err, taskId: task.id }, 'cancel of an abandoned admission failed'));
       }
     };
+    const onAbort = () => giveUp('client went away before placement');
     signal.addEventListener('abort', onAbort, { once: true });
+    if (signal.aborted) onAbort();
     try {
-      await onAdmitted(task, this.queue.positionOf(task.id, task.spec!.priorityClass));
+      await onAdmitted(task, this.queue.positionOf(task.id, task.spec!.priorityClass)).catch((err: unknown) => {
+        giveUp('could not tell the client it was admitted');
+        throw err;
+      });
       return await placed;
     } finally {
       signal.removeEventListener('abort', onAbort);
@@ -241,10 +251,13 @@ export class Scheduler {
   async cancel(taskId: string, reason: string): Promise<Task> {
     const entry = this.live.get(taskId);
     if (!entry) {
+      const ending = this.finishing.get(taskId);
+      if (ending) return ending.task;
       const stored = await this.store.get(taskId);
       if (!stored) throw new NotFoundError(`task ${taskId} does not exist`);
       return stored;
     }
+    if (entry.task.finishedAt) return entry.task;
     const why = reason || 'cancelled by client';
     const lease = entry.lease;
     if (lease) {
@@ -291,6 +304,12 @@ export class Scheduler {
     if (!info) return;
     info.telemetry = telemetry;
     info.lastSeenMs = this.clock();
+    if (telemetry.draining && info.state !== NodeState.DRAINING) {
+      // No new work for a draining node: its refusals would burn tasks' retries.
+      info.state = NodeState.DRAINING;
+      this.fleet.setHealth(nodeId, 'draining');
+      this.logger.info({ nodeId }, 'agent draining');
+    }
     this.fleet.observe(nodeId, telemetry.gpus.map((g) => ({ index: g.index, utilization: g.utilization, memoryUsedBytes: g.memoryUsedBytes })));
     if (this.fleet.hasFreeSlot() && this.queue.size > 0) this.scheduleDispatch();
   }
@@ -373,14 +392,14 @@ export class Scheduler {
   // ---- reads -------------------------------------------------------------
 
   async get(taskId: string): Promise<Task> {
-    const task = this.live.get(taskId)?.task ?? (await this.store.get(taskId));
+    const task = (await this.find(taskId));
     if (!task) throw new NotFoundError(`task ${taskId} does not exist`);
     return task;
   }
 
   /** The freshest copy of a task, if it exists. */
   async find(taskId: string): Promise<Task | undefined> {
-    return this.live.get(taskId)?.task ?? (await this.store.get(taskId));
+    return this.live.get(taskId)?.task ?? this.finishing.get(taskId)?.task ?? (await this.store.get(taskId));
   }
 
   explain(taskId: string, task: Task): PriorityExplanation {
@@ -500,12 +519,12 @@ export class Scheduler {
     return states;
   }
 
-  private async gateOnDependencies(entry: Live, unfinished: Map<string, Task>): Promise<void> {
+  private async gateOnDependencies(entry: Live): Promise<void> {
     const deps = entry.task.spec!.dependsOn;
-    const stored = await this.store.states(deps.filter((d) => !unfinished.has(d)));
+    const stored = await this.store.states(deps.filter((d) => !this.live.has(d)));
     const unmet = new Set<string>();
     for (const dep of deps) {
-      if (unfinished.has(dep)) unmet.add(dep);
+      if (this.live.has(dep)) unmet.add(dep);
       else if (stored.get(dep) !== S.SUCCEEDED) {
         await this.finish(entry, S.CANCELLED, `dependency ${dep} ended ${stateName(stored.get(dep) ?? S.UNSPECIFIED)}`);
         return;
@@ -591,7 +610,13 @@ export class Scheduler {
     entry.lease = { epoch, reservation, queueTimeMs };
     const info = this.nodes.get(reservation.nodeId);
     info?.leased.add(entry.task.id);
-    await this.transition(entry, S.ASSIGNED, `assigned to ${reservation.nodeId}`, { nodeId: reservation.nodeId });
+    try {
+      await this.transition(entry, S.ASSIGNED, `assigned to ${reservation.nodeId}`, { nodeId: reservation.nodeId });
+    } catch (err) {
+      // Not durable: give the capacity back; the task is retried from the store on restart.
+      if (entry.lease?.epoch === epoch) this.releaseLease(entry);
+      throw err;
+    }
     // Between the transition and its commit the task may have been cancelled or its node lost.
     if (entry.lease?.epoch !== epoch || entry.task.state !== S.ASSIGNED) return;
     const lease = this.leaseOf(entry);
@@ -630,8 +655,16 @@ export class Scheduler {
 
   /** Moves a task to a final state, forgets it, and settles its dependents. */
   private async finish(entry: Live, state: TaskState, reason: string, patch: Partial<Task> = {}): Promise<void> {
-    await this.transition(entry, state, reason, { ...patch, finishedAt: toTimestamp(this.clock()) });
+    const done = this.transition(entry, state, reason, { ...patch, finishedAt: toTimestamp(this.clock()) });
+    // Out of the live set at once, so a cancel or report in between finds it over;
+    // readable from `finishing` until the store has it.
     this.live.delete(entry.task.id);
+    this.finishing.set(entry.task.id, entry);
+    try {
+      await done;
+    } finally {
+      this.finishing.delete(entry.task.id);
+    }
     if (state === S.SUCCEEDED) this.succeeded += 1;
     else this.failed += 1;
     const waiting = this.dependents.get(entry.task.id);

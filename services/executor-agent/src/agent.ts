@@ -64,8 +64,9 @@ const sameLease = (a: Lease | undefined, b: Lease | undefined) =>
  * The agent's side of Connect: registers, pushes telemetry, runs batch
  * assignments on the backend, holds interactive ones for Execute, and reports
  * every outcome under the lease it was given. It reconnects with backoff when
- * decision goes away, and fences itself (stops its work) when it cannot reach
- * decision for longer than a lease, because decision has given the work away.
+ * decision goes away, and fences itself (stops its work) a lease period after
+ * it notices the connection is gone, because decision has given the work away.
+ * (Noticing a silent partition takes the channel's keepalive, up to ~15 s.)
  */
 export class Agent {
   private readonly running = new Map<string, Running>();
@@ -107,6 +108,8 @@ export class Agent {
   /** Stops taking work; running work gets `graceMs`, then is cancelled and handed back. */
   async drain(graceMs: number): Promise<void> {
     this.draining = true;
+    // Tell decision now rather than at the next tick, so it stops placing work here.
+    this.sendTelemetry();
     const deadline = Date.now() + graceMs;
     while (this.running.size > 0 && Date.now() < deadline) {
       await new Promise<void>((resolve) => {
@@ -349,7 +352,7 @@ export class Agent {
     this.stream.write({
       kind: {
         $case: 'telemetry',
-        telemetry: { time: toTimestamp(Date.now()), gpus: this.options.gpuStatus(), host: this.host.sample(), load: b.load() },
+        telemetry: { time: toTimestamp(Date.now()), gpus: this.options.gpuStatus(), host: this.host.sample(), load: b.load(), draining: this.draining },
       },
     });
   }

@@ -1,6 +1,6 @@
 import { ExecuteDone, ExecutorServiceService, type ExecuteRequest, type ExecuteResponse } from '@autoglm/proto';
-import { FailedPreconditionError, InvalidArgumentError, toDuration } from '@autoglm/core';
-import { readStartThenCancel, type CallContext, type ServiceHandlers, type StreamSink } from '@autoglm/runtime';
+import { FailedPreconditionError, InvalidArgumentError, toDuration, UnavailableError } from '@autoglm/core';
+import { readStartThenCancel, type CallContext, type Logger, type ServiceHandlers, type StreamSink } from '@autoglm/runtime';
 import type { Agent } from './agent';
 import { ExecutionError, type Backend } from './backends';
 
@@ -8,9 +8,9 @@ import { ExecutionError, type Backend } from './backends';
  * ExecutorService.Execute: the parser presents the lease decision granted;
  * the agent runs the inference and streams its tokens back directly.
  */
-export function executorHandlers(agent: Agent, backend: Backend, nodeId: string): ServiceHandlers<typeof ExecutorServiceService> {
+export function executorHandlers(agent: Agent, backend: Backend, nodeId: string, logger: Logger): ServiceHandlers<typeof ExecutorServiceService> {
   return {
-    execute: (requests, sink, ctx) => execute(requests, sink, ctx, agent, backend, nodeId),
+    execute: (requests, sink, ctx) => execute(requests, sink, ctx, agent, backend, nodeId, logger),
   };
 }
 
@@ -21,6 +21,7 @@ async function execute(
   agent: Agent,
   backend: Backend,
   nodeId: string,
+  logger: Logger,
 ): Promise<void> {
   const started = await readStartThenCancel(requests, ctx.signal, 'Execute');
   if (!started) return;
@@ -59,6 +60,11 @@ async function execute(
   } catch (err) {
     const failure = err instanceof ExecutionError ? err : new ExecutionError(err instanceof Error ? err.message : String(err), false);
     claimed.settle(failure);
-    throw failure.retryable ? Object.assign(new Error(failure.message), { code: 14, details: failure.message }) : new FailedPreconditionError(failure.message);
+    // The backend's own text may name hosts and URLs: log it; the client gets it only when it is about the request.
+    if (failure.retryable) {
+      if (!ctx.signal.aborted) logger.warn({ err: failure, taskId: lease.taskId }, 'interactive execution failed');
+      throw new UnavailableError(`inference failed on node ${nodeId}; retry`);
+    }
+    throw new FailedPreconditionError(failure.message);
   }
 }

@@ -69,20 +69,19 @@ export async function startAgent(config: AgentConfig, logger: Logger = createLog
     executeWaitMs: config.executeWaitMs,
     logger,
   });
-  server.addService(ExecutorServiceService, executorHandlers(agent, backend, config.nodeId));
+  server.addService(ExecutorServiceService, executorHandlers(agent, backend, config.nodeId, logger));
   const grpcAddress = await server.listen(config.listen);
   agent.start(config.advertiseAddress ?? grpcAddress);
-  const running = agent;
   return {
     grpcAddress,
     logger,
     openStreams: () => server.openStreams,
-    agent: running,
+    agent,
     stop: async () => {
       // Drain: no new work (health NOT_SERVING at once), running work gets a grace window.
       server.setNotServing();
-      await running.drain(DRAIN_GRACE_MS);
-      await running.stop();
+      await agent.drain(DRAIN_GRACE_MS);
+      await agent.stop();
       real?.stop();
       await server.shutdown();
       await backend.close();

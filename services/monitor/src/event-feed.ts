@@ -14,21 +14,23 @@ export function followDecisionEvents(decision: DecisionServiceClient, observe: (
   const connect = () => {
     if (stopped) return;
     const startedAt = Date.now();
-    call = decision.subscribe({ taskEvents: true, nodeEvents: true, taskId: '', afterSequence: 0, states: [] }, new Metadata());
-    call.on('data', (event: Event) => {
+    const mine = decision.subscribe({ taskEvents: true, nodeEvents: true, taskId: '', afterSequence: 0, states: [] }, new Metadata());
+    call = mine;
+    mine.on('data', (event: Event) => {
       backoffMs = 100;
       observe(event);
     });
     const retry = (why: string) => {
-      if (stopped || !call) return;
+      // Only the current subscription may resubscribe (an old one's late 'end' must not).
+      if (stopped || call !== mine) return;
       call = undefined;
       if (Date.now() - startedAt > 30_000) backoffMs = 100;
       logger.warn({ why, retryInMs: backoffMs }, 'decision event stream ended; resubscribing');
       timer = setTimeout(connect, backoffMs);
       backoffMs = Math.min(5_000, backoffMs * 2);
     };
-    call.on('error', (err: Error) => retry(err.message));
-    call.on('end', () => retry('stream ended'));
+    mine.on('error', (err: Error) => retry(err.message));
+    mine.on('end', () => retry('stream ended'));
   };
   connect();
   return {

@@ -1,6 +1,6 @@
 import { Metadata } from '@grpc/grpc-js';
 import type { DecisionServiceClient, EnqueueBatchItem, EnqueueRequest, EnqueueResponse } from '@autoglm/proto';
-import { callUnary, captureTraceContext } from '@autoglm/runtime';
+import { callUnary, captureTraceContext, ourStatus } from '@autoglm/runtime';
 
 interface Pending {
   item: EnqueueBatchItem;
@@ -44,8 +44,9 @@ export class EnqueueBatcher {
         batch.forEach((p, i) => {
           const outcome = response.results[i]?.outcome;
           if (outcome?.$case === 'accepted') p.resolve(outcome.accepted);
-          else if (outcome?.$case === 'error') p.reject(Object.assign(new Error(outcome.error.message), { code: outcome.error.code, details: outcome.error.message }));
-          else p.reject(Object.assign(new Error('decision returned no result for this submission'), { code: 13, details: 'decision returned no result for this submission' }));
+          // decision made these statuses with its toStatus: they pass through to the client.
+          else if (outcome?.$case === 'error') p.reject(ourStatus(outcome.error.code, outcome.error.message));
+          else p.reject(ourStatus(13, 'decision returned no result for this submission'));
         });
       },
       (err: unknown) => {

@@ -219,7 +219,11 @@ export interface Telemetry {
     | HostStatus
     | undefined;
   /** Model-server load. */
-  load: ModelServerLoad | undefined;
+  load:
+    | ModelServerLoad
+    | undefined;
+  /** The agent is draining (shutting down): place nothing new on it. */
+  draining: boolean;
 }
 
 /** Progress or outcome of one attempt. */
@@ -1603,7 +1607,7 @@ export const Register: MessageFns<Register> = {
 };
 
 function createBaseTelemetry(): Telemetry {
-  return { time: undefined, gpus: [], host: undefined, load: undefined };
+  return { time: undefined, gpus: [], host: undefined, load: undefined, draining: false };
 }
 
 export const Telemetry: MessageFns<Telemetry> = {
@@ -1619,6 +1623,9 @@ export const Telemetry: MessageFns<Telemetry> = {
     }
     if (message.load !== undefined) {
       ModelServerLoad.encode(message.load, writer.uint32(34).fork()).join();
+    }
+    if (message.draining !== false) {
+      writer.uint32(40).bool(message.draining);
     }
     return writer;
   },
@@ -1668,6 +1675,14 @@ export const Telemetry: MessageFns<Telemetry> = {
             message.load = ModelServerLoad.decode(reader, reader.uint32());
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.draining = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1693,6 +1708,7 @@ export const Telemetry: MessageFns<Telemetry> = {
     message.load = (object.load !== undefined && object.load !== null)
       ? ModelServerLoad.fromPartial(object.load)
       : undefined;
+    message.draining = object.draining ?? false;
     return message;
   },
 };
