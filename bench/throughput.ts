@@ -27,12 +27,13 @@ export async function throughput(args: string[]): Promise<void> {
   const finishedAt = new Map<string, number>();
   let settled: () => void = () => {};
   const allDone = new Promise<void>((resolve) => (settled = resolve));
-  const events = decision.subscribe({ taskEvents: true, nodeEvents: false, taskId: '', afterSequence: 0, states: [TaskState.SUCCEEDED] }, new Metadata());
-  events.on('data', (e: Event) => {
+  const events = decision.subscribe({ taskEvents: true, nodeEvents: false, taskId: '', afterSequence: 0, states: [TaskState.SUCCEEDED], batched: true }, new Metadata());
+  const onEvent = (e: Event) => {
     if (e.kind?.$case !== 'task' || e.kind.task.state !== TaskState.SUCCEEDED) return;
     finishedAt.set(e.kind.task.taskId, Date.now());
     if (finishedAt.size === total + warmup) settled();
-  });
+  };
+  events.on('data', (e: Event) => (e.kind?.$case === 'batch' ? e.kind.batch.events.forEach(onEvent) : onEvent(e)));
   events.on('error', () => undefined);
   try {
     const ackMs: number[] = [];

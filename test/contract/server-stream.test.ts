@@ -1,4 +1,6 @@
-import { TaskState, type TaskEvent } from '@autoglm/proto';
+import { Metadata } from '@grpc/grpc-js';
+import { DecisionServiceClient, TaskState, type Event, type TaskEvent } from '@autoglm/proto';
+import { createClient } from '@autoglm/runtime';
 import { startInProcessMesh, type InProcessMesh } from '../support/in-process-mesh';
 import { until } from '../support/until';
 
@@ -28,6 +30,24 @@ describe('server-streaming RPCs against real servers', () => {
     abort.abort();
     await watching;
     await mesh.client.cancel(task!.id);
+  });
+
+  it('Subscribe with batched delivery keeps every task event, in order', async () => {
+    const decision = createClient(DecisionServiceClient, mesh.decision.grpcAddress);
+    const call = decision.subscribe({ taskEvents: true, nodeEvents: false, taskId: '', afterSequence: 0, states: [], batched: true }, new Metadata());
+    const seen = new Map<string, number[]>();
+    let batches = 0;
+    call.on('data', (event: Event) => {
+      const events = event.kind?.$case === 'batch' ? (batches++, event.kind.batch.events) : [event];
+      for (const e of events) if (e.kind?.$case === 'task') seen.set(e.kind.task.taskId, [...(seen.get(e.kind.task.taskId) ?? []), e.kind.task.sequence]);
+    });
+    call.on('error', () => undefined);
+    const ids = (await Promise.all(Array.from({ length: 50 }, () => mesh.client.submit({ payload: { $case: 'batch', batch: {} } })))).map((r) => r.task!.id);
+    await until(async () => (ids.every((id) => seen.get(id)?.length === 4) ? true : undefined), 10_000, 'all four events of every task');
+    for (const id of ids) expect(seen.get(id)).toEqual([1, 2, 3, 4]);
+    expect(batches).toBeGreaterThan(0);
+    call.cancel();
+    decision.close();
   });
 
   it('WatchTask of an unknown task fails with INVALID_ARGUMENT', async () => {

@@ -39,6 +39,7 @@ export {
   EnqueueResponse,
   EnqueueResult,
   Event,
+  EventBatch,
   GpuInfo,
   Lease,
   Placement,

@@ -76,6 +76,11 @@ export function decisionHandlers(scheduler: Scheduler, store: TaskStore, bus: Ev
       try {
         while (!ctx.signal.aborted) {
           if (pending.length > MAX_SUBSCRIBER_BACKLOG) throw new ResourceExhaustedError(`subscriber fell ${pending.length} events behind; resubscribe`);
+          if (req.batched && pending.length > 1) {
+            const events = pending.splice(0, 1024);
+            await sink.write({ kind: { $case: 'batch', batch: { events } } });
+            continue;
+          }
           const event = pending.shift();
           if (event) {
             await sink.write(event);

@@ -14,11 +14,12 @@ export function followDecisionEvents(decision: DecisionServiceClient, observe: (
   const connect = () => {
     if (stopped) return;
     const startedAt = Date.now();
-    const mine = decision.subscribe({ taskEvents: true, nodeEvents: true, taskId: '', afterSequence: 0, states: [] }, new Metadata());
+    const mine = decision.subscribe({ taskEvents: true, nodeEvents: true, taskId: '', afterSequence: 0, states: [], batched: true }, new Metadata());
     call = mine;
     mine.on('data', (event: Event) => {
       backoffMs = 100;
-      observe(event);
+      if (event.kind?.$case === 'batch') for (const e of event.kind.batch.events) observe(e);
+      else observe(event);
     });
     const retry = (why: string) => {
       // Only the current subscription may resubscribe (an old one's late 'end' must not).

@@ -34,7 +34,7 @@ export function taskHandlers(deps: ParserDeps): ServiceHandlers<typeof TaskServi
     cancelTask: async (req, ctx) => callUnary(decision.cancelTask.bind(decision), req, opts(ctx.signal)),
     explainTask: async (req, ctx) => callUnary(decision.explainTask.bind(decision), req, opts(ctx.signal)),
     watchTask: async (req, sink, ctx) => {
-      const call: ClientReadableStream<Event> = decision.subscribe({ taskEvents: false, nodeEvents: false, taskId: req.taskId, afterSequence: req.afterSequence, states: [] }, new Metadata());
+      const call: ClientReadableStream<Event> = decision.subscribe({ taskEvents: false, nodeEvents: false, taskId: req.taskId, afterSequence: req.afterSequence, states: [], batched: false }, new Metadata());
       const onAbort = () => call.cancel();
       ctx.signal.addEventListener('abort', onAbort, { once: true });
       try {

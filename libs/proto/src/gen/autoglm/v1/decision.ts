@@ -354,6 +354,11 @@ export interface SubscribeRequest {
   afterSequence: number;
   /** Only task transitions into these states; empty means all. */
   states: TaskState[];
+  /**
+   * Deliver events that are ready together as one EventBatch message (fewer
+   * messages under load; order is kept).
+   */
+  batched: boolean;
 }
 
 /** A policy change, as applied. */
@@ -366,6 +371,12 @@ export interface PolicyChange {
     | undefined;
   /** When it was applied. */
   time: Timestamp | undefined;
+}
+
+/** Events delivered together, in order. */
+export interface EventBatch {
+  /** The events (never themselves batches). */
+  events: Event[];
 }
 
 /** One item of decision's event stream. */
@@ -381,6 +392,9 @@ export interface Event {
     | //
     /** A policy change. */
     { $case: "policy"; policy: PolicyChange }
+    | //
+    /** Several events, for subscribers that asked for batches. */
+    { $case: "batch"; batch: EventBatch }
     | undefined;
 }
 
@@ -2492,7 +2506,7 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
 };
 
 function createBaseSubscribeRequest(): SubscribeRequest {
-  return { taskEvents: false, nodeEvents: false, taskId: "", afterSequence: 0, states: [] };
+  return { taskEvents: false, nodeEvents: false, taskId: "", afterSequence: 0, states: [], batched: false };
 }
 
 export const SubscribeRequest: MessageFns<SubscribeRequest> = {
@@ -2515,6 +2529,9 @@ export const SubscribeRequest: MessageFns<SubscribeRequest> = {
         writer.int32(v);
       }
       writer.join();
+    }
+    if (message.batched !== false) {
+      writer.uint32(48).bool(message.batched);
     }
     return writer;
   },
@@ -2582,6 +2599,14 @@ export const SubscribeRequest: MessageFns<SubscribeRequest> = {
 
             break;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.batched = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2604,6 +2629,7 @@ export const SubscribeRequest: MessageFns<SubscribeRequest> = {
     message.taskId = object.taskId ?? "";
     message.afterSequence = object.afterSequence ?? 0;
     message.states = object.states?.map((e) => e) || [];
+    message.batched = object.batched ?? false;
     return message;
   },
 };
@@ -2689,6 +2715,61 @@ export const PolicyChange: MessageFns<PolicyChange> = {
   },
 };
 
+function createBaseEventBatch(): EventBatch {
+  return { events: [] };
+}
+
+export const EventBatch: MessageFns<EventBatch> = {
+  encode(message: EventBatch, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.events) {
+      Event.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EventBatch {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEventBatch();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.events.push(Event.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<EventBatch>, I>>(base?: I): EventBatch {
+    return EventBatch.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<EventBatch>, I>>(object: I): EventBatch {
+    const message = createBaseEventBatch();
+    message.events = object.events?.map((e) => Event.fromPartial(e)) || [];
+    return message;
+  },
+};
+
 function createBaseEvent(): Event {
   return { kind: undefined };
 }
@@ -2704,6 +2785,9 @@ export const Event: MessageFns<Event> = {
         break;
       case "policy":
         PolicyChange.encode(message.kind.policy, writer.uint32(26).fork()).join();
+        break;
+      case "batch":
+        EventBatch.encode(message.kind.batch, writer.uint32(34).fork()).join();
         break;
     }
     return writer;
@@ -2746,6 +2830,14 @@ export const Event: MessageFns<Event> = {
             message.kind = { $case: "policy", policy: PolicyChange.decode(reader, reader.uint32()) };
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.kind = { $case: "batch", batch: EventBatch.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2779,6 +2871,12 @@ export const Event: MessageFns<Event> = {
       case "policy": {
         if (object.kind?.policy !== undefined && object.kind?.policy !== null) {
           message.kind = { $case: "policy", policy: PolicyChange.fromPartial(object.kind.policy) };
+        }
+        break;
+      }
+      case "batch": {
+        if (object.kind?.batch !== undefined && object.kind?.batch !== null) {
+          message.kind = { $case: "batch", batch: EventBatch.fromPartial(object.kind.batch) };
         }
         break;
       }
