@@ -1,3 +1,4 @@
+import { toDuration, toTimestamp } from '@autoglm/core';
 import { InvalidArgumentError } from 'commander';
 import { type Duration, PriorityClass, TaskState, type Timestamp } from '@autoglm/proto';
 
@@ -15,8 +16,7 @@ export function parseDurationMs(text: string): number {
 
 /** Milliseconds as a protobuf Duration. */
 export function durationFromMs(ms: number): Duration {
-  const seconds = Math.floor(ms / 1000);
-  return { seconds, nanos: Math.round((ms - seconds * 1000) * 1e6) };
+  return toDuration(ms);
 }
 
 /** "+30s", "+5m" (from `now`) or an ISO 8601 time → a protobuf Timestamp. */
@@ -25,8 +25,7 @@ export function parseDeadline(text: string, now: number = Date.now()): Timestamp
   if (Number.isNaN(ms)) {
     throw new InvalidArgumentError(`"${text}" is neither an ISO time (2025-01-31T18:00:00Z) nor a relative one (+30s, +5m)`);
   }
-  const seconds = Math.floor(ms / 1000);
-  return { seconds, nanos: (ms - seconds * 1000) * 1e6 };
+  return toTimestamp(ms);
 }
 
 /** An integer within bounds. */

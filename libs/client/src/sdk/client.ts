@@ -242,7 +242,7 @@ export class AutoglmClient {
     return this.unary<QueueStats>((md, opts, cb) => this.cluster.getQueueStats(request, md, opts, cb), options);
   }
 
-  /** Closes the channel; calls in flight fail with CANCELLED or UNAVAILABLE. */
+  /** Closes the channel to new calls. Calls already in flight run to their end: cancel them with their AbortSignal. */
   close(): void {
     // Both service clients share the one channel.
     this.tasks.close();

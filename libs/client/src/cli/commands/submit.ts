@@ -22,6 +22,7 @@ import {
   parseLabel,
   parseNonNegative,
   parsePriorityClass,
+  splitCommand,
 } from '../parse';
 import { ProgressBar } from '../progress';
 import { readAll } from '../read-stdin';
@@ -125,7 +126,7 @@ export function registerSubmit(program: Command, io: CliIo): void {
 }
 
 async function buildRequest(prompt: string | undefined, options: SubmitOptions, stdin: NodeJS.ReadableStream): Promise<MessageInit<SubmitTaskRequest>> {
-  const argv = [...(options.command?.split(/\s+/).filter((part) => part !== '') ?? []), ...(options.arg ?? [])];
+  const argv = [...(options.command === undefined ? [] : splitCommand(options.command)), ...(options.arg ?? [])];
   const batch = argv.length > 0 || options.duration !== undefined;
   if (batch && prompt !== undefined) {
     throw new AutoglmError('INVALID_ARGUMENT', 'give either a prompt (inference) or --command/--arg/--duration (batch job), not both');
