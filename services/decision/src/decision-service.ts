@@ -13,6 +13,7 @@ import { InvalidArgumentError, isFinal, ResourceExhaustedError, timestampToMilli
 import type { TaskStore } from '@autoglm/store';
 import { context, contextFromCarrier, endSpan, startSpan, toStatus, type Logger, type ServiceHandlers, type StreamSink } from '@autoglm/runtime';
 import { serveAgentSession } from './agent-session';
+import { EventQueue } from './event-queue';
 import type { EventBus } from './event-bus';
 import type { Scheduler } from './scheduler';
 
@@ -65,33 +66,18 @@ export function decisionHandlers(scheduler: Scheduler, store: TaskStore, bus: Ev
         return;
       }
       if (!req.taskEvents && !req.nodeEvents) throw new InvalidArgumentError('task_events', 'ask for task_events, node_events or a task_id');
-      const pending: Event[] = [];
-      let wake: (() => void) | undefined;
-      const unsubscribe = bus.subscribe({ tasks: req.taskEvents, nodes: req.nodeEvents, states: req.states }, (event) => {
-        pending.push(event);
-        wake?.();
-      });
-      const onAbort = () => wake?.();
-      ctx.signal.addEventListener('abort', onAbort, { once: true });
+      const queue = new EventQueue<Event>(ctx.signal);
+      const unsubscribe = bus.subscribe({ tasks: req.taskEvents, nodes: req.nodeEvents, states: req.states }, (event) => queue.push(event));
       try {
-        while (!ctx.signal.aborted) {
-          if (pending.length > MAX_SUBSCRIBER_BACKLOG) throw new ResourceExhaustedError(`subscriber fell ${pending.length} events behind; resubscribe`);
-          if (req.batched && pending.length > 1) {
-            const events = pending.splice(0, 1024);
-            await sink.write({ kind: { $case: 'batch', batch: { events } } });
-            continue;
-          }
-          const event = pending.shift();
-          if (event) {
-            await sink.write(event);
-            continue;
-          }
-          await new Promise<void>((resolve) => (wake = resolve));
-          wake = undefined;
+        for (;;) {
+          if (queue.length > MAX_SUBSCRIBER_BACKLOG) throw new ResourceExhaustedError(`subscriber fell ${queue.length} events behind; resubscribe`);
+          const events = await queue.take(req.batched ? 1024 : 1);
+          if (events.length === 0) return;
+          await sink.write(events.length === 1 ? events[0]! : { kind: { $case: 'batch', batch: { events } } });
         }
       } finally {
-        ctx.signal.removeEventListener('abort', onAbort);
         unsubscribe();
+        queue.close();
       }
     },
 
@@ -147,6 +133,15 @@ function decodePageToken(token: string): { createdAtMs: number; id: string } {
 }
 
 /**
+ * Whether the event ends its task: a final state, or the transition that
+ * finished it (FAILED with no retry). A replayed event may carry a task that
+ * has moved on since: only the task's own latest event counts.
+ */
+function endsTask(event: TaskEvent): boolean {
+  return isFinal(event.state) || (event.task?.finishedAt !== undefined && event.task.sequence === event.sequence);
+}
+
+/**
  * A task's transitions: replay from the store after `afterSequence`, then live
  * ones, with no gap and no duplicate, until the task reaches a final state.
  */
@@ -160,15 +155,11 @@ async function streamTaskEvents(
   signal: AbortSignal,
 ): Promise<void> {
   const taskId = requireTaskId(rawId);
-  const live: TaskEvent[] = [];
-  let wake: (() => void) | undefined;
+  const live = new EventQueue<TaskEvent>(signal);
   // Listen before reading the store: an event committed after the read is then caught live.
   const unsubscribe = bus.subscribe({ taskId }, (event) => {
     if (event.kind?.$case === 'task') live.push(event.kind.task);
-    wake?.();
   });
-  const onAbort = () => wake?.();
-  signal.addEventListener('abort', onAbort, { once: true });
   try {
     const current = await scheduler.find(taskId);
     if (!current) throw new InvalidArgumentError('task_id', `task ${taskId} does not exist`);
@@ -181,23 +172,18 @@ async function streamTaskEvents(
       event.task = i === replay.length - 1 ? current : undefined;
       await sink.write({ kind: { $case: 'task', task: event } });
       last = event.sequence;
-      if (isFinal(event.state) || (event.state === TaskState.FAILED && current.finishedAt && event.sequence === current.sequence)) return;
+      if (endsTask(event)) return;
     }
     for (;;) {
-      const event = live.shift();
-      if (event) {
-        if (event.sequence <= last) continue;
-        await sink.write({ kind: { $case: 'task', task: event } });
-        last = event.sequence;
-        if (isFinal(event.state) || event.task?.finishedAt) return;
-        continue;
-      }
-      if (signal.aborted) return;
-      await new Promise<void>((resolve) => (wake = resolve));
-      wake = undefined;
+      const event = await live.next();
+      if (!event) return;
+      if (event.sequence <= last) continue;
+      await sink.write({ kind: { $case: 'task', task: event } });
+      last = event.sequence;
+      if (endsTask(event)) return;
     }
   } finally {
-    signal.removeEventListener('abort', onAbort);
     unsubscribe();
+    live.close();
   }
 }

@@ -4,6 +4,9 @@ import { abortableDelay, backoffDelay, resolveRetryOptions } from '../sdk/backof
 import { AutoglmError, isRetryable } from '../sdk/errors';
 import { endsTask } from './names';
 
+/** Watches open at once when following many tasks; the rest wait their turn (a watch replays history, so nothing is missed). */
+export const WATCH_CONCURRENCY = 512;
+
 const RESUME = resolveRetryOptions({ maxAttempts: 10, initialBackoffMs: 200, maxBackoffMs: 5000 });
 
 /**

@@ -5,7 +5,7 @@ import { AutoglmError } from '../../sdk/errors';
 import type { MessageInit } from '../../sdk/message-init';
 import { mapConcurrent } from '../concurrency';
 import { commandContext, type CommandContext, interruptible } from '../context';
-import { followTask } from '../follow';
+import { followTask, WATCH_CONCURRENCY } from '../follow';
 import { durationMs, humanDuration } from '../format';
 import { examples } from '../help';
 import type { CliIo } from '../io';
@@ -49,8 +49,6 @@ interface SubmitOptions {
 
 /** Submissions in flight at once with --count. */
 const SUBMIT_CONCURRENCY = 64;
-/** Watches open at once with --wait. */
-const WATCH_CONCURRENCY = 512;
 
 /** `autoglm submit`. */
 export function registerSubmit(program: Command, io: CliIo): void {

@@ -3,7 +3,7 @@ import { TaskState } from '@autoglm/proto';
 import { AutoglmError } from '../../sdk/errors';
 import { mapConcurrent } from '../concurrency';
 import { commandContext, interruptible } from '../context';
-import { followTask } from '../follow';
+import { followTask, WATCH_CONCURRENCY } from '../follow';
 import { humanDuration } from '../format';
 import { examples } from '../help';
 import { type CliIo, println } from '../io';
@@ -13,8 +13,6 @@ import { idsFromText } from '../parse';
 import { ProgressBar } from '../progress';
 import { readAll } from '../read-stdin';
 
-/** Watches open at once; the rest wait their turn (a watch replays history, so nothing is missed). */
-const WATCH_CONCURRENCY = 512;
 /** Tasks that did not succeed, listed by name at the end. */
 const LISTED = 10;
 
