@@ -9,6 +9,8 @@ export {
   type ErrorCode,
 } from './errors';
 export { canTransition, IllegalTransitionError, isFinal, isLeased, stateName } from './lifecycle/state-machine';
+export { checkHistory, formatViolations, type HistoryEvent, type HistoryReport, type Violation } from './lifecycle/history';
+export { DEFAULT_RETRY_POLICY, retryDelayMs, type RetryPolicy } from './lifecycle/retry';
 export { durationToMillis, systemClock, timestampToMillis, toDuration, toTimestamp, type Clock } from './time';
 export {
   DEFAULT_PLACEMENT_POLICY,

@@ -24,6 +24,8 @@ describe('server reflection', () => {
       explainTask: unimplemented,
       watchTask: unimplemented,
       infer: unimplemented,
+      requeueDeadLetters: unimplemented,
+      purgeDeadLetters: unimplemented,
     });
     address = await server.listen('127.0.0.1:0');
     const file = path.join(path.dirname(require.resolve('@grpc/reflection/package.json')), 'build/proto/grpc/reflection/v1/reflection.proto');

@@ -1,3 +1,4 @@
 export { MIGRATIONS, migrate } from './migrations';
-export { DataDirLockedError, lockDataDir, openPglite, openPostgres, SqlError, type SqlEngine, type SqlQueryable } from './sql-engine';
-export { TaskStore, type ListFilter, type StoredEvent, type SubmitResult, type TaskStoreOptions } from './task-store';
+export { FaultyEngine, InjectedFault, parseFaultSpec, type FaultSpec } from './faulty-engine';
+export { DataDirLockedError, isTransient, lockDataDir, openPglite, openPostgres, SqlError, type SqlEngine, type SqlQueryable } from './sql-engine';
+export { TaskStore, type DeadLetterFilter, type ListFilter, type StoredEvent, type SubmitResult, type TaskStoreOptions } from './task-store';

@@ -44,6 +44,26 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: str
       );
     `,
   },
+  // Issue 3: retry budget, lease fencing across restarts, dead letters, and
+  // events that say whether they end the task. State 9 is DEAD_LETTER.
+  {
+    version: 2,
+    name: 'leases, failures, dead letters, final events',
+    sql: `
+      ALTER TABLE tasks
+        ADD COLUMN failures integer NOT NULL DEFAULT 0,
+        ADD COLUMN lease_epoch double precision NOT NULL DEFAULT 0,
+        ADD COLUMN gpu_indices smallint[] NOT NULL DEFAULT '{}',
+        ADD COLUMN requeued_as uuid;
+      ALTER TABLE task_events ADD COLUMN final boolean NOT NULL DEFAULT false;
+      CREATE INDEX tasks_dead_letters ON tasks (finished_at, id) WHERE state = 9 AND requeued_as IS NULL;
+      CREATE TABLE decision_incarnations (
+        incarnation serial PRIMARY KEY,
+        started_at double precision NOT NULL,
+        pid integer NOT NULL
+      );
+    `,
+  },
 ];
 
 /** Applies the migrations not yet applied, each in its own transaction. Safe to run again. */

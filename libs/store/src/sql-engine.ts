@@ -75,6 +75,25 @@ export class SqlError extends Error {
   }
 }
 
+/**
+ * Whether an engine error may go away on its own, so the same write can be
+ * tried again: a lost or refused connection, a server shutting down, a
+ * serialisation conflict, or a commit whose answer never came (see
+ * FaultyEngine). Anything else (a constraint, a syntax error, a dead PGlite
+ * worker) is a bug or a permanent condition and is not retried.
+ */
+export function isTransient(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  if ((err as { transient?: boolean }).transient === true) return true;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string') {
+    // SQLSTATE class 08: connection exception; 57P01-03: shutting down; 40001/40P01: retry the transaction; 53300: too many connections.
+    if (code.startsWith('08') || ['57P01', '57P02', '57P03', '40001', '40P01', '53300'].includes(code)) return true;
+    if (['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH'].includes(code)) return true;
+  }
+  return /Connection terminated|connection timeout|Client has encountered a connection error/i.test(err.message);
+}
+
 /** Serialises callers: PGlite is one connection, and a transaction must not interleave with others. */
 class Mutex {
   private tail: Promise<void> = Promise.resolve();

@@ -6,6 +6,7 @@ import { PriorityClass, Task, TaskKind, TaskResult, TaskState } from '@autoglm/p
 import { toTimestamp } from '@autoglm/core';
 import { migrate, MIGRATIONS } from './migrations';
 import { DataDirLockedError, lockDataDir } from './sql-engine';
+import { FaultyEngine, parseFaultSpec } from './faulty-engine';
 import { postgresBinDir, startPostgres, type PostgresServer } from '../../../test/support/postgres-server';
 import { TaskStore, type StoredEvent } from './task-store';
 
@@ -114,11 +115,139 @@ describe.each(engines)('TaskStore on %s', (engine) => {
     });
   }
 
+  it('numbers decision incarnations so lease epochs never repeat across restarts', async () => {
+    const first = await store.newIncarnation();
+    expect(await store.newIncarnation()).toBe(first + 1);
+  });
+
+  it('keeps the lease, failure count and GPUs of an attempt, and marks final events', async () => {
+    const t = newTask();
+    await store.submit(t, queuedEvent());
+    const assigned = { ...t, state: TaskState.ASSIGNED, sequence: 2, nodeId: 'node-1', leaseEpoch: 2 ** 32 * 7 + 3, gpuIndices: [2, 5], failures: 1 };
+    await store.record(assigned, { sequence: 2, state: TaskState.ASSIGNED, previousState: TaskState.QUEUED, atMs: Date.now(), reason: '' });
+    const back = await store.get(t.id);
+    expect(back).toMatchObject({ leaseEpoch: 2 ** 32 * 7 + 3, gpuIndices: [2, 5], failures: 1 });
+    const cancelled = { ...assigned, state: TaskState.CANCELLED, sequence: 3, finishedAt: toTimestamp(Date.now()) };
+    await store.record(cancelled, { sequence: 3, state: TaskState.CANCELLED, previousState: TaskState.ASSIGNED, atMs: Date.now(), reason: 'x', final: true });
+    expect((await store.events(t.id, 0)).map((e) => e.final)).toEqual([false, false, true]);
+  });
+
+  it('lists, counts and purges dead letters, and forgets a requeued one', async () => {
+    const before = await store.countDeadLetters();
+    const dead = [newTask({ tenant: 'dl' }), newTask({ tenant: 'dl' }), newTask({ tenant: 'dl-other' })];
+    for (const t of dead) {
+      await store.submit(t, queuedEvent());
+      await store.record(
+        { ...t, state: TaskState.DEAD_LETTER, sequence: 2, finishedAt: toTimestamp(Date.now()) },
+        { sequence: 2, state: TaskState.DEAD_LETTER, previousState: TaskState.QUEUED, atMs: Date.now(), reason: 'no retries left', final: true },
+      );
+    }
+    expect(await store.countDeadLetters()).toBe(before + 3);
+    expect((await store.deadLetters({ tenant: 'dl', limit: 10 })).map((t) => t.id).sort()).toEqual([dead[0]!.id, dead[1]!.id].sort());
+    await store.record({ ...(await store.get(dead[0]!.id))!, requeuedAs: randomUUID() });
+    expect((await store.deadLetters({ tenant: 'dl', limit: 10 })).map((t) => t.id)).toEqual([dead[1]!.id]);
+    // Only dead letters are purged: a live task named by mistake stays.
+    const alive = newTask();
+    await store.submit(alive, queuedEvent());
+    expect(await store.purgeDeadLetters([dead[1]!.id, dead[2]!.id, alive.id])).toBe(2);
+    expect(await store.get(dead[2]!.id)).toBeUndefined();
+    expect(await store.events(dead[2]!.id, 0)).toEqual([]);
+    expect(await store.get(alive.id)).toBeDefined();
+    expect(await store.countDeadLetters()).toBe(before);
+  });
+
+  it('pages through every event in (task, sequence) order', async () => {
+    const seen: string[] = [];
+    for await (const page of store.allEvents(7)) for (const e of page) seen.push(`${e.taskId}:${String(e.sequence).padStart(4, '0')}`);
+    expect(seen.length).toBeGreaterThan(500);
+    expect(seen).toEqual([...seen].sort());
+    expect(new Set(seen).size).toBe(seen.length);
+  });
+
   it('keeps tasks across a reopen', async () => {
     const t = newTask();
     await store.submit(t, queuedEvent());
     await store.close();
     store = await open();
     expect((await store.unfinished()).map((u) => u.id)).toContain(t.id);
+  });
+});
+
+describe.each(engines)('TaskStore under injected store faults on %s', (engine) => {
+  let dir: string;
+  let postgres: PostgresServer | undefined;
+  const open = (submitAttempts: number) =>
+    TaskStore.open({
+      ...(engine === 'postgres' ? { databaseUrl: postgres!.url } : { dataDir: dir }),
+      faults: { transient: 0, ambiguous: 0, seed: 11 },
+      submitAttempts,
+      retryDelayMs: 1,
+    });
+  const faultsOf = (store: TaskStore) => store.engine as FaultyEngine;
+
+  beforeAll(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'autoglm-faults-'));
+    if (engine === 'postgres') postgres = await startPostgres();
+  }, 60_000);
+
+  afterAll(async () => {
+    await postgres?.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }, 30_000);
+
+  it('writes every submission and transition exactly once when commits fail or lose their answer', async () => {
+    const store = await open(1000);
+    try {
+      faultsOf(store).setFaults({ transient: 0.3, ambiguous: 0.3 });
+      const tasks = Array.from({ length: 300 }, (_, i) => newTask({ requestId: i % 2 === 0 ? `faulty-${i}` : '' }));
+      // Concurrent submissions in small batches, so many batches meet a fault.
+      const results = [];
+      for (let i = 0; i < tasks.length; i += 20) {
+        results.push(...(await Promise.all(tasks.slice(i, i + 20).map((t) => store.submit(t, queuedEvent())))));
+      }
+      expect(results.map((r) => r.created)).toEqual(tasks.map(() => true));
+      await Promise.all(
+        tasks.map((t) =>
+          store.record(
+            { ...t, state: TaskState.CANCELLED, sequence: 2, finishedAt: toTimestamp(Date.now()) },
+            { sequence: 2, state: TaskState.CANCELLED, previousState: TaskState.QUEUED, atMs: Date.now(), reason: 'done', final: true },
+          ),
+        ),
+      );
+      expect(faultsOf(store).injected.ambiguous).toBeGreaterThan(0);
+      expect(faultsOf(store).injected.transient).toBeGreaterThan(0);
+      faultsOf(store).setFaults({ transient: 0, ambiguous: 0 });
+      const ids = new Set(tasks.map((t) => t.id));
+      const events: string[] = [];
+      for await (const page of store.allEvents()) for (const e of page) if (ids.has(e.taskId)) events.push(`${e.taskId}:${e.sequence}`);
+      expect(events.length).toBe(2 * tasks.length);
+      expect(new Set(events).size).toBe(events.length);
+      const back = await store.states(tasks.map((t) => t.id));
+      expect([...back.values()].every((s) => s === TaskState.CANCELLED)).toBe(true);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('refuses a submission it cannot confirm with UNAVAILABLE; the retry with the same request id finds the committed task', async () => {
+    const store = await open(2);
+    try {
+      // Every write commits and loses its answer: both attempts fail.
+      faultsOf(store).setFaults({ ambiguous: 1 });
+      const first = newTask({ requestId: 'lost-reply' });
+      await expect(store.submit(first, queuedEvent())).rejects.toMatchObject({ code: 'UNAVAILABLE', message: expect.stringMatching(/request_id/) });
+      faultsOf(store).setFaults({ ambiguous: 0 });
+      const retry = await store.submit(newTask({ requestId: 'lost-reply' }), queuedEvent());
+      expect(retry).toMatchObject({ created: false, task: { id: first.id } });
+      expect((await store.events(first.id, 0)).length).toBe(1);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('parses AUTOGLM_STORE_FAULTS and names a bad entry', () => {
+    expect(parseFaultSpec('transient=0.1, ambiguous=0.2,seed=9')).toEqual({ transient: 0.1, ambiguous: 0.2, seed: 9 });
+    expect(() => parseFaultSpec('transient=2')).toThrow(/between 0 and 1/);
+    expect(() => parseFaultSpec('flaky=0.1')).toThrow(/"flaky=0.1"/);
   });
 });

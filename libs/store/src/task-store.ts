@@ -1,7 +1,8 @@
 import { Task, TaskEvent, TaskResult, TaskSpec, TaskState } from '@autoglm/proto';
-import { timestampToMillis, toTimestamp } from '@autoglm/core';
+import { timestampToMillis, toTimestamp, UnavailableError } from '@autoglm/core';
+import { FaultyEngine, type FaultSpec } from './faulty-engine';
 import { migrate } from './migrations';
-import { openPglite, openPostgres, type SqlEngine, type SqlQueryable } from './sql-engine';
+import { isTransient, openPglite, openPostgres, type SqlEngine, type SqlQueryable } from './sql-engine';
 
 /** One transition as stored: the event row. */
 export interface StoredEvent {
@@ -10,6 +11,8 @@ export interface StoredEvent {
   previousState: TaskState;
   atMs: number;
   reason: string;
+  /** The event ends the task (see TaskEvent.final). */
+  final?: boolean;
 }
 
 export interface SubmitResult {
@@ -43,6 +46,27 @@ export interface TaskStoreOptions {
   databaseUrl?: string;
   /** Most operations written in one transaction. @default 4096 */
   maxBatch?: number;
+  /**
+   * Times a batch is tried when the engine fails transiently (a dropped
+   * connection, a commit whose answer was lost) before its submissions are
+   * refused with UNAVAILABLE. Transitions are never refused: decision has
+   * already acted on them, so they are retried until they land. @default 5
+   */
+  submitAttempts?: number;
+  /** First retry delay; doubles up to 2 s. @default 50 */
+  retryDelayMs?: number;
+  /** Told about each failed write attempt (for logs and metrics). */
+  onWriteError?: (err: unknown, attempt: number, willRetry: boolean) => void;
+  /** Test aid: inject store faults (see FaultyEngine). */
+  faults?: FaultSpec;
+}
+
+/** Which dead letters a requeue or purge acts on. */
+export interface DeadLetterFilter {
+  ids?: string[];
+  tenant?: string;
+  finishedBeforeMs?: number;
+  limit: number;
 }
 
 export interface ListFilter {
@@ -69,24 +93,49 @@ export class TaskStore {
   private scheduled = false;
   private closed = false;
   private readonly maxBatch: number;
+  private readonly submitAttempts: number;
+  private readonly retryDelayMs: number;
+  private readonly onWriteError: TaskStoreOptions['onWriteError'];
+  /** Write attempts that failed (each retried or refused). */
+  writeErrors = 0;
 
   private constructor(
     readonly engine: SqlEngine,
     options: TaskStoreOptions,
+    /** The engine without injected faults, for set-up writes. */
+    private readonly setupEngine: SqlEngine = engine,
   ) {
     this.maxBatch = options.maxBatch ?? 4096;
+    this.submitAttempts = Math.max(1, options.submitAttempts ?? 5);
+    this.retryDelayMs = options.retryDelayMs ?? 50;
+    this.onWriteError = options.onWriteError;
   }
 
   /** Opens the engine, applies migrations, and returns a ready store. */
   static async open(options: TaskStoreOptions = {}): Promise<TaskStore> {
-    const engine = options.databaseUrl ? await openPostgres(options.databaseUrl) : await openPglite(options.dataDir);
+    const opened = options.databaseUrl ? await openPostgres(options.databaseUrl) : await openPglite(options.dataDir);
     try {
-      await migrate(engine);
+      await migrate(opened);
     } catch (err) {
-      await engine.close();
+      await opened.close();
       throw err;
     }
-    return new TaskStore(engine, options);
+    // Faults start after the migrations: they test the hot path, not set-up.
+    const engine = options.faults ? new FaultyEngine(opened, options.faults) : opened;
+    return new TaskStore(engine, options, opened);
+  }
+
+  /**
+   * Registers a new decision process and returns its incarnation number
+   * (1, 2, ...). Lease epochs are built from it, so a lease granted by an
+   * earlier process never equals one granted by a later one.
+   */
+  async newIncarnation(): Promise<number> {
+    const { rows } = await this.setupEngine.query<{ incarnation: number }>(
+      `INSERT INTO decision_incarnations (started_at, pid) VALUES ($1, $2) RETURNING incarnation`,
+      [Date.now(), process.pid],
+    );
+    return Number(rows[0]!.incarnation);
   }
 
   /**
@@ -112,6 +161,45 @@ export class TaskStore {
     if (ids.length === 0) return new Map();
     const { rows } = await this.engine.query<{ id: string; state: number }>(`SELECT id, state FROM tasks WHERE id = ANY($1::uuid[])`, [ids]);
     return new Map(rows.map((r) => [r.id, Number(r.state) as TaskState]));
+  }
+
+  /** Dead letters not requeued yet, oldest first. */
+  async deadLetters(filter: DeadLetterFilter): Promise<Task[]> {
+    const where = [`state = ${TaskState.DEAD_LETTER}`, 'requeued_as IS NULL'];
+    const params: unknown[] = [];
+    if (filter.ids) {
+      params.push(filter.ids);
+      where.push(`id = ANY($${params.length}::uuid[])`);
+    }
+    if (filter.tenant) {
+      params.push(filter.tenant);
+      where.push(`tenant = $${params.length}`);
+    }
+    if (filter.finishedBeforeMs !== undefined) {
+      params.push(filter.finishedBeforeMs);
+      where.push(`finished_at < $${params.length}`);
+    }
+    params.push(filter.limit);
+    const sql = `SELECT * FROM tasks WHERE ${where.join(' AND ')} ORDER BY finished_at, id LIMIT $${params.length}`;
+    return (await this.engine.query<Row>(sql, params)).rows.map(rowToTask);
+  }
+
+  /** How many dead letters wait for an operator. */
+  async countDeadLetters(): Promise<number> {
+    const { rows } = await this.engine.query<{ n: number }>(`SELECT count(*)::int AS n FROM tasks WHERE state = ${TaskState.DEAD_LETTER} AND requeued_as IS NULL`);
+    return Number(rows[0]?.n ?? 0);
+  }
+
+  /** Deletes these dead letters and their events (only tasks still DEAD_LETTER); returns how many. */
+  async purgeDeadLetters(ids: string[]): Promise<number> {
+    if (ids.length === 0) return 0;
+    const { rows } = await this.engine.query<{ n: number }>(
+      `WITH gone AS (DELETE FROM tasks WHERE id = ANY($1::uuid[]) AND state = ${TaskState.DEAD_LETTER} RETURNING id),
+            ev AS (DELETE FROM task_events WHERE task_id IN (SELECT id FROM gone))
+       SELECT count(*)::int AS n FROM gone`,
+      [ids],
+    );
+    return Number(rows[0]?.n ?? 0);
   }
 
   /** Every task not in a final state, oldest first: what decision rebuilds its queue from. */
@@ -142,20 +230,31 @@ export class TaskStore {
 
   /** A task's events after `afterSequence`, in order. */
   async events(taskId: string, afterSequence: number): Promise<TaskEvent[]> {
-    const { rows } = await this.engine.query<{ seq: number; state: number; prev_state: number; at: number; reason: string }>(
-      `SELECT seq, state, prev_state, at, reason FROM task_events WHERE task_id = $1 AND seq > $2 ORDER BY seq`,
+    const { rows } = await this.engine.query<EventRow>(
+      `SELECT task_id, seq, state, prev_state, at, reason, final FROM task_events WHERE task_id = $1 AND seq > $2 ORDER BY seq`,
       [taskId, afterSequence],
     );
-    return rows.map((r) =>
-      TaskEvent.fromPartial({
-        taskId,
-        sequence: Number(r.seq),
-        state: Number(r.state),
-        previousState: Number(r.prev_state),
-        time: toTimestamp(Number(r.at)),
-        reason: r.reason,
-      }),
-    );
+    return rows.map(rowToEvent);
+  }
+
+  /**
+   * Every event of every task, in (task, sequence) order, a page at a time:
+   * the full history, for audits and the chaos tests' history checker.
+   */
+  async *allEvents(pageSize = 10_000): AsyncGenerator<TaskEvent[]> {
+    let after: { taskId: string; seq: number } | undefined;
+    for (;;) {
+      const { rows } = await this.engine.query<EventRow>(
+        after
+          ? `SELECT task_id, seq, state, prev_state, at, reason, final FROM task_events WHERE (task_id, seq) > ($1::uuid, $2) ORDER BY task_id, seq LIMIT $3`
+          : `SELECT task_id, seq, state, prev_state, at, reason, final FROM task_events ORDER BY task_id, seq LIMIT $1`,
+        after ? [after.taskId, after.seq, pageSize] : [pageSize],
+      );
+      if (rows.length === 0) return;
+      yield rows.map(rowToEvent);
+      const last = rows[rows.length - 1]!;
+      after = { taskId: last.task_id, seq: Number(last.seq) };
+    }
   }
 
   /** Waits for pending writes, then closes the engine. */
@@ -192,16 +291,43 @@ export class TaskStore {
     return this.inFlight;
   }
 
+  /**
+   * Writes one batch. Every statement of a batch is idempotent (inserts skip
+   * rows that exist, updates set whole rows, events skip existing sequence
+   * numbers), so a batch whose commit may or may not have happened is simply
+   * written again. Submissions are refused after `submitAttempts` transient
+   * failures (the client retries with its request id); transitions are
+   * retried until they land, because decision has already acted on them.
+   */
   private async writePending(): Promise<void> {
-    const batch = this.pending.splice(0, this.maxBatch);
-    try {
-      const results = await writeBatch(this.engine, batch);
-      for (const op of batch) {
-        if (op.kind === 'insert') op.resolve(results.get(op) ?? { task: op.task, created: true });
-        else op.resolve();
+    let batch = this.pending.splice(0, this.maxBatch);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const results = await writeBatch(this.engine, batch);
+        for (const op of batch) {
+          if (op.kind === 'insert') op.resolve(results.get(op) ?? { task: op.task, created: true });
+          else op.resolve();
+        }
+        return;
+      } catch (err) {
+        this.writeErrors += 1;
+        const transient = isTransient(err);
+        // Closing: nobody will retry later, so keep trying only what must land.
+        const keepUpdates = transient && batch.some((op) => op.kind === 'update');
+        const keepInserts = transient && attempt < this.submitAttempts;
+        this.onWriteError?.(err, attempt, keepInserts || keepUpdates);
+        if (!transient) {
+          for (const op of batch) op.reject(err);
+          return;
+        }
+        if (!keepInserts) {
+          const refused = new UnavailableError('the task store did not confirm the write; retry with the same request_id', { cause: err });
+          for (const op of batch) if (op.kind === 'insert') op.reject(refused);
+          batch = batch.filter((op) => op.kind === 'update');
+          if (batch.length === 0) return;
+        }
+        await new Promise<void>((resolve) => setTimeout(resolve, Math.min(2000, this.retryDelayMs * 2 ** Math.min(attempt - 1, 10))));
       }
-    } catch (err) {
-      for (const op of batch) op.reject(err);
     }
   }
 }
@@ -246,17 +372,21 @@ async function writeBatch(tx: SqlQueryable, batch: WriteOp[]): Promise<Map<Inser
        RETURNING id
      ), upd AS (
        UPDATE tasks t SET state = u.state, attempt = u.attempt, seq = u.seq, updated_at = u.updated, started_at = u.started,
-         finished_at = u.finished, node_id = u.node, reason = u.reason, result = decode(u.result, 'base64')
-       FROM unnest($11::uuid[], $12::int2[], $13::int4[], $14::int4[], $15::float8[], $16::float8[], $17::float8[], $18::text[], $19::text[], $20::text[])
-         AS u(id, state, attempt, seq, updated, started, finished, node, reason, result)
+         finished_at = u.finished, node_id = u.node, reason = u.reason, result = decode(u.result, 'base64'),
+         failures = u.failures, lease_epoch = u.epoch, gpu_indices = string_to_array(u.gpus, ',')::int2[], requeued_as = u.requeued_as
+       FROM unnest($11::uuid[], $12::int2[], $13::int4[], $14::int4[], $15::float8[], $16::float8[], $17::float8[], $18::text[], $19::text[], $20::text[],
+                   $28::int4[], $29::float8[], $30::text[], $31::uuid[])
+         AS u(id, state, attempt, seq, updated, started, finished, node, reason, result, failures, epoch, gpus, requeued_as)
        WHERE t.id = u.id
        RETURNING t.id
      ), ev AS (
-       INSERT INTO task_events (task_id, seq, state, prev_state, at, reason)
-       SELECT e.task_id, e.seq, e.state, e.prev_state, e.at, e.reason
-       FROM unnest($21::uuid[], $22::int4[], $23::int2[], $24::int2[], $25::float8[], $26::text[], $27::bool[])
-         AS e(task_id, seq, state, prev_state, at, reason, is_new)
+       INSERT INTO task_events (task_id, seq, state, prev_state, at, reason, final)
+       SELECT e.task_id, e.seq, e.state, e.prev_state, e.at, e.reason, e.final
+       FROM unnest($21::uuid[], $22::int4[], $23::int2[], $24::int2[], $25::float8[], $26::text[], $27::bool[], $32::bool[])
+         AS e(task_id, seq, state, prev_state, at, reason, is_new, final)
        WHERE NOT e.is_new OR e.task_id IN (SELECT id FROM ins)
+       -- A batch written again after a commit whose answer was lost: its events are there.
+       ON CONFLICT DO NOTHING
        RETURNING 1
      )
      SELECT id FROM ins`,
@@ -288,6 +418,11 @@ async function writeBatch(tx: SqlQueryable, batch: WriteOp[]): Promise<Map<Inser
       events.map((e) => e.event.atMs),
       events.map((e) => e.event.reason),
       events.map((e) => e.isNew),
+      rows.map((t) => t.failures),
+      rows.map((t) => t.leaseEpoch),
+      rows.map((t) => t.gpuIndices.join(',')),
+      rows.map((t) => t.requeuedAs || null),
+      events.map((e) => e.event.final ?? false),
     ],
   );
 
@@ -295,10 +430,15 @@ async function writeBatch(tx: SqlQueryable, batch: WriteOp[]): Promise<Map<Inser
   const conflicted = unique.filter((o) => !created.has(o.task.id));
   const existing = new Map<string, Task>();
   if (conflicted.length > 0) {
-    // Idempotent repeats (rare): fetch the tasks stored earlier under the same keys.
-    const found = await tx.query<Row>(
+    // Rare: idempotent repeats (a task stored earlier under the same request id),
+    // or this very batch written again after a commit whose answer was lost
+    // (the task is there under its own id: it counts as created).
+    const ids = await tx.query<{ id: string }>(`SELECT id FROM tasks WHERE id = ANY($1::uuid[])`, [conflicted.map((o) => o.task.id)]);
+    for (const row of ids.rows) created.add(row.id);
+    const byKey = conflicted.filter((o) => !created.has(o.task.id));
+    const found = byKey.length === 0 ? { rows: [] as Row[] } : await tx.query<Row>(
       `SELECT t.* FROM tasks t JOIN unnest($1::text[], $2::text[]) AS k(tenant, request_id) ON t.tenant = k.tenant AND t.request_id = k.request_id`,
-      [conflicted.map((o) => o.task.tenant), conflicted.map((o) => o.task.requestId)],
+      [byKey.map((o) => o.task.tenant), byKey.map((o) => o.task.requestId)],
     );
     for (const row of found.rows) existing.set(`${row.tenant}\u0000${row.request_id}`, rowToTask(row));
   }
@@ -335,6 +475,32 @@ interface Row {
   reason: string;
   spec: Uint8Array;
   result: Uint8Array | null;
+  failures: number;
+  lease_epoch: number;
+  gpu_indices: number[] | null;
+  requeued_as: string | null;
+}
+
+interface EventRow {
+  task_id: string;
+  seq: number;
+  state: number;
+  prev_state: number;
+  at: number;
+  reason: string;
+  final: boolean;
+}
+
+function rowToEvent(r: EventRow): TaskEvent {
+  return TaskEvent.fromPartial({
+    taskId: r.task_id,
+    sequence: Number(r.seq),
+    state: Number(r.state),
+    previousState: Number(r.prev_state),
+    time: toTimestamp(Number(r.at)),
+    reason: r.reason,
+    final: r.final,
+  });
 }
 
 function rowToTask(row: Row): Task {
@@ -354,6 +520,10 @@ function rowToTask(row: Row): Task {
     nodeId: row.node_id,
     reason: row.reason,
     result: row.result ? TaskResult.decode(row.result) : undefined,
+    failures: Number(row.failures ?? 0),
+    leaseEpoch: Number(row.lease_epoch ?? 0),
+    gpuIndices: (row.gpu_indices ?? []).map(Number),
+    requeuedAs: row.requeued_as ?? '',
   });
 }
 

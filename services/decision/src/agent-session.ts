@@ -5,9 +5,10 @@ import type { AgentLink, Scheduler } from './scheduler';
 
 /**
  * One agent's Connect stream: the first message registers, then telemetry and
- * task updates flow in and assignments and revocations flow out. When the
- * stream ends for any reason the node is lost: its batch work is requeued as a
- * new attempt, its interactive work (whose client stream died with it) cancelled.
+ * task updates flow in and assignments, revocations and heartbeats flow out.
+ * When the stream ends the node is disconnected: it gets no new work, and its
+ * leases stand until they expire (Scheduler.sweepSilentAgents), so an agent
+ * that reconnects in time keeps its running work.
  */
 export async function serveAgentSession(
   requests: AsyncIterable<ConnectRequest>,
@@ -61,10 +62,10 @@ export async function serveAgentSession(
         if (next.done) return 'agent closed the stream';
         const message = next.value.kind;
         if (!message) continue;
-        if (message.$case === 'telemetry') scheduler.agentTelemetry(nodeId, message.telemetry);
+        if (message.$case === 'telemetry') scheduler.agentTelemetry(nodeId, link, message.telemetry);
         else if (message.$case === 'update' || message.$case === 'updates') {
           const updates = message.$case === 'update' ? [message.update] : message.updates.updates;
-          for (const update of updates) scheduler.agentUpdate(nodeId, update).catch((err: unknown) => logger.error({ err, nodeId }, 'task update failed'));
+          for (const update of updates) scheduler.agentUpdate(nodeId, link, update).catch((err: unknown) => logger.error({ err, nodeId }, 'task update failed'));
         } else throw new InvalidArgumentError('kind', 'register may only be sent once per Connect stream');
       }
     })();
@@ -72,6 +73,6 @@ export async function serveAgentSession(
     if (ctx.signal.aborted) return;
     logger.info({ nodeId, reason }, 'agent session ended');
   } finally {
-    scheduler.agentGone(nodeId, link, ctx.signal.aborted ? 'stream cancelled' : 'session ended');
+    scheduler.agentDisconnected(nodeId, link, ctx.signal.aborted ? 'stream cancelled' : 'session ended');
   }
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseFaultSpec } from '@autoglm/store';
 import { hostPort, loadConfig, logLevel } from '@autoglm/runtime';
 
 /** decision's configuration: AUTOGLM_CONFIG file section "decision", then these variables, then defaults. */
@@ -11,6 +12,22 @@ export const DecisionConfigSchema = z.object({
   databaseUrl: z.string().url().optional(),
   /** An agent silent this long is declared lost and its work requeued. */
   leaseMs: z.coerce.number().int().min(500).max(600_000).default(3000),
+  /** Backoff before the first retry of a failed attempt (doubles per failure, with jitter). */
+  retryBaseMs: z.coerce.number().int().min(0).max(3_600_000).default(500),
+  /** Longest backoff between retries. */
+  retryMaxMs: z.coerce.number().int().min(0).max(86_400_000).default(30_000),
+  /** Test aid: inject store faults, e.g. "transient=0.1,ambiguous=0.1,seed=7". Never in production. */
+  storeFaults: z
+    .string()
+    .optional()
+    .superRefine((text, ctx) => {
+      if (!text) return;
+      try {
+        parseFaultSpec(text);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+      }
+    }),
   /** How often agents push telemetry. */
   telemetryIntervalMs: z.coerce.number().int().min(10).max(60_000).default(100),
   /** Placement: GPUs busier than this by telemetry take no new work. */
@@ -31,6 +48,9 @@ export function loadDecisionConfig(env: NodeJS.ProcessEnv = process.env): Decisi
     dataDir: 'AUTOGLM_DATA_DIR',
     databaseUrl: 'AUTOGLM_DATABASE_URL',
     leaseMs: 'AUTOGLM_LEASE_MS',
+    retryBaseMs: 'AUTOGLM_RETRY_BASE_MS',
+    retryMaxMs: 'AUTOGLM_RETRY_MAX_MS',
+    storeFaults: 'AUTOGLM_STORE_FAULTS',
     telemetryIntervalMs: 'AUTOGLM_TELEMETRY_INTERVAL_MS',
     maxGpuUtilization: 'AUTOGLM_MAX_GPU_UTILIZATION',
     maxGpuMemoryFraction: 'AUTOGLM_MAX_GPU_MEMORY_FRACTION',

@@ -5,6 +5,8 @@ import {
   EnqueueResult,
   ListNodesResponse,
   ListTasksResponse,
+  PurgeDeadLettersResponse,
+  RequeueDeadLettersResponse,
   TaskEvent,
   TaskState,
   type Event,
@@ -111,6 +113,10 @@ export function decisionHandlers(scheduler: Scheduler, store: TaskStore, bus: Ev
     listNodes: async () => ListNodesResponse.fromPartial({ nodes: scheduler.listNodes() }),
 
     getQueueStats: async () => scheduler.queueStats(),
+
+    requeueDeadLetters: async (req) => RequeueDeadLettersResponse.fromPartial({ requeued: await scheduler.requeueDeadLetters(req.select) }),
+
+    purgeDeadLetters: async (req) => PurgeDeadLettersResponse.fromPartial({ purged: await scheduler.purgeDeadLetters(req.select) }),
   };
 }
 
@@ -133,12 +139,11 @@ function decodePageToken(token: string): { createdAtMs: number; id: string } {
 }
 
 /**
- * Whether the event ends its task: a final state, or the transition that
- * finished it (FAILED with no retry). A replayed event may carry a task that
- * has moved on since: only the task's own latest event counts.
+ * Whether the event ends its task: marked final, or (events stored before
+ * the flag existed) a final state or the transition that finished the task.
  */
 function endsTask(event: TaskEvent): boolean {
-  return isFinal(event.state) || (event.task?.finishedAt !== undefined && event.task.sequence === event.sequence);
+  return event.final || isFinal(event.state) || (event.task?.finishedAt !== undefined && event.task.sequence === event.sequence);
 }
 
 /**

@@ -8,6 +8,7 @@ import {
   Placement,
   PolicyChange,
   PriorityClass,
+  RequeuedTask,
   PriorityExplanation,
   QueueStats,
   Task,
@@ -15,6 +16,7 @@ import {
   TaskState,
   TenantQueueStats,
   type ConnectResponse,
+  type DeadLetterSelector,
   type GpuStatus,
   type HostStatus,
   type ModelServerLoad,
@@ -31,13 +33,17 @@ import {
   canTransition,
   classFactor,
   DEFAULT_POLICY,
+  DEFAULT_RETRY_POLICY,
   FailedPreconditionError,
   Fleet,
   InvalidArgumentError,
+  isFinal,
   isLeased,
   NotFoundError,
   ReadyQueue,
+  retryDelayMs,
   stateName,
+  UnavailableError,
   toDuration,
   toTimestamp,
   timestampToMillis,
@@ -45,8 +51,9 @@ import {
   type Demand,
   type Policy,
   type Reservation,
+  type RetryPolicy,
 } from '@autoglm/core';
-import type { StoredEvent, TaskStore } from '@autoglm/store';
+import { isTransient, type StoredEvent, type TaskStore } from '@autoglm/store';
 import { captureTraceContext, type Logger } from '@autoglm/runtime';
 import type { EventBus } from './event-bus';
 
@@ -67,17 +74,36 @@ export interface SchedulerOptions {
   logger: Logger;
   weightBytesOf: WeightBytesOf;
   clock?: Clock;
+  /**
+   * This decision process's number (TaskStore.newIncarnation). Lease epochs
+   * are incarnation * 2^32 + a counter, so they grow across restarts.
+   */
+  incarnation: number;
   /** An agent silent this long is lost and its leases requeued. @default 3000 */
   leaseMs?: number;
   /** How often agents push telemetry. @default 100 */
   telemetryIntervalMs?: number;
+  /** Backoff between a failed attempt and the next. */
+  retry?: RetryPolicy;
+}
+
+/** One attempt's hold on a node. */
+interface HeldLease {
+  epoch: number;
+  nodeId: string;
+  gpuIndices: number[];
+  /** Capacity booked in the fleet; absent while decision waits for the node to come back. */
+  reservation?: Reservation;
+  queueTimeMs: number;
 }
 
 interface Live {
   task: Task;
   /** When it last became runnable (for age and queue time). */
   readySinceMs: number;
-  lease?: { epoch: number; reservation: Reservation; queueTimeMs: number };
+  lease?: HeldLease;
+  /** A failed attempt waiting out its backoff before the next. */
+  retryTimer?: NodeJS.Timeout;
   /** Unfinished dependencies. */
   waitingOn?: Set<string>;
   /** W3C trace context of the submission (memory only), handed to the agent with the assignment. */
@@ -85,8 +111,10 @@ interface Live {
 }
 
 interface NodeInfo {
-  register: Register;
-  link: AgentLink;
+  /** Absent for a node known only from leases recovered after a restart. */
+  register?: Register;
+  /** Absent while the node is disconnected. */
+  link?: AgentLink;
   telemetry?: Telemetry;
   state: NodeState;
   lastSeenMs: number;
@@ -94,6 +122,18 @@ interface NodeInfo {
 }
 
 const S = TaskState;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** Dead letters one `all` requeue or purge acts on at most. */
+const MAX_DEAD_LETTERS_PER_CALL = 10_000;
+
+/** Lease epochs: incarnation * 2^32 + a per-process counter (exact in a double up to incarnation 2^21). */
+const EPOCHS_PER_INCARNATION = 2 ** 32;
+
+/** A submission whose commit may have happened although the store said it failed. */
+interface InDoubt {
+  traceContext?: Record<string, string>;
+  checks: number;
+}
 
 /**
  * Decision's state and the rules that move tasks through it. The ordering and
@@ -119,13 +159,19 @@ export class Scheduler {
   private readonly clock: Clock;
   private readonly leaseMs: number;
   private readonly telemetryIntervalMs: number;
-  private leaseEpoch: number;
+  private readonly retryPolicy: RetryPolicy;
+  private readonly incarnation: number;
+  private leaseCounter = 0;
   private dispatchScheduled = false;
   private policy: Policy = DEFAULT_POLICY;
   private succeeded = 0;
   private failed = 0;
+  private readonly inDoubt = new Map<string, InDoubt>();
   /** Reports refused because their lease was superseded (fencing). */
   rejectedReports = 0;
+  /** Attempts declared LOST because their node went silent or came back without them. */
+  lostAttempts = 0;
+  private deadLetterCount = 0;
 
   constructor(options: SchedulerOptions) {
     this.store = options.store;
@@ -136,13 +182,19 @@ export class Scheduler {
     this.clock = options.clock ?? Date.now;
     this.leaseMs = options.leaseMs ?? 3000;
     this.telemetryIntervalMs = options.telemetryIntervalMs ?? 100;
-    // Epochs only grow, across restarts too: start from the clock, in microseconds.
-    this.leaseEpoch = this.clock() * 1000;
+    this.retryPolicy = options.retry ?? DEFAULT_RETRY_POLICY;
+    this.incarnation = options.incarnation;
   }
 
-  /** Rebuilds the in-memory queue from the store after a start or restart. */
-  async recover(): Promise<{ tasks: number; requeued: number }> {
+  /**
+   * Rebuilds the in-memory state from the store after a start or restart.
+   * Attempts that were assigned or running stay leased to their node for a
+   * grace period: an agent that reconnects and still holds them keeps them
+   * (see agentRegistered); the others are declared LOST when it ends.
+   */
+  async recover(): Promise<{ tasks: number; held: number; requeued: number }> {
     const tasks = await this.store.unfinished();
+    this.deadLetterCount = await this.store.countDeadLetters();
     const now = this.clock();
     for (const task of tasks) this.live.set(task.id, { task, readySinceMs: task.updatedAt ? timestampToMillis(task.updatedAt) : now });
     // Gate every waiting task first, so a dependency that ends below (dead-lettered
@@ -151,20 +203,33 @@ export class Scheduler {
       const entry = this.live.get(task.id);
       if (entry && (task.state === S.PENDING || task.state === S.WAITING_DEPS)) await this.gateOnDependencies(entry);
     }
+    let held = 0;
     let requeued = 0;
     for (const task of tasks) {
       const entry = this.live.get(task.id);
       if (!entry) continue;
       if (task.state === S.QUEUED) this.queue.push(this.queueEntry(entry));
-      else if (task.state !== S.PENDING && task.state !== S.WAITING_DEPS) {
-        // ASSIGNED/RUNNING: the lease died with the old process; LOST, PREEMPTED,
-        // FAILED: the requeue had not been recorded. Either way: next attempt.
+      else if (isLeased(task.state) && task.nodeId && task.leaseEpoch > 0) {
+        held += 1;
+        entry.lease = { epoch: task.leaseEpoch, nodeId: task.nodeId, gpuIndices: task.gpuIndices, queueTimeMs: 0 };
+        let node = this.nodes.get(task.nodeId);
+        if (!node) {
+          // Silent since now: it gets one lease period (plus the time agents take to notice) to come back.
+          node = { state: NodeState.DISCONNECTED, lastSeenMs: now + this.leaseMs, leased: new Set() };
+          this.nodes.set(task.nodeId, node);
+        }
+        node.leased.add(task.id);
+      } else if (task.state !== S.PENDING && task.state !== S.WAITING_DEPS) {
+        // FAILED, LOST: the next step after the failure was not recorded; PREEMPTED: the requeue was not.
+        // (A backoff in progress restarts from zero: its timer died with the old process.)
         requeued += 1;
-        await this.retryOrEnd(entry, isLeased(task.state) ? S.LOST : undefined, 'decision restarted while the attempt was in flight', true);
+        if (isLeased(task.state)) await this.failAttempt(entry, 'lost', 'decision restarted and the attempt had no recorded lease');
+        else if (task.state === S.PREEMPTED) await this.requeue(entry, 'decision restarted');
+        else await this.afterFailure(entry, 'decision restarted', false);
       }
     }
     this.scheduleDispatch();
-    return { tasks: tasks.length, requeued };
+    return { tasks: tasks.length, held, requeued };
   }
 
   // ---- submissions -------------------------------------------------------
@@ -198,9 +263,29 @@ export class Scheduler {
       reason: unmet.size > 0 ? `waiting for ${[...unmet].join(', ')}` : '',
     });
     const event: StoredEvent = { sequence: 1, state, previousState: S.UNSPECIFIED, atMs: now, reason: task.reason };
-    const { task: stored, created } = await this.store.submit(task, event);
-    if (!created) return { task: this.live.get(stored.id)?.task ?? stored, created };
-    const entry: Live = { task, readySinceMs: now, traceContext: captureTraceContext() };
+    const traceContext = captureTraceContext();
+    let submitted;
+    try {
+      submitted = await this.store.submit(task, event);
+    } catch (err) {
+      // The commit may have happened with its answer lost: find out later (resolveInDoubt),
+      // so a task that is durable is never left out of the queue.
+      if (err instanceof UnavailableError || isTransient(err)) {
+        this.inDoubt.set(task.id, { traceContext, checks: 0 });
+        if (!(err instanceof UnavailableError)) throw new UnavailableError('the task store did not confirm the write; retry with the same request_id', { cause: err });
+      }
+      throw err;
+    }
+    const { task: stored, created } = submitted;
+    if (!created) {
+      const known = this.live.get(stored.id) ?? this.finishing.get(stored.id);
+      if (known) return { task: known.task, created };
+      // Committed by an earlier call whose answer was lost: this process never queued it.
+      if (!stored.finishedAt) await this.adopt(stored);
+      return { task: this.live.get(stored.id)?.task ?? stored, created };
+    }
+    this.inDoubt.delete(task.id);
+    const entry: Live = { task, readySinceMs: now, traceContext };
     this.live.set(task.id, entry);
     if (unmet.size > 0) {
       entry.waitingOn = unmet;
@@ -261,11 +346,13 @@ export class Scheduler {
     const why = reason || 'cancelled by client';
     const lease = entry.lease;
     if (lease) {
-      this.nodes.get(lease.reservation.nodeId)?.link.send({
+      this.nodes.get(lease.nodeId)?.link?.send({
         kind: { $case: 'revoke', revoke: { lease: this.leaseOf(entry), reason: why } },
       });
       this.releaseLease(entry);
     }
+    clearTimeout(entry.retryTimer);
+    entry.retryTimer = undefined;
     this.queue.remove(taskId, entry.task.spec!.priorityClass);
     this.admissions.get(taskId)?.reject(new FailedPreconditionError(`task ${taskId} was cancelled: ${why}`));
     await this.finish(entry, S.CANCELLED, why);
@@ -274,34 +361,65 @@ export class Scheduler {
 
   // ---- agents ------------------------------------------------------------
 
-  /** A node registered (or re-registered) on Connect. */
+  /**
+   * A node registered on Connect: new, reconnecting within its lease, or
+   * coming back after a decision restart. Reconciliation: the attempts it
+   * still holds (Register.running) that are still leased to it keep running;
+   * those it holds that decision has given away are revoked (the agent stops
+   * them); those leased to it that it no longer holds are LOST and requeued.
+   */
   agentRegistered(register: Register, link: AgentLink): Registered {
-    const previous = this.nodes.get(register.nodeId);
-    if (previous && previous.link !== link) {
-      previous.link.close('replaced by a new session of the same node');
-      this.agentGone(register.nodeId, previous.link, 'replaced by a new session');
+    const nodeId = register.nodeId;
+    const previous = this.nodes.get(nodeId);
+    if (previous?.link && previous.link !== link) previous.link.close('replaced by a new session of the same node');
+    const holds = new Map(register.running.map((l) => [l.taskId, l]));
+    const kept: Live[] = [];
+    const dropped: Live[] = [];
+    for (const taskId of previous?.leased ?? []) {
+      const entry = this.live.get(taskId);
+      if (!entry?.lease) continue;
+      const held = holds.get(taskId);
+      if (held && held.attempt === entry.task.attempt && held.leaseEpoch === entry.lease.epoch) kept.push(entry);
+      else dropped.push(entry);
+      // The fleet's view of the node is rebuilt below, without the old reservations.
+      entry.lease.reservation = undefined;
     }
     this.fleet.upsert({
-      nodeId: register.nodeId,
+      nodeId,
       address: register.address,
       models: register.models,
       maxTasksPerGpu: register.maxTasksPerGpu || 16,
       gpus: register.gpus.map((g) => ({ index: g.index, memoryTotalBytes: g.memoryTotalBytes })),
     });
-    this.nodes.set(register.nodeId, { register, link, state: NodeState.READY, lastSeenMs: this.clock(), leased: new Set() });
-    // Leases this process did not grant (or already took back) are revoked: the agent stops them.
-    const revoked = register.running.filter((lease) => {
-      const entry = this.live.get(lease.taskId);
-      return !entry?.lease || entry.lease.epoch !== lease.leaseEpoch || entry.lease.reservation.nodeId !== register.nodeId;
-    });
-    this.logger.info({ nodeId: register.nodeId, gpus: register.gpus.length, revoked: revoked.length }, 'agent registered');
+    const info: NodeInfo = { register, link, state: NodeState.READY, lastSeenMs: this.clock(), leased: new Set() };
+    this.nodes.set(nodeId, info);
+    const keptIds = new Set<string>();
+    for (const entry of kept) {
+      const lease = entry.lease!;
+      lease.reservation = this.fleet.restore(nodeId, lease.gpuIndices, this.demandOf(entry.task.spec!));
+      if (!lease.reservation) {
+        dropped.push(entry);
+        continue;
+      }
+      info.leased.add(entry.task.id);
+      keptIds.add(entry.task.id);
+    }
+    for (const entry of dropped) {
+      entry.lease = undefined;
+      this.lostAttempts += 1;
+      const why = `node ${nodeId} came back without attempt ${entry.task.attempt}`;
+      void this.loseAttempt(entry, why).catch((err: unknown) => this.logger.error({ err, taskId: entry.task.id }, 'requeue after reconciliation failed'));
+    }
+    // What the agent holds that is not (or no longer) its lease: it stops it.
+    const revoked = register.running.filter((lease) => !keptIds.has(lease.taskId));
+    this.logger.info({ nodeId, gpus: register.gpus.length, kept: keptIds.size, lost: dropped.length, revoked: revoked.length }, 'agent registered');
     this.scheduleDispatch();
     return { leaseDuration: toDuration(this.leaseMs), telemetryInterval: toDuration(this.telemetryIntervalMs), revoked };
   }
 
-  agentTelemetry(nodeId: string, telemetry: Telemetry): void {
+  agentTelemetry(nodeId: string, link: AgentLink, telemetry: Telemetry): void {
     const info = this.nodes.get(nodeId);
-    if (!info) return;
+    if (!info || info.link !== link) return;
     info.telemetry = telemetry;
     info.lastSeenMs = this.clock();
     if (telemetry.draining && info.state !== NodeState.DRAINING) {
@@ -315,15 +433,16 @@ export class Scheduler {
   }
 
   /** A progress report; rejected unless it carries the task's current lease (fencing). */
-  async agentUpdate(nodeId: string, update: TaskUpdate): Promise<void> {
+  async agentUpdate(nodeId: string, link: AgentLink, update: TaskUpdate): Promise<void> {
     const lease = update.lease;
     const entry = lease ? this.live.get(lease.taskId) : undefined;
     const info = this.nodes.get(nodeId);
-    if (info) info.lastSeenMs = this.clock();
-    if (!lease || !entry?.lease || entry.lease.epoch !== lease.leaseEpoch || entry.task.attempt !== lease.attempt || entry.lease.reservation.nodeId !== nodeId) {
+    const current = info?.link === link;
+    if (info && current) info.lastSeenMs = this.clock();
+    if (!current || !lease || !entry?.lease || entry.lease.epoch !== lease.leaseEpoch || entry.task.attempt !== lease.attempt || entry.lease.nodeId !== nodeId) {
       this.rejectedReports += 1;
-      this.logger.debug({ nodeId, lease, state: stateName(update.state) }, 'report for a superseded lease rejected');
-      if (lease && update.state === S.RUNNING) info?.link.send({ kind: { $case: 'revoke', revoke: { lease, reason: 'lease superseded' } } });
+      this.logger.info({ nodeId, lease, state: stateName(update.state) }, 'report for a superseded lease rejected');
+      if (lease && update.state === S.RUNNING) link.send({ kind: { $case: 'revoke', revoke: { lease, reason: 'lease superseded' } } });
       return;
     }
     const now = this.clock();
@@ -340,15 +459,21 @@ export class Scheduler {
       }
       case S.FAILED: {
         const result = update.result ? TaskResult.fromPartial({ ...update.result, queueTime: toDuration(entry.lease.queueTimeMs) }) : undefined;
-        this.releaseLease(entry);
         const error = update.error || 'failed';
-        // A failure retrying cannot fix ends the task here, in one event that says so.
-        if (!update.retryable) {
-          await this.finish(entry, S.FAILED, error, { result });
+        if (update.handedBack) {
+          // The agent stopped it itself (draining): not the task's fault, no retry used up.
+          this.releaseLease(entry);
+          await this.transition(entry, S.PREEMPTED, `handed back: ${error}`, { result });
+          await this.requeue(entry, `handed back by ${nodeId}`);
           return;
         }
-        await this.transition(entry, S.FAILED, error, { result });
-        await this.retryOrEnd(entry, undefined, error, true);
+        if (!update.retryable) {
+          // A failure retrying cannot fix ends the task here, in one event that says so.
+          this.releaseLease(entry);
+          await this.finish(entry, S.FAILED, error, { result, failures: entry.task.failures + 1 });
+          return;
+        }
+        await this.failAttempt(entry, 'failed', error, result);
         return;
       }
       case S.CANCELLED:
@@ -360,33 +485,118 @@ export class Scheduler {
     }
   }
 
-  /** The node's session ended or went silent: its leases are lost and their tasks requeued. */
-  agentGone(nodeId: string, link: AgentLink, reason: string): void {
+  /**
+   * The node's Connect stream ended. It takes no new work, but its leases
+   * stand until it has been silent for a lease period (sweepSilentAgents): an
+   * agent that reconnects in time keeps its running work.
+   */
+  agentDisconnected(nodeId: string, link: AgentLink, reason: string): void {
     const info = this.nodes.get(nodeId);
     if (!info || info.link !== link) return;
-    this.nodes.delete(nodeId);
-    this.fleet.remove(nodeId);
-    const leased = [...info.leased];
-    this.logger.warn({ nodeId, reason, leased: leased.length }, 'agent lost');
-    for (const taskId of leased) {
-      const entry = this.live.get(taskId);
-      if (!entry?.lease) continue;
-      this.releaseLease(entry);
-      void this.retryOrEnd(entry, S.LOST, `node ${nodeId} lost: ${reason}`, !entry.task.spec?.interactive).catch((err: unknown) =>
-        this.logger.error({ err, taskId }, 'requeue after node loss failed'),
-      );
-    }
+    info.link = undefined;
+    info.state = NodeState.DISCONNECTED;
+    this.fleet.setHealth(nodeId, 'lost');
+    this.logger.warn({ nodeId, reason, leased: info.leased.size }, 'agent disconnected; its leases stand until they expire');
   }
 
-  /** Declares silent agents lost. Called periodically. */
+  /** Sends every connected agent a heartbeat (they fence themselves without one). Called every second. */
+  heartbeat(): void {
+    const time = toTimestamp(this.clock());
+    for (const info of this.nodes.values()) info.link?.send({ kind: { $case: 'heartbeat', heartbeat: { time } } });
+  }
+
+  /** Declares agents silent past their lease lost and requeues their work. Called periodically. */
   sweepSilentAgents(): void {
     const now = this.clock();
     for (const [nodeId, info] of this.nodes) {
-      if (now - info.lastSeenMs > this.leaseMs) {
-        info.link.close(`no message for ${now - info.lastSeenMs} ms`);
-        this.agentGone(nodeId, info.link, `silent for ${now - info.lastSeenMs} ms`);
+      const silentMs = now - info.lastSeenMs;
+      if (silentMs <= this.leaseMs) continue;
+      info.link?.close(`no message for ${silentMs} ms`);
+      this.nodes.delete(nodeId);
+      this.fleet.remove(nodeId);
+      this.logger.warn({ nodeId, silentMs, leased: info.leased.size }, 'agent lost: silent past its lease');
+      for (const taskId of info.leased) {
+        const entry = this.live.get(taskId);
+        if (!entry?.lease || entry.lease.nodeId !== nodeId) continue;
+        this.releaseLease(entry);
+        this.lostAttempts += 1;
+        void this.loseAttempt(entry, `node ${nodeId} lost: silent for ${silentMs} ms`).catch((err: unknown) =>
+          this.logger.error({ err, taskId }, 'requeue after node loss failed'),
+        );
       }
     }
+  }
+
+  /**
+   * Settles submissions whose commit the store could not confirm: one that
+   * turns out durable is queued (it is a task like any other); one that is
+   * still absent after a few checks never committed. Called periodically.
+   */
+  async resolveInDoubt(): Promise<void> {
+    if (this.inDoubt.size === 0) return;
+    const ids = [...this.inDoubt.keys()];
+    const found = await this.store.states(ids);
+    for (const id of ids) {
+      const doubt = this.inDoubt.get(id);
+      if (!doubt) continue;
+      if (!found.has(id)) {
+        if (++doubt.checks >= 3) this.inDoubt.delete(id);
+        continue;
+      }
+      this.inDoubt.delete(id);
+      if (this.live.has(id) || this.finishing.has(id)) continue;
+      const task = await this.store.get(id);
+      if (task && !task.finishedAt) await this.adopt(task, doubt.traceContext);
+    }
+  }
+
+  // ---- dead letters ------------------------------------------------------
+
+  /** Submits a new task in place of each selected dead letter (idempotent: a retry returns the same new tasks). */
+  async requeueDeadLetters(select: DeadLetterSelector | undefined): Promise<RequeuedTask[]> {
+    const out: RequeuedTask[] = [];
+    for (const dead of await this.selectDeadLetters(select, true)) {
+      if (dead.requeuedAs) {
+        const earlier = await this.find(dead.requeuedAs);
+        if (earlier) out.push(RequeuedTask.fromPartial({ deadLetterId: dead.id, task: earlier }));
+        continue;
+      }
+      const spec = dead.spec!;
+      const labels = { ...spec.labels, 'autoglm.requeued_from': dead.id };
+      // Its dependencies had succeeded (it ran): the new task needs none.
+      const { task } = await this.enqueue(EnqueueRequest.fromPartial({ requestId: `requeue-of:${dead.id}`, tenant: dead.tenant, spec: { ...spec, labels, dependsOn: [] } }));
+      await this.store.record({ ...dead, requeuedAs: task.id });
+      out.push(RequeuedTask.fromPartial({ deadLetterId: dead.id, task }));
+    }
+    this.deadLetterCount = await this.store.countDeadLetters();
+    return out;
+  }
+
+  /** Deletes the selected dead letters and their events; returns how many. */
+  async purgeDeadLetters(select: DeadLetterSelector | undefined): Promise<number> {
+    const dead = await this.selectDeadLetters(select, false);
+    const purged = await this.store.purgeDeadLetters(dead.map((t) => t.id));
+    this.deadLetterCount = await this.store.countDeadLetters();
+    return purged;
+  }
+
+  private async selectDeadLetters(select: DeadLetterSelector | undefined, includeRequeued: boolean): Promise<Task[]> {
+    const ids = select?.taskIds ?? [];
+    const tenant = select?.tenant || undefined;
+    if (ids.length > 0) {
+      if (select?.all) throw new InvalidArgumentError('select.all', 'give task_ids or all, not both');
+      const tasks: Task[] = [];
+      for (const [i, id] of ids.entries()) {
+        if (!UUID.test(id)) throw new InvalidArgumentError(`select.task_ids[${i}]`, `"${id}" is not a task id (a UUID)`);
+        const task = await this.store.get(id);
+        if (!task || (tenant && task.tenant !== tenant)) throw new NotFoundError(`task ${id} does not exist`);
+        if (task.state !== S.DEAD_LETTER) throw new FailedPreconditionError(`task ${id} is ${stateName(task.state)}, not DEAD_LETTER`);
+        if (!task.requeuedAs || includeRequeued) tasks.push(task);
+      }
+      return tasks;
+    }
+    if (!select?.all) throw new InvalidArgumentError('select', 'name the dead letters in task_ids, or set all');
+    return this.store.deadLetters({ tenant, finishedBeforeMs: select.finishedBefore ? timestampToMillis(select.finishedBefore) : undefined, limit: MAX_DEAD_LETTERS_PER_CALL });
   }
 
   // ---- reads -------------------------------------------------------------
@@ -445,8 +655,10 @@ export class Scheduler {
     let waitingDeps = 0;
     let queued = 0;
     let running = 0;
+    let retrying = 0;
     const now = this.clock();
-    for (const { task, readySinceMs } of this.live.values()) {
+    for (const { task, readySinceMs, retryTimer } of this.live.values()) {
+      if (retryTimer) retrying += 1;
       const pc = task.spec!.priorityClass;
       const c = classes.get(pc) ?? ClassQueueStats.fromPartial({ priorityClass: pc });
       const t = tenants.get(task.tenant) ?? TenantQueueStats.fromPartial({ tenant: task.tenant });
@@ -472,6 +684,10 @@ export class Scheduler {
       failed: this.failed,
       classes: [...classes.values()].sort((a, b) => a.priorityClass - b.priorityClass),
       tenants: [...tenants.values()].sort((a, b) => a.tenant.localeCompare(b.tenant)),
+      rejectedReports: this.rejectedReports,
+      lostAttempts: this.lostAttempts,
+      deadLetters: this.deadLetterCount,
+      retrying,
     });
   }
 
@@ -489,17 +705,18 @@ export class Scheduler {
   // ---- internals ---------------------------------------------------------
 
   private nodeSnapshot(nodeId: string, info: NodeInfo): Node {
-    const names = new Map(info.register.gpus.map((g) => [g.index, g]));
+    const registered = info.register?.gpus ?? [];
+    const names = new Map(registered.map((g) => [g.index, g]));
     const gpus: GpuStatus[] = info.telemetry?.gpus.length
       ? info.telemetry.gpus
-      : info.register.gpus.map((g) => ({ index: g.index, name: g.name, utilization: 0, memoryUsedBytes: 0, memoryTotalBytes: g.memoryTotalBytes, temperatureC: 0, powerWatts: 0 }));
+      : registered.map((g) => ({ index: g.index, name: g.name, utilization: 0, memoryUsedBytes: 0, memoryTotalBytes: g.memoryTotalBytes, temperatureC: 0, powerWatts: 0 }));
     return Node.fromPartial({
       nodeId,
-      address: info.register.address,
+      address: info.register?.address ?? '',
       state: info.state,
       gpus: gpus.map((g) => ({ ...g, name: g.name || names.get(g.index)?.name || '' })),
-      models: info.register.models,
-      backends: info.register.backends,
+      models: info.register?.models ?? [],
+      backends: info.register?.backends ?? [],
       host: info.telemetry?.host as HostStatus | undefined,
       load: info.telemetry?.load as ModelServerLoad | undefined,
       lastSeen: toTimestamp(info.lastSeenMs),
@@ -564,8 +781,8 @@ export class Scheduler {
     const lease = entry.lease;
     if (!lease) return;
     entry.lease = undefined;
-    this.fleet.release(lease.reservation);
-    this.nodes.get(lease.reservation.nodeId)?.leased.delete(entry.task.id);
+    if (lease.reservation) this.fleet.release(lease.reservation);
+    this.nodes.get(lease.nodeId)?.leased.delete(entry.task.id);
     this.scheduleDispatch();
   }
 
@@ -605,13 +822,14 @@ export class Scheduler {
 
   private async assign(entry: Live, reservation: Reservation): Promise<void> {
     const now = this.clock();
-    const epoch = ++this.leaseEpoch;
+    const epoch = this.incarnation * EPOCHS_PER_INCARNATION + ++this.leaseCounter;
     const queueTimeMs = now - entry.readySinceMs;
-    entry.lease = { epoch, reservation, queueTimeMs };
+    entry.lease = { epoch, nodeId: reservation.nodeId, gpuIndices: reservation.gpuIndices, reservation, queueTimeMs };
     const info = this.nodes.get(reservation.nodeId);
     info?.leased.add(entry.task.id);
     try {
-      await this.transition(entry, S.ASSIGNED, `assigned to ${reservation.nodeId}`, { nodeId: reservation.nodeId });
+      // The lease is durable with the assignment, so a restarted decision recognises it.
+      await this.transition(entry, S.ASSIGNED, `assigned to ${reservation.nodeId}`, { nodeId: reservation.nodeId, leaseEpoch: epoch, gpuIndices: reservation.gpuIndices });
     } catch (err) {
       // Not durable: give the capacity back; the task is retried from the store on restart.
       if (entry.lease?.epoch === epoch) this.releaseLease(entry);
@@ -620,7 +838,7 @@ export class Scheduler {
     // Between the transition and its commit the task may have been cancelled or its node lost.
     if (entry.lease?.epoch !== epoch || entry.task.state !== S.ASSIGNED) return;
     const lease = this.leaseOf(entry);
-    info?.link.send({
+    info?.link?.send({
       kind: { $case: 'assignment', assignment: { lease, task: entry.task, gpuIndices: reservation.gpuIndices, traceContext: entry.traceContext ?? {} } },
     });
     this.admissions.get(entry.task.id)?.resolve(
@@ -629,33 +847,84 @@ export class Scheduler {
   }
 
   /**
-   * After a failed or lost attempt: queue the next attempt if retrying can help
-   * and retries are left; DEAD_LETTER when the retries are used up; CANCELLED
-   * when the attempt cannot be retried at all (an interactive stream whose
-   * client is gone with its agent).
+   * An attempt whose node is gone (silent past its lease, or back without
+   * it). A batch task is requeued; an interactive one is cancelled, because
+   * its client's stream went with the agent.
    */
-  private async retryOrEnd(entry: Live, via: TaskState | undefined, reason: string, retryable: boolean): Promise<void> {
-    if (via !== undefined && entry.task.state !== via) await this.transition(entry, via, reason);
-    // entry.task is a new object after every transition: read it afresh.
-    if (!retryable) {
-      await this.finish(entry, S.CANCELLED, reason);
+  private async loseAttempt(entry: Live, reason: string): Promise<void> {
+    if (!entry.task.spec?.interactive) {
+      await this.failAttempt(entry, 'lost', reason);
       return;
     }
+    await this.transition(entry, S.LOST, reason);
+    if (this.live.get(entry.task.id) === entry) await this.finish(entry, S.CANCELLED, reason);
+  }
+
+  /** Records a failed (FAILED) or lost (LOST) attempt, counting it against the task's retries, then goes on. */
+  private async failAttempt(entry: Live, how: 'failed' | 'lost', reason: string, result?: TaskResult): Promise<void> {
+    this.releaseLease(entry);
+    await this.transition(entry, how === 'failed' ? S.FAILED : S.LOST, reason, { result, failures: entry.task.failures + 1 });
+    await this.afterFailure(entry, reason, how === 'failed');
+  }
+
+  /**
+   * After a counted failure: DEAD_LETTER when the failures exceed max_retries;
+   * else the next attempt, at once (a lost node) or after a backoff with
+   * jitter (a failed attempt).
+   */
+  private async afterFailure(entry: Live, reason: string, backoff: boolean): Promise<void> {
+    if (this.live.get(entry.task.id) !== entry) return;
+    const { failures, spec } = entry.task;
+    if (failures > spec!.maxRetries) {
+      await this.finish(entry, S.DEAD_LETTER, `${reason}; no retries left after ${failures} failed attempts`);
+      return;
+    }
+    if (!backoff) {
+      await this.requeue(entry, reason);
+      return;
+    }
+    const delay = retryDelayMs(failures, this.retryPolicy);
+    entry.retryTimer = setTimeout(() => {
+      entry.retryTimer = undefined;
+      this.requeue(entry, `${reason} (retried after ${delay} ms)`).catch((err: unknown) => this.logger.error({ err, taskId: entry.task.id }, 'retry failed'));
+    }, delay);
+    entry.retryTimer.unref?.();
+  }
+
+  /** The next attempt: back to the queue with attempt + 1. */
+  private async requeue(entry: Live, reason: string): Promise<void> {
+    const from = entry.task.state;
+    // Cancelled (or finished) meanwhile: nothing to requeue.
+    if (this.live.get(entry.task.id) !== entry || (from !== S.FAILED && from !== S.LOST && from !== S.PREEMPTED)) return;
     const attempt = entry.task.attempt;
-    if (attempt > entry.task.spec!.maxRetries) {
-      await this.finish(entry, S.DEAD_LETTER, `${reason}; no retries left after ${attempt} attempts`);
-      return;
-    }
-    if (isLeased(entry.task.state)) await this.transition(entry, S.LOST, reason);
     entry.readySinceMs = this.clock();
-    await this.transition(entry, S.QUEUED, `attempt ${attempt + 1} after: ${reason}`, { attempt: attempt + 1, nodeId: '' });
+    await this.transition(entry, S.QUEUED, `attempt ${attempt + 1} after: ${reason}`, { attempt: attempt + 1, nodeId: '', gpuIndices: [] });
     this.queue.push(this.queueEntry(entry));
     this.scheduleDispatch();
+  }
+
+  /**
+   * Takes in a durable task this process does not know: one whose commit was
+   * confirmed only to a later retry. It is queued (or gated) like a new one.
+   */
+  private async adopt(task: Task, traceContext?: Record<string, string>): Promise<void> {
+    if (this.live.has(task.id) || this.finishing.has(task.id)) return;
+    this.inDoubt.delete(task.id);
+    const entry: Live = { task, readySinceMs: this.clock(), traceContext };
+    this.live.set(task.id, entry);
+    this.logger.info({ taskId: task.id }, 'adopted a submission whose commit was confirmed late');
+    if (task.state === S.WAITING_DEPS || task.state === S.PENDING) await this.gateOnDependencies(entry);
+    else if (task.state === S.QUEUED) {
+      this.queue.push(this.queueEntry(entry));
+      this.scheduleDispatch();
+    }
   }
 
   /** Moves a task to a final state, forgets it, and settles its dependents. */
   private async finish(entry: Live, state: TaskState, reason: string, patch: Partial<Task> = {}): Promise<void> {
     const done = this.transition(entry, state, reason, { ...patch, finishedAt: toTimestamp(this.clock()) });
+    clearTimeout(entry.retryTimer);
+    entry.retryTimer = undefined;
     // Out of the live set at once, so a cancel or report in between finds it over;
     // readable from `finishing` until the store has it.
     this.live.delete(entry.task.id);
@@ -667,6 +936,7 @@ export class Scheduler {
     }
     if (state === S.SUCCEEDED) this.succeeded += 1;
     else this.failed += 1;
+    if (state === S.DEAD_LETTER) this.deadLetterCount += 1;
     const waiting = this.dependents.get(entry.task.id);
     this.dependents.delete(entry.task.id);
     for (const id of waiting ?? []) {
@@ -702,7 +972,7 @@ export class Scheduler {
     // A fresh object per transition: the store and subscribers hold snapshots.
     const task: Task = { ...entry.task, ...patch, state: to, sequence: entry.task.sequence + 1, updatedAt: toTimestamp(now), reason };
     entry.task = task;
-    const event: StoredEvent = { sequence: task.sequence, state: to, previousState: from, atMs: now, reason };
+    const event: StoredEvent = { sequence: task.sequence, state: to, previousState: from, atMs: now, reason, final: isFinal(to) || !!patch.finishedAt };
     return this.store.record(task, event).then(() => this.publish(task, event));
   }
 
@@ -719,6 +989,7 @@ export class Scheduler {
       time: toTimestamp(event.atMs),
       reason: event.reason,
       task: { ...task, spec },
+      final: event.final ?? false,
     });
   }
 

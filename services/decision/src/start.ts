@@ -1,5 +1,5 @@
 import { DEFAULT_MODEL_CATALOG, Fleet } from '@autoglm/core';
-import { TaskStore } from '@autoglm/store';
+import { parseFaultSpec, TaskStore } from '@autoglm/store';
 import { createLogger, GrpcServer, type Logger, type RunningService } from '@autoglm/runtime';
 import type { DecisionConfig } from './config';
 import { decisionHandlers } from './decision-service';
@@ -9,6 +9,10 @@ import { withSharedEventEncoding } from './shared-serializer';
 
 /** Node snapshots go to subscribers (the monitor) this often. */
 const NODE_SNAPSHOT_MS = 1000;
+/** Heartbeats to agents go out this often (an agent silent-listening for a lease period fences itself). */
+const HEARTBEAT_MS = 1000;
+/** Submissions whose commit the store could not confirm are looked up this often. */
+const IN_DOUBT_CHECK_MS = 1000;
 
 export interface RunningDecision extends RunningService {
   scheduler: Scheduler;
@@ -17,7 +21,14 @@ export interface RunningDecision extends RunningService {
 
 /** Opens the store, rebuilds the queue, and serves DecisionService. */
 export async function startDecision(config: DecisionConfig, logger: Logger = createLogger('decision', config.logLevel)): Promise<RunningDecision> {
-  const store = await TaskStore.open({ dataDir: config.dataDir, databaseUrl: config.databaseUrl });
+  const store = await TaskStore.open({
+    dataDir: config.dataDir,
+    databaseUrl: config.databaseUrl,
+    faults: config.storeFaults ? parseFaultSpec(config.storeFaults) : undefined,
+    onWriteError: (err, attempt, willRetry) => logger.warn({ err, attempt, willRetry }, 'task store write failed'),
+  });
+  if (config.storeFaults) logger.warn({ faults: config.storeFaults }, 'injecting store faults (AUTOGLM_STORE_FAULTS): for tests only');
+  const incarnation = await store.newIncarnation();
   const bus = new EventBus();
   const fleet = new Fleet({
     maxGpuUtilization: config.maxGpuUtilization,
@@ -34,10 +45,12 @@ export async function startDecision(config: DecisionConfig, logger: Logger = cre
     weightBytesOf: (model) => DEFAULT_MODEL_CATALOG.get(model)?.weightBytes,
     leaseMs: config.leaseMs,
     telemetryIntervalMs: config.telemetryIntervalMs,
+    retry: { baseMs: config.retryBaseMs, maxMs: config.retryMaxMs },
+    incarnation,
   });
   const started = Date.now();
   const recovered = await scheduler.recover();
-  logger.info({ ...recovered, ms: Date.now() - started, engine: store.engine.kind }, 'queue rebuilt from the store');
+  logger.info({ ...recovered, incarnation, ms: Date.now() - started, engine: store.engine.kind }, 'queue rebuilt from the store');
 
   const server = new GrpcServer({ logger });
   server.addService(withSharedEventEncoding(), decisionHandlers(scheduler, store, bus, logger));
@@ -45,6 +58,8 @@ export async function startDecision(config: DecisionConfig, logger: Logger = cre
   const timers = [
     setInterval(() => scheduler.sweepSilentAgents(), Math.max(100, Math.floor(config.leaseMs / 6))),
     setInterval(() => scheduler.publishNodes(), NODE_SNAPSHOT_MS),
+    setInterval(() => scheduler.heartbeat(), HEARTBEAT_MS),
+    setInterval(() => scheduler.resolveInDoubt().catch((err: unknown) => logger.warn({ err }, 'checking unconfirmed submissions failed')), IN_DOUBT_CHECK_MS),
   ];
   return {
     grpcAddress,

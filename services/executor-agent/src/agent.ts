@@ -60,13 +60,18 @@ class HandBack extends Error {
 const sameLease = (a: Lease | undefined, b: Lease | undefined) =>
   !!a && !!b && a.taskId === b.taskId && a.attempt === b.attempt && a.leaseEpoch === b.leaseEpoch;
 
+/** How often the agent checks that decision has been heard from within a lease. */
+const FENCE_CHECK_MS = 200;
+
 /**
  * The agent's side of Connect: registers, pushes telemetry, runs batch
  * assignments on the backend, holds interactive ones for Execute, and reports
  * every outcome under the lease it was given. It reconnects with backoff when
- * decision goes away, and fences itself (stops its work) a lease period after
- * it notices the connection is gone, because decision has given the work away.
- * (Noticing a silent partition takes the channel's keepalive, up to ~15 s.)
+ * decision goes away. Decision sends a heartbeat every second; an agent that
+ * has heard nothing from decision for a lease period (a crash, a partition, or
+ * this process having been stopped) fences itself: it stops its work and hands
+ * it back, because decision will have declared it lost and given the work to
+ * others, and it reconnects. Reports made meanwhile wait in the outbox.
  */
 export class Agent {
   private readonly running = new Map<string, Running>();
@@ -81,6 +86,8 @@ export class Agent {
   private telemetryTimer: NodeJS.Timeout | undefined;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private fenceTimer: NodeJS.Timeout | undefined;
+  /** When decision was last heard from (any message). */
+  private lastHeardMs = Date.now();
   private leaseMs = 3000;
   private backoffMs = 100;
   private stopped = false;
@@ -97,6 +104,9 @@ export class Agent {
   /** Connects to decision, advertising `address` as where the parser reaches this agent's ExecutorService. */
   start(address: string): void {
     this.address = address;
+    this.lastHeardMs = Date.now();
+    this.fenceTimer = setInterval(() => this.checkLease(), FENCE_CHECK_MS);
+    this.fenceTimer.unref();
     this.connect();
   }
 
@@ -127,7 +137,7 @@ export class Agent {
     this.awaiting.clear();
     clearInterval(this.telemetryTimer);
     clearTimeout(this.reconnectTimer);
-    clearTimeout(this.fenceTimer);
+    clearInterval(this.fenceTimer);
     // Let the last reports go out before the stream closes.
     await new Promise<void>((resolve) => setImmediate(resolve));
     this.flushUpdates();
@@ -174,20 +184,10 @@ export class Agent {
     const stream = this.options.decision.connect(new Metadata());
     this.stream = stream;
     this.registered = false;
-    stream.on('data', (message: ConnectResponse) => this.onMessage(message));
-    const onGone = (why: string) => {
-      if (this.stream !== stream) return;
-      this.stream = undefined;
-      this.registered = false;
-      clearInterval(this.telemetryTimer);
-      if (this.stopped) return;
-      this.log.warn({ why, retryInMs: this.backoffMs }, 'decision connection lost; reconnecting');
-      this.armFence();
-      this.reconnectTimer = setTimeout(() => this.connect(), this.backoffMs);
-      this.backoffMs = Math.min(2000, this.backoffMs * 2);
-    };
-    stream.on('error', (err: Error) => onGone(err.message));
-    stream.on('end', () => onGone('decision ended the stream'));
+    // Messages of a dropped stream (buffered while this process was stopped) are stale: ignore them.
+    stream.on('data', (message: ConnectResponse) => this.stream === stream && this.onMessage(message));
+    stream.on('error', (err: Error) => this.dropStream(stream, err.message));
+    stream.on('end', () => this.dropStream(stream, 'decision ended the stream'));
     const b = this.options.backend;
     const gpus = this.options.gpus;
     stream.write({
@@ -199,38 +199,76 @@ export class Agent {
           gpus,
           models: [...b.models],
           backends: [b.name],
-          running: [...this.running.values()].map((r) => r.lease),
+          running: this.heldLeases(),
           maxTasksPerGpu: this.options.maxTasksPerGpu,
         },
       },
     });
   }
 
-  /** Without decision for longer than a lease, our work has been given to others: stop it. */
-  private armFence(): void {
-    if (this.fenceTimer) return;
-    this.fenceTimer = setTimeout(() => {
-      this.fenceTimer = undefined;
-      if (this.registered) return;
-      const n = this.running.size + this.awaiting.size;
-      if (n > 0) this.log.warn({ tasks: n }, 'self-fencing: decision unreachable past the lease; stopping work');
-      for (const r of this.running.values()) r.abort.abort(new HandBack('self-fenced: decision unreachable past the lease'));
+  /** Forgets a stream that ended or went silent, and reconnects with backoff. */
+  private dropStream(stream: ClientDuplexStream<ConnectRequest, ConnectResponse>, why: string): void {
+    if (this.stream !== stream) return;
+    this.stream = undefined;
+    this.registered = false;
+    clearInterval(this.telemetryTimer);
+    if (this.stopped) return;
+    this.log.warn({ why, retryInMs: this.backoffMs }, 'decision connection lost; reconnecting');
+    this.reconnectTimer = setTimeout(() => this.connect(), this.backoffMs);
+    this.backoffMs = Math.min(2000, this.backoffMs * 2);
+  }
+
+  /**
+   * Every lease the agent still holds: attempts running or waiting for their
+   * Execute stream, and finished ones whose report has not been sent.
+   * Decision reconciles against this when the agent registers.
+   */
+  private heldLeases(): Lease[] {
+    const held = new Map<string, Lease>();
+    for (const r of this.running.values()) held.set(r.lease.taskId, r.lease);
+    for (const a of this.awaiting.values()) if (a.assignment.lease) held.set(a.assignment.lease.taskId, a.assignment.lease);
+    for (const u of [...this.outbox, ...this.pendingUpdates]) if (u.lease && !held.has(u.lease.taskId)) held.set(u.lease.taskId, u.lease);
+    return [...held.values()];
+  }
+
+  /** Decision has not been heard from for longer than a lease period. */
+  private leaseExpired(): boolean {
+    return Date.now() - this.lastHeardMs > this.leaseMs;
+  }
+
+  /**
+   * Self-fencing: without a word from decision for a lease period, decision
+   * has given this agent's work to others (or will before it can be told
+   * otherwise). Stop it all, and drop a connection that has gone silent.
+   */
+  private checkLease(): void {
+    if (this.stopped || !this.leaseExpired()) return;
+    const n = this.running.size + this.awaiting.size;
+    if (n > 0) {
+      this.log.warn({ tasks: n, silentMs: Date.now() - this.lastHeardMs }, 'self-fencing: decision silent past the lease; stopping work');
+      for (const r of this.running.values()) r.abort.abort(new HandBack('self-fenced: decision silent past the lease'));
       for (const [id, a] of this.awaiting) {
         clearTimeout(a.timer);
         this.awaiting.delete(id);
       }
-    }, this.leaseMs);
+    }
+    if (this.stream && this.registered) {
+      const stream = this.stream;
+      this.dropStream(stream, `no heartbeat from decision for ${Date.now() - this.lastHeardMs} ms`);
+      stream.cancel();
+    }
   }
 
   private onMessage(message: ConnectResponse): void {
+    this.lastHeardMs = Date.now();
     const kind = message.kind;
     if (!kind) return;
     switch (kind.$case) {
+      case 'heartbeat':
+        return;
       case 'registered': {
         this.registered = true;
         this.backoffMs = 100;
-        clearTimeout(this.fenceTimer);
-        this.fenceTimer = undefined;
         const r = kind.registered;
         this.leaseMs = r.leaseDuration ? durationToMillis(r.leaseDuration) : this.leaseMs;
         for (const lease of r.revoked) this.running.get(lease.taskId)?.abort.abort(new Error('lease revoked by decision'));
@@ -269,7 +307,7 @@ export class Agent {
     const spec = assignment.task?.spec;
     if (!lease || !spec) return;
     if (this.draining) {
-      this.report({ lease, state: TaskState.FAILED, error: `node ${this.options.nodeId} is draining`, retryable: true });
+      this.report({ lease, state: TaskState.FAILED, error: `node ${this.options.nodeId} is draining`, retryable: true, handedBack: true });
       return;
     }
     if (spec.interactive) {
@@ -309,7 +347,7 @@ export class Agent {
     this.running.delete(lease.taskId);
     if (outcome === 'cancelled' || (!(outcome instanceof ExecutionError) && outcome.finishReason === 'cancelled')) {
       if (running.abort.signal.reason instanceof HandBack) {
-        this.report({ lease, state: TaskState.FAILED, error: running.abort.signal.reason.message, retryable: true });
+        this.report({ lease, state: TaskState.FAILED, error: running.abort.signal.reason.message, retryable: true, handedBack: true });
         return;
       }
       const reason = error ?? (running.abort.signal.reason instanceof Error ? running.abort.signal.reason.message : 'cancelled');
@@ -324,8 +362,9 @@ export class Agent {
   }
 
   private report(update: Partial<TaskUpdate> & { state: TaskState }): void {
-    const full: TaskUpdate = { lease: undefined, result: undefined, error: '', retryable: false, ...update };
-    if (!this.stream || !this.registered) {
+    const full: TaskUpdate = { lease: undefined, result: undefined, error: '', retryable: false, handedBack: false, ...update };
+    // A stream decision has been silent on past the lease may be dead: keep the report for the next session.
+    if (!this.stream || !this.registered || this.leaseExpired()) {
       this.outbox.push(full);
       return;
     }
@@ -337,7 +376,7 @@ export class Agent {
     const updates = this.pendingUpdates;
     this.pendingUpdates = [];
     if (updates.length === 0) return;
-    if (!this.stream || !this.registered) {
+    if (!this.stream || !this.registered || this.leaseExpired()) {
       this.outbox.push(...updates);
       return;
     }

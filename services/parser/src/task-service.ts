@@ -1,6 +1,7 @@
 import { Metadata, type ClientReadableStream } from '@grpc/grpc-js';
 import {
   ClusterServiceService,
+  DeadLetterSelector,
   TaskServiceService,
   type DecisionServiceClient,
   type Event,
@@ -33,6 +34,10 @@ export function taskHandlers(deps: ParserDeps): ServiceHandlers<typeof TaskServi
     listTasks: async (req, ctx) => callUnary(decision.listTasks.bind(decision), req, opts(ctx.signal)),
     cancelTask: async (req, ctx) => callUnary(decision.cancelTask.bind(decision), req, opts(ctx.signal)),
     explainTask: async (req, ctx) => callUnary(decision.explainTask.bind(decision), req, opts(ctx.signal)),
+    requeueDeadLetters: async (req, ctx) =>
+      callUnary(decision.requeueDeadLetters.bind(decision), { select: withTenant(req.select, ctx.metadata) }, opts(ctx.signal)),
+    purgeDeadLetters: async (req, ctx) =>
+      callUnary(decision.purgeDeadLetters.bind(decision), { select: withTenant(req.select, ctx.metadata) }, opts(ctx.signal)),
     watchTask: async (req, sink, ctx) => {
       const call: ClientReadableStream<Event> = decision.subscribe({ taskEvents: false, nodeEvents: false, taskId: req.taskId, afterSequence: req.afterSequence, states: [], batched: false }, new Metadata());
       const onAbort = () => call.cancel();
@@ -55,6 +60,12 @@ export function taskHandlers(deps: ParserDeps): ServiceHandlers<typeof TaskServi
         admitTimeoutMs: 10 * 60_000,
       }),
   };
+}
+
+/** A dead-letter selector with the caller's tenant filled in from metadata when the field is empty. */
+function withTenant(select: DeadLetterSelector | undefined, metadata: Metadata): DeadLetterSelector {
+  const base = select ?? DeadLetterSelector.fromPartial({});
+  return { ...base, tenant: tenantOf(base.tenant, metadata) };
 }
 
 /** The public ClusterService, answered by decision. */

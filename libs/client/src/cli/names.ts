@@ -21,6 +21,6 @@ export const FINAL_STATES: ReadonlySet<TaskState> = new Set([TaskState.SUCCEEDED
  * Whether this event ends its task: a final state, or FAILED when no retry
  * follows (decision marks the task finished; a retried FAILED goes on to QUEUED).
  */
-export function endsTask(event: Pick<TaskEvent, 'state' | 'task'>): boolean {
-  return FINAL_STATES.has(event.state) || (event.state === TaskState.FAILED && event.task?.finishedAt !== undefined);
+export function endsTask(event: Pick<TaskEvent, 'state' | 'task' | 'final'>): boolean {
+  return event.final || FINAL_STATES.has(event.state) || (event.state === TaskState.FAILED && event.task?.finishedAt !== undefined);
 }

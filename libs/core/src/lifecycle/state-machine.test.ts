@@ -50,6 +50,8 @@ const DOCUMENTED: ReadonlyArray<readonly [TaskState, TaskState]> = [
   [S.LOST, S.QUEUED],
   // "A missed lease makes the task LOST and requeued with attempt+1" — unless no retries are left.
   [S.LOST, S.DEAD_LETTER],
+  // Not drawn, added by this project: a failed attempt waits out its retry backoff in FAILED and can be cancelled meanwhile.
+  [S.FAILED, S.CANCELLED],
 ];
 
 /** Transitions that would corrupt a task's history. */

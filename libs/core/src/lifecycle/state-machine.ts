@@ -13,9 +13,11 @@ const NEXT: ReadonlyMap<TaskState, ReadonlySet<TaskState>> = new Map([
   [S.QUEUED, new Set([S.ASSIGNED, S.CANCELLED])],
   [S.ASSIGNED, new Set([S.RUNNING, S.FAILED, S.CANCELLED, S.PREEMPTED, S.LOST])],
   [S.RUNNING, new Set([S.SUCCEEDED, S.FAILED, S.CANCELLED, S.PREEMPTED, S.LOST])],
-  [S.FAILED, new Set([S.QUEUED, S.DEAD_LETTER])],
+  // A failed attempt waits out its retry backoff in FAILED; it can be cancelled meanwhile.
+  [S.FAILED, new Set([S.QUEUED, S.DEAD_LETTER, S.CANCELLED])],
   [S.PREEMPTED, new Set([S.QUEUED, S.CANCELLED])],
   [S.LOST, new Set([S.QUEUED, S.DEAD_LETTER, S.CANCELLED])],
+  // Never left: an operator's requeue (`autoglm dead-letters requeue`) submits a new task.
   [S.DEAD_LETTER, new Set()],
   [S.SUCCEEDED, new Set()],
   [S.CANCELLED, new Set()],
@@ -26,7 +28,10 @@ export function canTransition(from: TaskState, to: TaskState): boolean {
   return NEXT.get(from)?.has(to) ?? false;
 }
 
-/** States a task never leaves. (A FAILED task is also over when retrying cannot help: decision marks it finished.) */
+/**
+ * States that end a task. (A FAILED task is also over when retrying cannot
+ * help: decision marks it finished.)
+ */
 export function isFinal(state: TaskState): boolean {
   return state === S.SUCCEEDED || state === S.CANCELLED || state === S.DEAD_LETTER;
 }

@@ -373,6 +373,21 @@ describe('Fleet multi-GPU demands', () => {
 });
 
 describe('Fleet release and free slots', () => {
+  it('restores running work on the GPUs it runs on, past the limits, and releases it like a placement', () => {
+    const { fleet } = setup();
+    addNode(fleet, 'a', { gpus: 2, maxTasksPerGpu: 1 });
+    const before = structuredClone(fleet.get('a')!.gpus);
+    const first = fleet.restore('a', [1], demand({ sharedBytesPerGpu: 8 * GiB }))!;
+    const second = fleet.restore('a', [1], demand({ sharedBytesPerGpu: 8 * GiB }))!;
+    expect(gpu(fleet, 'a', 1).tasks).toBe(2);
+    expect(where(fleet.place(demand()))).toBe('a/0');
+    expect(fleet.restore('a', [7], demand())).toBeUndefined();
+    expect(fleet.restore('nope', [0], demand())).toBeUndefined();
+    fleet.release(first);
+    fleet.release(second);
+    expect(gpu(fleet, 'a', 1)).toEqual(before[1]);
+  });
+
   it('returns exactly what a placement took', () => {
     const { fleet } = setup();
     addNode(fleet, 'a', { gpus: 2, models: [GLM, QWEN] });

@@ -193,6 +193,24 @@ export class Fleet {
     return this.reserve(pick.node, pick.gpus, demand);
   }
 
+  /**
+   * Books capacity for an attempt already running on these GPUs (an agent
+   * that reconnected, or decision after a restart). It is counted even past
+   * the limits, because the work is there whether it fits or not. Undefined
+   * when the node or one of the GPUs is unknown.
+   */
+  restore(nodeId: string, gpuIndices: number[], demand: Demand): Reservation | undefined {
+    const node = this.nodesById.get(nodeId);
+    if (!node || gpuIndices.length === 0) return undefined;
+    const gpus: GpuSlot[] = [];
+    for (const index of gpuIndices) {
+      const gpu = node.gpus.find((g) => g.index === index);
+      if (!gpu) return undefined;
+      gpus.push(gpu);
+    }
+    return this.reserve(node, gpus, demand);
+  }
+
   /** Gives a reservation's capacity back (task finished, failed, cancelled or lost). */
   release(res: Reservation): void {
     const node = this.nodesById.get(res.nodeId);

@@ -31,6 +31,11 @@ export enum NodeState {
   DRAINING = 2,
   /** LOST - Silent past its lease; its work was requeued. */
   LOST = 3,
+  /**
+   * DISCONNECTED - Its Connect stream ended: no new work; its leases are kept for one lease
+   * period in case it reconnects, then it is LOST.
+   */
+  DISCONNECTED = 4,
   UNRECOGNIZED = -1,
 }
 
@@ -158,6 +163,17 @@ export interface QueueStats {
   classes: ClassQueueStats[];
   /** Per tenant. */
   tenants: TenantQueueStats[];
+  /**
+   * Agent reports refused since decision started because their lease was
+   * superseded (fencing): a lost agent's late reports.
+   */
+  rejectedReports: number;
+  /** Attempts declared LOST (agent silent past its lease) since decision started. */
+  lostAttempts: number;
+  /** Tasks now in DEAD_LETTER that no operator has requeued or purged. */
+  deadLetters: number;
+  /** Failed attempts waiting out their retry backoff. */
+  retrying: number;
 }
 
 function createBaseGpuStatus(): GpuStatus {
@@ -975,7 +991,19 @@ export const TenantQueueStats: MessageFns<TenantQueueStats> = {
 };
 
 function createBaseQueueStats(): QueueStats {
-  return { waitingDeps: 0, queued: 0, running: 0, succeeded: 0, failed: 0, classes: [], tenants: [] };
+  return {
+    waitingDeps: 0,
+    queued: 0,
+    running: 0,
+    succeeded: 0,
+    failed: 0,
+    classes: [],
+    tenants: [],
+    rejectedReports: 0,
+    lostAttempts: 0,
+    deadLetters: 0,
+    retrying: 0,
+  };
 }
 
 export const QueueStats: MessageFns<QueueStats> = {
@@ -1000,6 +1028,18 @@ export const QueueStats: MessageFns<QueueStats> = {
     }
     for (const v of message.tenants) {
       TenantQueueStats.encode(v!, writer.uint32(58).fork()).join();
+    }
+    if (message.rejectedReports !== 0) {
+      writer.uint32(64).uint64(message.rejectedReports);
+    }
+    if (message.lostAttempts !== 0) {
+      writer.uint32(72).uint64(message.lostAttempts);
+    }
+    if (message.deadLetters !== 0) {
+      writer.uint32(80).uint64(message.deadLetters);
+    }
+    if (message.retrying !== 0) {
+      writer.uint32(88).uint32(message.retrying);
     }
     return writer;
   },
@@ -1073,6 +1113,38 @@ export const QueueStats: MessageFns<QueueStats> = {
             message.tenants.push(TenantQueueStats.decode(reader, reader.uint32()));
             continue;
           }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.rejectedReports = longToNumber(reader.uint64());
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.lostAttempts = longToNumber(reader.uint64());
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.deadLetters = longToNumber(reader.uint64());
+            continue;
+          }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.retrying = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1097,6 +1169,10 @@ export const QueueStats: MessageFns<QueueStats> = {
     message.failed = object.failed ?? 0;
     message.classes = object.classes?.map((e) => ClassQueueStats.fromPartial(e)) || [];
     message.tenants = object.tenants?.map((e) => TenantQueueStats.fromPartial(e)) || [];
+    message.rejectedReports = object.rejectedReports ?? 0;
+    message.lostAttempts = object.lostAttempts ?? 0;
+    message.deadLetters = object.deadLetters ?? 0;
+    message.retrying = object.retrying ?? 0;
     return message;
   },
 };

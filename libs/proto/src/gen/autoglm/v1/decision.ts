@@ -41,6 +41,10 @@ import {
   ListTasksRequest,
   ListTasksResponse,
   PriorityExplanation,
+  PurgeDeadLettersRequest,
+  PurgeDeadLettersResponse,
+  RequeueDeadLettersRequest,
+  RequeueDeadLettersResponse,
   Task,
   TaskEvent,
   TaskResult,
@@ -200,7 +204,11 @@ export interface Register {
   models: string[];
   /** Backends it runs. */
   backends: string[];
-  /** Leases it is still running (after a reconnect), for reconciliation. */
+  /**
+   * Leases it still holds after a reconnect: attempts running or waiting for
+   * their Execute stream, and finished ones whose report is not sent yet.
+   * Decision keeps those it still recognises and revokes the rest.
+   */
   running: Lease[];
   /** Tasks it can run at once per GPU. */
   maxTasksPerGpu: number;
@@ -242,6 +250,11 @@ export interface TaskUpdate {
   error: string;
   /** Whether retrying could help (false for invalid input, a command not allowed). */
   retryable: boolean;
+  /**
+   * With FAILED: the agent stopped the attempt itself (draining, stopping).
+   * The task is requeued without counting a failure against its retries.
+   */
+  handedBack: boolean;
 }
 
 /** Several task updates made in the same turn of the agent's event loop. */
@@ -323,6 +336,16 @@ export interface Assignments {
   assignments: Assignment[];
 }
 
+/**
+ * Decision is alive: sent every second. An agent that hears nothing for a
+ * lease period stops its work (self-fencing), because decision will have
+ * declared it lost and given the work to others.
+ */
+export interface Heartbeat {
+  /** Decision's clock. */
+  time: Timestamp | undefined;
+}
+
 /** Decision to agent on Connect. */
 export interface ConnectResponse {
   /** Which message this is. */
@@ -339,6 +362,9 @@ export interface ConnectResponse {
     | //
     /** New work, batched (under load one message carries many assignments). */
     { $case: "assignments"; assignments: Assignments }
+    | //
+    /** Liveness. */
+    { $case: "heartbeat"; heartbeat: Heartbeat }
     | undefined;
 }
 
@@ -1728,7 +1754,7 @@ export const Telemetry: MessageFns<Telemetry> = {
 };
 
 function createBaseTaskUpdate(): TaskUpdate {
-  return { lease: undefined, state: 0, result: undefined, error: "", retryable: false };
+  return { lease: undefined, state: 0, result: undefined, error: "", retryable: false, handedBack: false };
 }
 
 export const TaskUpdate: MessageFns<TaskUpdate> = {
@@ -1747,6 +1773,9 @@ export const TaskUpdate: MessageFns<TaskUpdate> = {
     }
     if (message.retryable !== false) {
       writer.uint32(40).bool(message.retryable);
+    }
+    if (message.handedBack !== false) {
+      writer.uint32(48).bool(message.handedBack);
     }
     return writer;
   },
@@ -1804,6 +1833,14 @@ export const TaskUpdate: MessageFns<TaskUpdate> = {
             message.retryable = reader.bool();
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.handedBack = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1828,6 +1865,7 @@ export const TaskUpdate: MessageFns<TaskUpdate> = {
       : undefined;
     message.error = object.error ?? "";
     message.retryable = object.retryable ?? false;
+    message.handedBack = object.handedBack ?? false;
     return message;
   },
 };
@@ -2390,6 +2428,61 @@ export const Assignments: MessageFns<Assignments> = {
   },
 };
 
+function createBaseHeartbeat(): Heartbeat {
+  return { time: undefined };
+}
+
+export const Heartbeat: MessageFns<Heartbeat> = {
+  encode(message: Heartbeat, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.time !== undefined) {
+      Timestamp.encode(message.time, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Heartbeat {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseHeartbeat();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.time = Timestamp.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<Heartbeat>, I>>(base?: I): Heartbeat {
+    return Heartbeat.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Heartbeat>, I>>(object: I): Heartbeat {
+    const message = createBaseHeartbeat();
+    message.time = (object.time !== undefined && object.time !== null) ? Timestamp.fromPartial(object.time) : undefined;
+    return message;
+  },
+};
+
 function createBaseConnectResponse(): ConnectResponse {
   return { kind: undefined };
 }
@@ -2408,6 +2501,9 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
         break;
       case "assignments":
         Assignments.encode(message.kind.assignments, writer.uint32(34).fork()).join();
+        break;
+      case "heartbeat":
+        Heartbeat.encode(message.kind.heartbeat, writer.uint32(42).fork()).join();
         break;
     }
     return writer;
@@ -2458,6 +2554,14 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
             message.kind = { $case: "assignments", assignments: Assignments.decode(reader, reader.uint32()) };
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.kind = { $case: "heartbeat", heartbeat: Heartbeat.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2497,6 +2601,12 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
       case "assignments": {
         if (object.kind?.assignments !== undefined && object.kind?.assignments !== null) {
           message.kind = { $case: "assignments", assignments: Assignments.fromPartial(object.kind.assignments) };
+        }
+        break;
+      }
+      case "heartbeat": {
+        if (object.kind?.heartbeat !== undefined && object.kind?.heartbeat !== null) {
+          message.kind = { $case: "heartbeat", heartbeat: Heartbeat.fromPartial(object.kind.heartbeat) };
         }
         break;
       }
@@ -3385,6 +3495,30 @@ export const DecisionServiceService = {
     responseSerialize: (value: QueueStats): Buffer => Buffer.from(QueueStats.encode(value).finish()),
     responseDeserialize: (value: Buffer): QueueStats => QueueStats.decode(value),
   },
+  /** As TaskService.RequeueDeadLetters. */
+  requeueDeadLetters: {
+    path: "/autoglm.v1.DecisionService/RequeueDeadLetters" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RequeueDeadLettersRequest): Buffer =>
+      Buffer.from(RequeueDeadLettersRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RequeueDeadLettersRequest => RequeueDeadLettersRequest.decode(value),
+    responseSerialize: (value: RequeueDeadLettersResponse): Buffer =>
+      Buffer.from(RequeueDeadLettersResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RequeueDeadLettersResponse => RequeueDeadLettersResponse.decode(value),
+  },
+  /** As TaskService.PurgeDeadLetters. */
+  purgeDeadLetters: {
+    path: "/autoglm.v1.DecisionService/PurgeDeadLetters" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: PurgeDeadLettersRequest): Buffer =>
+      Buffer.from(PurgeDeadLettersRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): PurgeDeadLettersRequest => PurgeDeadLettersRequest.decode(value),
+    responseSerialize: (value: PurgeDeadLettersResponse): Buffer =>
+      Buffer.from(PurgeDeadLettersResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): PurgeDeadLettersResponse => PurgeDeadLettersResponse.decode(value),
+  },
 } as const;
 
 export interface DecisionServiceServer extends UntypedServiceImplementation {
@@ -3415,6 +3549,10 @@ export interface DecisionServiceServer extends UntypedServiceImplementation {
   listNodes: handleUnaryCall<ListNodesRequest, ListNodesResponse>;
   /** As ClusterService.GetQueueStats. */
   getQueueStats: handleUnaryCall<GetQueueStatsRequest, QueueStats>;
+  /** As TaskService.RequeueDeadLetters. */
+  requeueDeadLetters: handleUnaryCall<RequeueDeadLettersRequest, RequeueDeadLettersResponse>;
+  /** As TaskService.PurgeDeadLetters. */
+  purgeDeadLetters: handleUnaryCall<PurgeDeadLettersRequest, PurgeDeadLettersResponse>;
 }
 
 export interface DecisionServiceClient extends Client {
@@ -3579,6 +3717,38 @@ export interface DecisionServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: QueueStats) => void,
+  ): ClientUnaryCall;
+  /** As TaskService.RequeueDeadLetters. */
+  requeueDeadLetters(
+    request: RequeueDeadLettersRequest,
+    callback: (error: ServiceError | null, response: RequeueDeadLettersResponse) => void,
+  ): ClientUnaryCall;
+  requeueDeadLetters(
+    request: RequeueDeadLettersRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RequeueDeadLettersResponse) => void,
+  ): ClientUnaryCall;
+  requeueDeadLetters(
+    request: RequeueDeadLettersRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RequeueDeadLettersResponse) => void,
+  ): ClientUnaryCall;
+  /** As TaskService.PurgeDeadLetters. */
+  purgeDeadLetters(
+    request: PurgeDeadLettersRequest,
+    callback: (error: ServiceError | null, response: PurgeDeadLettersResponse) => void,
+  ): ClientUnaryCall;
+  purgeDeadLetters(
+    request: PurgeDeadLettersRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: PurgeDeadLettersResponse) => void,
+  ): ClientUnaryCall;
+  purgeDeadLetters(
+    request: PurgeDeadLettersRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: PurgeDeadLettersResponse) => void,
   ): ClientUnaryCall;
 }
 

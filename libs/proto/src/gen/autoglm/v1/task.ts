@@ -309,6 +309,18 @@ export interface Task {
     | undefined;
   /** Why the task is in its state (error text, cancel reason). */
   reason: string;
+  /**
+   * Attempts that failed (retryably) or were lost with their agent. The task
+   * goes to DEAD_LETTER when this exceeds spec.max_retries. Attempts handed
+   * back by a draining agent or preempted do not count.
+   */
+  failures: number;
+  /** Lease epoch of the current or last attempt (see Lease). */
+  leaseEpoch: number;
+  /** GPUs of the node the current or last attempt was bound to. */
+  gpuIndices: number[];
+  /** On a DEAD_LETTER task an operator requeued: the id of the new task. */
+  requeuedAs: string;
 }
 
 /** One state transition of one task. */
@@ -328,7 +340,14 @@ export interface TaskEvent {
   /** Why (error text, cancel reason, "assigned to node-1"). */
   reason: string;
   /** The task after the transition. */
-  task: Task | undefined;
+  task:
+    | Task
+    | undefined;
+  /**
+   * This event ends the task: SUCCEEDED, CANCELLED, DEAD_LETTER, or a FAILED
+   * that will not be retried. No event follows a final one.
+   */
+  final: boolean;
 }
 
 /** SubmitTask's answer. */
@@ -525,6 +544,61 @@ export interface InferResponse {
     /** Sent last. */
     { $case: "done"; done: InferDone }
     | undefined;
+}
+
+/** Selects dead letters (DEAD_LETTER tasks) for RequeueDeadLetters and PurgeDeadLetters. */
+export interface DeadLetterSelector {
+  /** These tasks; each must be a DEAD_LETTER task (of tenant, when set). */
+  taskIds: string[];
+  /**
+   * Instead of task_ids: every dead letter (of tenant, when set), at most
+   * 10,000 per call. One of task_ids and all is required.
+   */
+  all: boolean;
+  /** With all: only dead letters that ended before this time. */
+  finishedBefore:
+    | Timestamp
+    | undefined;
+  /**
+   * Only this tenant's dead letters (the x-autoglm-tenant metadata when
+   * empty); empty in both means every tenant.
+   */
+  tenant: string;
+}
+
+/** RequeueDeadLetters's request. */
+export interface RequeueDeadLettersRequest {
+  /** Which dead letters. */
+  select: DeadLetterSelector | undefined;
+}
+
+/** A dead letter and the new task submitted in its place. */
+export interface RequeuedTask {
+  /** The dead letter (now carrying requeued_as). */
+  deadLetterId: string;
+  /**
+   * The new task: same spec, attempt 1, a fresh retry budget, the label
+   * autoglm.requeued_from naming the dead letter.
+   */
+  task: Task | undefined;
+}
+
+/** RequeueDeadLettersResponse's answer. */
+export interface RequeueDeadLettersResponse {
+  /** One per dead letter requeued. A dead letter requeued before is skipped. */
+  requeued: RequeuedTask[];
+}
+
+/** PurgeDeadLetters's request. */
+export interface PurgeDeadLettersRequest {
+  /** Which dead letters. */
+  select: DeadLetterSelector | undefined;
+}
+
+/** PurgeDeadLetters's answer. */
+export interface PurgeDeadLettersResponse {
+  /** Dead letters deleted with their events. */
+  purged: number;
 }
 
 function createBaseChatMessage(): ChatMessage {
@@ -1817,6 +1891,10 @@ function createBaseTask(): Task {
     nodeId: "",
     result: undefined,
     reason: "",
+    failures: 0,
+    leaseEpoch: 0,
+    gpuIndices: [],
+    requeuedAs: "",
   };
 }
 
@@ -1863,6 +1941,22 @@ export const Task: MessageFns<Task> = {
     }
     if (message.reason !== "") {
       writer.uint32(114).string(message.reason);
+    }
+    if (message.failures !== 0) {
+      writer.uint32(120).uint32(message.failures);
+    }
+    if (message.leaseEpoch !== 0) {
+      writer.uint32(128).uint64(message.leaseEpoch);
+    }
+    if (message.gpuIndices.length !== 0) {
+      writer.uint32(138).fork();
+      for (const v of message.gpuIndices) {
+        writer.uint32(v);
+      }
+      writer.join();
+    }
+    if (message.requeuedAs !== "") {
+      writer.uint32(146).string(message.requeuedAs);
     }
     return writer;
   },
@@ -1992,6 +2086,48 @@ export const Task: MessageFns<Task> = {
             message.reason = reader.string();
             continue;
           }
+          case 15: {
+            if (tag !== 120) {
+              break;
+            }
+
+            message.failures = reader.uint32();
+            continue;
+          }
+          case 16: {
+            if (tag !== 128) {
+              break;
+            }
+
+            message.leaseEpoch = longToNumber(reader.uint64());
+            continue;
+          }
+          case 17: {
+            if (tag === 136) {
+              message.gpuIndices.push(reader.uint32());
+
+              continue;
+            }
+
+            if (tag === 138) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.gpuIndices.push(reader.uint32());
+              }
+
+              continue;
+            }
+
+            break;
+          }
+          case 18: {
+            if (tag !== 146) {
+              break;
+            }
+
+            message.requeuedAs = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2033,12 +2169,25 @@ export const Task: MessageFns<Task> = {
       ? TaskResult.fromPartial(object.result)
       : undefined;
     message.reason = object.reason ?? "";
+    message.failures = object.failures ?? 0;
+    message.leaseEpoch = object.leaseEpoch ?? 0;
+    message.gpuIndices = object.gpuIndices?.map((e) => e) || [];
+    message.requeuedAs = object.requeuedAs ?? "";
     return message;
   },
 };
 
 function createBaseTaskEvent(): TaskEvent {
-  return { taskId: "", sequence: 0, state: 0, previousState: 0, time: undefined, reason: "", task: undefined };
+  return {
+    taskId: "",
+    sequence: 0,
+    state: 0,
+    previousState: 0,
+    time: undefined,
+    reason: "",
+    task: undefined,
+    final: false,
+  };
 }
 
 export const TaskEvent: MessageFns<TaskEvent> = {
@@ -2063,6 +2212,9 @@ export const TaskEvent: MessageFns<TaskEvent> = {
     }
     if (message.task !== undefined) {
       Task.encode(message.task, writer.uint32(58).fork()).join();
+    }
+    if (message.final !== false) {
+      writer.uint32(64).bool(message.final);
     }
     return writer;
   },
@@ -2136,6 +2288,14 @@ export const TaskEvent: MessageFns<TaskEvent> = {
             message.task = Task.decode(reader, reader.uint32());
             continue;
           }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.final = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2160,6 +2320,7 @@ export const TaskEvent: MessageFns<TaskEvent> = {
     message.time = (object.time !== undefined && object.time !== null) ? Timestamp.fromPartial(object.time) : undefined;
     message.reason = object.reason ?? "";
     message.task = (object.task !== undefined && object.task !== null) ? Task.fromPartial(object.task) : undefined;
+    message.final = object.final ?? false;
     return message;
   },
 };
@@ -3645,6 +3806,390 @@ export const InferResponse: MessageFns<InferResponse> = {
   },
 };
 
+function createBaseDeadLetterSelector(): DeadLetterSelector {
+  return { taskIds: [], all: false, finishedBefore: undefined, tenant: "" };
+}
+
+export const DeadLetterSelector: MessageFns<DeadLetterSelector> = {
+  encode(message: DeadLetterSelector, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.taskIds) {
+      writer.uint32(10).string(v!);
+    }
+    if (message.all !== false) {
+      writer.uint32(16).bool(message.all);
+    }
+    if (message.finishedBefore !== undefined) {
+      Timestamp.encode(message.finishedBefore, writer.uint32(26).fork()).join();
+    }
+    if (message.tenant !== "") {
+      writer.uint32(34).string(message.tenant);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeadLetterSelector {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeadLetterSelector();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.taskIds.push(reader.string());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.all = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.finishedBefore = Timestamp.decode(reader, reader.uint32());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.tenant = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<DeadLetterSelector>, I>>(base?: I): DeadLetterSelector {
+    return DeadLetterSelector.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeadLetterSelector>, I>>(object: I): DeadLetterSelector {
+    const message = createBaseDeadLetterSelector();
+    message.taskIds = object.taskIds?.map((e) => e) || [];
+    message.all = object.all ?? false;
+    message.finishedBefore = (object.finishedBefore !== undefined && object.finishedBefore !== null)
+      ? Timestamp.fromPartial(object.finishedBefore)
+      : undefined;
+    message.tenant = object.tenant ?? "";
+    return message;
+  },
+};
+
+function createBaseRequeueDeadLettersRequest(): RequeueDeadLettersRequest {
+  return { select: undefined };
+}
+
+export const RequeueDeadLettersRequest: MessageFns<RequeueDeadLettersRequest> = {
+  encode(message: RequeueDeadLettersRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.select !== undefined) {
+      DeadLetterSelector.encode(message.select, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RequeueDeadLettersRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRequeueDeadLettersRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.select = DeadLetterSelector.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<RequeueDeadLettersRequest>, I>>(base?: I): RequeueDeadLettersRequest {
+    return RequeueDeadLettersRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RequeueDeadLettersRequest>, I>>(object: I): RequeueDeadLettersRequest {
+    const message = createBaseRequeueDeadLettersRequest();
+    message.select = (object.select !== undefined && object.select !== null)
+      ? DeadLetterSelector.fromPartial(object.select)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseRequeuedTask(): RequeuedTask {
+  return { deadLetterId: "", task: undefined };
+}
+
+export const RequeuedTask: MessageFns<RequeuedTask> = {
+  encode(message: RequeuedTask, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.deadLetterId !== "") {
+      writer.uint32(10).string(message.deadLetterId);
+    }
+    if (message.task !== undefined) {
+      Task.encode(message.task, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RequeuedTask {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRequeuedTask();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.deadLetterId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.task = Task.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<RequeuedTask>, I>>(base?: I): RequeuedTask {
+    return RequeuedTask.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RequeuedTask>, I>>(object: I): RequeuedTask {
+    const message = createBaseRequeuedTask();
+    message.deadLetterId = object.deadLetterId ?? "";
+    message.task = (object.task !== undefined && object.task !== null) ? Task.fromPartial(object.task) : undefined;
+    return message;
+  },
+};
+
+function createBaseRequeueDeadLettersResponse(): RequeueDeadLettersResponse {
+  return { requeued: [] };
+}
+
+export const RequeueDeadLettersResponse: MessageFns<RequeueDeadLettersResponse> = {
+  encode(message: RequeueDeadLettersResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.requeued) {
+      RequeuedTask.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): RequeueDeadLettersResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseRequeueDeadLettersResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.requeued.push(RequeuedTask.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<RequeueDeadLettersResponse>, I>>(base?: I): RequeueDeadLettersResponse {
+    return RequeueDeadLettersResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<RequeueDeadLettersResponse>, I>>(object: I): RequeueDeadLettersResponse {
+    const message = createBaseRequeueDeadLettersResponse();
+    message.requeued = object.requeued?.map((e) => RequeuedTask.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBasePurgeDeadLettersRequest(): PurgeDeadLettersRequest {
+  return { select: undefined };
+}
+
+export const PurgeDeadLettersRequest: MessageFns<PurgeDeadLettersRequest> = {
+  encode(message: PurgeDeadLettersRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.select !== undefined) {
+      DeadLetterSelector.encode(message.select, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PurgeDeadLettersRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePurgeDeadLettersRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.select = DeadLetterSelector.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<PurgeDeadLettersRequest>, I>>(base?: I): PurgeDeadLettersRequest {
+    return PurgeDeadLettersRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PurgeDeadLettersRequest>, I>>(object: I): PurgeDeadLettersRequest {
+    const message = createBasePurgeDeadLettersRequest();
+    message.select = (object.select !== undefined && object.select !== null)
+      ? DeadLetterSelector.fromPartial(object.select)
+      : undefined;
+    return message;
+  },
+};
+
+function createBasePurgeDeadLettersResponse(): PurgeDeadLettersResponse {
+  return { purged: 0 };
+}
+
+export const PurgeDeadLettersResponse: MessageFns<PurgeDeadLettersResponse> = {
+  encode(message: PurgeDeadLettersResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.purged !== 0) {
+      writer.uint32(8).uint32(message.purged);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PurgeDeadLettersResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePurgeDeadLettersResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.purged = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<PurgeDeadLettersResponse>, I>>(base?: I): PurgeDeadLettersResponse {
+    return PurgeDeadLettersResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PurgeDeadLettersResponse>, I>>(object: I): PurgeDeadLettersResponse {
+    const message = createBasePurgeDeadLettersResponse();
+    message.purged = object.purged ?? 0;
+    return message;
+  },
+};
+
 /** The public task API, served by the parser. */
 export type TaskServiceService = typeof TaskServiceService;
 export const TaskServiceService = {
@@ -3721,6 +4266,30 @@ export const TaskServiceService = {
     responseSerialize: (value: InferResponse): Buffer => Buffer.from(InferResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): InferResponse => InferResponse.decode(value),
   },
+  /** Submits a new task in place of each selected dead letter. */
+  requeueDeadLetters: {
+    path: "/autoglm.v1.TaskService/RequeueDeadLetters" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: RequeueDeadLettersRequest): Buffer =>
+      Buffer.from(RequeueDeadLettersRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): RequeueDeadLettersRequest => RequeueDeadLettersRequest.decode(value),
+    responseSerialize: (value: RequeueDeadLettersResponse): Buffer =>
+      Buffer.from(RequeueDeadLettersResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): RequeueDeadLettersResponse => RequeueDeadLettersResponse.decode(value),
+  },
+  /** Deletes the selected dead letters and their events. */
+  purgeDeadLetters: {
+    path: "/autoglm.v1.TaskService/PurgeDeadLetters" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: PurgeDeadLettersRequest): Buffer =>
+      Buffer.from(PurgeDeadLettersRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): PurgeDeadLettersRequest => PurgeDeadLettersRequest.decode(value),
+    responseSerialize: (value: PurgeDeadLettersResponse): Buffer =>
+      Buffer.from(PurgeDeadLettersResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): PurgeDeadLettersResponse => PurgeDeadLettersResponse.decode(value),
+  },
 } as const;
 
 export interface TaskServiceServer extends UntypedServiceImplementation {
@@ -3741,6 +4310,10 @@ export interface TaskServiceServer extends UntypedServiceImplementation {
    * chunks and done out.
    */
   infer: handleBidiStreamingCall<InferRequest, InferResponse>;
+  /** Submits a new task in place of each selected dead letter. */
+  requeueDeadLetters: handleUnaryCall<RequeueDeadLettersRequest, RequeueDeadLettersResponse>;
+  /** Deletes the selected dead letters and their events. */
+  purgeDeadLetters: handleUnaryCall<PurgeDeadLettersRequest, PurgeDeadLettersResponse>;
 }
 
 export interface TaskServiceClient extends Client {
@@ -3835,6 +4408,38 @@ export interface TaskServiceClient extends Client {
   infer(): ClientDuplexStream<InferRequest, InferResponse>;
   infer(options: Partial<CallOptions>): ClientDuplexStream<InferRequest, InferResponse>;
   infer(metadata: Metadata, options?: Partial<CallOptions>): ClientDuplexStream<InferRequest, InferResponse>;
+  /** Submits a new task in place of each selected dead letter. */
+  requeueDeadLetters(
+    request: RequeueDeadLettersRequest,
+    callback: (error: ServiceError | null, response: RequeueDeadLettersResponse) => void,
+  ): ClientUnaryCall;
+  requeueDeadLetters(
+    request: RequeueDeadLettersRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: RequeueDeadLettersResponse) => void,
+  ): ClientUnaryCall;
+  requeueDeadLetters(
+    request: RequeueDeadLettersRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: RequeueDeadLettersResponse) => void,
+  ): ClientUnaryCall;
+  /** Deletes the selected dead letters and their events. */
+  purgeDeadLetters(
+    request: PurgeDeadLettersRequest,
+    callback: (error: ServiceError | null, response: PurgeDeadLettersResponse) => void,
+  ): ClientUnaryCall;
+  purgeDeadLetters(
+    request: PurgeDeadLettersRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: PurgeDeadLettersResponse) => void,
+  ): ClientUnaryCall;
+  purgeDeadLetters(
+    request: PurgeDeadLettersRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: PurgeDeadLettersResponse) => void,
+  ): ClientUnaryCall;
 }
 
 export const TaskServiceClient = makeGenericClientConstructor(
