@@ -21,10 +21,16 @@ export interface InProcessMesh {
   stop(): Promise<void>;
 }
 
-export async function startInProcessMesh(options: { timeScale?: number } = {}): Promise<InProcessMesh> {
+export interface InProcessMeshOptions {
+  timeScale?: number;
+  /** Decision settings over the defaults (config keys, as in AUTOGLM_CONFIG). */
+  decision?: Record<string, unknown>;
+}
+
+export async function startInProcessMesh(options: InProcessMeshOptions = {}): Promise<InProcessMesh> {
   const data = tempDir('contract');
   const quiet = pino({ level: 'silent' });
-  const decision = await startDecision(DecisionConfigSchema.parse({ listen: '127.0.0.1:0', dataDir: data.dir }), quiet);
+  const decision = await startDecision(DecisionConfigSchema.parse({ listen: '127.0.0.1:0', dataDir: data.dir, ...options.decision }), quiet);
   const agent = await startAgent(
     AgentConfigSchema.parse({ listen: '127.0.0.1:0', decisionAddress: decision.grpcAddress, nodeId: 'contract-node', simGpus: 2, simTimeScale: options.timeScale ?? 20 }),
     quiet,

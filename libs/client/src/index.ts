@@ -22,3 +22,5 @@ export { type Mesh, type MeshProcess, startMesh } from './mesh/start-mesh';
 export { defaultServiceEntry, type MeshOptions, type MeshServiceName } from './mesh/mesh-options';
 export { MeshStartError } from './mesh/mesh-start-error';
 export { type ReadyMessage } from './mesh/ready-message';
+export { run as runCli } from './cli/main';
+export { type CliIo } from './cli/io';

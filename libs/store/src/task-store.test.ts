@@ -7,7 +7,8 @@ import { toTimestamp } from '@autoglm/core';
 import { migrate, MIGRATIONS } from './migrations';
 import { DataDirLockedError, lockDataDir } from './sql-engine';
 import { FaultyEngine, parseFaultSpec } from './faulty-engine';
-import { postgresBinDir, startPostgres, type PostgresServer } from '../../../test/support/postgres-server';
+import { startPostgres, type PostgresServer } from '../../../test/support/postgres-server';
+import { storeEngines } from '../../../test/support/engines';
 import { TaskStore, type StoredEvent } from './task-store';
 
 function newTask(overrides: Partial<Task> = {}): Task {
@@ -26,11 +27,8 @@ function newTask(overrides: Partial<Task> = {}): Task {
 
 const queuedEvent = (): StoredEvent => ({ sequence: 1, state: TaskState.QUEUED, previousState: TaskState.UNSPECIFIED, atMs: Date.now(), reason: '' });
 
-// Both engines run the same tests. PostgreSQL comes from Debian's package (.ci/run
-// installs it); outside CI a machine without it skips that engine, saying so.
-const hasPostgres = postgresBinDir() !== undefined;
-if (!hasPostgres && process.env.CI !== 'true') process.stderr.write('task-store.test: PostgreSQL not installed; testing PGlite only\n');
-const engines = hasPostgres || process.env.CI === 'true' ? (['pglite', 'postgres'] as const) : (['pglite'] as const);
+// Both engines run the same tests.
+const engines = storeEngines('task-store.test');
 
 describe.each(engines)('TaskStore on %s', (engine) => {
   let dir: string;

@@ -16,6 +16,12 @@ export const DecisionConfigSchema = z.object({
   retryBaseMs: z.coerce.number().int().min(0).max(3_600_000).default(500),
   /** Longest backoff between retries. */
   retryMaxMs: z.coerce.number().int().min(0).max(86_400_000).default(30_000),
+  /**
+   * Tries of a write batch on transient store errors before its submissions
+   * are refused with UNAVAILABLE (clients retry with their request id).
+   * Transitions are retried until they land.
+   */
+  storeSubmitAttempts: z.coerce.number().int().min(1).max(100).default(5),
   /** Test aid: inject store faults, e.g. "transient=0.1,ambiguous=0.1,seed=7". Never in production. */
   storeFaults: z
     .string()
@@ -51,6 +57,7 @@ export function loadDecisionConfig(env: NodeJS.ProcessEnv = process.env): Decisi
     retryBaseMs: 'AUTOGLM_RETRY_BASE_MS',
     retryMaxMs: 'AUTOGLM_RETRY_MAX_MS',
     storeFaults: 'AUTOGLM_STORE_FAULTS',
+    storeSubmitAttempts: 'AUTOGLM_STORE_SUBMIT_ATTEMPTS',
     telemetryIntervalMs: 'AUTOGLM_TELEMETRY_INTERVAL_MS',
     maxGpuUtilization: 'AUTOGLM_MAX_GPU_UTILIZATION',
     maxGpuMemoryFraction: 'AUTOGLM_MAX_GPU_MEMORY_FRACTION',

@@ -912,7 +912,7 @@ export class Scheduler {
     this.inDoubt.delete(task.id);
     const entry: Live = { task, readySinceMs: this.clock(), traceContext };
     this.live.set(task.id, entry);
-    this.logger.info({ taskId: task.id }, 'adopted a submission whose commit was confirmed late');
+    this.logger.warn({ taskId: task.id }, 'adopted a submission whose commit was confirmed late');
     if (task.state === S.WAITING_DEPS || task.state === S.PENDING) await this.gateOnDependencies(entry);
     else if (task.state === S.QUEUED) {
       this.queue.push(this.queueEntry(entry));

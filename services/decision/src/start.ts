@@ -25,6 +25,7 @@ export async function startDecision(config: DecisionConfig, logger: Logger = cre
     dataDir: config.dataDir,
     databaseUrl: config.databaseUrl,
     faults: config.storeFaults ? parseFaultSpec(config.storeFaults) : undefined,
+    submitAttempts: config.storeSubmitAttempts,
     onWriteError: (err, attempt, willRetry) => logger.warn({ err, attempt, willRetry }, 'task store write failed'),
   });
   if (config.storeFaults) logger.warn({ faults: config.storeFaults }, 'injecting store faults (AUTOGLM_STORE_FAULTS): for tests only');

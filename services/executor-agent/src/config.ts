@@ -32,6 +32,8 @@ export const AgentConfigSchema = z.object({
   commandAllow: list.default([]),
   /** Tasks one GPU runs at once. */
   maxTasksPerGpu: z.coerce.number().int().min(1).max(1024).default(64),
+  /** On SIGTERM, running work gets this long to finish before it is handed back to decision. */
+  drainGraceMs: z.coerce.number().int().min(0).max(3_600_000).default(10_000),
   /** An interactive placement waits this long for the parser's Execute stream. */
   executeWaitMs: z.coerce.number().int().min(100).max(600_000).default(10_000),
   /** Log level. */
@@ -55,6 +57,7 @@ export function loadAgentConfig(env: NodeJS.ProcessEnv = process.env): AgentConf
     openaiApiKey: 'AUTOGLM_OPENAI_API_KEY',
     commandAllow: 'AUTOGLM_COMMAND_ALLOW',
     maxTasksPerGpu: 'AUTOGLM_MAX_TASKS_PER_GPU',
+    drainGraceMs: 'AUTOGLM_DRAIN_GRACE_MS',
     executeWaitMs: 'AUTOGLM_EXECUTE_WAIT_MS',
     logLevel: 'AUTOGLM_LOG_LEVEL',
   }, env);

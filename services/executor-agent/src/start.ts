@@ -9,8 +9,6 @@ import { readNvidiaSmi } from './telemetry';
 
 const GiB = 1024 ** 3;
 /** How long SIGTERM lets running work finish before handing it back. */
-const DRAIN_GRACE_MS = 10_000;
-
 function makeBackend(config: AgentConfig): Backend {
   switch (config.backend) {
     case 'sim':
@@ -80,7 +78,7 @@ export async function startAgent(config: AgentConfig, logger: Logger = createLog
     stop: async () => {
       // Drain: no new work (health NOT_SERVING at once), running work gets a grace window.
       server.setNotServing();
-      await agent.drain(DRAIN_GRACE_MS);
+      await agent.drain(config.drainGraceMs);
       await agent.stop();
       real?.stop();
       await server.shutdown();

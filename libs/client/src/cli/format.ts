@@ -56,3 +56,8 @@ export function table(header: string[], rows: string[][], numeric: boolean[] = [
       .trimEnd();
   return [line(header), ...rows.map(line)].join('\n');
 }
+
+/** `text` cut to `max` characters, with an ellipsis when cut. */
+export function truncate(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, Math.max(0, max - 1))}…`;
+}

@@ -32,6 +32,7 @@ export function taskJson(task: Task): Json {
     tenant: task.tenant,
     state: stateName(task.state),
     attempt: task.attempt,
+    failures: task.failures,
     sequence: task.sequence,
     kind: spec === undefined ? null : kindName(spec.kind),
     model: spec?.model ?? null,
@@ -51,7 +52,9 @@ export function taskJson(task: Task): Json {
     startedAt: orNull(isoTime(task.startedAt)),
     finishedAt: orNull(isoTime(task.finishedAt)),
     nodeId: task.nodeId,
+    gpuIndices: task.gpuIndices,
     reason: task.reason,
+    requeuedAs: orNull(task.requeuedAs || undefined),
     result: resultJson(task.result),
   };
 }

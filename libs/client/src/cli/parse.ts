@@ -2,14 +2,14 @@ import { toDuration, toTimestamp } from '@autoglm/core';
 import { InvalidArgumentError } from 'commander';
 import { type Duration, PriorityClass, TaskState, type Timestamp } from '@autoglm/proto';
 
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
-/** "500ms", "2s", "1.5m", "1h" → milliseconds. */
+/** "500ms", "2s", "1.5m", "1h", "7d" → milliseconds. */
 export function parseDurationMs(text: string): number {
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(text.trim());
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/.exec(text.trim());
   const unit = match?.[2];
   if (match?.[1] === undefined || unit === undefined) {
-    throw new InvalidArgumentError(`"${text}" is not a duration; use a number and a unit: 500ms, 2s, 5m, 1h`);
+    throw new InvalidArgumentError(`"${text}" is not a duration; use a number and a unit: 500ms, 2s, 5m, 1h, 7d`);
   }
   return Number(match[1]) * (UNIT_MS[unit] ?? 1);
 }

@@ -1,5 +1,6 @@
 import { Command, Option } from 'commander';
 import { registerCancel } from './commands/cancel';
+import { registerDeadLetters } from './commands/dead-letters';
 import { registerExplain } from './commands/explain';
 import { registerGet } from './commands/get';
 import { registerInfer } from './commands/infer';
@@ -45,5 +46,6 @@ export function buildProgram(io: CliIo): Command {
   registerNodes(program, io);
   registerExplain(program, io);
   registerStats(program, io);
+  registerDeadLetters(program, io);
   return program;
 }

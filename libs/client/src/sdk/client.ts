@@ -11,6 +11,7 @@ import {
 import {
   CancelTaskRequest,
   ClusterServiceClient,
+  type DeadLetterSelector,
   ExplainTaskRequest,
   GetQueueStatsRequest,
   GetTaskRequest,
@@ -21,7 +22,11 @@ import {
   ListTasksRequest,
   type ListTasksResponse,
   type PriorityExplanation,
+  PurgeDeadLettersRequest,
+  type PurgeDeadLettersResponse,
   type QueueStats,
+  RequeueDeadLettersRequest,
+  type RequeueDeadLettersResponse,
   SubmitTaskRequest,
   type SubmitTaskResponse,
   type Task,
@@ -184,6 +189,22 @@ export class AutoglmClient {
   cancel(taskId: string, reason = '', options: RequestOptions = {}): Promise<Task> {
     const request = CancelTaskRequest.fromPartial({ taskId, reason });
     return this.unary<Task>((md, opts, cb) => this.tasks.cancelTask(request, md, opts, cb), options);
+  }
+
+  /**
+   * Submits a new task in place of each selected dead letter (the same spec,
+   * a fresh retry budget, the label autoglm.requeued_from). Retrying the call
+   * returns the same new tasks. The tenant defaults to the client's.
+   */
+  requeueDeadLetters(select: MessageInit<DeadLetterSelector>, options: RequestOptions = {}): Promise<RequeueDeadLettersResponse> {
+    const request = RequeueDeadLettersRequest.fromPartial({ select: { tenant: this.tenant ?? '', ...select } });
+    return this.unary<RequeueDeadLettersResponse>((md, opts, cb) => this.tasks.requeueDeadLetters(request, md, opts, cb), options);
+  }
+
+  /** Deletes the selected dead letters and their events. The tenant defaults to the client's. */
+  purgeDeadLetters(select: MessageInit<DeadLetterSelector>, options: RequestOptions = {}): Promise<PurgeDeadLettersResponse> {
+    const request = PurgeDeadLettersRequest.fromPartial({ select: { tenant: this.tenant ?? '', ...select } });
+    return this.unary<PurgeDeadLettersResponse>((md, opts, cb) => this.tasks.purgeDeadLetters(request, md, opts, cb), options);
   }
 
   /**

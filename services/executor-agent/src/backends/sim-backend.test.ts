@@ -151,6 +151,19 @@ describe('SimBackend', () => {
     await expect(done).resolves.toMatchObject({ finishReason: 'stop', runTimeMs: 0 });
   });
 
+  it('fails a job at its end when its env asks for a simulated failure, retryable or not', async () => {
+    const scheduler = new ManualScheduler();
+    const backend = new SimBackend({ catalog, scheduler });
+    const failing = (mode: string) =>
+      TaskSpec.fromPartial({ ...batchSpec(1, 0), payload: { $case: 'batch', batch: { expectedDuration: { seconds: 1, nanos: 0 }, env: { AUTOGLM_SIM_FAIL: mode } } } });
+    const retryable = backend.execute(request(failing('retryable'), { taskId: 'r' }).req).catch((e: unknown) => e);
+    const permanent = backend.execute(request(failing('permanent'), { taskId: 'p' }).req).catch((e: unknown) => e);
+    scheduler.advance(1000);
+    expect(await retryable).toMatchObject({ retryable: true, message: expect.stringContaining('AUTOGLM_SIM_FAIL=retryable') });
+    expect(await permanent).toMatchObject({ retryable: false });
+    await expect(backend.execute(request(failing('sometimes'), { taskId: 's' }).req)).rejects.toMatchObject({ retryable: false, message: expect.stringContaining('"sometimes"') });
+  });
+
   it('runs on real timers at a high time scale', async () => {
     const backend = new SimBackend({ catalog, gpuCount: 1, timeScale: 1000 });
     const a = request(inferenceSpec(200, 50), { taskId: 'a' });

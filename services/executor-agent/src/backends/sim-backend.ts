@@ -153,10 +153,20 @@ export class SimBackend implements Backend {
     });
   }
 
+  /**
+   * A simulated batch job: holds its GPUs and memory for its expected
+   * duration. The job's env may ask for a failure at the end, to exercise
+   * retries: AUTOGLM_SIM_FAIL=retryable (like a process that exited non-zero)
+   * or permanent (like a command that is not allowed; never retried).
+   */
   private runBatch(req: ExecutionRequest, batch: BatchPayload): Promise<ExecutionOutcome> {
     const id = attemptId(req);
     const gpuIndices = req.gpuIndices.length > 0 ? req.gpuIndices : [0];
     const durationMs = batch.expectedDuration === undefined ? 0 : durationToMillis(batch.expectedDuration);
+    const fail = batch.env[SIM_FAIL_ENV];
+    if (fail !== undefined && fail !== 'retryable' && fail !== 'permanent') {
+      return Promise.reject(new ExecutionError(`${SIM_FAIL_ENV} must be "retryable" or "permanent", got "${fail}"`, false));
+    }
     return new Promise<ExecutionOutcome>((resolve, reject) => {
       const onAbort = (): void => {
         this.host.cancel(id);
@@ -169,6 +179,10 @@ export class SimBackend implements Backend {
           onDone: (o) => {
             req.signal.removeEventListener('abort', onAbort);
             const cancelled = o.status === 'cancelled';
+            if (!cancelled && fail !== undefined) {
+              reject(new ExecutionError(`simulated ${fail} failure after ${durationMs} ms (${SIM_FAIL_ENV}=${fail})`, fail === 'retryable'));
+              return;
+            }
             resolve({
               finishReason: cancelled ? 'cancelled' : 'stop',
               output: cancelled ? '' : `simulated job ran ${durationMs} ms on GPU ${gpuIndices.join(',')}\n`,
@@ -189,6 +203,9 @@ export class SimBackend implements Backend {
     });
   }
 }
+
+/** Batch env variable that makes a simulated job fail (see runBatch). */
+export const SIM_FAIL_ENV = 'AUTOGLM_SIM_FAIL';
 
 /** Unique per attempt, so a retry on the same agent never collides with a cancelled attempt still draining. */
 function attemptId(req: ExecutionRequest): string {
