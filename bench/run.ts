@@ -1,7 +1,8 @@
+import { durability } from './durability';
 import { throughput } from './throughput';
 
 /** `npm run bench -- <name> [flags]`: runs one benchmark, prints its table, writes JSON under bench/results. */
-const benchmarks: Record<string, (args: string[]) => Promise<void>> = { throughput };
+const benchmarks: Record<string, (args: string[]) => Promise<void>> = { durability, throughput };
 
 const [name, ...args] = process.argv.slice(2);
 const bench = name ? benchmarks[name] : undefined;

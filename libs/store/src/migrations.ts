@@ -45,7 +45,9 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: str
     `,
   },
   // Issue 3: retry budget, lease fencing across restarts, dead letters, and
-  // events that say whether they end the task. State 9 is DEAD_LETTER.
+  // events that say whether they end the task. State 9 is DEAD_LETTER. The
+  // unfinished-tasks index gains the id, so a restart reads them in order
+  // without sorting.
   {
     version: 2,
     name: 'leases, failures, dead letters, final events',
@@ -57,6 +59,8 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: str
         ADD COLUMN requeued_as uuid;
       ALTER TABLE task_events ADD COLUMN final boolean NOT NULL DEFAULT false;
       CREATE INDEX tasks_dead_letters ON tasks (finished_at, id) WHERE state = 9 AND requeued_as IS NULL;
+      DROP INDEX tasks_unfinished;
+      CREATE INDEX tasks_unfinished ON tasks (created_at, id) WHERE finished_at IS NULL;
       CREATE TABLE decision_incarnations (
         incarnation serial PRIMARY KEY,
         started_at double precision NOT NULL,
