@@ -212,7 +212,7 @@ describe('autoglm CLI', () => {
 
   it('submits N batch copies concurrently with suffixed request ids', async () => {
     const io = captureIo();
-    const code = await autoglm(io, '--tenant', 'acme', 'submit', '--command', 'python train.py  --epochs 3', '--duration', '2.5s', '--count', '3', '--request-id', 'job');
+    const code = await autoglm(io, '--tenant', 'acme', 'submit', '--command', 'python train.py  --epochs 3', '--env', 'SEED=7', '--duration', '2.5s', '--count', '3', '--request-id', 'job');
     expect(code).toBe(0);
     expect(io.out.trim().split('\n').sort()).toEqual(['task-1', 'task-2', 'task-3']);
     expect(io.err).toMatch(/submitted 3 tasks/);
@@ -220,7 +220,7 @@ describe('autoglm CLI', () => {
     expect(submitted[0]?.tenant).toBe('acme');
     expect(submitted[0]?.request.payload).toEqual({
       $case: 'batch',
-      batch: { command: ['python', 'train.py', '--epochs', '3'], env: {}, expectedDuration: { seconds: 2, nanos: 500_000_000 } },
+      batch: { command: ['python', 'train.py', '--epochs', '3'], env: { SEED: '7' }, expectedDuration: { seconds: 2, nanos: 500_000_000 } },
     });
   });
 

@@ -120,8 +120,12 @@ export function queueStatsJson(stats: QueueStats): Json {
     waitingDeps: stats.waitingDeps,
     queued: stats.queued,
     running: stats.running,
+    retrying: stats.retrying,
     succeeded: stats.succeeded,
     failed: stats.failed,
+    deadLetters: stats.deadLetters,
+    lostAttempts: stats.lostAttempts,
+    rejectedReports: stats.rejectedReports,
     classes: stats.classes.map((c) => ({
       priorityClass: className(c.priorityClass),
       queued: c.queued,

@@ -106,7 +106,7 @@ export function collectList<T>(parse: (text: string) => T): (text: string, previ
 /** "k=v" → [k, v]. */
 export function parseLabel(text: string): [string, string] {
   const at = text.indexOf('=');
-  if (at <= 0) throw new InvalidArgumentError(`"${text}" is not a label; use key=value`);
+  if (at <= 0) throw new InvalidArgumentError(`"${text}" is not key=value`);
   return [text.slice(0, at), text.slice(at + 1)];
 }
 

@@ -21,8 +21,9 @@ export function registerStats(program: Command, io: CliIo): void {
       }
       println(
         io.stdout,
-        `waiting on deps ${stats.waitingDeps}  queued ${stats.queued}  running ${stats.running}  succeeded ${stats.succeeded}  failed ${stats.failed}`,
+        `waiting on deps ${stats.waitingDeps}  queued ${stats.queued}  running ${stats.running}  retrying ${stats.retrying}  succeeded ${stats.succeeded}  failed ${stats.failed}`,
       );
+      println(io.stdout, `dead letters ${stats.deadLetters}  lost attempts ${stats.lostAttempts}  rejected reports ${stats.rejectedReports}`);
       if (stats.classes.length > 0) {
         println(io.stdout);
         println(

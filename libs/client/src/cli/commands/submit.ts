@@ -39,6 +39,7 @@ interface SubmitOptions {
   command?: string;
   arg?: string[];
   duration?: number;
+  env?: [string, string][];
   count: number;
   wait?: boolean;
   requestId?: string;
@@ -67,6 +68,7 @@ export function registerSubmit(program: Command, io: CliIo): void {
     .option('--command <cmd>', 'batch job: the command line, split on spaces')
     .option('--arg <arg>', 'batch job: one argv element (repeatable; for arguments with spaces)', collect((arg: string) => arg))
     .option('--duration <d>', 'batch job: expected duration (the sim backend runs this long), e.g. 2s', parseDurationMs)
+    .option('--env <k=v>', 'batch job: an environment variable (repeatable); AUTOGLM_SIM_FAIL=retryable|permanent makes a simulated job fail', collect(parseLabel))
     .option('--count <n>', 'submit N copies concurrently', parseInteger(1, 1_000_000), 1)
     .option('--wait', 'wait for the final state and print the output; exits 1 when a task did not succeed')
     .option('--request-id <id>', 'idempotency key; with --count, copies get <id>-1, <id>-2, ...')
@@ -126,6 +128,7 @@ export function registerSubmit(program: Command, io: CliIo): void {
 async function buildRequest(prompt: string | undefined, options: SubmitOptions, stdin: NodeJS.ReadableStream): Promise<MessageInit<SubmitTaskRequest>> {
   const argv = [...(options.command === undefined ? [] : splitCommand(options.command)), ...(options.arg ?? [])];
   const batch = argv.length > 0 || options.duration !== undefined;
+  if (options.env !== undefined && !batch) throw new AutoglmError('INVALID_ARGUMENT', '--env goes with a batch job (--command, --arg or --duration)');
   if (batch && prompt !== undefined) {
     throw new AutoglmError('INVALID_ARGUMENT', 'give either a prompt (inference) or --command/--arg/--duration (batch job), not both');
   }
@@ -138,7 +141,11 @@ async function buildRequest(prompt: string | undefined, options: SubmitOptions, 
     payload: batch
       ? {
           $case: 'batch',
-          batch: { command: argv, expectedDuration: options.duration === undefined ? undefined : durationFromMs(options.duration) },
+          batch: {
+            command: argv,
+            env: Object.fromEntries(options.env ?? []),
+            expectedDuration: options.duration === undefined ? undefined : durationFromMs(options.duration),
+          },
         }
       : {
           $case: 'inference',
