@@ -10,6 +10,7 @@ export {
 } from './errors';
 export { canTransition, IllegalTransitionError, isFinal, isLeased, stateName } from './lifecycle/state-machine';
 export { checkHistory, formatViolations, type HistoryEvent, type HistoryReport, type Violation } from './lifecycle/history';
+export { heartbeatIntervalMs, selfFenceAfterMs } from './lifecycle/lease';
 export { DEFAULT_RETRY_POLICY, retryDelayMs, type RetryPolicy } from './lifecycle/retry';
 export { durationToMillis, systemClock, timestampToMillis, toDuration, toTimestamp, type Clock } from './time';
 export {

@@ -154,6 +154,31 @@ describe.each(engines)('TaskStore on %s', (engine) => {
     expect(await store.countDeadLetters()).toBe(before);
   });
 
+  it('stores a reason with a NUL byte, and a bad row fails only its own write, not its batch', async () => {
+    const a = newTask();
+    const b = newTask();
+    await Promise.all([store.submit(a, queuedEvent()), store.submit(b, queuedEvent())]);
+    const failed = { ...a, state: TaskState.FAILED, sequence: 2, reason: 'exit 1: \u0000garbage' };
+    // An event for a sequence that skips ahead is fine; one with an unknown state value is not (smallint overflow).
+    const broken = { ...b, state: 99999 as TaskState, sequence: 2 };
+    const [ok, bad] = await Promise.allSettled([
+      store.record(failed, { sequence: 2, state: TaskState.FAILED, previousState: TaskState.QUEUED, atMs: Date.now(), reason: failed.reason }),
+      store.record(broken, { sequence: 2, state: 99999 as TaskState, previousState: TaskState.QUEUED, atMs: Date.now(), reason: '' }),
+    ]);
+    expect(ok.status).toBe('fulfilled');
+    expect(bad.status).toBe('rejected');
+    expect((await store.get(a.id))?.reason).toBe('exit 1: \ufffdgarbage');
+    expect((await store.get(b.id))?.state).toBe(TaskState.QUEUED);
+  });
+
+  it('never takes a row back to an older transition', async () => {
+    const t = newTask();
+    await store.submit(t, queuedEvent());
+    await store.record({ ...t, state: TaskState.CANCELLED, sequence: 3 });
+    await store.record({ ...t, state: TaskState.ASSIGNED, sequence: 2 });
+    expect((await store.get(t.id))?.state).toBe(TaskState.CANCELLED);
+  });
+
   it('pages through every event in (task, sequence) order', async () => {
     const seen: string[] = [];
     for await (const page of store.allEvents(7)) for (const e of page) seen.push(`${e.taskId}:${String(e.sequence).padStart(4, '0')}`);

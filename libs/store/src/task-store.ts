@@ -67,6 +67,8 @@ export interface DeadLetterFilter {
   tenant?: string;
   finishedBeforeMs?: number;
   limit: number;
+  /** Also those already requeued (purge takes them; requeue does not). */
+  includeRequeued?: boolean;
 }
 
 export interface ListFilter {
@@ -166,9 +168,9 @@ export class TaskStore {
     return new Map(rows.map((r) => [r.id, Number(r.state) as TaskState]));
   }
 
-  /** Dead letters not requeued yet, oldest first. */
+  /** Dead letters (not requeued yet, unless asked), oldest first. */
   async deadLetters(filter: DeadLetterFilter): Promise<Task[]> {
-    const where = [`state = ${TaskState.DEAD_LETTER}`, 'requeued_as IS NULL'];
+    const where = [`state = ${TaskState.DEAD_LETTER}`, ...(filter.includeRequeued ? [] : ['requeued_as IS NULL'])];
     const params: unknown[] = [];
     if (filter.ids) {
       params.push(filter.ids);
@@ -342,21 +344,42 @@ export class TaskStore {
       } catch (err) {
         this.writeErrors += 1;
         const transient = isTransient(err);
-        // Closing: nobody will retry later, so keep trying only what must land.
-        const keepUpdates = transient && batch.some((op) => op.kind === 'update');
+        // Once the store is closing, transitions get a few tries more, not forever:
+        // decision's restart redoes what did not land (it rebuilds from the store).
+        const keepUpdates = transient && batch.some((op) => op.kind === 'update') && !(this.closed && attempt >= this.submitAttempts);
         const keepInserts = transient && attempt < this.submitAttempts;
         this.onWriteError?.(err, attempt, keepInserts || keepUpdates);
         if (!transient) {
-          for (const op of batch) op.reject(err);
+          // One bad row must not fail the others: write them one at a time, so only it is refused.
+          if (batch.length > 1) await this.writeOneByOne(batch);
+          else batch[0]?.reject(err);
           return;
         }
         if (!keepInserts) {
           const refused = new UnavailableError('the task store did not confirm the write; retry with the same request_id', { cause: err });
           for (const op of batch) if (op.kind === 'insert') op.reject(refused);
           batch = batch.filter((op) => op.kind === 'update');
-          if (batch.length === 0) return;
         }
-        await new Promise<void>((resolve) => setTimeout(resolve, Math.min(2000, this.retryDelayMs * 2 ** Math.min(attempt - 1, 10))));
+        if (!keepUpdates) {
+          const lost = new UnavailableError('the task store is closing and did not confirm the transition', { cause: err });
+          for (const op of batch) if (op.kind === 'update') op.reject(lost);
+          batch = batch.filter((op) => op.kind === 'insert');
+        }
+        if (batch.length === 0) return;
+        await new Promise<void>((resolve) => setTimeout(resolve, Math.min(2000, this.retryDelayMs * 2 ** Math.min(attempt - 1, 10))).unref());
+      }
+    }
+  }
+
+  /** After a batch failed for a reason retrying cannot fix: each operation on its own, in order. */
+  private async writeOneByOne(batch: WriteOp[]): Promise<void> {
+    for (const op of batch) {
+      try {
+        const results = await writeBatch(this.engine, [op]);
+        if (op.kind === 'insert') op.resolve(results.get(op) ?? { task: op.task, created: true });
+        else op.resolve();
+      } catch (err) {
+        op.reject(err);
       }
     }
   }
@@ -407,7 +430,8 @@ async function writeBatch(tx: SqlQueryable, batch: WriteOp[]): Promise<Map<Inser
        FROM unnest($11::uuid[], $12::int2[], $13::int4[], $14::int4[], $15::float8[], $16::float8[], $17::float8[], $18::text[], $19::text[], $20::text[],
                    $28::int4[], $29::float8[], $30::text[], $31::uuid[])
          AS u(id, state, attempt, seq, updated, started, finished, node, reason, result, failures, epoch, gpus, requeued_as)
-       WHERE t.id = u.id
+       -- A retried write never takes a row back to an older transition.
+       WHERE t.id = u.id AND t.seq <= u.seq
        RETURNING t.id
      ), ev AS (
        INSERT INTO task_events (task_id, seq, state, prev_state, at, reason, final)
@@ -422,14 +446,14 @@ async function writeBatch(tx: SqlQueryable, batch: WriteOp[]): Promise<Map<Inser
      SELECT id FROM ins`,
     [
       unique.map((o) => o.task.id),
-      unique.map((o) => o.task.tenant),
+      unique.map((o) => text(o.task.tenant)),
       unique.map((o) => o.task.requestId || null),
       unique.map((o) => o.task.state),
       unique.map((o) => o.task.attempt),
       unique.map((o) => o.task.sequence),
       unique.map((o) => o.task.spec?.priorityClass ?? 0),
       unique.map((o) => ms(o.task.createdAt)),
-      unique.map((o) => o.task.reason),
+      unique.map((o) => text(o.task.reason)),
       unique.map((o) => b64(TaskSpec.encode(o.task.spec ?? TaskSpec.fromPartial({})).finish())),
       rows.map((t) => t.id),
       rows.map((t) => t.state),
@@ -438,15 +462,15 @@ async function writeBatch(tx: SqlQueryable, batch: WriteOp[]): Promise<Map<Inser
       rows.map((t) => ms(t.updatedAt)),
       rows.map((t) => ms(t.startedAt)),
       rows.map((t) => ms(t.finishedAt)),
-      rows.map((t) => t.nodeId),
-      rows.map((t) => t.reason),
+      rows.map((t) => text(t.nodeId)),
+      rows.map((t) => text(t.reason)),
       rows.map((t) => (t.result ? b64(TaskResult.encode(t.result).finish()) : null)),
       events.map((e) => e.taskId),
       events.map((e) => e.event.sequence),
       events.map((e) => e.event.state),
       events.map((e) => e.event.previousState),
       events.map((e) => e.event.atMs),
-      events.map((e) => e.event.reason),
+      events.map((e) => text(e.event.reason)),
       events.map((e) => e.isNew),
       rows.map((t) => t.failures),
       rows.map((t) => t.leaseEpoch),
@@ -483,6 +507,14 @@ async function writeBatch(tx: SqlQueryable, batch: WriteOp[]): Promise<Map<Inser
     results.set(op, { task: prior, created: false });
   }
   return results;
+}
+
+/**
+ * PostgreSQL text cannot hold NUL: a reason quoting a job's stderr may carry
+ * one, and it would fail its whole batch. It is stored as U+FFFD.
+ */
+function text(value: string): string {
+  return value.includes('\u0000') ? value.replaceAll('\u0000', '\ufffd') : value;
 }
 
 function requestKey(task: Task): string | undefined {

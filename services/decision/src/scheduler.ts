@@ -38,6 +38,7 @@ import {
   Fleet,
   InvalidArgumentError,
   isFinal,
+  heartbeatIntervalMs,
   isLeased,
   NotFoundError,
   ReadyQueue,
@@ -95,6 +96,8 @@ interface HeldLease {
   /** Capacity booked in the fleet; absent while decision waits for the node to come back. */
   reservation?: Reservation;
   queueTimeMs: number;
+  /** The assignment has gone out to the agent (it is committed first). */
+  sent: boolean;
 }
 
 interface Live {
@@ -211,11 +214,11 @@ export class Scheduler {
       if (task.state === S.QUEUED) this.queue.push(this.queueEntry(entry));
       else if (isLeased(task.state) && task.nodeId && task.leaseEpoch > 0) {
         held += 1;
-        entry.lease = { epoch: task.leaseEpoch, nodeId: task.nodeId, gpuIndices: task.gpuIndices, queueTimeMs: 0 };
+        entry.lease = { epoch: task.leaseEpoch, nodeId: task.nodeId, gpuIndices: task.gpuIndices, queueTimeMs: 0, sent: true };
         let node = this.nodes.get(task.nodeId);
         if (!node) {
-          // Silent since now: it gets one lease period (plus the time agents take to notice) to come back.
-          node = { state: NodeState.DISCONNECTED, lastSeenMs: now + this.leaseMs, leased: new Set() };
+          // Its grace period starts when decision serves again (openForAgents).
+          node = { state: NodeState.DISCONNECTED, lastSeenMs: now, leased: new Set() };
           this.nodes.set(task.nodeId, node);
         }
         node.leased.add(task.id);
@@ -230,6 +233,16 @@ export class Scheduler {
     }
     this.scheduleDispatch();
     return { tasks: tasks.length, held, requeued };
+  }
+
+  /**
+   * Called once decision serves again after recover(): nodes known only from
+   * recovered leases get one lease period from now, plus the longest an
+   * agent's reconnect backoff takes, to come back before their work is lost.
+   */
+  openForAgents(): void {
+    const now = this.clock();
+    for (const info of this.nodes.values()) if (!info.register) info.lastSeenMs = now + Math.max(this.leaseMs, 2000);
   }
 
   // ---- submissions -------------------------------------------------------
@@ -287,15 +300,17 @@ export class Scheduler {
     this.inDoubt.delete(task.id);
     const entry: Live = { task, readySinceMs: now, traceContext };
     this.live.set(task.id, entry);
+    this.publish(task, event);
     if (unmet.size > 0) {
       entry.waitingOn = unmet;
       for (const dep of unmet) this.addDependent(dep, task.id);
+      // A dependency that ended while this task was being committed has settled its dependents already.
+      await this.settleEndedDependencies(entry);
     } else {
       this.queue.push(this.queueEntry(entry));
       this.scheduleDispatch();
     }
-    this.publish(task, event);
-    return { task, created };
+    return { task: entry.task, created };
   }
 
   /**
@@ -379,7 +394,8 @@ export class Scheduler {
       const entry = this.live.get(taskId);
       if (!entry?.lease) continue;
       const held = holds.get(taskId);
-      if (held && held.attempt === entry.task.attempt && held.leaseEpoch === entry.lease.epoch) kept.push(entry);
+      // An assignment still being committed has not reached the agent: it goes out on the new stream.
+      if (!entry.lease.sent || (held && held.attempt === entry.task.attempt && held.leaseEpoch === entry.lease.epoch)) kept.push(entry);
       else dropped.push(entry);
       // The fleet's view of the node is rebuilt below, without the old reservations.
       entry.lease.reservation = undefined;
@@ -414,7 +430,12 @@ export class Scheduler {
     const revoked = register.running.filter((lease) => !keptIds.has(lease.taskId));
     this.logger.info({ nodeId, gpus: register.gpus.length, kept: keptIds.size, lost: dropped.length, revoked: revoked.length }, 'agent registered');
     this.scheduleDispatch();
-    return { leaseDuration: toDuration(this.leaseMs), telemetryInterval: toDuration(this.telemetryIntervalMs), revoked };
+    return {
+      leaseDuration: toDuration(this.leaseMs),
+      telemetryInterval: toDuration(this.telemetryIntervalMs),
+      heartbeatInterval: toDuration(heartbeatIntervalMs(this.leaseMs)),
+      revoked,
+    };
   }
 
   agentTelemetry(nodeId: string, link: AgentLink, telemetry: Telemetry): void {
@@ -454,6 +475,8 @@ export class Scheduler {
         const result = TaskResult.fromPartial({ ...update.result, queueTime: toDuration(entry.lease.queueTimeMs) });
         this.releaseLease(entry);
         if (entry.task.state === S.ASSIGNED) await this.transition(entry, S.RUNNING, '', { startedAt: toTimestamp(now) });
+        // Cancelled while that committed: the cancel stands.
+        if (this.live.get(entry.task.id) !== entry) return;
         await this.finish(entry, S.SUCCEEDED, '', { result });
         return;
       }
@@ -499,7 +522,7 @@ export class Scheduler {
     this.logger.warn({ nodeId, reason, leased: info.leased.size }, 'agent disconnected; its leases stand until they expire');
   }
 
-  /** Sends every connected agent a heartbeat (they fence themselves without one). Called every second. */
+  /** Sends every connected agent a heartbeat (they fence themselves without one). Called every heartbeatIntervalMs(leaseMs). */
   heartbeat(): void {
     const time = toTimestamp(this.clock());
     for (const info of this.nodes.values()) info.link?.send({ kind: { $case: 'heartbeat', heartbeat: { time } } });
@@ -555,7 +578,8 @@ export class Scheduler {
   /** Submits a new task in place of each selected dead letter (idempotent: a retry returns the same new tasks). */
   async requeueDeadLetters(select: DeadLetterSelector | undefined): Promise<RequeuedTask[]> {
     const out: RequeuedTask[] = [];
-    for (const dead of await this.selectDeadLetters(select, true)) {
+    // Named ids answer again for ones requeued before (a retried call); `all` takes only the others.
+    for (const dead of await this.selectDeadLetters(select, (select?.taskIds.length ?? 0) > 0)) {
       if (dead.requeuedAs) {
         const earlier = await this.find(dead.requeuedAs);
         if (earlier) out.push(RequeuedTask.fromPartial({ deadLetterId: dead.id, task: earlier }));
@@ -574,7 +598,8 @@ export class Scheduler {
 
   /** Deletes the selected dead letters and their events; returns how many. */
   async purgeDeadLetters(select: DeadLetterSelector | undefined): Promise<number> {
-    const dead = await this.selectDeadLetters(select, false);
+    // Requeued dead letters are purged too: their new tasks carry on on their own.
+    const dead = await this.selectDeadLetters(select, true);
     const purged = await this.store.purgeDeadLetters(dead.map((t) => t.id));
     this.deadLetterCount = await this.store.countDeadLetters();
     return purged;
@@ -596,7 +621,12 @@ export class Scheduler {
       return tasks;
     }
     if (!select?.all) throw new InvalidArgumentError('select', 'name the dead letters in task_ids, or set all');
-    return this.store.deadLetters({ tenant, finishedBeforeMs: select.finishedBefore ? timestampToMillis(select.finishedBefore) : undefined, limit: MAX_DEAD_LETTERS_PER_CALL });
+    return this.store.deadLetters({
+      tenant,
+      finishedBeforeMs: select.finishedBefore ? timestampToMillis(select.finishedBefore) : undefined,
+      limit: MAX_DEAD_LETTERS_PER_CALL,
+      includeRequeued,
+    });
   }
 
   // ---- reads -------------------------------------------------------------
@@ -728,7 +758,7 @@ export class Scheduler {
     const states = new Map<string, TaskState>();
     const missing: string[] = [];
     for (const id of ids) {
-      const entry = this.live.get(id);
+      const entry = this.live.get(id) ?? this.finishing.get(id);
       if (entry) states.set(id, entry.task.state);
       else missing.push(id);
     }
@@ -738,22 +768,54 @@ export class Scheduler {
 
   private async gateOnDependencies(entry: Live): Promise<void> {
     const deps = entry.task.spec!.dependsOn;
-    const stored = await this.store.states(deps.filter((d) => !this.live.has(d)));
+    const states = await this.dependencyStates(deps);
     const unmet = new Set<string>();
     for (const dep of deps) {
-      if (this.live.has(dep)) unmet.add(dep);
-      else if (stored.get(dep) !== S.SUCCEEDED) {
-        await this.finish(entry, S.CANCELLED, `dependency ${dep} ended ${stateName(stored.get(dep) ?? S.UNSPECIFIED)}`);
+      const state = states.get(dep) ?? S.UNSPECIFIED;
+      // Live, or ending right now (its dependents are settled once that commits).
+      if (this.live.has(dep) || (this.finishing.has(dep) && state !== S.SUCCEEDED)) unmet.add(dep);
+      else if (state !== S.SUCCEEDED) {
+        await this.finish(entry, S.CANCELLED, `dependency ${dep} ended ${stateName(state)}`);
         return;
       }
     }
     if (unmet.size === 0) {
       await this.transition(entry, S.QUEUED, 'dependencies succeeded');
       this.queue.push(this.queueEntry(entry));
+      this.scheduleDispatch();
       return;
     }
     entry.waitingOn = unmet;
     for (const dep of unmet) this.addDependent(dep, entry.task.id);
+    await this.settleEndedDependencies(entry);
+  }
+
+  /**
+   * For a task just registered as waiting: settles the dependencies that ended
+   * meanwhile (between reading their state and registering), whose own
+   * settling of dependents ran before this task was among them.
+   */
+  private async settleEndedDependencies(entry: Live): Promise<void> {
+    const gone = [...(entry.waitingOn ?? [])].filter((dep) => !this.live.has(dep) && !this.finishing.has(dep));
+    if (gone.length === 0) return;
+    const states = await this.store.states(gone);
+    for (const dep of gone) {
+      if (this.live.get(entry.task.id) !== entry || !entry.waitingOn?.has(dep)) return;
+      this.dependents.get(dep)?.delete(entry.task.id);
+      const state = states.get(dep) ?? S.UNSPECIFIED;
+      if (state !== S.SUCCEEDED) {
+        await this.finish(entry, S.CANCELLED, `dependency ${dep} ended ${stateName(state)}`);
+        return;
+      }
+      entry.waitingOn.delete(dep);
+    }
+    if (entry.waitingOn?.size === 0 && entry.task.state === S.WAITING_DEPS) {
+      entry.waitingOn = undefined;
+      entry.readySinceMs = this.clock();
+      await this.transition(entry, S.QUEUED, 'dependencies succeeded');
+      this.queue.push(this.queueEntry(entry));
+      this.scheduleDispatch();
+    }
   }
 
   private addDependent(dep: string, taskId: string): void {
@@ -824,9 +886,8 @@ export class Scheduler {
     const now = this.clock();
     const epoch = this.incarnation * EPOCHS_PER_INCARNATION + ++this.leaseCounter;
     const queueTimeMs = now - entry.readySinceMs;
-    entry.lease = { epoch, nodeId: reservation.nodeId, gpuIndices: reservation.gpuIndices, reservation, queueTimeMs };
-    const info = this.nodes.get(reservation.nodeId);
-    info?.leased.add(entry.task.id);
+    entry.lease = { epoch, nodeId: reservation.nodeId, gpuIndices: reservation.gpuIndices, reservation, queueTimeMs, sent: false };
+    this.nodes.get(reservation.nodeId)?.leased.add(entry.task.id);
     try {
       // The lease is durable with the assignment, so a restarted decision recognises it.
       await this.transition(entry, S.ASSIGNED, `assigned to ${reservation.nodeId}`, { nodeId: reservation.nodeId, leaseEpoch: epoch, gpuIndices: reservation.gpuIndices });
@@ -837,8 +898,10 @@ export class Scheduler {
     }
     // Between the transition and its commit the task may have been cancelled or its node lost.
     if (entry.lease?.epoch !== epoch || entry.task.state !== S.ASSIGNED) return;
+    entry.lease.sent = true;
     const lease = this.leaseOf(entry);
-    info?.link?.send({
+    // The node's current stream: it may have reconnected meanwhile.
+    this.nodes.get(reservation.nodeId)?.link?.send({
       kind: { $case: 'assignment', assignment: { lease, task: entry.task, gpuIndices: reservation.gpuIndices, traceContext: entry.traceContext ?? {} } },
     });
     this.admissions.get(entry.task.id)?.resolve(
@@ -853,17 +916,18 @@ export class Scheduler {
    */
   private async loseAttempt(entry: Live, reason: string): Promise<void> {
     if (!entry.task.spec?.interactive) {
-      await this.failAttempt(entry, 'lost', reason);
+      // Never reported running: the attempt did not start, so it is not the task's failure.
+      await this.failAttempt(entry, 'lost', reason, undefined, entry.task.state === S.RUNNING);
       return;
     }
     await this.transition(entry, S.LOST, reason);
     if (this.live.get(entry.task.id) === entry) await this.finish(entry, S.CANCELLED, reason);
   }
 
-  /** Records a failed (FAILED) or lost (LOST) attempt, counting it against the task's retries, then goes on. */
-  private async failAttempt(entry: Live, how: 'failed' | 'lost', reason: string, result?: TaskResult): Promise<void> {
+  /** Records a failed (FAILED) or lost (LOST) attempt, counting it against the task's retries (unless told not to), then goes on. */
+  private async failAttempt(entry: Live, how: 'failed' | 'lost', reason: string, result?: TaskResult, counts = true): Promise<void> {
     this.releaseLease(entry);
-    await this.transition(entry, how === 'failed' ? S.FAILED : S.LOST, reason, { result, failures: entry.task.failures + 1 });
+    await this.transition(entry, how === 'failed' ? S.FAILED : S.LOST, reason, { result, failures: entry.task.failures + (counts ? 1 : 0) });
     await this.afterFailure(entry, reason, how === 'failed');
   }
 
@@ -913,7 +977,9 @@ export class Scheduler {
     const entry: Live = { task, readySinceMs: this.clock(), traceContext };
     this.live.set(task.id, entry);
     this.logger.warn({ taskId: task.id }, 'adopted a submission whose commit was confirmed late');
-    if (task.state === S.WAITING_DEPS || task.state === S.PENDING) await this.gateOnDependencies(entry);
+    // An Infer whose start was refused has no client stream to serve.
+    if (task.spec?.interactive) await this.finish(entry, S.CANCELLED, 'its Infer stream was refused before the submission was confirmed');
+    else if (task.state === S.WAITING_DEPS || task.state === S.PENDING) await this.gateOnDependencies(entry);
     else if (task.state === S.QUEUED) {
       this.queue.push(this.queueEntry(entry));
       this.scheduleDispatch();

@@ -1,4 +1,4 @@
-import { DEFAULT_MODEL_CATALOG, Fleet } from '@autoglm/core';
+import { DEFAULT_MODEL_CATALOG, Fleet, heartbeatIntervalMs } from '@autoglm/core';
 import { parseFaultSpec, TaskStore } from '@autoglm/store';
 import { createLogger, GrpcServer, type Logger, type RunningService } from '@autoglm/runtime';
 import type { DecisionConfig } from './config';
@@ -9,8 +9,6 @@ import { withSharedEventEncoding } from './shared-serializer';
 
 /** Node snapshots go to subscribers (the monitor) this often. */
 const NODE_SNAPSHOT_MS = 1000;
-/** Heartbeats to agents go out this often (an agent silent-listening for a lease period fences itself). */
-const HEARTBEAT_MS = 1000;
 /** Submissions whose commit the store could not confirm are looked up this often. */
 const IN_DOUBT_CHECK_MS = 1000;
 
@@ -56,10 +54,12 @@ export async function startDecision(config: DecisionConfig, logger: Logger = cre
   const server = new GrpcServer({ logger });
   server.addService(withSharedEventEncoding(), decisionHandlers(scheduler, store, bus, logger));
   const grpcAddress = await server.listen(config.listen);
+  scheduler.openForAgents();
   const timers = [
     setInterval(() => scheduler.sweepSilentAgents(), Math.max(100, Math.floor(config.leaseMs / 6))),
     setInterval(() => scheduler.publishNodes(), NODE_SNAPSHOT_MS),
-    setInterval(() => scheduler.heartbeat(), HEARTBEAT_MS),
+    // An agent that hears no heartbeat for most of a lease fences itself.
+    setInterval(() => scheduler.heartbeat(), heartbeatIntervalMs(config.leaseMs)),
     setInterval(() => scheduler.resolveInDoubt().catch((err: unknown) => logger.warn({ err }, 'checking unconfirmed submissions failed')), IN_DOUBT_CHECK_MS),
   ];
   return {

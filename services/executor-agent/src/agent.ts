@@ -11,7 +11,7 @@ import {
   type Lease,
   type TaskUpdate,
 } from '@autoglm/proto';
-import { durationToMillis, toDuration, toTimestamp } from '@autoglm/core';
+import { durationToMillis, selfFenceAfterMs, toDuration, toTimestamp } from '@autoglm/core';
 import { context, contextFromCarrier, startSpan, type Logger } from '@autoglm/runtime';
 import { ExecutionError, type Backend, type ExecutionOutcome } from './backends';
 import { HostSampler } from './telemetry';
@@ -60,8 +60,15 @@ class HandBack extends Error {
 const sameLease = (a: Lease | undefined, b: Lease | undefined) =>
   !!a && !!b && a.taskId === b.taskId && a.attempt === b.attempt && a.leaseEpoch === b.leaseEpoch;
 
-/** How often the agent checks that decision has been heard from within a lease. */
+/** How often the agent checks that decision has been heard from recently enough. */
 const FENCE_CHECK_MS = 200;
+/**
+ * Final reports are kept this long after they are sent: if decision dies
+ * before committing one, the agent reports it again to the next decision.
+ */
+const REPORT_RETENTION_MS = 60_000;
+/** stop() waits at most this long for stopped work to settle before closing Connect. */
+const STOP_FLUSH_MS = 5_000;
 
 /**
  * The agent's side of Connect: registers, pushes telemetry, runs batch
@@ -86,9 +93,13 @@ export class Agent {
   private telemetryTimer: NodeJS.Timeout | undefined;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private fenceTimer: NodeJS.Timeout | undefined;
-  /** When decision was last heard from (any message). */
-  private lastHeardMs = Date.now();
+  /** When decision was last heard from (any message), on the monotonic clock. */
+  private lastHeardMs = performance.now();
   private leaseMs = 3000;
+  /** Silence from decision after which the agent fences itself (selfFenceAfterMs). */
+  private fenceAfterMs = selfFenceAfterMs(3000, 1000);
+  /** Final reports already sent, by task id, kept for REPORT_RETENTION_MS (see there). */
+  private readonly sentFinal = new Map<string, { update: TaskUpdate; sentAt: number }>();
   private backoffMs = 100;
   private stopped = false;
   private draining = false;
@@ -104,7 +115,7 @@ export class Agent {
   /** Connects to decision, advertising `address` as where the parser reaches this agent's ExecutorService. */
   start(address: string): void {
     this.address = address;
-    this.lastHeardMs = Date.now();
+    this.lastHeardMs = performance.now();
     this.fenceTimer = setInterval(() => this.checkLease(), FENCE_CHECK_MS);
     this.fenceTimer.unref();
     this.connect();
@@ -135,10 +146,15 @@ export class Agent {
     for (const r of this.running.values()) r.abort.abort(new HandBack(`node ${this.options.nodeId} is stopping; handed back`));
     for (const a of this.awaiting.values()) clearTimeout(a.timer);
     this.awaiting.clear();
-    clearInterval(this.telemetryTimer);
     clearTimeout(this.reconnectTimer);
     clearInterval(this.fenceTimer);
-    // Let the last reports go out before the stream closes.
+    // Stopped work settles when its backend lets go (a process group takes a moment to exit):
+    // its hand-back must go out before the stream closes, or decision would count it as lost.
+    const deadline = performance.now() + STOP_FLUSH_MS;
+    while (this.running.size > 0 && performance.now() < deadline) {
+      await new Promise<void>((resolve) => setTimeout(resolve, 20).unref());
+    }
+    clearInterval(this.telemetryTimer);
     await new Promise<void>((resolve) => setImmediate(resolve));
     this.flushUpdates();
     this.stream?.end();
@@ -184,8 +200,13 @@ export class Agent {
     const stream = this.options.decision.connect(new Metadata());
     this.stream = stream;
     this.registered = false;
-    // Messages of a dropped stream (buffered while this process was stopped) are stale: ignore them.
-    stream.on('data', (message: ConnectResponse) => this.stream === stream && this.onMessage(message));
+    stream.on('data', (message: ConnectResponse) => {
+      // Resumed after being stopped past the lease (SIGSTOP, a long pause): fence before reading
+      // what was buffered meanwhile, or a stale heartbeat would make the silence look over.
+      if (this.stream === stream && this.leaseExpired()) this.checkLease();
+      // Messages of a dropped stream are stale: ignore them.
+      if (this.stream === stream) this.onMessage(message);
+    });
     stream.on('error', (err: Error) => this.dropStream(stream, err.message));
     stream.on('end', () => this.dropStream(stream, 'decision ended the stream'));
     const b = this.options.backend;
@@ -228,12 +249,22 @@ export class Agent {
     for (const r of this.running.values()) held.set(r.lease.taskId, r.lease);
     for (const a of this.awaiting.values()) if (a.assignment.lease) held.set(a.assignment.lease.taskId, a.assignment.lease);
     for (const u of [...this.outbox, ...this.pendingUpdates]) if (u.lease && !held.has(u.lease.taskId)) held.set(u.lease.taskId, u.lease);
+    this.forgetOldReports();
+    for (const { update } of this.sentFinal.values()) if (update.lease && !held.has(update.lease.taskId)) held.set(update.lease.taskId, update.lease);
     return [...held.values()];
   }
 
-  /** Decision has not been heard from for longer than a lease period. */
+  private forgetOldReports(): void {
+    const oldest = performance.now() - REPORT_RETENTION_MS;
+    for (const [id, sent] of this.sentFinal) {
+      if (sent.sentAt >= oldest) break;
+      this.sentFinal.delete(id);
+    }
+  }
+
+  /** Decision has not been heard from for long enough that it may have given this agent's work away. */
   private leaseExpired(): boolean {
-    return Date.now() - this.lastHeardMs > this.leaseMs;
+    return performance.now() - this.lastHeardMs > this.fenceAfterMs;
   }
 
   /**
@@ -245,7 +276,7 @@ export class Agent {
     if (this.stopped || !this.leaseExpired()) return;
     const n = this.running.size + this.awaiting.size;
     if (n > 0) {
-      this.log.warn({ tasks: n, silentMs: Date.now() - this.lastHeardMs }, 'self-fencing: decision silent past the lease; stopping work');
+      this.log.warn({ tasks: n, silentMs: Math.round(performance.now() - this.lastHeardMs) }, 'self-fencing: decision silent past the lease; stopping work');
       for (const r of this.running.values()) r.abort.abort(new HandBack('self-fenced: decision silent past the lease'));
       for (const [id, a] of this.awaiting) {
         clearTimeout(a.timer);
@@ -254,13 +285,13 @@ export class Agent {
     }
     if (this.stream && this.registered) {
       const stream = this.stream;
-      this.dropStream(stream, `no heartbeat from decision for ${Date.now() - this.lastHeardMs} ms`);
+      this.dropStream(stream, `no heartbeat from decision for ${Math.round(performance.now() - this.lastHeardMs)} ms`);
       stream.cancel();
     }
   }
 
   private onMessage(message: ConnectResponse): void {
-    this.lastHeardMs = Date.now();
+    this.lastHeardMs = performance.now();
     const kind = message.kind;
     if (!kind) return;
     switch (kind.$case) {
@@ -271,10 +302,16 @@ export class Agent {
         this.backoffMs = 100;
         const r = kind.registered;
         this.leaseMs = r.leaseDuration ? durationToMillis(r.leaseDuration) : this.leaseMs;
+        this.fenceAfterMs = selfFenceAfterMs(this.leaseMs, r.heartbeatInterval ? durationToMillis(r.heartbeatInterval) : 1000);
+        const revoked = new Set(r.revoked.map((l) => `${l.taskId}/${l.attempt}/${l.leaseEpoch}`));
         for (const lease of r.revoked) this.running.get(lease.taskId)?.abort.abort(new Error('lease revoked by decision'));
+        // Final reports the previous decision may not have committed go out again, unless
+        // this one does not recognise their lease (it has them, or gave the work away).
+        const resend = [...this.sentFinal.values()].map((s) => s.update).filter((u) => u.lease && !revoked.has(`${u.lease.taskId}/${u.lease.attempt}/${u.lease.leaseEpoch}`));
+        this.sentFinal.clear();
         const outbox = this.outbox;
         this.outbox = [];
-        for (const update of outbox) this.report(update);
+        for (const update of [...resend, ...outbox]) this.report(update);
         const every = r.telemetryInterval ? Math.max(10, durationToMillis(r.telemetryInterval)) : 100;
         clearInterval(this.telemetryTimer);
         this.sendTelemetry();
@@ -382,6 +419,13 @@ export class Agent {
     }
     if (updates.length === 1) this.stream.write({ kind: { $case: 'update', update: updates[0]! } });
     else this.stream.write({ kind: { $case: 'updates', updates: { updates } } });
+    const now = performance.now();
+    for (const u of updates) {
+      if (!u.lease || u.state === TaskState.RUNNING) continue;
+      // Re-inserted, so the map stays in send order for forgetOldReports.
+      this.sentFinal.delete(u.lease.taskId);
+      this.sentFinal.set(u.lease.taskId, { update: u, sentAt: now });
+    }
   }
 
 

@@ -47,6 +47,7 @@ describe('parseRequestId', () => {
     expect(parseRequestId('')).toBe('');
     expect(parseRequestId('r'.repeat(128))).toBe('r'.repeat(128));
     expect(rejection(() => parseRequestId('r'.repeat(129))).message).toBe('request_id: is 129 characters; at most 128');
+    expect(rejection(() => parseRequestId('job\u00001')).message).toBe('request_id: must not contain NUL characters');
   });
 });
 

@@ -52,6 +52,7 @@ export function parseRequestId(requestId: string): string {
   if (chars > MAX_REQUEST_ID_CHARS) {
     throw new InvalidArgumentError('request_id', `is ${chars} characters; at most ${MAX_REQUEST_ID_CHARS}`);
   }
+  if (requestId.includes('\u0000')) throw new InvalidArgumentError('request_id', 'must not contain NUL characters');
   return requestId;
 }
 

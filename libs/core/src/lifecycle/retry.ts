@@ -19,3 +19,4 @@ export function retryDelayMs(failures: number, policy: RetryPolicy = DEFAULT_RET
   const ceiling = Math.min(policy.maxMs, policy.baseMs * 2 ** exponent);
   return Math.round(ceiling * (0.5 + 0.5 * random()));
 }
+

@@ -30,7 +30,7 @@ export function registerDeadLetters(program: Command, io: CliIo): void {
 
   group
     .command('list')
-    .description('List dead letters not requeued yet, newest first, with why they ended.')
+    .description('List dead letters not requeued yet, newest submission first, with why they ended.')
     .option('--limit <n>', 'at most this many', parseInteger(1, 100_000), 20)
     .option('--include-requeued', 'also those already requeued (with the new task id)')
     .action(async (options: { limit: number; includeRequeued?: boolean }, command: Command) => {

@@ -294,6 +294,12 @@ export interface Registered {
     | undefined;
   /** Leases from Register.running that decision no longer recognises; stop them. */
   revoked: Lease[];
+  /**
+   * How often decision sends a Heartbeat. An agent that hears nothing for
+   * lease_duration minus this stops its work (self-fencing), so it stops
+   * before decision gives the work to another agent.
+   */
+  heartbeatInterval: Duration | undefined;
 }
 
 /** Run this attempt. */
@@ -337,9 +343,8 @@ export interface Assignments {
 }
 
 /**
- * Decision is alive: sent every second. An agent that hears nothing for a
- * lease period stops its work (self-fencing), because decision will have
- * declared it lost and given the work to others.
+ * Decision is alive: sent every Registered.heartbeat_interval (one second, or
+ * a third of the lease when that is shorter). See Registered.heartbeat_interval.
  */
 export interface Heartbeat {
   /** Decision's clock. */
@@ -2041,7 +2046,7 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
 };
 
 function createBaseRegistered(): Registered {
-  return { leaseDuration: undefined, telemetryInterval: undefined, revoked: [] };
+  return { leaseDuration: undefined, telemetryInterval: undefined, revoked: [], heartbeatInterval: undefined };
 }
 
 export const Registered: MessageFns<Registered> = {
@@ -2054,6 +2059,9 @@ export const Registered: MessageFns<Registered> = {
     }
     for (const v of message.revoked) {
       Lease.encode(v!, writer.uint32(26).fork()).join();
+    }
+    if (message.heartbeatInterval !== undefined) {
+      Duration.encode(message.heartbeatInterval, writer.uint32(34).fork()).join();
     }
     return writer;
   },
@@ -2095,6 +2103,14 @@ export const Registered: MessageFns<Registered> = {
             message.revoked.push(Lease.decode(reader, reader.uint32()));
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.heartbeatInterval = Duration.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2119,6 +2135,9 @@ export const Registered: MessageFns<Registered> = {
       ? Duration.fromPartial(object.telemetryInterval)
       : undefined;
     message.revoked = object.revoked?.map((e) => Lease.fromPartial(e)) || [];
+    message.heartbeatInterval = (object.heartbeatInterval !== undefined && object.heartbeatInterval !== null)
+      ? Duration.fromPartial(object.heartbeatInterval)
+      : undefined;
     return message;
   },
 };
