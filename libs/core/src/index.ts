@@ -12,6 +12,7 @@ export { canTransition, IllegalTransitionError, isFinal, isLeased, stateName } f
 export { checkHistory, formatViolations, type HistoryEvent, type HistoryReport, type Violation } from './lifecycle/history';
 export { heartbeatIntervalMs, selfFenceAfterMs } from './lifecycle/lease';
 export { DEFAULT_RETRY_POLICY, retryDelayMs, type RetryPolicy } from './lifecycle/retry';
+export { seededRandom } from './random';
 export { durationToMillis, systemClock, timestampToMillis, toDuration, toTimestamp, type Clock } from './time';
 export {
   DEFAULT_PLACEMENT_POLICY,

@@ -1,3 +1,4 @@
+import { seededRandom } from '@autoglm/core';
 import type { SqlEngine, SqlQueryable } from './sql-engine';
 
 /**
@@ -38,18 +39,6 @@ export class InjectedFault extends Error {
   }
 }
 
-/** mulberry32: small, fast, seedable. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const WRITE = /^\s*(WITH|INSERT|UPDATE|DELETE)\b/i;
 
 /**
@@ -67,7 +56,7 @@ export class FaultyEngine implements SqlEngine {
     private spec: FaultSpec,
   ) {
     this.kind = inner.kind;
-    this.next = random(spec.seed);
+    this.next = seededRandom(spec.seed);
   }
 
   /** Changes the fault rates from now on (the random sequence goes on). */

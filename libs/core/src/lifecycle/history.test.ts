@@ -1,5 +1,6 @@
 import { TaskState } from '@autoglm/proto';
 import fc from 'fast-check';
+import { seededRandom } from '../random';
 import { checkHistory, formatViolations, type HistoryEvent, type HistoryReport } from './history';
 import { canTransition, isFinal, stateName } from './state-machine';
 
@@ -51,16 +52,9 @@ function chain(
 /** "task:rule" for each violation, in report order. */
 const found = (report: HistoryReport): string[] => report.violations.map((v) => `${v.taskId}:${v.rule}`);
 
-/** A deterministic shuffle (mulberry32), so a failing property replays. */
+/** A deterministic shuffle, so a failing property replays. */
 function shuffled<T>(items: readonly T[], seed: number): T[] {
-  let a = seed >>> 0;
-  const random = (): number => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const random = seededRandom(seed);
   const out = [...items];
   for (let i = out.length - 1; i > 0; i--) {
     const j = Math.floor(random() * (i + 1));

@@ -1,4 +1,5 @@
 import fc from 'fast-check';
+import { seededRandom } from '../random';
 import { DEFAULT_PLACEMENT_POLICY, type Demand, Fleet, type FleetNode, type GpuSlot, type NoFit, type PlacementPolicy, type Reservation } from './fleet';
 
 const GiB = 1024 ** 3;
@@ -511,7 +512,7 @@ describe('Fleet near-tie breaking', () => {
   it('spreads a burst over equal nodes between two telemetry pushes', () => {
     fc.assert(
       fc.property(fc.integer(), (seed) => {
-        const { fleet } = setup({}, mulberry32(seed));
+        const { fleet } = setup({}, seededRandom(seed));
         for (const id of ['a', 'b', 'c']) addNode(fleet, id, { maxTasksPerGpu: 16 });
         const counts = new Map<string, number>();
         for (let i = 0; i < 30; i++) {
@@ -605,7 +606,7 @@ describe('Fleet accounting property', () => {
   it('keeps exact books through any place/release sequence and is empty again once everything is released', () => {
     fc.assert(
       fc.property(fc.array(op, { maxLength: 40 }), fc.integer(), (ops, seed) => {
-        const { fleet } = setup({}, mulberry32(seed));
+        const { fleet } = setup({}, seededRandom(seed));
         for (const n of NODES) {
           fleet.upsert({ ...n, address: `${n.nodeId}:1`, gpus: Array.from({ length: n.gpus }, (_, index) => ({ index, memoryTotalBytes: n.memoryBytes })) });
         }
@@ -646,15 +647,3 @@ describe('Fleet accounting property', () => {
     );
   });
 });
-
-/** A small seeded PRNG, so a failing run can be replayed from fast-check's seed. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}

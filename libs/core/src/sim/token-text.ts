@@ -1,3 +1,5 @@
+import { seededRandom } from '../random';
+
 /**
  * Deterministic stand-in text for simulated generation. Each sequence gets its
  * own generator seeded from its id, so a re-run (or a retried attempt with the
@@ -26,20 +28,15 @@ function fnv1a(text: string): number {
 
 /** Produces one pseudo-word per call; the first has no leading space so the text reads naturally. */
 export class PseudoWords {
-  private state: number;
+  private readonly random: () => number;
   private count = 0;
 
   constructor(seed: string) {
-    this.state = fnv1a(seed);
+    this.random = seededRandom(fnv1a(seed));
   }
 
   next(): string {
-    // mulberry32: tiny, fast and good enough to make the text look varied.
-    this.state = (this.state + 0x6d2b79f5) >>> 0;
-    let t = this.state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    const r = ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    const r = this.random();
     const word = WORDS[Math.floor(r * WORDS.length)] as string;
     return this.count++ === 0 ? word : ` ${word}`;
   }

@@ -1,11 +1,12 @@
 import type { Command } from 'commander';
-import { type DeadLetterSelector, type Task, TaskState } from '@autoglm/proto';
+import { type DeadLetterSelector, TaskState } from '@autoglm/proto';
 import { toTimestamp } from '@autoglm/core';
 import { commandContext } from '../context';
 import { age, table, truncate } from '../format';
 import { examples } from '../help';
 import { type CliIo, println } from '../io';
 import { taskJson } from '../json';
+import { listTasks } from '../list-tasks';
 import { parseDurationMs, parseInteger } from '../parse';
 
 interface SelectOptions {
@@ -35,16 +36,9 @@ export function registerDeadLetters(program: Command, io: CliIo): void {
     .option('--include-requeued', 'also those already requeued (with the new task id)')
     .action(async (options: { limit: number; includeRequeued?: boolean }, command: Command) => {
       const ctx = commandContext(io, command);
-      const tasks = await ctx.withClient(async (client) => {
-        const found: Task[] = [];
-        let pageToken = '';
-        do {
-          const page = await client.list({ tenant: ctx.globals.tenant, states: [TaskState.DEAD_LETTER], pageSize: 1000, pageToken });
-          found.push(...page.tasks.filter((t) => options.includeRequeued || !t.requeuedAs));
-          pageToken = page.nextPageToken;
-        } while (pageToken !== '' && found.length < options.limit);
-        return found.slice(0, options.limit);
-      });
+      const tasks = await ctx.withClient((client) =>
+        listTasks(client, { tenant: ctx.globals.tenant, states: [TaskState.DEAD_LETTER], limit: options.limit, keep: (t) => options.includeRequeued === true || !t.requeuedAs }),
+      );
       if (ctx.globals.json) {
         for (const task of tasks) ctx.printJson(taskJson(task));
         return;

@@ -1,11 +1,12 @@
 import type { Command } from 'commander';
-import type { Task, TaskState } from '@autoglm/proto';
+import type { TaskState } from '@autoglm/proto';
 import { commandContext } from '../context';
 import { age, table } from '../format';
 import { examples } from '../help';
 import { type CliIo, println } from '../io';
 import { taskJson } from '../json';
 import { className, kindName, stateName } from '../names';
+import { listTasks } from '../list-tasks';
 import { collectList, parseInteger, parseTaskState } from '../parse';
 
 interface ListOptions {
@@ -23,21 +24,7 @@ export function registerList(program: Command, io: CliIo): void {
     .addHelpText('after', examples('autoglm list', 'autoglm list --state queued,running --limit 100', 'autoglm list --state dead_letter --json'))
     .action(async (options: ListOptions, command: Command) => {
       const ctx = commandContext(io, command);
-      const tasks = await ctx.withClient(async (client) => {
-        const found: Task[] = [];
-        let pageToken = '';
-        do {
-          const page = await client.list({
-            tenant: ctx.globals.tenant,
-            states: options.state ?? [],
-            pageSize: Math.min(1000, options.limit - found.length),
-            pageToken,
-          });
-          found.push(...page.tasks);
-          pageToken = page.nextPageToken;
-        } while (pageToken !== '' && found.length < options.limit);
-        return found.slice(0, options.limit);
-      });
+      const tasks = await ctx.withClient((client) => listTasks(client, { tenant: ctx.globals.tenant, states: options.state ?? [], limit: options.limit }));
       if (ctx.globals.json) {
         for (const task of tasks) ctx.printJson(taskJson(task));
         return;
