@@ -129,6 +129,9 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** Dead letters one `all` requeue or purge acts on at most. */
 const MAX_DEAD_LETTERS_PER_CALL = 10_000;
 
+/** The longest an agent waits between reconnection attempts (its backoff doubles from 100 ms up to this). */
+const AGENT_MAX_BACKOFF_MS = 2000;
+
 /** Lease epochs: incarnation * 2^32 + a per-process counter (exact in a double up to incarnation 2^21). */
 const EPOCHS_PER_INCARNATION = 2 ** 32;
 
@@ -242,7 +245,8 @@ export class Scheduler {
    */
   openForAgents(): void {
     const now = this.clock();
-    for (const info of this.nodes.values()) if (!info.register) info.lastSeenMs = now + Math.max(this.leaseMs, 2000);
+    // Silent from now + AGENT_MAX_BACKOFF_MS, so lost one lease after that.
+    for (const info of this.nodes.values()) if (!info.register) info.lastSeenMs = now + AGENT_MAX_BACKOFF_MS;
   }
 
   // ---- submissions -------------------------------------------------------
