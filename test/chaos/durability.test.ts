@@ -152,8 +152,10 @@ describe.each(engines)('crashes and partitions on %s', (engine) => {
     expect(decision.restarts).toBe(1);
   }, 180_000);
 
-  it('kill -9 of one of 4 agents with 100+ tasks in flight: its tasks are requeued within 5 s and all complete once', async () => {
-    const tasks = await submitMany(run, Array.from({ length: 600 }, () => job(6000)));
+  it('kill -9 of one of 4 agents (for good) with 100+ tasks in flight: its tasks are requeued within 5 s and all complete once', async () => {
+    // Short jobs: the other agents' GPUs are free again by the time the lost work is requeued
+    // (a simulated batch job saturates its GPU, and busy GPUs take no new work).
+    const tasks = await submitMany(run, Array.from({ length: 600 }, () => job(2000)));
     const victim = 'agent-2';
     const onVictim = await until(
       async () => {
@@ -164,7 +166,8 @@ describe.each(engines)('crashes and partitions on %s', (engine) => {
       `100 tasks leased to ${victim}`,
     );
     const killedAt = Date.now();
-    expect(run.mesh.processes[victim]!.kill('SIGKILL')).toBe(true);
+    // It stays dead: decision finds out from its silence.
+    expect(run.mesh.processes[victim]!.kill('SIGKILL', { restart: false })).toBe(true);
 
     await drained(run, 90_000);
     const ids = new Set(tasks.map((t) => t.id));
@@ -181,6 +184,10 @@ describe.each(engines)('crashes and partitions on %s', (engine) => {
         return { requeued: at(requeued), placed: at(placed), succeeded: events.filter((e) => e.state === TaskState.SUCCEEDED).length };
       }),
     );
+    if (process.env.CHAOS_REPORT) {
+      const max = (k: 'requeued' | 'placed') => Math.round(Math.max(...delays.map((d) => d[k])));
+      process.stderr.write(`${engine}: ${onVictim.length} lost tasks, last requeued ${max('requeued')} ms and placed ${max('placed')} ms after the kill\n`);
+    }
     expect(delays.every((d) => d.succeeded === 1)).toBe(true);
     expect(Math.max(...delays.map((d) => d.requeued))).toBeLessThan(5000);
     expect(Math.max(...delays.map((d) => d.placed))).toBeLessThan(5000);

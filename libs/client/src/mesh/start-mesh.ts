@@ -15,8 +15,11 @@ export interface MeshProcess {
   readonly address: string;
   /** How often it has been restarted. */
   readonly restarts: number;
-  /** Sends a signal to the live incarnation (chaos tests); false when none is alive. */
-  kill(signal?: NodeJS.Signals): boolean;
+  /**
+   * Sends a signal to the live incarnation (chaos tests); false when none is
+   * alive. With `restart: false` it stays dead (an agent that does not come back).
+   */
+  kill(signal?: NodeJS.Signals, options?: { restart?: boolean }): boolean;
   /** Resolves with the new pid once an incarnation other than `previousPid` is ready. */
   waitForRestart(previousPid: number, timeoutMs?: number): Promise<number>;
 }
@@ -200,7 +203,7 @@ function meshProcess(child: SupervisedProcess): MeshProcess {
     get restarts() {
       return child.restarts;
     },
-    kill: (signal) => child.kill(signal),
+    kill: (signal, options) => child.kill(signal, options),
     waitForRestart: (previousPid, timeoutMs) => child.waitForRestart(previousPid, timeoutMs),
   };
 }

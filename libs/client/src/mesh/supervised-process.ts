@@ -59,6 +59,8 @@ interface RestartWaiter {
  * group also lets a SIGKILL take any grandchildren with it.
  */
 export class SupervisedProcess {
+  /** Cleared by kill(..., { restart: false }). */
+  private restartAfterExit = true;
   readonly name: string;
   private state: State = 'idle';
   private child: ChildProcess | undefined;
@@ -108,10 +110,14 @@ export class SupervisedProcess {
     });
   }
 
-  /** Sends a signal to the live incarnation (chaos tests); false when none is alive. */
-  kill(signal: NodeJS.Signals = 'SIGTERM'): boolean {
+  /**
+   * Sends a signal to the live incarnation (chaos tests); false when none is
+   * alive. With `restart: false` the supervisor lets it stay dead.
+   */
+  kill(signal: NodeJS.Signals = 'SIGTERM', options: { restart?: boolean } = {}): boolean {
     const child = this.child;
     if (child === undefined || !isAlive(child)) return false;
+    if (options.restart === false) this.restartAfterExit = false;
     return child.kill(signal);
   }
 
@@ -240,7 +246,7 @@ export class SupervisedProcess {
     }
     if (this.state === 'idle') return;
     const upMs = Date.now() - this.spawnedAt;
-    if (!this.options.restart) {
+    if (!this.options.restart || !this.restartAfterExit) {
       this.options.supervisorLog(`${this.name} (pid ${child.pid}) exited with ${how} after ${upMs} ms; restarts are off`);
       this.state = 'stopped';
       this.stoppedBecause = 'it exited and restarts are off';
