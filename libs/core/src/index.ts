@@ -25,6 +25,16 @@ export {
   type PlacementPolicy,
   type Reservation,
 } from './placement/fleet';
+export {
+  DEFAULT_PRIORITY_SHAPE,
+  explainPriority,
+  isSheddable,
+  priorityFactors,
+  priorityOf,
+  type FactorContribution,
+  type PriorityInputs,
+  type PriorityShape,
+} from './policy/priority';
 export { ReadyQueue, type QueueEntry } from './scheduling/ready-queue';
 export {
   ageFactor,
