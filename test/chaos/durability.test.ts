@@ -32,6 +32,8 @@ interface Run {
   client: AutoglmClient;
   postgres?: PostgresServer;
   dataDir: string;
+  /** Deletes the data directory. */
+  removeData(): void;
   /** Every task id a client got back from SubmitTask. */
   accepted: Set<string>;
   logs: string[];
@@ -56,7 +58,7 @@ async function startRun(engine: 'pglite' | 'postgres', name: string, env: Record
   });
   const client = new AutoglmClient({ address: mesh.publicAddress, tenant: `chaos-${name}`, retry: PATIENT, timeoutMs: 20_000 });
   await until(async () => ((await client.listNodes()).nodes.length === 4 ? true : undefined), 20_000, '4 agents to register');
-  return { mesh, client, postgres, dataDir: data.dir, accepted: new Set(), logs };
+  return { mesh, client, postgres, dataDir: data.dir, removeData: data.remove, accepted: new Set(), logs };
 }
 
 async function submitMany(run: Run, requests: SubmitRequest[]): Promise<Task[]> {
@@ -99,6 +101,14 @@ async function tasksIn(run: Run, states: TaskState[]): Promise<Task[]> {
   return out;
 }
 
+/** Stops everything a run started and deletes its data. */
+async function stopRun(run: Run | undefined): Promise<void> {
+  run?.client.close();
+  await run?.mesh.stop();
+  await run?.postgres?.stop();
+  run?.removeData();
+}
+
 /** Stops the mesh and checks the history the store recorded. */
 async function checkRecordedHistory(run: Run): Promise<void> {
   run.client.close();
@@ -119,11 +129,7 @@ describe.each(engines)('crashes and partitions on %s', (engine) => {
     run = await startRun(engine, 'crash');
   }, 90_000);
 
-  afterAll(async () => {
-    run?.client.close();
-    await run?.mesh.stop();
-    await run?.postgres?.stop();
-  }, 60_000);
+  afterAll(() => stopRun(run), 60_000);
 
   it('kill -9 of decision with over 1,000 accepted tasks unfinished, submissions going on: every accepted task finishes once', async () => {
     await submitMany(run, Array.from({ length: 1200 }, () => job(3000)));
@@ -250,11 +256,7 @@ describe.each(engines)('store faults on %s', (engine) => {
     run = await startRun(engine, 'faults', { AUTOGLM_STORE_FAULTS: 'transient=0.25,ambiguous=0.25,seed=42', AUTOGLM_STORE_SUBMIT_ATTEMPTS: '2' });
   }, 90_000);
 
-  afterAll(async () => {
-    run?.client.close();
-    await run?.mesh.stop();
-    await run?.postgres?.stop();
-  }, 60_000);
+  afterAll(() => stopRun(run), 60_000);
 
   it('on submissions and transitions: retries with the same request id yield one task, and each task completes once', async () => {
     const requestIds = Array.from({ length: 200 }, (_, i) => `faulty-${i}`);

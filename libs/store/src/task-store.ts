@@ -98,8 +98,6 @@ export class TaskStore {
   private readonly submitAttempts: number;
   private readonly retryDelayMs: number;
   private readonly onWriteError: TaskStoreOptions['onWriteError'];
-  /** Write attempts that failed (each retried or refused). */
-  writeErrors = 0;
 
   private constructor(
     readonly engine: SqlEngine,
@@ -342,7 +340,6 @@ export class TaskStore {
         }
         return;
       } catch (err) {
-        this.writeErrors += 1;
         const transient = isTransient(err);
         // Once the store is closing, transitions get a few tries more, not forever:
         // decision's restart redoes what did not land (it rebuilds from the store).

@@ -3,23 +3,9 @@ import fc from 'fast-check';
 import { seededRandom } from '../random';
 import { checkHistory, formatViolations, type HistoryEvent, type HistoryReport } from './history';
 import { canTransition, isFinal, stateName } from './state-machine';
+import { STORED_STATES as STATES } from './test-states';
 
 const S = TaskState;
-
-/** Every state a stored task can be in. */
-const STATES: readonly TaskState[] = [
-  S.PENDING,
-  S.WAITING_DEPS,
-  S.QUEUED,
-  S.ASSIGNED,
-  S.RUNNING,
-  S.SUCCEEDED,
-  S.FAILED,
-  S.CANCELLED,
-  S.DEAD_LETTER,
-  S.PREEMPTED,
-  S.LOST,
-];
 
 const FIRST_STATES: readonly TaskState[] = [S.PENDING, S.WAITING_DEPS, S.QUEUED];
 

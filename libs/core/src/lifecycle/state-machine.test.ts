@@ -1,23 +1,9 @@
 import { TaskState } from '@autoglm/proto';
 import fc from 'fast-check';
 import { canTransition, IllegalTransitionError, isFinal, isLeased, stateName } from './state-machine';
+import { STORED_STATES as STATES } from './test-states';
 
 const S = TaskState;
-
-/** Every state a stored task can be in (UNSPECIFIED and UNRECOGNIZED are never stored). */
-const STATES: readonly TaskState[] = [
-  S.PENDING,
-  S.WAITING_DEPS,
-  S.QUEUED,
-  S.ASSIGNED,
-  S.RUNNING,
-  S.SUCCEEDED,
-  S.FAILED,
-  S.CANCELLED,
-  S.DEAD_LETTER,
-  S.PREEMPTED,
-  S.LOST,
-];
 
 const name = (s: TaskState): string => stateName(s);
 const edge = ([from, to]: readonly [TaskState, TaskState]): string => `${name(from)} -> ${name(to)}`;
