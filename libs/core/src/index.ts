@@ -26,25 +26,31 @@ export {
   type Reservation,
 } from './placement/fleet';
 export {
-  DEFAULT_PRIORITY_SHAPE,
+  ageValue,
+  businessValue,
+  classValue,
+  deadlineValue,
+  dependencyValue,
   explainPriority,
+  fairShareValue,
   isSheddable,
   priorityFactors,
   priorityOf,
   type FactorContribution,
   type PriorityInputs,
-  type PriorityShape,
 } from './policy/priority';
-export { ReadyQueue, type QueueEntry } from './scheduling/ready-queue';
+export { FairShare, RESOURCE_NAMES, type ResourceName, type ResourceQuota, type Resources, type TenantConfig } from './policy/fair-share';
+export { PolicyQueue, type QueuedTask, type QueuedTaskInit, type QueuedTaskPatch } from './scheduling/policy-queue';
+export { Dispatcher, resourcesOf, type DispatcherOptions, type Placed, type WaitCause, type WaitExplanation } from './scheduling/dispatcher';
 export {
-  ageFactor,
   applyPolicyUpdate,
-  classFactor,
   DEFAULT_POLICY,
+  DEFAULT_PRIORITY_SHAPE,
   FACTORS,
   PRESETS,
   type FactorName,
   type Policy,
+  type PriorityShape,
   type Weights,
 } from './policy/policy';
 export {
@@ -88,3 +94,4 @@ export {
   type SimulatedGpuOptions,
   type SimulatedHostOptions,
 } from './sim';
+export { RunTimePredictor } from './policy/run-time';

@@ -118,6 +118,7 @@ export {
   TaskSpec_LabelsEntry,
   TaskState,
   Usage,
+  WaitingCause,
   WatchTaskRequest,
 } from './gen/autoglm/v1/task';
 export {

@@ -42,6 +42,59 @@ export const DecisionConfigSchema = z.object({
   maxGpuMemoryFraction: z.coerce.number().min(0.05).max(1).default(0.9),
   /** Placement: 'spread' (least allocated) or 'pack' (most allocated). */
   placementMode: z.enum(['spread', 'pack']).default('spread'),
+  /** Scheduling policy preset to start from. */
+  policyPreset: z.enum(['realtime', 'batch', 'balanced']).default('balanced'),
+  /** Factor weights over the preset, "factor=weight,...", e.g. "class=8000,fairshare=4000". */
+  policyWeights: z
+    .string()
+    .default('')
+    .transform((text, ctx) => {
+      const weights: Record<string, number> = {};
+      for (const part of text.split(',').map((p) => p.trim()).filter(Boolean)) {
+        const [name, value] = part.split('=');
+        const n = Number(value);
+        if (!name || value === undefined || !Number.isFinite(n)) {
+          ctx.addIssue({ code: 'custom', message: `"${part}" is not factor=weight (e.g. class=8000)` });
+          return z.NEVER;
+        }
+        weights[name.trim()] = n;
+      }
+      return weights;
+    }),
+  /** The age bound: age reaches 1 and a task is overdue after this long runnable. */
+  maxAgeMs: z.coerce.number().int().min(1000).max(7 * 86_400_000).default(600_000),
+  /** Fair share: past usage counts half after this long. */
+  fairShareHalfLifeMs: z.coerce.number().int().min(1000).max(30 * 86_400_000).default(600_000),
+  /**
+   * Tenants' fair shares and quotas, as JSON (in the config file, a plain list):
+   * [{"name":"acme","share":2,"quota":{"gpus":{"nominal":4,"borrowingLimit":4}}}].
+   * Tenants not listed have share 1 and no quota.
+   */
+  tenants: z.preprocess(
+    (v) => {
+      if (typeof v !== 'string') return v;
+      try {
+        return JSON.parse(v) as unknown;
+      } catch {
+        return v;
+      }
+    },
+    z
+      .array(
+        z.object({
+          name: z.string().min(1),
+          share: z.number().positive().optional(),
+          quota: z
+            .object({
+              gpus: z.object({ nominal: z.number().min(0), borrowingLimit: z.number().min(0).optional() }).strict().optional(),
+              gpuMemoryBytes: z.object({ nominal: z.number().min(0), borrowingLimit: z.number().min(0).optional() }).strict().optional(),
+            })
+            .strict()
+            .optional(),
+        }).strict(),
+      )
+      .default([]),
+  ),
   /** Log level. */
   logLevel: logLevel.default('info'),
 });
@@ -63,5 +116,10 @@ export function loadDecisionConfig(env: NodeJS.ProcessEnv = process.env): Decisi
     maxGpuMemoryFraction: 'AUTOGLM_MAX_GPU_MEMORY_FRACTION',
     placementMode: 'AUTOGLM_PLACEMENT_MODE',
     logLevel: 'AUTOGLM_LOG_LEVEL',
+    policyPreset: 'AUTOGLM_POLICY_PRESET',
+    policyWeights: 'AUTOGLM_POLICY_WEIGHTS',
+    maxAgeMs: 'AUTOGLM_MAX_AGE_MS',
+    fairShareHalfLifeMs: 'AUTOGLM_FAIR_SHARE_HALF_LIFE_MS',
+    tenants: 'AUTOGLM_TENANTS',
   }, env);
 }

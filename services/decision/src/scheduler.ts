@@ -15,6 +15,7 @@ import {
   TaskResult,
   TaskState,
   TenantQueueStats,
+  WaitingCause,
   type ConnectResponse,
   type DeadLetterSelector,
   type GpuStatus,
@@ -28,11 +29,13 @@ import {
   type Telemetry,
 } from '@autoglm/proto';
 import {
-  ageFactor,
   applyPolicyUpdate,
   canTransition,
-  classFactor,
+  classValue,
   DEFAULT_POLICY,
+  Dispatcher,
+  explainPriority,
+  FairShare,
   DEFAULT_RETRY_POLICY,
   FailedPreconditionError,
   Fleet,
@@ -41,18 +44,22 @@ import {
   heartbeatIntervalMs,
   isLeased,
   NotFoundError,
-  ReadyQueue,
   retryDelayMs,
+  RunTimePredictor,
   stateName,
   UnavailableError,
   toDuration,
   toTimestamp,
   timestampToMillis,
+  durationToMillis,
   type Clock,
   type Demand,
   type Policy,
+  type QueuedTaskInit,
   type Reservation,
   type RetryPolicy,
+  type TenantConfig,
+  type WaitCause,
 } from '@autoglm/core';
 import { isTransient, type StoredEvent, type TaskStore } from '@autoglm/store';
 import { captureTraceContext, type Logger } from '@autoglm/runtime';
@@ -86,6 +93,10 @@ export interface SchedulerOptions {
   telemetryIntervalMs?: number;
   /** Backoff between a failed attempt and the next. */
   retry?: RetryPolicy;
+  /** The policy to start with (weights, age bound, fair-share half-life). @default DEFAULT_POLICY */
+  policy?: Policy;
+  /** Tenants' shares and quotas; tenants not listed have share 1 and no quota. */
+  tenants?: TenantConfig[];
 }
 
 /** One attempt's hold on a node. */
@@ -111,6 +122,8 @@ interface Live {
   waitingOn?: Set<string>;
   /** W3C trace context of the submission (memory only), handed to the agent with the assignment. */
   traceContext?: Record<string, string>;
+  /** The highest class among the tasks waiting on it (priority inheritance), when higher than its own. */
+  inheritedClass?: PriorityClass;
 }
 
 interface NodeInfo {
@@ -131,6 +144,17 @@ const MAX_DEAD_LETTERS_PER_CALL = 10_000;
 
 /** The longest an agent waits between reconnection attempts (its backoff doubles from 100 ms up to this). */
 const AGENT_MAX_BACKOFF_MS = 2000;
+
+const WAIT_CAUSES: Record<WaitCause, WaitingCause> = {
+  priority: WaitingCause.PRIORITY,
+  capacity: WaitingCause.CAPACITY,
+  quota: WaitingCause.QUOTA,
+  'no-model': WaitingCause.NO_MODEL,
+};
+
+/** The cost factor: a task's share of a node, counted against an 8-GPU node of 80 GiB GPUs. */
+const COST_GPUS = 8;
+const COST_GPU_MEMORY_BYTES = 8 * 80 * 2 ** 30;
 
 /** Lease epochs: incarnation * 2^32 + a per-process counter (exact in a double up to incarnation 2^21). */
 const EPOCHS_PER_INCARNATION = 2 ** 32;
@@ -153,7 +177,8 @@ export class Scheduler {
   private readonly live = new Map<string, Live>();
   /** Tasks whose final transition is being committed. */
   private readonly finishing = new Map<string, Live>();
-  private readonly queue = new ReadyQueue();
+  private readonly dispatcher: Dispatcher;
+  private readonly runTimes = new RunTimePredictor();
   private readonly dependents = new Map<string, Set<string>>();
   private readonly admissions = new Map<string, { resolve: (p: Placement) => void; reject: (e: unknown) => void }>();
   private readonly nodes = new Map<string, NodeInfo>();
@@ -190,6 +215,18 @@ export class Scheduler {
     this.telemetryIntervalMs = options.telemetryIntervalMs ?? 100;
     this.retryPolicy = options.retry ?? DEFAULT_RETRY_POLICY;
     this.incarnation = options.incarnation;
+    this.policy = options.policy ?? DEFAULT_POLICY;
+    const now = this.clock();
+    this.dispatcher = new Dispatcher({
+      fleet: this.fleet,
+      fairShare: new FairShare(options.tenants ?? [], { halfLifeMs: this.policy.fairShareHalfLifeMs, nowMs: now }),
+      policy: this.policy,
+      nowMs: now,
+      demandOf: (id) => {
+        const spec = this.live.get(id)?.task.spec;
+        return spec ? this.demandOf(spec) : undefined;
+      },
+    });
   }
 
   /**
@@ -211,11 +248,14 @@ export class Scheduler {
     }
     let held = 0;
     let requeued = 0;
+    // Queued oldest first, so the age bound finds them in order.
+    const queued = tasks.filter((t) => t.state === S.QUEUED).map((t) => this.live.get(t.id)!);
+    queued.sort((a, b) => a.readySinceMs - b.readySinceMs);
+    for (const entry of queued) if (this.live.get(entry.task.id) === entry && entry.task.state === S.QUEUED) this.enqueueReady(entry);
     for (const task of tasks) {
       const entry = this.live.get(task.id);
-      if (!entry) continue;
-      if (task.state === S.QUEUED) this.queue.push(this.queueEntry(entry));
-      else if (isLeased(task.state) && task.nodeId && task.leaseEpoch > 0) {
+      if (!entry || task.state === S.QUEUED) continue;
+      if (isLeased(task.state) && task.nodeId && task.leaseEpoch > 0) {
         held += 1;
         entry.lease = { epoch: task.leaseEpoch, nodeId: task.nodeId, gpuIndices: task.gpuIndices, queueTimeMs: 0, sent: true };
         let node = this.nodes.get(task.nodeId);
@@ -311,8 +351,7 @@ export class Scheduler {
       // A dependency that ended while this task was being committed has settled its dependents already.
       await this.settleEndedDependencies(entry);
     } else {
-      this.queue.push(this.queueEntry(entry));
-      this.scheduleDispatch();
+      this.enqueueReady(entry);
     }
     return { task: entry.task, created };
   }
@@ -340,7 +379,7 @@ export class Scheduler {
     signal.addEventListener('abort', onAbort, { once: true });
     if (signal.aborted) onAbort();
     try {
-      await onAdmitted(task, this.queue.positionOf(task.id, task.spec!.priorityClass)).catch((err: unknown) => {
+      await onAdmitted(task, this.dispatcher.queue.positionOf(task.id)).catch((err: unknown) => {
         giveUp('could not tell the client it was admitted');
         throw err;
       });
@@ -372,7 +411,7 @@ export class Scheduler {
     }
     clearTimeout(entry.retryTimer);
     entry.retryTimer = undefined;
-    this.queue.remove(taskId, entry.task.spec!.priorityClass);
+    this.dispatcher.dequeue(taskId);
     this.admissions.get(taskId)?.reject(new FailedPreconditionError(`task ${taskId} was cancelled: ${why}`));
     await this.finish(entry, S.CANCELLED, why);
     return entry.task;
@@ -411,6 +450,7 @@ export class Scheduler {
       maxTasksPerGpu: register.maxTasksPerGpu || 16,
       gpus: register.gpus.map((g) => ({ index: g.index, memoryTotalBytes: g.memoryTotalBytes })),
     });
+    this.dispatcher.fleetChanged(this.clock());
     const info: NodeInfo = { register, link, state: NodeState.READY, lastSeenMs: this.clock(), leased: new Set() };
     this.nodes.set(nodeId, info);
     const keptIds = new Set<string>();
@@ -421,6 +461,7 @@ export class Scheduler {
         dropped.push(entry);
         continue;
       }
+      this.dispatcher.allocate(entry.task.id, entry.task.tenant, lease.reservation.demand, this.clock());
       info.leased.add(entry.task.id);
       keptIds.add(entry.task.id);
     }
@@ -451,10 +492,11 @@ export class Scheduler {
       // No new work for a draining node: its refusals would burn tasks' retries.
       info.state = NodeState.DRAINING;
       this.fleet.setHealth(nodeId, 'draining');
+      this.dispatcher.fleetChanged(this.clock());
       this.logger.info({ nodeId }, 'agent draining');
     }
     this.fleet.observe(nodeId, telemetry.gpus.map((g) => ({ index: g.index, utilization: g.utilization, memoryUsedBytes: g.memoryUsedBytes })));
-    if (this.fleet.hasFreeSlot() && this.queue.size > 0) this.scheduleDispatch();
+    if (this.fleet.hasFreeSlot() && this.dispatcher.size > 0) this.scheduleDispatch();
   }
 
   /** A progress report; rejected unless it carries the task's current lease (fencing). */
@@ -477,6 +519,7 @@ export class Scheduler {
         return;
       case S.SUCCEEDED: {
         const result = TaskResult.fromPartial({ ...update.result, queueTime: toDuration(entry.lease.queueTimeMs) });
+        if (result.runTime) this.runTimes.observe(entry.task.spec!, durationToMillis(result.runTime));
         this.releaseLease(entry);
         if (entry.task.state === S.ASSIGNED) await this.transition(entry, S.RUNNING, '', { startedAt: toTimestamp(now) });
         // Cancelled while that committed: the cancel stands.
@@ -523,6 +566,7 @@ export class Scheduler {
     info.link = undefined;
     info.state = NodeState.DISCONNECTED;
     this.fleet.setHealth(nodeId, 'lost');
+    this.dispatcher.fleetChanged(this.clock());
     this.logger.warn({ nodeId, reason, leased: info.leased.size }, 'agent disconnected; its leases stand until they expire');
   }
 
@@ -541,6 +585,7 @@ export class Scheduler {
       info.link?.close(`no message for ${silentMs} ms`);
       this.nodes.delete(nodeId);
       this.fleet.remove(nodeId);
+      this.dispatcher.fleetChanged(now);
       this.logger.warn({ nodeId, silentMs, leased: info.leased.size }, 'agent lost: silent past its lease');
       for (const taskId of info.leased) {
         const entry = this.live.get(taskId);
@@ -646,40 +691,63 @@ export class Scheduler {
     return this.live.get(taskId)?.task ?? this.finishing.get(taskId)?.task ?? (await this.store.get(taskId));
   }
 
+  /**
+   * The task's priority factor by factor, its place in the order, and what
+   * keeps it from running. A task not queued (waiting on dependencies, backing
+   * off, running) is explained as it would rank if queued now, age 0.
+   */
   explain(taskId: string, task: Task): PriorityExplanation {
+    const now = this.clock();
     const entry = this.live.get(taskId);
-    const spec = task.spec!;
-    const wait = entry && task.state === S.QUEUED ? this.clock() - entry.readySinceMs : 0;
-    const factors = [
-      { name: 'class', value: classFactor(spec.priorityClass) },
-      { name: 'age', value: ageFactor(wait, this.policy.maxAgeMs) },
-    ].map((f) => {
-      const weight = this.policy.weights[f.name as 'class' | 'age'];
-      return { ...f, weight, contribution: f.value * weight };
-    });
-    const position = task.state === S.QUEUED ? this.queue.positionOf(taskId, spec.priorityClass) : 0;
-    let waitingReason = '';
-    if (task.state === S.WAITING_DEPS) waitingReason = `waiting for dependencies: ${[...(entry?.waitingOn ?? [])].join(', ')}`;
-    else if (task.state === S.QUEUED) {
-      if (!this.fleet.servesModel(spec.model)) waitingReason = `no connected node serves model "${spec.model}"`;
-      else if (!this.fleet.hasFreeSlot()) waitingReason = 'no capacity: every GPU slot is taken';
-      else if (position > 1) waitingReason = `${position - 1} tasks are ahead in scheduling order`;
-      else waitingReason = 'next to be placed; waiting for a GPU with enough free memory';
+    const queued = entry && task.state === S.QUEUED ? this.dispatcher.explain(taskId, now) : undefined;
+    if (queued) {
+      return PriorityExplanation.fromPartial({
+        taskId,
+        state: task.state,
+        priority: queued.priority,
+        factors: queued.factors,
+        queuePosition: queued.position,
+        tasksAhead: Math.max(0, queued.position - 1),
+        waitingReason: queued.detail,
+        waitingCause: WAIT_CAUSES[queued.cause],
+        overdue: queued.overdue,
+        tenantUsageOverShare: queued.usageOverShare,
+        reservedNode: queued.heldNode ?? '',
+      });
     }
-    return PriorityExplanation.fromPartial({
-      taskId,
-      state: task.state,
-      priority: factors.reduce((s, f) => s + f.contribution, 0),
-      factors,
-      queuePosition: position,
-      waitingReason,
-    });
+    const usageOverShare = this.dispatcher.usageOverShare(task.tenant, now);
+    const init = entry ? this.queuedInit(entry) : undefined;
+    const { priority, factors } = explainPriority(
+      {
+        priorityClass: init?.inheritedClass ?? task.spec!.priorityClass,
+        waitMs: 0,
+        slackMs: init?.deadlineMs === undefined ? undefined : init.deadlineMs - now - (init.predictedRunMs ?? 0),
+        dependents: init?.dependents ?? 0,
+        priority: task.spec!.priority,
+        usageOverShare,
+        resourceShare: init?.resourceShare ?? 0,
+      },
+      this.policy.weights,
+      this.policy,
+    );
+    let waitingCause = WaitingCause.UNSPECIFIED;
+    let waitingReason = '';
+    if (task.state === S.WAITING_DEPS || task.state === S.PENDING) {
+      waitingCause = WaitingCause.DEPENDENCY;
+      waitingReason = `waiting for dependencies: ${[...(entry?.waitingOn ?? [])].join(', ')}`;
+    } else if (entry?.retryTimer) {
+      waitingCause = WaitingCause.BACKOFF;
+      waitingReason = `attempt ${task.attempt} failed; the next starts after its retry backoff`;
+    }
+    return PriorityExplanation.fromPartial({ taskId, state: task.state, priority, factors, waitingReason, waitingCause, tenantUsageOverShare: usageOverShare });
   }
 
   applyPolicy(update: PolicyUpdate): number {
     this.policy = applyPolicyUpdate(this.policy, update);
+    this.dispatcher.setPolicy(this.policy, this.clock());
     this.logger.info({ version: this.policy.version, source: update.source, reason: update.reason }, 'policy updated');
     this.bus.publishPolicy(PolicyChange.fromPartial({ version: this.policy.version, update, time: toTimestamp(this.clock()) }));
+    this.scheduleDispatch();
     return this.policy.version;
   }
 
@@ -785,8 +853,7 @@ export class Scheduler {
     }
     if (unmet.size === 0) {
       await this.transition(entry, S.QUEUED, 'dependencies succeeded');
-      this.queue.push(this.queueEntry(entry));
-      this.scheduleDispatch();
+      this.enqueueReady(entry);
       return;
     }
     entry.waitingOn = unmet;
@@ -817,8 +884,7 @@ export class Scheduler {
       entry.waitingOn = undefined;
       entry.readySinceMs = this.clock();
       await this.transition(entry, S.QUEUED, 'dependencies succeeded');
-      this.queue.push(this.queueEntry(entry));
-      this.scheduleDispatch();
+      this.enqueueReady(entry);
     }
   }
 
@@ -826,10 +892,56 @@ export class Scheduler {
     let set = this.dependents.get(dep);
     if (!set) this.dependents.set(dep, (set = new Set()));
     set.add(taskId);
+    this.refreshLineage(dep);
   }
 
-  private queueEntry(entry: Live) {
-    return { id: entry.task.id, priorityClass: entry.task.spec!.priorityClass, tenant: entry.task.tenant, readySinceMs: entry.readySinceMs };
+  /** Queues a runnable task in policy order and asks for a dispatch pass. */
+  private enqueueReady(entry: Live): void {
+    this.dispatcher.enqueue(this.queuedInit(entry), this.clock());
+    this.scheduleDispatch();
+  }
+
+  private queuedInit(entry: Live): QueuedTaskInit {
+    const { task } = entry;
+    const spec = task.spec!;
+    const demand = this.demandOf(spec);
+    return {
+      id: task.id,
+      tenant: task.tenant,
+      priorityClass: spec.priorityClass,
+      priority: spec.priority,
+      readySinceMs: entry.readySinceMs,
+      deadlineMs: spec.deadline ? timestampToMillis(spec.deadline) : undefined,
+      predictedRunMs: this.runTimes.predict(spec),
+      dependents: this.dependents.get(task.id)?.size ?? 0,
+      inheritedClass: entry.inheritedClass,
+      resourceShare: Math.min(1, Math.max(demand.gpuCount / COST_GPUS, ((demand.privateBytesPerGpu + demand.sharedBytesPerGpu) * demand.gpuCount) / COST_GPU_MEMORY_BYTES)),
+    };
+  }
+
+  /**
+   * Dependency weight and priority inheritance: a task's direct waiting
+   * dependents count for it, and the highest class among them is lent to it;
+   * a change flows on down to what it waits on in turn.
+   */
+  private refreshLineage(taskId: string, seen = new Set<string>()): void {
+    if (seen.has(taskId)) return;
+    seen.add(taskId);
+    const entry = this.live.get(taskId);
+    if (!entry) return;
+    let lent: PriorityClass | undefined;
+    for (const id of this.dependents.get(taskId) ?? []) {
+      const d = this.live.get(id);
+      if (!d?.task.spec) continue;
+      for (const c of [d.task.spec.priorityClass, d.inheritedClass]) {
+        if (c !== undefined && (lent === undefined || classValue(c) > classValue(lent))) lent = c;
+      }
+    }
+    const inheritedClass = lent !== undefined && classValue(lent) > classValue(entry.task.spec!.priorityClass) ? lent : undefined;
+    const changed = inheritedClass !== entry.inheritedClass;
+    entry.inheritedClass = inheritedClass;
+    this.dispatcher.update(taskId, { inheritedClass, dependents: this.dependents.get(taskId)?.size ?? 0 }, this.clock());
+    if (changed) for (const dep of entry.waitingOn ?? []) this.refreshLineage(dep, seen);
   }
 
   private demandOf(spec: TaskSpec): Demand {
@@ -848,6 +960,7 @@ export class Scheduler {
     if (!lease) return;
     entry.lease = undefined;
     if (lease.reservation) this.fleet.release(lease.reservation);
+    this.dispatcher.release(entry.task.id, this.clock());
     this.nodes.get(lease.nodeId)?.leased.delete(entry.task.id);
     this.scheduleDispatch();
   }
@@ -861,28 +974,17 @@ export class Scheduler {
     });
   }
 
-  /**
-   * Places runnable tasks in order. A task that fits nowhere does not block the
-   * ones behind it (a smaller one may fit), but a pass gives up after a run of
-   * misses so a long queue on a full fleet costs little.
-   */
+  /** Places runnable tasks in policy order (libs/core Dispatcher) and assigns them. */
   private dispatch(): void {
-    if (this.queue.size === 0) return;
-    let misses = 0;
-    for (const q of this.queue.inOrder()) {
-      if (!this.fleet.hasFreeSlot() || misses >= 64) break;
-      const entry = this.live.get(q.id);
-      if (!entry) {
-        this.queue.remove(q.id, q.priorityClass);
+    const now = this.clock();
+    for (const { task, reservation } of this.dispatcher.dispatch(now)) {
+      const entry = this.live.get(task.id);
+      if (!entry || entry.task.state !== S.QUEUED) {
+        this.fleet.release(reservation);
+        this.dispatcher.release(task.id, now);
         continue;
       }
-      const placed = this.fleet.place(this.demandOf(entry.task.spec!));
-      if (typeof placed === 'string') {
-        misses += 1;
-        continue;
-      }
-      this.queue.remove(q.id, q.priorityClass);
-      this.assign(entry, placed).catch((err: unknown) => this.logger.error({ err, taskId: q.id }, 'assignment failed'));
+      this.assign(entry, reservation).catch((err: unknown) => this.logger.error({ err, taskId: task.id }, 'assignment failed'));
     }
   }
 
@@ -967,8 +1069,7 @@ export class Scheduler {
     const attempt = entry.task.attempt;
     entry.readySinceMs = this.clock();
     await this.transition(entry, S.QUEUED, `attempt ${attempt + 1} after: ${reason}`, { attempt: attempt + 1, nodeId: '', gpuIndices: [] });
-    this.queue.push(this.queueEntry(entry));
-    this.scheduleDispatch();
+    this.enqueueReady(entry);
   }
 
   /**
@@ -985,8 +1086,7 @@ export class Scheduler {
     if (task.spec?.interactive) await this.finish(entry, S.CANCELLED, 'its Infer stream was refused before the submission was confirmed');
     else if (task.state === S.WAITING_DEPS || task.state === S.PENDING) await this.gateOnDependencies(entry);
     else if (task.state === S.QUEUED) {
-      this.queue.push(this.queueEntry(entry));
-      this.scheduleDispatch();
+      this.enqueueReady(entry);
     }
   }
 
@@ -1007,6 +1107,11 @@ export class Scheduler {
     if (state === S.SUCCEEDED) this.succeeded += 1;
     else this.failed += 1;
     if (state === S.DEAD_LETTER) this.deadLetterCount += 1;
+    // Ended while waiting: its dependencies no longer have it behind them.
+    for (const dep of entry.waitingOn ?? []) {
+      this.dependents.get(dep)?.delete(entry.task.id);
+      this.refreshLineage(dep);
+    }
     const waiting = this.dependents.get(entry.task.id);
     this.dependents.delete(entry.task.id);
     for (const id of waiting ?? []) {
@@ -1021,8 +1126,7 @@ export class Scheduler {
         dependent.waitingOn = undefined;
         dependent.readySinceMs = this.clock();
         await this.transition(dependent, S.QUEUED, 'dependencies succeeded');
-        this.queue.push(this.queueEntry(dependent));
-        this.scheduleDispatch();
+        this.enqueueReady(dependent);
       }
     }
   }

@@ -1,4 +1,4 @@
-import { DEFAULT_MODEL_CATALOG, Fleet, heartbeatIntervalMs } from '@autoglm/core';
+import { applyPolicyUpdate, DEFAULT_MODEL_CATALOG, DEFAULT_POLICY, Fleet, heartbeatIntervalMs, toDuration } from '@autoglm/core';
 import { parseFaultSpec, TaskStore } from '@autoglm/store';
 import { createLogger, GrpcServer, type Logger, type RunningService } from '@autoglm/runtime';
 import type { DecisionConfig } from './config';
@@ -46,6 +46,8 @@ export async function startDecision(config: DecisionConfig, logger: Logger = cre
     telemetryIntervalMs: config.telemetryIntervalMs,
     retry: { baseMs: config.retryBaseMs, maxMs: config.retryMaxMs },
     incarnation,
+    policy: startingPolicy(config),
+    tenants: config.tenants,
   });
   const started = Date.now();
   const recovered = await scheduler.recover();
@@ -74,4 +76,23 @@ export async function startDecision(config: DecisionConfig, logger: Logger = cre
       await store.close();
     },
   };
+}
+
+/** The configured policy: the preset, then the weights and durations over it (validated as ApplyPolicy would). */
+export function startingPolicy(config: Pick<DecisionConfig, 'policyPreset' | 'policyWeights' | 'maxAgeMs' | 'fairShareHalfLifeMs'>) {
+  let policy;
+  try {
+    policy = applyPolicyUpdate(DEFAULT_POLICY, {
+    preset: config.policyPreset,
+    weights: config.policyWeights,
+    tenantBoosts: {},
+    source: 'config',
+    reason: 'starting policy',
+    maxAge: toDuration(config.maxAgeMs),
+    fairShareHalfLife: toDuration(config.fairShareHalfLifeMs),
+    });
+  } catch (err) {
+    throw new Error(`AUTOGLM_POLICY_WEIGHTS: ${(err as Error).message}`, { cause: err });
+  }
+  return { ...policy, version: DEFAULT_POLICY.version };
 }

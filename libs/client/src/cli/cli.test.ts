@@ -5,6 +5,8 @@ import {
   type InferRequest,
   InferResponse,
   NodeState,
+  PriorityExplanation,
+  WaitingCause,
   type ListTasksRequest,
   type SubmitTaskRequest,
   SubmitTaskResponse,
@@ -111,17 +113,23 @@ describe('autoglm CLI', () => {
         },
         cancelTask: (call, callback) => callback(null, Task.fromPartial({ id: call.request.taskId, state: TaskState.CANCELLED, reason: call.request.reason })),
         explainTask: (call, callback) =>
-          callback(null, {
-            taskId: call.request.taskId,
-            state: TaskState.QUEUED,
-            priority: 0.62,
-            queuePosition: 4,
-            waitingReason: 'no GPU with 40 GiB free',
-            factors: [
-              { name: 'class', value: 1, weight: 0.4, contribution: 0.4 },
-              { name: 'age', value: 0.55, weight: 0.4, contribution: 0.22 },
-            ],
-          }),
+          callback(
+            null,
+            PriorityExplanation.fromPartial({
+              taskId: call.request.taskId,
+              state: TaskState.QUEUED,
+              priority: 5825,
+              queuePosition: 4,
+              tasksAhead: 3,
+              waitingReason: 'no node has 1 GPU(s) with room for it now',
+              waitingCause: WaitingCause.CAPACITY,
+              tenantUsageOverShare: 1.25,
+              factors: [
+                { name: 'class', value: 1, weight: 5000, contribution: 5000 },
+                { name: 'age', value: 0.55, weight: 1500, contribution: 825 },
+              ],
+            }),
+          ),
         infer: (call: ServerDuplexStream<InferRequest, InferResponse>) => {
           call.on('data', (message: InferRequest) => {
             inferRequests.push(message);
@@ -314,9 +322,10 @@ describe('autoglm CLI', () => {
   it('explain prints the factors', async () => {
     const io = captureIo();
     await expect(autoglm(io, 'explain', 'task-3')).resolves.toBe(0);
-    expect(io.out).toMatch(/task task-3 {2}QUEUED {2}priority 0\.620, queue position 4/);
-    expect(io.out).toMatch(/waiting: no GPU with 40 GiB free/);
-    expect(io.out).toMatch(/^age +0\.550 +0\.400 +0\.220$/m);
+    expect(io.out).toMatch(/task task-3 {2}QUEUED {2}priority 5825\.0\nposition 4 \(3 ahead\)\n/);
+    expect(io.out).toMatch(/waiting \(capacity\): no node has 1 GPU\(s\) with room for it now/);
+    expect(io.out).toMatch(/tenant usage: 1\.25 of its fair share/);
+    expect(io.out).toMatch(/^age +0\.550 +1500 +825\.0$/m);
   });
 
   it('cancel prints the new state', async () => {

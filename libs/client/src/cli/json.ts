@@ -2,7 +2,7 @@
 // timestamps as ISO 8601, durations in milliseconds (`...Ms`). Unset values are null.
 import type { InferDone, Node, PriorityExplanation, QueueStats, Task, TaskEvent, TaskResult } from '@autoglm/proto';
 import { durationMs, isoTime } from './format';
-import { className, kindName, nodeStateName, stateName } from './names';
+import { className, kindName, nodeStateName, stateName, waitingCauseName } from './names';
 
 /** A JSON value. */
 export type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
@@ -109,7 +109,12 @@ export function explanationJson(explanation: PriorityExplanation): Json {
     state: stateName(explanation.state),
     priority: explanation.priority,
     queuePosition: explanation.queuePosition,
+    tasksAhead: explanation.tasksAhead,
+    waitingCause: waitingCauseName(explanation.waitingCause),
     waitingReason: explanation.waitingReason,
+    overdue: explanation.overdue,
+    tenantUsageOverShare: explanation.tenantUsageOverShare,
+    reservedNode: explanation.reservedNode,
     factors: explanation.factors.map((f) => ({ name: f.name, value: f.value, weight: f.weight, contribution: f.contribution })),
   };
 }

@@ -1,4 +1,4 @@
-import { NodeState, PriorityClass, TaskKind, TaskState, type TaskEvent } from '@autoglm/proto';
+import { NodeState, PriorityClass, TaskKind, TaskState, WaitingCause, type TaskEvent } from '@autoglm/proto';
 
 function nameOf(enumObject: Record<number, string>, value: number): string {
   return enumObject[value] ?? `UNKNOWN(${value})`;
@@ -11,6 +11,9 @@ export const className = (priorityClass: PriorityClass): string =>
   priorityClass === PriorityClass.UNSPECIFIED ? 'NORMAL' : nameOf(PriorityClass, priorityClass);
 /** "INFERENCE", "BATCH". */
 export const kindName = (kind: TaskKind): string => nameOf(TaskKind, kind);
+/** "capacity", "quota", ...; empty when not waiting. */
+export const waitingCauseName = (cause: WaitingCause): string =>
+  cause === WaitingCause.UNSPECIFIED ? '' : nameOf(WaitingCause, cause).toLowerCase().replace(/_/g, ' ');
 /** "READY", "DRAINING", "LOST". */
 export const nodeStateName = (state: NodeState): string => nameOf(NodeState, state);
 

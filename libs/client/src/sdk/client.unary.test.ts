@@ -1,5 +1,5 @@
 import { Metadata, type ServerUnaryCall, type sendUnaryData, status } from '@grpc/grpc-js';
-import { type SubmitTaskRequest, SubmitTaskResponse, Task, TaskState, type GetTaskRequest, QueueStats, PriorityClass } from '@autoglm/proto';
+import { type SubmitTaskRequest, SubmitTaskResponse, Task, TaskState, type GetTaskRequest, QueueStats, PriorityClass, PriorityExplanation } from '@autoglm/proto';
 import { AutoglmClient } from './client';
 import { AutoglmError } from './errors';
 import { startTestServer, type TestServer } from './test-server';
@@ -178,7 +178,7 @@ describe('AutoglmClient unary calls', () => {
         cancelTask: (call, callback) =>
           callback(null, Task.fromPartial({ id: call.request.taskId, state: TaskState.CANCELLED, reason: call.request.reason })),
         explainTask: (call, callback) =>
-          callback(null, { taskId: call.request.taskId, state: TaskState.QUEUED, priority: 0.5, factors: [], queuePosition: 3, waitingReason: '' }),
+          callback(null, PriorityExplanation.fromPartial({ taskId: call.request.taskId, state: TaskState.QUEUED, priority: 0.5, queuePosition: 3 })),
       },
       {
         listNodes: (_call, callback) => callback(null, { nodes: [] }),

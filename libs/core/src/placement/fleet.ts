@@ -28,6 +28,8 @@ export interface FleetNode {
   lastSeenMs: number;
   /** Tasks placed and not released. */
   inFlight: number;
+  /** A task this node is held for (no other task is placed here until it is). */
+  heldFor?: string;
 }
 
 /** What one task needs. */
@@ -162,8 +164,11 @@ export class Fleet {
     return false;
   }
 
-  /** Places and reserves, or explains why not. */
-  place(demand: Demand): Reservation | NoFit {
+  /**
+   * Places and reserves, or explains why not. Nodes held for another task
+   * are skipped; `holder` may use the node held for it.
+   */
+  place(demand: Demand, holder?: string): Reservation | NoFit {
     const now = this.clock();
     let sawModel = false;
     let sawNode = false;
@@ -174,6 +179,7 @@ export class Fleet {
       if (!this.serves(node, demand.model)) continue;
       sawModel = true;
       if (now - node.lastSeenMs > this.policy.staleTelemetryMs) continue;
+      if (node.heldFor !== undefined && node.heldFor !== holder) continue;
       const fitting: Array<{ gpu: GpuSlot; score: number }> = [];
       for (const gpu of node.gpus) {
         const score = this.gpuScore(node, gpu, demand);
@@ -191,6 +197,59 @@ export class Fleet {
     const near = candidates.filter((c) => c.score >= best.score - this.policy.tieBreakMargin);
     const pick = near[Math.floor(this.random() * near.length)] ?? best;
     return this.reserve(pick.node, pick.gpus, demand);
+  }
+
+  /**
+   * Holds a node for a task too large to fit anywhere now, so capacity
+   * freed there is not taken by smaller tasks (no starvation of large work):
+   * the ready node serving its model with enough GPUs and memory when empty,
+   * nearest to fitting now. Returns the node, or undefined when none could
+   * ever take it or every candidate is held for another task.
+   */
+  hold(demand: Demand, holder: string): string | undefined {
+    const limitOf = (gpu: GpuSlot) => gpu.memoryTotalBytes * this.policy.maxGpuMemoryFraction;
+    const need = demand.privateBytesPerGpu + demand.sharedBytesPerGpu;
+    let best: { node: FleetNode; free: number } | undefined;
+    for (const node of this.nodesById.values()) {
+      if (node.health !== 'ready' || !this.serves(node, demand.model)) continue;
+      if (node.heldFor !== undefined && node.heldFor !== holder) continue;
+      const big = node.gpus.filter((g) => limitOf(g) >= need);
+      if (big.length < demand.gpuCount) continue;
+      // Free memory on the GPUs it would take: the nearer to fitting, the sooner it runs.
+      const free = big
+        .map((g) => limitOf(g) - g.reservedBytes)
+        .sort((a, b) => b - a)
+        .slice(0, demand.gpuCount)
+        .reduce((a, b) => a + b, 0);
+      if (!best || free > best.free) best = { node, free };
+    }
+    if (!best) return undefined;
+    this.unhold(holder);
+    best.node.heldFor = holder;
+    return best.node.nodeId;
+  }
+
+  /** Ends a hold (its task was placed, cancelled or is no longer overdue). */
+  unhold(holder: string): void {
+    for (const node of this.nodesById.values()) if (node.heldFor === holder) node.heldFor = undefined;
+  }
+
+  /** The node held for a task, if any. */
+  heldNode(holder: string): string | undefined {
+    for (const node of this.nodesById.values()) if (node.heldFor === holder) return node.nodeId;
+    return undefined;
+  }
+
+  /** The fleet's ready GPUs and their memory (what fair shares divide). */
+  capacity(): { gpus: number; gpuMemoryBytes: number } {
+    let gpus = 0;
+    let gpuMemoryBytes = 0;
+    for (const node of this.nodesById.values()) {
+      if (node.health !== 'ready') continue;
+      gpus += node.gpus.length;
+      for (const g of node.gpus) gpuMemoryBytes += g.memoryTotalBytes;
+    }
+    return { gpus, gpuMemoryBytes };
   }
 
   /**

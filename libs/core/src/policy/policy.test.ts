@@ -1,10 +1,11 @@
 import { PriorityClass, type PolicyUpdate } from '@autoglm/proto';
 import fc from 'fast-check';
 import { InvalidArgumentError } from '../errors';
-import { ageFactor, applyPolicyUpdate, classFactor, DEFAULT_POLICY, FACTORS, type Policy, PRESETS } from './policy';
+import { applyPolicyUpdate, DEFAULT_POLICY, FACTORS, type Policy, PRESETS } from './policy';
+import { ageValue as ageFactor, classValue as classFactor } from './priority';
 
 function update(partial: Partial<PolicyUpdate>): PolicyUpdate {
-  return { preset: '', weights: {}, tenantBoosts: {}, source: 'operator', reason: 'test', ...partial };
+  return { preset: '', weights: {}, tenantBoosts: {}, source: 'operator', reason: 'test', maxAge: undefined, fairShareHalfLife: undefined, ...partial };
 }
 
 /** The InvalidArgumentError an update is refused with. */
@@ -40,13 +41,13 @@ describe('presets', () => {
     expect(batch.fairshare).toBeGreaterThan(realtime.fairshare);
   });
 
-  it('starts from balanced at version 1, with a 7-day age cap and no tenant boosts', () => {
+  it('starts from balanced at version 1, with a 10-minute age bound and no tenant boosts', () => {
     expect(DEFAULT_POLICY.version).toBe(1);
     expect(DEFAULT_POLICY.preset).toBe('balanced');
     expect(DEFAULT_POLICY.weights).toEqual(PRESETS.balanced);
     expect(DEFAULT_POLICY.weights).not.toBe(PRESETS.balanced);
     expect(DEFAULT_POLICY.tenantBoosts).toEqual({});
-    expect(DEFAULT_POLICY.maxAgeMs).toBe(7 * DAY);
+    expect(DEFAULT_POLICY.maxAgeMs).toBe(10 * 60_000);
   });
 });
 

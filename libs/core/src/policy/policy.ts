@@ -1,5 +1,8 @@
-import { PriorityClass, type PolicyUpdate } from '@autoglm/proto';
+import type { Duration, PolicyUpdate } from '@autoglm/proto';
 import { InvalidArgumentError } from '../errors';
+import { durationToMillis } from '../time';
+
+const DAY_MS = 24 * 3600 * 1000;
 
 /** The priority factors of docs/architecture.md, "Policy". */
 export const FACTORS = ['class', 'age', 'deadline', 'dependency', 'business', 'fairshare', 'cost'] as const;
@@ -10,25 +13,51 @@ export type Weights = Record<FactorName, number>;
 /** Named starting points, Slurm-style integer weights. */
 export const PRESETS: Record<'realtime' | 'batch' | 'balanced', Weights> = {
   realtime: { class: 10000, age: 500, deadline: 4000, dependency: 500, business: 1000, fairshare: 1000, cost: 200 },
-  batch: { class: 2000, age: 3000, deadline: 1000, dependency: 2000, business: 1000, fairshare: 3000, cost: 500 },
+  batch: { class: 2000, age: 3000, deadline: 1000, dependency: 2000, business: 1000, fairshare: 20000, cost: 500 },
   balanced: { class: 5000, age: 1500, deadline: 2500, dependency: 1000, business: 1000, fairshare: 2000, cost: 300 },
 };
 
-export interface Policy {
+/** How the factors are shaped over time and counts. */
+export interface PriorityShape {
+  /**
+   * The age bound: age grows linearly to 1 over this much runnable time (and
+   * stops there). A task that has waited this long is overdue: overdue tasks
+   * get a share of the placements ahead of priority order, and the oldest one
+   * that fits nowhere has a node reserved for it. @default 10 minutes
+   */
+  maxAgeMs: number;
+  /** Deadline urgency is 0.5 when this much slack is left, 1 when none is. @default 5 minutes */
+  deadlineHorizonMs: number;
+  /** The dependency factor is 0.5 with this many tasks waiting behind. @default 8 */
+  dependentsHalf: number;
+}
+
+export interface Policy extends PriorityShape {
   version: number;
   preset: keyof typeof PRESETS;
   weights: Weights;
+  /** Multipliers on a tenant's fair share (1 when absent), 0..100. */
   tenantBoosts: Record<string, number>;
-  /** Age reaches 1.0 after this long. @default 7 days, as Slurm's PriorityMaxAge */
-  maxAgeMs: number;
+  /** Fair share: past usage counts half after this long. @default 10 minutes */
+  fairShareHalfLifeMs: number;
+  /** At least this fraction of placements goes to overdue tasks while there are any. @default 0.1 */
+  overdueShare: number;
 }
+
+export const DEFAULT_PRIORITY_SHAPE: PriorityShape = {
+  maxAgeMs: 10 * 60_000,
+  deadlineHorizonMs: 5 * 60_000,
+  dependentsHalf: 8,
+};
 
 export const DEFAULT_POLICY: Policy = {
   version: 1,
   preset: 'balanced',
   weights: { ...PRESETS.balanced },
   tenantBoosts: {},
-  maxAgeMs: 7 * 24 * 3600 * 1000,
+  ...DEFAULT_PRIORITY_SHAPE,
+  fairShareHalfLifeMs: 10 * 60_000,
+  overdueShare: 0.1,
 };
 
 /** Applies an update to a policy, validating every field; returns the new policy (version + 1). */
@@ -56,18 +85,16 @@ export function applyPolicyUpdate(policy: Policy, update: PolicyUpdate): Policy 
     }
     next.tenantBoosts[tenant] = boost;
   }
+  if (update.maxAge) next.maxAgeMs = durationIn(update.maxAge, 'update.max_age', 1000, 7 * DAY_MS);
+  if (update.fairShareHalfLife) next.fairShareHalfLifeMs = durationIn(update.fairShareHalfLife, 'update.fair_share_half_life', 1000, 30 * DAY_MS);
   next.version = policy.version + 1;
   return next;
 }
 
-/** The normalised class factor: urgent 1, normal 0.5, background 0. */
-export function classFactor(priorityClass: PriorityClass): number {
-  if (priorityClass === PriorityClass.URGENT) return 1;
-  if (priorityClass === PriorityClass.BACKGROUND) return 0;
-  return 0.5;
-}
-
-/** The normalised age factor: linear in runnable wait time, capped at 1. */
-export function ageFactor(waitMs: number, maxAgeMs: number): number {
-  return Math.max(0, Math.min(1, waitMs / maxAgeMs));
+function durationIn(d: Duration, field: string, minMs: number, maxMs: number): number {
+  const ms = durationToMillis(d);
+  if (!Number.isFinite(ms) || ms < minMs || ms > maxMs) {
+    throw new InvalidArgumentError(field, `must be between ${minMs / 1000} s and ${maxMs / DAY_MS} days, got ${ms / 1000} s`);
+  }
+  return ms;
 }

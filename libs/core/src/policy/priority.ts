@@ -1,5 +1,5 @@
 import { PriorityClass } from '@autoglm/proto';
-import { FACTORS, type FactorName, type Weights } from './policy';
+import { DEFAULT_PRIORITY_SHAPE, FACTORS, type FactorName, type PriorityShape, type Weights } from './policy';
 
 /**
  * Multi-factor priority, in the style of Slurm's multifactor plugin: each
@@ -13,6 +13,7 @@ import { FACTORS, type FactorName, type Weights } from './policy';
 
 /** What the priority of one runnable task depends on. */
 export interface PriorityInputs {
+  /** Its class, or a higher one lent by a waiting dependent (priority inheritance). */
   priorityClass: PriorityClass;
   /**
    * Time spent runnable (ms). The caller does not count time spent waiting
@@ -28,8 +29,6 @@ export interface PriorityInputs {
   dependents: number;
   /** The submission's priority within its class, -1000..1000 (negative: sheddable). */
   priority: number;
-  /** The tenant's boost from the policy, 0..100. */
-  tenantBoost: number;
   /**
    * The tenant's decayed usage divided by its fair share (0 unused, 1 exactly
    * its share, 2 twice its share). Undefined when shares are not in use.
@@ -38,22 +37,6 @@ export interface PriorityInputs {
   /** The task's share of one node's resources, 0..1 (GPUs and GPU memory, the larger). */
   resourceShare: number;
 }
-
-/** How the factors are shaped: where each curve reaches its midpoint. */
-export interface PriorityShape {
-  /** Age reaches 1 after this long (Slurm's PriorityMaxAge). */
-  maxAgeMs: number;
-  /** Deadline urgency is 0.5 when this much slack is left, 1 when none is. */
-  deadlineHorizonMs: number;
-  /** The dependency factor is 0.5 with this many dependents. */
-  dependentsHalf: number;
-}
-
-export const DEFAULT_PRIORITY_SHAPE: PriorityShape = {
-  maxAgeMs: 7 * 24 * 3600 * 1000,
-  deadlineHorizonMs: 5 * 60 * 1000,
-  dependentsHalf: 8,
-};
 
 /** One factor's part in a priority. */
 export interface FactorContribution {
@@ -67,18 +50,46 @@ export interface FactorContribution {
 
 const clamp01 = (x: number): number => (Number.isFinite(x) ? Math.min(1, Math.max(0, x)) : 0);
 
+/** Urgent 1, normal 0.5, background 0 (unknown classes count as normal). */
+export function classValue(priorityClass: PriorityClass): number {
+  return priorityClass === PriorityClass.URGENT ? 1 : priorityClass === PriorityClass.BACKGROUND ? 0 : 0.5;
+}
+
+/** Linear in runnable wait, capped at 1 at the age bound. */
+export function ageValue(waitMs: number, maxAgeMs: number): number {
+  return clamp01(waitMs / maxAgeMs);
+}
+
+/** Smooth and monotone: 0 without a deadline or far from it, 0.5 at the horizon, 1 once there is no slack. */
+export function deadlineValue(slackMs: number | undefined, horizonMs: number): number {
+  if (slackMs === undefined || Number.isNaN(slackMs)) return 0;
+  return slackMs <= 0 ? 1 : clamp01(horizonMs / (horizonMs + slackMs));
+}
+
+/** 0 with nothing waiting behind, 0.5 at `half` dependents, towards 1 with more. */
+export function dependencyValue(dependents: number, half: number): number {
+  return clamp01(dependents / (dependents + half));
+}
+
+/** The submission's priority, -1000..1000, mapped onto [0, 1]. */
+export function businessValue(priority: number): number {
+  return clamp01((priority + 1000) / 2000);
+}
+
+/** Slurm's classic fair-share curve: 1 unused, 0.5 at the share, halving with each further share; 0.5 without shares. */
+export function fairShareValue(usageOverShare: number | undefined): number {
+  return usageOverShare === undefined ? 0.5 : clamp01(2 ** -Math.max(0, usageOverShare));
+}
+
 /** Each factor's normalised value. */
 export function priorityFactors(inputs: PriorityInputs, shape: PriorityShape = DEFAULT_PRIORITY_SHAPE): Record<FactorName, number> {
-  const slack = inputs.slackMs;
   return {
-    class: inputs.priorityClass === PriorityClass.URGENT ? 1 : inputs.priorityClass === PriorityClass.BACKGROUND ? 0 : 0.5,
-    age: clamp01(inputs.waitMs / shape.maxAgeMs),
-    // Smooth and monotone: 0 far from the deadline, 0.5 at the horizon, 1 once there is no slack.
-    deadline: slack === undefined ? 0 : slack <= 0 ? 1 : clamp01(shape.deadlineHorizonMs / (shape.deadlineHorizonMs + slack)),
-    dependency: clamp01(inputs.dependents / (inputs.dependents + shape.dependentsHalf)),
-    business: clamp01((inputs.priority + 1000) / 2000 + inputs.tenantBoost / 200),
-    // Slurm's classic fair-share curve: 1 unused, 0.5 at the share, halving with each further share.
-    fairshare: inputs.usageOverShare === undefined ? 0.5 : clamp01(2 ** -Math.max(0, inputs.usageOverShare)),
+    class: classValue(inputs.priorityClass),
+    age: ageValue(inputs.waitMs, shape.maxAgeMs),
+    deadline: deadlineValue(inputs.slackMs, shape.deadlineHorizonMs),
+    dependency: dependencyValue(inputs.dependents, shape.dependentsHalf),
+    business: businessValue(inputs.priority),
+    fairshare: fairShareValue(inputs.usageOverShare),
     cost: clamp01(inputs.resourceShare),
   };
 }

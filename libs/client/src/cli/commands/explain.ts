@@ -4,7 +4,7 @@ import { table } from '../format';
 import { examples } from '../help';
 import { type CliIo, println } from '../io';
 import { explanationJson } from '../json';
-import { stateName } from '../names';
+import { stateName, waitingCauseName } from '../names';
 
 /** `autoglm explain`. */
 export function registerExplain(program: Command, io: CliIo): void {
@@ -20,15 +20,21 @@ export function registerExplain(program: Command, io: CliIo): void {
         ctx.printJson(explanationJson(explanation));
         return;
       }
-      const position = explanation.queuePosition > 0 ? `, queue position ${explanation.queuePosition}` : '';
-      println(io.stdout, `task ${explanation.taskId}  ${stateName(explanation.state)}  priority ${explanation.priority.toFixed(3)}${position}`);
-      if (explanation.waitingReason !== '') println(io.stdout, `waiting: ${explanation.waitingReason}`);
+      const e = explanation;
+      println(io.stdout, `task ${e.taskId}  ${stateName(e.state)}  priority ${e.priority.toFixed(1)}`);
+      if (e.queuePosition > 0) println(io.stdout, `position ${e.queuePosition} (${e.tasksAhead} ahead)${e.overdue ? ', overdue: past the age bound' : ''}`);
+      if (e.waitingReason !== '') {
+        const cause = waitingCauseName(e.waitingCause);
+        println(io.stdout, `waiting${cause ? ` (${cause})` : ''}: ${e.waitingReason}`);
+      }
+      if (e.reservedNode !== '') println(io.stdout, `node ${e.reservedNode} is held for it`);
+      println(io.stdout, `tenant usage: ${e.tenantUsageOverShare.toFixed(2)} of its fair share`);
       println(io.stdout);
       println(
         io.stdout,
         table(
           ['FACTOR', 'VALUE', 'WEIGHT', 'CONTRIBUTION'],
-          explanation.factors.map((f) => [f.name, f.value.toFixed(3), f.weight.toFixed(3), f.contribution.toFixed(3)]),
+          e.factors.map((f) => [f.name, f.value.toFixed(3), String(f.weight), f.contribution.toFixed(1)]),
           [false, true, true, true],
         ),
       );

@@ -441,6 +441,15 @@ export interface PolicyUpdate {
   source: string;
   /** Why, in words. */
   reason: string;
+  /**
+   * The age bound: age reaches its cap, and the task is overdue, after this
+   * long runnable (1 s .. 7 days). Unchanged when absent.
+   */
+  maxAge:
+    | Duration
+    | undefined;
+  /** Fair share: past usage counts half after this long (1 s .. 30 days). */
+  fairShareHalfLife: Duration | undefined;
 }
 
 export interface PolicyUpdate_WeightsEntry {
@@ -3015,7 +3024,15 @@ export const Event: MessageFns<Event> = {
 };
 
 function createBasePolicyUpdate(): PolicyUpdate {
-  return { preset: "", weights: {}, tenantBoosts: {}, source: "", reason: "" };
+  return {
+    preset: "",
+    weights: {},
+    tenantBoosts: {},
+    source: "",
+    reason: "",
+    maxAge: undefined,
+    fairShareHalfLife: undefined,
+  };
 }
 
 export const PolicyUpdate: MessageFns<PolicyUpdate> = {
@@ -3034,6 +3051,12 @@ export const PolicyUpdate: MessageFns<PolicyUpdate> = {
     }
     if (message.reason !== "") {
       writer.uint32(42).string(message.reason);
+    }
+    if (message.maxAge !== undefined) {
+      Duration.encode(message.maxAge, writer.uint32(50).fork()).join();
+    }
+    if (message.fairShareHalfLife !== undefined) {
+      Duration.encode(message.fairShareHalfLife, writer.uint32(58).fork()).join();
     }
     return writer;
   },
@@ -3097,6 +3120,22 @@ export const PolicyUpdate: MessageFns<PolicyUpdate> = {
             message.reason = reader.string();
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.maxAge = Duration.decode(reader, reader.uint32());
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.fairShareHalfLife = Duration.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3135,6 +3174,12 @@ export const PolicyUpdate: MessageFns<PolicyUpdate> = {
     );
     message.source = object.source ?? "";
     message.reason = object.reason ?? "";
+    message.maxAge = (object.maxAge !== undefined && object.maxAge !== null)
+      ? Duration.fromPartial(object.maxAge)
+      : undefined;
+    message.fairShareHalfLife = (object.fairShareHalfLife !== undefined && object.fairShareHalfLife !== null)
+      ? Duration.fromPartial(object.fairShareHalfLife)
+      : undefined;
     return message;
   },
 };

@@ -81,6 +81,25 @@ export enum TaskKind {
   UNRECOGNIZED = -1,
 }
 
+/** What keeps a task from running. */
+export enum WaitingCause {
+  /** UNSPECIFIED - Not waiting (running or finished), or unknown. */
+  UNSPECIFIED = 0,
+  /** DEPENDENCY - Dependencies have not succeeded yet. */
+  DEPENDENCY = 1,
+  /** PRIORITY - Other runnable tasks come first. */
+  PRIORITY = 2,
+  /** CAPACITY - No node has room for it now. */
+  CAPACITY = 3,
+  /** QUOTA - Its tenant is at its quota (nominal plus borrowing limit). */
+  QUOTA = 4,
+  /** NO_MODEL - No connected node serves its model. */
+  NO_MODEL = 5,
+  /** BACKOFF - A failed attempt is waiting out its retry backoff. */
+  BACKOFF = 6,
+  UNRECOGNIZED = -1,
+}
+
 /** One turn of a chat conversation. */
 export interface ChatMessage {
   /** "system", "user", "assistant" or "tool". */
@@ -434,6 +453,19 @@ export interface PriorityExplanation {
   queuePosition: number;
   /** Why it is not running yet, in words; empty when it is. */
   waitingReason: string;
+  /** Why it is not running yet, as a code. */
+  waitingCause: WaitingCause;
+  /** Runnable tasks placed before it in the current order (queue_position - 1). */
+  tasksAhead: number;
+  /**
+   * True once it has been runnable past the policy's age bound: it is among
+   * the tasks served ahead of priority order, and may have a node reserved.
+   */
+  overdue: boolean;
+  /** The tenant's decayed usage over its fair share (1 = exactly its share). */
+  tenantUsageOverShare: number;
+  /** The node held for it while it is too large to fit anywhere, if any. */
+  reservedNode: string;
 }
 
 /** Token usage and timings of an inference. */
@@ -2900,7 +2932,19 @@ export const PriorityFactor: MessageFns<PriorityFactor> = {
 };
 
 function createBasePriorityExplanation(): PriorityExplanation {
-  return { taskId: "", state: 0, priority: 0, factors: [], queuePosition: 0, waitingReason: "" };
+  return {
+    taskId: "",
+    state: 0,
+    priority: 0,
+    factors: [],
+    queuePosition: 0,
+    waitingReason: "",
+    waitingCause: 0,
+    tasksAhead: 0,
+    overdue: false,
+    tenantUsageOverShare: 0,
+    reservedNode: "",
+  };
 }
 
 export const PriorityExplanation: MessageFns<PriorityExplanation> = {
@@ -2922,6 +2966,21 @@ export const PriorityExplanation: MessageFns<PriorityExplanation> = {
     }
     if (message.waitingReason !== "") {
       writer.uint32(50).string(message.waitingReason);
+    }
+    if (message.waitingCause !== 0) {
+      writer.uint32(56).int32(message.waitingCause);
+    }
+    if (message.tasksAhead !== 0) {
+      writer.uint32(64).uint32(message.tasksAhead);
+    }
+    if (message.overdue !== false) {
+      writer.uint32(72).bool(message.overdue);
+    }
+    if (message.tenantUsageOverShare !== 0) {
+      writer.uint32(81).double(message.tenantUsageOverShare);
+    }
+    if (message.reservedNode !== "") {
+      writer.uint32(90).string(message.reservedNode);
     }
     return writer;
   },
@@ -2987,6 +3046,46 @@ export const PriorityExplanation: MessageFns<PriorityExplanation> = {
             message.waitingReason = reader.string();
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.waitingCause = reader.int32() as any;
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.tasksAhead = reader.uint32();
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.overdue = reader.bool();
+            continue;
+          }
+          case 10: {
+            if (tag !== 81) {
+              break;
+            }
+
+            message.tenantUsageOverShare = reader.double();
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.reservedNode = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3010,6 +3109,11 @@ export const PriorityExplanation: MessageFns<PriorityExplanation> = {
     message.factors = object.factors?.map((e) => PriorityFactor.fromPartial(e)) || [];
     message.queuePosition = object.queuePosition ?? 0;
     message.waitingReason = object.waitingReason ?? "";
+    message.waitingCause = object.waitingCause ?? 0;
+    message.tasksAhead = object.tasksAhead ?? 0;
+    message.overdue = object.overdue ?? false;
+    message.tenantUsageOverShare = object.tenantUsageOverShare ?? 0;
+    message.reservedNode = object.reservedNode ?? "";
     return message;
   },
 };

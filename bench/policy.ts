@@ -1,0 +1,160 @@
+import { fork } from 'node:child_process';
+import * as fs from 'node:fs';
+import { PriorityClass } from '@autoglm/proto';
+import { DEFAULT_POLICY, Dispatcher, FairShare, Fleet, seededRandom, type Demand, type QueuedTaskInit, type Reservation } from '@autoglm/core';
+import { printTable, writeResult } from './lib/report';
+
+/**
+ * The scheduling policy's own cost, without the network or the store:
+ * - ordering: one decision = take the highest-priority task out of a queue of
+ *   N and put a new one in (so the queue stays at N);
+ * - dispatch: one decision = a GPU frees, a dispatch pass runs (fair share,
+ *   quota, overdue list, placement) and refills it, with N queued behind;
+ * - memory: RSS of a fresh process holding N queued tasks in the dispatcher
+ *   (queue, fair share), measured in a child so nothing else is counted.
+ *
+ * The workload: 50 tenants, three classes, priorities -1000..1000, one task
+ * in ten with a deadline, one in five with dependents.
+ */
+export async function policy(args: string[]): Promise<void> {
+  if (args[0] === '--hold') return holdQueued(Number(args[1]));
+  const queued = Number(flag(args, '--queued') ?? 100_000);
+  const million = Number(flag(args, '--memory-tasks') ?? 1_000_000);
+  const ordering = measureOrdering(queued, 300_000);
+  const dispatch = measureDispatch(queued, 100_000);
+  const memory = await measureMemory(million);
+  const rows = [
+    { measure: `ordering decisions/s, ${queued.toLocaleString('en')} queued`, value: Math.round(ordering.perSecond), target: '≥ 50,000', ratio: (ordering.perSecond / 50_000).toFixed(2) + '×' },
+    { measure: `dispatch decisions/s, ${queued.toLocaleString('en')} queued`, value: Math.round(dispatch.perSecond), target: '≥ 50,000', ratio: (dispatch.perSecond / 50_000).toFixed(2) + '×' },
+    { measure: `RSS MB, ${million.toLocaleString('en')} queued`, value: memory.rssMb, target: '< 1,024', ratio: (memory.rssMb / 1024).toFixed(2) + '×' },
+    { measure: 'bytes per queued task', value: Math.round(memory.bytesPerTask), target: '', ratio: '' },
+  ];
+  printTable('Scheduling policy: decisions per second and queue memory', rows);
+  console.log(`\n${writeResult('policy', { queued, ordering, dispatch, memory })}`);
+}
+
+const TENANTS = 50;
+
+function taskAt(i: number, random: () => number, nowMs: number): QueuedTaskInit {
+  const r = random();
+  return {
+    id: `task-${i.toString(36).padStart(8, '0')}-${Math.floor(random() * 2 ** 40).toString(16)}`,
+    tenant: `tenant-${Math.floor(random() * TENANTS)}`,
+    priorityClass: r < 0.2 ? PriorityClass.URGENT : r < 0.7 ? PriorityClass.NORMAL : PriorityClass.BACKGROUND,
+    priority: Math.floor(random() * 2001) - 1000,
+    readySinceMs: nowMs,
+    deadlineMs: random() < 0.1 ? nowMs + 60_000 + random() * 3_600_000 : undefined,
+    predictedRunMs: 1000 + random() * 60_000,
+    dependents: random() < 0.2 ? Math.floor(random() * 10) : 0,
+    resourceShare: random() * 0.25,
+  };
+}
+
+function newDispatcher(fleet: Fleet, nowMs: number, demands: Map<string, Demand>): Dispatcher {
+  const fairShare = new FairShare(
+    Array.from({ length: TENANTS }, (_, i) => ({ name: `tenant-${i}`, share: 1 + (i % 3) })),
+    { halfLifeMs: DEFAULT_POLICY.fairShareHalfLifeMs, nowMs },
+  );
+  return new Dispatcher({ fleet, fairShare, policy: DEFAULT_POLICY, nowMs, demandOf: (id) => demands.get(id) });
+}
+
+const GiB = 2 ** 30;
+const DEMAND: Demand = { model: '', gpuCount: 1, sharedBytesPerGpu: 0, privateBytesPerGpu: 4 * GiB };
+
+function measureOrdering(queued: number, decisions: number): { perSecond: number; decisions: number } {
+  const random = seededRandom(1);
+  let now = 1_700_000_000_000;
+  const fleet = new Fleet(undefined, () => now);
+  const d = newDispatcher(fleet, now, new Map());
+  let i = 0;
+  for (; i < queued; i++) d.enqueue(taskAt(i, random, now), now);
+  const tasks = Array.from({ length: decisions }, (_, k) => taskAt(i + k, random, now));
+  const start = process.hrtime.bigint();
+  for (let k = 0; k < decisions; k++) {
+    // The clock moves 1 ms per decision: ages grow, deadline urgency is re-keyed as it goes.
+    now += 1;
+    if (k % 64 === 0) d.queue.maintain(now);
+    const best = d.queue.popBest();
+    if (best) d.queue.remove(best.id);
+    d.queue.push({ ...tasks[k]!, readySinceMs: now }, now);
+  }
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  return { perSecond: decisions / seconds, decisions };
+}
+
+function measureDispatch(queued: number, decisions: number): { perSecond: number; decisions: number; placed: number } {
+  const random = seededRandom(2);
+  let now = 1_700_000_000_000;
+  const fleet = new Fleet({ maxGpuUtilization: 1, maxGpuMemoryFraction: 0.9, staleTelemetryMs: Infinity, mode: 'spread', tieBreakMargin: 0.05 }, () => now, random);
+  for (let n = 0; n < 64; n++) {
+    fleet.upsert({ nodeId: `node-${n}`, address: '', models: ['*'], maxTasksPerGpu: 1, gpus: Array.from({ length: 8 }, (_, g) => ({ index: g, memoryTotalBytes: 80 * GiB })) });
+  }
+  const demands = new Map<string, Demand>();
+  const d = newDispatcher(fleet, now, demands);
+  d.fleetChanged(now);
+  const running: Array<{ id: string; reservation: Reservation }> = [];
+  const add = (k: number) => {
+    const t = taskAt(k, random, now);
+    demands.set(t.id, DEMAND);
+    d.enqueue(t, now);
+  };
+  let i = 0;
+  for (; i < queued + 512; i++) add(i);
+  for (const p of d.dispatch(now)) running.push({ id: p.task.id, reservation: p.reservation });
+  let placed = 0;
+  const start = process.hrtime.bigint();
+  for (let k = 0; k < decisions; k++) {
+    now += 1;
+    // A random running task finishes; a new one arrives; a pass fills the freed GPU.
+    const j = Math.floor(random() * running.length);
+    const done = running[j]!;
+    running[j] = running[running.length - 1]!;
+    running.pop();
+    fleet.release(done.reservation);
+    d.release(done.id, now);
+    demands.delete(done.id);
+    add(i++);
+    for (const p of d.dispatch(now)) {
+      running.push({ id: p.task.id, reservation: p.reservation });
+      placed += 1;
+    }
+  }
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  return { perSecond: decisions / seconds, decisions, placed };
+}
+
+/** Forks this benchmark to hold `tasks` queued tasks and report its RSS. */
+async function measureMemory(tasks: number): Promise<{ rssMb: number; baselineMb: number; bytesPerTask: number; tasks: number }> {
+  const child = fork(__filename.endsWith('.ts') ? require.resolve('./run.ts') : __filename, ['policy', '--hold', String(tasks)], {
+    execArgv: process.execArgv,
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const report = await new Promise<{ rssMb: number; baselineMb: number }>((resolve, reject) => {
+    child.once('message', (m) => resolve(m as { rssMb: number; baselineMb: number }));
+    child.once('exit', (code) => reject(new Error(`memory probe exited with ${code}`)));
+  });
+  child.kill();
+  return { ...report, tasks, bytesPerTask: ((report.rssMb - report.baselineMb) * 2 ** 20) / tasks };
+}
+
+/** In the child: fill a dispatcher with `tasks` queued tasks, then report RSS after a GC. */
+function holdQueued(tasks: number): void {
+  const rss = () => Math.round(Number(fs.readFileSync('/proc/self/status', 'utf8').match(/VmRSS:\s+(\d+)/)?.[1] ?? 0) / 1024);
+  const gc = (globalThis as { gc?: () => void }).gc;
+  gc?.();
+  const baselineMb = rss();
+  const random = seededRandom(3);
+  const now = 1_700_000_000_000;
+  const fleet = new Fleet(undefined, () => now);
+  const d = newDispatcher(fleet, now, new Map());
+  for (let i = 0; i < tasks; i++) d.enqueue(taskAt(i, random, now), now);
+  gc?.();
+  const rssMb = rss();
+  if (d.size !== tasks) throw new Error(`queued ${d.size}, expected ${tasks}`);
+  process.send!({ rssMb, baselineMb });
+}
+
+function flag(args: string[], name: string): string | undefined {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+}

@@ -1,0 +1,287 @@
+import fc from 'fast-check';
+import { PriorityClass } from '@autoglm/proto';
+import { Fleet, type Demand } from '../placement/fleet';
+import { FairShare, type TenantConfig } from '../policy/fair-share';
+import { DEFAULT_POLICY, PRESETS, type Policy } from '../policy/policy';
+import { Dispatcher } from './dispatcher';
+import type { QueuedTaskInit } from './policy-queue';
+
+const GiB = 2 ** 30;
+const SEC = 1000;
+const MIN = 60 * SEC;
+
+interface SimTask extends QueuedTaskInit {
+  demand: Demand;
+  runMs: number;
+}
+
+const small: Demand = { model: '', gpuCount: 1, sharedBytesPerGpu: 0, privateBytesPerGpu: GiB };
+const large: Demand = { model: '', gpuCount: 4, sharedBytesPerGpu: 0, privateBytesPerGpu: GiB };
+
+/**
+ * A fake-clock cluster: nodes of `gpusPerNode` GPUs, one task per GPU, driven
+ * by the dispatcher. Tasks arrive at their readySinceMs and run for runMs.
+ */
+class Cluster {
+  now = 0;
+  readonly fleet: Fleet;
+  readonly dispatcher: Dispatcher;
+  readonly fairShare: FairShare;
+  readonly tasks = new Map<string, SimTask>();
+  readonly started = new Map<string, number>();
+  private readonly running: Array<{ id: string; endMs: number; release: () => void }> = [];
+  /** GPU-milliseconds run per tenant since `measureFrom`. */
+  readonly gpuMs = new Map<string, number>();
+  measureFrom = 0;
+
+  constructor(nodes: number, gpusPerNode: number, policy: Policy, tenants: TenantConfig[] = []) {
+    this.fleet = new Fleet({ maxGpuUtilization: 1, maxGpuMemoryFraction: 1, staleTelemetryMs: Infinity, mode: 'spread', tieBreakMargin: 0 }, () => this.now, () => 0);
+    for (let n = 0; n < nodes; n++) {
+      this.fleet.upsert({ nodeId: `n${n}`, address: '', models: ['*'], maxTasksPerGpu: 1, gpus: Array.from({ length: gpusPerNode }, (_, i) => ({ index: i, memoryTotalBytes: 80 * GiB })) });
+    }
+    this.fairShare = new FairShare(tenants, { halfLifeMs: policy.fairShareHalfLifeMs });
+    this.dispatcher = new Dispatcher({ fleet: this.fleet, fairShare: this.fairShare, policy, nowMs: 0, demandOf: (id) => this.tasks.get(id)?.demand });
+    this.dispatcher.fleetChanged(0);
+  }
+
+  submit(task: SimTask): void {
+    this.tasks.set(task.id, task);
+    this.dispatcher.enqueue(task, this.now);
+  }
+
+  /** Moves time to `t`, finishing work and dispatching at every finish. */
+  runUntil(t: number, onFinish?: (task: SimTask) => void): void {
+    for (;;) {
+      this.dispatch();
+      this.running.sort((a, b) => a.endMs - b.endMs);
+      const next = this.running[0];
+      if (!next || next.endMs > t) break;
+      this.running.shift();
+      this.now = next.endMs;
+      next.release();
+      onFinish?.(this.tasks.get(next.id)!);
+    }
+    this.now = t;
+    this.dispatch();
+  }
+
+  private dispatch(): void {
+    for (const { task, reservation } of this.dispatcher.dispatch(this.now)) {
+      const sim = this.tasks.get(task.id)!;
+      const start = this.now;
+      this.started.set(task.id, start);
+      this.running.push({
+        id: task.id,
+        endMs: start + sim.runMs,
+        release: () => {
+          this.fleet.release(reservation);
+          this.dispatcher.release(task.id, this.now);
+          const from = Math.max(start, this.measureFrom);
+          if (this.now > from) this.gpuMs.set(sim.tenant, (this.gpuMs.get(sim.tenant) ?? 0) + (this.now - from) * sim.demand.gpuCount);
+        },
+      });
+    }
+  }
+}
+
+let seq = 0;
+const simTask = (over: Partial<SimTask> = {}): SimTask => ({
+  id: `t${seq++}`,
+  tenant: 'acme',
+  priorityClass: PriorityClass.NORMAL,
+  priority: 0,
+  readySinceMs: 0,
+  demand: small,
+  runMs: 10 * SEC,
+  ...over,
+});
+
+describe('Dispatcher', () => {
+  it('places in priority order: urgent first, then normal, then background', () => {
+    const c = new Cluster(1, 2, { ...DEFAULT_POLICY, weights: PRESETS.realtime });
+    const ids = [PriorityClass.BACKGROUND, PriorityClass.NORMAL, PriorityClass.URGENT].map((priorityClass) => {
+      const t = simTask({ priorityClass });
+      c.submit(t);
+      return t.id;
+    });
+    c.runUntil(0);
+    expect([...c.started.keys()]).toEqual([ids[2], ids[1]]);
+    expect(c.dispatcher.explain(ids[0]!, 0)).toMatchObject({ cause: 'capacity', position: 1 });
+  });
+
+  it('does not let a task too large to fit block smaller ones behind it', () => {
+    const c = new Cluster(1, 4, DEFAULT_POLICY);
+    c.submit(simTask({ id: 'busy', runMs: 5 * MIN }));
+    c.runUntil(0);
+    c.submit(simTask({ id: 'big', demand: large, priority: 500 }));
+    c.submit(simTask({ id: 'small' }));
+    c.runUntil(SEC);
+    expect(c.started.has('small')).toBe(true);
+    expect(c.started.has('big')).toBe(false);
+    expect(c.dispatcher.explain('big', SEC)).toMatchObject({ cause: 'capacity', heldNode: undefined });
+  });
+
+  it('holds a node at once for urgent work that does not fit, so background work cannot keep taking its capacity', () => {
+    const c = new Cluster(2, 4, DEFAULT_POLICY);
+    // Node n0 runs busy-0..3 (ending at 10, 20, 30, 40 s), n1 busy-4..7 (ending at 5, 15, 25, 35 s).
+    for (let i = 0; i < 8; i++) c.submit(simTask({ id: `busy-${i}`, runMs: i < 4 ? (i + 1) * 10 * SEC : (i - 4) * 10 * SEC + 5 * SEC, priorityClass: PriorityClass.BACKGROUND }));
+    c.runUntil(0);
+    c.submit(simTask({ id: 'urgent-big', demand: large, priorityClass: PriorityClass.URGENT }));
+    for (let i = 0; i < 20; i++) c.submit(simTask({ id: `bg-${i}`, runMs: MIN, priorityClass: PriorityClass.BACKGROUND }));
+    // At 5 s the first GPU frees (on n1): too little for it, and n1 is held.
+    c.runUntil(15 * SEC);
+    const why = c.dispatcher.explain('urgent-big', 15 * SEC)!;
+    expect(why.heldNode).toBe('n1');
+    expect(why.detail).toMatch(/is held for it until it fits/);
+    c.runUntil(10 * MIN);
+    // n1 drains at 35 s and takes the urgent task; background work backfilled only n0 meanwhile (at 10, 20 and 30 s).
+    expect(c.started.get('urgent-big')).toBe(35 * SEC);
+    const before = [...c.started.entries()].filter(([id, at]) => id.startsWith('bg-') && at < 35 * SEC).map(([, at]) => at);
+    expect(before).toEqual([10 * SEC, 20 * SEC, 30 * SEC]);
+  });
+
+  it('holds a node for a large task once it is overdue, so a stream of small tasks cannot starve it', () => {
+    const policy: Policy = { ...DEFAULT_POLICY, maxAgeMs: 2 * MIN };
+    const c = new Cluster(2, 4, policy);
+    // A steady stream of small tasks keeps every GPU busy; each GPU frees every 30 s in turn.
+    let at = 0;
+    const feed = (until: number) => {
+      for (; at < until; at += 4 * SEC) c.submit(simTask({ readySinceMs: at, runMs: 30 * SEC, priorityClass: PriorityClass.URGENT }));
+    };
+    feed(SEC);
+    c.runUntil(0);
+    c.submit(simTask({ id: 'big', demand: large, priorityClass: PriorityClass.BACKGROUND }));
+    for (let t = SEC; t <= 10 * MIN; t += SEC) {
+      feed(t);
+      c.runUntil(t);
+      if (c.started.has('big')) break;
+    }
+    const started = c.started.get('big');
+    expect(started).toBeDefined();
+    // Overdue at 2 min; the held node drains within one 30 s run.
+    expect(started!).toBeLessThanOrEqual(2 * MIN + 31 * SEC);
+  });
+
+  it('skips a tenant at its quota and says so, while other tenants run', () => {
+    const tenants: TenantConfig[] = [{ name: 'capped', quota: { gpus: { nominal: 1, borrowingLimit: 1 } } }];
+    const c = new Cluster(1, 8, DEFAULT_POLICY, tenants);
+    for (let i = 0; i < 4; i++) c.submit(simTask({ id: `capped-${i}`, tenant: 'capped', priorityClass: PriorityClass.URGENT }));
+    c.submit(simTask({ id: 'other', tenant: 'other' }));
+    c.runUntil(0);
+    expect([...c.started.keys()].sort()).toEqual(['capped-0', 'capped-1', 'other']);
+    const why = c.dispatcher.explain('capped-2', 0)!;
+    expect(why.cause).toBe('quota');
+    expect(why.detail).toMatch(/tenant capped would use 3 of gpus, over its quota of 1 nominal \+ 1 borrowing/);
+  });
+
+  it('never lets a task wait past the age bound by more than the overdue share allows, under a stream of higher-priority work', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 4 }),
+        fc.array(fc.integer({ min: 0, max: 8 * MIN }), { minLength: 1, maxLength: 6 }),
+        fc.array(fc.integer({ min: -1000, max: 1000 }), { minLength: 1, maxLength: 20 }),
+        (gpus, lowArrivals, urgentPriorities) => {
+          const policy: Policy = { ...DEFAULT_POLICY, weights: PRESETS.realtime, maxAgeMs: 2 * MIN, overdueShare: 0.25 };
+          const c = new Cluster(1, gpus, policy);
+          const runMs = 10 * SEC;
+          // Urgent work arrives exactly as fast as it is served, so the GPUs never go idle and
+          // strict priority would starve the background tasks for ever.
+          let next = 0;
+          let k = 0;
+          // A backlog of two runs, then one task per GPU per run.
+          for (let i = 0; i < 2 * gpus; i++) c.submit(simTask({ runMs, priorityClass: PriorityClass.URGENT, priority: urgentPriorities[k++ % urgentPriorities.length]! }));
+          const feed = (until: number) => {
+            for (; next <= until; next += runMs) {
+              for (let i = 0; i < gpus; i++) c.submit(simTask({ readySinceMs: next, runMs, priorityClass: PriorityClass.URGENT, priority: urgentPriorities[k++ % urgentPriorities.length]! }));
+            }
+          };
+          const low = [...lowArrivals].sort((a, b) => a - b).map((at) => simTask({ readySinceMs: at, runMs, priorityClass: PriorityClass.BACKGROUND, priority: -1000 }));
+          let li = 0;
+          for (let t = 0; t <= 20 * MIN; t += SEC) {
+            while (li < low.length && low[li]!.readySinceMs <= t) c.submit(low[li++]!);
+            feed(t);
+            c.runUntil(t);
+          }
+          // A slot frees every runMs / gpus; an overdue task needs at most 1 / share of them.
+          const slack = Math.ceil(1 / policy.overdueShare) * (runMs / gpus) + runMs + SEC;
+          for (const t of low) {
+            const started = c.started.get(t.id);
+            expect(started).toBeDefined();
+            expect(started! - t.readySinceMs).toBeLessThanOrEqual(policy.maxAgeMs + slack * low.length);
+          }
+        },
+      ),
+      { numRuns: 25 },
+    );
+  });
+
+  it('converges tenants to their shares within 5 % under sustained contention', () => {
+    const tenants: TenantConfig[] = [
+      { name: 'a', share: 1 },
+      { name: 'b', share: 2 },
+      { name: 'c', share: 1 },
+    ];
+    const c = new Cluster(4, 4, { ...DEFAULT_POLICY, weights: PRESETS.batch, fairShareHalfLifeMs: 5 * MIN }, tenants);
+    // Every tenant always has more work queued than the fleet can run.
+    const topUp = () => {
+      for (const t of tenants) {
+        const queued = [...c.tasks.values()].filter((x) => x.tenant === t.name && !c.started.has(x.id)).length;
+        for (let i = queued; i < 40; i++) c.submit(simTask({ tenant: t.name, readySinceMs: c.now, runMs: 5 * SEC + ((seq * 7919) % 25) * SEC }));
+      }
+    };
+    for (let t = 0; t <= 120 * MIN; t += 10 * SEC) {
+      topUp();
+      c.runUntil(t);
+      if (t === 60 * MIN) {
+        c.gpuMs.clear();
+        c.measureFrom = t;
+      }
+    }
+    const total = [...c.gpuMs.values()].reduce((a, b) => a + b, 0);
+    for (const t of tenants) {
+      const want = t.share! / 4;
+      const got = (c.gpuMs.get(t.name) ?? 0) / total;
+      expect(Math.abs(got - want) / want).toBeLessThan(0.05);
+    }
+  });
+});
+
+describe('FairShare', () => {
+  it('decays usage with its half-life', () => {
+    const fs = new FairShare([{ name: 'a' }, { name: 'b' }], { halfLifeMs: MIN });
+    fs.setCapacity({ gpus: 10, gpuMemoryBytes: 800 * GiB }, 0);
+    fs.allocate('a', { gpus: 5, gpuMemoryBytes: 0 }, 0);
+    fs.queued('a', 1);
+    fs.queued('b', 1);
+    const early = fs.usageOverShare('a', MIN);
+    fs.release('a', { gpus: 5, gpuMemoryBytes: 0 }, MIN);
+    fs.allocate('b', { gpus: 5, gpuMemoryBytes: 0 }, MIN);
+    // a used the fleet alone for a minute: twice its share (of two).
+    expect(early).toBeCloseTo(2, 5);
+    // After b runs as much for a minute, a's older usage has halved: a < b.
+    expect(fs.usageOverShare('a', 2 * MIN)).toBeLessThan(fs.usageOverShare('b', 2 * MIN));
+  });
+
+  it('measures the dominant resource (memory when that is the larger share)', () => {
+    const fs = new FairShare([], { halfLifeMs: MIN });
+    fs.setCapacity({ gpus: 10, gpuMemoryBytes: 100 * GiB }, 0);
+    fs.allocate('a', { gpus: 1, gpuMemoryBytes: 50 * GiB }, 0);
+    expect(fs.dominantShare('a')).toBe(0.5);
+  });
+
+  it('calls a tenant over its nominal quota a borrower', () => {
+    const fs = new FairShare([{ name: 'a', quota: { gpus: { nominal: 2 } } }], { halfLifeMs: MIN });
+    fs.allocate('a', { gpus: 2, gpuMemoryBytes: 0 }, 0);
+    expect(fs.isBorrowing('a')).toBe(false);
+    expect(fs.withinNominal('a', { gpus: 1, gpuMemoryBytes: 0 })).toBe(false);
+    fs.allocate('a', { gpus: 1, gpuMemoryBytes: 0 }, 0);
+    expect(fs.isBorrowing('a')).toBe(true);
+    expect(fs.quotaBlock('a', { gpus: 100, gpuMemoryBytes: 0 })).toBeUndefined();
+  });
+
+  it('refuses bad tenant configuration, naming the field', () => {
+    expect(() => new FairShare([{ name: 'a', share: 0 }], { halfLifeMs: MIN })).toThrow(/tenants\[0\]\.share/);
+    expect(() => new FairShare([{ name: 'a', quota: { cpus: { nominal: 1 } } as never }], { halfLifeMs: MIN })).toThrow(/tenants\[0\]\.quota\.cpus/);
+    expect(() => new FairShare([{ name: 'a', quota: { gpus: { nominal: -1 } } }], { halfLifeMs: MIN })).toThrow(/nominal/);
+  });
+});

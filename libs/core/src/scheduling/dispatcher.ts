@@ -1,0 +1,291 @@
+import { PriorityClass } from '@autoglm/proto';
+import type { Demand, Fleet, Reservation } from '../placement/fleet';
+import { FairShare, type Resources } from '../policy/fair-share';
+import type { Policy } from '../policy/policy';
+import { fairShareValue, type FactorContribution } from '../policy/priority';
+import { PolicyQueue, type QueuedTask, type QueuedTaskInit, type QueuedTaskPatch } from './policy-queue';
+
+/** What keeps a queued task from running (WaitingCause in the proto). */
+export type WaitCause = 'priority' | 'capacity' | 'quota' | 'no-model';
+
+export interface DispatcherOptions {
+  fleet: Fleet;
+  fairShare: FairShare;
+  policy: Policy;
+  nowMs: number;
+  /** What a queued task needs; undefined when it is gone (it is dropped from the queue). */
+  demandOf: (id: string) => Demand | undefined;
+  /** A pass gives up after this many tasks in a row that fit nowhere. @default 64 */
+  maxMisses?: number;
+}
+
+export interface Placed {
+  task: QueuedTask;
+  reservation: Reservation;
+}
+
+export interface WaitExplanation {
+  priority: number;
+  factors: FactorContribution[];
+  /** 1-based, 0 when not queued. */
+  position: number;
+  overdue: boolean;
+  usageOverShare: number;
+  cause: WaitCause;
+  /** The cause in words. */
+  detail: string;
+  /** The node held for it, if any. */
+  heldNode?: string;
+}
+
+/** Fair-share scores are refreshed at most this often by dispatch passes (explanations always refresh). */
+const TENANT_REFRESH_MS = 100;
+
+/** The resources a demand takes, as fair share and quotas count them. */
+export function resourcesOf(demand: Demand): Resources {
+  return { gpus: demand.gpuCount, gpuMemoryBytes: (demand.privateBytesPerGpu + demand.sharedBytesPerGpu) * demand.gpuCount };
+}
+
+/**
+ * What runs next: the policy queue, fair share and quotas, placement, and the
+ * no-starvation rules, as one pure component that decision and the quality
+ * benchmark drive alike (the caller makes placements durable and tells the
+ * agents).
+ *
+ * A pass: overdue tasks first while they have credit (a share of the
+ * placements, policy.overdueShare), then tasks in priority order. A task that
+ * does not fit, or whose tenant is at its quota, does not block the ones
+ * behind it (no head-of-line blocking); a pass stops after a run of misses.
+ * The oldest overdue task that fits nowhere gets a node held for it, which
+ * smaller tasks then leave alone until it fits (so large work cannot starve);
+ * so does an urgent task at once (so background work cannot keep taking the
+ * capacity it waits for). One node is held at a time.
+ */
+export class Dispatcher {
+  readonly queue: PolicyQueue;
+  private readonly fleet: Fleet;
+  private readonly fairShare: FairShare;
+  private policy: Policy;
+  private readonly demandOf: (id: string) => Demand | undefined;
+  private readonly maxMisses: number;
+  /** Placements owed to overdue tasks, 0..1. */
+  private credit = 1;
+  private readonly allocations = new Map<string, { tenant: string; resources: Resources }>();
+  /** Why a task was last passed over (only tasks tried and still queued). */
+  private readonly passedOver = new Map<string, { cause: WaitCause; detail: string }>();
+  private heldFor?: string;
+  /** When tenants' fair-share scores were last refreshed (they move slowly: half-lives are minutes). */
+  private scoresAtMs = -Infinity;
+  private readonly scoredTenants = new Set<string>();
+
+  constructor(options: DispatcherOptions) {
+    this.fleet = options.fleet;
+    this.fairShare = options.fairShare;
+    this.policy = options.policy;
+    this.demandOf = options.demandOf;
+    this.maxMisses = options.maxMisses ?? 64;
+    this.queue = new PolicyQueue(options.policy, options.nowMs);
+    this.fairShare.setBoosts(options.policy.tenantBoosts);
+  }
+
+  get size(): number {
+    return this.queue.size;
+  }
+
+  /** Queues a runnable task. */
+  enqueue(task: QueuedTaskInit, nowMs: number): void {
+    if (!this.queue.has(task.id)) this.fairShare.queued(task.tenant, 1);
+    // A tenant new to the queue gets its score at the next pass, not up to TENANT_REFRESH_MS later.
+    if (!this.scoredTenants.has(task.tenant)) this.scoresAtMs = -Infinity;
+    this.queue.push(task, nowMs);
+  }
+
+  /** Takes a task out of the queue (cancelled, or gone); returns whether it was queued. */
+  dequeue(id: string): boolean {
+    const task = this.queue.get(id);
+    if (!task) return false;
+    this.queue.remove(id);
+    this.forget(task);
+    return true;
+  }
+
+  update(id: string, patch: QueuedTaskPatch, nowMs: number): void {
+    this.queue.update(id, patch, nowMs);
+  }
+
+  setPolicy(policy: Policy, nowMs: number): void {
+    this.policy = policy;
+    this.fairShare.setBoosts(policy.tenantBoosts);
+    this.fairShare.setHalfLife(policy.fairShareHalfLifeMs, nowMs);
+    this.queue.setPolicy(policy, nowMs);
+    this.scoresAtMs = -Infinity;
+  }
+
+  /** The fleet's size changed (a node joined, left or drains): fair shares are measured against it. */
+  fleetChanged(nowMs: number): void {
+    this.fairShare.setCapacity(this.fleet.capacity(), nowMs);
+  }
+
+  /** Counts a running attempt against its tenant (a placement made here, or one restored after a restart). */
+  allocate(id: string, tenant: string, demand: Demand, nowMs: number): void {
+    if (this.allocations.has(id)) return;
+    const resources = resourcesOf(demand);
+    this.allocations.set(id, { tenant, resources });
+    this.fairShare.allocate(tenant, resources, nowMs);
+  }
+
+  /** The attempt ended (or lost its node): its tenant's usage stops growing. */
+  release(id: string, nowMs: number): void {
+    const a = this.allocations.get(id);
+    if (!a) return;
+    this.allocations.delete(id);
+    this.fairShare.release(a.tenant, a.resources, nowMs);
+  }
+
+  usageOverShare(tenant: string, nowMs: number): number {
+    return this.fairShare.usageOverShare(tenant, nowMs);
+  }
+
+  /** Places what can run now, in policy order. */
+  dispatch(nowMs: number): Placed[] {
+    const placed: Placed[] = [];
+    if (this.queue.size === 0) return placed;
+    if (nowMs - this.scoresAtMs >= TENANT_REFRESH_MS) this.refreshTenantScores(nowMs);
+    this.queue.maintain(nowMs);
+    this.serveOverdue(nowMs, placed, false);
+    const skipped: QueuedTask[] = [];
+    let misses = 0;
+    let exhausted = false;
+    while (this.fleet.hasFreeSlot() && misses < this.maxMisses) {
+      const task = this.queue.popBest();
+      if (!task) {
+        exhausted = true;
+        break;
+      }
+      const reservation = this.tryPlace(task, nowMs);
+      if (reservation) {
+        placed.push({ task, reservation });
+        this.credit = Math.min(1, this.credit + this.policy.overdueShare);
+      } else if (this.queue.has(task.id)) {
+        skipped.push(task);
+        misses += 1;
+        // Urgent work that fits nowhere holds a node at once: background work
+        // must not keep taking the capacity it is waiting for.
+        this.holdFor(task);
+      }
+    }
+    this.queue.restore(skipped, nowMs);
+    // Nothing else wants the capacity: overdue tasks take it whatever their credit.
+    if (exhausted) this.serveOverdue(nowMs, placed, true);
+    return placed;
+  }
+
+  /** Why a queued task is where it is, and what keeps it from running. */
+  explain(id: string, nowMs: number): WaitExplanation | undefined {
+    const task = this.queue.get(id);
+    if (!task) return undefined;
+    this.refreshTenantScores(nowMs);
+    this.queue.maintain(nowMs);
+    const usageOverShare = this.fairShare.usageOverShare(task.tenant, nowMs);
+    const { priority, factors } = this.queue.explain(id, nowMs, usageOverShare)!;
+    const position = this.queue.positionOf(id);
+    const heldNode = this.heldFor === id ? this.fleet.heldNode(id) : undefined;
+    const missed = this.passedOver.get(id);
+    const demand = this.demandOf(id);
+    let cause: WaitCause;
+    let detail: string;
+    if (demand && !this.fleet.servesModel(demand.model)) {
+      cause = 'no-model';
+      detail = `no connected node serves model "${demand.model}"`;
+    } else if (missed?.cause === 'quota') {
+      ({ cause, detail } = missed);
+    } else if (missed?.cause === 'capacity' || !this.fleet.hasFreeSlot()) {
+      cause = 'capacity';
+      detail = !this.fleet.hasFreeSlot() ? 'no capacity: every GPU slot is taken' : (missed?.detail ?? 'no node has room for it now');
+      if (heldNode) detail += `; node ${heldNode} is held for it until it fits`;
+    } else {
+      cause = 'priority';
+      detail = position > 1 ? `lower priority than ${position - 1} tasks ahead of it` : 'next to be placed';
+    }
+    return { priority, factors, position, overdue: task.overdue, usageOverShare, cause, detail, heldNode };
+  }
+
+  // ---- internals ---------------------------------------------------------
+
+  private refreshTenantScores(nowMs: number): void {
+    const usage = this.fairShare.usageOverShares(nowMs);
+    const w = this.policy.weights.fairshare;
+    this.scoresAtMs = nowMs;
+    for (const tenant of this.queue.tenantNames()) {
+      this.queue.setTenantScore(tenant, w * fairShareValue(usage.get(tenant) ?? 0));
+      this.scoredTenants.add(tenant);
+    }
+  }
+
+  private serveOverdue(nowMs: number, placed: Placed[], unlimited: boolean): void {
+    if (this.heldFor !== undefined && !this.mayHold(this.queue.get(this.heldFor))) this.releaseHold();
+    if (this.queue.overdueCount === 0) return;
+    let misses = 0;
+    for (const task of this.queue.overdue()) {
+      if (!this.fleet.hasFreeSlot() || misses >= this.maxMisses || (!unlimited && this.credit < 1)) break;
+      const reservation = this.tryPlace(task, nowMs);
+      if (reservation) {
+        placed.push({ task, reservation });
+        if (!unlimited) this.credit -= 1;
+        continue;
+      }
+      misses += 1;
+      // The oldest overdue task that fits nowhere: hold a node for it.
+      this.holdFor(task);
+    }
+  }
+
+  /** Overdue tasks and urgent ones may have a node held for them. */
+  private mayHold(task: QueuedTask | undefined): boolean {
+    return task !== undefined && (task.overdue || task.priorityClass === PriorityClass.URGENT || task.inheritedClass === PriorityClass.URGENT);
+  }
+
+  /** Holds a node for a task that fits nowhere for want of capacity, when no other task has one held. */
+  private holdFor(task: QueuedTask): void {
+    if (this.heldFor !== undefined || this.passedOver.get(task.id)?.cause !== 'capacity' || !this.mayHold(task)) return;
+    const demand = this.demandOf(task.id);
+    if (demand && this.fleet.hold(demand, task.id)) this.heldFor = task.id;
+  }
+
+  private releaseHold(): void {
+    if (this.heldFor === undefined) return;
+    this.fleet.unhold(this.heldFor);
+    this.heldFor = undefined;
+  }
+
+  private tryPlace(task: QueuedTask, nowMs: number): Reservation | undefined {
+    const demand = this.demandOf(task.id);
+    if (!demand) {
+      this.dequeue(task.id);
+      return undefined;
+    }
+    const quota = this.fairShare.quotaBlock(task.tenant, resourcesOf(demand));
+    if (quota) {
+      this.passedOver.set(task.id, { cause: 'quota', detail: quota });
+      return undefined;
+    }
+    const placed = this.fleet.place(demand, task.id);
+    if (typeof placed === 'string') {
+      this.passedOver.set(task.id, {
+        cause: placed === 'no-capacity' ? 'capacity' : 'no-model',
+        detail: placed === 'no-capacity' ? `no node has ${demand.gpuCount} GPU(s) with room for it now` : `no connected node serves model "${demand.model}"`,
+      });
+      return undefined;
+    }
+    this.queue.remove(task.id);
+    this.forget(task);
+    this.allocate(task.id, task.tenant, demand, nowMs);
+    return placed;
+  }
+
+  private forget(task: QueuedTask): void {
+    this.fairShare.queued(task.tenant, -1);
+    this.passedOver.delete(task.id);
+    if (this.heldFor === task.id) this.releaseHold();
+  }
+}

@@ -1,0 +1,510 @@
+import { PriorityClass } from '@autoglm/proto';
+import type { Policy } from '../policy/policy';
+import { ageValue, businessValue, classValue, deadlineValue, dependencyValue, explainPriority, type FactorContribution } from '../policy/priority';
+
+/** What the queue needs to know of a runnable task. */
+export interface QueuedTaskInit {
+  id: string;
+  tenant: string;
+  priorityClass: PriorityClass;
+  /** The submission's priority within its class, -1000..1000. */
+  priority: number;
+  /** When it last became runnable (epoch ms): age counts from here. */
+  readySinceMs: number;
+  /** Deadline (epoch ms), if any. */
+  deadlineMs?: number;
+  /** Predicted run time (ms), for the deadline's slack. */
+  predictedRunMs?: number;
+  /** Tasks waiting (directly or not) on this one. */
+  dependents?: number;
+  /** A higher class lent by a waiting dependent (priority inheritance). */
+  inheritedClass?: PriorityClass;
+  /** Its share of one node (0..1): the cost penalty. */
+  resourceShare?: number;
+}
+
+/** A queued task, as the queue holds it. */
+export interface QueuedTask extends Readonly<Required<Omit<QueuedTaskInit, 'deadlineMs' | 'inheritedClass'>>> {
+  readonly deadlineMs?: number;
+  readonly inheritedClass?: PriorityClass;
+  /** Past the age bound. */
+  readonly overdue: boolean;
+}
+
+/** What can change about a queued task without it being pushed again. */
+export type QueuedTaskPatch = Partial<Pick<QueuedTaskInit, 'dependents' | 'inheritedClass' | 'deadlineMs' | 'predictedRunMs' | 'priority'>>;
+
+interface Node {
+  id: string;
+  tenant: string;
+  priorityClass: PriorityClass;
+  priority: number;
+  readySinceMs: number;
+  deadlineMs?: number;
+  predictedRunMs: number;
+  dependents: number;
+  inheritedClass?: PriorityClass;
+  resourceShare: number;
+  overdue: boolean;
+  /** Priority minus the part every queued task's age shares (see PolicyQueue). */
+  key: number;
+  /** Push order: ties go first-come first-served. */
+  seq: number;
+  /** Index in its tenant's heap; OVERDUE or POPPED when in none. */
+  index: number;
+  /** The deadline tick it is filed under for a refresh, if any. */
+  rekeyTick?: number;
+}
+
+interface TenantQueue {
+  name: string;
+  heap: Node[];
+  /** The tenant's part of every one of its tasks' priority (fair share), set by the owner. */
+  score: number;
+}
+
+const OVERDUE = -1;
+const POPPED = -2;
+
+/** Deadline urgency moves with the clock: tasks with deadlines are re-keyed at most this often. */
+const DEADLINE_TICK_MS = 250;
+/** ...and before their deadline contribution could have moved by more than this fraction of its weight. */
+const DEADLINE_DRIFT = 0.01;
+
+/**
+ * Runnable tasks in multi-factor priority order (policy/priority.ts), fast
+ * enough to order a million tasks.
+ *
+ * The trick: below the age bound every task ages at the same rate, so the age
+ * term `w_age * (now - readySince) / maxAge` splits into a part shared by all
+ * (`w_age * now / maxAge`), which never changes the order, and a per-task
+ * constant. A heap keyed on priority minus the shared part is therefore exact
+ * for age without ever being rebuilt. What still moves is handled where it
+ * moves:
+ * - fair share is the same for all of a tenant's tasks, so each tenant has its
+ *   own heap and the tenant's term is added when heads are compared;
+ * - deadline urgency changes with time: a task with a deadline is re-keyed
+ *   before its urgency drifts by 1 % of the weight (every 250 ms near the
+ *   deadline, every few minutes far from it);
+ * - the age cap: a task that reaches the age bound leaves the heap for the
+ *   overdue list (oldest first), which the dispatcher serves with a share of
+ *   the placements ahead of priority order (no starvation);
+ * - dependents, inherited class and predictions change by `update`.
+ *
+ * Push, pop, remove and update are O(log n) plus O(tenants) for a pop.
+ */
+export class PolicyQueue {
+  private readonly nodes = new Map<string, Node>();
+  private readonly tenants = new Map<string, TenantQueue>();
+  /**
+   * Heap members in push order, which is the order they became runnable for
+   * all but `stragglers`: tasks pushed with a readySince before an earlier
+   * push's (a restart's recovered tasks out of order, a clock step back).
+   * Together they find the tasks reaching the age bound without a scan.
+   */
+  private readonly byReady = new Map<string, Node>();
+  private readonly stragglers = new Set<Node>();
+  private latestReadyMs = -Infinity;
+  /** Overdue tasks, oldest first. */
+  private readonly overdueNodes = new Map<string, Node>();
+  /**
+   * Tasks with deadlines, by when their urgency next needs refreshing (in
+   * DEADLINE_TICK_MS buckets): soon for a task near its deadline, rarely for
+   * one far from it, so a queue full of distant deadlines costs little.
+   */
+  private readonly rekeyAt = new Map<number, Node[]>();
+  /** Ticks up to this one have been refreshed. */
+  private rekeyedThrough: number;
+  /** Tenants' scores, kept while a tenant's heap is empty so a task pushed back finds its tenant's score. */
+  private readonly scores = new Map<string, number>();
+  private policy: Policy;
+  /** Origin of the age term, so keys stay small. */
+  private readonly originMs: number;
+  private seq = 0;
+
+  constructor(policy: Policy, nowMs: number) {
+    this.policy = policy;
+    this.originMs = nowMs;
+    this.rekeyedThrough = Math.floor(nowMs / DEADLINE_TICK_MS);
+  }
+
+  get size(): number {
+    return this.nodes.size;
+  }
+
+  get overdueCount(): number {
+    return this.overdueNodes.size;
+  }
+
+  has(id: string): boolean {
+    return this.nodes.has(id);
+  }
+
+  get(id: string): QueuedTask | undefined {
+    return this.nodes.get(id);
+  }
+
+  /** Queued tasks of one tenant. */
+  sizeOf(tenant: string): number {
+    return this.tenants.get(tenant)?.heap.length ?? 0;
+  }
+
+  /** Tenants with tasks in the heap (for the owner to set their scores). */
+  tenantNames(): IterableIterator<string> {
+    return this.tenants.keys();
+  }
+
+  /** Adds a runnable task (re-pushing an id replaces it). */
+  push(init: QueuedTaskInit, nowMs: number): QueuedTask {
+    this.remove(init.id);
+    const node: Node = {
+      id: init.id,
+      tenant: init.tenant,
+      priorityClass: init.priorityClass,
+      priority: init.priority,
+      readySinceMs: init.readySinceMs,
+      deadlineMs: init.deadlineMs,
+      predictedRunMs: init.predictedRunMs ?? 0,
+      dependents: init.dependents ?? 0,
+      inheritedClass: init.inheritedClass,
+      resourceShare: init.resourceShare ?? 0,
+      overdue: false,
+      key: 0,
+      seq: this.seq++,
+      index: OVERDUE,
+    };
+    this.nodes.set(node.id, node);
+    if (nowMs - node.readySinceMs >= this.policy.maxAgeMs) {
+      node.overdue = true;
+      this.overdueNodes.set(node.id, node);
+      return node;
+    }
+    node.key = this.keyOf(node, nowMs);
+    this.scheduleRekey(node, nowMs);
+    if (node.readySinceMs >= this.latestReadyMs) {
+      this.latestReadyMs = node.readySinceMs;
+      this.byReady.set(node.id, node);
+    } else this.stragglers.add(node);
+    this.heapInsert(this.tenantQueue(node.tenant), node);
+    return node;
+  }
+
+  /** Removes a task; returns whether it was queued. */
+  remove(id: string): boolean {
+    const node = this.nodes.get(id);
+    if (!node) return false;
+    this.nodes.delete(id);
+    this.detach(node);
+    return true;
+  }
+
+  /** Changes what a queued task's priority depends on, keeping its place in time. */
+  update(id: string, patch: QueuedTaskPatch, nowMs: number): void {
+    const node = this.nodes.get(id);
+    if (!node) return;
+    if (patch.dependents !== undefined) node.dependents = patch.dependents;
+    if ('inheritedClass' in patch) node.inheritedClass = patch.inheritedClass;
+    if ('deadlineMs' in patch) node.deadlineMs = patch.deadlineMs;
+    if (patch.predictedRunMs !== undefined) node.predictedRunMs = patch.predictedRunMs;
+    if (patch.priority !== undefined) node.priority = patch.priority;
+    if (node.overdue) return;
+    this.rekey(node, nowMs);
+    this.scheduleRekey(node, nowMs);
+  }
+
+  /** Sets a tenant's part of its tasks' priority (weight * fair-share factor). */
+  setTenantScore(tenant: string, score: number): void {
+    this.scores.set(tenant, score);
+    const q = this.tenants.get(tenant);
+    if (q) q.score = score;
+  }
+
+  tenantScore(tenant: string): number {
+    return this.scores.get(tenant) ?? 0;
+  }
+
+  /** New weights or shape: every key is recomputed (O(n)). */
+  setPolicy(policy: Policy, nowMs: number): void {
+    this.policy = policy;
+    for (const q of this.tenants.values()) {
+      for (const node of q.heap) node.key = this.keyOf(node, nowMs);
+      this.heapify(q);
+    }
+    for (const q of this.tenants.values()) for (const node of q.heap) this.scheduleRekey(node, nowMs);
+    this.maintain(nowMs);
+  }
+
+  /** Moves tasks past the age bound to the overdue list and refreshes deadline urgency. Call before ordering decisions. */
+  maintain(nowMs: number): void {
+    const bound = nowMs - this.policy.maxAgeMs;
+    const due: Node[] = [];
+    for (const node of this.byReady.values()) {
+      if (node.readySinceMs > bound) break;
+      due.push(node);
+    }
+    for (const node of this.stragglers) if (node.readySinceMs <= bound) due.push(node);
+    // Oldest first, whichever list they came from.
+    if (this.stragglers.size > 0) due.sort((a, b) => a.readySinceMs - b.readySinceMs || a.seq - b.seq);
+    for (const node of due) {
+      if (node.index === POPPED) continue;
+      this.detach(node);
+      node.overdue = true;
+      this.overdueNodes.set(node.id, node);
+    }
+    const through = Math.floor(nowMs / DEADLINE_TICK_MS);
+    if (through <= this.rekeyedThrough) return;
+    // The due ticks in order: walked one by one when few, else taken from the filed ones.
+    const ticks =
+      through - this.rekeyedThrough <= this.rekeyAt.size
+        ? Array.from({ length: through - this.rekeyedThrough }, (_, i) => this.rekeyedThrough + 1 + i)
+        : [...this.rekeyAt.keys()].filter((t) => t <= through).sort((a, b) => a - b);
+    for (const tick of ticks) {
+      const due = this.rekeyAt.get(tick);
+      // Refreshed tasks are filed after this tick, never under one already passed.
+      this.rekeyedThrough = tick;
+      if (!due) continue;
+      this.rekeyAt.delete(tick);
+      for (const node of due) {
+        // Stale: removed, re-pushed or rescheduled since.
+        if (node.rekeyTick !== tick || this.nodes.get(node.id) !== node || node.index < 0) continue;
+        this.rekey(node, nowMs);
+        this.scheduleRekey(node, nowMs);
+      }
+    }
+    this.rekeyedThrough = through;
+  }
+
+  /**
+   * Takes the highest-priority task that is not overdue out of the order,
+   * O(log n + tenants). The caller then either `remove`s it (placed) or
+   * `restore`s it (not placed), before the next `maintain`.
+   */
+  popBest(): QueuedTask | undefined {
+    let best: TenantQueue | undefined;
+    let bestScore = -Infinity;
+    for (const q of this.tenants.values()) {
+      const head = q.heap[0];
+      if (!head) continue;
+      const score = head.key + q.score;
+      if (score > bestScore || (score === bestScore && best && head.seq < best.heap[0]!.seq)) {
+        best = q;
+        bestScore = score;
+      }
+    }
+    const node = best?.heap[0];
+    if (!best || !node) return undefined;
+    this.heapRemove(best, node);
+    node.index = POPPED;
+    return node;
+  }
+
+  /** Overdue tasks, longest-waiting first. Removing the yielded task while iterating is safe. */
+  overdue(): IterableIterator<QueuedTask> {
+    return this.overdueNodes.values();
+  }
+
+  /** Puts back tasks popped and not placed, with their original place in the order. */
+  restore(tasks: Iterable<QueuedTask>, nowMs: number): void {
+    for (const t of tasks) {
+      const node = this.nodes.get(t.id);
+      if (node !== t || node.index !== POPPED) continue;
+      node.key = this.keyOf(node, nowMs);
+      this.heapInsert(this.tenantQueue(node.tenant), node);
+      this.scheduleRekey(node, nowMs);
+    }
+  }
+
+  /** The task's priority now, as the sum of its factors' contributions (fair share from `usageOverShare`). */
+  explain(id: string, nowMs: number, usageOverShare: number | undefined): { priority: number; factors: FactorContribution[] } | undefined {
+    const node = this.nodes.get(id);
+    if (!node) return undefined;
+    return explainPriority(
+      {
+        priorityClass: this.classOf(node),
+        waitMs: nowMs - node.readySinceMs,
+        slackMs: node.deadlineMs === undefined ? undefined : node.deadlineMs - nowMs - node.predictedRunMs,
+        dependents: node.dependents,
+        priority: node.priority,
+        usageOverShare,
+        resourceShare: node.resourceShare,
+      },
+      this.policy.weights,
+      this.policy,
+    );
+  }
+
+  /**
+   * 1-based position in the current order (overdue first, oldest first; then
+   * by priority), or 0 when not queued. O(n): for explanations.
+   */
+  positionOf(id: string): number {
+    const node = this.nodes.get(id);
+    if (!node) return 0;
+    if (node.overdue) {
+      let i = 0;
+      for (const n of this.overdueNodes.values()) {
+        i += 1;
+        if (n === node) return i;
+      }
+      return 0;
+    }
+    const mine = node.key + this.tenantScore(node.tenant);
+    let ahead = this.overdueNodes.size;
+    for (const q of this.tenants.values()) {
+      for (const n of q.heap) {
+        const score = n.key + q.score;
+        if (score > mine || (score === mine && n.seq < node.seq)) ahead += 1;
+      }
+    }
+    return ahead + 1;
+  }
+
+  /** Every queued task in the current order. O(n log n): for tests and tools. */
+  inOrder(): QueuedTask[] {
+    const heaped = [...this.tenants.values()].flatMap((q) => q.heap.map((n) => ({ n, score: n.key + q.score })));
+    heaped.sort((a, b) => b.score - a.score || a.n.seq - b.n.seq);
+    return [...this.overdueNodes.values(), ...heaped.map((h) => h.n)];
+  }
+
+  // ---- internals ---------------------------------------------------------
+
+  private classOf(node: Node): PriorityClass {
+    const inherited = node.inheritedClass;
+    return inherited !== undefined && classValue(inherited) > classValue(node.priorityClass) ? inherited : node.priorityClass;
+  }
+
+  /** The task's priority without fair share and without the age term all tasks share. */
+  private keyOf(node: Node, nowMs: number): number {
+    const w = this.policy.weights;
+    const p = this.policy;
+    const slack = node.deadlineMs === undefined ? undefined : node.deadlineMs - nowMs - node.predictedRunMs;
+    return (
+      w.class * classValue(this.classOf(node)) +
+      // age = (now - origin)/maxAge (shared) - (readySince - origin)/maxAge (this task's).
+      -w.age * ((node.readySinceMs - this.originMs) / p.maxAgeMs) +
+      w.deadline * deadlineValue(slack, p.deadlineHorizonMs) +
+      w.dependency * dependencyValue(node.dependents, p.dependentsHalf) +
+      w.business * businessValue(node.priority) -
+      w.cost * Math.min(1, Math.max(0, node.resourceShare))
+    );
+  }
+
+  /** The age value at `nowMs` of a task that became runnable at `readySinceMs` (capped). */
+  static ageAt(readySinceMs: number, nowMs: number, maxAgeMs: number): number {
+    return ageValue(nowMs - readySinceMs, maxAgeMs);
+  }
+
+  private tenantQueue(tenant: string): TenantQueue {
+    let q = this.tenants.get(tenant);
+    if (!q) {
+      q = { name: tenant, heap: [], score: this.scores.get(tenant) ?? 0 };
+      this.tenants.set(tenant, q);
+    }
+    return q;
+  }
+
+  private detach(node: Node): void {
+    if (node.overdue) {
+      this.overdueNodes.delete(node.id);
+      return;
+    }
+    this.byReady.delete(node.id);
+    this.stragglers.delete(node);
+    node.rekeyTick = undefined;
+    const q = this.tenants.get(node.tenant);
+    if (q && node.index >= 0) this.heapRemove(q, node);
+    node.index = OVERDUE;
+  }
+
+  /** Files a task with a deadline under the tick when its urgency has drifted enough to matter. */
+  private scheduleRekey(node: Node, nowMs: number): void {
+    if (node.deadlineMs === undefined) {
+      node.rekeyTick = undefined;
+      return;
+    }
+    // urgency = h / (h + slack): it moves by DEADLINE_DRIFT when slack moves by DEADLINE_DRIFT * (h + slack)^2 / h.
+    const h = this.policy.deadlineHorizonMs;
+    const slack = Math.max(0, node.deadlineMs - nowMs - node.predictedRunMs);
+    const afterMs = Math.max(DEADLINE_TICK_MS, Math.min(slack, (DEADLINE_DRIFT * (h + slack) ** 2) / h));
+    // Past its deadline it is 1 for good: nothing more to refresh.
+    if (slack === 0) {
+      node.rekeyTick = undefined;
+      return;
+    }
+    const tick = Math.max(this.rekeyedThrough + 1, Math.ceil((nowMs + afterMs) / DEADLINE_TICK_MS));
+    node.rekeyTick = tick;
+    const list = this.rekeyAt.get(tick);
+    if (list) list.push(node);
+    else this.rekeyAt.set(tick, [node]);
+  }
+
+  private rekey(node: Node, nowMs: number): void {
+    const q = this.tenants.get(node.tenant);
+    if (!q || node.index < 0) return;
+    const before = node.key;
+    node.key = this.keyOf(node, nowMs);
+    if (node.key > before) this.siftUp(q.heap, node.index);
+    else if (node.key < before) this.siftDown(q.heap, node.index);
+  }
+
+  private heapInsert(q: TenantQueue, node: Node): void {
+    node.index = q.heap.length;
+    q.heap.push(node);
+    this.siftUp(q.heap, node.index);
+  }
+
+  private heapRemove(q: TenantQueue, node: Node): void {
+    const heap = q.heap;
+    const i = node.index;
+    const last = heap.pop()!;
+    node.index = OVERDUE;
+    if (last !== node) {
+      heap[i] = last;
+      last.index = i;
+      this.siftDown(heap, i);
+      this.siftUp(heap, last.index);
+    }
+    if (heap.length === 0) this.tenants.delete(q.name);
+  }
+
+  private heapify(q: TenantQueue): void {
+    for (let i = (q.heap.length >> 1) - 1; i >= 0; i--) this.siftDown(q.heap, i);
+  }
+
+  private siftUp(heap: Node[], i: number): void {
+    const node = heap[i]!;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      const p = heap[parent]!;
+      if (!before(node, p)) break;
+      heap[i] = p;
+      p.index = i;
+      i = parent;
+    }
+    heap[i] = node;
+    node.index = i;
+  }
+
+  private siftDown(heap: Node[], i: number): void {
+    const node = heap[i]!;
+    const n = heap.length;
+    for (;;) {
+      const l = 2 * i + 1;
+      if (l >= n) break;
+      const r = l + 1;
+      const child = r < n && before(heap[r]!, heap[l]!) ? r : l;
+      const c = heap[child]!;
+      if (!before(c, node)) break;
+      heap[i] = c;
+      c.index = i;
+      i = child;
+    }
+    heap[i] = node;
+    node.index = i;
+  }
+}
+
+/** Heap order: higher key first, then first pushed. */
+function before(a: Node, b: Node): boolean {
+  return a.key > b.key || (a.key === b.key && a.seq < b.seq);
+}
