@@ -27,7 +27,6 @@ export function registerExplain(program: Command, io: CliIo): void {
         const cause = waitingCauseName(e.waitingCause);
         println(io.stdout, `waiting${cause ? ` (${cause})` : ''}: ${e.waitingReason}`);
       }
-      if (e.reservedNode !== '') println(io.stdout, `node ${e.reservedNode} is held for it`);
       println(io.stdout, `tenant usage: ${e.tenantUsageOverShare.toFixed(2)} of its fair share`);
       println(io.stdout);
       println(
