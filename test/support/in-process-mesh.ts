@@ -25,6 +25,8 @@ export interface InProcessMeshOptions {
   timeScale?: number;
   /** Decision settings over the defaults (config keys, as in AUTOGLM_CONFIG). */
   decision?: Record<string, unknown>;
+  /** Parser settings over the defaults. */
+  parser?: Record<string, unknown>;
 }
 
 export async function startInProcessMesh(options: InProcessMeshOptions = {}): Promise<InProcessMesh> {
@@ -35,7 +37,7 @@ export async function startInProcessMesh(options: InProcessMeshOptions = {}): Pr
     AgentConfigSchema.parse({ listen: '127.0.0.1:0', decisionAddress: decision.grpcAddress, nodeId: 'contract-node', simGpus: 2, simTimeScale: options.timeScale ?? 20 }),
     quiet,
   );
-  const parser = await startParser(ParserConfigSchema.parse({ listen: '127.0.0.1:0', decisionAddress: decision.grpcAddress }), quiet);
+  const parser = await startParser(ParserConfigSchema.parse({ listen: '127.0.0.1:0', decisionAddress: decision.grpcAddress, ...options.parser }), quiet);
   const client = new AutoglmClient({ address: parser.grpcAddress, tenant: 'contract' });
   await until(async () => ((await client.listNodes()).nodes.length === 1 ? true : undefined), 10_000, 'the agent to register');
   return {

@@ -95,3 +95,4 @@ export {
   type SimulatedHostOptions,
 } from './sim';
 export { RunTimePredictor } from './policy/run-time';
+export { parseRateLimits, TenantRateLimiter, type RateLimit } from './policy/rate-limit';

@@ -31,8 +31,10 @@ export const ORIGIN_TRAILER = 'x-autoglm-status';
 const OURS = Symbol('autoglm status');
 
 /** An error carrying a status our own service made (one item of a batch reply, our shutdown): it passes through. */
-export function ourStatus(code: status, details: string): Error & { code: number; details: string } {
-  return Object.assign(new Error(details), { code, details, [OURS]: true });
+export function ourStatus(code: status, details: string, retryAfterMs?: number): Error & { code: number; details: string; metadata: Metadata } {
+  const metadata = new Metadata();
+  if (retryAfterMs !== undefined) metadata.set(RETRY_AFTER_TRAILER, String(Math.ceil(retryAfterMs)));
+  return Object.assign(new Error(details), { code, details, metadata, [OURS]: true });
 }
 
 const GENERIC: Partial<Record<status, string>> = {

@@ -159,6 +159,13 @@ export class TaskStore {
     return rows[0] ? rowToTask(rows[0]) : undefined;
   }
 
+  /** The task a tenant submitted under a request id, if any. */
+  async byRequestId(tenant: string, requestId: string): Promise<Task | undefined> {
+    if (!requestId) return undefined;
+    const { rows } = await this.engine.query<Row>(`SELECT * FROM tasks WHERE tenant = $1 AND request_id = $2`, [tenant, requestId]);
+    return rows[0] ? rowToTask(rows[0]) : undefined;
+  }
+
   /** States of the given ids that exist. */
   async states(ids: string[]): Promise<Map<string, TaskState>> {
     if (ids.length === 0) return new Map();

@@ -95,6 +95,8 @@ export const DecisionConfigSchema = z.object({
       )
       .default([]),
   ),
+  /** Sheddable submissions (negative priority) are refused while their class has this many queued, or any past the age bound. */
+  shedQueueLimit: z.coerce.number().int().min(1).max(100_000_000).default(10_000),
   /** Log level. */
   logLevel: logLevel.default('info'),
 });
@@ -121,5 +123,6 @@ export function loadDecisionConfig(env: NodeJS.ProcessEnv = process.env): Decisi
     maxAgeMs: 'AUTOGLM_MAX_AGE_MS',
     fairShareHalfLifeMs: 'AUTOGLM_FAIR_SHARE_HALF_LIFE_MS',
     tenants: 'AUTOGLM_TENANTS',
+    shedQueueLimit: 'AUTOGLM_SHED_QUEUE_LIMIT',
   }, env);
 }

@@ -13,7 +13,7 @@ import {
 } from '@autoglm/proto';
 import { InvalidArgumentError, isFinal, ResourceExhaustedError, timestampToMillis } from '@autoglm/core';
 import type { TaskStore } from '@autoglm/store';
-import { context, contextFromCarrier, endSpan, startSpan, toStatus, type Logger, type ServiceHandlers, type StreamSink } from '@autoglm/runtime';
+import { context, contextFromCarrier, endSpan, RETRY_AFTER_TRAILER, startSpan, toStatus, type Logger, type ServiceHandlers, type StreamSink } from '@autoglm/runtime';
 import { serveAgentSession } from './agent-session';
 import { EventQueue } from './event-queue';
 import type { EventBus } from './event-bus';
@@ -41,7 +41,8 @@ export function decisionHandlers(scheduler: Scheduler, store: TaskStore, bus: Ev
               (err: unknown) => {
                 const st = toStatus(err, logger);
                 endSpan(span, st.code, st.details);
-                return EnqueueResult.fromPartial({ outcome: { $case: 'error', error: { code: st.code, message: st.details } } });
+                const retryAfterMs = Number(st.metadata?.get(RETRY_AFTER_TRAILER)[0] ?? 0);
+                return EnqueueResult.fromPartial({ outcome: { $case: 'error', error: { code: st.code, message: st.details, retryAfterMs } } });
               },
             ),
           );

@@ -44,6 +44,8 @@ import {
   heartbeatIntervalMs,
   isLeased,
   NotFoundError,
+  isSheddable,
+  ResourceExhaustedError,
   retryDelayMs,
   RunTimePredictor,
   stateName,
@@ -97,6 +99,11 @@ export interface SchedulerOptions {
   policy?: Policy;
   /** Tenants' shares and quotas; tenants not listed have share 1 and no quota. */
   tenants?: TenantConfig[];
+  /**
+   * Sheddable submissions (negative priority) are refused while their class
+   * has this many tasks queued, or has tasks past the age bound. @default 10000
+   */
+  shedQueueLimit?: number;
 }
 
 /** One attempt's hold on a node. */
@@ -145,6 +152,8 @@ const MAX_DEAD_LETTERS_PER_CALL = 10_000;
 /** The longest an agent waits between reconnection attempts (its backoff doubles from 100 ms up to this). */
 const AGENT_MAX_BACKOFF_MS = 2000;
 
+const className = (c: PriorityClass): string => (c === PriorityClass.URGENT ? 'urgent' : c === PriorityClass.BACKGROUND ? 'background' : 'normal');
+
 const WAIT_CAUSES: Record<WaitCause, WaitingCause> = {
   priority: WaitingCause.PRIORITY,
   capacity: WaitingCause.CAPACITY,
@@ -179,6 +188,7 @@ export class Scheduler {
   private readonly finishing = new Map<string, Live>();
   private readonly dispatcher: Dispatcher;
   private readonly runTimes = new RunTimePredictor();
+  private readonly shedQueueLimit: number;
   private readonly dependents = new Map<string, Set<string>>();
   private readonly admissions = new Map<string, { resolve: (p: Placement) => void; reject: (e: unknown) => void }>();
   private readonly nodes = new Map<string, NodeInfo>();
@@ -216,6 +226,7 @@ export class Scheduler {
     this.retryPolicy = options.retry ?? DEFAULT_RETRY_POLICY;
     this.incarnation = options.incarnation;
     this.policy = options.policy ?? DEFAULT_POLICY;
+    this.shedQueueLimit = options.shedQueueLimit ?? 10_000;
     const now = this.clock();
     this.dispatcher = new Dispatcher({
       fleet: this.fleet,
@@ -305,6 +316,7 @@ export class Scheduler {
       }
       if (state !== S.SUCCEEDED) unmet.add(dep);
     });
+    if (isSheddable(spec.priority)) await this.shedIfOverloaded(req);
     const now = this.clock();
     const state = unmet.size > 0 ? S.WAITING_DEPS : S.QUEUED;
     const task = Task.fromPartial({
@@ -354,6 +366,25 @@ export class Scheduler {
       this.enqueueReady(entry);
     }
     return { task: entry.task, created };
+  }
+
+  /**
+   * Load shedding: a sheddable submission (negative priority) is refused
+   * while its class's queue is at its limit (count, or tasks past the age
+   * bound), with a hint of when to retry. A retry of one already accepted
+   * (same request id) gets its task, as always.
+   */
+  private async shedIfOverloaded(req: EnqueueRequest): Promise<void> {
+    const spec = req.spec!;
+    const { queued, overdue } = this.dispatcher.queue.classCounts(spec.priorityClass);
+    if (queued < this.shedQueueLimit && overdue === 0) return;
+    if (await this.store.byRequestId(req.tenant, req.requestId)) return;
+    const why = overdue > 0 ? `${overdue} tasks of this class have waited past the ${Math.round(this.policy.maxAgeMs / 1000)} s age bound` : `${queued} tasks of this class are queued (limit ${this.shedQueueLimit})`;
+    const retryAfterMs = Math.min(60_000, Math.max(1000, Math.round(this.policy.maxAgeMs / 10)));
+    throw new ResourceExhaustedError(
+      `spec.priority: ${spec.priority} is sheddable and the ${className(spec.priorityClass)} queue is full: ${why}; retry after ${retryAfterMs / 1000} s, or submit with priority 0 or more`,
+      retryAfterMs,
+    );
   }
 
   /**

@@ -48,6 +48,7 @@ export async function startDecision(config: DecisionConfig, logger: Logger = cre
     incarnation,
     policy: startingPolicy(config),
     tenants: config.tenants,
+    shedQueueLimit: config.shedQueueLimit,
   });
   const started = Date.now();
   const recovered = await scheduler.recover();

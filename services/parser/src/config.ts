@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseRateLimits } from '@autoglm/core';
 import { hostPort, loadConfig, logLevel } from '@autoglm/runtime';
 
 const GiB = 1024 ** 3;
@@ -19,6 +20,21 @@ export const ParserConfigSchema = z.object({
   maxMessageBytes: z.coerce.number().int().min(1024).max(256 * 1024 * 1024).default(4 * 1024 * 1024),
   /** Deadline of calls to decision, ms. */
   decisionTimeoutMs: z.coerce.number().int().min(100).max(600_000).default(30_000),
+  /**
+   * Per-tenant submission rate limits (token buckets): "rate[/burst]" for
+   * every tenant and/or "tenant=rate[/burst]", comma-separated, e.g.
+   * "200/400,batch-team=20/100". Empty: no limit.
+   */
+  tenantRateLimits: z
+    .string()
+    .default('')
+    .superRefine((text, ctx) => {
+      try {
+        parseRateLimits(text);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+      }
+    }),
   /** Log level. */
   logLevel: logLevel.default('info'),
 });
@@ -37,5 +53,6 @@ export function loadParserConfig(env: NodeJS.ProcessEnv = process.env): ParserCo
     maxMessageBytes: 'AUTOGLM_MAX_MESSAGE_BYTES',
     decisionTimeoutMs: 'AUTOGLM_DECISION_TIMEOUT_MS',
     logLevel: 'AUTOGLM_LOG_LEVEL',
+    tenantRateLimits: 'AUTOGLM_TENANT_RATE_LIMITS',
   }, env);
 }

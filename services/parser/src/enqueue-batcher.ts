@@ -45,7 +45,7 @@ export class EnqueueBatcher {
           const outcome = response.results[i]?.outcome;
           if (outcome?.$case === 'accepted') p.resolve(outcome.accepted);
           // decision made these statuses with its toStatus: they pass through to the client.
-          else if (outcome?.$case === 'error') p.reject(ourStatus(outcome.error.code, outcome.error.message));
+          else if (outcome?.$case === 'error') p.reject(ourStatus(outcome.error.code, outcome.error.message, outcome.error.retryAfterMs || undefined));
           else p.reject(ourStatus(13, 'decision returned no result for this submission'));
         });
       },

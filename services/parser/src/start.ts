@@ -1,5 +1,5 @@
 import { ClusterServiceService, DecisionServiceClient, ExecutorServiceClient, TaskServiceService } from '@autoglm/proto';
-import { DEFAULT_MODEL_CATALOG } from '@autoglm/core';
+import { DEFAULT_MODEL_CATALOG, parseRateLimits, TenantRateLimiter } from '@autoglm/core';
 import { createClient, createLogger, GrpcServer, type Logger, type RunningService } from '@autoglm/runtime';
 import { gpuMemoryBytes, type ParserConfig } from './config';
 import { EnqueueBatcher } from './enqueue-batcher';
@@ -9,7 +9,9 @@ import { clusterHandlers, taskHandlers, type ParserDeps } from './task-service';
 export async function startParser(config: ParserConfig, logger: Logger = createLogger('parser', config.logLevel)): Promise<RunningService> {
   const decision = createClient(DecisionServiceClient, config.decisionAddress);
   const executors = new Map<string, ExecutorServiceClient>();
+  const limits = parseRateLimits(config.tenantRateLimits);
   const deps: ParserDeps = {
+    rateLimiter: new TenantRateLimiter((tenant) => limits.perTenant.get(tenant) ?? limits.defaultLimit),
     decision,
     enqueue: new EnqueueBatcher(decision, config.decisionTimeoutMs),
     executorAt: (address) => {

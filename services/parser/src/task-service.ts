@@ -7,7 +7,7 @@ import {
   type Event,
   type ExecutorServiceClient,
 } from '@autoglm/proto';
-import { parseInferStart, parseSubmission, type ParseContext } from '@autoglm/core';
+import { parseInferStart, parseSubmission, ResourceExhaustedError, type ParseContext, type TenantRateLimiter } from '@autoglm/core';
 import { callUnary, type ServiceHandlers } from '@autoglm/runtime';
 import type { EnqueueBatcher } from './enqueue-batcher';
 import { relayInfer } from './infer-relay';
@@ -15,6 +15,8 @@ import { tenantOf } from './tenant';
 
 export interface ParserDeps {
   decision: DecisionServiceClient;
+  /** Per-tenant submission rate limits (SubmitTask and Infer starts). */
+  rateLimiter?: TenantRateLimiter;
   enqueue: EnqueueBatcher;
   executorAt(address: string): ExecutorServiceClient;
   parseContext(): ParseContext;
@@ -28,6 +30,7 @@ export function taskHandlers(deps: ParserDeps): ServiceHandlers<typeof TaskServi
   return {
     submitTask: async (req, ctx) => {
       const parsed = parseSubmission({ ...req, tenant: tenantOf(req.tenant, ctx.metadata) }, deps.parseContext());
+      admitRate(deps.rateLimiter, parsed.tenant);
       return deps.enqueue.enqueue({ requestId: parsed.requestId, tenant: parsed.tenant, spec: parsed.spec });
     },
     getTask: async (req, ctx) => callUnary(decision.getTask.bind(decision), req, opts(ctx.signal)),
@@ -56,7 +59,11 @@ export function taskHandlers(deps: ParserDeps): ServiceHandlers<typeof TaskServi
       relayInfer(requests, sink, ctx, {
         decision,
         executorAt: deps.executorAt,
-        parse: (start, metadata) => parseInferStart({ ...start, tenant: tenantOf(start.tenant, metadata) }, deps.parseContext()),
+        parse: (start, metadata) => {
+          const parsed = parseInferStart({ ...start, tenant: tenantOf(start.tenant, metadata) }, deps.parseContext());
+          admitRate(deps.rateLimiter, parsed.tenant);
+          return parsed;
+        },
         admitTimeoutMs: 10 * 60_000,
       }),
   };
@@ -75,4 +82,11 @@ export function clusterHandlers(deps: ParserDeps): ServiceHandlers<typeof Cluste
     listNodes: async (req, ctx) => callUnary(decision.listNodes.bind(decision), req, { deadlineMs: deps.decisionTimeoutMs, signal: ctx.signal }),
     getQueueStats: async (req, ctx) => callUnary(decision.getQueueStats.bind(decision), req, { deadlineMs: deps.decisionTimeoutMs, signal: ctx.signal }),
   };
+}
+
+/** Takes a token from the tenant's bucket, or refuses with RESOURCE_EXHAUSTED and when to retry. */
+function admitRate(limiter: TenantRateLimiter | undefined, tenant: string): void {
+  const waitMs = limiter?.take(tenant, Date.now()) ?? 0;
+  if (waitMs === 0) return;
+  throw new ResourceExhaustedError(`tenant ${tenant} is over its submission rate limit; retry after ${Math.ceil(waitMs)} ms`, waitMs);
 }

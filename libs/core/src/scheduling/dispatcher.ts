@@ -223,7 +223,8 @@ export class Dispatcher {
   }
 
   private serveOverdue(nowMs: number, placed: Placed[], unlimited: boolean): void {
-    if (this.heldFor !== undefined && !this.mayHold(this.queue.get(this.heldFor))) this.releaseHold();
+    // A hold ends when its task no longer qualifies, or its node left the fleet (one is found again below).
+    if (this.heldFor !== undefined && (!this.mayHold(this.queue.get(this.heldFor)) || this.fleet.heldNode(this.heldFor) === undefined)) this.releaseHold();
     if (this.queue.overdueCount === 0) return;
     let misses = 0;
     for (const task of this.queue.overdue()) {

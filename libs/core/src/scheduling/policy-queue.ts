@@ -117,6 +117,8 @@ export class PolicyQueue {
   private rekeyedThrough: number;
   /** Tenants' scores, kept while a tenant's heap is empty so a task pushed back finds its tenant's score. */
   private readonly scores = new Map<string, number>();
+  private readonly perClass = new Map<PriorityClass, number>();
+  private readonly overduePerClass = new Map<PriorityClass, number>();
   private policy: Policy;
   /** Origin of the age term, so keys stay small. */
   private readonly originMs: number;
@@ -134,6 +136,11 @@ export class PolicyQueue {
 
   get overdueCount(): number {
     return this.overdueNodes.size;
+  }
+
+  /** Queued tasks of a class (its own class, not one lent to it), and how many of them are overdue. */
+  classCounts(priorityClass: PriorityClass): { queued: number; overdue: number } {
+    return { queued: this.perClass.get(priorityClass) ?? 0, overdue: this.overduePerClass.get(priorityClass) ?? 0 };
   }
 
   has(id: string): boolean {
@@ -174,9 +181,9 @@ export class PolicyQueue {
       index: OVERDUE,
     };
     this.nodes.set(node.id, node);
+    bump(this.perClass, node.priorityClass, 1);
     if (nowMs - node.readySinceMs >= this.policy.maxAgeMs) {
-      node.overdue = true;
-      this.overdueNodes.set(node.id, node);
+      this.markOverdue(node);
       return node;
     }
     node.key = this.keyOf(node, nowMs);
@@ -194,6 +201,8 @@ export class PolicyQueue {
     const node = this.nodes.get(id);
     if (!node) return false;
     this.nodes.delete(id);
+    bump(this.perClass, node.priorityClass, -1);
+    if (node.overdue) bump(this.overduePerClass, node.priorityClass, -1);
     this.detach(node);
     return true;
   }
@@ -248,8 +257,7 @@ export class PolicyQueue {
     for (const node of due) {
       if (node.index === POPPED) continue;
       this.detach(node);
-      node.overdue = true;
-      this.overdueNodes.set(node.id, node);
+      this.markOverdue(node);
     }
     const through = Math.floor(nowMs / DEADLINE_TICK_MS);
     if (through <= this.rekeyedThrough) return;
@@ -394,6 +402,13 @@ export class PolicyQueue {
     return ageValue(nowMs - readySinceMs, maxAgeMs);
   }
 
+  private markOverdue(node: Node): void {
+    node.overdue = true;
+    node.index = OVERDUE;
+    this.overdueNodes.set(node.id, node);
+    bump(this.overduePerClass, node.priorityClass, 1);
+  }
+
   private tenantQueue(tenant: string): TenantQueue {
     let q = this.tenants.get(tenant);
     if (!q) {
@@ -507,4 +522,10 @@ export class PolicyQueue {
 /** Heap order: higher key first, then first pushed. */
 function before(a: Node, b: Node): boolean {
   return a.key > b.key || (a.key === b.key && a.seq < b.seq);
+}
+
+function bump<K>(counts: Map<K, number>, key: K, by: number): void {
+  const n = (counts.get(key) ?? 0) + by;
+  if (n === 0) counts.delete(key);
+  else counts.set(key, n);
 }

@@ -112,6 +112,8 @@ export interface EnqueueError {
   code: number;
   /** The message for the client. */
   message: string;
+  /** For RESOURCE_EXHAUSTED: when retrying makes sense (the retry-after-ms trailer); 0 when unknown. */
+  retryAfterMs: number;
 }
 
 /** The answer to one submission of a batch. */
@@ -906,7 +908,7 @@ export const EnqueueBatchRequest: MessageFns<EnqueueBatchRequest> = {
 };
 
 function createBaseEnqueueError(): EnqueueError {
-  return { code: 0, message: "" };
+  return { code: 0, message: "", retryAfterMs: 0 };
 }
 
 export const EnqueueError: MessageFns<EnqueueError> = {
@@ -916,6 +918,9 @@ export const EnqueueError: MessageFns<EnqueueError> = {
     }
     if (message.message !== "") {
       writer.uint32(18).string(message.message);
+    }
+    if (message.retryAfterMs !== 0) {
+      writer.uint32(24).uint32(message.retryAfterMs);
     }
     return writer;
   },
@@ -949,6 +954,14 @@ export const EnqueueError: MessageFns<EnqueueError> = {
             message.message = reader.string();
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.retryAfterMs = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -968,6 +981,7 @@ export const EnqueueError: MessageFns<EnqueueError> = {
     const message = createBaseEnqueueError();
     message.code = object.code ?? 0;
     message.message = object.message ?? "";
+    message.retryAfterMs = object.retryAfterMs ?? 0;
     return message;
   },
 };

@@ -1,0 +1,79 @@
+/** One tenant's allowance: `rate` submissions a second on average, up to `burst` at once. */
+export interface RateLimit {
+  rate: number;
+  burst: number;
+}
+
+interface Bucket {
+  tokens: number;
+  atMs: number;
+  limit: RateLimit;
+}
+
+/** Buckets idle this long are full again and are forgotten (memory stays bounded by active tenants). */
+const FORGET_AFTER_MS = 60_000;
+
+/**
+ * Per-tenant token buckets for submissions. A submission takes one token; a
+ * tenant out of tokens is told how long until it has one again, which the
+ * caller returns as a retry-after hint. Pure: the clock is passed in.
+ */
+export class TenantRateLimiter {
+  private readonly buckets = new Map<string, Bucket>();
+  private lastSweepMs = 0;
+
+  /**
+   * @param limitOf a tenant's limit, or undefined for none
+   */
+  constructor(private readonly limitOf: (tenant: string) => RateLimit | undefined) {}
+
+  /** Takes `n` tokens for the tenant: 0 when allowed, else the milliseconds until they would be. */
+  take(tenant: string, nowMs: number, n = 1): number {
+    const limit = this.limitOf(tenant);
+    if (!limit) return 0;
+    this.sweep(nowMs);
+    let b = this.buckets.get(tenant);
+    if (!b) {
+      b = { tokens: limit.burst, atMs: nowMs, limit };
+      this.buckets.set(tenant, b);
+    }
+    b.tokens = Math.min(limit.burst, b.tokens + (Math.max(0, nowMs - b.atMs) / 1000) * limit.rate);
+    b.atMs = nowMs;
+    if (b.tokens >= n) {
+      b.tokens -= n;
+      return 0;
+    }
+    if (limit.rate <= 0) return Infinity;
+    return Math.ceil(((n - b.tokens) / limit.rate) * 1000);
+  }
+
+  private sweep(nowMs: number): void {
+    if (nowMs - this.lastSweepMs < FORGET_AFTER_MS) return;
+    this.lastSweepMs = nowMs;
+    for (const [tenant, b] of this.buckets) if (nowMs - b.atMs > FORGET_AFTER_MS) this.buckets.delete(tenant);
+  }
+}
+
+/**
+ * Parses rate limits: "500/1000" (500 a second, bursts of 1000) for every
+ * tenant, or "500/1000,acme=50/100,batch-team=5" (a burst defaults to the
+ * rate); "*=" names the default explicitly. Empty: no limits.
+ */
+export function parseRateLimits(text: string): { defaultLimit?: RateLimit; perTenant: Map<string, RateLimit> } {
+  const perTenant = new Map<string, RateLimit>();
+  let defaultLimit: RateLimit | undefined;
+  for (const part of text.split(',').map((p) => p.trim()).filter(Boolean)) {
+    const eq = part.indexOf('=');
+    const tenant = eq >= 0 ? part.slice(0, eq).trim() : '*';
+    const spec = eq >= 0 ? part.slice(eq + 1) : part;
+    const [rateText, burstText] = spec.split('/');
+    const rate = Number(rateText);
+    const burst = burstText === undefined ? Math.max(1, rate) : Number(burstText);
+    if (!tenant || !Number.isFinite(rate) || rate < 0 || !Number.isFinite(burst) || burst < 1) {
+      throw new Error(`"${part}" is not a rate limit: use rate[/burst] or tenant=rate[/burst], e.g. 500/1000 or acme=50/100`);
+    }
+    if (tenant === '*') defaultLimit = { rate, burst };
+    else perTenant.set(tenant, { rate, burst });
+  }
+  return { defaultLimit, perTenant };
+}
