@@ -41,7 +41,7 @@ export {
 } from './policy/priority';
 export { FairShare, RESOURCE_NAMES, type ResourceName, type ResourceQuota, type Resources, type TenantConfig } from './policy/fair-share';
 export { PolicyQueue, type QueuedTask, type QueuedTaskInit, type QueuedTaskPatch } from './scheduling/policy-queue';
-export { Dispatcher, resourcesOf, type DispatcherOptions, type Placed, type WaitCause, type WaitExplanation } from './scheduling/dispatcher';
+export { Dispatcher, resourcesOf, type DispatcherOptions, type Placed, type Preemption, type WaitCause, type WaitExplanation } from './scheduling/dispatcher';
 export {
   applyPolicyUpdate,
   DEFAULT_POLICY,
@@ -96,3 +96,4 @@ export {
 } from './sim';
 export { RunTimePredictor } from './policy/run-time';
 export { parseRateLimits, TenantRateLimiter, type RateLimit } from './policy/rate-limit';
+export { chooseVictims, preemptionRank, type RunningAttempt, type VictimChoice } from './scheduling/preemption';

@@ -45,6 +45,7 @@ import {
   isLeased,
   NotFoundError,
   isSheddable,
+  preemptionRank,
   ResourceExhaustedError,
   retryDelayMs,
   RunTimePredictor,
@@ -213,6 +214,8 @@ export class Scheduler {
   /** Attempts declared LOST because their node went silent or came back without them. */
   lostAttempts = 0;
   private deadLetterCount = 0;
+  /** Attempts stopped for higher-ranked work. */
+  preempted = 0;
 
   constructor(options: SchedulerOptions) {
     this.store = options.store;
@@ -492,7 +495,15 @@ export class Scheduler {
         dropped.push(entry);
         continue;
       }
-      this.dispatcher.allocate(entry.task.id, entry.task.tenant, lease.reservation.demand, this.clock());
+      const spec = entry.task.spec!;
+      this.dispatcher.allocate(entry.task.id, entry.task.tenant, lease.reservation.demand, this.clock(), {
+        id: entry.task.id,
+        tenant: entry.task.tenant,
+        reservation: lease.reservation,
+        preemptible: spec.preemptible,
+        rank: preemptionRank(spec.priorityClass, spec.priority),
+        startedAtMs: entry.task.startedAt ? timestampToMillis(entry.task.startedAt) : this.clock(),
+      });
       info.leased.add(entry.task.id);
       keptIds.add(entry.task.id);
     }
@@ -946,6 +957,7 @@ export class Scheduler {
       predictedRunMs: this.runTimes.predict(spec),
       dependents: this.dependents.get(task.id)?.size ?? 0,
       inheritedClass: entry.inheritedClass,
+      preemptible: spec.preemptible,
       resourceShare: Math.min(1, Math.max(demand.gpuCount / COST_GPUS, ((demand.privateBytesPerGpu + demand.sharedBytesPerGpu) * demand.gpuCount) / COST_GPU_MEMORY_BYTES)),
     };
   }
@@ -1017,6 +1029,34 @@ export class Scheduler {
       }
       this.assign(entry, reservation).catch((err: unknown) => this.logger.error({ err, taskId: task.id }, 'assignment failed'));
     }
+    const preemption = this.dispatcher.preempt();
+    if (preemption) {
+      for (const victim of preemption.victims) {
+        const entry = this.live.get(victim.id);
+        if (entry?.lease) void this.preemptAttempt(entry, `preempted by ${preemption.preemptor.id}`).catch((err: unknown) => this.logger.error({ err, taskId: victim.id }, 'preemption failed'));
+      }
+      this.logger.info({ taskId: preemption.preemptor.id, nodeId: preemption.nodeId, victims: preemption.victims.map((v) => v.id) }, 'preempted work to make room');
+    }
+  }
+
+  /**
+   * Stops a running attempt for higher-ranked work: the agent is told to stop
+   * it (its later reports are fenced off), its capacity is freed at once, and
+   * the task goes PREEMPTED, then back to the queue with its attempt history
+   * and no retry used. An interactive stream cannot resume: it is cancelled.
+   */
+  private async preemptAttempt(entry: Live, reason: string): Promise<void> {
+    const lease = entry.lease;
+    if (!lease) return;
+    this.nodes.get(lease.nodeId)?.link?.send({ kind: { $case: 'revoke', revoke: { lease: this.leaseOf(entry), reason } } });
+    this.releaseLease(entry);
+    this.preempted += 1;
+    if (entry.task.spec?.interactive) {
+      await this.finish(entry, S.CANCELLED, reason);
+      return;
+    }
+    await this.transition(entry, S.PREEMPTED, reason);
+    await this.requeue(entry, reason);
   }
 
   private async assign(entry: Live, reservation: Reservation): Promise<void> {

@@ -229,6 +229,43 @@ export class Fleet {
     return best.node.nodeId;
   }
 
+  /**
+   * Whether `demand` would fit on the node once the `freed` reservations are
+   * released (for choosing preemption victims). Counts reservations only, not
+   * telemetry: the readings will fall once the freed work stops.
+   */
+  fitsAfter(nodeId: string, demand: Demand, freed: Reservation[]): boolean {
+    const node = this.nodesById.get(nodeId);
+    if (!node || node.health !== 'ready' || !this.serves(node, demand.model)) return false;
+    let fitting = 0;
+    for (const gpu of node.gpus) {
+      let tasks = gpu.tasks;
+      let reserved = gpu.reservedBytes;
+      const users = new Map([...gpu.models].map(([model, w]) => [model, w.users]));
+      for (const r of freed) {
+        if (r.nodeId !== nodeId || !r.gpuIndices.includes(gpu.index)) continue;
+        tasks -= 1;
+        reserved -= r.demand.privateBytesPerGpu;
+        if (r.demand.model && r.demand.sharedBytesPerGpu > 0 && users.has(r.demand.model)) users.set(r.demand.model, users.get(r.demand.model)! - 1);
+      }
+      // Weights whose last user goes are given back.
+      for (const [model, n] of users) if (n <= 0) reserved -= gpu.models.get(model)!.bytes;
+      const resident = demand.model !== '' && (users.get(demand.model) ?? 0) > 0;
+      const need = demand.privateBytesPerGpu + (resident ? 0 : demand.sharedBytesPerGpu);
+      if (tasks < node.maxTasksPerGpu && reserved + need <= gpu.memoryTotalBytes * this.policy.maxGpuMemoryFraction) fitting += 1;
+    }
+    return fitting >= demand.gpuCount;
+  }
+
+  /** Holds this node for a task (after preempting work there for it); false when the node is unknown or held for another. */
+  holdNode(nodeId: string, holder: string): boolean {
+    const node = this.nodesById.get(nodeId);
+    if (!node || (node.heldFor !== undefined && node.heldFor !== holder)) return false;
+    this.unhold(holder);
+    node.heldFor = holder;
+    return true;
+  }
+
   /** Ends a hold (its task was placed, cancelled or is no longer overdue). */
   unhold(holder: string): void {
     for (const node of this.nodesById.values()) if (node.heldFor === holder) node.heldFor = undefined;

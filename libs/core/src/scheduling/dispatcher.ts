@@ -4,6 +4,7 @@ import { FairShare, type Resources } from '../policy/fair-share';
 import type { Policy } from '../policy/policy';
 import { fairShareValue, type FactorContribution } from '../policy/priority';
 import { PolicyQueue, type QueuedTask, type QueuedTaskInit, type QueuedTaskPatch } from './policy-queue';
+import { chooseVictims, preemptionRank, type RunningAttempt } from './preemption';
 
 /** What keeps a queued task from running (WaitingCause in the proto). */
 export type WaitCause = 'priority' | 'capacity' | 'quota' | 'no-model';
@@ -22,6 +23,13 @@ export interface DispatcherOptions {
 export interface Placed {
   task: QueuedTask;
   reservation: Reservation;
+}
+
+/** Running attempts to stop so that a higher-ranked queued task fits (the caller revokes and requeues them). */
+export interface Preemption {
+  preemptor: QueuedTask;
+  nodeId: string;
+  victims: RunningAttempt[];
 }
 
 export interface WaitExplanation {
@@ -70,7 +78,11 @@ export class Dispatcher {
   private readonly maxMisses: number;
   /** Placements owed to overdue tasks, 0..1. */
   private credit = 1;
-  private readonly allocations = new Map<string, { tenant: string; resources: Resources }>();
+  private readonly allocations = new Map<string, { tenant: string; resources: Resources; attempt?: RunningAttempt }>();
+  /** The highest-priority task the last pass could not fit for want of capacity. */
+  private blocked?: QueuedTask;
+  /** Queued tasks that preempted work: their node stays held for them until they run. */
+  private readonly preemptedFor = new Set<string>();
   /** Why a task was last passed over (only tasks tried and still queued). */
   private readonly passedOver = new Map<string, { cause: WaitCause; detail: string }>();
   private heldFor?: string;
@@ -126,12 +138,41 @@ export class Dispatcher {
     this.fairShare.setCapacity(this.fleet.capacity(), nowMs);
   }
 
-  /** Counts a running attempt against its tenant (a placement made here, or one restored after a restart). */
-  allocate(id: string, tenant: string, demand: Demand, nowMs: number): void {
+  /**
+   * Counts a running attempt against its tenant (a placement made here, or one
+   * restored after a restart). With `attempt` it can be preempted.
+   */
+  allocate(id: string, tenant: string, demand: Demand, nowMs: number, attempt?: RunningAttempt): void {
     if (this.allocations.has(id)) return;
     const resources = resourcesOf(demand);
-    this.allocations.set(id, { tenant, resources });
+    this.allocations.set(id, { tenant, resources, attempt });
     this.fairShare.allocate(tenant, resources, nowMs);
+  }
+
+  /**
+   * Preemption, after a dispatch pass: when the highest-priority task that
+   * fit nowhere could fit by stopping preemptible work of strictly lower rank
+   * (preemption.ts), returns those victims and holds their node for it. The
+   * caller stops and requeues them, then releases them here.
+   */
+  preempt(): Preemption | undefined {
+    const preemptor = this.blocked;
+    this.blocked = undefined;
+    if (!preemptor || !this.queue.has(preemptor.id)) return undefined;
+    const demand = this.demandOf(preemptor.id);
+    // Room made elsewhere would not help a tenant held back by its own quota.
+    if (!demand || this.fairShare.quotaBlock(preemptor.tenant, resourcesOf(demand))) return undefined;
+    const running: RunningAttempt[] = [];
+    for (const a of this.allocations.values()) if (a.attempt) running.push(a.attempt);
+    const choice = chooseVictims(this.fleet, demand, preemptionRank(preemptor.priorityClass, preemptor.priority), running, (t) => this.fairShare.isBorrowing(t));
+    if (!choice) return undefined;
+    this.preemptedFor.add(preemptor.id);
+    // The room made is the preemptor's: no other task is placed on that node until it is.
+    if (this.heldFor !== preemptor.id) {
+      this.releaseHold();
+      if (this.fleet.holdNode(choice.nodeId, preemptor.id)) this.heldFor = preemptor.id;
+    }
+    return { preemptor, nodeId: choice.nodeId, victims: choice.victims };
   }
 
   /** The attempt ended (or lost its node): its tenant's usage stops growing. */
@@ -155,6 +196,7 @@ export class Dispatcher {
     this.serveOverdue(nowMs, placed, false);
     const skipped: QueuedTask[] = [];
     let misses = 0;
+    this.blocked = undefined;
     let exhausted = false;
     while (this.fleet.hasFreeSlot() && misses < this.maxMisses) {
       const task = this.queue.popBest();
@@ -169,12 +211,21 @@ export class Dispatcher {
       } else if (this.queue.has(task.id)) {
         skipped.push(task);
         misses += 1;
+        if (!this.blocked && this.passedOver.get(task.id)?.cause === 'capacity') this.blocked = task;
         // Urgent work that fits nowhere holds a node at once: background work
         // must not keep taking the capacity it is waiting for.
         this.holdFor(task);
       }
     }
     this.queue.restore(skipped, nowMs);
+    // A full fleet tries nobody: the head of the order is the one preemption would make room for.
+    if (!this.blocked && !exhausted && !this.fleet.hasFreeSlot()) {
+      const head = this.queue.popBest();
+      if (head) {
+        this.queue.restore([head], nowMs);
+        this.blocked = head;
+      }
+    }
     // Nothing else wants the capacity: overdue tasks take it whatever their credit.
     if (exhausted) this.serveOverdue(nowMs, placed, true);
     return placed;
@@ -243,7 +294,7 @@ export class Dispatcher {
 
   /** Overdue tasks and urgent ones may have a node held for them. */
   private mayHold(task: QueuedTask | undefined): boolean {
-    return task !== undefined && (task.overdue || task.priorityClass === PriorityClass.URGENT || task.inheritedClass === PriorityClass.URGENT);
+    return task !== undefined && (task.overdue || task.priorityClass === PriorityClass.URGENT || task.inheritedClass === PriorityClass.URGENT || this.preemptedFor.has(task.id));
   }
 
   /** Holds a node for a task that fits nowhere for want of capacity, when no other task has one held. */
@@ -280,13 +331,21 @@ export class Dispatcher {
     }
     this.queue.remove(task.id);
     this.forget(task);
-    this.allocate(task.id, task.tenant, demand, nowMs);
+    this.allocate(task.id, task.tenant, demand, nowMs, {
+      id: task.id,
+      tenant: task.tenant,
+      reservation: placed,
+      preemptible: task.preemptible === true,
+      rank: preemptionRank(task.priorityClass, task.priority),
+      startedAtMs: nowMs,
+    });
     return placed;
   }
 
   private forget(task: QueuedTask): void {
     this.fairShare.queued(task.tenant, -1);
     this.passedOver.delete(task.id);
+    this.preemptedFor.delete(task.id);
     if (this.heldFor === task.id) this.releaseHold();
   }
 }

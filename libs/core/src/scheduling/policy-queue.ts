@@ -21,10 +21,13 @@ export interface QueuedTaskInit {
   inheritedClass?: PriorityClass;
   /** Its share of one node (0..1): the cost penalty. */
   resourceShare?: number;
+  /** Whether it may be preempted once running (kept for the dispatcher). */
+  preemptible?: boolean;
 }
 
 /** A queued task, as the queue holds it. */
-export interface QueuedTask extends Readonly<Required<Omit<QueuedTaskInit, 'deadlineMs' | 'inheritedClass'>>> {
+export interface QueuedTask extends Readonly<Required<Omit<QueuedTaskInit, 'deadlineMs' | 'inheritedClass' | 'preemptible'>>> {
+  readonly preemptible?: boolean;
   readonly deadlineMs?: number;
   readonly inheritedClass?: PriorityClass;
   /** Past the age bound. */
@@ -45,6 +48,7 @@ interface Node {
   dependents: number;
   inheritedClass?: PriorityClass;
   resourceShare: number;
+  preemptible?: boolean;
   overdue: boolean;
   /** Priority minus the part every queued task's age shares (see PolicyQueue). */
   key: number;
@@ -175,6 +179,7 @@ export class PolicyQueue {
       dependents: init.dependents ?? 0,
       inheritedClass: init.inheritedClass,
       resourceShare: init.resourceShare ?? 0,
+      preemptible: init.preemptible,
       overdue: false,
       key: 0,
       seq: this.seq++,

@@ -1,0 +1,162 @@
+import fc from 'fast-check';
+import { PriorityClass } from '@autoglm/proto';
+import { Fleet, type Demand } from '../placement/fleet';
+import { FairShare } from '../policy/fair-share';
+import { DEFAULT_POLICY } from '../policy/policy';
+import { Dispatcher } from './dispatcher';
+import { chooseVictims, preemptionRank, type RunningAttempt } from './preemption';
+
+const GiB = 2 ** 30;
+const CLASSES = [PriorityClass.BACKGROUND, PriorityClass.NORMAL, PriorityClass.URGENT];
+
+function fleetOf(nodes: number, gpus: number, perGpu: number): Fleet {
+  const fleet = new Fleet({ maxGpuUtilization: 1, maxGpuMemoryFraction: 1, staleTelemetryMs: Infinity, mode: 'spread', tieBreakMargin: 0 }, () => 0, () => 0);
+  for (let n = 0; n < nodes; n++) {
+    fleet.upsert({ nodeId: `n${n}`, address: '', models: ['*'], maxTasksPerGpu: perGpu, gpus: Array.from({ length: gpus }, (_, i) => ({ index: i, memoryTotalBytes: 80 * GiB })) });
+  }
+  return fleet;
+}
+
+const demandOf = (gpuCount: number, gib: number): Demand => ({ model: '', gpuCount, sharedBytesPerGpu: 0, privateBytesPerGpu: gib * GiB });
+
+describe('preemptionRank', () => {
+  it('orders by class, then priority, whatever the priority', () => {
+    expect(preemptionRank(PriorityClass.URGENT, -1000)).toBeGreaterThan(preemptionRank(PriorityClass.NORMAL, 1000));
+    expect(preemptionRank(PriorityClass.NORMAL, -1000)).toBeGreaterThan(preemptionRank(PriorityClass.BACKGROUND, 1000));
+    expect(preemptionRank(PriorityClass.NORMAL, 5)).toBeGreaterThan(preemptionRank(PriorityClass.NORMAL, 4));
+  });
+});
+
+describe('chooseVictims', () => {
+  const arbRunning = fc.array(
+    fc.record({
+      gpus: fc.integer({ min: 1, max: 2 }),
+      gib: fc.integer({ min: 1, max: 60 }),
+      rank: fc.integer({ min: 0, max: 5 }),
+      preemptible: fc.boolean(),
+      borrowing: fc.boolean(),
+    }),
+    { maxLength: 16 },
+  );
+
+  it('takes only preemptible, strictly lower-ranked work, makes the demand fit, and takes no victim it does not need', () => {
+    fc.assert(
+      fc.property(arbRunning, fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 80 }), fc.integer({ min: 0, max: 6 }), (specs, gpus, gib, rank) => {
+        const fleet = fleetOf(2, 4, 2);
+        const running: RunningAttempt[] = [];
+        specs.forEach((s, i) => {
+          const reservation = fleet.place(demandOf(s.gpus, s.gib));
+          if (typeof reservation === 'string') return;
+          running.push({ id: `r${i}`, tenant: s.borrowing ? 'borrower' : 'owner', reservation, preemptible: s.preemptible, rank: s.rank, startedAtMs: i });
+        });
+        const demand = demandOf(gpus, gib);
+        const choice = chooseVictims(fleet, demand, rank, running, (t) => t === 'borrower');
+        if (!choice) return;
+        for (const v of choice.victims) {
+          expect(v.preemptible).toBe(true);
+          expect(v.rank).toBeLessThan(rank);
+          expect(v.reservation.nodeId).toBe(choice.nodeId);
+        }
+        const freed = choice.victims.map((v) => v.reservation);
+        expect(fleet.fitsAfter(choice.nodeId, demand, freed)).toBe(true);
+        // Minimal: without any one of them it would not fit.
+        for (let i = 0; i < freed.length; i++) expect(fleet.fitsAfter(choice.nodeId, demand, freed.filter((_, j) => j !== i))).toBe(false);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('prefers the lowest rank, then borrowers, then the most recently started', () => {
+    const fleet = fleetOf(1, 1, 3);
+    const attempt = (id: string, rank: number, tenant: string, startedAtMs: number): RunningAttempt => {
+      const reservation = fleet.place(demandOf(1, 20));
+      if (typeof reservation === 'string') throw new Error(reservation);
+      return { id, tenant, reservation, preemptible: true, rank, startedAtMs };
+    };
+    const running = [attempt('old-low', 1, 'owner', 1), attempt('new-low', 1, 'owner', 2), attempt('borrower-low', 1, 'borrower', 0)];
+    const pick = (n: number) => chooseVictims(fleet, demandOf(1, n), 5, running, (t) => t === 'borrower')!.victims.map((v) => v.id);
+    expect(pick(20)).toEqual(['borrower-low']);
+    expect(pick(60).sort()).toEqual(['borrower-low', 'new-low']);
+  });
+});
+
+describe('preemption in the dispatcher', () => {
+  it('never loops: under random arrivals nobody is preempted by a task it preempted, directly or not', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ cls: fc.integer({ min: 0, max: 2 }), priority: fc.integer({ min: -3, max: 3 }), gpus: fc.integer({ min: 1, max: 4 }), preemptible: fc.boolean() }), { minLength: 1, maxLength: 60 }),
+        (arrivals) => {
+          let now = 0;
+          const fleet = fleetOf(2, 4, 1);
+          const demands = new Map<string, Demand>();
+          const d = new Dispatcher({ fleet, fairShare: new FairShare([], { halfLifeMs: 60_000 }), policy: DEFAULT_POLICY, nowMs: 0, demandOf: (id) => demands.get(id) });
+          d.fleetChanged(0);
+          const reservations = new Map<string, ReturnType<Fleet['place']>>();
+          const specs = new Map<string, (typeof arrivals)[number]>();
+          const edges = new Map<string, Set<string>>();
+          const enqueue = (id: string) => {
+            const s = specs.get(id)!;
+            d.enqueue({ id, tenant: 't', priorityClass: CLASSES[s.cls]!, priority: s.priority, readySinceMs: now, preemptible: s.preemptible }, now);
+          };
+          let preemptions = 0;
+          arrivals.forEach((a, i) => {
+            now += 1000;
+            const id = `t${i}`;
+            specs.set(id, a);
+            demands.set(id, demandOf(a.gpus, 10));
+            enqueue(id);
+            for (let round = 0; round < 4; round++) {
+              for (const p of d.dispatch(now)) reservations.set(p.task.id, p.reservation);
+              const pre = d.preempt();
+              if (!pre) break;
+              for (const v of pre.victims) {
+                preemptions += 1;
+                // A loop would need a path back from the victim to the preemptor.
+                expect(reaches(edges, v.id, pre.preemptor.id)).toBe(false);
+                if (!edges.has(pre.preemptor.id)) edges.set(pre.preemptor.id, new Set());
+                edges.get(pre.preemptor.id)!.add(v.id);
+                expect(v.rank).toBeLessThan(preemptionRank(pre.preemptor.priorityClass, pre.preemptor.priority));
+                fleet.release(v.reservation);
+                d.release(v.id, now);
+                enqueue(v.id);
+              }
+            }
+          });
+          // Preemption only ever moves work to strictly higher ranks: bounded by arrivals x ranks.
+          expect(preemptions).toBeLessThanOrEqual(arrivals.length * CLASSES.length * 7);
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
+  it('lets urgent work preempt preemptible background work, and leaves work that is not preemptible alone', () => {
+    const fleet = fleetOf(1, 2, 1);
+    const demands = new Map<string, Demand>([['bg-pre', demandOf(1, 10)], ['bg-keep', demandOf(1, 10)], ['urgent', demandOf(1, 10)], ['urgent-2', demandOf(1, 10)]]);
+    const d = new Dispatcher({ fleet, fairShare: new FairShare([], { halfLifeMs: 60_000 }), policy: DEFAULT_POLICY, nowMs: 0, demandOf: (id) => demands.get(id) });
+    d.fleetChanged(0);
+    d.enqueue({ id: 'bg-keep', tenant: 't', priorityClass: PriorityClass.BACKGROUND, priority: 0, readySinceMs: 0 }, 0);
+    d.enqueue({ id: 'bg-pre', tenant: 't', priorityClass: PriorityClass.BACKGROUND, priority: 0, readySinceMs: 0, preemptible: true }, 0);
+    expect(d.dispatch(0)).toHaveLength(2);
+    d.enqueue({ id: 'urgent', tenant: 't', priorityClass: PriorityClass.URGENT, priority: 0, readySinceMs: 1 }, 1);
+    d.enqueue({ id: 'urgent-2', tenant: 't', priorityClass: PriorityClass.URGENT, priority: 0, readySinceMs: 1 }, 1);
+    expect(d.dispatch(1)).toHaveLength(0);
+    const pre = d.preempt()!;
+    expect(pre.preemptor.id).toBe('urgent');
+    expect(pre.victims.map((v) => v.id)).toEqual(['bg-pre']);
+    fleet.release(pre.victims[0]!.reservation);
+    d.release('bg-pre', 2);
+    expect(d.dispatch(2).map((p) => p.task.id)).toEqual(['urgent']);
+    // Nothing preemptible is left for the second urgent task.
+    expect(d.dispatch(3)).toHaveLength(0);
+    expect(d.preempt()).toBeUndefined();
+  });
+});
+
+function reaches(edges: Map<string, Set<string>>, from: string, to: string, seen = new Set<string>()): boolean {
+  if (from === to) return true;
+  if (seen.has(from)) return false;
+  seen.add(from);
+  for (const next of edges.get(from) ?? []) if (reaches(edges, next, to, seen)) return true;
+  return false;
+}
