@@ -83,6 +83,8 @@ export class Dispatcher {
   private blocked?: QueuedTask;
   /** Queued tasks that preempted work: their node stays held for them until they run. */
   private readonly preemptedFor = new Set<string>();
+  /** Running attempts that may be preempted: with none, preemption is not looked for. */
+  private preemptibleRunning = 0;
   /** Why a task was last passed over (only tasks tried and still queued). */
   private readonly passedOver = new Map<string, { cause: WaitCause; detail: string }>();
   private heldFor?: string;
@@ -146,6 +148,7 @@ export class Dispatcher {
     if (this.allocations.has(id)) return;
     const resources = resourcesOf(demand);
     this.allocations.set(id, { tenant, resources, attempt });
+    if (attempt?.preemptible) this.preemptibleRunning += 1;
     this.fairShare.allocate(tenant, resources, nowMs);
   }
 
@@ -158,7 +161,7 @@ export class Dispatcher {
   preempt(): Preemption | undefined {
     const preemptor = this.blocked;
     this.blocked = undefined;
-    if (!preemptor || !this.queue.has(preemptor.id)) return undefined;
+    if (!preemptor || this.preemptibleRunning === 0 || !this.queue.has(preemptor.id)) return undefined;
     const demand = this.demandOf(preemptor.id);
     // Room made elsewhere would not help a tenant held back by its own quota.
     if (!demand || this.fairShare.quotaBlock(preemptor.tenant, resourcesOf(demand))) return undefined;
@@ -180,6 +183,7 @@ export class Dispatcher {
     const a = this.allocations.get(id);
     if (!a) return;
     this.allocations.delete(id);
+    if (a.attempt?.preemptible) this.preemptibleRunning -= 1;
     this.fairShare.release(a.tenant, a.resources, nowMs);
   }
 
@@ -219,7 +223,7 @@ export class Dispatcher {
     }
     this.queue.restore(skipped, nowMs);
     // A full fleet tries nobody: the head of the order is the one preemption would make room for.
-    if (!this.blocked && !exhausted && !this.fleet.hasFreeSlot()) {
+    if (!this.blocked && !exhausted && this.preemptibleRunning > 0 && !this.fleet.hasFreeSlot()) {
       const head = this.queue.popBest();
       if (head) {
         this.queue.restore([head], nowMs);
