@@ -474,8 +474,10 @@ export class Scheduler {
       // An assignment still being committed has not reached the agent: it goes out on the new stream.
       if (!entry.lease.sent || (held && held.attempt === entry.task.attempt && held.leaseEpoch === entry.lease.epoch)) kept.push(entry);
       else dropped.push(entry);
-      // The fleet's view of the node is rebuilt below, without the old reservations.
+      // The fleet's view of the node is rebuilt below, without the old reservations;
+      // the tenants' usage too (what is kept is counted again with its new reservation).
       entry.lease.reservation = undefined;
+      this.dispatcher.release(taskId, this.clock());
     }
     this.fleet.upsert({
       nodeId,
@@ -894,6 +896,8 @@ export class Scheduler {
       }
     }
     if (unmet.size === 0) {
+      // Its age counts from now: it was not runnable while it waited.
+      entry.readySinceMs = this.clock();
       await this.transition(entry, S.QUEUED, 'dependencies succeeded');
       this.enqueueReady(entry);
       return;

@@ -23,6 +23,15 @@ describe('TenantRateLimiter', () => {
     for (let i = 0; i < 20; i++) if (limiter.take('a', 3_600_000) === 0) allowed += 1;
     expect(allowed).toBe(5);
   });
+
+  it('does not refill a slow tenant by forgetting its bucket while it is still empty', () => {
+    // One every two minutes: emptied at 0, the bucket holds half a token at the sweep (61 s) and 3/4 at 90 s.
+    const limiter = new TenantRateLimiter(() => ({ rate: 1 / 120, burst: 1 }));
+    expect(limiter.take('slow', 0)).toBe(0);
+    expect(limiter.take('other', 61_000)).toBe(0); // a sweep runs
+    expect(limiter.take('slow', 90_000)).toBe(30_000);
+    expect(limiter.take('slow', 120_000)).toBe(0);
+  });
 });
 
 describe('parseRateLimits', () => {
@@ -38,5 +47,6 @@ describe('parseRateLimits', () => {
     expect(() => parseRateLimits('fast')).toThrow(/"fast" is not a rate limit: use rate\[\/burst\]/);
     expect(() => parseRateLimits('acme=-1')).toThrow(/not a rate limit/);
     expect(() => parseRateLimits('acme=5/0')).toThrow(/not a rate limit/);
+    expect(() => parseRateLimits('acme=0/10')).toThrow(/rate above 0/);
   });
 });

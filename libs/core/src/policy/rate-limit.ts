@@ -10,8 +10,8 @@ interface Bucket {
   limit: RateLimit;
 }
 
-/** Buckets idle this long are full again and are forgotten (memory stays bounded by active tenants). */
-const FORGET_AFTER_MS = 60_000;
+/** How often idle buckets are looked for. */
+const SWEEP_EVERY_MS = 60_000;
 
 /**
  * Per-tenant token buckets for submissions. A submission takes one token; a
@@ -43,14 +43,16 @@ export class TenantRateLimiter {
       b.tokens -= n;
       return 0;
     }
-    if (limit.rate <= 0) return Infinity;
     return Math.ceil(((n - b.tokens) / limit.rate) * 1000);
   }
 
+  /** Forgets buckets that have refilled (a new one starts full, so nothing changes): memory stays bounded by active tenants. */
   private sweep(nowMs: number): void {
-    if (nowMs - this.lastSweepMs < FORGET_AFTER_MS) return;
+    if (nowMs - this.lastSweepMs < SWEEP_EVERY_MS) return;
     this.lastSweepMs = nowMs;
-    for (const [tenant, b] of this.buckets) if (nowMs - b.atMs > FORGET_AFTER_MS) this.buckets.delete(tenant);
+    for (const [tenant, b] of this.buckets) {
+      if (b.tokens + (Math.max(0, nowMs - b.atMs) / 1000) * b.limit.rate >= b.limit.burst) this.buckets.delete(tenant);
+    }
   }
 }
 
@@ -69,8 +71,8 @@ export function parseRateLimits(text: string): { defaultLimit?: RateLimit; perTe
     const [rateText, burstText] = spec.split('/');
     const rate = Number(rateText);
     const burst = burstText === undefined ? Math.max(1, rate) : Number(burstText);
-    if (!tenant || !Number.isFinite(rate) || rate < 0 || !Number.isFinite(burst) || burst < 1) {
-      throw new Error(`"${part}" is not a rate limit: use rate[/burst] or tenant=rate[/burst], e.g. 500/1000 or acme=50/100`);
+    if (!tenant || !Number.isFinite(rate) || rate <= 0 || !Number.isFinite(burst) || burst < 1) {
+      throw new Error(`"${part}" is not a rate limit: use rate[/burst] or tenant=rate[/burst] with a rate above 0 a second, e.g. 500/1000 or acme=50/100`);
     }
     if (tenant === '*') defaultLimit = { rate, burst };
     else perTenant.set(tenant, { rate, burst });

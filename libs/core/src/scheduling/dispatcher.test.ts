@@ -174,6 +174,16 @@ describe('Dispatcher', () => {
     expect(why.detail).toMatch(/tenant capped would use 3 of gpus, over its quota of 1 nominal \+ 1 borrowing/);
   });
 
+  it("does not let a capped tenant's backlog hide other tenants' work behind it", () => {
+    const tenants: TenantConfig[] = [{ name: 'capped', quota: { gpus: { nominal: 1, borrowingLimit: 0 } } }];
+    const c = new Cluster(1, 8, DEFAULT_POLICY, tenants);
+    // Far more urgent tasks at quota than a pass's run of misses, all ahead of the other tenant's work.
+    for (let i = 0; i < 500; i++) c.submit(simTask({ id: `capped-${i}`, tenant: 'capped', priorityClass: PriorityClass.URGENT }));
+    for (let i = 0; i < 3; i++) c.submit(simTask({ id: `other-${i}`, tenant: 'other', priorityClass: PriorityClass.BACKGROUND }));
+    c.runUntil(0);
+    expect([...c.started.keys()].sort()).toEqual(['capped-0', 'other-0', 'other-1', 'other-2']);
+  });
+
   it('never lets a task wait past the age bound by more than the overdue share allows, under a stream of higher-priority work', () => {
     fc.assert(
       fc.property(

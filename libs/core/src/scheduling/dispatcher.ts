@@ -48,6 +48,8 @@ export interface WaitExplanation {
 
 /** Fair-share scores are refreshed at most this often by dispatch passes (explanations always refresh). */
 const TENANT_REFRESH_MS = 100;
+/** Quota misses after which a tenant's queue sits out the rest of a dispatch pass. */
+const QUOTA_MISSES_PER_TENANT = 4;
 
 /** The resources a demand takes, as fair share and quotas count them. */
 export function resourcesOf(demand: Demand): Resources {
@@ -162,6 +164,9 @@ export class Dispatcher {
     const preemptor = this.blocked;
     this.blocked = undefined;
     if (!preemptor || this.preemptibleRunning === 0 || !this.queue.has(preemptor.id)) return undefined;
+    // Room was already made for it: wait for it to show (freed GPUs can look busy until the
+    // next telemetry) rather than stop more work on other nodes.
+    if (this.preemptedFor.has(preemptor.id) && this.fleet.heldNode(preemptor.id) !== undefined) return undefined;
     const demand = this.demandOf(preemptor.id);
     // Room made elsewhere would not help a tenant held back by its own quota.
     if (!demand || this.fairShare.quotaBlock(preemptor.tenant, resourcesOf(demand))) return undefined;
@@ -171,7 +176,7 @@ export class Dispatcher {
     if (!choice) return undefined;
     this.preemptedFor.add(preemptor.id);
     // The room made is the preemptor's: no other task is placed on that node until it is.
-    if (this.heldFor !== preemptor.id) {
+    if (this.fleet.heldNode(preemptor.id) !== choice.nodeId) {
       this.releaseHold();
       if (this.fleet.holdNode(choice.nodeId, preemptor.id)) this.heldFor = preemptor.id;
     }
@@ -200,11 +205,17 @@ export class Dispatcher {
     this.serveOverdue(nowMs, placed, false);
     const skipped: QueuedTask[] = [];
     let misses = 0;
+    // A tenant at its quota is passed over without counting against the pass's
+    // misses (its backlog must not hide other tenants' work), and after a few
+    // such misses it sits the rest of the pass out.
+    const quotaMisses = new Map<string, number>();
+    const atQuota = new Set<string>();
     this.blocked = undefined;
     let exhausted = false;
     while (this.fleet.hasFreeSlot() && misses < this.maxMisses) {
-      const task = this.queue.popBest();
+      const task = this.queue.popBest(atQuota);
       if (!task) {
+        // (What tenants at quota still have queued cannot take the capacity either.)
         exhausted = true;
         break;
       }
@@ -214,8 +225,15 @@ export class Dispatcher {
         this.credit = Math.min(1, this.credit + this.policy.overdueShare);
       } else if (this.queue.has(task.id)) {
         skipped.push(task);
+        const cause = this.passedOver.get(task.id)?.cause;
+        if (cause === 'quota') {
+          const n = (quotaMisses.get(task.tenant) ?? 0) + 1;
+          quotaMisses.set(task.tenant, n);
+          if (n >= QUOTA_MISSES_PER_TENANT) atQuota.add(task.tenant);
+          continue;
+        }
         misses += 1;
-        if (!this.blocked && this.passedOver.get(task.id)?.cause === 'capacity') this.blocked = task;
+        if (!this.blocked && cause === 'capacity') this.blocked = task;
         // Urgent work that fits nowhere holds a node at once: background work
         // must not keep taking the capacity it is waiting for.
         this.holdFor(task);

@@ -289,15 +289,15 @@ export class PolicyQueue {
 
   /**
    * Takes the highest-priority task that is not overdue out of the order,
-   * O(log n + tenants). The caller then either `remove`s it (placed) or
+   * O(log n + tenants), leaving out the tenants in `skipTenants`. The caller then either `remove`s it (placed) or
    * `restore`s it (not placed), before the next `maintain`.
    */
-  popBest(): QueuedTask | undefined {
+  popBest(skipTenants?: ReadonlySet<string>): QueuedTask | undefined {
     let best: TenantQueue | undefined;
     let bestScore = -Infinity;
-    for (const q of this.tenants.values()) {
+    for (const [tenant, q] of this.tenants) {
       const head = q.heap[0];
-      if (!head) continue;
+      if (!head || skipTenants?.has(tenant)) continue;
       const score = head.key + q.score;
       if (score > bestScore || (score === bestScore && best && head.seq < best.heap[0]!.seq)) {
         best = q;

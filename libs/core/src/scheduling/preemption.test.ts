@@ -9,8 +9,8 @@ import { chooseVictims, preemptionRank, type RunningAttempt } from './preemption
 const GiB = 2 ** 30;
 const CLASSES = [PriorityClass.BACKGROUND, PriorityClass.NORMAL, PriorityClass.URGENT];
 
-function fleetOf(nodes: number, gpus: number, perGpu: number): Fleet {
-  const fleet = new Fleet({ maxGpuUtilization: 1, maxGpuMemoryFraction: 1, staleTelemetryMs: Infinity, mode: 'spread', tieBreakMargin: 0 }, () => 0, () => 0);
+function fleetOf(nodes: number, gpus: number, perGpu: number, maxGpuUtilization = 1): Fleet {
+  const fleet = new Fleet({ maxGpuUtilization, maxGpuMemoryFraction: 1, staleTelemetryMs: Infinity, mode: 'spread', tieBreakMargin: 0 }, () => 0, () => 0);
   for (let n = 0; n < nodes; n++) {
     fleet.upsert({ nodeId: `n${n}`, address: '', models: ['*'], maxTasksPerGpu: perGpu, gpus: Array.from({ length: gpus }, (_, i) => ({ index: i, memoryTotalBytes: 80 * GiB })) });
   }
@@ -150,6 +150,32 @@ describe('preemption in the dispatcher', () => {
     // Nothing preemptible is left for the second urgent task.
     expect(d.dispatch(3)).toHaveLength(0);
     expect(d.preempt()).toBeUndefined();
+  });
+
+  it('waits for the room it made to show instead of preempting on another node too', () => {
+    // Two one-GPU nodes, both running preemptible background work; placement reads telemetry.
+    const fleet = fleetOf(2, 1, 1, 0.9);
+    const demands = new Map<string, Demand>(['bg-0', 'bg-1', 'urgent'].map((id) => [id, demandOf(1, 10)]));
+    const d = new Dispatcher({ fleet, fairShare: new FairShare([], { halfLifeMs: 60_000 }), policy: DEFAULT_POLICY, nowMs: 0, demandOf: (id) => demands.get(id) });
+    d.fleetChanged(0);
+    for (const id of ['bg-0', 'bg-1']) d.enqueue({ id, tenant: 't', priorityClass: PriorityClass.BACKGROUND, priority: 0, readySinceMs: 0, preemptible: true }, 0);
+    const running = new Map(d.dispatch(0).map((p) => [p.task.id, p.reservation]));
+    for (const r of running.values()) fleet.observe(r.nodeId, [{ index: 0, utilization: 1, memoryUsedBytes: 10 * GiB }]);
+    d.enqueue({ id: 'urgent', tenant: 't', priorityClass: PriorityClass.URGENT, priority: 0, readySinceMs: 1 }, 1);
+    expect(d.dispatch(1)).toHaveLength(0);
+    const pre = d.preempt()!;
+    expect(pre.victims).toHaveLength(1);
+    const victim = pre.victims[0]!;
+    fleet.release(victim.reservation);
+    d.release(victim.id, 2);
+    // The freed GPU still reads busy until the agent's next telemetry: no second victim meanwhile.
+    for (let t = 2; t < 10; t++) {
+      expect(d.dispatch(t)).toHaveLength(0);
+      expect(d.preempt()).toBeUndefined();
+    }
+    fleet.observe(pre.nodeId, [{ index: 0, utilization: 0, memoryUsedBytes: 0 }]);
+    const placed = d.dispatch(10);
+    expect(placed.map((p) => [p.task.id, p.reservation.nodeId])).toEqual([['urgent', pre.nodeId]]);
   });
 });
 
