@@ -66,8 +66,11 @@ export {
   kvCacheBytesPerToken,
   minimumGpuCount,
   ModelCatalog,
+  MAX_WORKFLOW_STEPS,
   parseInferStart,
   parseSubmission,
+  parseWorkflow,
+  type ParsedWorkflow,
   type CatalogModel,
   type ChatTurn,
   type ParseContext,
@@ -97,3 +100,18 @@ export {
 export { RunTimePredictor } from './policy/run-time';
 export { parseRateLimits, TenantRateLimiter, type RateLimit } from './policy/rate-limit';
 export { chooseVictims, preemptionRank, type RunningAttempt, type VictimChoice } from './scheduling/preemption';
+export {
+  cronMatchesWallTime,
+  DEFAULT_TIME_ZONE,
+  dueFire,
+  fireRequestId,
+  latestFireAtOrBefore,
+  MAX_SCHEDULE_DURATION_MS,
+  nextFireAfter,
+  parseCron,
+  parseScheduleRequest,
+  parseTimeZone,
+  zoneOffsetAt,
+  type CronExpression,
+  type DueFire,
+} from './recurring';

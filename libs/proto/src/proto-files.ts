@@ -10,4 +10,5 @@ export const PROTO_FILES = [
   'autoglm/v1/decision.proto',
   'autoglm/v1/executor.proto',
   'autoglm/v1/monitor.proto',
+  'autoglm/v1/schedule.proto',
 ] as const;

@@ -18,6 +18,7 @@ describe('server reflection', () => {
     };
     server.addService(TaskServiceService, {
       submitTask: unimplemented,
+      submitWorkflow: unimplemented,
       getTask: unimplemented,
       listTasks: unimplemented,
       cancelTask: unimplemented,

@@ -78,6 +78,19 @@ describe.each(engines)('TaskStore on %s', (engine) => {
     expect(otherTenant.created).toBe(true);
   });
 
+  it('makes a workflow durable all together or not at all, and a retry finds the same tasks', async () => {
+    const steps = [newTask({ requestId: 'wf-1/a' }), newTask({ requestId: 'wf-1/b' })];
+    const first = await store.submitAll(steps.map((task) => ({ task, event: queuedEvent() })));
+    expect(first.map((r) => r.created)).toEqual([true, true]);
+    const again = await store.submitAll([newTask({ requestId: 'wf-1/a' }), newTask({ requestId: 'wf-1/b' })].map((task) => ({ task, event: queuedEvent() })));
+    expect(again.map((r) => [r.created, r.task.id])).toEqual(steps.map((t) => [false, t.id]));
+    // One bad row (a state out of range) and nothing of its workflow lands.
+    const good = newTask();
+    const bad = newTask({ state: 99999 as TaskState });
+    await expect(store.submitAll([good, bad].map((task) => ({ task, event: queuedEvent() })))).rejects.toThrow();
+    expect(await store.get(good.id)).toBeUndefined();
+  });
+
   it('records transitions with gapless events and keeps the last row state', async () => {
     const t = newTask();
     await store.submit(t, queuedEvent());

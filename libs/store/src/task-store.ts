@@ -149,6 +149,29 @@ export class TaskStore {
     return new Promise((resolve, reject) => this.enqueue({ kind: 'insert', task, event, resolve, reject }));
   }
 
+  /**
+   * Makes several new tasks durable together (a workflow): one statement, so
+   * one transaction: all of them or none. Idempotent on each task's (tenant,
+   * request_id) like submit. Transient failures are retried a few times, then
+   * refused with UNAVAILABLE (the client retries with its request id).
+   */
+  async submitAll(items: ReadonlyArray<{ task: Task; event: StoredEvent }>): Promise<SubmitResult[]> {
+    if (this.closed) throw new Error('task store is closed');
+    const ops: InsertOp[] = items.map(({ task, event }) => ({ kind: 'insert', task, event, resolve: () => undefined, reject: () => undefined }));
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const results = await writeBatch(this.engine, ops);
+        return ops.map((op) => results.get(op) ?? { task: op.task, created: true });
+      } catch (err) {
+        const retry = isTransient(err) && attempt < this.submitAttempts;
+        this.onWriteError?.(err, attempt, retry);
+        if (!isTransient(err)) throw err;
+        if (!retry) throw new UnavailableError('the task store did not confirm the write; retry with the same request_id', { cause: err });
+        await new Promise<void>((resolve) => setTimeout(resolve, Math.min(2000, this.retryDelayMs * 2 ** Math.min(attempt - 1, 10))).unref());
+      }
+    }
+  }
+
   /** Records a transition: the task's new row and its event (or the row alone, when no state changed). */
   record(task: Task, event?: StoredEvent): Promise<void> {
     return new Promise((resolve, reject) => this.enqueue({ kind: 'update', task, event, resolve, reject }));

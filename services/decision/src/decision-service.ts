@@ -25,6 +25,7 @@ const MAX_SUBSCRIBER_BACKLOG = 100_000;
 export function decisionHandlers(scheduler: Scheduler, store: TaskStore, bus: EventBus, logger: Logger): ServiceHandlers<typeof DecisionServiceService> {
   return {
     enqueue: async (req) => scheduler.enqueue(req),
+    enqueueWorkflow: async (req) => scheduler.enqueueWorkflow(req),
 
     enqueueBatch: async (req) => {
       const results = await Promise.all(

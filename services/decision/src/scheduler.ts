@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import {
   ClassQueueStats,
   EnqueueRequest,
+  type EnqueueWorkflowRequest,
   Lease,
   Node,
   NodeState,
@@ -309,23 +310,82 @@ export class Scheduler {
   async enqueue(req: EnqueueRequest): Promise<{ task: Task; created: boolean }> {
     const spec = req.spec;
     if (!spec) throw new InvalidArgumentError('spec', 'is required');
-    const states = await this.dependencyStates(spec.dependsOn);
+    const unmet = await this.unmetDependencies(spec.dependsOn, 'depends_on');
+    if (isSheddable(spec.priority)) await this.shedIfOverloaded(req.tenant, req.requestId, spec, 'spec');
+    const { task, event } = this.newTask(req.requestId, req.tenant, spec, unmet);
+    const traceContext = captureTraceContext();
+    let submitted;
+    try {
+      submitted = await this.store.submit(task, event);
+    } catch (err) {
+      this.submissionInDoubt([task], traceContext, err);
+      throw err;
+    }
+    return this.accepted(submitted, event, unmet, traceContext);
+  }
+
+  /**
+   * Makes a parsed workflow durable in one transaction (every step, or none)
+   * and queues or gates each step. Steps name earlier steps by index; their
+   * ids are assigned here, so the whole graph exists before any step can run.
+   */
+  async enqueueWorkflow(req: EnqueueWorkflowRequest): Promise<{ tasks: Task[]; created: boolean }> {
+    if (req.steps.length === 0) throw new InvalidArgumentError('steps', 'required: a workflow has at least one step');
+    const ids: string[] = [];
+    const items: Array<{ task: Task; event: StoredEvent; unmet: Set<string> }> = [];
+    for (const [i, step] of req.steps.entries()) {
+      if (!step.spec) throw new InvalidArgumentError(`steps[${i}].spec`, 'is required');
+      const unmet = await this.unmetDependencies(step.spec.dependsOn, `steps[${i}].task.depends_on`);
+      const local = step.after.map((k, j) => {
+        if (!Number.isInteger(k) || k >= i) throw new InvalidArgumentError(`steps[${i}].after[${j}]`, `${k} is not an earlier step: steps must come after the steps they wait for`);
+        return ids[k]!;
+      });
+      for (const id of local) unmet.add(id);
+      const spec = { ...step.spec, dependsOn: [...step.spec.dependsOn, ...local] };
+      const requestId = req.requestId ? `${req.requestId}/${step.name}` : '';
+      if (isSheddable(spec.priority)) await this.shedIfOverloaded(req.tenant, requestId, spec, `steps[${i}].task`);
+      const { task, event } = this.newTask(requestId, req.tenant, spec, unmet);
+      ids.push(task.id);
+      items.push({ task, event, unmet });
+    }
+    const traceContext = captureTraceContext();
+    let submitted;
+    try {
+      submitted = await this.store.submitAll(items);
+    } catch (err) {
+      this.submissionInDoubt(items.map((item) => item.task), traceContext, err);
+      throw err;
+    }
+    const tasks: Task[] = [];
+    // In order: a step's dependencies are registered before it looks for them.
+    for (const [i, result] of submitted.entries()) {
+      tasks.push((await this.accepted(result, items[i]!.event, items[i]!.unmet, traceContext)).task);
+    }
+    return { tasks, created: submitted.some((r) => r.created) };
+  }
+
+  /** The dependencies not yet succeeded; refuses ones that do not exist or will never succeed. */
+  private async unmetDependencies(dependsOn: string[], field: string): Promise<Set<string>> {
+    const states = await this.dependencyStates(dependsOn);
     const unmet = new Set<string>();
-    spec.dependsOn.forEach((dep, i) => {
+    dependsOn.forEach((dep, i) => {
       const state = states.get(dep);
-      if (state === undefined) throw new InvalidArgumentError(`depends_on[${i}]`, `task ${dep} does not exist`);
+      if (state === undefined) throw new InvalidArgumentError(`${field}[${i}]`, `task ${dep} does not exist`);
       if (state === S.CANCELLED || state === S.DEAD_LETTER || (state === S.FAILED && !this.live.has(dep))) {
-        throw new InvalidArgumentError(`depends_on[${i}]`, `task ${dep} ended ${stateName(state)} and will never succeed`);
+        throw new InvalidArgumentError(`${field}[${i}]`, `task ${dep} ended ${stateName(state)} and will never succeed`);
       }
       if (state !== S.SUCCEEDED) unmet.add(dep);
     });
-    if (isSheddable(spec.priority)) await this.shedIfOverloaded(req);
+    return unmet;
+  }
+
+  private newTask(requestId: string, tenant: string, spec: TaskSpec, unmet: Set<string>): { task: Task; event: StoredEvent } {
     const now = this.clock();
     const state = unmet.size > 0 ? S.WAITING_DEPS : S.QUEUED;
     const task = Task.fromPartial({
       id: randomUUID(),
-      requestId: req.requestId,
-      tenant: req.tenant,
+      requestId,
+      tenant,
       spec,
       state,
       attempt: 1,
@@ -334,30 +394,37 @@ export class Scheduler {
       updatedAt: toTimestamp(now),
       reason: unmet.size > 0 ? `waiting for ${[...unmet].join(', ')}` : '',
     });
-    const event: StoredEvent = { sequence: 1, state, previousState: S.UNSPECIFIED, atMs: now, reason: task.reason };
-    const traceContext = captureTraceContext();
-    let submitted;
-    try {
-      submitted = await this.store.submit(task, event);
-    } catch (err) {
-      // The commit may have happened with its answer lost: find out later (resolveInDoubt),
-      // so a task that is durable is never left out of the queue.
-      if (err instanceof UnavailableError || isTransient(err)) {
-        this.inDoubt.set(task.id, { traceContext, checks: 0 });
-        if (!(err instanceof UnavailableError)) throw new UnavailableError('the task store did not confirm the write; retry with the same request_id', { cause: err });
-      }
-      throw err;
-    }
-    const { task: stored, created } = submitted;
+    return { task, event: { sequence: 1, state, previousState: S.UNSPECIFIED, atMs: now, reason: task.reason } };
+  }
+
+  /**
+   * A submission the store did not confirm: the commit may have happened with
+   * its answer lost. Found out later (resolveInDoubt), so a task that is
+   * durable is never left out of the queue.
+   */
+  private submissionInDoubt(tasks: Task[], traceContext: Record<string, string> | undefined, err: unknown): void {
+    if (!(err instanceof UnavailableError || isTransient(err))) return;
+    for (const task of tasks) this.inDoubt.set(task.id, { traceContext, checks: 0 });
+    if (!(err instanceof UnavailableError)) throw new UnavailableError('the task store did not confirm the write; retry with the same request_id', { cause: err });
+  }
+
+  /** After the store answered a submission: queues or gates a new task; finds the one a repeated request id names. */
+  private async accepted(
+    submitted: { task: Task; created: boolean },
+    event: StoredEvent,
+    unmet: Set<string>,
+    traceContext: Record<string, string> | undefined,
+  ): Promise<{ task: Task; created: boolean }> {
+    const { task, created } = submitted;
     if (!created) {
-      const known = this.live.get(stored.id) ?? this.finishing.get(stored.id);
+      const known = this.live.get(task.id) ?? this.finishing.get(task.id);
       if (known) return { task: known.task, created };
       // Committed by an earlier call whose answer was lost: this process never queued it.
-      if (!stored.finishedAt) await this.adopt(stored);
-      return { task: this.live.get(stored.id)?.task ?? stored, created };
+      if (!task.finishedAt) await this.adopt(task);
+      return { task: this.live.get(task.id)?.task ?? task, created };
     }
     this.inDoubt.delete(task.id);
-    const entry: Live = { task, readySinceMs: now, traceContext };
+    const entry: Live = { task, readySinceMs: event.atMs, traceContext };
     this.live.set(task.id, entry);
     this.publish(task, event);
     if (unmet.size > 0) {
@@ -377,15 +444,14 @@ export class Scheduler {
    * bound), with a hint of when to retry. A retry of one already accepted
    * (same request id) gets its task, as always.
    */
-  private async shedIfOverloaded(req: EnqueueRequest): Promise<void> {
-    const spec = req.spec!;
+  private async shedIfOverloaded(tenant: string, requestId: string, spec: TaskSpec, field: string): Promise<void> {
     const { queued, overdue } = this.dispatcher.queue.classCounts(spec.priorityClass);
     if (queued < this.shedQueueLimit && overdue === 0) return;
-    if (await this.store.byRequestId(req.tenant, req.requestId)) return;
+    if (await this.store.byRequestId(tenant, requestId)) return;
     const why = overdue > 0 ? `${overdue} tasks of this class have waited past the ${Math.round(this.policy.maxAgeMs / 1000)} s age bound` : `${queued} tasks of this class are queued (limit ${this.shedQueueLimit})`;
     const retryAfterMs = Math.min(60_000, Math.max(1000, Math.round(this.policy.maxAgeMs / 10)));
     throw new ResourceExhaustedError(
-      `spec.priority: ${spec.priority} is sheddable and the ${className(spec.priorityClass)} queue is full: ${why}; retry after ${retryAfterMs / 1000} s, or submit with priority 0 or more`,
+      `${field}.priority: ${spec.priority} is sheddable and the ${className(spec.priorityClass)} queue is full: ${why}; retry after ${retryAfterMs / 1000} s, or submit with priority 0 or more`,
       retryAfterMs,
     );
   }

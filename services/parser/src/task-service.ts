@@ -2,12 +2,14 @@ import { Metadata, type ClientReadableStream } from '@grpc/grpc-js';
 import {
   ClusterServiceService,
   DeadLetterSelector,
+  EnqueueWorkflowRequest,
   TaskServiceService,
+  type Task,
   type DecisionServiceClient,
   type Event,
   type ExecutorServiceClient,
 } from '@autoglm/proto';
-import { parseInferStart, parseSubmission, ResourceExhaustedError, type ParseContext, type TenantRateLimiter } from '@autoglm/core';
+import { parseInferStart, parseSubmission, parseWorkflow, ResourceExhaustedError, type ParseContext, type TenantRateLimiter } from '@autoglm/core';
 import { callUnary, type ServiceHandlers } from '@autoglm/runtime';
 import type { EnqueueBatcher } from './enqueue-batcher';
 import { relayInfer } from './infer-relay';
@@ -32,6 +34,19 @@ export function taskHandlers(deps: ParserDeps): ServiceHandlers<typeof TaskServi
       const parsed = parseSubmission({ ...req, tenant: tenantOf(req.tenant, ctx.metadata) }, deps.parseContext());
       admitRate(deps.rateLimiter, parsed.tenant);
       return deps.enqueue.enqueue({ requestId: parsed.requestId, tenant: parsed.tenant, spec: parsed.spec });
+    },
+    submitWorkflow: async (req, ctx) => {
+      const parsed = parseWorkflow({ ...req, tenant: tenantOf(req.tenant, ctx.metadata) }, deps.parseContext());
+      admitRate(deps.rateLimiter, parsed.tenant, parsed.steps.length);
+      const { tasks, created } = await callUnary(
+        decision.enqueueWorkflow.bind(decision),
+        EnqueueWorkflowRequest.fromPartial({ requestId: parsed.requestId, tenant: parsed.tenant, steps: parsed.steps }),
+        opts(ctx.signal),
+      );
+      // Back in the request's order.
+      const inRequestOrder: Task[] = new Array<Task>(tasks.length);
+      parsed.requestIndex.forEach((requestIndex, i) => (inRequestOrder[requestIndex] = tasks[i]!));
+      return { tasks: inRequestOrder, created };
     },
     getTask: async (req, ctx) => callUnary(decision.getTask.bind(decision), req, opts(ctx.signal)),
     listTasks: async (req, ctx) => callUnary(decision.listTasks.bind(decision), req, opts(ctx.signal)),
@@ -85,8 +100,8 @@ export function clusterHandlers(deps: ParserDeps): ServiceHandlers<typeof Cluste
 }
 
 /** Takes a token from the tenant's bucket, or refuses with RESOURCE_EXHAUSTED and when to retry. */
-function admitRate(limiter: TenantRateLimiter | undefined, tenant: string): void {
-  const waitMs = limiter?.take(tenant, Date.now()) ?? 0;
+function admitRate(limiter: TenantRateLimiter | undefined, tenant: string, submissions = 1): void {
+  const waitMs = limiter?.take(tenant, Date.now(), submissions) ?? 0;
   if (waitMs === 0) return;
   throw new ResourceExhaustedError(`tenant ${tenant} is over its submission rate limit; retry after ${Math.ceil(waitMs)} ms`, waitMs);
 }

@@ -10,6 +10,7 @@ import { registerStats } from './commands/stats';
 import { registerSubmit } from './commands/submit';
 import { registerUp } from './commands/up';
 import { registerWatch } from './commands/watch';
+import { registerWorkflow } from './commands/workflow';
 import { examples } from './help';
 import type { CliIo } from './io';
 
@@ -38,6 +39,7 @@ export function buildProgram(io: CliIo): Command {
     );
   registerUp(program, io);
   registerSubmit(program, io);
+  registerWorkflow(program, io);
   registerGet(program, io);
   registerList(program, io);
   registerWatch(program, io);

@@ -29,6 +29,8 @@ import {
   type RequeueDeadLettersResponse,
   SubmitTaskRequest,
   type SubmitTaskResponse,
+  SubmitWorkflowRequest,
+  type SubmitWorkflowResponse,
   type Task,
   type TaskEvent,
   TaskServiceClient,
@@ -155,23 +157,43 @@ export class AutoglmClient {
     const message = SubmitTaskRequest.fromPartial(request);
     if (message.requestId === '') message.requestId = randomUUID();
     if (message.tenant === '' && this.tenant !== undefined) message.tenant = this.tenant;
+    return this.retrying('submit', options, () =>
+      this.unary<SubmitTaskResponse>((md, opts, cb) => this.tasks.submitTask(message, md, opts, cb), options),
+    );
+  }
+
+  /**
+   * Submits a workflow: steps that name the steps they wait for (`after`),
+   * made durable together, or not at all. Retried as submit is, under one
+   * request id for the whole workflow. The answer has one task per step, in
+   * the request's order.
+   */
+  async submitWorkflow(request: MessageInit<SubmitWorkflowRequest>, options: RequestOptions = {}): Promise<SubmitWorkflowResponse> {
+    const message = SubmitWorkflowRequest.fromPartial(request);
+    if (message.requestId === '') message.requestId = randomUUID();
+    if (message.tenant === '' && this.tenant !== undefined) message.tenant = this.tenant;
+    return this.retrying('submit', options, () =>
+      this.unary<SubmitWorkflowResponse>((md, opts, cb) => this.tasks.submitWorkflow(message, md, opts, cb), options),
+    );
+  }
+
+  /** Runs an idempotent call, retrying UNAVAILABLE (and RESOURCE_EXHAUSTED with a retry-after) with backoff. */
+  private async retrying<T>(what: string, options: RequestOptions, call: () => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.unary<SubmitTaskResponse>(
-          (md, opts, cb) => this.tasks.submitTask(message, md, opts, cb),
-          options,
-        );
+        return await call();
       } catch (error) {
         const failure = AutoglmError.from(error);
         if (attempt >= this.retry.maxAttempts || !isRetryable(failure) || options.signal?.aborted) throw failure;
         try {
           await abortableDelay(backoffDelay(attempt, this.retry, failure.retryAfterMs), options.signal);
         } catch (abort) {
-          throw new AutoglmError('CANCELLED', 'submit aborted while waiting to retry', { cause: abort });
+          throw new AutoglmError('CANCELLED', `${what} aborted while waiting to retry`, { cause: abort });
         }
       }
     }
   }
+
 
   /** A task with its result. */
   get(taskId: string, options: RequestOptions = {}): Promise<Task> {

@@ -26,3 +26,4 @@ export {
   parseSubmission,
   parseInferStart,
 } from './parse-submission';
+export { type ParsedWorkflow, MAX_WORKFLOW_STEPS, parseWorkflow } from './parse-workflow';

@@ -1,4 +1,4 @@
-import { InferStart, PriorityClass, SubmitTaskRequest, TaskKind } from '@autoglm/proto';
+import { DeadlinePolicy, InferStart, PriorityClass, SubmitTaskRequest, TaskKind } from '@autoglm/proto';
 import { InvalidArgumentError } from '../errors';
 import { estimateGpuMemory } from './memory';
 import { DEFAULT_MODEL_CATALOG, ModelCatalog, defineModel } from './models';
@@ -62,6 +62,7 @@ describe('parseSubmission: inference', () => {
       priorityClass: PriorityClass.NORMAL,
       priority: 0,
       deadline: undefined,
+      deadlinePolicy: DeadlinePolicy.BEST_EFFORT,
       dependsOn: [],
       preemptible: false,
       maxRetries: 3,
@@ -184,6 +185,7 @@ describe('parseSubmission: batch', () => {
       priorityClass: PriorityClass.NORMAL,
       priority: 0,
       deadline: undefined,
+      deadlinePolicy: DeadlinePolicy.BEST_EFFORT,
       dependsOn: [],
       preemptible: false,
       maxRetries: 3,
@@ -232,6 +234,15 @@ describe('parseSubmission: common fields', () => {
   it('rejects an unknown priority class, listing the known ones', () => {
     const error = rejection(() => parseSubmission(withRequest({ priorityClass: 9 as PriorityClass }), CTX));
     expect(error.message).toMatch(/^priority_class: 9 is not a known value; known: .*PRIORITY_CLASS_URGENT \(1\)/);
+  });
+
+  it('refuses an unmeetable deadline up front only when asked to, and only with a deadline', () => {
+    const deadline = { seconds: NOW_SECONDS + 60, nanos: 0 };
+    expect(parseSubmission(withRequest({ deadline, deadlinePolicy: DeadlinePolicy.REFUSE_UNMEETABLE }), CTX).spec.deadlinePolicy).toBe(DeadlinePolicy.REFUSE_UNMEETABLE);
+    const missing = rejection(() => parseSubmission(withRequest({ deadlinePolicy: DeadlinePolicy.REFUSE_UNMEETABLE }), CTX));
+    expect(missing.field).toBe('deadline_policy');
+    expect(missing.message).toMatch(/needs a deadline/);
+    expect(rejection(() => parseSubmission(withRequest({ deadline, deadlinePolicy: 7 as DeadlinePolicy }), CTX)).message).toMatch(/deadline_policy: 7 is not a known value/);
   });
 
   it('checks priority, deadline, dependencies, retries and labels', () => {

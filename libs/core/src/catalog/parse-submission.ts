@@ -4,13 +4,14 @@
  * InvalidArgumentError that names the field and says what to change.
  */
 import type { BatchPayload, InferStart, ResourceRequest, SubmitTaskRequest, TaskSpec } from '@autoglm/proto';
-import { PriorityClass, TaskKind } from '@autoglm/proto';
+import { DeadlinePolicy, PriorityClass, TaskKind } from '@autoglm/proto';
 import { InvalidArgumentError } from '../errors';
 import { DEFAULT_GPU_MEMORY_HEADROOM, estimateGpuMemory, minimumGpuCount } from './memory';
 import type { CatalogModel, ModelCatalog } from './models';
 import { parseInferenceInput } from './parse-inference-input';
 import {
   parseDeadline,
+  parseDeadlinePolicy,
   parseDependsOn,
   parseExpectedDuration,
   parseLabels,
@@ -67,10 +68,12 @@ export function parseSubmission(request: SubmitTaskRequest, ctx: ParseContext): 
     throw new InvalidArgumentError('payload', 'required: set inference (a prompt or chat messages) or batch (a job)');
   }
 
+  const deadline = parseDeadline(request.deadline, ctx.now);
   const common = {
     priorityClass: parsePriorityClass(request.priorityClass, PriorityClass.NORMAL),
     priority: parsePriority(request.priority),
-    deadline: parseDeadline(request.deadline, ctx.now),
+    deadline,
+    deadlinePolicy: parseDeadlinePolicy(request.deadlinePolicy, deadline !== undefined),
     dependsOn: parseDependsOn(request.dependsOn),
     preemptible: request.preemptible,
     maxRetries: parseMaxRetries(request.maxRetries, ctx.defaultMaxRetries ?? DEFAULT_MAX_RETRIES),
@@ -145,6 +148,7 @@ export function parseInferStart(start: InferStart, ctx: ParseContext): ParsedSub
       priorityClass,
       priority,
       deadline,
+      deadlinePolicy: DeadlinePolicy.BEST_EFFORT,
       dependsOn: [],
       preemptible: false,
       maxRetries: 0,

@@ -4,7 +4,7 @@
  * InvalidArgumentError naming the field as the proto spells it.
  */
 import type { Duration, Timestamp } from '@autoglm/proto';
-import { PriorityClass } from '@autoglm/proto';
+import { DeadlinePolicy, PriorityClass } from '@autoglm/proto';
 import { InvalidArgumentError } from '../errors';
 
 const TENANT_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
@@ -54,6 +54,16 @@ export function parseRequestId(requestId: string): string {
   }
   if (requestId.includes('\u0000')) throw new InvalidArgumentError('request_id', 'must not contain NUL characters');
   return requestId;
+}
+
+/** BEST_EFFORT unless the submission asks to be refused when its deadline cannot be met (which needs a deadline). */
+export function parseDeadlinePolicy(value: DeadlinePolicy, hasDeadline: boolean): DeadlinePolicy {
+  if (value === DeadlinePolicy.UNSPECIFIED || value === DeadlinePolicy.BEST_EFFORT) return DeadlinePolicy.BEST_EFFORT;
+  if (value !== DeadlinePolicy.REFUSE_UNMEETABLE) {
+    throw new InvalidArgumentError('deadline_policy', `${String(value)} is not a known value; known: BEST_EFFORT (1), REFUSE_UNMEETABLE (2)`);
+  }
+  if (!hasDeadline) throw new InvalidArgumentError('deadline_policy', 'REFUSE_UNMEETABLE needs a deadline: set deadline, or leave deadline_policy unset');
+  return value;
 }
 
 /** `value` when it is a known class; UNSPECIFIED becomes `unspecifiedMeans`. */

@@ -16,6 +16,14 @@ describe('TenantRateLimiter', () => {
     for (let i = 0; i < 1000; i++) expect(limiter.take('free', 0)).toBe(0);
   });
 
+  it('charges a workflow a token per step, and one larger than the burst a full bucket', () => {
+    const limiter = new TenantRateLimiter(() => ({ rate: 10, burst: 5 }));
+    expect(limiter.take('a', 0, 3)).toBe(0);
+    expect(limiter.take('a', 0, 3)).toBe(100);
+    expect(limiter.take('a', 1000, 50)).toBe(0);
+    expect(limiter.take('a', 1000, 1)).toBe(100);
+  });
+
   it('never banks more than the burst, however long a tenant was idle', () => {
     const limiter = new TenantRateLimiter(() => ({ rate: 100, burst: 5 }));
     limiter.take('a', 0);

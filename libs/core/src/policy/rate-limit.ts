@@ -27,10 +27,15 @@ export class TenantRateLimiter {
    */
   constructor(private readonly limitOf: (tenant: string) => RateLimit | undefined) {}
 
-  /** Takes `n` tokens for the tenant: 0 when allowed, else the milliseconds until they would be. */
+  /**
+   * Takes `n` tokens for the tenant (a workflow of n steps): 0 when allowed,
+   * else the milliseconds until they would be. More than the burst takes a
+   * full bucket.
+   */
   take(tenant: string, nowMs: number, n = 1): number {
     const limit = this.limitOf(tenant);
     if (!limit) return 0;
+    n = Math.min(n, limit.burst);
     this.sweep(nowMs);
     let b = this.buckets.get(tenant);
     if (!b) {

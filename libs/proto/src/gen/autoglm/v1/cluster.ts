@@ -147,6 +147,26 @@ export interface TenantQueueStats {
   running: number;
 }
 
+/** Deadlines met and missed by one tenant's tasks of one class. */
+export interface DeadlineStats {
+  /** The tenant. */
+  tenant: string;
+  /** The class. */
+  priorityClass: PriorityClass;
+  /** Tasks with a deadline that succeeded by it. */
+  met: number;
+  /**
+   * Tasks with a deadline that succeeded after it, or ended without success
+   * once it had passed.
+   */
+  missed: number;
+  /**
+   * Submissions refused up front because the deadline could not be met
+   * (deadline_policy REFUSE_UNMEETABLE).
+   */
+  refused: number;
+}
+
 /** A snapshot of the queue. */
 export interface QueueStats {
   /** Tasks waiting on dependencies. */
@@ -174,6 +194,13 @@ export interface QueueStats {
   deadLetters: number;
   /** Failed attempts waiting out their retry backoff. */
   retrying: number;
+  /** Running attempts stopped for higher-ranked work since decision started. */
+  preempted: number;
+  /**
+   * Deadline outcomes since decision started, per tenant and class (only
+   * pairs with at least one task that had a deadline).
+   */
+  deadlines: DeadlineStats[];
 }
 
 function createBaseGpuStatus(): GpuStatus {
@@ -990,6 +1017,109 @@ export const TenantQueueStats: MessageFns<TenantQueueStats> = {
   },
 };
 
+function createBaseDeadlineStats(): DeadlineStats {
+  return { tenant: "", priorityClass: 0, met: 0, missed: 0, refused: 0 };
+}
+
+export const DeadlineStats: MessageFns<DeadlineStats> = {
+  encode(message: DeadlineStats, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.tenant !== "") {
+      writer.uint32(10).string(message.tenant);
+    }
+    if (message.priorityClass !== 0) {
+      writer.uint32(16).int32(message.priorityClass);
+    }
+    if (message.met !== 0) {
+      writer.uint32(24).uint64(message.met);
+    }
+    if (message.missed !== 0) {
+      writer.uint32(32).uint64(message.missed);
+    }
+    if (message.refused !== 0) {
+      writer.uint32(40).uint64(message.refused);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): DeadlineStats {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseDeadlineStats();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.tenant = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.priorityClass = reader.int32() as any;
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.met = longToNumber(reader.uint64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.missed = longToNumber(reader.uint64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.refused = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<DeadlineStats>, I>>(base?: I): DeadlineStats {
+    return DeadlineStats.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<DeadlineStats>, I>>(object: I): DeadlineStats {
+    const message = createBaseDeadlineStats();
+    message.tenant = object.tenant ?? "";
+    message.priorityClass = object.priorityClass ?? 0;
+    message.met = object.met ?? 0;
+    message.missed = object.missed ?? 0;
+    message.refused = object.refused ?? 0;
+    return message;
+  },
+};
+
 function createBaseQueueStats(): QueueStats {
   return {
     waitingDeps: 0,
@@ -1003,6 +1133,8 @@ function createBaseQueueStats(): QueueStats {
     lostAttempts: 0,
     deadLetters: 0,
     retrying: 0,
+    preempted: 0,
+    deadlines: [],
   };
 }
 
@@ -1040,6 +1172,12 @@ export const QueueStats: MessageFns<QueueStats> = {
     }
     if (message.retrying !== 0) {
       writer.uint32(88).uint32(message.retrying);
+    }
+    if (message.preempted !== 0) {
+      writer.uint32(96).uint64(message.preempted);
+    }
+    for (const v of message.deadlines) {
+      DeadlineStats.encode(v!, writer.uint32(106).fork()).join();
     }
     return writer;
   },
@@ -1145,6 +1283,22 @@ export const QueueStats: MessageFns<QueueStats> = {
             message.retrying = reader.uint32();
             continue;
           }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.preempted = longToNumber(reader.uint64());
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.deadlines.push(DeadlineStats.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1173,6 +1327,8 @@ export const QueueStats: MessageFns<QueueStats> = {
     message.lostAttempts = object.lostAttempts ?? 0;
     message.deadLetters = object.deadLetters ?? 0;
     message.retrying = object.retrying ?? 0;
+    message.preempted = object.preempted ?? 0;
+    message.deadlines = object.deadlines?.map((e) => DeadlineStats.fromPartial(e)) || [];
     return message;
   },
 };

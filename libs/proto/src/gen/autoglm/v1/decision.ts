@@ -85,6 +85,40 @@ export interface EnqueueResponse {
   created: boolean;
 }
 
+/** One parsed step of a workflow. */
+export interface EnqueueWorkflowStep {
+  /** The step's name (for error messages and its request id). */
+  name: string;
+  /** The parsed spec; depends_on names existing tasks only. */
+  spec:
+    | TaskSpec
+    | undefined;
+  /**
+   * Indexes of earlier steps of the request that must succeed first (the
+   * parser orders the steps so that every index here is smaller than the
+   * step's own).
+   */
+  after: number[];
+}
+
+/** EnqueueWorkflow's request: a parsed workflow. */
+export interface EnqueueWorkflowRequest {
+  /** Idempotency key of the whole workflow (may be empty). */
+  requestId: string;
+  /** Owning tenant. */
+  tenant: string;
+  /** The steps, dependencies first. */
+  steps: EnqueueWorkflowStep[];
+}
+
+/** EnqueueWorkflow's answer, sent after every step is durable. */
+export interface EnqueueWorkflowResponse {
+  /** The durable tasks, in the request's order. */
+  tasks: Task[];
+  /** False when the request id was seen before. */
+  created: boolean;
+}
+
 /** One submission of a batch, with the trace context of the call that made it. */
 export interface EnqueueBatchItem {
   /** The submission. */
@@ -696,6 +730,245 @@ export const EnqueueResponse: MessageFns<EnqueueResponse> = {
   fromPartial<I extends Exact<DeepPartial<EnqueueResponse>, I>>(object: I): EnqueueResponse {
     const message = createBaseEnqueueResponse();
     message.task = (object.task !== undefined && object.task !== null) ? Task.fromPartial(object.task) : undefined;
+    message.created = object.created ?? false;
+    return message;
+  },
+};
+
+function createBaseEnqueueWorkflowStep(): EnqueueWorkflowStep {
+  return { name: "", spec: undefined, after: [] };
+}
+
+export const EnqueueWorkflowStep: MessageFns<EnqueueWorkflowStep> = {
+  encode(message: EnqueueWorkflowStep, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.spec !== undefined) {
+      TaskSpec.encode(message.spec, writer.uint32(18).fork()).join();
+    }
+    if (message.after.length !== 0) {
+      writer.uint32(26).fork();
+      for (const v of message.after) {
+        writer.uint32(v);
+      }
+      writer.join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EnqueueWorkflowStep {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEnqueueWorkflowStep();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.spec = TaskSpec.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag === 24) {
+              message.after.push(reader.uint32());
+
+              continue;
+            }
+
+            if (tag === 26) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.after.push(reader.uint32());
+              }
+
+              continue;
+            }
+
+            break;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<EnqueueWorkflowStep>, I>>(base?: I): EnqueueWorkflowStep {
+    return EnqueueWorkflowStep.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<EnqueueWorkflowStep>, I>>(object: I): EnqueueWorkflowStep {
+    const message = createBaseEnqueueWorkflowStep();
+    message.name = object.name ?? "";
+    message.spec = (object.spec !== undefined && object.spec !== null) ? TaskSpec.fromPartial(object.spec) : undefined;
+    message.after = object.after?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseEnqueueWorkflowRequest(): EnqueueWorkflowRequest {
+  return { requestId: "", tenant: "", steps: [] };
+}
+
+export const EnqueueWorkflowRequest: MessageFns<EnqueueWorkflowRequest> = {
+  encode(message: EnqueueWorkflowRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.requestId !== "") {
+      writer.uint32(10).string(message.requestId);
+    }
+    if (message.tenant !== "") {
+      writer.uint32(18).string(message.tenant);
+    }
+    for (const v of message.steps) {
+      EnqueueWorkflowStep.encode(v!, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EnqueueWorkflowRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEnqueueWorkflowRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.tenant = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.steps.push(EnqueueWorkflowStep.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<EnqueueWorkflowRequest>, I>>(base?: I): EnqueueWorkflowRequest {
+    return EnqueueWorkflowRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<EnqueueWorkflowRequest>, I>>(object: I): EnqueueWorkflowRequest {
+    const message = createBaseEnqueueWorkflowRequest();
+    message.requestId = object.requestId ?? "";
+    message.tenant = object.tenant ?? "";
+    message.steps = object.steps?.map((e) => EnqueueWorkflowStep.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseEnqueueWorkflowResponse(): EnqueueWorkflowResponse {
+  return { tasks: [], created: false };
+}
+
+export const EnqueueWorkflowResponse: MessageFns<EnqueueWorkflowResponse> = {
+  encode(message: EnqueueWorkflowResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.tasks) {
+      Task.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.created !== false) {
+      writer.uint32(16).bool(message.created);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EnqueueWorkflowResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEnqueueWorkflowResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.tasks.push(Task.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.created = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<EnqueueWorkflowResponse>, I>>(base?: I): EnqueueWorkflowResponse {
+    return EnqueueWorkflowResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<EnqueueWorkflowResponse>, I>>(object: I): EnqueueWorkflowResponse {
+    const message = createBaseEnqueueWorkflowResponse();
+    message.tasks = object.tasks?.map((e) => Task.fromPartial(e)) || [];
     message.created = object.created ?? false;
     return message;
   },
@@ -3473,6 +3746,18 @@ export const DecisionServiceService = {
       Buffer.from(EnqueueBatchResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): EnqueueBatchResponse => EnqueueBatchResponse.decode(value),
   },
+  /** Makes a parsed workflow durable in one transaction and queues or gates its steps. */
+  enqueueWorkflow: {
+    path: "/autoglm.v1.DecisionService/EnqueueWorkflow" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: EnqueueWorkflowRequest): Buffer =>
+      Buffer.from(EnqueueWorkflowRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): EnqueueWorkflowRequest => EnqueueWorkflowRequest.decode(value),
+    responseSerialize: (value: EnqueueWorkflowResponse): Buffer =>
+      Buffer.from(EnqueueWorkflowResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): EnqueueWorkflowResponse => EnqueueWorkflowResponse.decode(value),
+  },
   /** Queues an interactive inference and streams its placement. */
   admit: {
     path: "/autoglm.v1.DecisionService/Admit" as const,
@@ -3607,6 +3892,8 @@ export interface DecisionServiceServer extends UntypedServiceImplementation {
    * submissions so a burst costs decision one call, not one per task.
    */
   enqueueBatch: handleUnaryCall<EnqueueBatchRequest, EnqueueBatchResponse>;
+  /** Makes a parsed workflow durable in one transaction and queues or gates its steps. */
+  enqueueWorkflow: handleUnaryCall<EnqueueWorkflowRequest, EnqueueWorkflowResponse>;
   /** Queues an interactive inference and streams its placement. */
   admit: handleServerStreamingCall<AdmitRequest, AdmitResponse>;
   /** An agent's session: register, telemetry and updates in; assignments out. */
@@ -3668,6 +3955,22 @@ export interface DecisionServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: EnqueueBatchResponse) => void,
+  ): ClientUnaryCall;
+  /** Makes a parsed workflow durable in one transaction and queues or gates its steps. */
+  enqueueWorkflow(
+    request: EnqueueWorkflowRequest,
+    callback: (error: ServiceError | null, response: EnqueueWorkflowResponse) => void,
+  ): ClientUnaryCall;
+  enqueueWorkflow(
+    request: EnqueueWorkflowRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: EnqueueWorkflowResponse) => void,
+  ): ClientUnaryCall;
+  enqueueWorkflow(
+    request: EnqueueWorkflowRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: EnqueueWorkflowResponse) => void,
   ): ClientUnaryCall;
   /** Queues an interactive inference and streams its placement. */
   admit(request: AdmitRequest, options?: Partial<CallOptions>): ClientReadableStream<AdmitResponse>;

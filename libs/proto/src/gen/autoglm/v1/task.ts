@@ -81,6 +81,24 @@ export enum TaskKind {
   UNRECOGNIZED = -1,
 }
 
+/** What a submission with a deadline asks for when the deadline cannot be met. */
+export enum DeadlinePolicy {
+  /** UNSPECIFIED - Unset: as BEST_EFFORT. */
+  UNSPECIFIED = 0,
+  /**
+   * BEST_EFFORT - Accept it and run it as early as its priority allows; a late finish is
+   * counted as a deadline miss.
+   */
+  BEST_EFFORT = 1,
+  /**
+   * REFUSE_UNMEETABLE - Refuse the submission (FAILED_PRECONDITION) when its predicted finish,
+   * given the predicted run time and the work queued ahead of it, is past
+   * the deadline.
+   */
+  REFUSE_UNMEETABLE = 2,
+  UNRECOGNIZED = -1,
+}
+
 /** What keeps a task from running. */
 export enum WaitingCause {
   /** UNSPECIFIED - Not waiting (running or finished), or unknown. */
@@ -207,11 +225,56 @@ export interface SubmitTaskRequest {
     | undefined;
   /** Free-form key/value labels, returned with the task. */
   labels: { [key: string]: string };
+  /** What to do when the deadline cannot be met. Unset means BEST_EFFORT. */
+  deadlinePolicy: DeadlinePolicy;
 }
 
 export interface SubmitTaskRequest_LabelsEntry {
   key: string;
   value: string;
+}
+
+/** One task of a workflow. */
+export interface WorkflowStep {
+  /**
+   * The step's name, unique within the workflow: 1-64 characters of letters,
+   * digits, '-', '_' and '.'. Other steps name it in `after`.
+   */
+  name: string;
+  /**
+   * The task. Its tenant must be empty or the workflow's; its depends_on may
+   * name tasks that already exist; its request_id is ignored (the workflow's
+   * request_id covers every step).
+   */
+  task:
+    | SubmitTaskRequest
+    | undefined;
+  /** Steps of this workflow that must succeed before this one runs. */
+  after: string[];
+}
+
+/** SubmitWorkflow's request: a whole DAG of tasks, accepted together. */
+export interface SubmitWorkflowRequest {
+  /**
+   * Client-chosen idempotency key for the whole workflow: the same (tenant,
+   * request_id) returns the same tasks. Optional; up to 100 characters.
+   */
+  requestId: string;
+  /**
+   * The tenant every step is billed to. Required unless the caller's token
+   * names one.
+   */
+  tenant: string;
+  /** The steps, 1 to 1000; `after` must not form a cycle. */
+  steps: WorkflowStep[];
+}
+
+/** SubmitWorkflow's answer. */
+export interface SubmitWorkflowResponse {
+  /** The durable tasks, one per step, in the request's order. */
+  tasks: Task[];
+  /** False when the request id was seen before and the existing tasks returned. */
+  created: boolean;
 }
 
 /** The task spec the parser derives from a submission: what decision schedules. */
@@ -255,6 +318,8 @@ export interface TaskSpec {
     /** A batch job. */
     { $case: "batch"; batch: BatchPayload }
     | undefined;
+  /** What to do when the deadline cannot be met (never UNSPECIFIED once parsed). */
+  deadlinePolicy: DeadlinePolicy;
 }
 
 export interface TaskSpec_LabelsEntry {
@@ -1112,6 +1177,7 @@ function createBaseSubmitTaskRequest(): SubmitTaskRequest {
     preemptible: false,
     maxRetries: undefined,
     labels: {},
+    deadlinePolicy: 0,
   };
 }
 
@@ -1158,6 +1224,9 @@ export const SubmitTaskRequest: MessageFns<SubmitTaskRequest> = {
     globalThis.Object.entries(message.labels).forEach(([key, value]: [string, string]) => {
       SubmitTaskRequest_LabelsEntry.encode({ key: key as any, value }, writer.uint32(106).fork()).join();
     });
+    if (message.deadlinePolicy !== 0) {
+      writer.uint32(112).int32(message.deadlinePolicy);
+    }
     return writer;
   },
 
@@ -1281,6 +1350,14 @@ export const SubmitTaskRequest: MessageFns<SubmitTaskRequest> = {
             }
             continue;
           }
+          case 14: {
+            if (tag !== 112) {
+              break;
+            }
+
+            message.deadlinePolicy = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1335,6 +1412,7 @@ export const SubmitTaskRequest: MessageFns<SubmitTaskRequest> = {
       },
       {},
     );
+    message.deadlinePolicy = object.deadlinePolicy ?? 0;
     return message;
   },
 };
@@ -1408,6 +1486,233 @@ export const SubmitTaskRequest_LabelsEntry: MessageFns<SubmitTaskRequest_LabelsE
   },
 };
 
+function createBaseWorkflowStep(): WorkflowStep {
+  return { name: "", task: undefined, after: [] };
+}
+
+export const WorkflowStep: MessageFns<WorkflowStep> = {
+  encode(message: WorkflowStep, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.task !== undefined) {
+      SubmitTaskRequest.encode(message.task, writer.uint32(18).fork()).join();
+    }
+    for (const v of message.after) {
+      writer.uint32(26).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): WorkflowStep {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseWorkflowStep();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.task = SubmitTaskRequest.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.after.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<WorkflowStep>, I>>(base?: I): WorkflowStep {
+    return WorkflowStep.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<WorkflowStep>, I>>(object: I): WorkflowStep {
+    const message = createBaseWorkflowStep();
+    message.name = object.name ?? "";
+    message.task = (object.task !== undefined && object.task !== null)
+      ? SubmitTaskRequest.fromPartial(object.task)
+      : undefined;
+    message.after = object.after?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseSubmitWorkflowRequest(): SubmitWorkflowRequest {
+  return { requestId: "", tenant: "", steps: [] };
+}
+
+export const SubmitWorkflowRequest: MessageFns<SubmitWorkflowRequest> = {
+  encode(message: SubmitWorkflowRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.requestId !== "") {
+      writer.uint32(10).string(message.requestId);
+    }
+    if (message.tenant !== "") {
+      writer.uint32(18).string(message.tenant);
+    }
+    for (const v of message.steps) {
+      WorkflowStep.encode(v!, writer.uint32(26).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SubmitWorkflowRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSubmitWorkflowRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.requestId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.tenant = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.steps.push(WorkflowStep.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<SubmitWorkflowRequest>, I>>(base?: I): SubmitWorkflowRequest {
+    return SubmitWorkflowRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SubmitWorkflowRequest>, I>>(object: I): SubmitWorkflowRequest {
+    const message = createBaseSubmitWorkflowRequest();
+    message.requestId = object.requestId ?? "";
+    message.tenant = object.tenant ?? "";
+    message.steps = object.steps?.map((e) => WorkflowStep.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseSubmitWorkflowResponse(): SubmitWorkflowResponse {
+  return { tasks: [], created: false };
+}
+
+export const SubmitWorkflowResponse: MessageFns<SubmitWorkflowResponse> = {
+  encode(message: SubmitWorkflowResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.tasks) {
+      Task.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.created !== false) {
+      writer.uint32(16).bool(message.created);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SubmitWorkflowResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSubmitWorkflowResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.tasks.push(Task.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.created = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<SubmitWorkflowResponse>, I>>(base?: I): SubmitWorkflowResponse {
+    return SubmitWorkflowResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SubmitWorkflowResponse>, I>>(object: I): SubmitWorkflowResponse {
+    const message = createBaseSubmitWorkflowResponse();
+    message.tasks = object.tasks?.map((e) => Task.fromPartial(e)) || [];
+    message.created = object.created ?? false;
+    return message;
+  },
+};
+
 function createBaseTaskSpec(): TaskSpec {
   return {
     kind: 0,
@@ -1425,6 +1730,7 @@ function createBaseTaskSpec(): TaskSpec {
     labels: {},
     interactive: false,
     payload: undefined,
+    deadlinePolicy: 0,
   };
 }
 
@@ -1479,6 +1785,9 @@ export const TaskSpec: MessageFns<TaskSpec> = {
       case "batch":
         BatchPayload.encode(message.payload.batch, writer.uint32(130).fork()).join();
         break;
+    }
+    if (message.deadlinePolicy !== 0) {
+      writer.uint32(136).int32(message.deadlinePolicy);
     }
     return writer;
   },
@@ -1627,6 +1936,14 @@ export const TaskSpec: MessageFns<TaskSpec> = {
             message.payload = { $case: "batch", batch: BatchPayload.decode(reader, reader.uint32()) };
             continue;
           }
+          case 17: {
+            if (tag !== 136) {
+              break;
+            }
+
+            message.deadlinePolicy = reader.int32() as any;
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1682,6 +1999,7 @@ export const TaskSpec: MessageFns<TaskSpec> = {
         break;
       }
     }
+    message.deadlinePolicy = object.deadlinePolicy ?? 0;
     return message;
   },
 };
@@ -4307,6 +4625,21 @@ export const TaskServiceService = {
     responseSerialize: (value: SubmitTaskResponse): Buffer => Buffer.from(SubmitTaskResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): SubmitTaskResponse => SubmitTaskResponse.decode(value),
   },
+  /**
+   * Submits a workflow (a DAG of tasks naming each other by step name) in one
+   * call: every step becomes durable together, or none does.
+   */
+  submitWorkflow: {
+    path: "/autoglm.v1.TaskService/SubmitWorkflow" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SubmitWorkflowRequest): Buffer =>
+      Buffer.from(SubmitWorkflowRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SubmitWorkflowRequest => SubmitWorkflowRequest.decode(value),
+    responseSerialize: (value: SubmitWorkflowResponse): Buffer =>
+      Buffer.from(SubmitWorkflowResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SubmitWorkflowResponse => SubmitWorkflowResponse.decode(value),
+  },
   /** Returns a task with its result. */
   getTask: {
     path: "/autoglm.v1.TaskService/GetTask" as const,
@@ -4399,6 +4732,11 @@ export const TaskServiceService = {
 export interface TaskServiceServer extends UntypedServiceImplementation {
   /** Submits a task; returns once it is durable. */
   submitTask: handleUnaryCall<SubmitTaskRequest, SubmitTaskResponse>;
+  /**
+   * Submits a workflow (a DAG of tasks naming each other by step name) in one
+   * call: every step becomes durable together, or none does.
+   */
+  submitWorkflow: handleUnaryCall<SubmitWorkflowRequest, SubmitWorkflowResponse>;
   /** Returns a task with its result. */
   getTask: handleUnaryCall<GetTaskRequest, Task>;
   /** Lists tasks, newest first. */
@@ -4436,6 +4774,25 @@ export interface TaskServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: SubmitTaskResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * Submits a workflow (a DAG of tasks naming each other by step name) in one
+   * call: every step becomes durable together, or none does.
+   */
+  submitWorkflow(
+    request: SubmitWorkflowRequest,
+    callback: (error: ServiceError | null, response: SubmitWorkflowResponse) => void,
+  ): ClientUnaryCall;
+  submitWorkflow(
+    request: SubmitWorkflowRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SubmitWorkflowResponse) => void,
+  ): ClientUnaryCall;
+  submitWorkflow(
+    request: SubmitWorkflowRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SubmitWorkflowResponse) => void,
   ): ClientUnaryCall;
   /** Returns a task with its result. */
   getTask(request: GetTaskRequest, callback: (error: ServiceError | null, response: Task) => void): ClientUnaryCall;

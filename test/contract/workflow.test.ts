@@ -1,0 +1,148 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Readable } from 'node:stream';
+import { AutoglmError, runCli as cli, type CliIo, type MessageInit } from '@autoglm/client';
+import { PriorityClass, TaskState, type SubmitTaskRequest, type Task, type WorkflowStep } from '@autoglm/proto';
+import { timestampToMillis } from '@autoglm/core';
+import { startInProcessMesh, type InProcessMesh } from '../support/in-process-mesh';
+import { until } from '../support/until';
+
+/** A simulated batch job (time scale 20: 2 s is 0.1 s), failing for good when asked. */
+const job = (simSeconds: number, fail = false): MessageInit<SubmitTaskRequest> => ({
+  payload: { $case: 'batch', batch: { expectedDuration: { seconds: simSeconds, nanos: 0 }, env: fail ? { AUTOGLM_SIM_FAIL: 'permanent' } : {} } },
+  maxRetries: 0,
+});
+const step = (name: string, after: string[], task = job(2)): MessageInit<WorkflowStep> => ({ name, after, task });
+const FINAL = new Set([TaskState.SUCCEEDED, TaskState.CANCELLED, TaskState.DEAD_LETTER, TaskState.FAILED]);
+
+describe('workflows through the public API', () => {
+  let mesh: InProcessMesh;
+
+  beforeAll(async () => {
+    mesh = await startInProcessMesh();
+  }, 30_000);
+
+  afterAll(async () => {
+    await mesh?.stop();
+  }, 30_000);
+
+  const settled = (id: string) =>
+    until(async () => {
+      const t = await mesh.client.get(id);
+      return FINAL.has(t.state) && t.finishedAt ? t : undefined;
+    }, 20_000, `task ${id} to end`);
+  const count = async () => (await mesh.client.list({ pageSize: 500 })).tasks.length;
+
+  it('accepts a DAG in one call, names steps by name, and runs them in dependency order', async () => {
+    const { task: earlier } = await mesh.client.submit(job(1));
+    const { tasks, created } = await mesh.client.submitWorkflow({
+      requestId: 'pipeline-1',
+      steps: [
+        step('report', ['train', 'eval']),
+        step('eval', ['train']),
+        { name: 'prep', after: [], task: { ...job(2), dependsOn: [earlier!.id] } },
+        step('train', ['prep'], { ...job(2), priorityClass: PriorityClass.URGENT }),
+      ],
+    });
+    expect(created).toBe(true);
+    expect(tasks).toHaveLength(4);
+    const [report, evaluate, prep, train] = tasks as [Task, Task, Task, Task];
+    expect(report.requestId).toBe('pipeline-1/report');
+    expect(train.spec!.dependsOn).toEqual([prep.id]);
+    expect(new Set(report.spec!.dependsOn)).toEqual(new Set([train.id, evaluate.id]));
+    expect(prep.spec!.dependsOn).toEqual([earlier!.id]);
+    expect(report.state).toBe(TaskState.WAITING_DEPS);
+
+    const done = await Promise.all([earlier!, prep, train, evaluate, report].map((t) => settled(t.id)));
+    expect(done.map((t) => t.state)).toEqual(Array(5).fill(TaskState.SUCCEEDED));
+    const [e, p, t, v, r] = done;
+    const ended = (x: Task) => timestampToMillis(x.finishedAt!);
+    const started = (x: Task) => timestampToMillis(x.startedAt!);
+    expect(started(p!)).toBeGreaterThanOrEqual(ended(e!));
+    expect(started(t!)).toBeGreaterThanOrEqual(ended(p!));
+    expect(started(v!)).toBeGreaterThanOrEqual(ended(t!));
+    expect(started(r!)).toBeGreaterThanOrEqual(Math.max(ended(t!), ended(v!)));
+
+    // The same request id again: the same tasks, nothing new.
+    const before = await count();
+    const again = await mesh.client.submitWorkflow({ requestId: 'pipeline-1', steps: [step('report', ['train', 'eval']), step('eval', ['train']), step('prep', []), step('train', ['prep'])] });
+    expect(again.created).toBe(false);
+    expect(again.tasks.map((x) => x.id)).toEqual(tasks.map((x) => x.id));
+    expect(await count()).toBe(before);
+  }, 60_000);
+
+  it('cancels the steps after one that fails for good', async () => {
+    const { tasks } = await mesh.client.submitWorkflow({ steps: [step('extract', [], job(1, true)), step('load', ['extract']), step('index', ['load'])] });
+    const ends = await Promise.all(tasks.map((t) => settled(t.id)));
+    expect(ends.map((t) => t.state)).toEqual([TaskState.FAILED, TaskState.CANCELLED, TaskState.CANCELLED]);
+    expect(ends[1]!.reason).toBe(`dependency ${tasks[0]!.id} ended FAILED`);
+    expect(ends[2]!.reason).toBe(`dependency ${tasks[1]!.id} ended CANCELLED`);
+  }, 60_000);
+
+  it('refuses a cycle, an unknown step or an unknown task with INVALID_ARGUMENT, creating nothing', async () => {
+    const before = await count();
+    const refused = (request: Parameters<typeof mesh.client.submitWorkflow>[0]) =>
+      mesh.client.submitWorkflow(request).then(
+        () => {
+          throw new Error('accepted');
+        },
+        (e: unknown) => e as AutoglmError,
+      );
+    const cycle = await refused({ steps: [step('a', ['b']), step('b', ['c']), step('c', ['a'])] });
+    expect(cycle.code).toBe('INVALID_ARGUMENT');
+    expect(cycle.message).toBe('steps[0].after[0]: the steps form a cycle: a -> b -> c -> a (each waits for the next); remove one of these dependencies');
+    expect((await refused({ steps: [step('a', ['nope'])] })).message).toMatch(/steps\[0\]\.after\[0\]: "nope" is not a step of this workflow/);
+    const unknown = await refused({ steps: [step('a', []), { name: 'b', after: ['a'], task: { ...job(1), dependsOn: ['123e4567-e89b-12d3-a456-426614174000'] } }] });
+    expect(unknown.code).toBe('INVALID_ARGUMENT');
+    expect(unknown.message).toMatch(/steps\[1\]\.task\.depends_on\[0\]: task 123e4567-e89b-12d3-a456-426614174000 does not exist/);
+    expect(await count()).toBe(before);
+  });
+
+  it('is submitted from a JSON file by `autoglm workflow`', async () => {
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'autoglm-wf-')), 'wf.json');
+    fs.writeFileSync(
+      file,
+      JSON.stringify({
+        requestId: 'cli-wf',
+        steps: [
+          { name: 'prep', task: { batch: { expectedDuration: { seconds: 1 } } } },
+          { name: 'train', after: ['prep'], task: { batch: { expectedDuration: { seconds: 1 } }, priorityClass: 'PRIORITY_CLASS_URGENT' } },
+        ],
+      }),
+    );
+    const io = captureIo();
+    const code = await cli(['node', 'autoglm', '--address', mesh.parser.grpcAddress, '--tenant', 'contract', 'workflow', file], io);
+    expect(io.err).toBe('');
+    expect(code).toBe(0);
+    expect(io.out).toMatch(/STEP\s+TASK\s+STATE/);
+    expect(io.out).toMatch(/train\s+[0-9a-f-]{36}\s+WAITING_DEPS/);
+    const train = (await mesh.client.list({ pageSize: 500 })).tasks.find((t) => t.requestId === 'cli-wf/train')!;
+    expect(train.spec!.priorityClass).toBe(PriorityClass.URGENT);
+
+    fs.writeFileSync(file, '{"steps": [{"name": "a", "task": {"batch": {}}}');
+    const notJson = captureIo();
+    expect(await cli(['node', 'autoglm', '--address', mesh.parser.grpcAddress, 'workflow', file], notJson)).toBe(1);
+    expect(notJson.err).toMatch(/wf\.json is not JSON: /);
+    fs.writeFileSync(file, '{"steps": [{"name": "a", "task": {"deadline": "tomorrow", "batch": {}}}]}');
+    const bad = captureIo();
+    expect(await cli(['node', 'autoglm', '--address', mesh.parser.grpcAddress, 'workflow', file], bad)).toBe(1);
+    expect(bad.err).toMatch(/is not a SubmitWorkflowRequest: .*deadline: object expected/);
+  });
+});
+
+function captureIo(): CliIo & { out: string; err: string } {
+  const io = {
+    out: '',
+    err: '',
+    stdout: { write: (text: string) => ((io.out += text), true) },
+    stderr: { write: (text: string) => ((io.err += text), true) },
+    stdin: Readable.from(['']),
+    onInterrupt: () => () => undefined,
+    exit: (code: number) => {
+      throw new Error(`exit ${code}`);
+    },
+    setExitCode: () => undefined,
+  };
+  return io;
+}
