@@ -98,6 +98,7 @@ export {
   type SimulatedHostOptions,
 } from './sim';
 export { RunTimePredictor } from './policy/run-time';
+export { DeadlineOutcomes, unmeetableDeadline, WaitPredictor, type DeadlineCounts, type DeadlineOutcome, type UnmeetableDeadline } from './policy/deadlines';
 export { parseRateLimits, TenantRateLimiter, type RateLimit } from './policy/rate-limit';
 export { chooseVictims, preemptionRank, type RunningAttempt, type VictimChoice } from './scheduling/preemption';
 export {

@@ -8,6 +8,7 @@ import {
   NodeState,
   Placement,
   PolicyChange,
+  DeadlinePolicy,
   PriorityClass,
   RequeuedTask,
   PriorityExplanation,
@@ -50,6 +51,9 @@ import {
   ResourceExhaustedError,
   retryDelayMs,
   RunTimePredictor,
+  DeadlineOutcomes,
+  unmeetableDeadline,
+  WaitPredictor,
   stateName,
   UnavailableError,
   toDuration,
@@ -154,6 +158,7 @@ const MAX_DEAD_LETTERS_PER_CALL = 10_000;
 /** The longest an agent waits between reconnection attempts (its backoff doubles from 100 ms up to this). */
 const AGENT_MAX_BACKOFF_MS = 2000;
 
+const seconds = (ms: number): string => `${(ms / 1000).toFixed(ms < 10_000 ? 1 : 0)} s`;
 const className = (c: PriorityClass): string => (c === PriorityClass.URGENT ? 'urgent' : c === PriorityClass.BACKGROUND ? 'background' : 'normal');
 
 const WAIT_CAUSES: Record<WaitCause, WaitingCause> = {
@@ -190,6 +195,8 @@ export class Scheduler {
   private readonly finishing = new Map<string, Live>();
   private readonly dispatcher: Dispatcher;
   private readonly runTimes = new RunTimePredictor();
+  private readonly waits = new WaitPredictor();
+  private readonly deadlines = new DeadlineOutcomes();
   private readonly shedQueueLimit: number;
   private readonly dependents = new Map<string, Set<string>>();
   private readonly admissions = new Map<string, { resolve: (p: Placement) => void; reject: (e: unknown) => void }>();
@@ -312,6 +319,7 @@ export class Scheduler {
     if (!spec) throw new InvalidArgumentError('spec', 'is required');
     const unmet = await this.unmetDependencies(spec.dependsOn, 'depends_on');
     if (isSheddable(spec.priority)) await this.shedIfOverloaded(req.tenant, req.requestId, spec, 'spec');
+    await this.refuseUnmeetable(req.tenant, req.requestId, spec, unmet.size > 0, 'spec');
     const { task, event } = this.newTask(req.requestId, req.tenant, spec, unmet);
     const traceContext = captureTraceContext();
     let submitted;
@@ -344,6 +352,7 @@ export class Scheduler {
       const spec = { ...step.spec, dependsOn: [...step.spec.dependsOn, ...local] };
       const requestId = req.requestId ? `${req.requestId}/${step.name}` : '';
       if (isSheddable(spec.priority)) await this.shedIfOverloaded(req.tenant, requestId, spec, `steps[${i}].task`);
+      await this.refuseUnmeetable(req.tenant, requestId, spec, unmet.size > 0, `steps[${i}].task`);
       const { task, event } = this.newTask(requestId, req.tenant, spec, unmet);
       ids.push(task.id);
       items.push({ task, event, unmet });
@@ -362,6 +371,36 @@ export class Scheduler {
       tasks.push((await this.accepted(result, items[i]!.event, items[i]!.unmet, traceContext)).task);
     }
     return { tasks, created: submitted.some((r) => r.created) };
+  }
+
+  /**
+   * deadline_policy REFUSE_UNMEETABLE: refuses the submission when its
+   * predicted finish (the wait its class has seen lately, unless it would be
+   * placed at once, plus its predicted run time) is past its deadline. A task
+   * waiting for dependencies is not judged: its start depends on theirs.
+   */
+  private async refuseUnmeetable(tenant: string, requestId: string, spec: TaskSpec, gated: boolean, field: string): Promise<void> {
+    if (spec.deadlinePolicy !== DeadlinePolicy.REFUSE_UNMEETABLE || !spec.deadline || gated) return;
+    const now = this.clock();
+    const placedAtOnce = this.fleet.hasFreeSlot() && !this.classesAtOrAbove(spec.priorityClass).some((pc) => this.dispatcher.queue.classCounts(pc).queued > 0);
+    const waitMs = this.waits.predict(spec.priorityClass, placedAtOnce);
+    const runMs = this.runTimes.predict(spec);
+    const late = unmeetableDeadline(now, timestampToMillis(spec.deadline), waitMs, runMs);
+    if (!late) return;
+    // A retry of a submission already accepted gets its task, as always.
+    if (requestId && (await this.store.byRequestId(tenant, requestId))) return;
+    this.deadlines.record(tenant, spec.priorityClass, 'refused');
+    const seen = this.runTimes.observations(spec);
+    throw new FailedPreconditionError(
+      `${field}.deadline: ${new Date(timestampToMillis(spec.deadline)).toISOString()} cannot be met: predicted run ${seconds(runMs)} (${seen > 0 ? `learned from ${seen} tasks like it` : 'from its size; nothing like it has run yet'})` +
+        ` after a predicted wait of ${seconds(waitMs)} for ${className(spec.priorityClass)} work ends ${seconds(late.lateMs)} past it;` +
+        ' set a later deadline or a higher priority class, or deadline_policy BEST_EFFORT to run it anyway',
+    );
+  }
+
+  private classesAtOrAbove(priorityClass: PriorityClass): PriorityClass[] {
+    const order = [PriorityClass.BACKGROUND, PriorityClass.NORMAL, PriorityClass.URGENT];
+    return order.slice(Math.max(0, order.indexOf(priorityClass)));
   }
 
   /** The dependencies not yet succeeded; refuses ones that do not exist or will never succeed. */
@@ -900,6 +939,8 @@ export class Scheduler {
       lostAttempts: this.lostAttempts,
       deadLetters: this.deadLetterCount,
       retrying,
+      preempted: this.preempted,
+      deadlines: this.deadlines.all(),
     });
   }
 
@@ -1133,6 +1174,7 @@ export class Scheduler {
     const now = this.clock();
     const epoch = this.incarnation * EPOCHS_PER_INCARNATION + ++this.leaseCounter;
     const queueTimeMs = now - entry.readySinceMs;
+    this.waits.observe(entry.task.spec!.priorityClass, queueTimeMs);
     entry.lease = { epoch, nodeId: reservation.nodeId, gpuIndices: reservation.gpuIndices, reservation, queueTimeMs, sent: false };
     this.nodes.get(reservation.nodeId)?.leased.add(entry.task.id);
     try {
@@ -1248,6 +1290,11 @@ export class Scheduler {
     if (state === S.SUCCEEDED) this.succeeded += 1;
     else this.failed += 1;
     if (state === S.DEAD_LETTER) this.deadLetterCount += 1;
+    const deadline = entry.task.spec?.deadline;
+    if (deadline) {
+      const outcome = DeadlineOutcomes.of(state === S.SUCCEEDED, timestampToMillis(entry.task.finishedAt!), timestampToMillis(deadline));
+      if (outcome) this.deadlines.record(entry.task.tenant, entry.task.spec!.priorityClass, outcome);
+    }
     // Ended while waiting: its dependencies no longer have it behind them.
     for (const dep of entry.waitingOn ?? []) {
       this.dependents.get(dep)?.delete(entry.task.id);

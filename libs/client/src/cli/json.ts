@@ -131,6 +131,7 @@ export function queueStatsJson(stats: QueueStats): Json {
     deadLetters: stats.deadLetters,
     lostAttempts: stats.lostAttempts,
     rejectedReports: stats.rejectedReports,
+    preempted: stats.preempted,
     classes: stats.classes.map((c) => ({
       priorityClass: className(c.priorityClass),
       queued: c.queued,
@@ -138,6 +139,7 @@ export function queueStatsJson(stats: QueueStats): Json {
       oldestWaitSeconds: c.oldestWaitSeconds,
     })),
     tenants: stats.tenants.map((t) => ({ tenant: t.tenant, queued: t.queued, running: t.running })),
+    deadlines: stats.deadlines.map((d) => ({ tenant: d.tenant, priorityClass: className(d.priorityClass), met: d.met, missed: d.missed, refused: d.refused })),
   };
 }
 

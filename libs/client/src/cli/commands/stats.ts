@@ -10,7 +10,7 @@ import { className } from '../names';
 export function registerStats(program: Command, io: CliIo): void {
   program
     .command('stats')
-    .description('Show queue counts: overall, per priority class and per tenant.')
+    .description('Show queue counts: overall, per priority class and per tenant, and deadlines met and missed.')
     .addHelpText('after', examples('autoglm stats', 'autoglm stats --json'))
     .action(async (_options: object, command: Command) => {
       const ctx = commandContext(io, command);
@@ -23,7 +23,7 @@ export function registerStats(program: Command, io: CliIo): void {
         io.stdout,
         `waiting on deps ${stats.waitingDeps}  queued ${stats.queued}  running ${stats.running}  retrying ${stats.retrying}  succeeded ${stats.succeeded}  failed ${stats.failed}`,
       );
-      println(io.stdout, `dead letters ${stats.deadLetters}  lost attempts ${stats.lostAttempts}  rejected reports ${stats.rejectedReports}`);
+      println(io.stdout, `dead letters ${stats.deadLetters}  lost attempts ${stats.lostAttempts}  rejected reports ${stats.rejectedReports}  preempted ${stats.preempted}`);
       if (stats.classes.length > 0) {
         println(io.stdout);
         println(
@@ -40,6 +40,17 @@ export function registerStats(program: Command, io: CliIo): void {
         println(
           io.stdout,
           table(['TENANT', 'QUEUED', 'RUNNING'], stats.tenants.map((t) => [t.tenant, String(t.queued), String(t.running)]), [false, true, true]),
+        );
+      }
+      if (stats.deadlines.length > 0) {
+        println(io.stdout);
+        println(
+          io.stdout,
+          table(
+            ['TENANT', 'CLASS', 'DEADLINES MET', 'MISSED', 'REFUSED'],
+            stats.deadlines.map((d) => [d.tenant, className(d.priorityClass), String(d.met), String(d.missed), String(d.refused)]),
+            [false, false, true, true, true],
+          ),
         );
       }
     });

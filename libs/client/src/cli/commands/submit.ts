@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { type PriorityClass, type SubmitTaskRequest, type Task, TaskState } from '@autoglm/proto';
+import { DeadlinePolicy, type PriorityClass, type SubmitTaskRequest, type Task, TaskState } from '@autoglm/proto';
 import type { AutoglmClient } from '../../sdk/client';
 import { AutoglmError } from '../../sdk/errors';
 import type { MessageInit } from '../../sdk/message-init';
@@ -27,13 +27,15 @@ import {
 import { ProgressBar } from '../progress';
 import { readAll } from '../read-stdin';
 
-interface SubmitOptions {
+/** Options of `submit`; `schedule create` reads the task flags it shares. */
+export interface SubmitOptions {
   model?: string;
   class?: PriorityClass;
   priority?: number;
   maxTokens?: number;
   temperature?: number;
   deadline?: string;
+  refuseLate?: boolean;
   dependsOn?: string[];
   gpus?: number;
   command?: string;
@@ -63,6 +65,7 @@ export function registerSubmit(program: Command, io: CliIo): void {
     .option('--max-tokens <n>', 'upper bound on generated tokens', parseInteger(1, 10_000_000))
     .option('--temperature <t>', 'sampling temperature, 0..2', parseNonNegative)
     .option('--deadline <time>', 'when the result stops being useful: ISO time, or +30s, +5m from now')
+    .option('--refuse-late', 'with --deadline: refuse the submission if the deadline is predicted to be missed (deadline_policy REFUSE_UNMEETABLE)')
     .option('--depends-on <id>', 'a task that must succeed first (repeatable, or comma-separated)', collectList((id: string) => id))
     .option('--gpus <n>', 'GPUs on one host', parseInteger(1, 1024))
     .option('--command <cmd>', 'batch job: the command line, split on spaces')
@@ -125,7 +128,8 @@ export function registerSubmit(program: Command, io: CliIo): void {
     });
 }
 
-async function buildRequest(prompt: string | undefined, options: SubmitOptions, stdin: NodeJS.ReadableStream): Promise<MessageInit<SubmitTaskRequest>> {
+/** The SubmitTask request the task flags describe. */
+export async function buildRequest(prompt: string | undefined, options: SubmitOptions, stdin: NodeJS.ReadableStream): Promise<MessageInit<SubmitTaskRequest>> {
   const argv = [...(options.command === undefined ? [] : splitCommand(options.command)), ...(options.arg ?? [])];
   const batch = argv.length > 0 || options.duration !== undefined;
   if (options.env !== undefined && !batch) throw new AutoglmError('INVALID_ARGUMENT', '--env goes with a batch job (--command, --arg or --duration)');
@@ -154,6 +158,7 @@ async function buildRequest(prompt: string | undefined, options: SubmitOptions, 
     priorityClass: options.class,
     priority: options.priority,
     deadline: options.deadline === undefined ? undefined : parseDeadline(options.deadline),
+    deadlinePolicy: options.refuseLate ? DeadlinePolicy.REFUSE_UNMEETABLE : DeadlinePolicy.UNSPECIFIED,
     dependsOn: options.dependsOn ?? [],
     resources: options.gpus === undefined ? undefined : { gpuCount: options.gpus },
     preemptible: options.preemptible ?? false,
