@@ -1,9 +1,10 @@
 import { durability } from './durability';
 import { policy } from './policy';
+import { quality } from './quality';
 import { throughput } from './throughput';
 
 /** `npm run bench -- <name> [flags]`: runs one benchmark, prints its table, writes JSON under bench/results. */
-const benchmarks: Record<string, (args: string[]) => Promise<void>> = { durability, policy, throughput };
+const benchmarks: Record<string, (args: string[]) => Promise<void>> = { durability, policy, quality, throughput };
 
 const [name, ...args] = process.argv.slice(2);
 const bench = name ? benchmarks[name] : undefined;
