@@ -63,6 +63,10 @@ export const DecisionConfigSchema = z.object({
     }),
   /** The age bound: age reaches 1 and a task is overdue after this long runnable. */
   maxAgeMs: z.coerce.number().int().min(1000).max(7 * 86_400_000).default(600_000),
+  /** Work below the urgent class preempts only after waiting this long runnable. */
+  preemptAfterMs: z.coerce.number().int().min(0).max(86_400_000).default(30_000),
+  /** Urgent work preempts only after waiting this long runnable. */
+  urgentPreemptAfterMs: z.coerce.number().int().min(0).max(86_400_000).default(1000),
   /** Fair share: past usage counts half after this long. */
   fairShareHalfLifeMs: z.coerce.number().int().min(1000).max(30 * 86_400_000).default(600_000),
   /**
@@ -122,6 +126,8 @@ export function loadDecisionConfig(env: NodeJS.ProcessEnv = process.env): Decisi
     policyWeights: 'AUTOGLM_POLICY_WEIGHTS',
     maxAgeMs: 'AUTOGLM_MAX_AGE_MS',
     fairShareHalfLifeMs: 'AUTOGLM_FAIR_SHARE_HALF_LIFE_MS',
+    preemptAfterMs: 'AUTOGLM_PREEMPT_AFTER_MS',
+    urgentPreemptAfterMs: 'AUTOGLM_URGENT_PREEMPT_AFTER_MS',
     tenants: 'AUTOGLM_TENANTS',
     shedQueueLimit: 'AUTOGLM_SHED_QUEUE_LIMIT',
   }, env);

@@ -213,6 +213,8 @@ export class Scheduler {
   private readonly incarnation: number;
   private leaseCounter = 0;
   private dispatchScheduled = false;
+  private preemptionTimer: ReturnType<typeof setTimeout> | undefined;
+  private preemptionTimerAtMs: number | undefined;
   private policy: Policy = DEFAULT_POLICY;
   private succeeded = 0;
   private failed = 0;
@@ -1141,6 +1143,18 @@ export class Scheduler {
       this.assign(entry, reservation).catch((err: unknown) => this.logger.error({ err, taskId: task.id }, 'assignment failed'));
     }
     const preemption = this.dispatcher.preempt();
+    const due = this.dispatcher.preemptionDueAtMs;
+    // A full fleet triggers no pass by itself: come back when the blocked task may preempt.
+    if (due !== undefined && (this.preemptionTimerAtMs === undefined || due < this.preemptionTimerAtMs)) {
+      clearTimeout(this.preemptionTimer);
+      this.preemptionTimerAtMs = due;
+      this.preemptionTimer = setTimeout(() => {
+        this.preemptionTimer = undefined;
+        this.preemptionTimerAtMs = undefined;
+        this.scheduleDispatch();
+      }, Math.max(0, due - now));
+      this.preemptionTimer.unref();
+    }
     if (preemption) {
       for (const victim of preemption.victims) {
         const entry = this.live.get(victim.id);
@@ -1174,7 +1188,8 @@ export class Scheduler {
     const now = this.clock();
     const epoch = this.incarnation * EPOCHS_PER_INCARNATION + ++this.leaseCounter;
     const queueTimeMs = now - entry.readySinceMs;
-    this.waits.observe(entry.task.spec!.priorityClass, queueTimeMs);
+    // First attempts only: a requeued task's time includes its earlier runs.
+    if (entry.task.attempt === 1) this.waits.observe(entry.task.spec!.priorityClass, queueTimeMs);
     entry.lease = { epoch, nodeId: reservation.nodeId, gpuIndices: reservation.gpuIndices, reservation, queueTimeMs, sent: false };
     this.nodes.get(reservation.nodeId)?.leased.add(entry.task.id);
     try {
@@ -1250,7 +1265,8 @@ export class Scheduler {
     // Cancelled (or finished) meanwhile: nothing to requeue.
     if (this.live.get(entry.task.id) !== entry || (from !== S.FAILED && from !== S.LOST && from !== S.PREEMPTED)) return;
     const attempt = entry.task.attempt;
-    entry.readySinceMs = this.clock();
+    // A preempted task keeps its age: it was runnable all along, and the age bound is its guarantee.
+    if (from !== S.PREEMPTED) entry.readySinceMs = this.clock();
     await this.transition(entry, S.QUEUED, `attempt ${attempt + 1} after: ${reason}`, { attempt: attempt + 1, nodeId: '', gpuIndices: [] });
     this.enqueueReady(entry);
   }

@@ -80,7 +80,7 @@ export async function startDecision(config: DecisionConfig, logger: Logger = cre
 }
 
 /** The configured policy: the preset, then the weights and durations over it (validated as ApplyPolicy would). */
-export function startingPolicy(config: Pick<DecisionConfig, 'policyPreset' | 'policyWeights' | 'maxAgeMs' | 'fairShareHalfLifeMs'>) {
+export function startingPolicy(config: Pick<DecisionConfig, 'policyPreset' | 'policyWeights' | 'maxAgeMs' | 'fairShareHalfLifeMs' | 'preemptAfterMs' | 'urgentPreemptAfterMs'>) {
   let policy;
   try {
     policy = applyPolicyUpdate(DEFAULT_POLICY, {
@@ -91,6 +91,8 @@ export function startingPolicy(config: Pick<DecisionConfig, 'policyPreset' | 'po
     reason: 'starting policy',
     maxAge: toDuration(config.maxAgeMs),
     fairShareHalfLife: toDuration(config.fairShareHalfLifeMs),
+    preemptAfter: toDuration(config.preemptAfterMs),
+    urgentPreemptAfter: toDuration(config.urgentPreemptAfterMs),
     });
   } catch (err) {
     throw new Error(`AUTOGLM_POLICY_WEIGHTS: ${(err as Error).message}`, { cause: err });

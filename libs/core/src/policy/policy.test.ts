@@ -5,7 +5,7 @@ import { applyPolicyUpdate, DEFAULT_POLICY, FACTORS, type Policy, PRESETS } from
 import { ageValue as ageFactor, classValue as classFactor } from './priority';
 
 function update(partial: Partial<PolicyUpdate>): PolicyUpdate {
-  return { preset: '', weights: {}, tenantBoosts: {}, source: 'operator', reason: 'test', maxAge: undefined, fairShareHalfLife: undefined, ...partial };
+  return { preset: '', weights: {}, tenantBoosts: {}, source: 'operator', reason: 'test', maxAge: undefined, fairShareHalfLife: undefined, preemptAfter: undefined, urgentPreemptAfter: undefined, ...partial };
 }
 
 /** The InvalidArgumentError an update is refused with. */
@@ -67,6 +67,15 @@ describe('applyPolicyUpdate', () => {
     const next = applyPolicyUpdate(DEFAULT_POLICY, update({ weights: { fairshare: 4000 } }));
     expect(next.preset).toBe('balanced');
     expect(next.weights).toEqual({ ...PRESETS.balanced, fairshare: 4000 });
+  });
+
+  it('sets how long work below urgent waits before it preempts, within 0 s .. 1 day', () => {
+    expect(DEFAULT_POLICY.preemptAfterMs).toBe(30_000);
+    expect(applyPolicyUpdate(DEFAULT_POLICY, update({ preemptAfter: { seconds: 0, nanos: 0 } })).preemptAfterMs).toBe(0);
+    expect(applyPolicyUpdate(DEFAULT_POLICY, update({ preemptAfter: { seconds: 90, nanos: 0 } })).preemptAfterMs).toBe(90_000);
+    expect(refusal(DEFAULT_POLICY, update({ preemptAfter: { seconds: 2 * 86_400, nanos: 0 } })).message).toMatch(/^update\.preempt_after: must be between 0 s and 1 days/);
+    expect(DEFAULT_POLICY.urgentPreemptAfterMs).toBe(1000);
+    expect(applyPolicyUpdate(DEFAULT_POLICY, update({ urgentPreemptAfter: { seconds: 0, nanos: 0 } })).urgentPreemptAfterMs).toBe(0);
   });
 
   it('adds tenant boosts and keeps the earlier ones', () => {

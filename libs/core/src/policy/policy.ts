@@ -42,6 +42,14 @@ export interface Policy extends PriorityShape {
   fairShareHalfLifeMs: number;
   /** At least this fraction of placements goes to overdue tasks while there are any. @default 0.1 */
   overdueShare: number;
+  /**
+   * Work below the urgent class preempts only after waiting this long
+   * runnable: capacity usually frees by itself sooner than that, without
+   * throwing away a preemptible job's progress. @default 30 seconds
+   */
+  preemptAfterMs: number;
+  /** As preemptAfterMs, for urgent work. @default 1 second */
+  urgentPreemptAfterMs: number;
 }
 
 export const DEFAULT_PRIORITY_SHAPE: PriorityShape = {
@@ -58,6 +66,8 @@ export const DEFAULT_POLICY: Policy = {
   ...DEFAULT_PRIORITY_SHAPE,
   fairShareHalfLifeMs: 10 * 60_000,
   overdueShare: 0.1,
+  preemptAfterMs: 30_000,
+  urgentPreemptAfterMs: 1000,
 };
 
 /** Applies an update to a policy, validating every field; returns the new policy (version + 1). */
@@ -87,6 +97,8 @@ export function applyPolicyUpdate(policy: Policy, update: PolicyUpdate): Policy 
   }
   if (update.maxAge) next.maxAgeMs = durationIn(update.maxAge, 'update.max_age', 1000, 7 * DAY_MS);
   if (update.fairShareHalfLife) next.fairShareHalfLifeMs = durationIn(update.fairShareHalfLife, 'update.fair_share_half_life', 1000, 30 * DAY_MS);
+  if (update.preemptAfter) next.preemptAfterMs = durationIn(update.preemptAfter, 'update.preempt_after', 0, DAY_MS);
+  if (update.urgentPreemptAfter) next.urgentPreemptAfterMs = durationIn(update.urgentPreemptAfter, 'update.urgent_preempt_after', 0, DAY_MS);
   next.version = policy.version + 1;
   return next;
 }

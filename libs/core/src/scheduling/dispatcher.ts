@@ -90,6 +90,14 @@ export class Dispatcher {
   /** Why a task was last passed over (only tasks tried and still queued). */
   private readonly passedOver = new Map<string, { cause: WaitCause; detail: string }>();
   private heldFor?: string;
+  /** When the last dispatch pass ran (preempt() follows one). */
+  private lastPassMs = -Infinity;
+  /**
+   * Set by preempt() when the task it would preempt for has not waited long
+   * enough yet: when a pass should run again (a full fleet triggers none by
+   * itself).
+   */
+  preemptionDueAtMs: number | undefined;
   /** When tenants' fair-share scores were last refreshed (they move slowly: half-lives are minutes). */
   private scoresAtMs = -Infinity;
   private readonly scoredTenants = new Set<string>();
@@ -157,13 +165,23 @@ export class Dispatcher {
   /**
    * Preemption, after a dispatch pass: when the highest-priority task that
    * fit nowhere could fit by stopping preemptible work of strictly lower rank
-   * (preemption.ts), returns those victims and holds their node for it. The
-   * caller stops and requeues them, then releases them here.
+   * (preemption.ts), returns those victims and holds their node for it, once
+   * that task has waited policy.preemptAfterMs runnable (urgentPreemptAfterMs
+   * for urgent work; until then preemptionDueAtMs says when to look again).
+   * The caller stops and requeues the victims, then releases them here.
    */
   preempt(): Preemption | undefined {
     const preemptor = this.blocked;
     this.blocked = undefined;
+    this.preemptionDueAtMs = undefined;
     if (!preemptor || this.preemptibleRunning === 0 || !this.queue.has(preemptor.id)) return undefined;
+    // A short wait is usually cheaper than the progress preemption throws away.
+    const urgent = preemptor.priorityClass === PriorityClass.URGENT || preemptor.inheritedClass === PriorityClass.URGENT;
+    const dueAtMs = preemptor.readySinceMs + (urgent ? this.policy.urgentPreemptAfterMs : this.policy.preemptAfterMs);
+    if (this.lastPassMs < dueAtMs) {
+      this.preemptionDueAtMs = dueAtMs;
+      return undefined;
+    }
     // Room was already made for it: wait for it to show (freed GPUs can look busy until the
     // next telemetry) rather than stop more work on other nodes.
     if (this.preemptedFor.has(preemptor.id) && this.fleet.heldNode(preemptor.id) !== undefined) return undefined;
@@ -172,7 +190,7 @@ export class Dispatcher {
     if (!demand || this.fairShare.quotaBlock(preemptor.tenant, resourcesOf(demand))) return undefined;
     const running: RunningAttempt[] = [];
     for (const a of this.allocations.values()) if (a.attempt) running.push(a.attempt);
-    const choice = chooseVictims(this.fleet, demand, preemptionRank(preemptor.priorityClass, preemptor.priority), running, (t) => this.fairShare.isBorrowing(t));
+    const choice = chooseVictims(this.fleet, demand, preemptionRank(preemptor.priorityClass, preemptor.priority), running, (t) => this.fairShare.isBorrowing(t), this.lastPassMs);
     if (!choice) return undefined;
     this.preemptedFor.add(preemptor.id);
     // The room made is the preemptor's: no other task is placed on that node until it is.
@@ -198,6 +216,7 @@ export class Dispatcher {
 
   /** Places what can run now, in policy order. */
   dispatch(nowMs: number): Placed[] {
+    this.lastPassMs = nowMs;
     const placed: Placed[] = [];
     if (this.queue.size === 0) return placed;
     if (nowMs - this.scoresAtMs >= TENANT_REFRESH_MS) this.refreshTenantScores(nowMs);
@@ -360,6 +379,7 @@ export class Dispatcher {
       preemptible: task.preemptible === true,
       rank: preemptionRank(task.priorityClass, task.priority),
       startedAtMs: nowMs,
+      guaranteed: task.overdue,
     });
     return placed;
   }

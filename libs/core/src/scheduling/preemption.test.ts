@@ -50,7 +50,7 @@ describe('chooseVictims', () => {
           running.push({ id: `r${i}`, tenant: s.borrowing ? 'borrower' : 'owner', reservation, preemptible: s.preemptible, rank: s.rank, startedAtMs: i });
         });
         const demand = demandOf(gpus, gib);
-        const choice = chooseVictims(fleet, demand, rank, running, (t) => t === 'borrower');
+        const choice = chooseVictims(fleet, demand, rank, running, (t) => t === 'borrower', 100);
         if (!choice) return;
         for (const v of choice.victims) {
           expect(v.preemptible).toBe(true);
@@ -66,7 +66,7 @@ describe('chooseVictims', () => {
     );
   });
 
-  it('prefers the lowest rank, then borrowers, then the most recently started', () => {
+  it('prefers the lowest rank, then borrowers, then the least work lost', () => {
     const fleet = fleetOf(1, 1, 3);
     const attempt = (id: string, rank: number, tenant: string, startedAtMs: number): RunningAttempt => {
       const reservation = fleet.place(demandOf(1, 20));
@@ -74,9 +74,27 @@ describe('chooseVictims', () => {
       return { id, tenant, reservation, preemptible: true, rank, startedAtMs };
     };
     const running = [attempt('old-low', 1, 'owner', 1), attempt('new-low', 1, 'owner', 2), attempt('borrower-low', 1, 'borrower', 0)];
-    const pick = (n: number) => chooseVictims(fleet, demandOf(1, n), 5, running, (t) => t === 'borrower')!.victims.map((v) => v.id);
+    const pick = (n: number) => chooseVictims(fleet, demandOf(1, n), 5, running, (t) => t === 'borrower', 10)!.victims.map((v) => v.id);
     expect(pick(20)).toEqual(['borrower-low']);
     expect(pick(60).sort()).toEqual(['borrower-low', 'new-low']);
+  });
+
+  it('stops the job that has run least GPU-time: a young 4-GPU job over an old 1-GPU one is no bargain', () => {
+    const fleet = fleetOf(2, 4, 1);
+    const attempt = (id: string, gpus: number, startedAtMs: number): RunningAttempt => {
+      const reservation = fleet.place(demandOf(gpus, 20));
+      if (typeof reservation === 'string') throw new Error(reservation);
+      return { id, tenant: 't', reservation, preemptible: true, rank: 1, startedAtMs };
+    };
+    // Node 0: one 4-GPU job 10 s in (40 GPU-s). Node 1: four 1-GPU jobs 20 s in (20 GPU-s each).
+    const big = attempt('big', 4, 90_000);
+    const small = [0, 1, 2, 3].map((i) => attempt(`small-${i}`, 1, 80_000 + i));
+    expect(new Set([big.reservation.nodeId, small[0]!.reservation.nodeId]).size).toBe(2);
+    const choose = (gpus: number) => chooseVictims(fleet, demandOf(gpus, 20), 5, [big, ...small], () => false, 100_000)!.victims.map((v) => v.id);
+    // One GPU: the youngest small job (20 GPU-s) rather than the big one (40 GPU-s).
+    expect(choose(1)).toEqual(['small-3']);
+    // Four GPUs: the big job (40 GPU-s) rather than all four small ones (80 GPU-s).
+    expect(choose(4)).toEqual(['big']);
   });
 });
 
@@ -141,15 +159,64 @@ describe('preemption in the dispatcher', () => {
     d.enqueue({ id: 'urgent', tenant: 't', priorityClass: PriorityClass.URGENT, priority: 0, readySinceMs: 1 }, 1);
     d.enqueue({ id: 'urgent-2', tenant: 't', priorityClass: PriorityClass.URGENT, priority: 0, readySinceMs: 1 }, 1);
     expect(d.dispatch(1)).toHaveLength(0);
+    // A moment's wait first (room often frees by itself), then it preempts.
+    expect(d.preempt()).toBeUndefined();
+    expect(d.preemptionDueAtMs).toBe(1 + DEFAULT_POLICY.urgentPreemptAfterMs);
+    expect(d.dispatch(1001)).toHaveLength(0);
     const pre = d.preempt()!;
     expect(pre.preemptor.id).toBe('urgent');
     expect(pre.victims.map((v) => v.id)).toEqual(['bg-pre']);
     fleet.release(pre.victims[0]!.reservation);
-    d.release('bg-pre', 2);
-    expect(d.dispatch(2).map((p) => p.task.id)).toEqual(['urgent']);
+    d.release('bg-pre', 1002);
+    expect(d.dispatch(1002).map((p) => p.task.id)).toEqual(['urgent']);
     // Nothing preemptible is left for the second urgent task.
-    expect(d.dispatch(3)).toHaveLength(0);
+    expect(d.dispatch(3000)).toHaveLength(0);
     expect(d.preempt()).toBeUndefined();
+  });
+
+  it('lets work below urgent preempt only after waiting preemptAfterMs, and never preempts work placed past its age bound', () => {
+    const fleet = fleetOf(1, 1, 1);
+    const demands = new Map<string, Demand>(['old-bg', 'normal', 'urgent'].map((id) => [id, demandOf(1, 10)]));
+    const policy = { ...DEFAULT_POLICY, maxAgeMs: 60_000, preemptAfterMs: 30_000 };
+    const d = new Dispatcher({ fleet, fairShare: new FairShare([], { halfLifeMs: 60_000 }), policy, nowMs: 0, demandOf: (id) => demands.get(id) });
+    d.fleetChanged(0);
+    d.enqueue({ id: 'old-bg', tenant: 't', priorityClass: PriorityClass.BACKGROUND, priority: 0, readySinceMs: 0, preemptible: true }, 0);
+    d.enqueue({ id: 'normal', tenant: 't', priorityClass: PriorityClass.NORMAL, priority: 0, readySinceMs: 0, preemptible: true }, 0);
+    const first = d.dispatch(0);
+    expect(first.map((p) => p.task.id)).toEqual(['normal']);
+    // The normal task runs; the background one waits past the age bound, then runs (guaranteed).
+    fleet.release(first[0]!.reservation);
+    d.release('normal', 70_000);
+    const second = d.dispatch(70_000);
+    expect(second.map((p) => p.task.id)).toEqual(['old-bg']);
+    // Newly queued normal work does not preempt at once, nor after waiting: the victim is guaranteed.
+    d.enqueue({ id: 'normal-2', tenant: 't', priorityClass: PriorityClass.NORMAL, priority: 0, readySinceMs: 70_000 }, 70_000);
+    demands.set('normal-2', demandOf(1, 10));
+    for (const t of [70_001, 100_001, 200_000]) {
+      expect(d.dispatch(t)).toHaveLength(0);
+      expect(d.preempt()).toBeUndefined();
+    }
+    // Urgent work cannot take it either.
+    d.enqueue({ id: 'urgent', tenant: 't', priorityClass: PriorityClass.URGENT, priority: 0, readySinceMs: 200_000 }, 200_000);
+    expect(d.dispatch(200_001)).toHaveLength(0);
+    expect(d.preempt()).toBeUndefined();
+  });
+
+  it('makes normal work wait preemptAfterMs before it preempts', () => {
+    const fleet = fleetOf(1, 1, 1);
+    const demands = new Map<string, Demand>(['bg', 'normal'].map((id) => [id, demandOf(1, 10)]));
+    const policy = { ...DEFAULT_POLICY, preemptAfterMs: 30_000 };
+    const d = new Dispatcher({ fleet, fairShare: new FairShare([], { halfLifeMs: 60_000 }), policy, nowMs: 0, demandOf: (id) => demands.get(id) });
+    d.fleetChanged(0);
+    d.enqueue({ id: 'bg', tenant: 't', priorityClass: PriorityClass.BACKGROUND, priority: 0, readySinceMs: 0, preemptible: true }, 0);
+    expect(d.dispatch(0)).toHaveLength(1);
+    d.enqueue({ id: 'normal', tenant: 't', priorityClass: PriorityClass.NORMAL, priority: 0, readySinceMs: 1000 }, 1000);
+    expect(d.dispatch(1000)).toHaveLength(0);
+    expect(d.preempt()).toBeUndefined();
+    expect(d.dispatch(30_999)).toHaveLength(0);
+    expect(d.preempt()).toBeUndefined();
+    expect(d.dispatch(31_000)).toHaveLength(0);
+    expect(d.preempt()?.victims.map((v) => v.id)).toEqual(['bg']);
   });
 
   it('waits for the room it made to show instead of preempting on another node too', () => {
@@ -163,18 +230,20 @@ describe('preemption in the dispatcher', () => {
     for (const r of running.values()) fleet.observe(r.nodeId, [{ index: 0, utilization: 1, memoryUsedBytes: 10 * GiB }]);
     d.enqueue({ id: 'urgent', tenant: 't', priorityClass: PriorityClass.URGENT, priority: 0, readySinceMs: 1 }, 1);
     expect(d.dispatch(1)).toHaveLength(0);
+    expect(d.preempt()).toBeUndefined();
+    expect(d.dispatch(1001)).toHaveLength(0);
     const pre = d.preempt()!;
     expect(pre.victims).toHaveLength(1);
     const victim = pre.victims[0]!;
     fleet.release(victim.reservation);
-    d.release(victim.id, 2);
+    d.release(victim.id, 1001);
     // The freed GPU still reads busy until the agent's next telemetry: no second victim meanwhile.
-    for (let t = 2; t < 10; t++) {
+    for (let t = 1002; t < 5000; t += 500) {
       expect(d.dispatch(t)).toHaveLength(0);
       expect(d.preempt()).toBeUndefined();
     }
     fleet.observe(pre.nodeId, [{ index: 0, utilization: 0, memoryUsedBytes: 0 }]);
-    const placed = d.dispatch(10);
+    const placed = d.dispatch(5000);
     expect(placed.map((p) => [p.task.id, p.reservation.nodeId])).toEqual([['urgent', pre.nodeId]]);
   });
 });

@@ -10,6 +10,11 @@ export interface RunningAttempt {
   /** preemptionRank of its class and priority. */
   rank: number;
   startedAtMs: number;
+  /**
+   * Placed because it had waited past the age bound: never preempted, or the
+   * age bound would promise nothing to preemptible work.
+   */
+  guaranteed?: boolean;
 }
 
 /**
@@ -32,30 +37,34 @@ export interface VictimChoice {
 /**
  * Chooses what to preempt so that `demand` (of rank `rank`) fits, or
  * undefined when no set of allowed victims makes room. Allowed victims are
- * preemptible attempts of strictly lower rank. On each node they are taken in
- * order (lowest rank first; among equals, tenants borrowing beyond their
- * nominal quota first, then the most recently started) until the demand fits,
- * then a reverse pass drops every victim the fit does not need. The node
- * needing the fewest victims (then the least rank) wins.
+ * preemptible attempts of strictly lower rank, except those placed because
+ * they had waited past the age bound. On each node they are taken in order
+ * (lowest rank first; among equals, tenants borrowing beyond their nominal
+ * quota first, then the least work lost: GPU-time run so far) until the
+ * demand fits, then a reverse pass drops every victim the fit does not need.
+ * The node where the victims lose the least work (then the fewest victims,
+ * then the least rank) wins.
  */
 export function chooseVictims(
   fleet: Fleet,
   demand: Demand,
   rank: number,
   running: Iterable<RunningAttempt>,
-  isBorrowing: (tenant: string) => boolean = () => false,
+  isBorrowing: (tenant: string) => boolean,
+  nowMs: number,
 ): VictimChoice | undefined {
   const byNode = new Map<string, RunningAttempt[]>();
   for (const r of running) {
-    if (!r.preemptible || r.rank >= rank) continue;
+    if (!r.preemptible || r.guaranteed || r.rank >= rank) continue;
     const list = byNode.get(r.reservation.nodeId);
     if (list) list.push(r);
     else byNode.set(r.reservation.nodeId, [r]);
   }
+  const lost = (r: RunningAttempt) => Math.max(0, nowMs - r.startedAtMs) * r.reservation.gpuIndices.length;
   let best: VictimChoice | undefined;
-  let bestCost = Infinity;
+  let bestCost: [number, number, number] | undefined;
   for (const [nodeId, candidates] of byNode) {
-    candidates.sort((a, b) => a.rank - b.rank || Number(isBorrowing(b.tenant)) - Number(isBorrowing(a.tenant)) || b.startedAtMs - a.startedAtMs);
+    candidates.sort((a, b) => a.rank - b.rank || Number(isBorrowing(b.tenant)) - Number(isBorrowing(a.tenant)) || lost(a) - lost(b));
     const chosen: RunningAttempt[] = [];
     for (const c of candidates) {
       if (fleet.fitsAfter(nodeId, demand, chosen.map((v) => v.reservation))) break;
@@ -67,9 +76,10 @@ export function chooseVictims(
       const without = chosen.filter((_, j) => j !== i);
       if (fleet.fitsAfter(nodeId, demand, without.map((v) => v.reservation))) chosen.splice(i, 1);
     }
-    const cost = chosen.length * 1e6 + chosen.reduce((s, v) => s + v.rank, 0);
     // Fitting with no victim: what blocks it is not reservations (telemetry), and preempting would not help.
-    if (chosen.length > 0 && cost < bestCost) {
+    if (chosen.length === 0) continue;
+    const cost: [number, number, number] = [chosen.reduce((s, v) => s + lost(v), 0), chosen.length, chosen.reduce((s, v) => s + v.rank, 0)];
+    if (!bestCost || cost[0] < bestCost[0] || (cost[0] === bestCost[0] && (cost[1] < bestCost[1] || (cost[1] === bestCost[1] && cost[2] < bestCost[2])))) {
       best = { nodeId, victims: chosen };
       bestCost = cost;
     }

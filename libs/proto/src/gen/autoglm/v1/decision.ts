@@ -485,7 +485,22 @@ export interface PolicyUpdate {
     | Duration
     | undefined;
   /** Fair share: past usage counts half after this long (1 s .. 30 days). */
-  fairShareHalfLife: Duration | undefined;
+  fairShareHalfLife:
+    | Duration
+    | undefined;
+  /**
+   * Work below the urgent class preempts only once it has waited this long
+   * runnable (0 .. 1 day). Unchanged when absent.
+   */
+  preemptAfter:
+    | Duration
+    | undefined;
+  /**
+   * Urgent work preempts once it has waited this long runnable (0 .. 1 day):
+   * a moment's wait usually finds room without stopping anything.
+   * Unchanged when absent.
+   */
+  urgentPreemptAfter: Duration | undefined;
 }
 
 export interface PolicyUpdate_WeightsEntry {
@@ -3319,6 +3334,8 @@ function createBasePolicyUpdate(): PolicyUpdate {
     reason: "",
     maxAge: undefined,
     fairShareHalfLife: undefined,
+    preemptAfter: undefined,
+    urgentPreemptAfter: undefined,
   };
 }
 
@@ -3344,6 +3361,12 @@ export const PolicyUpdate: MessageFns<PolicyUpdate> = {
     }
     if (message.fairShareHalfLife !== undefined) {
       Duration.encode(message.fairShareHalfLife, writer.uint32(58).fork()).join();
+    }
+    if (message.preemptAfter !== undefined) {
+      Duration.encode(message.preemptAfter, writer.uint32(66).fork()).join();
+    }
+    if (message.urgentPreemptAfter !== undefined) {
+      Duration.encode(message.urgentPreemptAfter, writer.uint32(74).fork()).join();
     }
     return writer;
   },
@@ -3423,6 +3446,22 @@ export const PolicyUpdate: MessageFns<PolicyUpdate> = {
             message.fairShareHalfLife = Duration.decode(reader, reader.uint32());
             continue;
           }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.preemptAfter = Duration.decode(reader, reader.uint32());
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.urgentPreemptAfter = Duration.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3466,6 +3505,12 @@ export const PolicyUpdate: MessageFns<PolicyUpdate> = {
       : undefined;
     message.fairShareHalfLife = (object.fairShareHalfLife !== undefined && object.fairShareHalfLife !== null)
       ? Duration.fromPartial(object.fairShareHalfLife)
+      : undefined;
+    message.preemptAfter = (object.preemptAfter !== undefined && object.preemptAfter !== null)
+      ? Duration.fromPartial(object.preemptAfter)
+      : undefined;
+    message.urgentPreemptAfter = (object.urgentPreemptAfter !== undefined && object.urgentPreemptAfter !== null)
+      ? Duration.fromPartial(object.urgentPreemptAfter)
       : undefined;
     return message;
   },
