@@ -1,7 +1,7 @@
 import pino from 'pino';
 import { AutoglmClient } from '@autoglm/client';
 import { AgentConfigSchema, startAgent } from '@autoglm/executor-agent';
-import { DecisionConfigSchema, startDecision } from '@autoglm/decision';
+import { DecisionConfigSchema, startDecision, type RunningDecision, type StartDecisionOptions } from '@autoglm/decision';
 import { ParserConfigSchema, startParser } from '@autoglm/parser';
 import type { RunningService } from '@autoglm/runtime';
 import { tempDir } from './temp-dir';
@@ -13,11 +13,13 @@ import { until } from './until';
  */
 export interface InProcessMesh {
   client: AutoglmClient;
-  decision: RunningService;
+  decision: RunningDecision;
   agent: RunningService;
   parser: RunningService;
   /** Fails unless every stream a test opened has closed (the agent's Connect is the one expected). */
   expectNoLeakedStreams(): Promise<void>;
+  /** Stops decision and starts a new one on the same address and data (the agent reconnects on its own). */
+  restartDecision(options?: StartDecisionOptions): Promise<RunningDecision>;
   stop(): Promise<void>;
 }
 
@@ -27,12 +29,15 @@ export interface InProcessMeshOptions {
   decision?: Record<string, unknown>;
   /** Parser settings over the defaults. */
   parser?: Record<string, unknown>;
+  /** Decision's test seams (the clock schedules fire by). */
+  decisionOptions?: StartDecisionOptions;
 }
 
 export async function startInProcessMesh(options: InProcessMeshOptions = {}): Promise<InProcessMesh> {
   const data = tempDir('contract');
   const quiet = pino({ level: 'silent' });
-  const decision = await startDecision(DecisionConfigSchema.parse({ listen: '127.0.0.1:0', dataDir: data.dir, ...options.decision }), quiet);
+  const decisionConfig = (listen: string) => DecisionConfigSchema.parse({ listen, dataDir: data.dir, ...options.decision });
+  const decision = await startDecision(decisionConfig('127.0.0.1:0'), quiet, options.decisionOptions);
   const agent = await startAgent(
     AgentConfigSchema.parse({ listen: '127.0.0.1:0', decisionAddress: decision.grpcAddress, nodeId: 'contract-node', simGpus: 2, simTimeScale: options.timeScale ?? 20 }),
     quiet,
@@ -40,24 +45,30 @@ export async function startInProcessMesh(options: InProcessMeshOptions = {}): Pr
   const parser = await startParser(ParserConfigSchema.parse({ listen: '127.0.0.1:0', decisionAddress: decision.grpcAddress, ...options.parser }), quiet);
   const client = new AutoglmClient({ address: parser.grpcAddress, tenant: 'contract' });
   await until(async () => ((await client.listNodes()).nodes.length === 1 ? true : undefined), 10_000, 'the agent to register');
-  return {
+  const mesh: InProcessMesh = {
     client,
     decision,
     agent,
     parser,
     expectNoLeakedStreams: async () => {
       await until(
-        async () => (parser.openStreams!() === 0 && agent.openStreams!() === 0 && decision.openStreams!() === 1 ? true : undefined),
+        async () => (parser.openStreams!() === 0 && agent.openStreams!() === 0 && mesh.decision.openStreams!() === 1 ? true : undefined),
         5_000,
-        `streams to close (parser ${parser.openStreams!()}, agent ${agent.openStreams!()}, decision ${decision.openStreams!()} of which 1 is the agent's Connect)`,
+        `streams to close (parser ${parser.openStreams!()}, agent ${agent.openStreams!()}, decision ${mesh.decision.openStreams!()} of which 1 is the agent's Connect)`,
       );
+    },
+    restartDecision: async (restartOptions) => {
+      await mesh.decision.stop();
+      mesh.decision = await startDecision(decisionConfig(mesh.decision.grpcAddress), quiet, restartOptions ?? options.decisionOptions);
+      return mesh.decision;
     },
     stop: async () => {
       client.close();
       await parser.stop();
       await agent.stop();
-      await decision.stop();
+      await mesh.decision.stop();
       data.remove();
     },
   };
+  return mesh;
 }

@@ -68,6 +68,38 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: str
       );
     `,
   },
+  // Recurring tasks: a cron expression in a time zone and the parsed task it
+  // submits. next_fire_at is null while paused (state 2); the due index
+  // holds active schedules only.
+  {
+    version: 3,
+    name: 'schedules',
+    sql: `
+      CREATE TABLE schedules (
+        id uuid PRIMARY KEY,
+        tenant text NOT NULL,
+        request_id text,
+        cron text NOT NULL,
+        time_zone text NOT NULL,
+        spec bytea NOT NULL,
+        state smallint NOT NULL,
+        deadline_after_ms double precision NOT NULL DEFAULT 0,
+        starting_deadline_ms double precision NOT NULL DEFAULT 0,
+        description text NOT NULL DEFAULT '',
+        created_at double precision NOT NULL,
+        updated_at double precision NOT NULL,
+        next_fire_at double precision,
+        last_fire_at double precision,
+        last_task_id uuid,
+        last_error text NOT NULL DEFAULT '',
+        fire_count integer NOT NULL DEFAULT 0
+      );
+      CREATE UNIQUE INDEX schedules_request_id ON schedules (tenant, request_id) WHERE request_id IS NOT NULL;
+      CREATE INDEX schedules_due ON schedules (next_fire_at) WHERE state = 1;
+      CREATE INDEX schedules_tenant_created ON schedules (tenant, created_at DESC, id);
+      CREATE INDEX schedules_created ON schedules (created_at DESC, id)
+    `,
+  },
 ];
 
 /** Applies the migrations not yet applied, each in its own transaction. Safe to run again. */

@@ -1,9 +1,12 @@
-import { applyPolicyUpdate, DEFAULT_MODEL_CATALOG, DEFAULT_POLICY, Fleet, heartbeatIntervalMs, toDuration } from '@autoglm/core';
-import { parseFaultSpec, TaskStore } from '@autoglm/store';
+import { applyPolicyUpdate, DEFAULT_MODEL_CATALOG, DEFAULT_POLICY, Fleet, heartbeatIntervalMs, toDuration, type Clock } from '@autoglm/core';
+import { DecisionScheduleServiceService } from '@autoglm/proto';
+import { parseFaultSpec, ScheduleStore, TaskStore } from '@autoglm/store';
 import { createLogger, GrpcServer, type Logger, type RunningService } from '@autoglm/runtime';
 import type { DecisionConfig } from './config';
 import { decisionHandlers } from './decision-service';
 import { EventBus } from './event-bus';
+import { RecurringTasks } from './recurring';
+import { scheduleHandlers } from './schedule-service';
 import { Scheduler } from './scheduler';
 import { withSharedEventEncoding } from './shared-serializer';
 
@@ -15,10 +18,23 @@ const IN_DOUBT_CHECK_MS = 1000;
 export interface RunningDecision extends RunningService {
   scheduler: Scheduler;
   store: TaskStore;
+  recurring: RecurringTasks;
+}
+
+/** Test seams of startDecision. */
+export interface StartDecisionOptions {
+  /** The clock schedules (recurring tasks) fire by. @default Date.now */
+  scheduleClock?: Clock;
+  /** How often due schedules are looked for, ms. @default 1000 */
+  schedulePollMs?: number;
 }
 
 /** Opens the store, rebuilds the queue, and serves DecisionService. */
-export async function startDecision(config: DecisionConfig, logger: Logger = createLogger('decision', config.logLevel)): Promise<RunningDecision> {
+export async function startDecision(
+  config: DecisionConfig,
+  logger: Logger = createLogger('decision', config.logLevel),
+  options: StartDecisionOptions = {},
+): Promise<RunningDecision> {
   const store = await TaskStore.open({
     dataDir: config.dataDir,
     databaseUrl: config.databaseUrl,
@@ -54,10 +70,20 @@ export async function startDecision(config: DecisionConfig, logger: Logger = cre
   const recovered = await scheduler.recover();
   logger.info({ ...recovered, incarnation, ms: Date.now() - started, engine: store.engine.kind }, 'queue rebuilt from the store');
 
+  const recurring = new RecurringTasks({
+    schedules: new ScheduleStore(store.engine),
+    enqueue: (request) => scheduler.enqueue(request),
+    logger,
+    clock: options.scheduleClock,
+    pollMs: options.schedulePollMs,
+  });
+
   const server = new GrpcServer({ logger });
   server.addService(withSharedEventEncoding(), decisionHandlers(scheduler, store, bus, logger));
+  server.addService(DecisionScheduleServiceService, scheduleHandlers(recurring));
   const grpcAddress = await server.listen(config.listen);
   scheduler.openForAgents();
+  recurring.start();
   const timers = [
     setInterval(() => scheduler.sweepSilentAgents(), Math.max(100, Math.floor(config.leaseMs / 6))),
     setInterval(() => scheduler.publishNodes(), NODE_SNAPSHOT_MS),
@@ -71,8 +97,10 @@ export async function startDecision(config: DecisionConfig, logger: Logger = cre
     openStreams: () => server.openStreams,
     scheduler,
     store,
+    recurring,
     stop: async () => {
       for (const t of timers) clearInterval(t);
+      await recurring.stop();
       await server.shutdown();
       await store.close();
     },

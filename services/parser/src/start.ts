@@ -1,8 +1,9 @@
-import { ClusterServiceService, DecisionServiceClient, ExecutorServiceClient, TaskServiceService } from '@autoglm/proto';
+import { ClusterServiceService, DecisionScheduleServiceClient, DecisionServiceClient, ExecutorServiceClient, ScheduleServiceService, TaskServiceService } from '@autoglm/proto';
 import { DEFAULT_MODEL_CATALOG, parseRateLimits, TenantRateLimiter } from '@autoglm/core';
 import { createClient, createLogger, GrpcServer, type Logger, type RunningService } from '@autoglm/runtime';
 import { gpuMemoryBytes, type ParserConfig } from './config';
 import { EnqueueBatcher } from './enqueue-batcher';
+import { scheduleHandlers } from './schedule-service';
 import { clusterHandlers, taskHandlers, type ParserDeps } from './task-service';
 
 /** Serves the public API on `config.listen`, forwarding to decision. */
@@ -31,6 +32,8 @@ export async function startParser(config: ParserConfig, logger: Logger = createL
   const server = new GrpcServer({ logger, maxReceiveMessageBytes: config.maxMessageBytes });
   server.addService(TaskServiceService, taskHandlers(deps));
   server.addService(ClusterServiceService, clusterHandlers(deps));
+  const schedules = createClient(DecisionScheduleServiceClient, config.decisionAddress);
+  server.addService(ScheduleServiceService, scheduleHandlers({ ...deps, schedules }));
   const grpcAddress = await server.listen(config.listen);
   return {
     grpcAddress,
@@ -39,6 +42,7 @@ export async function startParser(config: ParserConfig, logger: Logger = createL
     stop: async () => {
       await server.shutdown();
       decision.close();
+      schedules.close();
       for (const client of executors.values()) client.close();
     },
   };

@@ -1,6 +1,7 @@
 // JSON for `--json`: camelCase field names as in the SDK, enums by name,
 // timestamps as ISO 8601, durations in milliseconds (`...Ms`). Unset values are null.
-import type { InferDone, Node, PriorityExplanation, QueueStats, Task, TaskEvent, TaskResult } from '@autoglm/proto';
+import type { InferDone, Node, PriorityExplanation, QueueStats, Schedule, Task, TaskEvent, TaskResult } from '@autoglm/proto';
+import { ScheduleState } from '@autoglm/proto';
 import { durationMs, isoTime } from './format';
 import { className, kindName, nodeStateName, stateName, waitingCauseName } from './names';
 
@@ -161,5 +162,33 @@ export function inferJson(taskId: string, text: string, done: InferDone | undefi
             timeToFirstTokenMs: orNull(durationMs(usage.timeToFirstToken)),
             totalTimeMs: orNull(durationMs(usage.totalTime)),
           },
+  };
+}
+
+/** A schedule; its task template as the parser sized it. */
+export function scheduleJson(schedule: Schedule): Json {
+  const spec = schedule.spec;
+  return {
+    id: schedule.id,
+    requestId: schedule.requestId,
+    tenant: schedule.tenant,
+    state: ScheduleState[schedule.state] ?? `UNKNOWN(${schedule.state})`,
+    cron: schedule.cron,
+    timeZone: schedule.timeZone,
+    description: schedule.description,
+    kind: spec === undefined ? null : kindName(spec.kind),
+    model: spec?.model ?? null,
+    priorityClass: spec === undefined ? null : className(spec.priorityClass),
+    gpuCount: spec?.gpuCount ?? null,
+    labels: spec?.labels ?? {},
+    deadlineAfterMs: orNull(durationMs(schedule.deadlineAfter)),
+    startingDeadlineMs: orNull(durationMs(schedule.startingDeadline)),
+    createdAt: orNull(isoTime(schedule.createdAt)),
+    updatedAt: orNull(isoTime(schedule.updatedAt)),
+    nextFireAt: orNull(isoTime(schedule.nextFireAt)),
+    lastFireAt: orNull(isoTime(schedule.lastFireAt)),
+    lastTaskId: orNull(schedule.lastTaskId || undefined),
+    lastError: schedule.lastError,
+    fireCount: schedule.fireCount,
   };
 }

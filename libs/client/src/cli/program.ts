@@ -6,6 +6,7 @@ import { registerGet } from './commands/get';
 import { registerInfer } from './commands/infer';
 import { registerList } from './commands/list';
 import { registerNodes } from './commands/nodes';
+import { registerSchedule } from './commands/schedule';
 import { registerStats } from './commands/stats';
 import { registerSubmit } from './commands/submit';
 import { registerUp } from './commands/up';
@@ -49,5 +50,6 @@ export function buildProgram(io: CliIo): Command {
   registerExplain(program, io);
   registerStats(program, io);
   registerDeadLetters(program, io);
+  registerSchedule(program, io);
   return program;
 }

@@ -11,6 +11,17 @@ import {
 import {
   CancelTaskRequest,
   ClusterServiceClient,
+  CreateScheduleRequest,
+  type CreateScheduleResponse,
+  DeleteScheduleRequest,
+  type DeleteScheduleResponse,
+  GetScheduleRequest,
+  ListSchedulesRequest,
+  type ListSchedulesResponse,
+  PauseScheduleRequest,
+  ResumeScheduleRequest,
+  type Schedule,
+  ScheduleServiceClient,
   type DeadLetterSelector,
   ExplainTaskRequest,
   GetQueueStatsRequest,
@@ -114,7 +125,7 @@ type UnaryMethod<Res> = (
 ) => ClientUnaryCall;
 
 /**
- * Client of the public API (TaskService and ClusterService) over one channel.
+ * Client of the public API (TaskService, ClusterService, ScheduleService) over one channel.
  * Every unary call has a deadline; streams end when the server ends them or
  * the caller aborts.
  */
@@ -126,6 +137,7 @@ export class AutoglmClient {
   private readonly retry: ResolvedRetryOptions;
   private readonly tasks: TaskServiceClient;
   private readonly cluster: ClusterServiceClient;
+  private readonly schedules: ScheduleServiceClient;
 
   constructor(options: AutoglmClientOptions = {}) {
     this.address = options.address ?? process.env.AUTOGLM_ADDRESS ?? '127.0.0.1:50051';
@@ -145,6 +157,7 @@ export class AutoglmClient {
       ...channelOptions,
       channelOverride: this.tasks.getChannel(),
     });
+    this.schedules = new ScheduleServiceClient(this.address, creds, { ...channelOptions, channelOverride: this.tasks.getChannel() });
   }
 
   /**
@@ -283,6 +296,61 @@ export class AutoglmClient {
   queueStats(options: RequestOptions = {}): Promise<QueueStats> {
     const request = GetQueueStatsRequest.fromPartial({});
     return this.unary<QueueStats>((md, opts, cb) => this.cluster.getQueueStats(request, md, opts, cb), options);
+  }
+
+  /**
+   * Creates a recurring task: `template` (a SubmitTask request) is submitted
+   * at each fire time of `cron` in `timeZone`. Retried like `submit`, under
+   * the same request id (generated when the request has none), so a retry of
+   * a creation that did arrive returns the same schedule.
+   */
+  async createSchedule(request: MessageInit<CreateScheduleRequest>, options: RequestOptions = {}): Promise<CreateScheduleResponse> {
+    const message = CreateScheduleRequest.fromPartial(request);
+    if (message.requestId === '') message.requestId = randomUUID();
+    if (message.tenant === '' && this.tenant !== undefined) message.tenant = this.tenant;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.unary<CreateScheduleResponse>((md, opts, cb) => this.schedules.createSchedule(message, md, opts, cb), options);
+      } catch (error) {
+        const failure = AutoglmError.from(error);
+        if (attempt >= this.retry.maxAttempts || !isRetryable(failure) || options.signal?.aborted) throw failure;
+        try {
+          await abortableDelay(backoffDelay(attempt, this.retry, failure.retryAfterMs), options.signal);
+        } catch (abort) {
+          throw new AutoglmError('CANCELLED', 'createSchedule aborted while waiting to retry', { cause: abort });
+        }
+      }
+    }
+  }
+
+  /** A schedule, with its next and last fire times. */
+  getSchedule(scheduleId: string, options: RequestOptions = {}): Promise<Schedule> {
+    const request = GetScheduleRequest.fromPartial({ scheduleId });
+    return this.unary<Schedule>((md, opts, cb) => this.schedules.getSchedule(request, md, opts, cb), options);
+  }
+
+  /** One page of schedules, newest first; the tenant defaults to the client's. */
+  listSchedules(request: MessageInit<ListSchedulesRequest> = {}, options: RequestOptions = {}): Promise<ListSchedulesResponse> {
+    const message = ListSchedulesRequest.fromPartial({ tenant: this.tenant ?? '', ...request });
+    return this.unary<ListSchedulesResponse>((md, opts, cb) => this.schedules.listSchedules(message, md, opts, cb), options);
+  }
+
+  /** Stops a schedule from firing. */
+  pauseSchedule(scheduleId: string, options: RequestOptions = {}): Promise<Schedule> {
+    const request = PauseScheduleRequest.fromPartial({ scheduleId });
+    return this.unary<Schedule>((md, opts, cb) => this.schedules.pauseSchedule(request, md, opts, cb), options);
+  }
+
+  /** Lets a paused schedule fire again, from its next fire time after now. */
+  resumeSchedule(scheduleId: string, options: RequestOptions = {}): Promise<Schedule> {
+    const request = ResumeScheduleRequest.fromPartial({ scheduleId });
+    return this.unary<Schedule>((md, opts, cb) => this.schedules.resumeSchedule(request, md, opts, cb), options);
+  }
+
+  /** Deletes a schedule; the tasks it submitted are not touched. */
+  deleteSchedule(scheduleId: string, options: RequestOptions = {}): Promise<DeleteScheduleResponse> {
+    const request = DeleteScheduleRequest.fromPartial({ scheduleId });
+    return this.unary<DeleteScheduleResponse>((md, opts, cb) => this.schedules.deleteSchedule(request, md, opts, cb), options);
   }
 
   /** Closes the channel to new calls. Calls already in flight run to their end: cancel them with their AbortSignal. */
