@@ -16,6 +16,7 @@ export {
   NodeState,
   QueueStats,
   TenantQueueStats,
+  VariantStats,
 } from './gen/autoglm/v1/cluster';
 export {
   AdmitRequest,

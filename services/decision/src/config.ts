@@ -63,6 +63,12 @@ export const DecisionConfigSchema = z.object({
     }),
   /** The age bound: age reaches 1 and a task is overdue after this long runnable. */
   maxAgeMs: z.coerce.number().int().min(1000).max(7 * 86_400_000).default(600_000),
+  /**
+   * A policy experiment, as JSON: a traffic split between weight variants by
+   * CRC32 of the tenant or request id (libs/core policy/experiment.ts), e.g.
+   * {"name":"deadlines","splitBy":"tenant","variants":[{"name":"control","percent":50},{"name":"heavy","percent":50,"weights":{"deadline":8000}}]}.
+   */
+  policyExperiment: z.string().default(''),
   /** Work below the urgent class preempts only after waiting this long runnable. */
   preemptAfterMs: z.coerce.number().int().min(0).max(86_400_000).default(30_000),
   /** Urgent work preempts only after waiting this long runnable. */
@@ -127,6 +133,7 @@ export function loadDecisionConfig(env: NodeJS.ProcessEnv = process.env): Decisi
     maxAgeMs: 'AUTOGLM_MAX_AGE_MS',
     fairShareHalfLifeMs: 'AUTOGLM_FAIR_SHARE_HALF_LIFE_MS',
     preemptAfterMs: 'AUTOGLM_PREEMPT_AFTER_MS',
+    policyExperiment: 'AUTOGLM_POLICY_EXPERIMENT',
     urgentPreemptAfterMs: 'AUTOGLM_URGENT_PREEMPT_AFTER_MS',
     tenants: 'AUTOGLM_TENANTS',
     shedQueueLimit: 'AUTOGLM_SHED_QUEUE_LIMIT',

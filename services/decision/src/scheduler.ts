@@ -54,6 +54,8 @@ import {
   DeadlineOutcomes,
   unmeetableDeadline,
   WaitPredictor,
+  variantOf,
+  type PolicyExperiment,
   stateName,
   UnavailableError,
   toDuration,
@@ -110,6 +112,8 @@ export interface SchedulerOptions {
    * has this many tasks queued, or has tasks past the age bound. @default 10000
    */
   shedQueueLimit?: number;
+  /** A policy experiment: tasks split between weight variants, the variant recorded on each. */
+  experiment?: PolicyExperiment;
 }
 
 /** One attempt's hold on a node. */
@@ -198,6 +202,9 @@ export class Scheduler {
   private readonly waits = new WaitPredictor();
   private readonly deadlines = new DeadlineOutcomes();
   private readonly shedQueueLimit: number;
+  private readonly experiment?: PolicyExperiment;
+  /** Per variant (by index): what its tasks saw. */
+  private readonly variantStats: Array<{ submitted: number; placed: number; queueMs: number; met: number; missed: number }> = [];
   private readonly dependents = new Map<string, Set<string>>();
   private readonly admissions = new Map<string, { resolve: (p: Placement) => void; reject: (e: unknown) => void }>();
   private readonly nodes = new Map<string, NodeInfo>();
@@ -240,6 +247,7 @@ export class Scheduler {
     this.incarnation = options.incarnation;
     this.policy = options.policy ?? DEFAULT_POLICY;
     this.shedQueueLimit = options.shedQueueLimit ?? 10_000;
+    this.experiment = options.experiment;
     const now = this.clock();
     this.dispatcher = new Dispatcher({
       fleet: this.fleet,
@@ -251,6 +259,10 @@ export class Scheduler {
         return spec ? this.demandOf(spec) : undefined;
       },
     });
+    if (this.experiment) {
+      this.dispatcher.queue.setVariants(this.experiment.variants.map((v) => v.weights), now);
+      for (const _ of this.experiment.variants) this.variantStats.push({ submitted: 0, placed: 0, queueMs: 0, met: 0, missed: 0 });
+    }
   }
 
   /**
@@ -400,6 +412,14 @@ export class Scheduler {
     );
   }
 
+  /** The experiment variant a task was put in (undefined: none, or one of an experiment no longer running). */
+  private variantIndex(spec: TaskSpec): number | undefined {
+    const experiment = this.experiment;
+    if (!experiment || !spec.policyVariant.startsWith(`${experiment.name}/`)) return undefined;
+    const i = experiment.variants.findIndex((v) => spec.policyVariant === `${experiment.name}/${v.name}`);
+    return i >= 0 ? i : undefined;
+  }
+
   private classesAtOrAbove(priorityClass: PriorityClass): PriorityClass[] {
     const order = [PriorityClass.BACKGROUND, PriorityClass.NORMAL, PriorityClass.URGENT];
     return order.slice(Math.max(0, order.indexOf(priorityClass)));
@@ -423,8 +443,13 @@ export class Scheduler {
   private newTask(requestId: string, tenant: string, spec: TaskSpec, unmet: Set<string>): { task: Task; event: StoredEvent } {
     const now = this.clock();
     const state = unmet.size > 0 ? S.WAITING_DEPS : S.QUEUED;
+    const id = randomUUID();
+    if (this.experiment) {
+      const v = this.experiment.variants[variantOf(this.experiment, tenant, requestId, id)]!;
+      spec = { ...spec, policyVariant: `${this.experiment.name}/${v.name}` };
+    }
     const task = Task.fromPartial({
-      id: randomUUID(),
+      id,
       requestId,
       tenant,
       spec,
@@ -465,6 +490,8 @@ export class Scheduler {
       return { task: this.live.get(task.id)?.task ?? task, created };
     }
     this.inDoubt.delete(task.id);
+    const variant = this.variantIndex(task.spec!);
+    if (variant !== undefined) this.variantStats[variant]!.submitted += 1;
     const entry: Live = { task, readySinceMs: event.atMs, traceContext };
     this.live.set(task.id, entry);
     this.publish(task, event);
@@ -943,6 +970,19 @@ export class Scheduler {
       retrying,
       preempted: this.preempted,
       deadlines: this.deadlines.all(),
+      variants: (this.experiment?.variants ?? []).map((v, i) => {
+        const s = this.variantStats[i]!;
+        return {
+          experiment: this.experiment!.name,
+          variant: v.name,
+          percent: v.percent,
+          submitted: s.submitted,
+          placed: s.placed,
+          meanQueueSeconds: s.placed > 0 ? s.queueMs / s.placed / 1000 : 0,
+          deadlinesMet: s.met,
+          deadlinesMissed: s.missed,
+        };
+      }),
     });
   }
 
@@ -1071,6 +1111,7 @@ export class Scheduler {
       dependents: this.dependents.get(task.id)?.size ?? 0,
       inheritedClass: entry.inheritedClass,
       preemptible: spec.preemptible,
+      variant: this.variantIndex(spec),
       resourceShare: Math.min(1, Math.max(demand.gpuCount / COST_GPUS, ((demand.privateBytesPerGpu + demand.sharedBytesPerGpu) * demand.gpuCount) / COST_GPU_MEMORY_BYTES)),
     };
   }
@@ -1189,7 +1230,14 @@ export class Scheduler {
     const epoch = this.incarnation * EPOCHS_PER_INCARNATION + ++this.leaseCounter;
     const queueTimeMs = now - entry.readySinceMs;
     // First attempts only: a requeued task's time includes its earlier runs.
-    if (entry.task.attempt === 1) this.waits.observe(entry.task.spec!.priorityClass, queueTimeMs);
+    if (entry.task.attempt === 1) {
+      this.waits.observe(entry.task.spec!.priorityClass, queueTimeMs);
+      const variant = this.variantIndex(entry.task.spec!);
+      if (variant !== undefined) {
+        this.variantStats[variant]!.placed += 1;
+        this.variantStats[variant]!.queueMs += queueTimeMs;
+      }
+    }
     entry.lease = { epoch, nodeId: reservation.nodeId, gpuIndices: reservation.gpuIndices, reservation, queueTimeMs, sent: false };
     this.nodes.get(reservation.nodeId)?.leased.add(entry.task.id);
     try {
@@ -1310,6 +1358,9 @@ export class Scheduler {
     if (deadline) {
       const outcome = DeadlineOutcomes.of(state === S.SUCCEEDED, timestampToMillis(entry.task.finishedAt!), timestampToMillis(deadline));
       if (outcome) this.deadlines.record(entry.task.tenant, entry.task.spec!.priorityClass, outcome);
+      const variant = this.variantIndex(entry.task.spec!);
+      if (variant !== undefined && outcome === 'met') this.variantStats[variant]!.met += 1;
+      if (variant !== undefined && outcome === 'missed') this.variantStats[variant]!.missed += 1;
     }
     // Ended while waiting: its dependencies no longer have it behind them.
     for (const dep of entry.waitingOn ?? []) {

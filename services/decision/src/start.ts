@@ -1,4 +1,4 @@
-import { applyPolicyUpdate, DEFAULT_MODEL_CATALOG, DEFAULT_POLICY, Fleet, heartbeatIntervalMs, toDuration, type Clock } from '@autoglm/core';
+import { applyPolicyUpdate, DEFAULT_MODEL_CATALOG, DEFAULT_POLICY, Fleet, heartbeatIntervalMs, parseExperiment, toDuration, type Clock, type PolicyExperiment } from '@autoglm/core';
 import { DecisionScheduleServiceService } from '@autoglm/proto';
 import { parseFaultSpec, ScheduleStore, TaskStore } from '@autoglm/store';
 import { createLogger, GrpcServer, type Logger, type RunningService } from '@autoglm/runtime';
@@ -65,6 +65,7 @@ export async function startDecision(
     policy: startingPolicy(config),
     tenants: config.tenants,
     shedQueueLimit: config.shedQueueLimit,
+    experiment: parsedExperiment(config.policyExperiment),
   });
   const started = Date.now();
   const recovered = await scheduler.recover();
@@ -126,4 +127,12 @@ export function startingPolicy(config: Pick<DecisionConfig, 'policyPreset' | 'po
     throw new Error(`AUTOGLM_POLICY_WEIGHTS: ${(err as Error).message}`, { cause: err });
   }
   return { ...policy, version: DEFAULT_POLICY.version };
+}
+
+function parsedExperiment(text: string): PolicyExperiment | undefined {
+  try {
+    return parseExperiment(text);
+  } catch (err) {
+    throw new Error(`AUTOGLM_POLICY_EXPERIMENT: ${(err as Error).message}`, { cause: err });
+  }
 }

@@ -79,6 +79,7 @@ export function parseSubmission(request: SubmitTaskRequest, ctx: ParseContext): 
     maxRetries: parseMaxRetries(request.maxRetries, ctx.defaultMaxRetries ?? DEFAULT_MAX_RETRIES),
     labels: parseLabels(request.labels),
     interactive: false,
+    policyVariant: '',
   };
 
   if (payload.$case === 'inference') {
@@ -154,6 +155,7 @@ export function parseInferStart(start: InferStart, ctx: ParseContext): ParsedSub
       maxRetries: 0,
       labels,
       interactive: true,
+      policyVariant: '',
       payload: { $case: 'inference', inference: input.payload },
     },
   };

@@ -1,5 +1,5 @@
 import { PriorityClass } from '@autoglm/proto';
-import type { Policy } from '../policy/policy';
+import type { Policy, Weights } from '../policy/policy';
 import { ageValue, businessValue, classValue, deadlineValue, dependencyValue, explainPriority, type FactorContribution } from '../policy/priority';
 
 /** What the queue needs to know of a runnable task. */
@@ -23,11 +23,14 @@ export interface QueuedTaskInit {
   resourceShare?: number;
   /** Whether it may be preempted once running (kept for the dispatcher). */
   preemptible?: boolean;
+  /** Its policy experiment variant (index into setVariants' overlays); none: the policy's own weights. */
+  variant?: number;
 }
 
 /** A queued task, as the queue holds it. */
-export interface QueuedTask extends Readonly<Required<Omit<QueuedTaskInit, 'deadlineMs' | 'inheritedClass' | 'preemptible'>>> {
+export interface QueuedTask extends Readonly<Required<Omit<QueuedTaskInit, 'deadlineMs' | 'inheritedClass' | 'preemptible' | 'variant'>>> {
   readonly preemptible?: boolean;
+  readonly variant?: number;
   readonly deadlineMs?: number;
   readonly inheritedClass?: PriorityClass;
   /** Past the age bound. */
@@ -49,6 +52,7 @@ interface Node {
   inheritedClass?: PriorityClass;
   resourceShare: number;
   preemptible?: boolean;
+  variant?: number;
   overdue: boolean;
   /** Priority minus the part every queued task's age shares (see PolicyQueue). */
   key: number;
@@ -124,6 +128,9 @@ export class PolicyQueue {
   private readonly perClass = new Map<PriorityClass, number>();
   private readonly overduePerClass = new Map<PriorityClass, number>();
   private policy: Policy;
+  private overlays: Array<Partial<Weights>> = [];
+  /** Each variant's weights: the policy's with its overlay. */
+  private variantWeights: Weights[] = [];
   /** Origin of the age term, so keys stay small. */
   private readonly originMs: number;
   private seq = 0;
@@ -180,6 +187,7 @@ export class PolicyQueue {
       inheritedClass: init.inheritedClass,
       resourceShare: init.resourceShare ?? 0,
       preemptible: init.preemptible,
+      variant: init.variant,
       overdue: false,
       key: 0,
       seq: this.seq++,
@@ -237,9 +245,21 @@ export class PolicyQueue {
     return this.scores.get(tenant) ?? 0;
   }
 
+  /**
+   * A policy experiment's variants: weight overlays over the policy's own
+   * (per-task factors only: age and fair share stay the policy's, so the age
+   * bound holds for every task and tenants compare on one scale). Keys are
+   * recomputed (O(n)).
+   */
+  setVariants(overlays: ReadonlyArray<Partial<Weights>>, nowMs: number): void {
+    this.overlays = overlays.map((o) => ({ ...o }));
+    this.setPolicy(this.policy, nowMs);
+  }
+
   /** New weights or shape: every key is recomputed (O(n)). */
   setPolicy(policy: Policy, nowMs: number): void {
     this.policy = policy;
+    this.variantWeights = this.overlays.map((o) => ({ ...policy.weights, ...o, age: policy.weights.age, fairshare: policy.weights.fairshare }));
     for (const q of this.tenants.values()) {
       for (const node of q.heap) node.key = this.keyOf(node, nowMs);
       this.heapify(q);
@@ -341,9 +361,13 @@ export class PolicyQueue {
         usageOverShare,
         resourceShare: node.resourceShare,
       },
-      this.policy.weights,
+      this.weightsOf(node),
       this.policy,
     );
+  }
+
+  private weightsOf(node: Node): Weights {
+    return (node.variant !== undefined ? this.variantWeights[node.variant] : undefined) ?? this.policy.weights;
   }
 
   /**
@@ -388,7 +412,7 @@ export class PolicyQueue {
 
   /** The task's priority without fair share and without the age term all tasks share. */
   private keyOf(node: Node, nowMs: number): number {
-    const w = this.policy.weights;
+    const w = this.weightsOf(node);
     const p = this.policy;
     const slack = node.deadlineMs === undefined ? undefined : node.deadlineMs - nowMs - node.predictedRunMs;
     return (

@@ -167,6 +167,26 @@ export interface DeadlineStats {
   refused: number;
 }
 
+/** How one variant of the running policy experiment is doing. */
+export interface VariantStats {
+  /** The experiment. */
+  experiment: string;
+  /** The variant. */
+  variant: string;
+  /** Its part of the traffic, percent. */
+  percent: number;
+  /** Tasks put in it since decision started. */
+  submitted: number;
+  /** First attempts placed. */
+  placed: number;
+  /** Mean queue time of those placements, seconds. */
+  meanQueueSeconds: number;
+  /** Its tasks with a deadline that succeeded by it. */
+  deadlinesMet: number;
+  /** Its tasks that missed their deadline. */
+  deadlinesMissed: number;
+}
+
 /** A snapshot of the queue. */
 export interface QueueStats {
   /** Tasks waiting on dependencies. */
@@ -201,6 +221,8 @@ export interface QueueStats {
    * pairs with at least one task that had a deadline).
    */
   deadlines: DeadlineStats[];
+  /** The running policy experiment's variants (none when no experiment runs). */
+  variants: VariantStats[];
 }
 
 function createBaseGpuStatus(): GpuStatus {
@@ -1120,6 +1142,154 @@ export const DeadlineStats: MessageFns<DeadlineStats> = {
   },
 };
 
+function createBaseVariantStats(): VariantStats {
+  return {
+    experiment: "",
+    variant: "",
+    percent: 0,
+    submitted: 0,
+    placed: 0,
+    meanQueueSeconds: 0,
+    deadlinesMet: 0,
+    deadlinesMissed: 0,
+  };
+}
+
+export const VariantStats: MessageFns<VariantStats> = {
+  encode(message: VariantStats, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.experiment !== "") {
+      writer.uint32(10).string(message.experiment);
+    }
+    if (message.variant !== "") {
+      writer.uint32(18).string(message.variant);
+    }
+    if (message.percent !== 0) {
+      writer.uint32(24).uint32(message.percent);
+    }
+    if (message.submitted !== 0) {
+      writer.uint32(32).uint64(message.submitted);
+    }
+    if (message.placed !== 0) {
+      writer.uint32(40).uint64(message.placed);
+    }
+    if (message.meanQueueSeconds !== 0) {
+      writer.uint32(49).double(message.meanQueueSeconds);
+    }
+    if (message.deadlinesMet !== 0) {
+      writer.uint32(56).uint64(message.deadlinesMet);
+    }
+    if (message.deadlinesMissed !== 0) {
+      writer.uint32(64).uint64(message.deadlinesMissed);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): VariantStats {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseVariantStats();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.experiment = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.variant = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.percent = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.submitted = longToNumber(reader.uint64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.placed = longToNumber(reader.uint64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 49) {
+              break;
+            }
+
+            message.meanQueueSeconds = reader.double();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.deadlinesMet = longToNumber(reader.uint64());
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.deadlinesMissed = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<VariantStats>, I>>(base?: I): VariantStats {
+    return VariantStats.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<VariantStats>, I>>(object: I): VariantStats {
+    const message = createBaseVariantStats();
+    message.experiment = object.experiment ?? "";
+    message.variant = object.variant ?? "";
+    message.percent = object.percent ?? 0;
+    message.submitted = object.submitted ?? 0;
+    message.placed = object.placed ?? 0;
+    message.meanQueueSeconds = object.meanQueueSeconds ?? 0;
+    message.deadlinesMet = object.deadlinesMet ?? 0;
+    message.deadlinesMissed = object.deadlinesMissed ?? 0;
+    return message;
+  },
+};
+
 function createBaseQueueStats(): QueueStats {
   return {
     waitingDeps: 0,
@@ -1135,6 +1305,7 @@ function createBaseQueueStats(): QueueStats {
     retrying: 0,
     preempted: 0,
     deadlines: [],
+    variants: [],
   };
 }
 
@@ -1178,6 +1349,9 @@ export const QueueStats: MessageFns<QueueStats> = {
     }
     for (const v of message.deadlines) {
       DeadlineStats.encode(v!, writer.uint32(106).fork()).join();
+    }
+    for (const v of message.variants) {
+      VariantStats.encode(v!, writer.uint32(114).fork()).join();
     }
     return writer;
   },
@@ -1299,6 +1473,14 @@ export const QueueStats: MessageFns<QueueStats> = {
             message.deadlines.push(DeadlineStats.decode(reader, reader.uint32()));
             continue;
           }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.variants.push(VariantStats.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1329,6 +1511,7 @@ export const QueueStats: MessageFns<QueueStats> = {
     message.retrying = object.retrying ?? 0;
     message.preempted = object.preempted ?? 0;
     message.deadlines = object.deadlines?.map((e) => DeadlineStats.fromPartial(e)) || [];
+    message.variants = object.variants?.map((e) => VariantStats.fromPartial(e)) || [];
     return message;
   },
 };

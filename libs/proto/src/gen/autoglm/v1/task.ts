@@ -320,6 +320,11 @@ export interface TaskSpec {
     | undefined;
   /** What to do when the deadline cannot be met (never UNSPECIFIED once parsed). */
   deadlinePolicy: DeadlinePolicy;
+  /**
+   * The policy experiment variant decision put the task in, as
+   * "experiment/variant"; empty when no experiment runs. Set by decision.
+   */
+  policyVariant: string;
 }
 
 export interface TaskSpec_LabelsEntry {
@@ -1731,6 +1736,7 @@ function createBaseTaskSpec(): TaskSpec {
     interactive: false,
     payload: undefined,
     deadlinePolicy: 0,
+    policyVariant: "",
   };
 }
 
@@ -1788,6 +1794,9 @@ export const TaskSpec: MessageFns<TaskSpec> = {
     }
     if (message.deadlinePolicy !== 0) {
       writer.uint32(136).int32(message.deadlinePolicy);
+    }
+    if (message.policyVariant !== "") {
+      writer.uint32(146).string(message.policyVariant);
     }
     return writer;
   },
@@ -1944,6 +1953,14 @@ export const TaskSpec: MessageFns<TaskSpec> = {
             message.deadlinePolicy = reader.int32() as any;
             continue;
           }
+          case 18: {
+            if (tag !== 146) {
+              break;
+            }
+
+            message.policyVariant = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2000,6 +2017,7 @@ export const TaskSpec: MessageFns<TaskSpec> = {
       }
     }
     message.deadlinePolicy = object.deadlinePolicy ?? 0;
+    message.policyVariant = object.policyVariant ?? "";
     return message;
   },
 };
