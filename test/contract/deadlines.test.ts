@@ -1,8 +1,8 @@
-import { Readable } from 'node:stream';
-import { runCli, type AutoglmError, type CliIo, type MessageInit } from '@autoglm/client';
+import { runCli, type AutoglmError, type MessageInit } from '@autoglm/client';
 import { DeadlinePolicy, PriorityClass, TaskState, type SubmitTaskRequest } from '@autoglm/proto';
 import { startInProcessMesh, type InProcessMesh } from '../support/in-process-mesh';
 import { until } from '../support/until';
+import { captureIo } from '../support/cli-io';
 
 /** A batch job its submitter expects to take `seconds` (the simulator runs it 20x faster), due `dueInMs` from now. */
 const due = (seconds: number, dueInMs: number, deadlinePolicy: DeadlinePolicy): MessageInit<SubmitTaskRequest> => ({
@@ -61,18 +61,3 @@ describe('deadlines through the public API', () => {
     expect((e as AutoglmError).message).toBe('deadline_policy: REFUSE_UNMEETABLE needs a deadline: set deadline, or leave deadline_policy unset');
   });
 });
-
-function captureIo(): CliIo & { out: string } {
-  const io = {
-    out: '',
-    stdout: { write: (text: string) => ((io.out += text), true) },
-    stderr: { write: (text: string) => ((io.out += text), true) },
-    stdin: Readable.from(['']),
-    onInterrupt: () => () => undefined,
-    exit: (code: number) => {
-      throw new Error(`exit ${code}`);
-    },
-    setExitCode: () => undefined,
-  };
-  return io;
-}

@@ -1,8 +1,9 @@
-import type { MessageInit } from '@autoglm/client';
+import { runCli, type MessageInit } from '@autoglm/client';
 import { PriorityClass, type SubmitTaskRequest } from '@autoglm/proto';
 import { parseExperiment, variantOf } from '@autoglm/core';
 import { startInProcessMesh, type InProcessMesh } from '../support/in-process-mesh';
 import { until } from '../support/until';
+import { captureIo } from '../support/cli-io';
 
 const EXPERIMENT = JSON.stringify({
   name: 'classless',
@@ -46,5 +47,13 @@ describe('policy experiments through the public API', () => {
       ['classless', 'no-class', 50, 1, 1],
     ]);
     expect(stats.variants.every((v) => v.meanQueueSeconds >= 0)).toBe(true);
+
+    const cli = async (...args: string[]) => {
+      const io = captureIo();
+      expect(await runCli(['node', 'autoglm', '--address', mesh.parser.grpcAddress, ...args], io)).toBe(0);
+      return io.out;
+    };
+    expect(await cli('stats')).toMatch(/EXPERIMENT\s+VARIANT\s+PERCENT\s+SUBMITTED\s+PLACED[^\n]*\n\s*classless\s+control\s+50%\s+2\s+2/);
+    expect(await cli('get', submitted[1]!.id)).toMatch(/policy variant\s+classless\/no-class/);
   });
 });

@@ -1,10 +1,10 @@
-import { Readable } from 'node:stream';
 import pino from 'pino';
-import { AutoglmError, runCli as cli, type CliIo, type MessageInit } from '@autoglm/client';
+import { AutoglmError, runCli as cli, type MessageInit } from '@autoglm/client';
 import { AgentConfigSchema, startAgent } from '@autoglm/executor-agent';
 import { TaskState, type SubmitTaskRequest, type TaskEvent } from '@autoglm/proto';
 import { startInProcessMesh, type InProcessMesh } from '../support/in-process-mesh';
 import { until } from '../support/until';
+import { captureIo } from '../support/cli-io';
 
 /**
  * Retries, dead letters and hand-backs through the public API and the CLI,
@@ -18,22 +18,6 @@ const job = (simSeconds: number, fail?: 'retryable' | 'permanent', maxRetries = 
   payload: { $case: 'batch', batch: { expectedDuration: { seconds: simSeconds, nanos: 0 }, env: fail ? { AUTOGLM_SIM_FAIL: fail } : {} } },
   maxRetries,
 });
-
-function captureIo(): CliIo & { out: string; err: string } {
-  const io = {
-    out: '',
-    err: '',
-    stdout: { write: (text: string) => ((io.out += text), true) },
-    stderr: { write: (text: string) => ((io.err += text), true) },
-    stdin: Readable.from(['']),
-    onInterrupt: () => () => undefined,
-    exit: (code: number) => {
-      throw new Error(`exit ${code}`);
-    },
-    setExitCode: () => undefined,
-  };
-  return io;
-}
 
 describe('task lifecycle: retries, dead letters, hand-backs', () => {
   let mesh: InProcessMesh;

@@ -1,12 +1,12 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { Readable } from 'node:stream';
-import { AutoglmError, runCli as cli, type CliIo, type MessageInit } from '@autoglm/client';
+import { AutoglmError, runCli as cli, type MessageInit } from '@autoglm/client';
 import { PriorityClass, TaskState, type SubmitTaskRequest, type Task, type WorkflowStep } from '@autoglm/proto';
 import { timestampToMillis } from '@autoglm/core';
 import { startInProcessMesh, type InProcessMesh } from '../support/in-process-mesh';
 import { until } from '../support/until';
+import { captureIo } from '../support/cli-io';
 
 /** A simulated batch job (time scale 20: 2 s is 0.1 s), failing for good when asked. */
 const job = (simSeconds: number, fail = false): MessageInit<SubmitTaskRequest> => ({
@@ -130,19 +130,3 @@ describe('workflows through the public API', () => {
     expect(bad.err).toMatch(/is not a SubmitWorkflowRequest: .*deadline: object expected/);
   });
 });
-
-function captureIo(): CliIo & { out: string; err: string } {
-  const io = {
-    out: '',
-    err: '',
-    stdout: { write: (text: string) => ((io.out += text), true) },
-    stderr: { write: (text: string) => ((io.err += text), true) },
-    stdin: Readable.from(['']),
-    onInterrupt: () => () => undefined,
-    exit: (code: number) => {
-      throw new Error(`exit ${code}`);
-    },
-    setExitCode: () => undefined,
-  };
-  return io;
-}

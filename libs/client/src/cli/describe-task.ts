@@ -23,6 +23,7 @@ export function describeTask(task: Task): string {
     ['deadline', isoTime(spec?.deadline)],
     ['depends on', spec?.dependsOn.length ? spec.dependsOn.join(', ') : undefined],
     ['labels', spec && Object.keys(spec.labels).length > 0 ? Object.entries(spec.labels).map(([k, v]) => `${k}=${v}`).join(' ') : undefined],
+    ['policy variant', spec?.policyVariant || undefined],
     ['node', task.nodeId || undefined],
     ['created', isoTime(task.createdAt)],
     ['started', isoTime(task.startedAt)],

@@ -48,6 +48,7 @@ export function taskJson(task: Task): Json {
     preemptible: spec?.preemptible ?? null,
     maxRetries: spec?.maxRetries ?? null,
     labels: spec?.labels ?? {},
+    policyVariant: spec?.policyVariant ?? '',
     createdAt: orNull(isoTime(task.createdAt)),
     updatedAt: orNull(isoTime(task.updatedAt)),
     startedAt: orNull(isoTime(task.startedAt)),
@@ -140,6 +141,16 @@ export function queueStatsJson(stats: QueueStats): Json {
       oldestWaitSeconds: c.oldestWaitSeconds,
     })),
     tenants: stats.tenants.map((t) => ({ tenant: t.tenant, queued: t.queued, running: t.running })),
+    variants: stats.variants.map((v) => ({
+      experiment: v.experiment,
+      variant: v.variant,
+      percent: v.percent,
+      submitted: v.submitted,
+      placed: v.placed,
+      meanQueueSeconds: v.meanQueueSeconds,
+      deadlinesMet: v.deadlinesMet,
+      deadlinesMissed: v.deadlinesMissed,
+    })),
     deadlines: stats.deadlines.map((d) => ({ tenant: d.tenant, priorityClass: className(d.priorityClass), met: d.met, missed: d.missed, refused: d.refused })),
   };
 }

@@ -42,6 +42,17 @@ export function registerStats(program: Command, io: CliIo): void {
           table(['TENANT', 'QUEUED', 'RUNNING'], stats.tenants.map((t) => [t.tenant, String(t.queued), String(t.running)]), [false, true, true]),
         );
       }
+      if (stats.variants.length > 0) {
+        println(io.stdout);
+        println(
+          io.stdout,
+          table(
+            ['EXPERIMENT', 'VARIANT', 'PERCENT', 'SUBMITTED', 'PLACED', 'MEAN QUEUE', 'DEADLINES MET', 'MISSED'],
+            stats.variants.map((v) => [v.experiment, v.variant, `${v.percent}%`, String(v.submitted), String(v.placed), `${v.meanQueueSeconds.toFixed(2)}s`, String(v.deadlinesMet), String(v.deadlinesMissed)]),
+            [false, false, true, true, true, true, true, true],
+          ),
+        );
+      }
       if (stats.deadlines.length > 0) {
         println(io.stdout);
         println(
