@@ -72,6 +72,29 @@ describe('workflows through the public API', () => {
     expect(await count()).toBe(before);
   }, 60_000);
 
+  it('gets an urgent step through when it waits on a background step behind a queue of background work', async () => {
+    // Each job takes 70 GiB on both of the host's GPUs, so they run one at a time: 30 background jobs queue up.
+    const wholeHost = (simSeconds: number, priorityClass = PriorityClass.BACKGROUND): MessageInit<SubmitTaskRequest> => ({
+      ...job(simSeconds),
+      priorityClass,
+      resources: { gpuCount: 2, gpuMemoryBytes: 70 * 2 ** 30 },
+    });
+    const backlog = [];
+    for (let i = 0; i < 30; i++) backlog.push((await mesh.client.submit(wholeHost(4))).task!);
+    const { tasks } = await mesh.client.submitWorkflow({
+      steps: [
+        { name: 'prepare', after: [], task: wholeHost(4) },
+        { name: 'answer', after: ['prepare'], task: wholeHost(2, PriorityClass.URGENT) },
+      ],
+    });
+    const [prepare, answer] = await Promise.all(tasks.map((t) => settled(t.id)));
+    expect(answer!.state).toBe(TaskState.SUCCEEDED);
+    // The background step inherits the urgent class of the step waiting on it: it runs next, ahead of the backlog.
+    const backlogStarts = await Promise.all(backlog.map(async (t) => (await settled(t.id)).startedAt!));
+    const startedAfter = backlogStarts.filter((s) => timestampToMillis(s) > timestampToMillis(prepare!.startedAt!)).length;
+    expect(startedAfter).toBeGreaterThanOrEqual(27);
+  }, 90_000);
+
   it('cancels the steps after one that fails for good', async () => {
     const { tasks } = await mesh.client.submitWorkflow({ steps: [step('extract', [], job(1, true)), step('load', ['extract']), step('index', ['load'])] });
     const ends = await Promise.all(tasks.map((t) => settled(t.id)));
