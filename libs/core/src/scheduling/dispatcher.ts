@@ -227,8 +227,8 @@ export class Dispatcher {
     // A tenant at its quota is passed over without counting against the pass's
     // misses (its backlog must not hide other tenants' work), and after a few
     // such misses it sits the rest of the pass out.
-    const quotaMisses = new Map<string, number>();
-    const atQuota = new Set<string>();
+    let quotaMisses: Map<string, number> | undefined;
+    let atQuota: Set<string> | undefined;
     this.blocked = undefined;
     let exhausted = false;
     while (this.fleet.hasFreeSlot() && misses < this.maxMisses) {
@@ -246,9 +246,10 @@ export class Dispatcher {
         skipped.push(task);
         const cause = this.passedOver.get(task.id)?.cause;
         if (cause === 'quota') {
+          quotaMisses ??= new Map();
           const n = (quotaMisses.get(task.tenant) ?? 0) + 1;
           quotaMisses.set(task.tenant, n);
-          if (n >= QUOTA_MISSES_PER_TENANT) atQuota.add(task.tenant);
+          if (n >= QUOTA_MISSES_PER_TENANT) (atQuota ??= new Set()).add(task.tenant);
           continue;
         }
         misses += 1;

@@ -315,9 +315,9 @@ export class PolicyQueue {
   popBest(skipTenants?: ReadonlySet<string>): QueuedTask | undefined {
     let best: TenantQueue | undefined;
     let bestScore = -Infinity;
-    for (const [tenant, q] of this.tenants) {
+    for (const q of this.tenants.values()) {
       const head = q.heap[0];
-      if (!head || skipTenants?.has(tenant)) continue;
+      if (!head || (skipTenants !== undefined && skipTenants.has(q.name))) continue;
       const score = head.key + q.score;
       if (score > bestScore || (score === bestScore && best && head.seq < best.heap[0]!.seq)) {
         best = q;
