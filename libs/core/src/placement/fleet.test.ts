@@ -206,6 +206,26 @@ describe('Fleet filters', () => {
     expect(fleet.place(demand({ privateBytesPerGpu: 10 * GiB }))).toBe('no-capacity');
   });
 
+  it("holds only the GPUs a large task needs: the node's other GPUs stay open", () => {
+    const { fleet } = setup();
+    addNode(fleet, 'n1', { gpus: 4 });
+    // Every GPU half full: a 2-GPU job needing 60 GiB on each fits nowhere.
+    for (let i = 0; i < 4; i++) placed(fleet.place(demand({ privateBytesPerGpu: 40 * GiB })));
+    const big = demand({ gpuCount: 2, privateBytesPerGpu: 60 * GiB });
+    expect(fleet.place(big)).toBe('no-capacity');
+    expect(fleet.hold(big, 'big')).toBe('n1');
+    // Small work still lands, on the two GPUs not held.
+    const open = [0, 1, 2, 3].filter((i) => !fleet.get('n1')!.heldGpus!.has(i));
+    expect(open).toHaveLength(2);
+    const small = placed(fleet.place(demand({ privateBytesPerGpu: 10 * GiB })));
+    expect(open).toContain(small.gpuIndices[0]);
+    // A node held whole (for a preemption) takes nothing else.
+    fleet.unhold('big');
+    expect(fleet.holdNode('n1', 'preemptor')).toBe(true);
+    expect(fleet.place(demand({ privateBytesPerGpu: 1 * GiB }))).toBe('no-capacity');
+    expect(where(fleet.place(demand({ privateBytesPerGpu: 1 * GiB }), 'preemptor'))).toMatch(/^n1\//);
+  });
+
   it('gives no new work to a GPU busier than the utilisation threshold', () => {
     const { fleet } = setup();
     addNode(fleet, 'a', { gpus: 2 });

@@ -30,6 +30,8 @@ export interface FleetNode {
   inFlight: number;
   /** A task this node is held for (no other task is placed here until it is). */
   heldFor?: string;
+  /** The GPUs held for it, when not the whole node: the others stay open to other tasks. */
+  heldGpus?: Set<number>;
 }
 
 /** What one task needs. */
@@ -179,9 +181,11 @@ export class Fleet {
       if (!this.serves(node, demand.model)) continue;
       sawModel = true;
       if (now - node.lastSeenMs > this.policy.staleTelemetryMs) continue;
-      if (node.heldFor !== undefined && node.heldFor !== holder) continue;
+      const heldForOther = node.heldFor !== undefined && node.heldFor !== holder;
+      if (heldForOther && node.heldGpus === undefined) continue;
       const fitting: Array<{ gpu: GpuSlot; score: number }> = [];
       for (const gpu of node.gpus) {
+        if (heldForOther && node.heldGpus!.has(gpu.index)) continue;
         const score = this.gpuScore(node, gpu, demand);
         if (score !== undefined) fitting.push({ gpu, score });
       }
@@ -200,32 +204,31 @@ export class Fleet {
   }
 
   /**
-   * Holds a node for a task too large to fit anywhere now, so capacity
-   * freed there is not taken by smaller tasks (no starvation of large work):
-   * the ready node serving its model with enough GPUs and memory when empty,
-   * nearest to fitting now. Returns the node, or undefined when none could
-   * ever take it or every candidate is held for another task.
+   * Holds GPUs for a task too large to fit anywhere now, so capacity freed
+   * there is not taken by smaller tasks (no starvation of large work): on the
+   * ready node serving its model with enough GPUs and memory when empty, the
+   * `gpuCount` GPUs nearest to fitting now. The node's other GPUs stay open
+   * to other tasks. Returns the node, or undefined when none could ever take
+   * it or every candidate is held for another task.
    */
   hold(demand: Demand, holder: string): string | undefined {
     const limitOf = (gpu: GpuSlot) => gpu.memoryTotalBytes * this.policy.maxGpuMemoryFraction;
     const need = demand.privateBytesPerGpu + demand.sharedBytesPerGpu;
-    let best: { node: FleetNode; free: number } | undefined;
+    let best: { node: FleetNode; gpus: GpuSlot[]; free: number } | undefined;
     for (const node of this.nodesById.values()) {
       if (node.health !== 'ready' || !this.serves(node, demand.model)) continue;
       if (node.heldFor !== undefined && node.heldFor !== holder) continue;
       const big = node.gpus.filter((g) => limitOf(g) >= need);
       if (big.length < demand.gpuCount) continue;
       // Free memory on the GPUs it would take: the nearer to fitting, the sooner it runs.
-      const free = big
-        .map((g) => limitOf(g) - g.reservedBytes)
-        .sort((a, b) => b - a)
-        .slice(0, demand.gpuCount)
-        .reduce((a, b) => a + b, 0);
-      if (!best || free > best.free) best = { node, free };
+      const gpus = big.sort((a, b) => limitOf(b) - b.reservedBytes - (limitOf(a) - a.reservedBytes)).slice(0, demand.gpuCount);
+      const free = gpus.reduce((s, g) => s + limitOf(g) - g.reservedBytes, 0);
+      if (!best || free > best.free) best = { node, gpus, free };
     }
     if (!best) return undefined;
     this.unhold(holder);
     best.node.heldFor = holder;
+    best.node.heldGpus = new Set(best.gpus.map((g) => g.index));
     return best.node.nodeId;
   }
 
@@ -263,12 +266,17 @@ export class Fleet {
     if (!node || (node.heldFor !== undefined && node.heldFor !== holder)) return false;
     this.unhold(holder);
     node.heldFor = holder;
+    node.heldGpus = undefined;
     return true;
   }
 
   /** Ends a hold (its task was placed, cancelled or is no longer overdue). */
   unhold(holder: string): void {
-    for (const node of this.nodesById.values()) if (node.heldFor === holder) node.heldFor = undefined;
+    for (const node of this.nodesById.values()) {
+      if (node.heldFor !== holder) continue;
+      node.heldFor = undefined;
+      node.heldGpus = undefined;
+    }
   }
 
   /** The node held for a task, if any. */

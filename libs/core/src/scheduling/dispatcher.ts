@@ -51,6 +51,11 @@ const TENANT_REFRESH_MS = 100;
 /** Quota misses after which a tenant's queue sits out the rest of a dispatch pass. */
 const QUOTA_MISSES_PER_TENANT = 4;
 
+/** A placement's predicted GPU time (ms x GPUs), at least a millisecond a GPU. */
+function workOf(task: QueuedTask, demand: Demand): number {
+  return Math.max(1, task.predictedRunMs) * Math.max(1, demand.gpuCount);
+}
+
 /** The resources a demand takes, as fair share and quotas count them. */
 export function resourcesOf(demand: Demand): Resources {
   return { gpus: demand.gpuCount, gpuMemoryBytes: (demand.privateBytesPerGpu + demand.sharedBytesPerGpu) * demand.gpuCount };
@@ -62,8 +67,8 @@ export function resourcesOf(demand: Demand): Resources {
  * benchmark drive alike (the caller makes placements durable and tells the
  * agents).
  *
- * A pass: overdue tasks first while they have credit (a share of the
- * placements, policy.overdueShare), then tasks in priority order. A task that
+ * A pass: overdue tasks first while they have credit (a share of the GPU
+ * time placed, policy.overdueShare), then tasks in priority order. A task that
  * does not fit, or whose tenant is at its quota, does not block the ones
  * behind it (no head-of-line blocking); a pass stops after a run of misses.
  * The oldest overdue task that fits nowhere gets a node held for it, which
@@ -78,8 +83,14 @@ export class Dispatcher {
   private policy: Policy;
   private readonly demandOf: (id: string) => Demand | undefined;
   private readonly maxMisses: number;
-  /** Placements owed to overdue tasks, 0..1. */
-  private credit = 1;
+  /**
+   * GPU-milliseconds (predicted run time x GPUs) owed to overdue tasks: other
+   * placements add overdueShare of theirs while any task is overdue, an
+   * overdue placement takes its own (and may leave a debt). Counting work,
+   * not placements, keeps a stream of long multi-GPU jobs past the age bound
+   * from taking more than their share from short requests.
+   */
+  private credit = 0;
   private readonly allocations = new Map<string, { tenant: string; resources: Resources; attempt?: RunningAttempt }>();
   /** The highest-priority task the last pass could not fit for want of capacity. */
   private blocked?: QueuedTask;
@@ -241,7 +252,8 @@ export class Dispatcher {
       const reservation = this.tryPlace(task, nowMs);
       if (reservation) {
         placed.push({ task, reservation });
-        this.credit = Math.min(1, this.credit + this.policy.overdueShare);
+        if (this.queue.overdueCount > 0) this.credit += this.policy.overdueShare * workOf(task, reservation.demand);
+        else this.credit = Math.min(0, this.credit);
       } else if (this.queue.has(task.id)) {
         skipped.push(task);
         const cause = this.passedOver.get(task.id)?.cause;
@@ -321,11 +333,11 @@ export class Dispatcher {
     if (this.queue.overdueCount === 0) return;
     let misses = 0;
     for (const task of this.queue.overdue()) {
-      if (!this.fleet.hasFreeSlot() || misses >= this.maxMisses || (!unlimited && this.credit < 1)) break;
+      if (!this.fleet.hasFreeSlot() || misses >= this.maxMisses || (!unlimited && this.credit <= 0)) break;
       const reservation = this.tryPlace(task, nowMs);
       if (reservation) {
         placed.push({ task, reservation });
-        if (!unlimited) this.credit -= 1;
+        if (!unlimited) this.credit -= workOf(task, reservation.demand);
         continue;
       }
       misses += 1;
