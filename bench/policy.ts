@@ -1,6 +1,10 @@
 import { fork } from 'node:child_process';
 import * as fs from 'node:fs';
-import { PriorityClass } from '@autoglm/proto';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import pino from 'pino';
+import { EnqueueRequest, PriorityClass, TaskKind } from '@autoglm/proto';
+import { DecisionConfigSchema, startDecision } from '@autoglm/decision';
 import { DEFAULT_POLICY, Dispatcher, FairShare, Fleet, seededRandom, type Demand, type QueuedTaskInit, type Reservation } from '@autoglm/core';
 import { printTable, writeResult } from './lib/report';
 
@@ -11,26 +15,39 @@ import { printTable, writeResult } from './lib/report';
  * - dispatch: one decision = a GPU frees, a dispatch pass runs (fair share,
  *   quota, overdue list, placement) and refills it, with N queued behind;
  * - memory: RSS of a fresh process holding N queued tasks in the dispatcher
- *   (queue, fair share), measured in a child so nothing else is counted.
+ *   (queue, fair share), measured in a child so nothing else is counted;
+ * - decision memory: a whole decision (scheduler, task records, embedded
+ *   PGlite) in a child, its RSS after 10,000 tasks are submitted through
+ *   Scheduler.enqueue (durable, queued, no agent to run them; PGlite's
+ *   start-up churn is over by then) and after D. The growth per task in
+ *   between projects the RSS at a million.
  *
  * The workload: 50 tenants, three classes, priorities -1000..1000, one task
  * in ten with a deadline, one in five with dependents.
  */
 export async function policy(args: string[]): Promise<void> {
   if (args[0] === '--hold') return holdQueued(Number(args[1]));
+  if (args[0] === '--hold-decision') return holdInDecision(Number(args[1]));
   const queued = Number(flag(args, '--queued') ?? 100_000);
   const million = Number(flag(args, '--memory-tasks') ?? 1_000_000);
   const ordering = measureOrdering(queued, 300_000);
   const dispatch = measureDispatch(queued, 100_000);
-  const memory = await measureMemory(million);
+  const memory = await measureMemory(million, '--hold');
+  const decisionTasks = Number(flag(args, '--decision-tasks') ?? 100_000);
+  const decision = await measureMemory(decisionTasks, '--hold-decision');
+  const projectedMb = decision.rssMb + (decision.bytesPerTask * (million - decisionTasks)) / 2 ** 20;
   const rows = [
     { measure: `ordering decisions/s, ${queued.toLocaleString('en')} queued`, value: Math.round(ordering.perSecond), target: '≥ 50,000', ratio: (ordering.perSecond / 50_000).toFixed(2) + '×' },
     { measure: `dispatch decisions/s, ${queued.toLocaleString('en')} queued`, value: Math.round(dispatch.perSecond), target: '≥ 50,000', ratio: (dispatch.perSecond / 50_000).toFixed(2) + '×' },
-    { measure: `RSS MB, ${million.toLocaleString('en')} queued`, value: memory.rssMb, target: '< 1,024', ratio: (memory.rssMb / 1024).toFixed(2) + '×' },
-    { measure: 'bytes per queued task', value: Math.round(memory.bytesPerTask), target: '', ratio: '' },
+    { measure: `queue RSS MB, ${million.toLocaleString('en')} queued (policy structures only)`, value: memory.rssMb, target: '', ratio: '' },
+    { measure: 'queue bytes per queued task', value: Math.round(memory.bytesPerTask), target: '', ratio: '' },
+    { measure: 'decision RSS MB, 10,000 queued (embedded PGlite)', value: decision.baselineMb, target: '', ratio: '' },
+    { measure: `decision RSS MB, ${decisionTasks.toLocaleString('en')} queued`, value: decision.rssMb, target: '', ratio: '' },
+    { measure: 'decision bytes per queued task', value: Math.round(decision.bytesPerTask), target: '', ratio: '' },
+    { measure: `decision RSS MB, ${million.toLocaleString('en')} queued (projected)`, value: Math.round(projectedMb), target: '< 1,024', ratio: (projectedMb / 1024).toFixed(2) + '×' },
   ];
   printTable('Scheduling policy: decisions per second and queue memory', rows);
-  console.log(`\n${writeResult('policy', { queued, ordering, dispatch, memory })}`);
+  console.log(`\n${writeResult('policy', { queued, ordering, dispatch, memory, decision: { ...decision, projectedMbAtMillion: projectedMb } })}`);
 }
 
 const TENANTS = 50;
@@ -124,17 +141,17 @@ function measureDispatch(queued: number, decisions: number): { perSecond: number
 }
 
 /** Forks this benchmark to hold `tasks` queued tasks and report its RSS. */
-async function measureMemory(tasks: number): Promise<{ rssMb: number; baselineMb: number; bytesPerTask: number; tasks: number }> {
-  const child = fork(__filename.endsWith('.ts') ? require.resolve('./run.ts') : __filename, ['policy', '--hold', String(tasks)], {
-    execArgv: process.execArgv,
+async function measureMemory(tasks: number, mode: '--hold' | '--hold-decision'): Promise<{ rssMb: number; baselineMb: number; bytesPerTask: number; tasks: number }> {
+  const child = fork(__filename.endsWith('.ts') ? require.resolve('./run.ts') : __filename, ['policy', mode, String(tasks)], {
+    execArgv: [...process.execArgv, '--expose-gc'],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
-  const report = await new Promise<{ rssMb: number; baselineMb: number }>((resolve, reject) => {
-    child.once('message', (m) => resolve(m as { rssMb: number; baselineMb: number }));
+  const report = await new Promise<{ rssMb: number; baselineMb: number; baselineTasks?: number }>((resolve, reject) => {
+    child.once('message', (m) => resolve(m as { rssMb: number; baselineMb: number; baselineTasks?: number }));
     child.once('exit', (code) => reject(new Error(`memory probe exited with ${code}`)));
   });
   child.kill();
-  return { ...report, tasks, bytesPerTask: ((report.rssMb - report.baselineMb) * 2 ** 20) / tasks };
+  return { ...report, tasks, bytesPerTask: ((report.rssMb - report.baselineMb) * 2 ** 20) / (tasks - (report.baselineTasks ?? 0)) };
 }
 
 /** In the child: fill a dispatcher with `tasks` queued tasks, then report RSS after a GC. */
@@ -152,6 +169,47 @@ function holdQueued(tasks: number): void {
   const rssMb = rss();
   if (d.size !== tasks) throw new Error(`queued ${d.size}, expected ${tasks}`);
   process.send!({ rssMb, baselineMb });
+}
+
+/** In the child: a decision on a fresh data directory; RSS idle, then with `tasks` submitted and queued. */
+async function holdInDecision(tasks: number): Promise<void> {
+  const rss = () => Math.round(Number(fs.readFileSync('/proc/self/status', 'utf8').match(/VmRSS:\s+(\d+)/)?.[1] ?? 0) / 1024);
+  const gc = (globalThis as { gc?: () => void }).gc;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'autoglm-bench-decision-'));
+  const decision = await startDecision(DecisionConfigSchema.parse({ listen: '127.0.0.1:0', dataDir: dir }), pino({ level: 'silent' }));
+  const classes = [PriorityClass.URGENT, PriorityClass.NORMAL, PriorityClass.BACKGROUND];
+  const warmUp = 10_000;
+  let baselineMb = 0;
+  for (let i = 0; i < tasks; i += 2000) {
+    if (i === warmUp) {
+      gc?.();
+      baselineMb = rss();
+    }
+    await Promise.all(
+      Array.from({ length: Math.min(2000, tasks - i) }, (_, k) =>
+        decision.scheduler.enqueue(
+          EnqueueRequest.fromPartial({
+            tenant: `tenant-${(i + k) % TENANTS}`,
+            spec: {
+              kind: TaskKind.BATCH,
+              gpuCount: 1,
+              gpuMemoryBytes: 4 * GiB,
+              priorityClass: classes[(i + k) % 3],
+              maxRetries: 3,
+              payload: { $case: 'batch', batch: { command: ['python', 'train.py', '--shard', String(i + k)], env: {} } },
+            },
+          }),
+        ),
+      ),
+    );
+  }
+  gc?.();
+  const rssMb = rss();
+  const queued = decision.scheduler.queueStats().queued;
+  await decision.stop();
+  fs.rmSync(dir, { recursive: true, force: true });
+  if (queued !== tasks) throw new Error(`queued ${queued}, expected ${tasks}`);
+  process.send!({ rssMb, baselineMb, baselineTasks: warmUp });
 }
 
 function flag(args: string[], name: string): string | undefined {
