@@ -279,6 +279,12 @@ export class Fleet {
     }
   }
 
+  /** The GPUs held for a task on its held node (undefined: the whole node, or none held). */
+  heldGpus(holder: string): number[] | undefined {
+    for (const node of this.nodesById.values()) if (node.heldFor === holder && node.heldGpus) return [...node.heldGpus].sort((a, b) => a - b);
+    return undefined;
+  }
+
   /** The node held for a task, if any. */
   heldNode(holder: string): string | undefined {
     for (const node of this.nodesById.values()) if (node.heldFor === holder) return node.nodeId;

@@ -132,7 +132,7 @@ describe('Dispatcher', () => {
     c.runUntil(15 * SEC);
     const why = c.dispatcher.explain('urgent-big', 15 * SEC)!;
     expect(why.heldNode).toBe('n1');
-    expect(why.detail).toMatch(/is held for it until it fits/);
+    expect(why.detail).toMatch(/GPU\(s\) \d(, \d)* of node n\d are held for it until it fits/);
     c.runUntil(10 * MIN);
     // n1 drains at 35 s and takes the urgent task; background work backfilled only n0 meanwhile (at 10, 20 and 30 s).
     expect(c.started.get('urgent-big')).toBe(35 * SEC);

@@ -307,7 +307,8 @@ export class Dispatcher {
     } else if (missed?.cause === 'capacity' || !this.fleet.hasFreeSlot()) {
       cause = 'capacity';
       detail = !this.fleet.hasFreeSlot() ? 'no capacity: every GPU slot is taken' : (missed?.detail ?? 'no node has room for it now');
-      if (heldNode) detail += `; node ${heldNode} is held for it until it fits`;
+      const gpus = heldNode ? this.fleet.heldGpus(id) : undefined;
+      if (heldNode) detail += gpus ? `; GPU(s) ${gpus.join(', ')} of node ${heldNode} are held for it until it fits` : `; node ${heldNode} is held for it until it fits`;
     } else {
       cause = 'priority';
       detail = position > 1 ? `lower priority than ${position - 1} tasks ahead of it` : 'next to be placed';
