@@ -34,7 +34,7 @@ describe('admission: load shedding and rate limits', () => {
   const once = (tenant: string) => new AutoglmClient({ address: mesh.parser.grpcAddress, tenant, retry: { maxAttempts: 1 } });
 
   beforeAll(async () => {
-    mesh = await startInProcessMesh({ decision: { shedQueueLimit: 3 }, parser: { tenantRateLimits: 'limited=0.5/2' } });
+    mesh = await startInProcessMesh({ decision: { shedQueueLimit: 3 }, parser: { tenantRateLimits: 'limited=0.5/2,cron-heavy=0.01/1' } });
   });
 
   afterAll(async () => {
@@ -72,6 +72,21 @@ describe('admission: load shedding and rate limits', () => {
       await mesh.client.submit(job(0));
     } finally {
       limited.close();
+    }
+  });
+
+  it('rate-limits CreateSchedule as it does a submission', async () => {
+    const client = once('cron-heavy');
+    const create = () => client.createSchedule({ cron: '@daily', paused: true, template: { payload: { $case: 'batch', batch: {} } } });
+    try {
+      await create();
+      const err = await refusal(create());
+      expect(err.code).toBe('RESOURCE_EXHAUSTED');
+      expect(err.details).toMatch(/^tenant cron-heavy is over its submission rate limit; retry after \d+ ms$/);
+      expect(err.retryAfterMs).toBeGreaterThan(0);
+      expect((await mesh.client.listSchedules({ tenant: 'cron-heavy' })).schedules).toHaveLength(1);
+    } finally {
+      client.close();
     }
   });
 });

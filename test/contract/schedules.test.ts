@@ -1,7 +1,9 @@
-import { Readable } from 'node:stream';
-import { AutoglmError, runCli, type CliIo } from '@autoglm/client';
-import { PriorityClass, ScheduleState, type Schedule } from '@autoglm/proto';
+import { AutoglmError, runCli } from '@autoglm/client';
+import { DeadlinePolicy, EnqueueRequest, PriorityClass, ScheduleState, type Schedule } from '@autoglm/proto';
 import { timestampToMillis } from '@autoglm/core';
+import { FaultyEngine, parseFaultSpec, ScheduleStore } from '@autoglm/store';
+import type { StartDecisionOptions } from '@autoglm/decision';
+import { captureIo } from '../support/cli-io';
 import { startInProcessMesh, type InProcessMesh } from '../support/in-process-mesh';
 import { until } from '../support/until';
 
@@ -11,30 +13,20 @@ const UNKNOWN_ID = '6f1d2c1e-0000-4000-8000-000000000000';
 /** The clock decision fires schedules by: a minute past a five-minute mark, moved by the tests. */
 let clockMs = Math.floor(Date.now() / (5 * MINUTE)) * 5 * MINUTE + MINUTE;
 const clock = () => clockMs;
+const seams: StartDecisionOptions = { scheduleClock: clock, schedulePollMs: 50 };
 const fireTimes = (s: Schedule) => ({ next: s.nextFireAt ? timestampToMillis(s.nextFireAt) : undefined, last: s.lastFireAt ? timestampToMillis(s.lastFireAt) : undefined });
 
 /** Runs the autoglm CLI against the mesh; its exit code and output. */
 async function cli(mesh: InProcessMesh, ...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const io: CliIo = {
-    stdout: { write: (text: string) => ((out += text), true) },
-    stderr: { write: (text: string) => ((err += text), true) },
-    stdin: Readable.from(['']),
-    onInterrupt: () => () => undefined,
-    exit: (code) => {
-      throw new Error(`exit ${code}`);
-    },
-    setExitCode: () => undefined,
-  };
+  const io = captureIo();
   const code = await runCli(['node', 'autoglm', '--address', mesh.parser.grpcAddress, '--tenant', 'cli', ...args], io);
-  return { code, out, err };
+  return { code, out: io.out, err: io.err };
 }
 
 describe('recurring tasks through the public API', () => {
   let mesh: InProcessMesh;
   beforeAll(async () => {
-    mesh = await startInProcessMesh({ decisionOptions: { scheduleClock: clock, schedulePollMs: 50 } });
+    mesh = await startInProcessMesh({ decisionOptions: seams });
   }, 60_000);
   afterEach(() => mesh.expectNoLeakedStreams());
   afterAll(() => mesh?.stop(), 30_000);
@@ -82,8 +74,11 @@ describe('recurring tasks through the public API', () => {
     s = await advanceUntilFired(id, firstFire + 12 * MINUTE, 2);
     expect(fireTimes(s)).toEqual({ last: firstFire + 10 * MINUTE, next: firstFire + 15 * MINUTE });
 
-    // A fire time whose task already exists (a restart between submitting and recording) finds it.
-    const { task: early } = await mesh.client.submit({ requestId: `schedule:${id}:${firstFire + 15 * MINUTE}`, payload: { $case: 'batch', batch: {} } });
+    // A fire time whose task already exists (a restart between submitting and recording) finds it. Clients
+    // may not use the schedule: request ids, so the task is made as decision's own fire makes it.
+    const { task: early } = await mesh.decision.scheduler.enqueue(
+      EnqueueRequest.fromPartial({ requestId: `schedule:${id}:${firstFire + 15 * MINUTE}`, tenant: 'contract', spec: task.spec }),
+    );
     s = await advanceUntilFired(id, firstFire + 15 * MINUTE, 3);
     expect(s.lastTaskId).toBe(early!.id);
 
@@ -129,6 +124,34 @@ describe('recurring tasks through the public API', () => {
     await until(async () => ((await mesh.client.listNodes()).nodes.length === 1 ? true : undefined), 10_000, 'the agent to reconnect');
   }, 60_000);
 
+  it('fires once when decision restarts after submitting a fire and before recording it', async () => {
+    const { schedule } = await mesh.client.createSchedule({ cron: '*/5 * * * *', template: { payload: { $case: 'batch', batch: {} } } });
+    const id = schedule!.id;
+    const fireAt = fireTimes(schedule!).next!;
+    const requestId = `schedule:${id}:${fireAt}`;
+    // Every write to the schedules fails: the fire submits its task, then cannot record it (nor that it will try again).
+    const faulty = await mesh.restartDecision({ ...seams, scheduleStore: (engine) => new ScheduleStore(new FaultyEngine(engine, parseFaultSpec('transient=1'))) });
+    clockMs = fireAt;
+    const submitted = await until(async () => faulty.store.byRequestId('contract', requestId), 10_000, 'the fire to submit its task');
+    expect(await until(async () => mesh.client.getSchedule(id), 10_000, 'decision to serve again')).toMatchObject({ fireCount: 0, lastTaskId: '' });
+
+    await mesh.restartDecision();
+    const s = await until(
+      async () => {
+        const now = await mesh.client.getSchedule(id);
+        return now.fireCount > 0 ? now : undefined;
+      },
+      10_000,
+      'the fire to be recorded after the restart',
+    );
+    expect(s).toMatchObject({ fireCount: 1, lastTaskId: submitted.id, lastError: '', pendingFireAt: undefined });
+    expect(fireTimes(s)).toEqual({ last: fireAt, next: fireAt + 5 * MINUTE });
+    const { rows } = await mesh.decision.store.engine.query<{ n: number }>('SELECT count(*)::int AS n FROM tasks WHERE tenant = $1 AND request_id = $2', ['contract', requestId]);
+    expect(rows[0]!.n).toBe(1);
+    await mesh.client.deleteSchedule(id);
+    await until(async () => ((await mesh.client.listNodes()).nodes.length === 1 ? true : undefined), 10_000, 'the agent to reconnect');
+  }, 60_000);
+
   it('refuses bad input with INVALID_ARGUMENT naming the field, and unknown ids with NOT_FOUND', async () => {
     const batch = { payload: { $case: 'batch' as const, batch: {} } };
     const refused = async (request: Parameters<InProcessMesh['client']['createSchedule']>[0]) => {
@@ -151,6 +174,18 @@ describe('recurring tasks through the public API', () => {
     expect(await refused({ cron: '@daily', template: { ...batch, deadline: { seconds: 4_000_000_000, nanos: 0 } } })).toContain('template.deadline: must be empty');
     expect(await refused({ cron: '@daily', template: { ...batch, dependsOn: [UNKNOWN_ID] } })).toContain('template.depends_on: must be empty');
     expect(await refused({ cron: '@daily', template: batch, deadlineAfter: { seconds: -5, nanos: 0 } })).toContain('deadline_after: is negative');
+    expect(await refused({ cron: '@daily', template: { ...batch, deadlinePolicy: DeadlinePolicy.REFUSE_UNMEETABLE } })).toContain(
+      'template.deadline_policy: REFUSE_UNMEETABLE needs a deadline: set deadline_after',
+    );
+
+    // The schedule: request ids name the tasks schedules submit: a client may not take one.
+    for (const submit of [
+      () => mesh.client.submit({ ...batch, requestId: 'schedule:6f1d2c1e-0000-4000-8000-000000000000:1714557900000' }),
+      () => mesh.client.submitWorkflow({ requestId: 'schedule:nightly', steps: [{ name: 'a', task: batch }] }),
+      () => mesh.client.createSchedule({ requestId: 'schedule:nightly', cron: '@daily', template: batch }),
+    ]) {
+      await expect(submit()).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', details: expect.stringMatching(/^request_id: must not start with "schedule:"/) });
+    }
 
     for (const call of [
       () => mesh.client.getSchedule(UNKNOWN_ID),

@@ -104,9 +104,11 @@ export { parseRateLimits, TenantRateLimiter, type RateLimit } from './policy/rat
 export { chooseVictims, preemptionRank, type RunningAttempt, type VictimChoice } from './scheduling/preemption';
 export {
   cronMatchesWallTime,
+  DEFAULT_FIRE_RETRY_POLICY,
   DEFAULT_TIME_ZONE,
   dueFire,
   fireRequestId,
+  fireRetryAt,
   latestFireAtOrBefore,
   MAX_SCHEDULE_DURATION_MS,
   nextFireAfter,
@@ -116,4 +118,5 @@ export {
   zoneOffsetAt,
   type CronExpression,
   type DueFire,
+  type FireRetryTiming,
 } from './recurring';

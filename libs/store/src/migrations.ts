@@ -70,7 +70,9 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: str
   },
   // Recurring tasks: a cron expression in a time zone and the parsed task it
   // submits. next_fire_at is null while paused (state 2); the due index
-  // holds active schedules only.
+  // holds active schedules only. A fire refused for a reason that may pass
+  // keeps its fire time in pending_fire_at while next_fire_at moves on to
+  // when it is tried again, so schedules backing off sort behind the rest.
   {
     version: 3,
     name: 'schedules',
@@ -92,7 +94,9 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: str
         last_fire_at double precision,
         last_task_id uuid,
         last_error text NOT NULL DEFAULT '',
-        fire_count integer NOT NULL DEFAULT 0
+        fire_count integer NOT NULL DEFAULT 0,
+        pending_fire_at double precision,
+        pending_fire_attempts integer NOT NULL DEFAULT 0
       );
       CREATE UNIQUE INDEX schedules_request_id ON schedules (tenant, request_id) WHERE request_id IS NOT NULL;
       CREATE INDEX schedules_due ON schedules (next_fire_at) WHERE state = 1;

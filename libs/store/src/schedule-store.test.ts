@@ -125,6 +125,33 @@ describe.each(engines)('ScheduleStore on %s', (engine) => {
     expect(timestampToMillis(next!.nextFireAt!)).toBe(fireAtMs + 600_000);
   });
 
+  it('keeps a retried fire pending with the time to try it again, which due() sorts by, until a fire record or a pause settles it', async () => {
+    const stuck = newSchedule({ tenant: 'retry', nextFireAtMs: T0 });
+    const other = newSchedule({ tenant: 'retry', nextFireAtMs: T0 + 1 });
+    await store.insert(stuck);
+    await store.insert(other);
+    const retry = { fireAtMs: T0, attempts: 2, error: 'refused: over the limit; trying again', retryAtMs: T0 + 30_000, atMs: T0 + 5 };
+    const pending = await store.recordRetry(stuck.id, retry);
+    expect(pending).toMatchObject({ pendingFireAttempts: 2, lastError: 'refused: over the limit; trying again', fireCount: 0, lastFireAt: undefined });
+    expect(timestampToMillis(pending!.pendingFireAt!)).toBe(T0);
+    expect(timestampToMillis(pending!.nextFireAt!)).toBe(T0 + 30_000);
+    expect(await store.recordRetry(stuck.id, retry)).toEqual(pending);
+    // Backing off, it is no longer the most overdue.
+    const due = (await store.due(T0 + 10, 100)).filter((s) => s.tenant === 'retry');
+    expect(due.map((s) => s.id)).toEqual([other.id]);
+
+    const fired = await store.recordFire(stuck.id, { fireAtMs: T0, taskId: randomUUID(), error: '', nextFireAtMs: T0 + 300_000, atMs: T0 + 30_000 });
+    expect(fired).toMatchObject({ fireCount: 1, lastError: '', pendingFireAt: undefined, pendingFireAttempts: 0 });
+    expect(timestampToMillis(fired!.lastFireAt!)).toBe(T0);
+
+    await store.recordRetry(stuck.id, { ...retry, fireAtMs: T0 + 300_000, attempts: 1, retryAtMs: T0 + 301_000 });
+    const paused = await store.setState(stuck.id, ScheduleState.PAUSED, null, T0 + 302_000, 'paused: no fire time can be computed');
+    expect(paused).toMatchObject({ state: ScheduleState.PAUSED, pendingFireAt: undefined, pendingFireAttempts: 0, lastError: 'paused: no fire time can be computed', fireCount: 1 });
+    expect(await store.recordRetry(stuck.id, retry)).toBeUndefined();
+    // Without a reason, a pause or resume leaves last_error as it was.
+    expect((await store.setState(stuck.id, ScheduleState.ACTIVE, T0 + 600_000, T0 + 303_000))!.lastError).toBe('paused: no fire time can be computed');
+  });
+
   it('deletes', async () => {
     const s = newSchedule();
     await store.insert(s);

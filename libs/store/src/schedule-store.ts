@@ -19,15 +19,26 @@ export interface NewSchedule {
   nextFireAtMs: number | null;
 }
 
-/** What one fire time did: submitted a task, or not (with why). */
+/** What one fire time did: submitted a task, or gave up on it (with why). Settles any pending fire. */
 export interface FireRecord {
   fireAtMs: number;
   /** The task submitted; absent when none was. */
   taskId?: string;
-  /** Why no task was submitted, or why it will be tried again; empty on success. */
+  /** Why no task was submitted; empty on success. */
   error: string;
-  /** The fire time to wait for next (the same one to try it again). */
+  /** The fire time to wait for next. */
   nextFireAtMs: number;
+  atMs: number;
+}
+
+/** A fire time refused for a reason that may pass: kept pending, tried again at `retryAtMs`. */
+export interface FireRetry {
+  fireAtMs: number;
+  /** Failed tries of this fire time so far, this one included. */
+  attempts: number;
+  /** Why it is being tried again. */
+  error: string;
+  retryAtMs: number;
   atMs: number;
 }
 
@@ -56,6 +67,8 @@ interface ScheduleRow {
   last_task_id: string | null;
   last_error: string;
   fire_count: number;
+  pending_fire_at: number | null;
+  pending_fire_attempts: number;
 }
 
 /**
@@ -144,19 +157,25 @@ export class ScheduleStore {
     return at === null || at === undefined ? undefined : Number(at);
   }
 
-  /** Pauses (next fire time null) or resumes (with its next fire time); the schedule after, or undefined when there is none. */
-  async setState(id: string, state: ScheduleState, nextFireAtMs: number | null, atMs: number): Promise<Schedule | undefined> {
+  /**
+   * Pauses (next fire time null) or resumes (with its next fire time),
+   * dropping any pending fire; `lastError`, when given, says why. The
+   * schedule after, or undefined when there is none.
+   */
+  async setState(id: string, state: ScheduleState, nextFireAtMs: number | null, atMs: number, lastError?: string): Promise<Schedule | undefined> {
     const { rows } = await this.engine.query<ScheduleRow>(
-      `UPDATE schedules SET state = $2, next_fire_at = $3, updated_at = $4 WHERE id = $1 RETURNING *`,
-      [id, state, nextFireAtMs, atMs],
+      `UPDATE schedules SET state = $2, next_fire_at = $3, updated_at = $4, last_error = COALESCE($5, last_error),
+         pending_fire_at = NULL, pending_fire_attempts = 0
+       WHERE id = $1 RETURNING *`,
+      [id, state, nextFireAtMs, atMs, lastError ?? null],
     );
     return rows[0] ? rowToSchedule(rows[0]) : undefined;
   }
 
   /**
-   * Records what a fire time did, if the schedule is still active. The fire
-   * count goes up once per fire time that submitted a task, however often
-   * this is written again.
+   * Records what a fire time did, if the schedule is still active, and
+   * settles the pending fire. The fire count goes up once per fire time that
+   * submitted a task, however often this is written again.
    */
   async recordFire(id: string, fire: FireRecord): Promise<Schedule | undefined> {
     const submitted = fire.taskId !== undefined;
@@ -167,10 +186,27 @@ export class ScheduleStore {
          last_task_id = CASE WHEN $6 THEN $3::uuid ELSE last_task_id END,
          last_error = $4,
          next_fire_at = $5,
-         updated_at = $7
+         updated_at = $7,
+         pending_fire_at = NULL,
+         pending_fire_attempts = 0
        WHERE id = $1 AND state = ${ScheduleState.ACTIVE}
        RETURNING *`,
       [id, fire.fireAtMs, fire.taskId ?? null, fire.error, fire.nextFireAtMs, submitted, fire.atMs],
+    );
+    return rows[0] ? rowToSchedule(rows[0]) : undefined;
+  }
+
+  /**
+   * Keeps a fire time pending, to be tried again at `retryAtMs` (which is
+   * also when due() next finds the schedule), if the schedule is still
+   * active. Written again, it changes nothing more.
+   */
+  async recordRetry(id: string, retry: FireRetry): Promise<Schedule | undefined> {
+    const { rows } = await this.engine.query<ScheduleRow>(
+      `UPDATE schedules SET pending_fire_at = $2, pending_fire_attempts = $3, last_error = $4, next_fire_at = $5, updated_at = $6
+       WHERE id = $1 AND state = ${ScheduleState.ACTIVE}
+       RETURNING *`,
+      [id, retry.fireAtMs, retry.attempts, retry.error, retry.retryAtMs, retry.atMs],
     );
     return rows[0] ? rowToSchedule(rows[0]) : undefined;
   }
@@ -203,5 +239,7 @@ function rowToSchedule(r: ScheduleRow): Schedule {
     lastTaskId: r.last_task_id ?? '',
     lastError: r.last_error,
     fireCount: Number(r.fire_count),
+    pendingFireAt: time(r.pending_fire_at),
+    pendingFireAttempts: Number(r.pending_fire_attempts),
   });
 }

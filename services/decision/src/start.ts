@@ -1,6 +1,6 @@
 import { applyPolicyUpdate, DEFAULT_MODEL_CATALOG, DEFAULT_POLICY, Fleet, heartbeatIntervalMs, parseExperiment, toDuration, type Clock, type PolicyExperiment } from '@autoglm/core';
 import { DecisionScheduleServiceService } from '@autoglm/proto';
-import { parseFaultSpec, ScheduleStore, TaskStore } from '@autoglm/store';
+import { parseFaultSpec, ScheduleStore, TaskStore, type SqlEngine } from '@autoglm/store';
 import { createLogger, GrpcServer, type Logger, type RunningService } from '@autoglm/runtime';
 import type { DecisionConfig } from './config';
 import { decisionHandlers } from './decision-service';
@@ -27,6 +27,8 @@ export interface StartDecisionOptions {
   scheduleClock?: Clock;
   /** How often due schedules are looked for, ms. @default 1000 */
   schedulePollMs?: number;
+  /** The schedules' store over the task store's engine (a test injects faults into it). @default new ScheduleStore(engine) */
+  scheduleStore?: (engine: SqlEngine) => ScheduleStore;
 }
 
 /** Opens the store, rebuilds the queue, and serves DecisionService. */
@@ -72,7 +74,7 @@ export async function startDecision(
   logger.info({ ...recovered, incarnation, ms: Date.now() - started, engine: store.engine.kind }, 'queue rebuilt from the store');
 
   const recurring = new RecurringTasks({
-    schedules: new ScheduleStore(store.engine),
+    schedules: options.scheduleStore ? options.scheduleStore(store.engine) : new ScheduleStore(store.engine),
     enqueue: (request) => scheduler.enqueue(request),
     logger,
     clock: options.scheduleClock,

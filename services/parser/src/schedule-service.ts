@@ -1,10 +1,11 @@
 import { type DecisionScheduleServiceClient, type ScheduleServiceService } from '@autoglm/proto';
 import { parseScheduleRequest } from '@autoglm/core';
 import { callUnary, type ServiceHandlers } from '@autoglm/runtime';
+import { admitRate } from './admit-rate';
 import type { ParserDeps } from './task-service';
 import { tenantOf } from './tenant';
 
-export interface ScheduleDeps extends Pick<ParserDeps, 'parseContext' | 'decisionTimeoutMs'> {
+export interface ScheduleDeps extends Pick<ParserDeps, 'parseContext' | 'decisionTimeoutMs' | 'rateLimiter'> {
   /** Decision's side of recurring tasks. */
   schedules: DecisionScheduleServiceClient;
 }
@@ -19,6 +20,8 @@ export function scheduleHandlers(deps: ScheduleDeps): ServiceHandlers<typeof Sch
   return {
     createSchedule: async (req, ctx) => {
       const stored = parseScheduleRequest({ ...req, tenant: tenantOf(req.tenant || req.template?.tenant || '', ctx.metadata) }, deps.parseContext());
+      // A schedule makes work at every fire time: creating one takes a token as a submission does.
+      admitRate(deps.rateLimiter, stored.tenant);
       return callUnary(schedules.storeSchedule.bind(schedules), stored, opts(ctx.signal));
     },
     getSchedule: async (req, ctx) => callUnary(schedules.getSchedule.bind(schedules), req, opts(ctx.signal)),

@@ -9,15 +9,16 @@ import {
   type Event,
   type ExecutorServiceClient,
 } from '@autoglm/proto';
-import { parseInferStart, parseSubmission, parseWorkflow, ResourceExhaustedError, type ParseContext, type TenantRateLimiter } from '@autoglm/core';
+import { parseInferStart, parseSubmission, parseWorkflow, type ParseContext, type TenantRateLimiter } from '@autoglm/core';
 import { callUnary, type ServiceHandlers } from '@autoglm/runtime';
+import { admitRate } from './admit-rate';
 import type { EnqueueBatcher } from './enqueue-batcher';
 import { relayInfer } from './infer-relay';
 import { tenantOf } from './tenant';
 
 export interface ParserDeps {
   decision: DecisionServiceClient;
-  /** Per-tenant submission rate limits (SubmitTask and Infer starts). */
+  /** Per-tenant submission rate limits (SubmitTask, SubmitWorkflow, Infer starts, CreateSchedule). */
   rateLimiter?: TenantRateLimiter;
   enqueue: EnqueueBatcher;
   executorAt(address: string): ExecutorServiceClient;
@@ -97,11 +98,4 @@ export function clusterHandlers(deps: ParserDeps): ServiceHandlers<typeof Cluste
     listNodes: async (req, ctx) => callUnary(decision.listNodes.bind(decision), req, { deadlineMs: deps.decisionTimeoutMs, signal: ctx.signal }),
     getQueueStats: async (req, ctx) => callUnary(decision.getQueueStats.bind(decision), req, { deadlineMs: deps.decisionTimeoutMs, signal: ctx.signal }),
   };
-}
-
-/** Takes a token from the tenant's bucket, or refuses with RESOURCE_EXHAUSTED and when to retry. */
-function admitRate(limiter: TenantRateLimiter | undefined, tenant: string, submissions = 1): void {
-  const waitMs = limiter?.take(tenant, Date.now(), submissions) ?? 0;
-  if (waitMs === 0) return;
-  throw new ResourceExhaustedError(`tenant ${tenant} is over its submission rate limit; retry after ${Math.ceil(waitMs)} ms`, waitMs);
 }

@@ -227,6 +227,7 @@ describe('parseSubmission: common fields', () => {
     expect(rejection(() => parseSubmission(withRequest({ tenant: '' }), CTX)).field).toBe('tenant');
     expect(rejection(() => parseSubmission(withRequest({ tenant: 'a/b' }), CTX)).field).toBe('tenant');
     expect(rejection(() => parseSubmission(withRequest({ requestId: 'x'.repeat(129) }), CTX)).field).toBe('request_id');
+    expect(rejection(() => parseSubmission(withRequest({ requestId: 'schedule:x:1' }), CTX)).message).toMatch(/^request_id: must not start with "schedule:"/);
   });
 
   it('rejects a request without a payload', () => {
@@ -286,6 +287,10 @@ describe('parseInferStart', () => {
     tenant: 'team-a',
     model: 'glm-4-9b-chat',
     input: { messages: [{ role: 'user', content: 'hi' }], params: { maxTokens: 128 } },
+  });
+
+  it('refuses a request id in the schedule: namespace', () => {
+    expect(rejection(() => parseInferStart({ ...start, requestId: 'schedule:x:1' }, CTX)).field).toBe('request_id');
   });
 
   it('makes an interactive, urgent inference spec', () => {

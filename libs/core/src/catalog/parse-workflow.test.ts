@@ -43,6 +43,7 @@ describe('parseWorkflow', () => {
     expect(rejection(() => parseWorkflow(workflow([step('has space')]), CTX)).field).toBe('steps[0].name');
     expect(rejection(() => parseWorkflow(workflow([]), CTX)).field).toBe('steps');
     expect(rejection(() => parseWorkflow(workflow([step('a', [], { ...job, tenant: 'other' })]), CTX)).field).toBe('steps[0].task.tenant');
+    expect(rejection(() => parseWorkflow({ ...workflow([step('a')]), requestId: 'schedule:x:1' }, CTX)).field).toBe('request_id');
   });
 
   it('names the step when its task is bad', () => {

@@ -49,6 +49,16 @@ describe('parseRequestId', () => {
     expect(rejection(() => parseRequestId('r'.repeat(129))).message).toBe('request_id: is 129 characters; at most 128');
     expect(rejection(() => parseRequestId('job\u00001')).message).toBe('request_id: must not contain NUL characters');
   });
+
+  it('refuses the schedule: prefix, which names the tasks schedules submit', () => {
+    const err = rejection(() => parseRequestId('schedule:6f1d2c1e-0000-4000-8000-000000000000:1714557900000'));
+    expect(err.field).toBe('request_id');
+    expect(err.message).toBe(
+      'request_id: must not start with "schedule:": it is reserved for the tasks schedules submit (schedule:<schedule id>:<fire time ms>); choose another',
+    );
+    expect(parseRequestId('my-schedule:1')).toBe('my-schedule:1');
+    expect(parseRequestId('Schedule-1')).toBe('Schedule-1');
+  });
 });
 
 describe('parsePriorityClass', () => {

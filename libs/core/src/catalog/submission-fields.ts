@@ -6,6 +6,7 @@
 import type { Duration, Timestamp } from '@autoglm/proto';
 import { DeadlinePolicy, PriorityClass } from '@autoglm/proto';
 import { InvalidArgumentError } from '../errors';
+import { SCHEDULE_REQUEST_ID_PREFIX } from '../recurring/catch-up';
 
 const TENANT_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
 const MAX_REQUEST_ID_CHARS = 128;
@@ -53,6 +54,10 @@ export function parseRequestId(requestId: string): string {
     throw new InvalidArgumentError('request_id', `is ${chars} characters; at most ${MAX_REQUEST_ID_CHARS}`);
   }
   if (requestId.includes('\u0000')) throw new InvalidArgumentError('request_id', 'must not contain NUL characters');
+  // Reserved: a client task under a fire's request id would be taken for that fire's task.
+  if (requestId.startsWith(SCHEDULE_REQUEST_ID_PREFIX)) {
+    throw new InvalidArgumentError('request_id', `must not start with "${SCHEDULE_REQUEST_ID_PREFIX}": it is reserved for the tasks schedules submit (${SCHEDULE_REQUEST_ID_PREFIX}<schedule id>:<fire time ms>); choose another`);
+  }
   return requestId;
 }
 

@@ -37,7 +37,10 @@ export function dueFire(cron: CronExpression, timeZone: string, nextFireAtMs: nu
   };
 }
 
+/** Starts the request id of every task a schedule submits; clients may not use it (see parseRequestId). */
+export const SCHEDULE_REQUEST_ID_PREFIX = 'schedule:';
+
 /** The request id of the task a schedule submits for one fire time: the same on every retry and after a restart. */
 export function fireRequestId(scheduleId: string, fireAtMs: number): string {
-  return `schedule:${scheduleId}:${Math.round(fireAtMs)}`;
+  return `${SCHEDULE_REQUEST_ID_PREFIX}${scheduleId}:${Math.round(fireAtMs)}`;
 }

@@ -69,6 +69,8 @@ describe('parseScheduleRequest', () => {
     ['a template of another tenant', { template: { tenant: 'team-b', payload: { $case: 'batch', batch: {} } } }, 'template.tenant', 'differs from the schedule\'s tenant "team-a"'],
     ['a template request id', { template: { requestId: 'x', payload: { $case: 'batch', batch: {} } } }, 'template.request_id', 'schedule:<id>:<fire time ms>'],
     ['a fixed deadline', { template: { deadline: { seconds: 1_900_000_000, nanos: 0 }, payload: { $case: 'batch', batch: {} } } }, 'template.deadline', 'set deadline_after'],
+    ['REFUSE_UNMEETABLE without deadline_after', { template: { deadlinePolicy: DeadlinePolicy.REFUSE_UNMEETABLE, payload: { $case: 'batch', batch: {} } } }, 'template.deadline_policy', 'needs a deadline: set deadline_after (e.g. 10m)'],
+    ['a reserved request id', { requestId: 'schedule:nightly' }, 'request_id', 'must not start with "schedule:"'],
     ['dependencies', { template: { dependsOn: ['123e4567-e89b-12d3-a456-426614174000'], payload: { $case: 'batch', batch: {} } } }, 'template.depends_on', 'must be empty'],
     ['an unknown model', { template: { model: 'gpt-5', payload: { $case: 'inference', inference: { prompt: 'hi' } } } }, 'template.model', '"gpt-5" is not in the catalog'],
     ['no payload', { template: { model: 'glm-4-9b' } }, 'template.payload', 'required'],

@@ -4,7 +4,7 @@
  * parsed by parseSubmission, as SubmitTask parses a task, with its errors
  * named under `template.`.
  */
-import type { CreateScheduleRequest, Duration, StoreScheduleRequest } from '@autoglm/proto';
+import { DeadlinePolicy, type CreateScheduleRequest, type Duration, type StoreScheduleRequest } from '@autoglm/proto';
 import { parseSubmission, type ParseContext } from '../catalog/parse-submission';
 import { parseRequestId, parseTenant } from '../catalog/submission-fields';
 import { InvalidArgumentError } from '../errors';
@@ -40,6 +40,13 @@ export function parseScheduleRequest(request: CreateScheduleRequest, ctx: ParseC
   }
   if (template.deadline !== undefined) {
     throw new InvalidArgumentError('template.deadline', 'must be empty: a fixed deadline would pass after the first fire; set deadline_after (e.g. 10m) to give each task a deadline after its fire time');
+  }
+  // parseSubmission would say "set deadline", which a template may not: each fire's deadline comes from deadline_after.
+  if (template.deadlinePolicy === DeadlinePolicy.REFUSE_UNMEETABLE && deadlineAfterMs === 0) {
+    throw new InvalidArgumentError(
+      'template.deadline_policy',
+      'REFUSE_UNMEETABLE needs a deadline: set deadline_after (e.g. 10m) to give each fire\'s task a deadline after its fire time, or leave deadline_policy unset',
+    );
   }
   if (template.dependsOn.length > 0) {
     throw new InvalidArgumentError('template.depends_on', 'must be empty: every fire would wait on the same tasks; submit a workflow from a job the schedule runs instead');

@@ -75,20 +75,33 @@ export interface Schedule {
   updatedAt:
     | Timestamp
     | undefined;
-  /** When it fires next; unset while paused. */
+  /** When it fires next, or tries pending_fire_at again; unset while paused. */
   nextFireAt:
     | Timestamp
     | undefined;
-  /** The fire time of the last task it submitted (or tried to). */
+  /** The fire time of the last task it submitted (or gave up submitting). */
   lastFireAt:
     | Timestamp
     | undefined;
   /** The task it submitted last. */
   lastTaskId: string;
-  /** Why the last fire time did not submit a task; empty when it did. */
+  /**
+   * Why the last fire time did not submit a task, or why pending_fire_at is
+   * being tried again; empty when the last fire submitted its task.
+   */
   lastError: string;
   /** Tasks it has submitted. */
   fireCount: number;
+  /**
+   * A fire time whose task was refused for a reason that may pass (the
+   * store unreachable, a rate limit): tried again at next_fire_at under the
+   * same request id, until a later fire time supersedes it. Unset when none.
+   */
+  pendingFireAt:
+    | Timestamp
+    | undefined;
+  /** How many tries of pending_fire_at have failed; 0 when none is pending. */
+  pendingFireAttempts: number;
 }
 
 /** CreateSchedule's request. */
@@ -238,6 +251,8 @@ function createBaseSchedule(): Schedule {
     lastTaskId: "",
     lastError: "",
     fireCount: 0,
+    pendingFireAt: undefined,
+    pendingFireAttempts: 0,
   };
 }
 
@@ -293,6 +308,12 @@ export const Schedule: MessageFns<Schedule> = {
     }
     if (message.fireCount !== 0) {
       writer.uint32(136).uint64(message.fireCount);
+    }
+    if (message.pendingFireAt !== undefined) {
+      Timestamp.encode(message.pendingFireAt, writer.uint32(146).fork()).join();
+    }
+    if (message.pendingFireAttempts !== 0) {
+      writer.uint32(152).uint32(message.pendingFireAttempts);
     }
     return writer;
   },
@@ -446,6 +467,22 @@ export const Schedule: MessageFns<Schedule> = {
             message.fireCount = longToNumber(reader.uint64());
             continue;
           }
+          case 18: {
+            if (tag !== 146) {
+              break;
+            }
+
+            message.pendingFireAt = Timestamp.decode(reader, reader.uint32());
+            continue;
+          }
+          case 19: {
+            if (tag !== 152) {
+              break;
+            }
+
+            message.pendingFireAttempts = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -492,6 +529,10 @@ export const Schedule: MessageFns<Schedule> = {
     message.lastTaskId = object.lastTaskId ?? "";
     message.lastError = object.lastError ?? "";
     message.fireCount = object.fireCount ?? 0;
+    message.pendingFireAt = (object.pendingFireAt !== undefined && object.pendingFireAt !== null)
+      ? Timestamp.fromPartial(object.pendingFireAt)
+      : undefined;
+    message.pendingFireAttempts = object.pendingFireAttempts ?? 0;
     return message;
   },
 };
