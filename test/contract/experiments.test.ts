@@ -27,7 +27,7 @@ describe('policy experiments through the public API', () => {
     await mesh?.stop();
   }, 30_000);
 
-  it('puts each tenant in a variant by CRC32, records it on the task, weighs it by the variant and reports per variant', async () => {
+  it('puts each tenant in a variant by CRC32, records it on the task and reports per variant', async () => {
     const experiment = parseExperiment(EXPERIMENT)!;
     // One tenant in each variant, found the way decision finds them.
     const tenants = ['t-0', 't-1', 't-2', 't-3', 't-4', 't-5', 't-6', 't-7'];

@@ -116,10 +116,22 @@ describe('workflows through the public API', () => {
     expect(cycle.code).toBe('INVALID_ARGUMENT');
     expect(cycle.message).toBe('steps[0].after[0]: the steps form a cycle: a -> b -> c -> a (each waits for the next); remove one of these dependencies');
     expect((await refused({ steps: [step('a', ['nope'])] })).message).toMatch(/steps\[0\]\.after\[0\]: "nope" is not a step of this workflow/);
-    const unknown = await refused({ steps: [step('a', []), { name: 'b', after: ['a'], task: { ...job(1), dependsOn: ['123e4567-e89b-12d3-a456-426614174000'] } }] });
+    // Listed before the step it waits for: the error still names it as the client numbered it.
+    const unknown = await refused({ steps: [{ name: 'b', after: ['a'], task: { ...job(1), dependsOn: ['123e4567-e89b-12d3-a456-426614174000'] } }, step('a', [])] });
     expect(unknown.code).toBe('INVALID_ARGUMENT');
-    expect(unknown.message).toMatch(/steps\[1\]\.task\.depends_on\[0\]: task 123e4567-e89b-12d3-a456-426614174000 does not exist/);
+    expect(unknown.message).toMatch(/^steps\[0\]\.task\.depends_on\[0\]: task 123e4567-e89b-12d3-a456-426614174000 does not exist/);
     expect(await count()).toBe(before);
+  });
+
+  it('refuses a different workflow under a request id already used, writing nothing', async () => {
+    const first = await mesh.client.submitWorkflow({ requestId: 'reused', steps: [step('a', []), step('b', ['a'])] });
+    const before = await count();
+    const e = await mesh.client.submitWorkflow({ requestId: 'reused', steps: [step('a', []), step('c', ['a'])] }).catch((err: unknown) => err as AutoglmError);
+    expect(e).toMatchObject({ code: 'ALREADY_EXISTS' });
+    expect((e as AutoglmError).message).toBe('request_id: "reused" was used for a workflow without a step "c"; send this workflow under a new request_id');
+    expect(await count()).toBe(before);
+    const again = await mesh.client.submitWorkflow({ requestId: 'reused', steps: [step('a', []), step('b', ['a'])] });
+    expect(again.tasks.map((t) => t.id)).toEqual(first.tasks.map((t) => t.id));
   });
 
   it('is submitted from a JSON file by `autoglm workflow`', async () => {

@@ -47,6 +47,13 @@ export class NotFoundError extends DomainError {
   }
 }
 
+/** What the request would create exists already, differently (a reused idempotency key). */
+export class AlreadyExistsError extends DomainError {
+  constructor(message: string) {
+    super('ALREADY_EXISTS', message);
+  }
+}
+
 /** The request is valid but the system is not in a state to do it. */
 export class FailedPreconditionError extends DomainError {
   constructor(message: string) {

@@ -4,6 +4,7 @@ export {
   FailedPreconditionError,
   InvalidArgumentError,
   NotFoundError,
+  AlreadyExistsError,
   ResourceExhaustedError,
   UnavailableError,
   type ErrorCode,

@@ -189,6 +189,13 @@ export class TaskStore {
     return rows[0] ? rowToTask(rows[0]) : undefined;
   }
 
+  /** The tenant's tasks stored under any of these request ids. */
+  async byRequestIds(tenant: string, requestIds: string[]): Promise<Task[]> {
+    if (requestIds.length === 0) return [];
+    const { rows } = await this.engine.query<Row>(`SELECT * FROM tasks WHERE tenant = $1 AND request_id = ANY($2::text[])`, [tenant, requestIds]);
+    return rows.map(rowToTask);
+  }
+
   /** States of the given ids that exist. */
   async states(ids: string[]): Promise<Map<string, TaskState>> {
     if (ids.length === 0) return new Map();

@@ -40,6 +40,7 @@ import {
   FairShare,
   DEFAULT_RETRY_POLICY,
   FailedPreconditionError,
+  AlreadyExistsError,
   Fleet,
   InvalidArgumentError,
   isFinal,
@@ -130,8 +131,10 @@ interface HeldLease {
 
 interface Live {
   task: Task;
-  /** When it last became runnable (for age and queue time). */
+  /** When it became runnable (for age; a preempted task keeps it). */
   readySinceMs: number;
+  /** When it last went back to the queue, for its reported queue time (readySinceMs when unset). */
+  queuedAtMs?: number;
   lease?: HeldLease;
   /** A failed attempt waiting out its backoff before the next. */
   retryTimer?: NodeJS.Timeout;
@@ -353,20 +356,26 @@ export class Scheduler {
    */
   async enqueueWorkflow(req: EnqueueWorkflowRequest): Promise<{ tasks: Task[]; created: boolean }> {
     if (req.steps.length === 0) throw new InvalidArgumentError('steps', 'required: a workflow has at least one step');
+    if (req.requestId) {
+      const again = await this.workflowSentBefore(req);
+      if (again) return { tasks: again, created: false };
+    }
     const ids: string[] = [];
     const items: Array<{ task: Task; event: StoredEvent; unmet: Set<string> }> = [];
     for (const [i, step] of req.steps.entries()) {
-      if (!step.spec) throw new InvalidArgumentError(`steps[${i}].spec`, 'is required');
-      const unmet = await this.unmetDependencies(step.spec.dependsOn, `steps[${i}].task.depends_on`);
+      // Errors name the step as the client numbered it.
+      const at = `steps[${step.requestIndex}]`;
+      if (!step.spec) throw new InvalidArgumentError(`${at}.task`, 'is required');
+      const unmet = await this.unmetDependencies(step.spec.dependsOn, `${at}.task.depends_on`);
       const local = step.after.map((k, j) => {
-        if (!Number.isInteger(k) || k >= i) throw new InvalidArgumentError(`steps[${i}].after[${j}]`, `${k} is not an earlier step: steps must come after the steps they wait for`);
+        if (!Number.isInteger(k) || k >= i) throw new InvalidArgumentError(`${at}.after[${j}]`, `${k} is not an earlier step: steps must come after the steps they wait for`);
         return ids[k]!;
       });
       for (const id of local) unmet.add(id);
       const spec = { ...step.spec, dependsOn: [...step.spec.dependsOn, ...local] };
       const requestId = req.requestId ? `${req.requestId}/${step.name}` : '';
-      if (isSheddable(spec.priority)) await this.shedIfOverloaded(req.tenant, requestId, spec, `steps[${i}].task`);
-      await this.refuseUnmeetable(req.tenant, requestId, spec, unmet.size > 0, `steps[${i}].task`);
+      if (isSheddable(spec.priority)) await this.shedIfOverloaded(req.tenant, requestId, spec, `${at}.task`);
+      await this.refuseUnmeetable(req.tenant, requestId, spec, unmet.size > 0, `${at}.task`);
       const { task, event } = this.newTask(requestId, req.tenant, spec, unmet);
       ids.push(task.id);
       items.push({ task, event, unmet });
@@ -379,12 +388,41 @@ export class Scheduler {
       this.submissionInDoubt(items.map((item) => item.task), traceContext, err);
       throw err;
     }
+    if (submitted.some((r) => r.created) && submitted.some((r) => !r.created)) {
+      // Only a concurrent submission of another workflow under the same request id gets here.
+      this.logger.error({ requestId: req.requestId, tenant: req.tenant }, 'workflow steps partly existed already: two different workflows were sent under one request id at once');
+    }
     const tasks: Task[] = [];
     // In order: a step's dependencies are registered before it looks for them.
     for (const [i, result] of submitted.entries()) {
       tasks.push((await this.accepted(result, items[i]!.event, items[i]!.unmet, traceContext)).task);
     }
     return { tasks, created: submitted.some((r) => r.created) };
+  }
+
+  /**
+   * A workflow whose request id was used before: the same workflow sent
+   * again gets its tasks (queued as they were); a different one is refused
+   * before anything is written, since a mix would leave new steps waiting on
+   * steps that were never created.
+   */
+  private async workflowSentBefore(req: EnqueueWorkflowRequest): Promise<Task[] | undefined> {
+    const requestIds = req.steps.map((step) => `${req.requestId}/${step.name}`);
+    const found = new Map((await this.store.byRequestIds(req.tenant, requestIds)).map((t) => [t.requestId, t]));
+    if (found.size === 0) return undefined;
+    const missing = req.steps.find((_, i) => !found.has(requestIds[i]!));
+    if (missing) {
+      throw new AlreadyExistsError(
+        `request_id: "${req.requestId}" was used for a workflow without a step "${missing.name}"; send this workflow under a new request_id`,
+      );
+    }
+    const tasks: Task[] = [];
+    for (const requestId of requestIds) {
+      const task = found.get(requestId)!;
+      const event: StoredEvent = { sequence: task.sequence, state: task.state, previousState: S.UNSPECIFIED, atMs: this.clock(), reason: '' };
+      tasks.push((await this.accepted({ task, created: false }, event, new Set(), undefined)).task);
+    }
+    return tasks;
   }
 
   /**
@@ -601,6 +639,8 @@ export class Scheduler {
     const holds = new Map(register.running.map((l) => [l.taskId, l]));
     const kept: Live[] = [];
     const dropped: Live[] = [];
+    /** Attempts placed because they had waited past the age bound: still never preempted once counted again. */
+    const guaranteed = new Set<string>();
     for (const taskId of previous?.leased ?? []) {
       const entry = this.live.get(taskId);
       if (!entry?.lease) continue;
@@ -611,6 +651,7 @@ export class Scheduler {
       // The fleet's view of the node is rebuilt below, without the old reservations;
       // the tenants' usage too (what is kept is counted again with its new reservation).
       entry.lease.reservation = undefined;
+      if (this.dispatcher.runningAttempt(taskId)?.guaranteed) guaranteed.add(taskId);
       this.dispatcher.release(taskId, this.clock());
     }
     this.fleet.upsert({
@@ -639,6 +680,7 @@ export class Scheduler {
         preemptible: spec.preemptible,
         rank: preemptionRank(spec.priorityClass, spec.priority),
         startedAtMs: entry.task.startedAt ? timestampToMillis(entry.task.startedAt) : this.clock(),
+        guaranteed: guaranteed.has(entry.task.id),
       });
       info.leased.add(entry.task.id);
       keptIds.add(entry.task.id);
@@ -1228,7 +1270,7 @@ export class Scheduler {
   private async assign(entry: Live, reservation: Reservation): Promise<void> {
     const now = this.clock();
     const epoch = this.incarnation * EPOCHS_PER_INCARNATION + ++this.leaseCounter;
-    const queueTimeMs = now - entry.readySinceMs;
+    const queueTimeMs = now - (entry.queuedAtMs ?? entry.readySinceMs);
     // First attempts only: a requeued task's time includes its earlier runs.
     if (entry.task.attempt === 1) {
       this.waits.observe(entry.task.spec!.priorityClass, queueTimeMs);
@@ -1314,7 +1356,9 @@ export class Scheduler {
     if (this.live.get(entry.task.id) !== entry || (from !== S.FAILED && from !== S.LOST && from !== S.PREEMPTED)) return;
     const attempt = entry.task.attempt;
     // A preempted task keeps its age: it was runnable all along, and the age bound is its guarantee.
+    // Its queue time (reported) counts from now all the same.
     if (from !== S.PREEMPTED) entry.readySinceMs = this.clock();
+    entry.queuedAtMs = this.clock();
     await this.transition(entry, S.QUEUED, `attempt ${attempt + 1} after: ${reason}`, { attempt: attempt + 1, nodeId: '', gpuIndices: [] });
     this.enqueueReady(entry);
   }

@@ -68,7 +68,7 @@ export function parseWorkflow(request: SubmitWorkflowRequest, ctx: ParseContext)
     } catch (err) {
       throw err instanceof InvalidArgumentError ? new InvalidArgumentError(`steps[${k}].task.${err.field}`, err.message.slice(err.field.length + 2)) : err;
     }
-    return { name: step.name, spec, after: after[k]!.map((d) => position.get(d)!) };
+    return { name: step.name, spec, after: after[k]!.map((d) => position.get(d)!), requestIndex: k };
   });
   return { requestId, tenant, steps, requestIndex: order };
 }

@@ -16,12 +16,16 @@ describe('TenantRateLimiter', () => {
     for (let i = 0; i < 1000; i++) expect(limiter.take('free', 0)).toBe(0);
   });
 
-  it('charges a workflow a token per step, and one larger than the burst a full bucket', () => {
+  it('charges a workflow a token per step; one larger than the burst goes from a full bucket and leaves a debt', () => {
     const limiter = new TenantRateLimiter(() => ({ rate: 10, burst: 5 }));
     expect(limiter.take('a', 0, 3)).toBe(0);
     expect(limiter.take('a', 0, 3)).toBe(100);
+    // Not full yet: wait until it is (3 tokens at 10/s).
+    expect(limiter.take('a', 0, 50)).toBe(300);
     expect(limiter.take('a', 1000, 50)).toBe(0);
-    expect(limiter.take('a', 1000, 1)).toBe(100);
+    // 45 tokens owed: the next submission waits 4.6 s, as 50 single ones would have.
+    expect(limiter.take('a', 1000, 1)).toBe(4600);
+    expect(limiter.take('a', 5600, 1)).toBe(0);
   });
 
   it('never banks more than the burst, however long a tenant was idle', () => {

@@ -29,13 +29,13 @@ export class TenantRateLimiter {
 
   /**
    * Takes `n` tokens for the tenant (a workflow of n steps): 0 when allowed,
-   * else the milliseconds until they would be. More than the burst takes a
-   * full bucket.
+   * else the milliseconds until they would be. More than the burst is
+   * allowed from a full bucket and leaves it in debt, which later
+   * submissions wait out: a big workflow costs what its steps would.
    */
   take(tenant: string, nowMs: number, n = 1): number {
     const limit = this.limitOf(tenant);
     if (!limit) return 0;
-    n = Math.min(n, limit.burst);
     this.sweep(nowMs);
     let b = this.buckets.get(tenant);
     if (!b) {
@@ -44,11 +44,12 @@ export class TenantRateLimiter {
     }
     b.tokens = Math.min(limit.burst, b.tokens + (Math.max(0, nowMs - b.atMs) / 1000) * limit.rate);
     b.atMs = nowMs;
-    if (b.tokens >= n) {
+    const need = Math.min(n, limit.burst);
+    if (b.tokens >= need) {
       b.tokens -= n;
       return 0;
     }
-    return Math.ceil(((n - b.tokens) / limit.rate) * 1000);
+    return Math.ceil(((need - b.tokens) / limit.rate) * 1000);
   }
 
   /** Forgets buckets that have refilled (a new one starts full, so nothing changes): memory stays bounded by active tenants. */

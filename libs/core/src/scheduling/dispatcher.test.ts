@@ -184,6 +184,60 @@ describe('Dispatcher', () => {
     expect([...c.started.keys()].sort()).toEqual(['capped-0', 'other-0', 'other-1', 'other-2']);
   });
 
+  it('banks no credit for an overdue task that cannot be placed, so it cannot later let overdue work take everything', () => {
+    const fleet = new Fleet({ maxGpuUtilization: 1, maxGpuMemoryFraction: 1, staleTelemetryMs: Infinity, mode: 'spread', tieBreakMargin: 0 }, () => 0, () => 0);
+    fleet.upsert({ nodeId: 'n0', address: '', models: ['*'], maxTasksPerGpu: 1, gpus: Array.from({ length: 16 }, (_, i) => ({ index: i, memoryTotalBytes: 80 * GiB })) });
+    const demands = new Map<string, Demand>();
+    const policy: Policy = { ...DEFAULT_POLICY, maxAgeMs: MIN, overdueShare: 0.1 };
+    const d = new Dispatcher({ fleet, fairShare: new FairShare([], { halfLifeMs: MIN }), policy, nowMs: 0, demandOf: (id) => demands.get(id) });
+    d.fleetChanged(0);
+    const add = (id: string, demand: Demand, readySinceMs: number, priorityClass = PriorityClass.NORMAL) => {
+      demands.set(id, demand);
+      d.enqueue({ id, tenant: 't', priorityClass, priority: 0, readySinceMs, predictedRunMs: 1000 }, readySinceMs);
+    };
+    // Overdue, and too large for the only node: it will never be placed.
+    add('stuck', { ...small, gpuCount: 32 }, 0);
+    let now = 2 * MIN;
+    for (let i = 0; i < 1000; i++) {
+      add(`n-${i}`, small, now);
+      for (const p of d.dispatch(now)) {
+        fleet.release(p.reservation);
+        d.release(p.task.id, now);
+      }
+      now += 1;
+    }
+    // Now sixteen small overdue tasks and sixteen urgent ones want the sixteen GPUs.
+    for (let i = 0; i < 16; i++) add(`old-${i}`, small, 0);
+    for (let i = 0; i < 16; i++) add(`urgent-${i}`, small, now, PriorityClass.URGENT);
+    const first = d.dispatch(now).map((p) => p.task.id);
+    expect(first.filter((id) => id.startsWith('urgent-')).length).toBeGreaterThanOrEqual(14);
+  });
+
+  it('gives overdue work capacity the tasks tried could not use, even without credit', () => {
+    const fleet = new Fleet({ maxGpuUtilization: 1, maxGpuMemoryFraction: 1, staleTelemetryMs: Infinity, mode: 'spread', tieBreakMargin: 0 }, () => 0, () => 0);
+    fleet.upsert({ nodeId: 'x', address: '', models: ['model-x'], maxTasksPerGpu: 1, gpus: [{ index: 0, memoryTotalBytes: 80 * GiB }] });
+    const demands = new Map<string, Demand>();
+    const d = new Dispatcher({ fleet, fairShare: new FairShare([], { halfLifeMs: MIN }), policy: { ...DEFAULT_POLICY, maxAgeMs: MIN }, nowMs: 0, demandOf: (id) => demands.get(id) });
+    d.fleetChanged(0);
+    // 70 tasks for a model no node serves, ahead in priority; one overdue task that fits.
+    for (let i = 0; i < 70; i++) {
+      demands.set(`y-${i}`, { ...small, model: 'model-y' });
+      d.enqueue({ id: `y-${i}`, tenant: 't', priorityClass: PriorityClass.URGENT, priority: 0, readySinceMs: 2 * MIN }, 2 * MIN);
+    }
+    demands.set('old-x', { ...small, model: 'model-x' });
+    d.enqueue({ id: 'old-x', tenant: 't', priorityClass: PriorityClass.BACKGROUND, priority: 0, readySinceMs: 0 }, 2 * MIN);
+    expect(d.dispatch(2 * MIN).map((p) => p.task.id)).toEqual(['old-x']);
+  });
+
+  it("tries a capped tenant's small tasks behind its large quota-blocked ones", () => {
+    const tenants: TenantConfig[] = [{ name: 'capped', quota: { gpus: { nominal: 4, borrowingLimit: 0 } } }];
+    const c = new Cluster(1, 8, DEFAULT_POLICY, tenants);
+    for (let i = 0; i < 4; i++) c.submit(simTask({ id: `big-${i}`, tenant: 'capped', priorityClass: PriorityClass.URGENT, demand: { ...small, gpuCount: 5 } }));
+    for (let i = 0; i < 2; i++) c.submit(simTask({ id: `small-${i}`, tenant: 'capped' }));
+    c.runUntil(0);
+    expect([...c.started.keys()].sort()).toEqual(['small-0', 'small-1']);
+  });
+
   it('never lets a task wait past the age bound by more than the overdue share allows, under a stream of higher-priority work', () => {
     fc.assert(
       fc.property(

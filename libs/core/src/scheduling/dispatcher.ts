@@ -48,8 +48,12 @@ export interface WaitExplanation {
 
 /** Fair-share scores are refreshed at most this often by dispatch passes (explanations always refresh). */
 const TENANT_REFRESH_MS = 100;
-/** Quota misses after which a tenant's queue sits out the rest of a dispatch pass. */
-const QUOTA_MISSES_PER_TENANT = 4;
+/**
+ * Quota misses after which a tenant's queue sits out the rest of a dispatch
+ * pass (at once when not even one GPU more fits its quota).
+ */
+const QUOTA_MISSES_PER_TENANT = 16;
+const ONE_GPU: Resources = { gpus: 1, gpuMemoryBytes: 0 };
 
 /** A placement's predicted GPU time (ms x GPUs), at least a millisecond a GPU. */
 function workOf(task: QueuedTask, demand: Demand): number {
@@ -91,6 +95,8 @@ export class Dispatcher {
    * from taking more than their share from short requests.
    */
   private credit = 0;
+  /** The last overdue service stopped for want of credit (not room): only then does credit build up. */
+  private waitingOnCredit = false;
   private readonly allocations = new Map<string, { tenant: string; resources: Resources; attempt?: RunningAttempt }>();
   /** The highest-priority task the last pass could not fit for want of capacity. */
   private blocked?: QueuedTask;
@@ -204,12 +210,18 @@ export class Dispatcher {
     const choice = chooseVictims(this.fleet, demand, preemptionRank(preemptor.priorityClass, preemptor.priority), running, (t) => this.fairShare.isBorrowing(t), this.lastPassMs);
     if (!choice) return undefined;
     this.preemptedFor.add(preemptor.id);
-    // The room made is the preemptor's: no other task is placed on that node until it is.
-    if (this.fleet.heldNode(preemptor.id) !== choice.nodeId) {
+    // The room made is the preemptor's: no other task is placed on that node until it is
+    // (a hold of some of its GPUs, made when it first missed, becomes one of the whole node).
+    if (this.fleet.heldNode(preemptor.id) !== choice.nodeId || this.fleet.heldGpus(preemptor.id) !== undefined) {
       this.releaseHold();
       if (this.fleet.holdNode(choice.nodeId, preemptor.id)) this.heldFor = preemptor.id;
     }
     return { preemptor, nodeId: choice.nodeId, victims: choice.victims };
+  }
+
+  /** The running attempt counted for a task (placed here or restored), if any. */
+  runningAttempt(id: string): RunningAttempt | undefined {
+    return this.allocations.get(id)?.attempt;
   }
 
   /** The attempt ended (or lost its node): its tenant's usage stops growing. */
@@ -252,8 +264,7 @@ export class Dispatcher {
       const reservation = this.tryPlace(task, nowMs);
       if (reservation) {
         placed.push({ task, reservation });
-        if (this.queue.overdueCount > 0) this.credit += this.policy.overdueShare * workOf(task, reservation.demand);
-        else this.credit = Math.min(0, this.credit);
+        this.accrueOverdueCredit(task, reservation.demand);
       } else if (this.queue.has(task.id)) {
         skipped.push(task);
         const cause = this.passedOver.get(task.id)?.cause;
@@ -261,7 +272,7 @@ export class Dispatcher {
           quotaMisses ??= new Map();
           const n = (quotaMisses.get(task.tenant) ?? 0) + 1;
           quotaMisses.set(task.tenant, n);
-          if (n >= QUOTA_MISSES_PER_TENANT) (atQuota ??= new Set()).add(task.tenant);
+          if (n >= QUOTA_MISSES_PER_TENANT || this.fairShare.quotaBlock(task.tenant, ONE_GPU)) (atQuota ??= new Set()).add(task.tenant);
           continue;
         }
         misses += 1;
@@ -280,8 +291,8 @@ export class Dispatcher {
         this.blocked = head;
       }
     }
-    // Nothing else wants the capacity: overdue tasks take it whatever their credit.
-    if (exhausted) this.serveOverdue(nowMs, placed, true);
+    // Nothing else wants the capacity (or what was tried cannot use it): overdue tasks take it whatever their credit.
+    if (exhausted || (misses >= this.maxMisses && this.fleet.hasFreeSlot())) this.serveOverdue(nowMs, placed, true);
     return placed;
   }
 
@@ -328,13 +339,35 @@ export class Dispatcher {
     }
   }
 
+  /**
+   * A placement in priority order owes overdue tasks overdueShare of its
+   * work while they wait for credit, up to the work of the oldest of them.
+   * Nothing is banked while none is overdue, or while they wait for room or
+   * quota rather than credit: banked credit would later let overdue work
+   * take everything ahead of priority order.
+   */
+  private accrueOverdueCredit(task: QueuedTask, demand: Demand): void {
+    const oldest = this.waitingOnCredit && this.queue.overdueCount > 0 ? this.queue.overdue().next().value : undefined;
+    if (!oldest) {
+      this.credit = Math.min(0, this.credit);
+      return;
+    }
+    const cap = workOf(oldest, this.demandOf(oldest.id) ?? demand);
+    this.credit = Math.min(cap, this.credit + this.policy.overdueShare * workOf(task, demand));
+  }
+
   private serveOverdue(nowMs: number, placed: Placed[], unlimited: boolean): void {
     // A hold ends when its task no longer qualifies, or its node left the fleet (one is found again below).
     if (this.heldFor !== undefined && (!this.mayHold(this.queue.get(this.heldFor)) || this.fleet.heldNode(this.heldFor) === undefined)) this.releaseHold();
+    if (!unlimited) this.waitingOnCredit = false;
     if (this.queue.overdueCount === 0) return;
     let misses = 0;
     for (const task of this.queue.overdue()) {
-      if (!this.fleet.hasFreeSlot() || misses >= this.maxMisses || (!unlimited && this.credit <= 0)) break;
+      if (!this.fleet.hasFreeSlot() || misses >= this.maxMisses) break;
+      if (!unlimited && this.credit <= 0) {
+        this.waitingOnCredit = true;
+        break;
+      }
       const reservation = this.tryPlace(task, nowMs);
       if (reservation) {
         placed.push({ task, reservation });

@@ -219,6 +219,36 @@ describe('preemption in the dispatcher', () => {
     expect(d.preempt()?.victims.map((v) => v.id)).toEqual(['bg']);
   });
 
+  it('turns a hold of some GPUs into a hold of the node it preempts on, so the room it made stays its own', () => {
+    // Two GPUs, two tasks each; 70 GiB taken on each: a slot is free on both, the memory for urgent work on neither.
+    const fleet = fleetOf(1, 2, 2);
+    const demands = new Map<string, Demand>([
+      ['keep', demandOf(1, 70)],
+      ['victim', demandOf(1, 70)],
+      ['urgent', demandOf(1, 20)],
+      ['other', demandOf(1, 5)],
+    ]);
+    const d = new Dispatcher({ fleet, fairShare: new FairShare([], { halfLifeMs: 60_000 }), policy: DEFAULT_POLICY, nowMs: 0, demandOf: (id) => demands.get(id) });
+    d.fleetChanged(0);
+    d.enqueue({ id: 'keep', tenant: 't', priorityClass: PriorityClass.BACKGROUND, priority: 0, readySinceMs: 0 }, 0);
+    d.enqueue({ id: 'victim', tenant: 't', priorityClass: PriorityClass.BACKGROUND, priority: 0, readySinceMs: 0, preemptible: true }, 0);
+    expect(d.dispatch(0)).toHaveLength(2);
+    d.enqueue({ id: 'urgent', tenant: 't', priorityClass: PriorityClass.URGENT, priority: 0, readySinceMs: 1 }, 1);
+    expect(d.dispatch(1)).toHaveLength(0);
+    // Held at once: one GPU of the node.
+    expect(fleet.heldGpus('urgent')).toHaveLength(1);
+    expect(d.dispatch(1001)).toHaveLength(0);
+    const pre = d.preempt()!;
+    expect(pre.victims.map((v) => v.id)).toEqual(['victim']);
+    expect(fleet.heldNode('urgent')).toBe(pre.nodeId);
+    expect(fleet.heldGpus('urgent')).toBeUndefined();
+    // Whatever GPU the victim freed, nobody else gets it.
+    d.enqueue({ id: 'other', tenant: 't', priorityClass: PriorityClass.URGENT, priority: 1000, readySinceMs: 0 }, 1002);
+    fleet.release(pre.victims[0]!.reservation);
+    d.release('victim', 1002);
+    expect(d.dispatch(1002).map((p) => p.task.id)).toEqual(['urgent']);
+  });
+
   it('waits for the room it made to show instead of preempting on another node too', () => {
     // Two one-GPU nodes, both running preemptible background work; placement reads telemetry.
     const fleet = fleetOf(2, 1, 1, 0.9);

@@ -99,6 +99,11 @@ export interface EnqueueWorkflowStep {
    * step's own).
    */
   after: number[];
+  /**
+   * The step's index in the client's SubmitWorkflowRequest, for error
+   * messages (field names like steps[2].task.depends_on[0]).
+   */
+  requestIndex: number;
 }
 
 /** EnqueueWorkflow's request: a parsed workflow. */
@@ -751,7 +756,7 @@ export const EnqueueResponse: MessageFns<EnqueueResponse> = {
 };
 
 function createBaseEnqueueWorkflowStep(): EnqueueWorkflowStep {
-  return { name: "", spec: undefined, after: [] };
+  return { name: "", spec: undefined, after: [], requestIndex: 0 };
 }
 
 export const EnqueueWorkflowStep: MessageFns<EnqueueWorkflowStep> = {
@@ -768,6 +773,9 @@ export const EnqueueWorkflowStep: MessageFns<EnqueueWorkflowStep> = {
         writer.uint32(v);
       }
       writer.join();
+    }
+    if (message.requestIndex !== 0) {
+      writer.uint32(32).uint32(message.requestIndex);
     }
     return writer;
   },
@@ -819,6 +827,14 @@ export const EnqueueWorkflowStep: MessageFns<EnqueueWorkflowStep> = {
 
             break;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.requestIndex = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -839,6 +855,7 @@ export const EnqueueWorkflowStep: MessageFns<EnqueueWorkflowStep> = {
     message.name = object.name ?? "";
     message.spec = (object.spec !== undefined && object.spec !== null) ? TaskSpec.fromPartial(object.spec) : undefined;
     message.after = object.after?.map((e) => e) || [];
+    message.requestIndex = object.requestIndex ?? 0;
     return message;
   },
 };
