@@ -75,10 +75,12 @@ export function resourcesOf(demand: Demand): Resources {
  * time placed, policy.overdueShare), then tasks in priority order. A task that
  * does not fit, or whose tenant is at its quota, does not block the ones
  * behind it (no head-of-line blocking); a pass stops after a run of misses.
- * The oldest overdue task that fits nowhere gets a node held for it, which
- * smaller tasks then leave alone until it fits (so large work cannot starve);
- * so does an urgent task at once (so background work cannot keep taking the
- * capacity it waits for). One node is held at a time.
+ * The oldest overdue task that fits nowhere gets GPUs held for it (the ones
+ * nearest to fitting it, on one node), which other tasks then leave alone
+ * until it fits (so large work cannot starve); so does an urgent task at once
+ * (so background work cannot keep taking the capacity it waits for), and a
+ * task that preempted gets the whole node it preempted on. One hold at a
+ * time.
  */
 export class Dispatcher {
   readonly queue: PolicyQueue;
@@ -248,8 +250,9 @@ export class Dispatcher {
     const skipped: QueuedTask[] = [];
     let misses = 0;
     // A tenant at its quota is passed over without counting against the pass's
-    // misses (its backlog must not hide other tenants' work), and after a few
-    // such misses it sits the rest of the pass out.
+    // misses (its backlog must not hide other tenants' work); it sits the rest
+    // of the pass out once not even one GPU more fits, or after
+    // QUOTA_MISSES_PER_TENANT such misses.
     let quotaMisses: Map<string, number> | undefined;
     let atQuota: Set<string> | undefined;
     this.blocked = undefined;
@@ -277,7 +280,7 @@ export class Dispatcher {
         }
         misses += 1;
         if (!this.blocked && cause === 'capacity') this.blocked = task;
-        // Urgent work that fits nowhere holds a node at once: background work
+        // Urgent work that fits nowhere has GPUs held at once: background work
         // must not keep taking the capacity it is waiting for.
         this.holdFor(task);
       }
