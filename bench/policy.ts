@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import pino from 'pino';
 import { EnqueueRequest, PriorityClass, TaskKind } from '@autoglm/proto';
 import { DecisionConfigSchema, startDecision } from '@autoglm/decision';
+import { TaskStore } from '@autoglm/store';
 import { DEFAULT_POLICY, Dispatcher, FairShare, Fleet, seededRandom, type Demand, type QueuedTaskInit, type Reservation } from '@autoglm/core';
 import { printTable, writeResult } from './lib/report';
 
@@ -27,14 +28,19 @@ import { printTable, writeResult } from './lib/report';
  */
 export async function policy(args: string[]): Promise<void> {
   if (args[0] === '--hold') return holdQueued(Number(args[1]));
-  if (args[0] === '--hold-decision') return holdInDecision(Number(args[1]));
+  if (args[0] === '--hold-decision') return holdInDecision(Number(args[1]), args[2]!);
   const queued = Number(flag(args, '--queued') ?? 100_000);
   const million = Number(flag(args, '--memory-tasks') ?? 1_000_000);
   const ordering = measureOrdering(queued, 300_000);
   const dispatch = measureDispatch(queued, 100_000);
   const memory = await measureMemory(million, '--hold');
   const decisionTasks = Number(flag(args, '--decision-tasks') ?? 100_000);
-  const decision = await measureMemory(decisionTasks, '--hold-decision');
+  // The data directory is created here, so the measured decision opens an existing one, as a
+  // restarted decision does (creating one leaves PGlite holding some 500 MB more).
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'autoglm-bench-decision-'));
+  await (await TaskStore.open({ dataDir })).close();
+  const decision = await measureMemory(decisionTasks, '--hold-decision', [dataDir]);
+  fs.rmSync(dataDir, { recursive: true, force: true });
   const projectedMb = decision.rssMb + (decision.bytesPerTask * (million - decisionTasks)) / 2 ** 20;
   const rows = [
     { measure: `ordering decisions/s, ${queued.toLocaleString('en')} queued`, value: Math.round(ordering.perSecond), target: '≥ 50,000', ratio: (ordering.perSecond / 50_000).toFixed(2) + '×' },
@@ -141,8 +147,12 @@ function measureDispatch(queued: number, decisions: number): { perSecond: number
 }
 
 /** Forks this benchmark to hold `tasks` queued tasks and report its RSS. */
-async function measureMemory(tasks: number, mode: '--hold' | '--hold-decision'): Promise<{ rssMb: number; baselineMb: number; bytesPerTask: number; tasks: number }> {
-  const child = fork(__filename.endsWith('.ts') ? require.resolve('./run.ts') : __filename, ['policy', mode, String(tasks)], {
+async function measureMemory(
+  tasks: number,
+  mode: '--hold' | '--hold-decision',
+  extra: string[] = [],
+): Promise<{ rssMb: number; baselineMb: number; bytesPerTask: number; tasks: number }> {
+  const child = fork(__filename.endsWith('.ts') ? require.resolve('./run.ts') : __filename, ['policy', mode, String(tasks), ...extra], {
     execArgv: [...process.execArgv, '--expose-gc'],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
@@ -171,11 +181,10 @@ function holdQueued(tasks: number): void {
   process.send!({ rssMb, baselineMb });
 }
 
-/** In the child: a decision on a fresh data directory; RSS idle, then with `tasks` submitted and queued. */
-async function holdInDecision(tasks: number): Promise<void> {
+/** In the child: a decision on an empty store; RSS with 10,000 tasks submitted and queued, then with `tasks`. */
+async function holdInDecision(tasks: number, dir: string): Promise<void> {
   const rss = () => Math.round(Number(fs.readFileSync('/proc/self/status', 'utf8').match(/VmRSS:\s+(\d+)/)?.[1] ?? 0) / 1024);
   const gc = (globalThis as { gc?: () => void }).gc;
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'autoglm-bench-decision-'));
   const decision = await startDecision(DecisionConfigSchema.parse({ listen: '127.0.0.1:0', dataDir: dir }), pino({ level: 'silent' }));
   const classes = [PriorityClass.URGENT, PriorityClass.NORMAL, PriorityClass.BACKGROUND];
   const warmUp = 10_000;
@@ -207,7 +216,6 @@ async function holdInDecision(tasks: number): Promise<void> {
   const rssMb = rss();
   const queued = decision.scheduler.queueStats().queued;
   await decision.stop();
-  fs.rmSync(dir, { recursive: true, force: true });
   if (queued !== tasks) throw new Error(`queued ${queued}, expected ${tasks}`);
   process.send!({ rssMb, baselineMb, baselineTasks: warmUp });
 }
