@@ -278,7 +278,10 @@ export class Scheduler {
     const tasks = await this.store.unfinished();
     this.deadLetterCount = await this.store.countDeadLetters();
     const now = this.clock();
-    for (const task of tasks) this.live.set(task.id, { task, readySinceMs: task.updatedAt ? timestampToMillis(task.updatedAt) : now });
+    for (const task of tasks) {
+      this.live.set(task.id, { task, readySinceMs: task.updatedAt ? timestampToMillis(task.updatedAt) : now });
+      this.countInVariant(task);
+    }
     // Gate every waiting task first, so a dependency that ends below (dead-lettered
     // on requeue) finds its dependents registered and settles them.
     for (const task of tasks) {
@@ -450,6 +453,12 @@ export class Scheduler {
     );
   }
 
+  /** A task this process schedules from now on counts as submitted to its variant (so placements never outnumber submissions). */
+  private countInVariant(task: Task): void {
+    const variant = this.variantIndex(task.spec!);
+    if (variant !== undefined) this.variantStats[variant]!.submitted += 1;
+  }
+
   /** The experiment variant a task was put in (undefined: none, or one of an experiment no longer running). */
   private variantIndex(spec: TaskSpec): number | undefined {
     const experiment = this.experiment;
@@ -528,8 +537,7 @@ export class Scheduler {
       return { task: this.live.get(task.id)?.task ?? task, created };
     }
     this.inDoubt.delete(task.id);
-    const variant = this.variantIndex(task.spec!);
-    if (variant !== undefined) this.variantStats[variant]!.submitted += 1;
+    this.countInVariant(task);
     const entry: Live = { task, readySinceMs: event.atMs, traceContext };
     this.live.set(task.id, entry);
     this.publish(task, event);
@@ -1372,6 +1380,7 @@ export class Scheduler {
     this.inDoubt.delete(task.id);
     const entry: Live = { task, readySinceMs: this.clock(), traceContext };
     this.live.set(task.id, entry);
+    this.countInVariant(task);
     this.logger.warn({ taskId: task.id }, 'adopted a submission whose commit was confirmed late');
     // An Infer whose start was refused has no client stream to serve.
     if (task.spec?.interactive) await this.finish(entry, S.CANCELLED, 'its Infer stream was refused before the submission was confirmed');

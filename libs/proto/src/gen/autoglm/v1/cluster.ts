@@ -175,7 +175,10 @@ export interface VariantStats {
   variant: string;
   /** Its part of the traffic, percent. */
   percent: number;
-  /** Tasks put in it since decision started. */
+  /**
+   * Tasks put in it that this decision has scheduled since it started (new
+   * submissions, and unfinished ones it recovered).
+   */
   submitted: number;
   /** First attempts placed. */
   placed: number;
