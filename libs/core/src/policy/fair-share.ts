@@ -176,6 +176,19 @@ export class FairShare {
     return RESOURCE_NAMES.some((r) => t.quota[r] !== undefined && t.allocated[r] > t.quota[r]!.nominal);
   }
 
+  /** GPUs the tenant uses beyond its nominal GPU quota (0 within it, or without one). */
+  borrowedGpus(tenant: string): number {
+    const t = this.tenants.get(tenant);
+    const nominal = t?.quota.gpus?.nominal;
+    return t && nominal !== undefined ? Math.max(0, t.allocated.gpus - nominal) : 0;
+  }
+
+  /** Whether the tenant has a nominal quota on any resource (only such a tenant can reclaim). */
+  hasQuota(tenant: string): boolean {
+    const t = this.tenants.get(tenant);
+    return t !== undefined && RESOURCE_NAMES.some((r) => t.quota[r] !== undefined);
+  }
+
   /** Whether `demand` more keeps the tenant within its nominal quota on every resource with one. */
   withinNominal(tenant: string, demand: Resources): boolean {
     const t = this.tenants.get(tenant);

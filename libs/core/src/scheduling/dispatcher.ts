@@ -184,21 +184,44 @@ export class Dispatcher {
   /**
    * Preemption, after a dispatch pass: when the highest-priority task that
    * fit nowhere could fit by stopping preemptible work of strictly lower rank
-   * (preemption.ts), returns those victims and holds their node for it, once
+   * (preemption.ts; a task whose tenant stays within its nominal quota may
+   * also reclaim capacity from tenants borrowing beyond theirs, and such a
+   * task is looked for among the tenants' best even when it is not first),
+   * returns those victims and holds their node for it, once
    * that task has waited policy.preemptAfterMs runnable (urgentPreemptAfterMs
    * for urgent work; until then preemptionDueAtMs says when to look again).
    * The caller stops and requeues the victims, then releases them here.
    */
   preempt(): Preemption | undefined {
-    const preemptor = this.blocked;
+    const blocked = this.blocked;
     this.blocked = undefined;
     this.preemptionDueAtMs = undefined;
-    if (!preemptor || this.preemptibleRunning === 0 || !this.queue.has(preemptor.id)) return undefined;
+    if (this.preemptibleRunning === 0) return undefined;
+    const candidates: QueuedTask[] = blocked ? [blocked] : [];
+    // Quota reclaim: the best task of each tenant with a nominal quota that it would stay
+    // within, waiting for capacity (tried and missed, or the fleet is full).
+    for (const tenant of this.queue.tenantNames()) {
+      if (!this.fairShare.hasQuota(tenant)) continue;
+      const head = this.queue.headOf(tenant);
+      if (!head || head === blocked) continue;
+      if (this.fleet.hasFreeSlot() && this.passedOver.get(head.id)?.cause !== 'capacity') continue;
+      const demand = this.demandOf(head.id);
+      if (demand && this.fairShare.withinNominal(tenant, resourcesOf(demand))) candidates.push(head);
+    }
+    for (const preemptor of candidates) {
+      const preemption = this.preemptFor(preemptor);
+      if (preemption) return preemption;
+    }
+    return undefined;
+  }
+
+  private preemptFor(preemptor: QueuedTask): Preemption | undefined {
+    if (!this.queue.has(preemptor.id)) return undefined;
     // A short wait is usually cheaper than the progress preemption throws away.
     const urgent = preemptor.priorityClass === PriorityClass.URGENT || preemptor.inheritedClass === PriorityClass.URGENT;
     const dueAtMs = preemptor.readySinceMs + (urgent ? this.policy.urgentPreemptAfterMs : this.policy.preemptAfterMs);
     if (this.lastPassMs < dueAtMs) {
-      this.preemptionDueAtMs = dueAtMs;
+      this.preemptionDueAtMs = Math.min(this.preemptionDueAtMs ?? Infinity, dueAtMs);
       return undefined;
     }
     // Room was already made for it: wait for it to show (freed GPUs can look busy until the
@@ -209,7 +232,16 @@ export class Dispatcher {
     if (!demand || this.fairShare.quotaBlock(preemptor.tenant, resourcesOf(demand))) return undefined;
     const running: RunningAttempt[] = [];
     for (const a of this.allocations.values()) if (a.attempt) running.push(a.attempt);
-    const choice = chooseVictims(this.fleet, demand, preemptionRank(preemptor.priorityClass, preemptor.priority), running, (t) => this.fairShare.isBorrowing(t), this.lastPassMs);
+    const resources = resourcesOf(demand);
+    const quota = this.fairShare.hasQuota(preemptor.tenant)
+      ? {
+          tenant: preemptor.tenant,
+          reclaims: this.fairShare.withinNominal(preemptor.tenant, resources),
+          borrows: !this.fairShare.withinNominal(preemptor.tenant, resources),
+          borrowedGpus: (t: string) => this.fairShare.borrowedGpus(t),
+        }
+      : {};
+    const choice = chooseVictims(this.fleet, demand, preemptionRank(preemptor.priorityClass, preemptor.priority), running, (t) => this.fairShare.isBorrowing(t), this.lastPassMs, quota);
     if (!choice) return undefined;
     this.preemptedFor.add(preemptor.id);
     // The room made is the preemptor's: no other task is placed on that node until it is

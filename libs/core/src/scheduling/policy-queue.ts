@@ -331,6 +331,11 @@ export class PolicyQueue {
     return node;
   }
 
+  /** A tenant's highest-priority task that is not overdue. */
+  headOf(tenant: string): QueuedTask | undefined {
+    return this.tenants.get(tenant)?.heap[0];
+  }
+
   /** Overdue tasks, longest-waiting first. Removing the yielded task while iterating is safe. */
   overdue(): IterableIterator<QueuedTask> {
     return this.overdueNodes.values();

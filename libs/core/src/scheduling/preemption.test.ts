@@ -148,6 +148,115 @@ describe('preemption in the dispatcher', () => {
     );
   });
 
+  it('settles with quotas too: after any arrival, preemption (by rank, or reclaiming a nominal quota from borrowers) stops after a few rounds', () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.record({ tenant: fc.constantFrom('a', 'b', 'c'), cls: fc.integer({ min: 0, max: 2 }), gpus: fc.integer({ min: 1, max: 3 }), preemptible: fc.boolean() }),
+          { minLength: 1, maxLength: 50 },
+        ),
+        (arrivals) => {
+          let now = 0;
+          const fleet = fleetOf(2, 4, 1);
+          const demands = new Map<string, Demand>();
+          const fairShare = new FairShare(
+            [
+              { name: 'a', quota: { gpus: { nominal: 3, borrowingLimit: 8 } } },
+              { name: 'b', quota: { gpus: { nominal: 3, borrowingLimit: 8 } } },
+            ],
+            { halfLifeMs: 60_000 },
+          );
+          const policy = { ...DEFAULT_POLICY, preemptAfterMs: 0, urgentPreemptAfterMs: 0 };
+          const d = new Dispatcher({ fleet, fairShare, policy, nowMs: 0, demandOf: (id) => demands.get(id) });
+          d.fleetChanged(0);
+          const specs = new Map<string, (typeof arrivals)[number]>();
+          const enqueue = (id: string) => {
+            const s = specs.get(id)!;
+            d.enqueue({ id, tenant: s.tenant, priorityClass: CLASSES[s.cls]!, priority: 0, readySinceMs: now, preemptible: s.preemptible }, now);
+          };
+          arrivals.forEach((a, i) => {
+            now += 1000;
+            const id = `t${i}`;
+            specs.set(id, a);
+            demands.set(id, demandOf(a.gpus, 10));
+            enqueue(id);
+            // Nothing else changes until the next arrival: preemption must come to rest
+            // (each task arrived once, so a handful of rounds at most).
+            let settled = false;
+            for (let round = 0; round < 4 * arrivals.length + 4; round++) {
+              d.dispatch(now);
+              const pre = d.preempt();
+              if (!pre) {
+                settled = true;
+                break;
+              }
+              const reclaiming = fairShare.hasQuota(pre.preemptor.tenant) && fairShare.withinNominal(pre.preemptor.tenant, { gpus: specs.get(pre.preemptor.id)!.gpus, gpuMemoryBytes: 0 });
+              // Judged before any victim is released.
+              const borrowing = new Map(pre.victims.map((v) => [v.tenant, fairShare.isBorrowing(v.tenant)]));
+              const reclaimedGpus = new Map<string, number>();
+              for (const v of pre.victims) {
+                if (!(v.rank < preemptionRank(pre.preemptor.priorityClass, pre.preemptor.priority))) reclaimedGpus.set(v.tenant, (reclaimedGpus.get(v.tenant) ?? 0) + v.reservation.gpuIndices.length);
+              }
+              // Reclaim never takes a tenant further below its nominal quota than its last victim's size.
+              for (const [tenant, gpus] of reclaimedGpus) expect(gpus - fairShare.borrowedGpus(tenant)).toBeLessThan(3);
+              for (const v of pre.victims) {
+                // Every victim is of lower rank, or reclaimed from a borrower by a tenant within its nominal quota.
+                expect(
+                  (v.rank < preemptionRank(pre.preemptor.priorityClass, pre.preemptor.priority) && (reclaiming || !fairShare.hasQuota(pre.preemptor.tenant) || v.tenant === pre.preemptor.tenant)) ||
+                    (reclaiming && borrowing.get(v.tenant) === true),
+                ).toBe(true);
+                fleet.release(v.reservation);
+                d.release(v.id, now);
+                enqueue(v.id);
+              }
+            }
+            expect(settled).toBe(true);
+          });
+        },
+      ),
+      { numRuns: 1000 },
+    );
+  });
+
+  it('lets a tenant within its nominal quota reclaim from a borrower of higher rank, and keeps a borrower off a tenant within its quota', () => {
+    const fleet = fleetOf(1, 2, 1);
+    const fairShare = new FairShare(
+      [
+        { name: 'owner', quota: { gpus: { nominal: 2, borrowingLimit: 0 } } },
+        { name: 'borrower', quota: { gpus: { nominal: 0, borrowingLimit: 2 } } },
+      ],
+      { halfLifeMs: 60_000 },
+    );
+    const demands = new Map<string, Demand>();
+    const policy = { ...DEFAULT_POLICY, preemptAfterMs: 0, urgentPreemptAfterMs: 0 };
+    const d = new Dispatcher({ fleet, fairShare, policy, nowMs: 0, demandOf: (id) => demands.get(id) });
+    d.fleetChanged(0);
+    const add = (id: string, tenant: string, priorityClass: PriorityClass, at: number) => {
+      demands.set(id, demandOf(1, 10));
+      d.enqueue({ id, tenant, priorityClass, priority: 0, readySinceMs: at, preemptible: true }, at);
+    };
+    add('b-1', 'borrower', PriorityClass.URGENT, 0);
+    add('b-2', 'borrower', PriorityClass.URGENT, 0);
+    expect(d.dispatch(0)).toHaveLength(2);
+    // The owner's background task ranks below the borrower's urgent work, but the GPUs are its by quota.
+    add('o-1', 'owner', PriorityClass.BACKGROUND, 1);
+    expect(d.dispatch(1)).toHaveLength(0);
+    const pre = d.preempt()!;
+    expect(pre.preemptor.id).toBe('o-1');
+    expect(pre.victims).toHaveLength(1);
+    expect(pre.victims[0]!.tenant).toBe('borrower');
+    fleet.release(pre.victims[0]!.reservation);
+    d.release(pre.victims[0]!.id, 2);
+    expect(d.dispatch(2).map((p) => p.task.id)).toEqual(['o-1']);
+    // The borrower's urgent task, requeued, cannot take the GPU back from the owner.
+    add('b-3', 'borrower', PriorityClass.URGENT, 3);
+    for (const t of [3, 10_000]) {
+      d.dispatch(t);
+      const again = d.preempt();
+      expect(again?.victims.some((v) => v.tenant === 'owner') ?? false).toBe(false);
+    }
+  });
+
   it('lets urgent work preempt preemptible background work, and leaves work that is not preemptible alone', () => {
     const fleet = fleetOf(1, 2, 1);
     const demands = new Map<string, Demand>([['bg-pre', demandOf(1, 10)], ['bg-keep', demandOf(1, 10)], ['urgent', demandOf(1, 10)], ['urgent-2', demandOf(1, 10)]]);

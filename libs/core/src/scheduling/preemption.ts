@@ -29,6 +29,36 @@ export function preemptionRank(priorityClass: PriorityClass, priority: number): 
   return tier * 4096 + Math.max(-2000, Math.min(2000, priority));
 }
 
+/** Where the preempting task's tenant stands against its nominal quota, once the task is placed. */
+export interface QuotaStanding {
+  /** Within its nominal quota: it may reclaim from tenants borrowing beyond theirs, whatever their rank. */
+  reclaims?: boolean;
+  /** Beyond its nominal quota: it may preempt only its own tenant's work. */
+  borrows?: boolean;
+  /** Its tenant. */
+  tenant?: string;
+  /** GPUs a tenant uses beyond its nominal quota (0 when within it): reclaim takes no more than that from it. */
+  borrowedGpus?: (tenant: string) => number;
+}
+
+/**
+ * Whether a running attempt may be stopped for a task of `rank`: preemptible,
+ * not placed past the age bound, and either
+ * - of strictly lower rank, when the preemptor's tenant would not be
+ *   borrowing beyond its nominal quota (a borrower preempts only its own
+ *   tenant's work), or
+ * - for a preemptor whose tenant stays within its nominal quota (reclaim),
+ *   of a tenant borrowing beyond its own, whatever the rank (as Kueue's
+ *   reclaimWithinCohort).
+ * Capacity so moves down in rank, or back to a tenant's nominal quota, never
+ * to a borrower from another tenant.
+ */
+export function mayPreempt(r: RunningAttempt, rank: number, isBorrowing: (tenant: string) => boolean, quota: QuotaStanding): boolean {
+  if (!r.preemptible || r.guaranteed) return false;
+  if (quota.reclaims && r.tenant !== quota.tenant && isBorrowing(r.tenant)) return true;
+  return r.rank < rank && (!quota.borrows || r.tenant === quota.tenant);
+}
+
 export interface VictimChoice {
   nodeId: string;
   victims: RunningAttempt[];
@@ -52,10 +82,11 @@ export function chooseVictims(
   running: Iterable<RunningAttempt>,
   isBorrowing: (tenant: string) => boolean,
   nowMs: number,
+  quota: QuotaStanding = {},
 ): VictimChoice | undefined {
   const byNode = new Map<string, RunningAttempt[]>();
   for (const r of running) {
-    if (!r.preemptible || r.guaranteed || r.rank >= rank) continue;
+    if (!mayPreempt(r, rank, isBorrowing, quota)) continue;
     const list = byNode.get(r.reservation.nodeId);
     if (list) list.push(r);
     else byNode.set(r.reservation.nodeId, [r]);
@@ -66,8 +97,16 @@ export function chooseVictims(
   for (const [nodeId, candidates] of byNode) {
     candidates.sort((a, b) => a.rank - b.rank || Number(isBorrowing(b.tenant)) - Number(isBorrowing(a.tenant)) || lost(a) - lost(b));
     const chosen: RunningAttempt[] = [];
+    // What reclaim may still take from each borrowing tenant on this node: it stops once the tenant is back at its nominal quota.
+    const borrowed = new Map<string, number>();
     for (const c of candidates) {
       if (fleet.fitsAfter(nodeId, demand, chosen.map((v) => v.reservation))) break;
+      if (c.rank >= rank || (quota.borrows && c.tenant !== quota.tenant)) {
+        // Only reclaim allows it.
+        const left = borrowed.get(c.tenant) ?? quota.borrowedGpus?.(c.tenant) ?? Infinity;
+        if (left <= 0) continue;
+        borrowed.set(c.tenant, left - c.reservation.gpuIndices.length);
+      }
       chosen.push(c);
     }
     if (!fleet.fitsAfter(nodeId, demand, chosen.map((v) => v.reservation))) continue;
