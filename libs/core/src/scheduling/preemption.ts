@@ -67,8 +67,8 @@ export interface VictimChoice {
 /**
  * Chooses what to preempt so that `demand` (of rank `rank`) fits, or
  * undefined when no set of allowed victims makes room. Allowed victims are
- * preemptible attempts of strictly lower rank, except those placed because
- * they had waited past the age bound. On each node they are taken in order
+ * those `mayPreempt` allows (reclaim taking no more from a tenant than brings
+ * it back to its nominal quota). On each node they are taken in order
  * (lowest rank first; among equals, tenants borrowing beyond their nominal
  * quota first, then the least work lost: GPU-time run so far) until the
  * demand fits, then a reverse pass drops every victim the fit does not need.
