@@ -59,3 +59,35 @@ describe('preemption through the public API', () => {
     expect(await stateOf(bg!.id)).toBe(TaskState.RUNNING);
   });
 });
+
+describe('quota reclaim through the public API', () => {
+  let mesh: InProcessMesh;
+
+  beforeEach(async () => {
+    mesh = await startInProcessMesh({
+      decision: {
+        preemptAfterMs: 0,
+        urgentPreemptAfterMs: 0,
+        tenants: [
+          { name: 'owner', quota: { gpus: { nominal: 2, borrowingLimit: 0 } } },
+          { name: 'borrower', quota: { gpus: { nominal: 0, borrowingLimit: 2 } } },
+        ],
+      },
+    });
+  });
+
+  afterEach(async () => {
+    await mesh?.stop();
+  });
+
+  it("gives a tenant its nominal GPUs back from a borrower's preemptible work, though that work is urgent", async () => {
+    const { task: borrowed } = await mesh.client.submit({ ...wholeHost(PriorityClass.URGENT, true), tenant: 'borrower' });
+    await until(async () => ((await mesh.client.get(borrowed!.id)).state === TaskState.RUNNING ? true : undefined), 10_000, "the borrower's job to run");
+    const { task: owned } = await mesh.client.submit({ ...wholeHost(PriorityClass.BACKGROUND, false), tenant: 'owner' });
+    await until(async () => ((await mesh.client.get(owned!.id)).state === TaskState.RUNNING ? true : undefined), 10_000, "the owner's job to run");
+    const back = await mesh.client.get(borrowed!.id);
+    expect(back.state).toBe(TaskState.QUEUED);
+    expect(back.attempt).toBe(2);
+    expect(back.reason).toMatch(new RegExp(`preempted by ${owned!.id}`));
+  });
+});
