@@ -176,11 +176,22 @@ export class FairShare {
     return RESOURCE_NAMES.some((r) => t.quota[r] !== undefined && t.allocated[r] > t.quota[r]!.nominal);
   }
 
-  /** GPUs the tenant uses beyond its nominal GPU quota (0 within it, or without one). */
+  /**
+   * GPUs the tenant uses beyond its nominal GPU quota. Once any tenant has a
+   * quota, a tenant without one counts as having a nominal quota of 0 here
+   * (all it uses is borrowed); with no quotas anywhere, 0.
+   */
   borrowedGpus(tenant: string): number {
     const t = this.tenants.get(tenant);
-    const nominal = t?.quota.gpus?.nominal;
-    return t && nominal !== undefined ? Math.max(0, t.allocated.gpus - nominal) : 0;
+    if (!t) return 0;
+    const nominal = t.quota.gpus?.nominal ?? (this.hasQuota(tenant) || !this.anyQuota() ? undefined : 0);
+    return nominal !== undefined ? Math.max(0, t.allocated.gpus - nominal) : 0;
+  }
+
+  /** Whether any tenant has a nominal quota. */
+  anyQuota(): boolean {
+    for (const name of this.tenants.keys()) if (this.hasQuota(name)) return true;
+    return false;
   }
 
   /** Whether the tenant has a nominal quota on any resource (only such a tenant can reclaim). */

@@ -55,11 +55,6 @@ const TENANT_REFRESH_MS = 100;
 const QUOTA_MISSES_PER_TENANT = 16;
 const ONE_GPU: Resources = { gpus: 1, gpuMemoryBytes: 0 };
 
-/** A placement's predicted GPU time (ms x GPUs), at least a millisecond a GPU. */
-function workOf(task: QueuedTask, demand: Demand): number {
-  return Math.max(1, task.predictedRunMs) * Math.max(1, demand.gpuCount);
-}
-
 /** The resources a demand takes, as fair share and quotas count them. */
 export function resourcesOf(demand: Demand): Resources {
   return { gpus: demand.gpuCount, gpuMemoryBytes: (demand.privateBytesPerGpu + demand.sharedBytesPerGpu) * demand.gpuCount };
@@ -71,8 +66,8 @@ export function resourcesOf(demand: Demand): Resources {
  * benchmark drive alike (the caller makes placements durable and tells the
  * agents).
  *
- * A pass: overdue tasks first while they have credit (a share of the GPU
- * time placed, policy.overdueShare), then tasks in priority order. A task that
+ * A pass: overdue tasks first while they have credit (a share of the
+ * placements, policy.overdueShare), then tasks in priority order. A task that
  * does not fit, or whose tenant is at its quota, does not block the ones
  * behind it (no head-of-line blocking); a pass stops after a run of misses.
  * The oldest overdue task that fits nowhere gets GPUs held for it (the ones
@@ -89,16 +84,8 @@ export class Dispatcher {
   private policy: Policy;
   private readonly demandOf: (id: string) => Demand | undefined;
   private readonly maxMisses: number;
-  /**
-   * GPU-milliseconds (predicted run time x GPUs) owed to overdue tasks: other
-   * placements add overdueShare of theirs while any task is overdue, an
-   * overdue placement takes its own (and may leave a debt). Counting work,
-   * not placements, keeps a stream of long multi-GPU jobs past the age bound
-   * from taking more than their share from short requests.
-   */
-  private credit = 0;
-  /** The last overdue service stopped for want of credit (not room): only then does credit build up. */
-  private waitingOnCredit = false;
+  /** Placements owed to overdue tasks, 0..1. */
+  private credit = 1;
   private readonly allocations = new Map<string, { tenant: string; resources: Resources; attempt?: RunningAttempt }>();
   /** The highest-priority task the last pass could not fit for want of capacity. */
   private blocked?: QueuedTask;
@@ -233,15 +220,14 @@ export class Dispatcher {
     const running: RunningAttempt[] = [];
     for (const a of this.allocations.values()) if (a.attempt) running.push(a.attempt);
     const resources = resourcesOf(demand);
-    const quota = this.fairShare.hasQuota(preemptor.tenant)
-      ? {
-          tenant: preemptor.tenant,
-          reclaims: this.fairShare.withinNominal(preemptor.tenant, resources),
-          borrows: !this.fairShare.withinNominal(preemptor.tenant, resources),
-          borrowedGpus: (t: string) => this.fairShare.borrowedGpus(t),
-        }
-      : {};
-    const choice = chooseVictims(this.fleet, demand, preemptionRank(preemptor.priorityClass, preemptor.priority), running, (t) => this.fairShare.isBorrowing(t), this.lastPassMs, quota);
+    // With quotas, work moves between tenants only by reclaim (to a tenant within its nominal
+    // quota, from tenants borrowing beyond theirs; a tenant without a quota has a nominal of 0):
+    // otherwise tenants could take capacity back and forth for ever.
+    const quotas = this.fairShare.anyQuota();
+    const reclaims = quotas && this.fairShare.hasQuota(preemptor.tenant) && this.fairShare.withinNominal(preemptor.tenant, resources);
+    const quota = quotas ? { tenant: preemptor.tenant, reclaims, borrows: !reclaims, borrowedGpus: (t: string) => this.fairShare.borrowedGpus(t) } : {};
+    const borrowing = (t: string) => this.fairShare.borrowedGpus(t) > 0 || this.fairShare.isBorrowing(t);
+    const choice = chooseVictims(this.fleet, demand, preemptionRank(preemptor.priorityClass, preemptor.priority), running, borrowing, this.lastPassMs, quota);
     if (!choice) return undefined;
     this.preemptedFor.add(preemptor.id);
     // The room made is the preemptor's: no other task is placed on that node until it is
@@ -299,7 +285,7 @@ export class Dispatcher {
       const reservation = this.tryPlace(task, nowMs);
       if (reservation) {
         placed.push({ task, reservation });
-        this.accrueOverdueCredit(task, reservation.demand);
+        this.credit = Math.min(1, this.credit + this.policy.overdueShare);
       } else if (this.queue.has(task.id)) {
         skipped.push(task);
         const cause = this.passedOver.get(task.id)?.cause;
@@ -374,39 +360,18 @@ export class Dispatcher {
     }
   }
 
-  /**
-   * A placement in priority order owes overdue tasks overdueShare of its
-   * work while they wait for credit, up to the work of the oldest of them.
-   * Nothing is banked while none is overdue, or while they wait for room or
-   * quota rather than credit: banked credit would later let overdue work
-   * take everything ahead of priority order.
-   */
-  private accrueOverdueCredit(task: QueuedTask, demand: Demand): void {
-    const oldest = this.waitingOnCredit && this.queue.overdueCount > 0 ? this.queue.overdue().next().value : undefined;
-    if (!oldest) {
-      this.credit = Math.min(0, this.credit);
-      return;
-    }
-    const cap = workOf(oldest, this.demandOf(oldest.id) ?? demand);
-    this.credit = Math.min(cap, this.credit + this.policy.overdueShare * workOf(task, demand));
-  }
-
   private serveOverdue(nowMs: number, placed: Placed[], unlimited: boolean): void {
     // A hold ends when its task no longer qualifies, or its node left the fleet (one is found again below).
     if (this.heldFor !== undefined && (!this.mayHold(this.queue.get(this.heldFor)) || this.fleet.heldNode(this.heldFor) === undefined)) this.releaseHold();
-    if (!unlimited) this.waitingOnCredit = false;
     if (this.queue.overdueCount === 0) return;
     let misses = 0;
     for (const task of this.queue.overdue()) {
       if (!this.fleet.hasFreeSlot() || misses >= this.maxMisses) break;
-      if (!unlimited && this.credit <= 0) {
-        this.waitingOnCredit = true;
-        break;
-      }
+      if (!unlimited && this.credit < 1) break;
       const reservation = this.tryPlace(task, nowMs);
       if (reservation) {
         placed.push({ task, reservation });
-        if (!unlimited) this.credit -= workOf(task, reservation.demand);
+        if (!unlimited) this.credit -= 1;
         continue;
       }
       misses += 1;

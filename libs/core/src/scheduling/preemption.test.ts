@@ -192,7 +192,8 @@ describe('preemption in the dispatcher', () => {
               }
               const reclaiming = fairShare.hasQuota(pre.preemptor.tenant) && fairShare.withinNominal(pre.preemptor.tenant, { gpus: specs.get(pre.preemptor.id)!.gpus, gpuMemoryBytes: 0 });
               // Judged before any victim is released.
-              const borrowing = new Map(pre.victims.map((v) => [v.tenant, fairShare.isBorrowing(v.tenant)]));
+              // (A tenant without a quota has a nominal quota of 0 once others have quotas.)
+              const borrowing = new Map(pre.victims.map((v) => [v.tenant, fairShare.borrowedGpus(v.tenant) > 0 || fairShare.isBorrowing(v.tenant)]));
               const reclaimedGpus = new Map<string, number>();
               for (const v of pre.victims) {
                 if (!(v.rank < preemptionRank(pre.preemptor.priorityClass, pre.preemptor.priority))) reclaimedGpus.set(v.tenant, (reclaimedGpus.get(v.tenant) ?? 0) + v.reservation.gpuIndices.length);
@@ -202,7 +203,7 @@ describe('preemption in the dispatcher', () => {
               for (const v of pre.victims) {
                 // Every victim is of lower rank, or reclaimed from a borrower by a tenant within its nominal quota.
                 expect(
-                  (v.rank < preemptionRank(pre.preemptor.priorityClass, pre.preemptor.priority) && (reclaiming || !fairShare.hasQuota(pre.preemptor.tenant) || v.tenant === pre.preemptor.tenant)) ||
+                  (v.rank < preemptionRank(pre.preemptor.priorityClass, pre.preemptor.priority) && (reclaiming || v.tenant === pre.preemptor.tenant)) ||
                     (reclaiming && borrowing.get(v.tenant) === true),
                 ).toBe(true);
                 fleet.release(v.reservation);
