@@ -184,7 +184,7 @@ describe('Dispatcher', () => {
     expect([...c.started.keys()].sort()).toEqual(['capped-0', 'other-0', 'other-1', 'other-2']);
   });
 
-  it('banks no credit for an overdue task that cannot be placed, so it cannot later let overdue work take everything', () => {
+  it('banks credit for at most one overdue placement while an overdue task cannot be placed, so overdue work cannot later take everything', () => {
     const fleet = new Fleet({ maxGpuUtilization: 1, maxGpuMemoryFraction: 1, staleTelemetryMs: Infinity, mode: 'spread', tieBreakMargin: 0 }, () => 0, () => 0);
     fleet.upsert({ nodeId: 'n0', address: '', models: ['*'], maxTasksPerGpu: 1, gpus: Array.from({ length: 16 }, (_, i) => ({ index: i, memoryTotalBytes: 80 * GiB })) });
     const demands = new Map<string, Demand>();
