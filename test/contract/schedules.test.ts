@@ -215,6 +215,9 @@ describe('recurring tasks through the public API', () => {
     expect((await cli(mesh, 'schedule', 'resume', id)).out).toMatch(new RegExp(`^${id}  ACTIVE  next fire .* 09:00 Europe/Berlin\\n$`));
     expect((await cli(mesh, 'schedule', 'delete', id)).out).toBe(`${id}  DELETED\n`);
     expect(await cli(mesh, 'schedule', 'delete', id)).toMatchObject({ code: 1, err: `error: NOT_FOUND: schedule ${id} does not exist\n` });
+    const refusing = await cli(mesh, 'schedule', 'create', '--cron', '@daily', '--duration', '1s', '--deadline-after', '10m', '--refuse-late');
+    expect(refusing).toMatchObject({ code: 0 });
+    expect((await mesh.client.getSchedule(refusing.out.trim())).spec!.deadlinePolicy).toBe(DeadlinePolicy.REFUSE_UNMEETABLE);
     expect(await cli(mesh, 'schedule', 'create', '--cron', '* * * * * *', '--duration', '1s')).toMatchObject({
       code: 1,
       err: expect.stringContaining('error: INVALID_ARGUMENT: cron: "* * * * * *" has 6 fields (a seconds field is not supported'),

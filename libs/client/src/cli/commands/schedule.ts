@@ -39,6 +39,7 @@ export function registerSchedule(program: Command, io: CliIo): void {
     .requiredOption('--cron <expr>', 'when: "minute hour day-of-month month day-of-week" (e.g. "0 9 * * MON-FRI"), or @hourly, @daily, @weekly, @monthly, @yearly')
     .option('--tz <zone>', 'IANA time zone the cron expression is read in', 'UTC')
     .option('--deadline-after <d>', "each task's deadline, this long after its fire time (e.g. 10m)", parseDurationMs)
+    .option('--refuse-late', 'with --deadline-after: refuse a fire whose deadline is predicted to be missed (deadline_policy REFUSE_UNMEETABLE; the refusal goes to last_error)')
     .option('--starting-deadline <d>', 'skip a fire time missed by more than this (decision was down) instead of running it late', parseDurationMs)
     .option('--description <text>', 'free text shown by schedule list')
     .option('--paused', 'create it paused (schedule resume starts it)')
