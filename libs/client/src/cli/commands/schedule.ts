@@ -6,8 +6,8 @@ import { examples } from '../help';
 import { type CliIo, println } from '../io';
 import { scheduleJson } from '../json';
 import { className, kindName } from '../names';
-import { collect, durationFromMs, parseDurationMs, parseInteger, parseLabel, parseNonNegative, parsePriorityClass } from '../parse';
-import { buildRequest, type SubmitOptions } from './submit';
+import { durationFromMs, parseDurationMs, parseInteger } from '../parse';
+import { addTaskOptions, buildRequest, type SubmitOptions } from './submit';
 
 interface CreateOptions extends SubmitOptions {
   cron: string;
@@ -32,7 +32,7 @@ export function registerSchedule(program: Command, io: CliIo): void {
       ),
     );
 
-  group
+  const create = group
     .command('create')
     .description('Create a schedule; prints its id. The task flags are those of submit.')
     .argument('[prompt]', 'prompt of an inference task ("-" reads it from stdin)')
@@ -43,20 +43,9 @@ export function registerSchedule(program: Command, io: CliIo): void {
     .option('--starting-deadline <d>', 'skip a fire time missed by more than this (decision was down) instead of running it late', parseDurationMs)
     .option('--description <text>', 'free text shown by schedule list')
     .option('--paused', 'create it paused (schedule resume starts it)')
-    .option('--request-id <id>', 'idempotency key: creating again with it returns the same schedule')
-    .option('--model <name>', 'model from the catalog (env AUTOGLM_MODEL)', process.env.AUTOGLM_MODEL)
-    .option('--class <class>', 'priority class: urgent, normal or background', parsePriorityClass)
-    .option('--priority <n>', 'priority within the class, -1000..1000; negative is sheddable', parseInteger(-1000, 1000))
-    .option('--max-tokens <n>', 'upper bound on generated tokens', parseInteger(1, 10_000_000))
-    .option('--temperature <t>', 'sampling temperature, 0..2', parseNonNegative)
-    .option('--gpus <n>', 'GPUs on one host', parseInteger(1, 1024))
-    .option('--command <cmd>', 'batch job: the command line, split on spaces')
-    .option('--arg <arg>', 'batch job: one argv element (repeatable; for arguments with spaces)', collect((arg: string) => arg))
-    .option('--duration <d>', 'batch job: expected duration (the sim backend runs this long), e.g. 2s', parseDurationMs)
-    .option('--env <k=v>', 'batch job: an environment variable (repeatable)', collect(parseLabel))
-    .option('--label <k=v>', 'a label of each task (repeatable); each also gets autoglm.schedule_id', collect(parseLabel))
-    .option('--preemptible', 'let the scheduler stop its tasks for more urgent work')
-    .option('--max-retries <n>', 'attempts after the first', parseInteger(0, 1000))
+    .option('--request-id <id>', 'idempotency key: creating again with it returns the same schedule');
+  // Each task of a schedule also gets the label autoglm.schedule_id.
+  addTaskOptions(create)
     .addHelpText(
       'after',
       examples(

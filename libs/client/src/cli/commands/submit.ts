@@ -53,31 +53,40 @@ export interface SubmitOptions {
 /** Submissions in flight at once with --count. */
 const SUBMIT_CONCURRENCY = 64;
 
-/** `autoglm submit`. */
-export function registerSubmit(program: Command, io: CliIo): void {
-  program
-    .command('submit')
-    .description('Submit an inference request or a batch job; prints the task id.')
-    .argument('[prompt]', 'prompt of an inference task ("-" reads it from stdin)')
+/**
+ * The options that shape a task (model, class, resources, the batch job, labels,
+ * retries), shared by `submit` and `schedule create`; buildRequest reads them.
+ */
+export function addTaskOptions(command: Command): Command {
+  return command
     .option('--model <name>', 'model from the catalog (env AUTOGLM_MODEL)', process.env.AUTOGLM_MODEL)
     .option('--class <class>', 'priority class: urgent, normal or background', parsePriorityClass)
     .option('--priority <n>', 'priority within the class, -1000..1000; negative is sheddable', parseInteger(-1000, 1000))
     .option('--max-tokens <n>', 'upper bound on generated tokens', parseInteger(1, 10_000_000))
     .option('--temperature <t>', 'sampling temperature, 0..2', parseNonNegative)
-    .option('--deadline <time>', 'when the result stops being useful: ISO time, or +30s, +5m from now')
-    .option('--refuse-late', 'with --deadline: refuse the submission if the deadline is predicted to be missed (deadline_policy REFUSE_UNMEETABLE)')
-    .option('--depends-on <id>', 'a task that must succeed first (repeatable, or comma-separated)', collectList((id: string) => id))
     .option('--gpus <n>', 'GPUs on one host', parseInteger(1, 1024))
     .option('--command <cmd>', 'batch job: the command line, split on spaces')
     .option('--arg <arg>', 'batch job: one argv element (repeatable; for arguments with spaces)', collect((arg: string) => arg))
     .option('--duration <d>', 'batch job: expected duration (the sim backend runs this long), e.g. 2s', parseDurationMs)
     .option('--env <k=v>', 'batch job: an environment variable (repeatable); AUTOGLM_SIM_FAIL=retryable|permanent makes a simulated job fail', collect(parseLabel))
+    .option('--label <k=v>', 'a label (repeatable)', collect(parseLabel))
+    .option('--preemptible', 'let the scheduler stop it for more urgent work')
+    .option('--max-retries <n>', 'attempts after the first', parseInteger(0, 1000));
+}
+
+/** `autoglm submit`. */
+export function registerSubmit(program: Command, io: CliIo): void {
+  const submit = program
+    .command('submit')
+    .description('Submit an inference request or a batch job; prints the task id.')
+    .argument('[prompt]', 'prompt of an inference task ("-" reads it from stdin)');
+  addTaskOptions(submit)
+    .option('--deadline <time>', 'when the result stops being useful: ISO time, or +30s, +5m from now')
+    .option('--refuse-late', 'with --deadline: refuse the submission if the deadline is predicted to be missed (deadline_policy REFUSE_UNMEETABLE)')
+    .option('--depends-on <id>', 'a task that must succeed first (repeatable, or comma-separated)', collectList((id: string) => id))
     .option('--count <n>', 'submit N copies concurrently', parseInteger(1, 1_000_000), 1)
     .option('--wait', 'wait for the final state and print the output; exits 1 when a task did not succeed')
     .option('--request-id <id>', 'idempotency key; with --count, copies get <id>-1, <id>-2, ...')
-    .option('--label <k=v>', 'a label (repeatable)', collect(parseLabel))
-    .option('--preemptible', 'let the scheduler stop it for more urgent work')
-    .option('--max-retries <n>', 'attempts after the first', parseInteger(0, 1000))
     .addHelpText(
       'after',
       examples(
