@@ -1,3 +1,4 @@
+import { crc32 as zlibCrc32 } from 'node:zlib';
 import { InvalidArgumentError } from '../errors';
 import { FACTORS, type FactorName, type Weights } from './policy';
 
@@ -90,19 +91,7 @@ export function variantOf(experiment: PolicyExperiment, tenant: string, requestI
   return experiment.variants.length - 1;
 }
 
-const CRC_TABLE = (() => {
-  const table = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    table[n] = c >>> 0;
-  }
-  return table;
-})();
-
 /** CRC-32 (IEEE 802.3, as zlib's) of the string's UTF-8 bytes. */
 export function crc32(text: string): number {
-  let c = 0xffffffff;
-  for (const byte of Buffer.from(text, 'utf8')) c = CRC_TABLE[(c ^ byte) & 0xff]! ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
+  return zlibCrc32(text);
 }
