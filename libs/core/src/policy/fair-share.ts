@@ -59,6 +59,8 @@ export class FairShare {
   private capacity: Resources = ZERO;
   private halfLifeMs: number;
   private readonly boosts = new Map<string, number>();
+  /** Whether any configured tenant has a quota (quotas come only from configuration). */
+  private readonly quotas: boolean;
 
   constructor(tenants: TenantConfig[] = [], options: { halfLifeMs: number; defaultShare?: number; nowMs?: number }) {
     this.halfLifeMs = options.halfLifeMs;
@@ -79,6 +81,7 @@ export class FairShare {
       }
       this.tenants.set(t.name, { name: t.name, share, quota: { ...t.quota }, allocated: { ...ZERO }, decayed: 0, asOfMs: now, queued: 0 });
     }
+    this.quotas = [...this.tenants.keys()].some((name) => this.hasQuota(name));
   }
 
   /** The fleet's total resources, against which dominant shares are measured. */
@@ -190,8 +193,7 @@ export class FairShare {
 
   /** Whether any tenant has a nominal quota. */
   anyQuota(): boolean {
-    for (const name of this.tenants.keys()) if (this.hasQuota(name)) return true;
-    return false;
+    return this.quotas;
   }
 
   /** Whether the tenant has a nominal quota on any resource (only such a tenant can reclaim). */
