@@ -75,6 +75,7 @@ import {
 import { isTransient, type StoredEvent, type TaskStore } from '@autoglm/store';
 import { captureTraceContext, type Logger } from '@autoglm/runtime';
 import type { EventBus } from './event-bus';
+import { Live } from './live';
 
 /** How decision talks back to one connected agent. */
 export interface AgentLink {
@@ -117,35 +118,6 @@ export interface SchedulerOptions {
   experiment?: PolicyExperiment;
 }
 
-/** One attempt's hold on a node. */
-interface HeldLease {
-  epoch: number;
-  nodeId: string;
-  gpuIndices: number[];
-  /** Capacity booked in the fleet; absent while decision waits for the node to come back. */
-  reservation?: Reservation;
-  queueTimeMs: number;
-  /** The assignment has gone out to the agent (it is committed first). */
-  sent: boolean;
-}
-
-interface Live {
-  task: Task;
-  /** When it became runnable (for age; a preempted task keeps it). */
-  readySinceMs: number;
-  /** When it last went back to the queue, for its reported queue time (readySinceMs when unset). */
-  queuedAtMs?: number;
-  lease?: HeldLease;
-  /** A failed attempt waiting out its backoff before the next. */
-  retryTimer?: NodeJS.Timeout;
-  /** Unfinished dependencies. */
-  waitingOn?: Set<string>;
-  /** W3C trace context of the submission (memory only), handed to the agent with the assignment. */
-  traceContext?: Record<string, string>;
-  /** The highest class among the tasks waiting on it (priority inheritance), when higher than its own. */
-  inheritedClass?: PriorityClass;
-}
-
 interface NodeInfo {
   /** Absent for a node known only from leases recovered after a restart. */
   register?: Register;
@@ -161,6 +133,9 @@ const S = TaskState;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** Dead letters one `all` requeue or purge acts on at most. */
 const MAX_DEAD_LETTERS_PER_CALL = 10_000;
+
+/** Distinct task sizes whose Demand is shared before the cache starts over. */
+const MAX_SHARED_DEMANDS = 10_000;
 
 /** The longest an agent waits between reconnection attempts (its backoff doubles from 100 ms up to this). */
 const AGENT_MAX_BACKOFF_MS = 2000;
@@ -229,6 +204,13 @@ export class Scheduler {
   private succeeded = 0;
   private failed = 0;
   private readonly inDoubt = new Map<string, InDoubt>();
+  /** Tenant names, one string each however many tasks name them. */
+  private readonly tenantNames = new Map<string, string>();
+  /** Demands by size, shared by the tasks that need the same. */
+  private readonly demands = new Map<string, Readonly<Demand>>();
+  /** Entries to put at rest after this turn's dispatch pass (see Live). */
+  private readonly resting: Live[] = [];
+  private restScheduled = false;
   /** Reports refused because their lease was superseded (fencing). */
   rejectedReports = 0;
   /** Attempts declared LOST because their node went silent or came back without them. */
@@ -257,10 +239,7 @@ export class Scheduler {
       fairShare: new FairShare(options.tenants ?? [], { halfLifeMs: this.policy.fairShareHalfLifeMs, nowMs: now }),
       policy: this.policy,
       nowMs: now,
-      demandOf: (id) => {
-        const spec = this.live.get(id)?.task.spec;
-        return spec ? this.demandOf(spec) : undefined;
-      },
+      demandOf: (id) => this.live.get(id)?.demand,
     });
     if (this.experiment) {
       this.dispatcher.queue.setVariants(this.experiment.variants.map((v) => v.weights), now);
@@ -279,7 +258,7 @@ export class Scheduler {
     this.deadLetterCount = await this.store.countDeadLetters();
     const now = this.clock();
     for (const task of tasks) {
-      this.live.set(task.id, { task, readySinceMs: task.updatedAt ? timestampToMillis(task.updatedAt) : now });
+      this.live.set(task.id, this.newLive(task, task.updatedAt ? timestampToMillis(task.updatedAt) : now));
       this.countInVariant(task);
     }
     // Gate every waiting task first, so a dependency that ends below (dead-lettered
@@ -293,7 +272,7 @@ export class Scheduler {
     // Queued oldest first, so the age bound finds them in order.
     const queued = tasks.filter((t) => t.state === S.QUEUED).map((t) => this.live.get(t.id)!);
     queued.sort((a, b) => a.readySinceMs - b.readySinceMs);
-    for (const entry of queued) if (this.live.get(entry.task.id) === entry && entry.task.state === S.QUEUED) this.enqueueReady(entry);
+    for (const entry of queued) if (this.live.get(entry.id) === entry && entry.state === S.QUEUED) this.enqueueReady(entry);
     for (const task of tasks) {
       const entry = this.live.get(task.id);
       if (!entry || task.state === S.QUEUED) continue;
@@ -531,25 +510,28 @@ export class Scheduler {
     const { task, created } = submitted;
     if (!created) {
       const known = this.live.get(task.id) ?? this.finishing.get(task.id);
-      if (known) return { task: known.task, created };
+      if (known) return { task: this.read(known), created };
       // Committed by an earlier call whose answer was lost: this process never queued it.
       if (!task.finishedAt) await this.adopt(task);
-      return { task: this.live.get(task.id)?.task ?? task, created };
+      const adopted = this.live.get(task.id);
+      return { task: adopted ? this.read(adopted) : task, created };
     }
     this.inDoubt.delete(task.id);
     this.countInVariant(task);
-    const entry: Live = { task, readySinceMs: event.atMs, traceContext };
+    const entry = this.newLive(task, event.atMs, traceContext);
     this.live.set(task.id, entry);
     this.publish(task, event);
-    if (unmet.size > 0) {
-      entry.waitingOn = unmet;
-      for (const dep of unmet) this.addDependent(dep, task.id);
-      // A dependency that ended while this task was being committed has settled its dependents already.
-      await this.settleEndedDependencies(entry);
-    } else {
+    if (unmet.size === 0) {
       this.enqueueReady(entry);
+      return { task, created };
     }
-    return { task: entry.task, created };
+    entry.waitingOn = unmet;
+    for (const dep of unmet) this.addDependent(dep, task.id);
+    // A dependency that ended while this task was being committed has settled its dependents already.
+    await this.settleEndedDependencies(entry);
+    const current = entry.task;
+    this.restLater(entry);
+    return { task: current, created };
   }
 
   /**
@@ -675,29 +657,29 @@ export class Scheduler {
     const keptIds = new Set<string>();
     for (const entry of kept) {
       const lease = entry.lease!;
-      lease.reservation = this.fleet.restore(nodeId, lease.gpuIndices, this.demandOf(entry.task.spec!));
+      lease.reservation = this.fleet.restore(nodeId, lease.gpuIndices, entry.demand);
       if (!lease.reservation) {
         dropped.push(entry);
         continue;
       }
       const spec = entry.task.spec!;
-      this.dispatcher.allocate(entry.task.id, entry.task.tenant, lease.reservation.demand, this.clock(), {
-        id: entry.task.id,
-        tenant: entry.task.tenant,
+      this.dispatcher.allocate(entry.id, entry.tenant, lease.reservation.demand, this.clock(), {
+        id: entry.id,
+        tenant: entry.tenant,
         reservation: lease.reservation,
         preemptible: spec.preemptible,
         rank: preemptionRank(spec.priorityClass, spec.priority),
         startedAtMs: entry.task.startedAt ? timestampToMillis(entry.task.startedAt) : this.clock(),
-        guaranteed: guaranteed.has(entry.task.id),
+        guaranteed: guaranteed.has(entry.id),
       });
-      info.leased.add(entry.task.id);
-      keptIds.add(entry.task.id);
+      info.leased.add(entry.id);
+      keptIds.add(entry.id);
     }
     for (const entry of dropped) {
       entry.lease = undefined;
       this.lostAttempts += 1;
       const why = `node ${nodeId} came back without attempt ${entry.task.attempt}`;
-      void this.loseAttempt(entry, why).catch((err: unknown) => this.logger.error({ err, taskId: entry.task.id }, 'requeue after reconciliation failed'));
+      void this.loseAttempt(entry, why).catch((err: unknown) => this.logger.error({ err, taskId: entry.id }, 'requeue after reconciliation failed'));
     }
     // What the agent holds that is not (or no longer) its lease: it stops it.
     const revoked = register.running.filter((lease) => !keptIds.has(lease.taskId));
@@ -743,15 +725,15 @@ export class Scheduler {
     const now = this.clock();
     switch (update.state) {
       case S.RUNNING:
-        if (entry.task.state === S.ASSIGNED) await this.transition(entry, S.RUNNING, '', { startedAt: toTimestamp(now) });
+        if (entry.state === S.ASSIGNED) await this.transition(entry, S.RUNNING, '', { startedAt: toTimestamp(now) });
         return;
       case S.SUCCEEDED: {
         const result = TaskResult.fromPartial({ ...update.result, queueTime: toDuration(entry.lease.queueTimeMs) });
         if (result.runTime) this.runTimes.observe(entry.task.spec!, durationToMillis(result.runTime));
         this.releaseLease(entry);
-        if (entry.task.state === S.ASSIGNED) await this.transition(entry, S.RUNNING, '', { startedAt: toTimestamp(now) });
+        if (entry.state === S.ASSIGNED) await this.transition(entry, S.RUNNING, '', { startedAt: toTimestamp(now) });
         // Cancelled while that committed: the cancel stands.
-        if (this.live.get(entry.task.id) !== entry) return;
+        if (this.live.get(entry.id) !== entry) return;
         await this.finish(entry, S.SUCCEEDED, '', { result });
         return;
       }
@@ -916,7 +898,8 @@ export class Scheduler {
 
   /** The freshest copy of a task, if it exists. */
   async find(taskId: string): Promise<Task | undefined> {
-    return this.live.get(taskId)?.task ?? this.finishing.get(taskId)?.task ?? (await this.store.get(taskId));
+    const entry = this.live.get(taskId) ?? this.finishing.get(taskId);
+    return entry ? this.read(entry) : await this.store.get(taskId);
   }
 
   /**
@@ -945,6 +928,7 @@ export class Scheduler {
     }
     const usageOverShare = this.dispatcher.usageOverShare(task.tenant, now);
     const init = entry ? this.queuedInit(entry) : undefined;
+    if (entry) this.restLater(entry);
     const { priority, factors } = explainPriority(
       {
         priorityClass: init?.inheritedClass ?? task.spec!.priorityClass,
@@ -987,20 +971,20 @@ export class Scheduler {
     let running = 0;
     let retrying = 0;
     const now = this.clock();
-    for (const { task, readySinceMs, retryTimer } of this.live.values()) {
+    // Reads only what every entry holds decoded: a task at rest stays encoded.
+    for (const { state, tenant, priorityClass: pc, readySinceMs, retryTimer } of this.live.values()) {
       if (retryTimer) retrying += 1;
-      const pc = task.spec!.priorityClass;
       const c = classes.get(pc) ?? ClassQueueStats.fromPartial({ priorityClass: pc });
-      const t = tenants.get(task.tenant) ?? TenantQueueStats.fromPartial({ tenant: task.tenant });
+      const t = tenants.get(tenant) ?? TenantQueueStats.fromPartial({ tenant });
       classes.set(pc, c);
-      tenants.set(task.tenant, t);
-      if (task.state === S.WAITING_DEPS || task.state === S.PENDING) waitingDeps += 1;
-      else if (task.state === S.QUEUED) {
+      tenants.set(tenant, t);
+      if (state === S.WAITING_DEPS || state === S.PENDING) waitingDeps += 1;
+      else if (state === S.QUEUED) {
         queued += 1;
         c.queued += 1;
         t.queued += 1;
         c.oldestWaitSeconds = Math.max(c.oldestWaitSeconds, (now - readySinceMs) / 1000);
-      } else if (isLeased(task.state)) {
+      } else if (isLeased(state)) {
         running += 1;
         c.running += 1;
         t.running += 1;
@@ -1074,7 +1058,7 @@ export class Scheduler {
     const missing: string[] = [];
     for (const id of ids) {
       const entry = this.live.get(id) ?? this.finishing.get(id);
-      if (entry) states.set(id, entry.task.state);
+      if (entry) states.set(id, entry.state);
       else missing.push(id);
     }
     for (const [id, state] of await this.store.states(missing)) states.set(id, state);
@@ -1102,8 +1086,9 @@ export class Scheduler {
       return;
     }
     entry.waitingOn = unmet;
-    for (const dep of unmet) this.addDependent(dep, entry.task.id);
+    for (const dep of unmet) this.addDependent(dep, entry.id);
     await this.settleEndedDependencies(entry);
+    this.restLater(entry);
   }
 
   /**
@@ -1116,8 +1101,8 @@ export class Scheduler {
     if (gone.length === 0) return;
     const states = await this.store.states(gone);
     for (const dep of gone) {
-      if (this.live.get(entry.task.id) !== entry || !entry.waitingOn?.has(dep)) return;
-      this.dependents.get(dep)?.delete(entry.task.id);
+      if (this.live.get(entry.id) !== entry || !entry.waitingOn?.has(dep)) return;
+      this.dependents.get(dep)?.delete(entry.id);
       const state = states.get(dep) ?? S.UNSPECIFIED;
       if (state !== S.SUCCEEDED) {
         await this.finish(entry, S.CANCELLED, `dependency ${dep} ended ${stateName(state)}`);
@@ -1125,7 +1110,7 @@ export class Scheduler {
       }
       entry.waitingOn.delete(dep);
     }
-    if (entry.waitingOn?.size === 0 && entry.task.state === S.WAITING_DEPS) {
+    if (entry.waitingOn?.size === 0 && entry.state === S.WAITING_DEPS) {
       entry.waitingOn = undefined;
       entry.readySinceMs = this.clock();
       await this.transition(entry, S.QUEUED, 'dependencies succeeded');
@@ -1144,15 +1129,16 @@ export class Scheduler {
   private enqueueReady(entry: Live): void {
     this.dispatcher.enqueue(this.queuedInit(entry), this.clock());
     this.scheduleDispatch();
+    this.restLater(entry);
   }
 
   private queuedInit(entry: Live): QueuedTaskInit {
-    const { task } = entry;
+    const { task, demand } = entry;
     const spec = task.spec!;
-    const demand = this.demandOf(spec);
     return {
-      id: task.id,
-      tenant: task.tenant,
+      // The entry's strings, shared with it: not the decoded task's copies.
+      id: entry.id,
+      tenant: entry.tenant,
       priorityClass: spec.priorityClass,
       priority: spec.priority,
       readySinceMs: entry.readySinceMs,
@@ -1179,27 +1165,64 @@ export class Scheduler {
     let lent: PriorityClass | undefined;
     for (const id of this.dependents.get(taskId) ?? []) {
       const d = this.live.get(id);
-      if (!d?.task.spec) continue;
-      for (const c of [d.task.spec.priorityClass, d.inheritedClass]) {
+      if (!d) continue;
+      for (const c of [d.priorityClass, d.inheritedClass]) {
         if (c !== undefined && (lent === undefined || classValue(c) > classValue(lent))) lent = c;
       }
     }
-    const inheritedClass = lent !== undefined && classValue(lent) > classValue(entry.task.spec!.priorityClass) ? lent : undefined;
+    const inheritedClass = lent !== undefined && classValue(lent) > classValue(entry.priorityClass) ? lent : undefined;
     const changed = inheritedClass !== entry.inheritedClass;
     entry.inheritedClass = inheritedClass;
     this.dispatcher.update(taskId, { inheritedClass, dependents: this.dependents.get(taskId)?.size ?? 0 }, this.clock());
     if (changed) for (const dep of entry.waitingOn ?? []) this.refreshLineage(dep, seen);
   }
 
+  /** A decision-side record of a task, sharing its tenant name and demand with the tasks that have the same. */
+  private newLive(task: Task, readySinceMs: number, traceContext?: Record<string, string>): Live {
+    let tenant = this.tenantNames.get(task.tenant);
+    if (tenant === undefined) this.tenantNames.set(task.tenant, (tenant = task.tenant));
+    return new Live(task, this.demandOf(task.spec!), readySinceMs, tenant, traceContext);
+  }
+
   private demandOf(spec: TaskSpec): Demand {
     const gpuCount = Math.max(1, spec.gpuCount);
     const weights = spec.model ? (this.weightBytesOf(spec.model) ?? 0) / gpuCount : 0;
     const shared = spec.interactive || spec.payload?.$case === 'inference' ? Math.min(weights, spec.gpuMemoryBytes) : 0;
-    return { model: spec.model, gpuCount, sharedBytesPerGpu: shared, privateBytesPerGpu: Math.max(0, spec.gpuMemoryBytes - shared) };
+    const privateBytes = Math.max(0, spec.gpuMemoryBytes - shared);
+    const key = `${gpuCount}/${shared}/${privateBytes}/${spec.model}`;
+    let demand = this.demands.get(key);
+    if (!demand) {
+      // Sizes are free-form: the cache is a cache, not a registry of every size ever seen.
+      if (this.demands.size >= MAX_SHARED_DEMANDS) this.demands.clear();
+      demand = Object.freeze({ model: spec.model, gpuCount, sharedBytesPerGpu: shared, privateBytesPerGpu: privateBytes });
+      this.demands.set(key, demand);
+    }
+    return demand;
+  }
+
+  /** An entry's task; one at rest is put back to rest after this turn. */
+  private read(entry: Live): Task {
+    if (entry.atRest) this.restLater(entry);
+    return entry.task;
+  }
+
+  /** Lets a task that stays queued (or waiting) drop its decoded form once this turn's dispatch pass has run. */
+  private restLater(entry: Live): void {
+    this.resting.push(entry);
+    if (this.restScheduled) return;
+    this.restScheduled = true;
+    // After the dispatch pass scheduled with it (setImmediate runs in order): what that pass places never rests.
+    setImmediate(() => {
+      this.restScheduled = false;
+      const resting = this.resting.splice(0);
+      for (const e of resting) {
+        if (!e.atRest && this.live.get(e.id) === e && (e.state === S.QUEUED || e.state === S.WAITING_DEPS || e.state === S.PENDING)) e.rest();
+      }
+    });
   }
 
   private leaseOf(entry: Live): Lease {
-    return { taskId: entry.task.id, attempt: entry.task.attempt, leaseEpoch: entry.lease?.epoch ?? 0 };
+    return { taskId: entry.id, attempt: entry.task.attempt, leaseEpoch: entry.lease?.epoch ?? 0 };
   }
 
   private releaseLease(entry: Live): void {
@@ -1207,8 +1230,8 @@ export class Scheduler {
     if (!lease) return;
     entry.lease = undefined;
     if (lease.reservation) this.fleet.release(lease.reservation);
-    this.dispatcher.release(entry.task.id, this.clock());
-    this.nodes.get(lease.nodeId)?.leased.delete(entry.task.id);
+    this.dispatcher.release(entry.id, this.clock());
+    this.nodes.get(lease.nodeId)?.leased.delete(entry.id);
     this.scheduleDispatch();
   }
 
@@ -1226,7 +1249,7 @@ export class Scheduler {
     const now = this.clock();
     for (const { task, reservation } of this.dispatcher.dispatch(now)) {
       const entry = this.live.get(task.id);
-      if (!entry || entry.task.state !== S.QUEUED) {
+      if (!entry || entry.state !== S.QUEUED) {
         this.fleet.release(reservation);
         this.dispatcher.release(task.id, now);
         continue;
@@ -1289,7 +1312,7 @@ export class Scheduler {
       }
     }
     entry.lease = { epoch, nodeId: reservation.nodeId, gpuIndices: reservation.gpuIndices, reservation, queueTimeMs, sent: false };
-    this.nodes.get(reservation.nodeId)?.leased.add(entry.task.id);
+    this.nodes.get(reservation.nodeId)?.leased.add(entry.id);
     try {
       // The lease is durable with the assignment, so a restarted decision recognises it.
       await this.transition(entry, S.ASSIGNED, `assigned to ${reservation.nodeId}`, { nodeId: reservation.nodeId, leaseEpoch: epoch, gpuIndices: reservation.gpuIndices });
@@ -1299,14 +1322,14 @@ export class Scheduler {
       throw err;
     }
     // Between the transition and its commit the task may have been cancelled or its node lost.
-    if (entry.lease?.epoch !== epoch || entry.task.state !== S.ASSIGNED) return;
+    if (entry.lease?.epoch !== epoch || entry.state !== S.ASSIGNED) return;
     entry.lease.sent = true;
     const lease = this.leaseOf(entry);
     // The node's current stream: it may have reconnected meanwhile.
     this.nodes.get(reservation.nodeId)?.link?.send({
       kind: { $case: 'assignment', assignment: { lease, task: entry.task, gpuIndices: reservation.gpuIndices, traceContext: entry.traceContext ?? {} } },
     });
-    this.admissions.get(entry.task.id)?.resolve(
+    this.admissions.get(entry.id)?.resolve(
       Placement.fromPartial({ lease, nodeId: reservation.nodeId, agentAddress: reservation.address, gpuIndices: reservation.gpuIndices, queueTime: toDuration(queueTimeMs) }),
     );
   }
@@ -1319,11 +1342,11 @@ export class Scheduler {
   private async loseAttempt(entry: Live, reason: string): Promise<void> {
     if (!entry.task.spec?.interactive) {
       // Never reported running: the attempt did not start, so it is not the task's failure.
-      await this.failAttempt(entry, 'lost', reason, undefined, entry.task.state === S.RUNNING);
+      await this.failAttempt(entry, 'lost', reason, undefined, entry.state === S.RUNNING);
       return;
     }
     await this.transition(entry, S.LOST, reason);
-    if (this.live.get(entry.task.id) === entry) await this.finish(entry, S.CANCELLED, reason);
+    if (this.live.get(entry.id) === entry) await this.finish(entry, S.CANCELLED, reason);
   }
 
   /** Records a failed (FAILED) or lost (LOST) attempt, counting it against the task's retries (unless told not to), then goes on. */
@@ -1339,7 +1362,7 @@ export class Scheduler {
    * jitter (a failed attempt).
    */
   private async afterFailure(entry: Live, reason: string, backoff: boolean): Promise<void> {
-    if (this.live.get(entry.task.id) !== entry) return;
+    if (this.live.get(entry.id) !== entry) return;
     const { failures, spec } = entry.task;
     if (failures > spec!.maxRetries) {
       await this.finish(entry, S.DEAD_LETTER, `${reason}; no retries left after ${failures} failed attempts`);
@@ -1352,16 +1375,16 @@ export class Scheduler {
     const delay = retryDelayMs(failures, this.retryPolicy);
     entry.retryTimer = setTimeout(() => {
       entry.retryTimer = undefined;
-      this.requeue(entry, `${reason} (retried after ${delay} ms)`).catch((err: unknown) => this.logger.error({ err, taskId: entry.task.id }, 'retry failed'));
+      this.requeue(entry, `${reason} (retried after ${delay} ms)`).catch((err: unknown) => this.logger.error({ err, taskId: entry.id }, 'retry failed'));
     }, delay);
     entry.retryTimer.unref?.();
   }
 
   /** The next attempt: back to the queue with attempt + 1. */
   private async requeue(entry: Live, reason: string): Promise<void> {
-    const from = entry.task.state;
+    const from = entry.state;
     // Cancelled (or finished) meanwhile: nothing to requeue.
-    if (this.live.get(entry.task.id) !== entry || (from !== S.FAILED && from !== S.LOST && from !== S.PREEMPTED)) return;
+    if (this.live.get(entry.id) !== entry || (from !== S.FAILED && from !== S.LOST && from !== S.PREEMPTED)) return;
     const attempt = entry.task.attempt;
     // A preempted task keeps its age: it was runnable all along, and the age bound is its guarantee.
     // Its queue time (reported) counts from now all the same.
@@ -1378,7 +1401,7 @@ export class Scheduler {
   private async adopt(task: Task, traceContext?: Record<string, string>): Promise<void> {
     if (this.live.has(task.id) || this.finishing.has(task.id)) return;
     this.inDoubt.delete(task.id);
-    const entry: Live = { task, readySinceMs: this.clock(), traceContext };
+    const entry = this.newLive(task, this.clock(), traceContext);
     this.live.set(task.id, entry);
     this.countInVariant(task);
     this.logger.warn({ taskId: task.id }, 'adopted a submission whose commit was confirmed late');
@@ -1397,12 +1420,12 @@ export class Scheduler {
     entry.retryTimer = undefined;
     // Out of the live set at once, so a cancel or report in between finds it over;
     // readable from `finishing` until the store has it.
-    this.live.delete(entry.task.id);
-    this.finishing.set(entry.task.id, entry);
+    this.live.delete(entry.id);
+    this.finishing.set(entry.id, entry);
     try {
       await done;
     } finally {
-      this.finishing.delete(entry.task.id);
+      this.finishing.delete(entry.id);
     }
     if (state === S.SUCCEEDED) this.succeeded += 1;
     else this.failed += 1;
@@ -1410,27 +1433,27 @@ export class Scheduler {
     const deadline = entry.task.spec?.deadline;
     if (deadline) {
       const outcome = DeadlineOutcomes.of(state === S.SUCCEEDED, timestampToMillis(entry.task.finishedAt!), timestampToMillis(deadline));
-      if (outcome) this.deadlines.record(entry.task.tenant, entry.task.spec!.priorityClass, outcome);
+      if (outcome) this.deadlines.record(entry.tenant, entry.task.spec!.priorityClass, outcome);
       const variant = this.variantIndex(entry.task.spec!);
       if (variant !== undefined && outcome === 'met') this.variantStats[variant]!.met += 1;
       if (variant !== undefined && outcome === 'missed') this.variantStats[variant]!.missed += 1;
     }
     // Ended while waiting: its dependencies no longer have it behind them.
     for (const dep of entry.waitingOn ?? []) {
-      this.dependents.get(dep)?.delete(entry.task.id);
+      this.dependents.get(dep)?.delete(entry.id);
       this.refreshLineage(dep);
     }
-    const waiting = this.dependents.get(entry.task.id);
-    this.dependents.delete(entry.task.id);
+    const waiting = this.dependents.get(entry.id);
+    this.dependents.delete(entry.id);
     for (const id of waiting ?? []) {
       const dependent = this.live.get(id);
       if (!dependent?.waitingOn) continue;
       if (state !== S.SUCCEEDED) {
-        await this.finish(dependent, S.CANCELLED, `dependency ${entry.task.id} ended ${stateName(state)}`);
+        await this.finish(dependent, S.CANCELLED, `dependency ${entry.id} ended ${stateName(state)}`);
         continue;
       }
-      dependent.waitingOn.delete(entry.task.id);
-      if (dependent.waitingOn.size === 0 && dependent.task.state === S.WAITING_DEPS) {
+      dependent.waitingOn.delete(entry.id);
+      if (dependent.waitingOn.size === 0 && dependent.state === S.WAITING_DEPS) {
         dependent.waitingOn = undefined;
         dependent.readySinceMs = this.clock();
         await this.transition(dependent, S.QUEUED, 'dependencies succeeded');
@@ -1445,10 +1468,10 @@ export class Scheduler {
    * its event, and published after the commit.
    */
   private transition(entry: Live, to: TaskState, reason: string, patch: Partial<Task> = {}): Promise<void> {
-    const from = entry.task.state;
+    const from = entry.state;
     if (!canTransition(from, to)) {
-      this.logger.error({ taskId: entry.task.id, from: stateName(from), to: stateName(to) }, 'illegal transition refused');
-      return Promise.reject(new FailedPreconditionError(`task ${entry.task.id} is ${stateName(from)} and cannot become ${stateName(to)}`));
+      this.logger.error({ taskId: entry.id, from: stateName(from), to: stateName(to) }, 'illegal transition refused');
+      return Promise.reject(new FailedPreconditionError(`task ${entry.id} is ${stateName(from)} and cannot become ${stateName(to)}`));
     }
     const now = this.clock();
     // A fresh object per transition: the store and subscribers hold snapshots.
