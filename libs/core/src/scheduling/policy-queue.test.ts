@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { PriorityClass } from '@autoglm/proto';
 import { DEFAULT_POLICY, FACTORS, PRESETS, type FactorName, type Policy } from '../policy/policy';
+import { seededRandom } from '../random';
 import { PolicyQueue, type QueuedTaskInit } from './policy-queue';
 
 const MIN = 60_000;
@@ -126,6 +127,34 @@ describe('PolicyQueue ordering', () => {
     expect(q.get('bg1')!.overdue).toBe(true);
     expect(q.positionOf('urgent')).toBe(3);
     expect(q.popBest()!.id).toBe('urgent');
+  });
+
+  it('finds every task reaching the age bound, oldest first, after thousands of removals and pops', () => {
+    const maxAgeMs = 10 * MIN;
+    const q = new PolicyQueue(policy({ maxAgeMs }), T0);
+    const random = seededRandom(7);
+    const kept = new Set<string>();
+    for (let i = 0; i < 6000; i++) {
+      q.push(task(`t${i}`, { readySinceMs: T0 + i, priority: Math.floor(random() * 2001) - 1000, tenant: `x${i % 5}` }), T0 + i);
+      kept.add(`t${i}`);
+      // Most leave again, by removal or by being placed, in no order of age.
+      if (random() < 0.4) {
+        const id = `t${Math.floor(random() * (i + 1))}`;
+        expect(q.remove(id)).toBe(kept.delete(id));
+      }
+      if (random() < 0.4) {
+        const best = q.popBest()!;
+        q.remove(best.id);
+        kept.delete(best.id);
+      }
+    }
+    const ready = (id: string) => Number(id.slice(1));
+    const due = (through: number) => [...kept].filter((id) => ready(id) <= through).sort((a, b) => ready(a) - ready(b));
+    q.maintain(T0 + maxAgeMs + 2500);
+    expect([...q.overdue()].map((t) => t.id)).toEqual(due(2500));
+    q.maintain(T0 + maxAgeMs + 6000);
+    expect([...q.overdue()].map((t) => t.id)).toEqual(due(6000));
+    expect(q.size).toBe(kept.size);
   });
 
   it('puts popped tasks back where they were', () => {

@@ -40,28 +40,106 @@ export interface QueuedTask extends Readonly<Required<Omit<QueuedTaskInit, 'dead
 /** What can change about a queued task without it being pushed again. */
 export type QueuedTaskPatch = Partial<Pick<QueuedTaskInit, 'dependents' | 'inheritedClass' | 'deadlineMs' | 'predictedRunMs' | 'priority'>>;
 
-interface Node {
-  id: string;
-  tenant: string;
-  priorityClass: PriorityClass;
+/*
+ * A queue node's small fields, packed into one small integer (a million
+ * queued tasks each save four 8-byte slots):
+ *   bits 0-2  priority class        bits 3-5  inherited class (7: none)
+ *   bits 6-7  preemptible (0: unset, 1: false, 2: true)
+ *   bits 8-15 variant (255: none)   bit 16    overdue
+ *   bit 17    in the ready order (see PolicyQueue.readyOrder)
+ */
+const CLASS_BITS = 0x7;
+const INHERITED_SHIFT = 3;
+const NO_CLASS = 0x7;
+const PREEMPTIBLE_SHIFT = 6;
+const VARIANT_SHIFT = 8;
+const NO_VARIANT = 0xff;
+const OVERDUE_BIT = 1 << 16;
+const READY_ORDER_BIT = 1 << 17;
+/** Variants a queue can tell apart (an experiment has a handful). */
+const MAX_VARIANTS = NO_VARIANT;
+
+class Node implements QueuedTask {
+  readonly id: string;
+  readonly tenant: string;
   priority: number;
-  readySinceMs: number;
-  deadlineMs?: number;
+  readonly readySinceMs: number;
+  deadlineMs: number | undefined;
   predictedRunMs: number;
   dependents: number;
-  inheritedClass?: PriorityClass;
-  resourceShare: number;
-  preemptible?: boolean;
-  variant?: number;
-  overdue: boolean;
+  /** Its share of a node in millionths (an integer: no boxed double per node). */
+  private readonly shareMicros: number;
+  private flags: number;
   /** Priority minus the part every queued task's age shares (see PolicyQueue). */
-  key: number;
+  key = 0;
   /** Push order: ties go first-come first-served. */
-  seq: number;
+  readonly seq: number;
   /** Index in its tenant's heap; OVERDUE or POPPED when in none. */
-  index: number;
+  index = OVERDUE;
   /** The deadline tick it is filed under for a refresh, if any. */
-  rekeyTick?: number;
+  rekeyTick: number | undefined = undefined;
+
+  constructor(init: QueuedTaskInit, seq: number) {
+    if (init.variant !== undefined && !(init.variant >= 0 && init.variant < MAX_VARIANTS)) throw new RangeError(`variant ${init.variant}: a queue tells apart at most ${MAX_VARIANTS} variants`);
+    for (const c of [init.priorityClass, init.inheritedClass ?? 0]) if (!(c >= 0 && c < NO_CLASS)) throw new RangeError(`priority class ${c} is not one a queue holds`);
+    this.id = init.id;
+    this.tenant = init.tenant;
+    this.priority = init.priority;
+    this.readySinceMs = init.readySinceMs;
+    this.deadlineMs = init.deadlineMs;
+    this.predictedRunMs = init.predictedRunMs ?? 0;
+    this.dependents = init.dependents ?? 0;
+    this.shareMicros = Math.round(Math.min(1, Math.max(0, init.resourceShare ?? 0)) * 1e6);
+    this.flags =
+      (init.priorityClass & CLASS_BITS) |
+      ((init.preemptible === undefined ? 0 : init.preemptible ? 2 : 1) << PREEMPTIBLE_SHIFT) |
+      ((init.variant ?? NO_VARIANT) << VARIANT_SHIFT);
+    this.inheritedClass = init.inheritedClass;
+    this.seq = seq;
+  }
+
+  get priorityClass(): PriorityClass {
+    return this.flags & CLASS_BITS;
+  }
+
+  get inheritedClass(): PriorityClass | undefined {
+    const c = (this.flags >> INHERITED_SHIFT) & CLASS_BITS;
+    return c === NO_CLASS ? undefined : c;
+  }
+
+  set inheritedClass(c: PriorityClass | undefined) {
+    this.flags = (this.flags & ~(CLASS_BITS << INHERITED_SHIFT)) | ((c ?? NO_CLASS) << INHERITED_SHIFT);
+  }
+
+  get preemptible(): boolean | undefined {
+    const p = (this.flags >> PREEMPTIBLE_SHIFT) & 0x3;
+    return p === 0 ? undefined : p === 2;
+  }
+
+  get variant(): number | undefined {
+    const v = (this.flags >> VARIANT_SHIFT) & NO_VARIANT;
+    return v === NO_VARIANT ? undefined : v;
+  }
+
+  get resourceShare(): number {
+    return this.shareMicros / 1e6;
+  }
+
+  get overdue(): boolean {
+    return (this.flags & OVERDUE_BIT) !== 0;
+  }
+
+  set overdue(on: boolean) {
+    this.flags = on ? this.flags | OVERDUE_BIT : this.flags & ~OVERDUE_BIT;
+  }
+
+  get inReadyOrder(): boolean {
+    return (this.flags & READY_ORDER_BIT) !== 0;
+  }
+
+  set inReadyOrder(on: boolean) {
+    this.flags = on ? this.flags | READY_ORDER_BIT : this.flags & ~READY_ORDER_BIT;
+  }
 }
 
 interface TenantQueue {
@@ -109,8 +187,14 @@ export class PolicyQueue {
    * all but `stragglers`: tasks pushed with a readySince before an earlier
    * push's (a restart's recovered tasks out of order, a clock step back).
    * Together they find the tasks reaching the age bound without a scan.
+   * An array from `readyHead` on, not a Map (a slot instead of a hash entry
+   * per task): a node that leaves the heap stays in place, unmarked, until
+   * the head passes it or the array is compacted.
    */
-  private readonly byReady = new Map<string, Node>();
+  private readyOrder: Array<Node | undefined> = [];
+  private readyHead = 0;
+  /** Unmarked nodes at or after readyHead. */
+  private readyGone = 0;
   private readonly stragglers = new Set<Node>();
   private latestReadyMs = -Infinity;
   /** Overdue tasks, oldest first. */
@@ -175,26 +259,7 @@ export class PolicyQueue {
   /** Adds a runnable task (re-pushing an id replaces it). */
   push(init: QueuedTaskInit, nowMs: number): QueuedTask {
     this.remove(init.id);
-    const node: Node = {
-      id: init.id,
-      tenant: init.tenant,
-      priorityClass: init.priorityClass,
-      priority: init.priority,
-      readySinceMs: init.readySinceMs,
-      deadlineMs: init.deadlineMs,
-      predictedRunMs: init.predictedRunMs ?? 0,
-      dependents: init.dependents ?? 0,
-      inheritedClass: init.inheritedClass,
-      resourceShare: init.resourceShare ?? 0,
-      preemptible: init.preemptible,
-      variant: init.variant,
-      overdue: false,
-      key: 0,
-      seq: this.seq++,
-      index: OVERDUE,
-      // Every field in the literal: one added later would cost each node a property array (~40 bytes).
-      rekeyTick: undefined,
-    };
+    const node = new Node(init, this.seq++);
     this.nodes.set(node.id, node);
     bump(this.perClass, node.priorityClass, 1);
     if (nowMs - node.readySinceMs >= this.policy.maxAgeMs) {
@@ -205,7 +270,8 @@ export class PolicyQueue {
     this.scheduleRekey(node, nowMs);
     if (node.readySinceMs >= this.latestReadyMs) {
       this.latestReadyMs = node.readySinceMs;
-      this.byReady.set(node.id, node);
+      node.inReadyOrder = true;
+      this.readyOrder.push(node);
     } else this.stragglers.add(node);
     this.heapInsert(this.tenantQueue(node.tenant), node);
     return node;
@@ -274,10 +340,17 @@ export class PolicyQueue {
   maintain(nowMs: number): void {
     const bound = nowMs - this.policy.maxAgeMs;
     const due: Node[] = [];
-    for (const node of this.byReady.values()) {
-      if (node.readySinceMs > bound) break;
-      due.push(node);
+    const order = this.readyOrder;
+    while (this.readyHead < order.length) {
+      const node = order[this.readyHead]!;
+      if (node.inReadyOrder) {
+        if (node.readySinceMs > bound) break;
+        node.inReadyOrder = false;
+        due.push(node);
+      } else this.readyGone -= 1;
+      order[this.readyHead++] = undefined;
     }
+    this.compactReadyOrder();
     for (const node of this.stragglers) if (node.readySinceMs <= bound) due.push(node);
     // Oldest first, whichever list they came from.
     if (this.stragglers.size > 0) due.sort((a, b) => a.readySinceMs - b.readySinceMs || a.seq - b.seq);
@@ -459,12 +532,29 @@ export class PolicyQueue {
       this.overdueNodes.delete(node.id);
       return;
     }
-    this.byReady.delete(node.id);
-    this.stragglers.delete(node);
+    if (node.inReadyOrder) {
+      node.inReadyOrder = false;
+      this.readyGone += 1;
+      this.compactReadyOrder();
+    } else this.stragglers.delete(node);
     node.rekeyTick = undefined;
     const q = this.tenants.get(node.tenant);
     if (q && node.index >= 0) this.heapRemove(q, node);
     node.index = OVERDUE;
+  }
+
+  /** Drops passed and unmarked slots once they are most of the array (amortised O(1) per removal). */
+  private compactReadyOrder(): void {
+    const slots = this.readyOrder.length;
+    if (slots < 1024 || (this.readyHead + this.readyGone) * 2 < slots) return;
+    const kept: Node[] = [];
+    for (let i = this.readyHead; i < slots; i++) {
+      const node = this.readyOrder[i];
+      if (node?.inReadyOrder) kept.push(node);
+    }
+    this.readyOrder = kept;
+    this.readyHead = 0;
+    this.readyGone = 0;
   }
 
   /** Files a task with a deadline under the tick when its urgency has drifted enough to matter. */
