@@ -25,6 +25,15 @@ export interface HeldLease {
  * `task` decodes it again (placement, explain, a report), and it stays
  * decoded until it rests once more.
  */
+/** What only some tasks have (a lease, a backoff, dependencies, a lent class): kept out of the common record. */
+interface Occasional {
+  queuedAtMs?: number;
+  lease?: HeldLease;
+  retryTimer?: NodeJS.Timeout;
+  waitingOn?: Set<string>;
+  inheritedClass?: PriorityClass;
+}
+
 export class Live {
   readonly id: string;
   readonly tenant: string;
@@ -35,20 +44,11 @@ export class Live {
   state: TaskState;
   /** When it became runnable (for age; a preempted task keeps it). */
   readySinceMs: number;
-  /** When it last went back to the queue, for its reported queue time (readySinceMs when unset). */
-  queuedAtMs: number | undefined = undefined;
-  lease: HeldLease | undefined = undefined;
-  /** A failed attempt waiting out its backoff before the next. */
-  retryTimer: NodeJS.Timeout | undefined = undefined;
-  /** Unfinished dependencies. */
-  waitingOn: Set<string> | undefined = undefined;
   /** W3C trace context of the submission (memory only), handed to the agent with the assignment. */
   readonly traceContext: Record<string, string> | undefined;
-  /** The highest class among the tasks waiting on it (priority inheritance), when higher than its own. */
-  inheritedClass: PriorityClass | undefined = undefined;
-  private decoded: Task | undefined;
-  /** The task's encoding as a one-byte string (a string costs 16 bytes over its length; a Uint8Array over 100). */
-  private encoded: string | undefined = undefined;
+  /** The task, decoded, or at rest as its encoding in a one-byte string (16 bytes over its length; a Uint8Array costs over 100). */
+  private body: Task | string;
+  private occasional: Occasional | undefined = undefined;
 
   constructor(task: Task, demand: Demand, readySinceMs: number, tenant: string, traceContext?: Record<string, string>) {
     this.id = task.id;
@@ -58,38 +58,80 @@ export class Live {
     this.state = task.state;
     this.readySinceMs = readySinceMs;
     this.traceContext = traceContext && Object.keys(traceContext).length > 0 ? traceContext : undefined;
-    this.decoded = task;
+    this.body = task;
   }
 
   /** The task as last committed (decoded again if it was at rest). Treat as immutable: change it through the setter. */
   get task(): Task {
-    if (!this.decoded) {
-      const task = Task.decode(Buffer.from(this.encoded!, 'latin1'));
+    if (typeof this.body === 'string') {
+      const task = Task.decode(Buffer.from(this.body, 'latin1'));
       task.id = this.id;
       task.tenant = this.tenant;
-      this.decoded = task;
-      this.encoded = undefined;
+      this.body = task;
     }
-    return this.decoded;
+    return this.body;
   }
 
   set task(task: Task) {
-    this.decoded = task;
-    this.encoded = undefined;
+    this.body = task;
     this.state = task.state;
   }
 
   /** Whether only the encoding is held. */
   get atRest(): boolean {
-    return this.decoded === undefined;
+    return typeof this.body === 'string';
   }
 
   /** Drops the decoded task, keeping its encoding, until the next read. */
   rest(): void {
-    if (!this.decoded) return;
+    if (typeof this.body === 'string') return;
     // Without the id and tenant, which are held anyway (a third of a small task's encoding).
-    const bytes = Task.encode({ ...this.decoded, id: '', tenant: '' }).finish();
-    this.encoded = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
-    this.decoded = undefined;
+    const bytes = Task.encode({ ...this.body, id: '', tenant: '' }).finish();
+    this.body = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
+  }
+
+  /** When it last went back to the queue, for its reported queue time (readySinceMs when unset). */
+  get queuedAtMs(): number | undefined {
+    return this.occasional?.queuedAtMs;
+  }
+  set queuedAtMs(value: number | undefined) {
+    this.setOccasional('queuedAtMs', value);
+  }
+
+  get lease(): HeldLease | undefined {
+    return this.occasional?.lease;
+  }
+  set lease(value: HeldLease | undefined) {
+    this.setOccasional('lease', value);
+  }
+
+  /** A failed attempt waiting out its backoff before the next. */
+  get retryTimer(): NodeJS.Timeout | undefined {
+    return this.occasional?.retryTimer;
+  }
+  set retryTimer(value: NodeJS.Timeout | undefined) {
+    this.setOccasional('retryTimer', value);
+  }
+
+  /** Unfinished dependencies. */
+  get waitingOn(): Set<string> | undefined {
+    return this.occasional?.waitingOn;
+  }
+  set waitingOn(value: Set<string> | undefined) {
+    this.setOccasional('waitingOn', value);
+  }
+
+  /** The highest class among the tasks waiting on it (priority inheritance), when higher than its own. */
+  get inheritedClass(): PriorityClass | undefined {
+    return this.occasional?.inheritedClass;
+  }
+  set inheritedClass(value: PriorityClass | undefined) {
+    this.setOccasional('inheritedClass', value);
+  }
+
+  private setOccasional<K extends keyof Occasional>(key: K, value: Occasional[K]): void {
+    if (value === undefined && this.occasional === undefined) return;
+    // One shape for every such record (all keys present), so reads stay monomorphic.
+    (this.occasional ??= { queuedAtMs: undefined, lease: undefined, retryTimer: undefined, waitingOn: undefined, inheritedClass: undefined })[key] = value;
   }
 }
