@@ -44,6 +44,8 @@ export interface TaskStoreOptions {
   dataDir?: string;
   /** External PostgreSQL, e.g. postgres://user@127.0.0.1:5432/autoglm. */
   databaseUrl?: string;
+  /** PGlite's shared_buffers (e.g. "32MB"); ignored when databaseUrl is set. @default PostgreSQL's 128MB */
+  pgliteSharedBuffers?: string;
   /** Most operations written in one transaction. @default 4096 */
   maxBatch?: number;
   /**
@@ -113,7 +115,7 @@ export class TaskStore {
 
   /** Opens the engine, applies migrations, and returns a ready store. */
   static async open(options: TaskStoreOptions = {}): Promise<TaskStore> {
-    const opened = options.databaseUrl ? await openPostgres(options.databaseUrl) : await openPglite(options.dataDir);
+    const opened = options.databaseUrl ? await openPostgres(options.databaseUrl) : await openPglite(options.dataDir, { sharedBuffers: options.pgliteSharedBuffers });
     try {
       await migrate(opened);
       // PGlite runs no autovacuum: without fresh statistics the planner sorts a
@@ -250,6 +252,12 @@ export class TaskStore {
    */
   async unfinished(pageSize = 20_000): Promise<Task[]> {
     const tasks: Task[] = [];
+    for await (const page of this.unfinishedPages(pageSize)) for (const task of page) tasks.push(task);
+    return tasks;
+  }
+
+  /** `unfinished`, a page at a time: a caller that keeps less than a Task per row holds one page at most. */
+  async *unfinishedPages(pageSize = 20_000): AsyncGenerator<Task[]> {
     let after: [number, string] | undefined;
     for (;;) {
       const { rows } = await this.engine.query<{ page: string | null }>(
@@ -260,16 +268,14 @@ export class TaskStore {
         after ?? [],
       );
       const page = rows[0]?.page ? (JSON.parse(rows[0].page) as UnfinishedRow[]) : [];
-      for (const r of page) {
-        tasks.push(
-          taskOf({
-            id: r[0], tenant: r[1], requestId: r[2] ?? '', state: r[3], attempt: r[4], sequence: r[5],
-            createdAtMs: r[6], updatedAtMs: r[7], startedAtMs: r[8], finishedAtMs: null, nodeId: r[9], reason: r[10],
-            spec: TaskSpec.decode(Buffer.from(r[11], 'base64')), result: undefined, failures: r[12], leaseEpoch: r[13], gpuIndices: r[14] ?? [], requeuedAs: '',
-          }),
-        );
-      }
-      if (page.length < pageSize) return tasks;
+      yield page.map((r) =>
+        taskOf({
+          id: r[0], tenant: r[1], requestId: r[2] ?? '', state: r[3], attempt: r[4], sequence: r[5],
+          createdAtMs: r[6], updatedAtMs: r[7], startedAtMs: r[8], finishedAtMs: null, nodeId: r[9], reason: r[10],
+          spec: TaskSpec.decode(Buffer.from(r[11], 'base64')), result: undefined, failures: r[12], leaseEpoch: r[13], gpuIndices: r[14] ?? [], requeuedAs: '',
+        }),
+      );
+      if (page.length < pageSize) return;
       const last = page[page.length - 1]!;
       after = [last[6], last[0]];
     }

@@ -254,29 +254,47 @@ export class Scheduler {
    * (see agentRegistered); the others are declared LOST when it ends.
    */
   async recover(): Promise<{ tasks: number; held: number; requeued: number }> {
-    const tasks = await this.store.unfinished();
-    this.deadLetterCount = await this.store.countDeadLetters();
     const now = this.clock();
-    for (const task of tasks) {
-      this.live.set(task.id, this.newLive(task, task.updatedAt ? timestampToMillis(task.updatedAt) : now));
-      this.countInVariant(task);
+    const entries: Live[] = [];
+    /** Each entry's state as read (gating below may end or queue some). */
+    const stored: TaskState[] = [];
+    const waiting = (state: TaskState) => state === S.PENDING || state === S.WAITING_DEPS;
+    for await (const page of this.store.unfinishedPages()) {
+      for (const task of page) {
+        const entry = this.newLive(task, task.updatedAt ? timestampToMillis(task.updatedAt) : now);
+        this.live.set(task.id, entry);
+        this.countInVariant(task);
+        // Queued and waiting tasks are nearly all of a big backlog: at rest from the start,
+        // so recovery holds one page of decoded tasks, not the whole backlog.
+        if (task.state === S.QUEUED || waiting(task.state)) entry.rest();
+        entries.push(entry);
+        stored.push(task.state);
+      }
     }
+    this.deadLetterCount = await this.store.countDeadLetters();
+    const current = (i: number) => (this.live.get(entries[i]!.id) === entries[i] ? entries[i] : undefined);
     // Gate every waiting task first, so a dependency that ends below (dead-lettered
     // on requeue) finds its dependents registered and settles them.
-    for (const task of tasks) {
-      const entry = this.live.get(task.id);
-      if (entry && (task.state === S.PENDING || task.state === S.WAITING_DEPS)) await this.gateOnDependencies(entry);
+    for (let i = 0; i < entries.length; i++) {
+      const entry = current(i);
+      if (entry && waiting(stored[i]!)) await this.gateOnDependencies(entry);
     }
     let held = 0;
     let requeued = 0;
     // Queued oldest first, so the age bound finds them in order.
-    const queued = tasks.filter((t) => t.state === S.QUEUED).map((t) => this.live.get(t.id)!);
+    const queued = entries.filter((_, i) => stored[i] === S.QUEUED);
     queued.sort((a, b) => a.readySinceMs - b.readySinceMs);
-    for (const entry of queued) if (this.live.get(entry.id) === entry && entry.state === S.QUEUED) this.enqueueReady(entry);
-    for (const task of tasks) {
-      const entry = this.live.get(task.id);
-      if (!entry || task.state === S.QUEUED) continue;
-      if (isLeased(task.state) && task.nodeId && task.leaseEpoch > 0) {
+    for (const entry of queued) {
+      if (this.live.get(entry.id) !== entry || entry.state !== S.QUEUED) continue;
+      this.enqueueReady(entry);
+      entry.rest();
+    }
+    for (let i = 0; i < entries.length; i++) {
+      const entry = current(i);
+      const state = stored[i]!;
+      if (!entry || state === S.QUEUED || waiting(state)) continue;
+      const task = entry.task;
+      if (isLeased(state) && task.nodeId && task.leaseEpoch > 0) {
         held += 1;
         entry.lease = { epoch: task.leaseEpoch, nodeId: task.nodeId, gpuIndices: task.gpuIndices, queueTimeMs: 0, sent: true };
         let node = this.nodes.get(task.nodeId);
@@ -286,17 +304,17 @@ export class Scheduler {
           this.nodes.set(task.nodeId, node);
         }
         node.leased.add(task.id);
-      } else if (task.state !== S.PENDING && task.state !== S.WAITING_DEPS) {
+      } else {
         // FAILED, LOST: the next step after the failure was not recorded; PREEMPTED: the requeue was not.
         // (A backoff in progress restarts from zero: its timer died with the old process.)
         requeued += 1;
-        if (isLeased(task.state)) await this.failAttempt(entry, 'lost', 'decision restarted and the attempt had no recorded lease');
-        else if (task.state === S.PREEMPTED) await this.requeue(entry, 'decision restarted');
+        if (isLeased(state)) await this.failAttempt(entry, 'lost', 'decision restarted and the attempt had no recorded lease');
+        else if (state === S.PREEMPTED) await this.requeue(entry, 'decision restarted');
         else await this.afterFailure(entry, 'decision restarted', false);
       }
     }
     this.scheduleDispatch();
-    return { tasks: tasks.length, held, requeued };
+    return { tasks: entries.length, held, requeued };
   }
 
   /**
