@@ -14,8 +14,11 @@ interface Request {
 }
 
 const port = parentPort!;
-const { dataDir } = workerData as { dataDir?: string };
-const db = new PGlite(dataDir);
+const { dataDir, sharedBuffers } = workerData as { dataDir?: string; sharedBuffers?: string };
+/** PGlite's own start parameters (single-user mode and the rest), which startParams replaces rather than extends. */
+const defaults = (PGlite as unknown as { defaultStartParams: string[] }).defaultStartParams;
+if (sharedBuffers && !Array.isArray(defaults)) throw new Error('this PGlite version has no defaultStartParams: shared_buffers cannot be set');
+const db = new PGlite(dataDir, sharedBuffers ? { startParams: [...defaults, '-c', `shared_buffers=${sharedBuffers}`] } : {});
 
 db.waitReady.then(
   () => port.postMessage({ ready: true }),

@@ -118,9 +118,9 @@ function workerScript(): string {
  * Embedded PostgreSQL (WebAssembly) on a data directory, or in memory when
  * none is given, running in a worker thread (see pglite-worker.ts).
  */
-export async function openPglite(dataDir?: string): Promise<SqlEngine> {
+export async function openPglite(dataDir?: string, options: { sharedBuffers?: string } = {}): Promise<SqlEngine> {
   const release = dataDir ? lockDataDir(dataDir) : () => {};
-  const worker = new Worker(workerScript(), { workerData: { dataDir: dataDir ? path.join(dataDir, 'pgdata') : undefined } });
+  const worker = new Worker(workerScript(), { workerData: { dataDir: dataDir ? path.join(dataDir, 'pgdata') : undefined, sharedBuffers: options.sharedBuffers } });
   const waiting = new Map<number, { resolve: (rows: unknown[]) => void; reject: (e: unknown) => void }>();
   let nextId = 1;
   let failed: Error | undefined;

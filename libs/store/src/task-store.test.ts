@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { PriorityClass, Task, TaskKind, TaskResult, TaskState } from '@autoglm/proto';
 import { toTimestamp } from '@autoglm/core';
 import { migrate, MIGRATIONS } from './migrations';
-import { DataDirLockedError, lockDataDir } from './sql-engine';
+import { DataDirLockedError, lockDataDir, openPglite } from './sql-engine';
 import { FaultyEngine, parseFaultSpec } from './faulty-engine';
 import { startPostgres, type PostgresServer } from '../../../test/support/postgres-server';
 import { storeEngines } from '../../../test/support/engines';
@@ -285,5 +285,21 @@ describe.each(engines)('TaskStore under injected store faults on %s', (engine) =
     expect(parseFaultSpec('transient=0.1, ambiguous=0.2,seed=9')).toEqual({ transient: 0.1, ambiguous: 0.2, seed: 9 });
     expect(() => parseFaultSpec('transient=2')).toThrow(/between 0 and 1/);
     expect(() => parseFaultSpec('flaky=0.1')).toThrow(/"flaky=0.1"/);
+  });
+});
+
+describe('embedded PGlite', () => {
+  it('takes its buffer cache size (shared_buffers) from the options, and PostgreSQL’s default without', async () => {
+    const dirs = [fs.mkdtempSync(path.join(os.tmpdir(), 'autoglm-pglite-')), fs.mkdtempSync(path.join(os.tmpdir(), 'autoglm-pglite-'))];
+    const sized = await openPglite(dirs[0], { sharedBuffers: '32MB' });
+    const plain = await openPglite(dirs[1]);
+    try {
+      expect((await sized.query<{ shared_buffers: string }>('SHOW shared_buffers')).rows[0]!.shared_buffers).toBe('32MB');
+      expect((await plain.query<{ shared_buffers: string }>('SHOW shared_buffers')).rows[0]!.shared_buffers).toBe('128MB');
+    } finally {
+      await sized.close();
+      await plain.close();
+      for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

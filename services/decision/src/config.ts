@@ -10,6 +10,14 @@ export const DecisionConfigSchema = z.object({
   dataDir: z.string().min(1).default('.autoglm/data'),
   /** External PostgreSQL URL; when set, PGlite is not used. */
   databaseUrl: z.string().url().optional(),
+  /**
+   * Embedded PGlite's buffer cache (PostgreSQL's shared_buffers, e.g. "32MB"),
+   * which counts in decision's memory. Unset: PostgreSQL's default, 128MB.
+   */
+  pgliteSharedBuffers: z
+    .string()
+    .regex(/^[1-9][0-9]*(kB|MB|GB)$/, 'a size such as 32MB (a whole number, then kB, MB or GB)')
+    .optional(),
   /** An agent silent this long is declared lost and its work requeued. */
   leaseMs: z.coerce.number().int().min(500).max(600_000).default(3000),
   /** Backoff before the first retry of a failed attempt (doubles per failure, with jitter). */
@@ -118,6 +126,7 @@ export function loadDecisionConfig(env: NodeJS.ProcessEnv = process.env): Decisi
     listen: 'AUTOGLM_DECISION_LISTEN',
     dataDir: 'AUTOGLM_DATA_DIR',
     databaseUrl: 'AUTOGLM_DATABASE_URL',
+    pgliteSharedBuffers: 'AUTOGLM_PGLITE_SHARED_BUFFERS',
     leaseMs: 'AUTOGLM_LEASE_MS',
     retryBaseMs: 'AUTOGLM_RETRY_BASE_MS',
     retryMaxMs: 'AUTOGLM_RETRY_MAX_MS',

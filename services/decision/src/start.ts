@@ -39,6 +39,7 @@ export async function startDecision(
 ): Promise<RunningDecision> {
   const store = await TaskStore.open({
     dataDir: config.dataDir,
+    pgliteSharedBuffers: config.pgliteSharedBuffers,
     databaseUrl: config.databaseUrl,
     faults: config.storeFaults ? parseFaultSpec(config.storeFaults) : undefined,
     submitAttempts: config.storeSubmitAttempts,
