@@ -7,6 +7,7 @@ import { EnqueueRequest, PriorityClass, TaskKind } from '@autoglm/proto';
 import { DecisionConfigSchema, startDecision } from '@autoglm/decision';
 import { TaskStore } from '@autoglm/store';
 import { DEFAULT_POLICY, Dispatcher, FairShare, Fleet, seededRandom, type Demand, type QueuedTaskInit, type Reservation } from '@autoglm/core';
+import { postgresBinDir, startPostgres } from '../test/support/postgres-server';
 import { printTable, writeResult } from './lib/report';
 
 /**
@@ -17,43 +18,101 @@ import { printTable, writeResult } from './lib/report';
  *   quota, overdue list, placement) and refills it, with N queued behind;
  * - memory: RSS of a fresh process holding N queued tasks in the dispatcher
  *   (queue, fair share), measured in a child so nothing else is counted;
- * - decision memory: a whole decision (scheduler, task records, embedded
- *   PGlite) in a child, its RSS after 10,000 tasks are submitted through
- *   Scheduler.enqueue (durable, queued, no agent to run them; PGlite's
- *   start-up churn is over by then) and after D. The growth per task in
- *   between projects the RSS at a million.
+ * - decision memory: a whole decision (scheduler, task records, its store
+ *   client) in a child, on an existing store as a restarted decision has:
+ *   its RSS after 10,000 tasks are submitted through Scheduler.enqueue
+ *   (durable, queued, no agent to run them; start-up churn is over by then)
+ *   and after D (a million by default; fewer are projected to a million from
+ *   the growth in between). Embedded PGlite as shipped, with V8's default
+ *   heap limit and with the heap capped (--decision-heap-mb, 768), then
+ *   capped with a 32 MB buffer cache (AUTOGLM_PGLITE_SHARED_BUFFERS), and an
+ *   external PostgreSQL (capped) when Debian's postgresql is installed.
+ *   Embedded PGlite runs in decision's process, so its memory is counted; a
+ *   PostgreSQL server's is not.
  *
  * The workload: 50 tenants, three classes, priorities -1000..1000, one task
  * in ten with a deadline, one in five with dependents.
  */
 export async function policy(args: string[]): Promise<void> {
   if (args[0] === '--hold') return holdQueued(Number(args[1]));
-  if (args[0] === '--hold-decision') return holdInDecision(Number(args[1]), args[2]!);
+  if (args[0] === '--hold-decision') return holdInDecision(Number(args[1]), args[2]!, JSON.parse(args[3]!) as StoreChoice);
   const queued = Number(flag(args, '--queued') ?? 100_000);
   const million = Number(flag(args, '--memory-tasks') ?? 1_000_000);
   const ordering = measureOrdering(queued, 300_000);
   const dispatch = measureDispatch(queued, 100_000);
-  const memory = await measureMemory(million, '--hold');
-  const decisionTasks = Number(flag(args, '--decision-tasks') ?? 100_000);
-  // The data directory is created here, so the measured decision opens an existing one, as a
-  // restarted decision does (creating one leaves PGlite holding some 500 MB more).
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'autoglm-bench-decision-'));
-  await (await TaskStore.open({ dataDir })).close();
-  const decision = await measureMemory(decisionTasks, '--hold-decision', [dataDir]);
-  fs.rmSync(dataDir, { recursive: true, force: true });
-  const projectedMb = decision.rssMb + (decision.bytesPerTask * (million - decisionTasks)) / 2 ** 20;
+  const memory = await measureMemory(million);
+  const decisionTasks = Number(flag(args, '--decision-tasks') ?? 1_000_000);
+  const heapMb = Number(flag(args, '--decision-heap-mb') ?? 768);
+  const capped = `${heapMb} MB heap`;
+  const stores: Array<{ store: string; options: StoreChoice; heapMb?: number }> = [
+    { store: 'embedded PGlite, V8 default heap', options: {} },
+    { store: `embedded PGlite, ${capped}`, options: {}, heapMb },
+    { store: `embedded PGlite, ${capped}, 32 MB buffer cache`, options: { pgliteSharedBuffers: '32MB' }, heapMb },
+  ];
+  const postgres = postgresBinDir() ? await startPostgres() : undefined;
+  if (postgres) stores.push({ store: `external PostgreSQL, ${capped}`, options: { databaseUrl: postgres.url }, heapMb });
+  const decisions: Array<DecisionMemory & { store: string; projectedMb: number }> = [];
+  try {
+    for (const { store, options, heapMb: cap } of stores) {
+      const m = await measureDecision(decisionTasks, options, cap);
+      decisions.push({ store, ...m, projectedMb: m.rssMb + (m.bytesPerTask * (million - decisionTasks)) / 2 ** 20 });
+    }
+  } finally {
+    await postgres?.stop();
+  }
+  const atMillion = decisionTasks === million ? '' : ' (projected)';
   const rows = [
     { measure: `ordering decisions/s, ${queued.toLocaleString('en')} queued`, value: Math.round(ordering.perSecond), target: '≥ 50,000', ratio: (ordering.perSecond / 50_000).toFixed(2) + '×' },
     { measure: `dispatch decisions/s, ${queued.toLocaleString('en')} queued`, value: Math.round(dispatch.perSecond), target: '≥ 50,000', ratio: (dispatch.perSecond / 50_000).toFixed(2) + '×' },
     { measure: `queue RSS MB, ${million.toLocaleString('en')} queued (policy structures only)`, value: memory.rssMb, target: '', ratio: '' },
     { measure: 'queue bytes per queued task', value: Math.round(memory.bytesPerTask), target: '', ratio: '' },
-    { measure: 'decision RSS MB, 10,000 queued (embedded PGlite)', value: decision.baselineMb, target: '', ratio: '' },
-    { measure: `decision RSS MB, ${decisionTasks.toLocaleString('en')} queued`, value: decision.rssMb, target: '', ratio: '' },
-    { measure: 'decision bytes per queued task', value: Math.round(decision.bytesPerTask), target: '', ratio: '' },
-    { measure: `decision RSS MB, ${million.toLocaleString('en')} queued (projected)`, value: Math.round(projectedMb), target: '< 1,024', ratio: (projectedMb / 1024).toFixed(2) + '×' },
+    ...decisions.flatMap((d) => [
+      { measure: `decision RSS MB, ${million.toLocaleString('en')} queued${atMillion}: ${d.store}`, value: Math.round(d.projectedMb), target: '< 1,024', ratio: (d.projectedMb / 1024).toFixed(2) + '×' },
+      { measure: `  RSS MB with 10,000 queued / JS heap bytes per task`, value: `${d.baselineMb} / ${Math.round(d.heapBytesPerTask)}`, target: '', ratio: '' },
+      { measure: `  submissions/s while filling`, value: Math.round(d.submitsPerSecond), target: '', ratio: '' },
+    ]),
   ];
+  if (!postgres) console.log('(external PostgreSQL not measured: Debian\'s postgresql is not installed)');
   printTable('Scheduling policy: decisions per second and queue memory', rows);
-  console.log(`\n${writeResult('policy', { queued, ordering, dispatch, memory, decision: { ...decision, projectedMbAtMillion: projectedMb } })}`);
+  console.log(`\n${writeResult('policy', { queued, ordering, dispatch, memory, decisionTasks, decisions })}`);
+}
+
+interface StoreChoice {
+  databaseUrl?: string;
+  pgliteSharedBuffers?: string;
+}
+
+interface DecisionMemory {
+  tasks: number;
+  rssMb: number;
+  baselineMb: number;
+  bytesPerTask: number;
+  heapBytesPerTask: number;
+  submitsPerSecond: number;
+}
+
+/**
+ * A decision on an existing, empty store in a child, filled with `tasks`
+ * queued tasks; with `heapMb`, its V8 heap capped there (--max-old-space-size,
+ * as a deployment with a memory budget runs it: uncapped, V8 lets garbage
+ * pile up towards its own limit, a quarter of the machine's memory, before
+ * collecting, and the RSS shows that rather than what is held).
+ */
+async function measureDecision(tasks: number, store: StoreChoice, heapMb?: number): Promise<DecisionMemory> {
+  // The data directory (or database) exists already, as a restarted decision finds it
+  // (creating a PGlite directory leaves that process holding some 500 MB more).
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'autoglm-bench-decision-'));
+  try {
+    const schema = await TaskStore.open({ dataDir, ...store });
+    await schema.close();
+    const report = await probe<Omit<DecisionMemory, 'tasks' | 'bytesPerTask'> & { baselineTasks: number }>(
+      ['--hold-decision', String(tasks), dataDir, JSON.stringify(store)],
+      heapMb ? [`--max-old-space-size=${heapMb}`] : [],
+    );
+    return { ...report, tasks, bytesPerTask: ((report.rssMb - report.baselineMb) * 2 ** 20) / (tasks - report.baselineTasks) };
+  } finally {
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  }
 }
 
 const TENANTS = 50;
@@ -146,22 +205,26 @@ function measureDispatch(queued: number, decisions: number): { perSecond: number
   return { perSecond: decisions / seconds, decisions, placed };
 }
 
-/** Forks this benchmark to hold `tasks` queued tasks and report its RSS. */
-async function measureMemory(
-  tasks: number,
-  mode: '--hold' | '--hold-decision',
-  extra: string[] = [],
-): Promise<{ rssMb: number; baselineMb: number; bytesPerTask: number; tasks: number }> {
-  const child = fork(__filename.endsWith('.ts') ? require.resolve('./run.ts') : __filename, ['policy', mode, String(tasks), ...extra], {
-    execArgv: [...process.execArgv, '--expose-gc'],
+/** Runs this benchmark in a child (so nothing else is counted in its memory) and returns what it reports. */
+async function probe<T>(args: string[], nodeFlags: string[] = []): Promise<T> {
+  const child = fork(__filename.endsWith('.ts') ? require.resolve('./run.ts') : __filename, ['policy', ...args], {
+    execArgv: [...process.execArgv, '--expose-gc', ...nodeFlags],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
-  const report = await new Promise<{ rssMb: number; baselineMb: number; baselineTasks?: number }>((resolve, reject) => {
-    child.once('message', (m) => resolve(m as { rssMb: number; baselineMb: number; baselineTasks?: number }));
-    child.once('exit', (code) => reject(new Error(`memory probe exited with ${code}`)));
-  });
-  child.kill();
-  return { ...report, tasks, bytesPerTask: ((report.rssMb - report.baselineMb) * 2 ** 20) / (tasks - (report.baselineTasks ?? 0)) };
+  try {
+    return await new Promise<T>((resolve, reject) => {
+      child.once('message', (m) => resolve(m as T));
+      child.once('exit', (code) => reject(new Error(`memory probe ${args[0]} exited with ${code}`)));
+    });
+  } finally {
+    child.kill();
+  }
+}
+
+/** A child holding `tasks` queued tasks in a dispatcher alone: its RSS. */
+async function measureMemory(tasks: number): Promise<{ rssMb: number; baselineMb: number; bytesPerTask: number; tasks: number }> {
+  const report = await probe<{ rssMb: number; baselineMb: number }>(['--hold', String(tasks)]);
+  return { ...report, tasks, bytesPerTask: ((report.rssMb - report.baselineMb) * 2 ** 20) / tasks };
 }
 
 /** In the child: fill a dispatcher with `tasks` queued tasks, then report RSS after a GC. */
@@ -181,18 +244,22 @@ function holdQueued(tasks: number): void {
   process.send!({ rssMb, baselineMb });
 }
 
-/** In the child: a decision on an empty store; RSS with 10,000 tasks submitted and queued, then with `tasks`. */
-async function holdInDecision(tasks: number, dir: string): Promise<void> {
+/** In the child: a decision on an existing empty store; RSS with 10,000 tasks submitted and queued, then with `tasks`. */
+async function holdInDecision(tasks: number, dir: string, store: StoreChoice): Promise<void> {
   const rss = () => Math.round(Number(fs.readFileSync('/proc/self/status', 'utf8').match(/VmRSS:\s+(\d+)/)?.[1] ?? 0) / 1024);
   const gc = (globalThis as { gc?: () => void }).gc;
-  const decision = await startDecision(DecisionConfigSchema.parse({ listen: '127.0.0.1:0', dataDir: dir }), pino({ level: 'silent' }));
+  const decision = await startDecision(DecisionConfigSchema.parse({ listen: '127.0.0.1:0', dataDir: dir, ...store }), pino({ level: 'silent' }));
   const classes = [PriorityClass.URGENT, PriorityClass.NORMAL, PriorityClass.BACKGROUND];
   const warmUp = 10_000;
   let baselineMb = 0;
+  let baselineHeap = 0;
+  let startedAt = 0;
   for (let i = 0; i < tasks; i += 2000) {
     if (i === warmUp) {
       gc?.();
       baselineMb = rss();
+      baselineHeap = process.memoryUsage().heapUsed;
+      startedAt = performance.now();
     }
     await Promise.all(
       Array.from({ length: Math.min(2000, tasks - i) }, (_, k) =>
@@ -212,12 +279,16 @@ async function holdInDecision(tasks: number, dir: string): Promise<void> {
       ),
     );
   }
+  const seconds = (performance.now() - startedAt) / 1000;
+  // Past the turn in which the last tasks were queued, so they are at rest as queued tasks are.
+  await new Promise((resolve) => setImmediate(resolve));
   gc?.();
   const rssMb = rss();
+  const heapBytesPerTask = (process.memoryUsage().heapUsed - baselineHeap) / (tasks - warmUp);
   const queued = decision.scheduler.queueStats().queued;
   await decision.stop();
   if (queued !== tasks) throw new Error(`queued ${queued}, expected ${tasks}`);
-  process.send!({ rssMb, baselineMb, baselineTasks: warmUp });
+  process.send!({ rssMb, baselineMb, baselineTasks: warmUp, heapBytesPerTask, submitsPerSecond: (tasks - warmUp) / seconds });
 }
 
 function flag(args: string[], name: string): string | undefined {
