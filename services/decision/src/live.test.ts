@@ -1,7 +1,22 @@
-import { PriorityClass, Task, TaskKind, TaskState, DeadlinePolicy } from '@autoglm/proto';
+import { DeadlinePolicy, PriorityClass, Task, TaskKind, TaskState, type TaskSpec } from '@autoglm/proto';
 import { Live } from './live';
 
 const demand = { model: 'llama-3-8b', gpuCount: 2, sharedBytesPerGpu: 8e9, privateBytesPerGpu: 2e9 };
+
+function payloadOf(kind: 'inference' | 'batch'): TaskSpec['payload'] {
+  if (kind === 'batch') {
+    return { $case: 'batch', batch: { command: ['python', 'train.py', '--lr', '3e-4'], env: { SEED: '1', NAME: 'ø' }, expectedDuration: { seconds: 90, nanos: 5 } } };
+  }
+  return {
+    $case: 'inference',
+    inference: {
+      prompt: 'Résumé: 東京 🚀 \u0000 end',
+      messages: [{ role: 'user', content: 'Ünïcödé 💡' }],
+      // float fields: values a float32 holds exactly, as the wire (and so every client) sees them anyway.
+      params: { maxTokens: 256, temperature: 0.75, topP: 0.875, stop: ['\n\n', '###'] },
+    },
+  };
+}
 
 /** A task with every field set, as far from the defaults as the schema allows. */
 function fullTask(payload: 'inference' | 'batch'): Task {
@@ -24,18 +39,7 @@ function fullTask(payload: 'inference' | 'batch'): Task {
       maxRetries: 7,
       labels: { team: 'search', 'autoglm.requeued_from': 'x' },
       interactive: payload === 'inference',
-      payload:
-        payload === 'inference'
-          ? {
-              $case: 'inference',
-              inference: {
-                prompt: 'Résumé: 東京 🚀 \u0000 end',
-                messages: [{ role: 'user', content: 'Ünïcödé 💡' }],
-                // float fields: values a float32 holds exactly, as the wire (and so every client) sees them anyway.
-                params: { maxTokens: 256, temperature: 0.75, topP: 0.875, stop: ['\n\n', '###'] },
-              },
-            }
-          : { $case: 'batch', batch: { command: ['python', 'train.py', '--lr', '3e-4'], env: { SEED: '1', NAME: 'ø' }, expectedDuration: { seconds: 90, nanos: 5 } } },
+      payload: payloadOf(payload),
       deadlinePolicy: DeadlinePolicy.REFUSE_UNMEETABLE,
       policyVariant: 'exp/b',
     },
