@@ -13,18 +13,6 @@ export interface HeldLease {
   sent: boolean;
 }
 
-/**
- * One unfinished task as decision holds it.
- *
- * A queue can hold a million tasks, and a decoded `Task` costs over a
- * kilobyte of heap (its spec, payload, timestamps and maps are objects of
- * their own). So a task at rest (queued or waiting for dependencies, once a
- * dispatch pass has left it there) keeps only its protobuf encoding, about
- * a tenth of that, plus the few fields decision reads of every task
- * (`id`, `tenant`, `priorityClass`, `state`, `demand`). The first read of
- * `task` decodes it again (placement, explain, a report), and it stays
- * decoded until it rests once more.
- */
 /** What only some tasks have (a lease, a backoff, dependencies, a lent class): kept out of the common record. */
 interface Occasional {
   queuedAtMs?: number;
@@ -34,6 +22,18 @@ interface Occasional {
   inheritedClass?: PriorityClass;
 }
 
+/**
+ * One unfinished task as decision holds it.
+ *
+ * A queue can hold a million tasks, and a decoded `Task` costs over a
+ * kilobyte of heap (its spec, payload, timestamps and maps are objects of
+ * their own). So a task at rest (queued or waiting for dependencies, once a
+ * dispatch pass has left it there) keeps only its protobuf encoding, about
+ * a tenth of that, plus the few fields decision reads of every task
+ * (`id`, `tenant`, `priorityClass`, `state`, `demand`, `readySinceMs`). The
+ * first read of `task` decodes it again (placement, explain, a report), and
+ * it stays decoded until it rests once more.
+ */
 export class Live {
   readonly id: string;
   readonly tenant: string;
