@@ -258,6 +258,8 @@ export class Scheduler {
     const entries: Live[] = [];
     /** Each entry's state as read (gating below may end or queue some). */
     const stored: TaskState[] = [];
+    /** The queued ones' queue entries, made while they are decoded (then they rest, and are not decoded again). */
+    const inits = new Map<Live, QueuedTaskInit>();
     const waiting = (state: TaskState) => state === S.PENDING || state === S.WAITING_DEPS;
     for await (const page of this.store.unfinishedPages()) {
       for (const task of page) {
@@ -266,6 +268,7 @@ export class Scheduler {
         this.countInVariant(task);
         // Queued and waiting tasks are nearly all of a big backlog: at rest from the start,
         // so recovery holds one page of decoded tasks, not the whole backlog.
+        if (task.state === S.QUEUED) inits.set(entry, this.queuedInit(entry));
         if (task.state === S.QUEUED || waiting(task.state)) entry.rest();
         entries.push(entry);
         stored.push(task.state);
@@ -286,9 +289,14 @@ export class Scheduler {
     queued.sort((a, b) => a.readySinceMs - b.readySinceMs);
     for (const entry of queued) {
       if (this.live.get(entry.id) !== entry || entry.state !== S.QUEUED) continue;
-      this.enqueueReady(entry);
-      entry.rest();
+      if (!entry.atRest) {
+        this.enqueueReady(entry);
+        continue;
+      }
+      // What gating above changed: the tasks now waiting on it, and the class they lend it.
+      this.dispatcher.enqueue({ ...inits.get(entry)!, dependents: this.dependents.get(entry.id)?.size ?? 0, inheritedClass: entry.inheritedClass }, this.clock());
     }
+    inits.clear();
     for (let i = 0; i < entries.length; i++) {
       const entry = current(i);
       const state = stored[i]!;
