@@ -285,7 +285,7 @@ export class Scheduler {
     let held = 0;
     let requeued = 0;
     // Queued oldest first, so the age bound finds them in order.
-    const queued = entries.filter((_, i) => stored[i] === S.QUEUED);
+    const queued = [...inits.keys()];
     queued.sort((a, b) => a.readySinceMs - b.readySinceMs);
     for (const entry of queued) {
       if (this.live.get(entry.id) !== entry || entry.state !== S.QUEUED) continue;
