@@ -185,7 +185,7 @@ export class AutoglmClient {
     const message = SubmitWorkflowRequest.fromPartial(request);
     if (message.requestId === '') message.requestId = randomUUID();
     if (message.tenant === '' && this.tenant !== undefined) message.tenant = this.tenant;
-    return this.retrying('submit', options, () =>
+    return this.retrying('submitWorkflow', options, () =>
       this.unary<SubmitWorkflowResponse>((md, opts, cb) => this.tasks.submitWorkflow(message, md, opts, cb), options),
     );
   }
@@ -206,7 +206,6 @@ export class AutoglmClient {
       }
     }
   }
-
 
   /** A task with its result. */
   get(taskId: string, options: RequestOptions = {}): Promise<Task> {
@@ -308,19 +307,9 @@ export class AutoglmClient {
     const message = CreateScheduleRequest.fromPartial(request);
     if (message.requestId === '') message.requestId = randomUUID();
     if (message.tenant === '' && this.tenant !== undefined) message.tenant = this.tenant;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.unary<CreateScheduleResponse>((md, opts, cb) => this.schedules.createSchedule(message, md, opts, cb), options);
-      } catch (error) {
-        const failure = AutoglmError.from(error);
-        if (attempt >= this.retry.maxAttempts || !isRetryable(failure) || options.signal?.aborted) throw failure;
-        try {
-          await abortableDelay(backoffDelay(attempt, this.retry, failure.retryAfterMs), options.signal);
-        } catch (abort) {
-          throw new AutoglmError('CANCELLED', 'createSchedule aborted while waiting to retry', { cause: abort });
-        }
-      }
-    }
+    return this.retrying('createSchedule', options, () =>
+      this.unary<CreateScheduleResponse>((md, opts, cb) => this.schedules.createSchedule(message, md, opts, cb), options),
+    );
   }
 
   /** A schedule, with its next and last fire times. */
