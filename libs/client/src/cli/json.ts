@@ -1,9 +1,8 @@
 // JSON for `--json`: camelCase field names as in the SDK, enums by name,
 // timestamps as ISO 8601, durations in milliseconds (`...Ms`). Unset values are null.
 import type { InferDone, Node, PriorityExplanation, QueueStats, Schedule, Task, TaskEvent, TaskResult } from '@autoglm/proto';
-import { ScheduleState } from '@autoglm/proto';
 import { durationMs, isoTime } from './format';
-import { className, kindName, nodeStateName, stateName, waitingCauseName } from './names';
+import { className, kindName, nodeStateName, scheduleStateName, stateName, waitingCauseName } from './names';
 
 /** A JSON value. */
 export type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
@@ -183,7 +182,7 @@ export function scheduleJson(schedule: Schedule): Json {
     id: schedule.id,
     requestId: schedule.requestId,
     tenant: schedule.tenant,
-    state: ScheduleState[schedule.state] ?? `UNKNOWN(${schedule.state})`,
+    state: scheduleStateName(schedule.state),
     cron: schedule.cron,
     timeZone: schedule.timeZone,
     description: schedule.description,

@@ -5,7 +5,7 @@ import { humanDuration, table, timestampMs, truncate } from '../format';
 import { examples } from '../help';
 import { type CliIo, println } from '../io';
 import { scheduleJson } from '../json';
-import { className, kindName } from '../names';
+import { className, kindName, scheduleStateName } from '../names';
 import { durationFromMs, parseDurationMs, parseInteger } from '../parse';
 import { addTaskOptions, buildRequest, type SubmitOptions } from './submit';
 
@@ -149,10 +149,6 @@ export function registerSchedule(program: Command, io: CliIo): void {
   change('pause', 'Stop a schedule from firing (its tasks already submitted are not touched).', (ctx, id) => ctx.withClient((client) => client.pauseSchedule(id)));
   change('resume', 'Let a paused schedule fire again, from its next fire time after now.', (ctx, id) => ctx.withClient((client) => client.resumeSchedule(id)));
   change('delete', 'Delete a schedule (its tasks already submitted are not touched).', (ctx, id) => ctx.withClient(async (client) => (await client.deleteSchedule(id)).schedule));
-}
-
-function scheduleStateName(state: ScheduleState): string {
-  return ScheduleState[state] ?? `UNKNOWN(${state})`;
 }
 
 /** "2024-05-01 12:05 Europe/Berlin" (the wall time where the schedule lives), or "-". */
