@@ -1,5 +1,5 @@
 import { type Task, TaskKind } from '@autoglm/proto';
-import { durationMs, gib, humanDuration, isoTime } from './format';
+import { durationMs, fieldLines, gib, humanDuration, isoTime } from './format';
 import { className, kindName, stateName } from './names';
 
 /** A task as `autoglm get` shows it: one "field  value" line each, output last. */
@@ -39,9 +39,7 @@ export function describeTask(task: Task): string {
       ['finish', [result.finishReason, batch ? `exit code ${result.exitCode}` : ''].filter(Boolean).join(', ') || undefined],
     );
   }
-  const present = rows.filter((row): row is [string, string] => row[1] !== undefined && row[1] !== '');
-  const width = Math.max(...present.map(([name]) => name.length));
-  const lines = present.map(([name, value]) => `${name.padEnd(width)}  ${value}`);
+  const lines = fieldLines(rows.filter((row): row is [string, string] => row[1] !== undefined && row[1] !== ''));
   if (result !== undefined && result.output !== '') lines.push('output:', result.output.replace(/\n$/, ''));
   return lines.join('\n');
 }

@@ -43,6 +43,12 @@ export function gib(bytes: number): string {
   return (bytes / 1024 ** 3).toFixed(1);
 }
 
+/** "name  value" lines, the values lined up two spaces after the longest name. */
+export function fieldLines(rows: ReadonlyArray<readonly [string, string]>): string[] {
+  const width = Math.max(...rows.map(([name]) => name.length));
+  return rows.map(([name, value]) => `${name.padEnd(width)}  ${value}`);
+}
+
 /** Left-aligned columns separated by two spaces; numbers right-aligned when `numeric` says so. */
 export function table(header: string[], rows: string[][], numeric: boolean[] = []): string {
   const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => (row[column] ?? '').length)));

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { type Schedule, ScheduleState } from '@autoglm/proto';
 import { commandContext, type CommandContext } from '../context';
-import { humanDuration, table, timestampMs, truncate } from '../format';
+import { durationMs, fieldLines, humanDuration, table, timestampMs, truncate } from '../format';
 import { examples } from '../help';
 import { type CliIo, println } from '../io';
 import { scheduleJson } from '../json';
@@ -175,10 +175,9 @@ function describeSchedule(s: Schedule): string {
     ['last task', s.lastTaskId || '-'],
     ['fires', String(s.fireCount)],
   ];
-  if (s.deadlineAfter) lines.push(['deadline after', humanDuration(s.deadlineAfter.seconds * 1000 + s.deadlineAfter.nanos / 1e6)]);
-  if (s.startingDeadline) lines.push(['starting deadline', humanDuration(s.startingDeadline.seconds * 1000 + s.startingDeadline.nanos / 1e6)]);
+  if (s.deadlineAfter) lines.push(['deadline after', humanDuration(durationMs(s.deadlineAfter))]);
+  if (s.startingDeadline) lines.push(['starting deadline', humanDuration(durationMs(s.startingDeadline))]);
   if (s.description) lines.push(['description', s.description]);
   if (s.lastError) lines.push(['last error', s.lastError]);
-  const width = Math.max(...lines.map(([k]) => k.length));
-  return lines.map(([k, v]) => `${k.padEnd(width)}  ${v}`).join('\n');
+  return fieldLines(lines).join('\n');
 }
