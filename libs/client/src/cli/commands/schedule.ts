@@ -6,6 +6,7 @@ import { examples } from '../help';
 import { type CliIo, println } from '../io';
 import { scheduleJson } from '../json';
 import { className, kindName, scheduleStateName } from '../names';
+import { collectPages } from '../pages';
 import { durationFromMs, parseDurationMs, parseInteger } from '../parse';
 import { addTaskOptions, buildRequest, type SubmitOptions } from './submit';
 
@@ -86,16 +87,12 @@ export function registerSchedule(program: Command, io: CliIo): void {
     .addHelpText('after', examples('autoglm schedule list', 'autoglm schedule list --json'))
     .action(async (options: { limit: number }, command: Command) => {
       const ctx = commandContext(io, command);
-      const schedules = await ctx.withClient(async (client) => {
-        const found: Schedule[] = [];
-        let pageToken = '';
-        do {
-          const page = await client.listSchedules({ tenant: ctx.globals.tenant, pageSize: Math.min(1000, options.limit - found.length), pageToken });
-          found.push(...page.schedules);
-          pageToken = page.nextPageToken;
-        } while (pageToken !== '' && found.length < options.limit);
-        return found;
-      });
+      const schedules = await ctx.withClient((client) =>
+        collectPages(async (pageSize, pageToken) => {
+          const page = await client.listSchedules({ tenant: ctx.globals.tenant, pageSize, pageToken });
+          return { items: page.schedules, nextPageToken: page.nextPageToken };
+        }, options.limit),
+      );
       if (ctx.globals.json) {
         for (const schedule of schedules) ctx.printJson(scheduleJson(schedule));
         return;
