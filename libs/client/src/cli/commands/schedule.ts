@@ -131,7 +131,12 @@ export function registerSchedule(program: Command, io: CliIo): void {
       else println(io.stdout, describeSchedule(schedule));
     });
 
-  const change = (name: string, description: string, call: (ctx: CommandContext, id: string) => Promise<Schedule | undefined>) =>
+  const change = (
+    name: string,
+    description: string,
+    call: (ctx: CommandContext, id: string) => Promise<Schedule | undefined>,
+    describe: (schedule: Schedule) => string,
+  ) =>
     group
       .command(name)
       .description(description)
@@ -141,11 +146,26 @@ export function registerSchedule(program: Command, io: CliIo): void {
         const schedule = await call(ctx, id);
         if (schedule === undefined) return;
         if (ctx.globals.json) ctx.printJson(scheduleJson(schedule));
-        else println(io.stdout, `${schedule.id}  ${name === 'delete' ? 'DELETED' : scheduleStateName(schedule.state)}${schedule.state === ScheduleState.ACTIVE && name === 'resume' ? `  next fire ${zonedTime(schedule.nextFireAt, schedule.timeZone)}` : ''}`);
+        else println(io.stdout, describe(schedule));
       });
-  change('pause', 'Stop a schedule from firing (its tasks already submitted are not touched).', (ctx, id) => ctx.withClient((client) => client.pauseSchedule(id)));
-  change('resume', 'Let a paused schedule fire again, from its next fire time after now.', (ctx, id) => ctx.withClient((client) => client.resumeSchedule(id)));
-  change('delete', 'Delete a schedule (its tasks already submitted are not touched).', (ctx, id) => ctx.withClient(async (client) => (await client.deleteSchedule(id)).schedule));
+  change(
+    'pause',
+    'Stop a schedule from firing (its tasks already submitted are not touched).',
+    (ctx, id) => ctx.withClient((client) => client.pauseSchedule(id)),
+    (s) => `${s.id}  ${scheduleStateName(s.state)}`,
+  );
+  change(
+    'resume',
+    'Let a paused schedule fire again, from its next fire time after now.',
+    (ctx, id) => ctx.withClient((client) => client.resumeSchedule(id)),
+    (s) => `${s.id}  ${scheduleStateName(s.state)}${s.state === ScheduleState.ACTIVE ? `  next fire ${zonedTime(s.nextFireAt, s.timeZone)}` : ''}`,
+  );
+  change(
+    'delete',
+    'Delete a schedule (its tasks already submitted are not touched).',
+    (ctx, id) => ctx.withClient(async (client) => (await client.deleteSchedule(id)).schedule),
+    (s) => `${s.id}  DELETED`,
+  );
 }
 
 /** "2024-05-01 12:05 Europe/Berlin" (the wall time where the schedule lives), or "-". */
