@@ -16,6 +16,7 @@ import type { TaskStore } from '@autoglm/store';
 import { context, contextFromCarrier, endSpan, RETRY_AFTER_TRAILER, startSpan, toStatus, type Logger, type ServiceHandlers, type StreamSink } from '@autoglm/runtime';
 import { serveAgentSession } from './agent-session';
 import { EventQueue } from './event-queue';
+import { decodePageToken, encodePageToken, pageLimit, UUID } from './paging';
 import type { EventBus } from './event-bus';
 import type { Scheduler } from './scheduler';
 
@@ -93,8 +94,7 @@ export function decisionHandlers(scheduler: Scheduler, store: TaskStore, bus: Ev
     getTask: async (req) => scheduler.get(requireTaskId(req.taskId)),
 
     listTasks: async (req) => {
-      const limit = req.pageSize === 0 ? 100 : req.pageSize;
-      if (limit > 1000) throw new InvalidArgumentError('page_size', `must be at most 1000, got ${req.pageSize}`);
+      const limit = pageLimit(req.pageSize);
       for (const [i, s] of req.states.entries()) {
         if (!(s in TaskState) || s === TaskState.UNSPECIFIED) throw new InvalidArgumentError(`states[${i}]`, `unknown state ${s}`);
       }
@@ -122,22 +122,10 @@ export function decisionHandlers(scheduler: Scheduler, store: TaskStore, bus: Ev
   };
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
 function requireTaskId(id: string): string {
   if (!id) throw new InvalidArgumentError('task_id', 'is required');
   if (!UUID.test(id)) throw new InvalidArgumentError('task_id', `"${id}" is not a task id (a UUID)`);
   return id.toLowerCase();
-}
-
-function encodePageToken(createdAtMs: number, id: string): string {
-  return Buffer.from(`${createdAtMs}|${id}`).toString('base64url');
-}
-
-function decodePageToken(token: string): { createdAtMs: number; id: string } {
-  const [ms, id] = Buffer.from(token, 'base64url').toString().split('|');
-  if (!ms || !id || !Number.isFinite(Number(ms)) || !UUID.test(id)) throw new InvalidArgumentError('page_token', 'is not a token from a previous page');
-  return { createdAtMs: Number(ms), id };
 }
 
 /**

@@ -34,6 +34,7 @@ import {
 } from '@autoglm/core';
 import { isTransient, type ScheduleStore } from '@autoglm/store';
 import type { Logger } from '@autoglm/runtime';
+import { decodePageToken, encodePageToken, pageLimit, UUID } from './paging';
 
 /** Label every task a schedule submits carries, naming the schedule. */
 export const SCHEDULE_LABEL = 'autoglm.schedule_id';
@@ -43,7 +44,6 @@ export const DEFAULT_SCHEDULE_POLL_MS = 1000;
 export const DEFAULT_FIRE_BATCH = 256;
 /** How long stop() waits for a pass in progress. */
 export const DEFAULT_STOP_TIMEOUT_MS = 10_000;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** What last_error says of a failure whose details are for the log only. */
 const INTERNAL = "internal error (see decision's log)";
 
@@ -183,8 +183,7 @@ export class RecurringTasks {
 
   /** A page of schedules, newest first. */
   async list(request: ListSchedulesRequest): Promise<ListSchedulesResponse> {
-    const limit = request.pageSize === 0 ? 100 : request.pageSize;
-    if (limit > 1000) throw new InvalidArgumentError('page_size', `must be at most 1000, got ${request.pageSize}`);
+    const limit = pageLimit(request.pageSize);
     const before = request.pageToken ? decodePageToken(request.pageToken) : undefined;
     const schedules = await this.store(() => this.schedules.list({ tenant: request.tenant || undefined, limit, before }));
     const last = schedules[schedules.length - 1];
@@ -405,14 +404,4 @@ function requireScheduleId(id: string): string {
   if (!id) throw new InvalidArgumentError('schedule_id', 'is required');
   if (!UUID.test(id)) throw new InvalidArgumentError('schedule_id', `"${id.slice(0, 80)}" is not a schedule id (a UUID, as CreateSchedule and ListSchedules return)`);
   return id.toLowerCase();
-}
-
-function encodePageToken(createdAtMs: number, id: string): string {
-  return Buffer.from(`${createdAtMs}|${id}`).toString('base64url');
-}
-
-function decodePageToken(token: string): { createdAtMs: number; id: string } {
-  const [ms, id] = Buffer.from(token, 'base64url').toString().split('|');
-  if (!ms || !id || !Number.isFinite(Number(ms)) || !UUID.test(id)) throw new InvalidArgumentError('page_token', 'is not a token from a previous page');
-  return { createdAtMs: Number(ms), id };
 }

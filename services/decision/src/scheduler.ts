@@ -76,6 +76,7 @@ import { isTransient, type StoredEvent, type TaskStore } from '@autoglm/store';
 import { captureTraceContext, type Logger } from '@autoglm/runtime';
 import type { EventBus } from './event-bus';
 import { Live } from './live';
+import { UUID } from './paging';
 
 /** How decision talks back to one connected agent. */
 export interface AgentLink {
@@ -130,7 +131,6 @@ interface NodeInfo {
 }
 
 const S = TaskState;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** Dead letters one `all` requeue or purge acts on at most. */
 const MAX_DEAD_LETTERS_PER_CALL = 10_000;
 
