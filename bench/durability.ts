@@ -9,7 +9,7 @@ import { DecisionServiceClient, PriorityClass, Task, TaskKind, TaskSpec, TaskSta
 import { createClient } from '@autoglm/runtime';
 import { TaskStore, type StoredEvent, type TaskStoreOptions } from '@autoglm/store';
 import { startPostgres, type PostgresServer } from '../test/support/postgres-server';
-import { printTable, writeResult } from './lib/report';
+import { printTable, writeResult, flag, rssMb } from './lib/report';
 
 /**
  * Durability costs, on both engines, in one run:
@@ -136,16 +136,11 @@ async function restartDecision(env: Record<string, string>): Promise<{ readyMs: 
     const client = createClient(DecisionServiceClient, address);
     const stats = await new Promise<QueueStats>((resolve, reject) => client.getQueueStats({}, new Metadata(), (err, res) => (err ? reject(err) : resolve(res!))));
     client.close();
-    const rssMb = Math.round(Number(fs.readFileSync(`/proc/${child.pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/)?.[1] ?? 0) / 1024);
-    return { readyMs, queued: stats.queued, rssMb };
+    const rss = rssMb(child.pid!);
+    return { readyMs, queued: stats.queued, rssMb: rss };
   } finally {
     const exited = new Promise((resolve) => child.once('exit', resolve));
     child.kill('SIGTERM');
     await exited;
   }
-}
-
-function flag(args: string[], name: string): string | undefined {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : undefined;
 }

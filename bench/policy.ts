@@ -8,7 +8,7 @@ import { DecisionConfigSchema, startDecision } from '@autoglm/decision';
 import { TaskStore } from '@autoglm/store';
 import { DEFAULT_POLICY, Dispatcher, FairShare, Fleet, seededRandom, type Demand, type QueuedTaskInit, type Reservation } from '@autoglm/core';
 import { postgresBinDir, startPostgres } from '../test/support/postgres-server';
-import { printTable, writeResult } from './lib/report';
+import { printTable, writeResult, flag, rssMb } from './lib/report';
 
 /**
  * The scheduling policy's own cost, without the network or the store:
@@ -42,6 +42,8 @@ export async function policy(args: string[]): Promise<void> {
   const dispatch = measureDispatch(queued, 100_000);
   const memory = await measureMemory(million);
   const decisionTasks = Number(flag(args, '--decision-tasks') ?? 1_000_000);
+  // Growth is measured from the 10,000-task baseline (DECISION_WARM_UP), so there must be more.
+  if (!(decisionTasks > DECISION_WARM_UP)) throw new Error(`--decision-tasks: ${decisionTasks} is not more than the ${DECISION_WARM_UP.toLocaleString('en')} tasks the baseline is taken at`);
   const heapMb = Number(flag(args, '--decision-heap-mb') ?? 768);
   const capped = `${heapMb} MB heap`;
   const stores: Array<{ store: string; options: StoreChoice; heapMb?: number }> = [
@@ -116,6 +118,8 @@ async function measureDecision(tasks: number, store: StoreChoice, heapMb?: numbe
 }
 
 const TENANTS = 50;
+/** Tasks a measured decision is given before its baseline RSS is read. */
+const DECISION_WARM_UP = 10_000;
 
 function taskAt(i: number, random: () => number, nowMs: number): QueuedTaskInit {
   const r = random();
@@ -229,35 +233,33 @@ async function measureMemory(tasks: number): Promise<{ rssMb: number; baselineMb
 
 /** In the child: fill a dispatcher with `tasks` queued tasks, then report RSS after a GC. */
 function holdQueued(tasks: number): void {
-  const rss = () => Math.round(Number(fs.readFileSync('/proc/self/status', 'utf8').match(/VmRSS:\s+(\d+)/)?.[1] ?? 0) / 1024);
   const gc = (globalThis as { gc?: () => void }).gc;
   gc?.();
-  const baselineMb = rss();
+  const baselineMb = rssMb();
   const random = seededRandom(3);
   const now = 1_700_000_000_000;
   const fleet = new Fleet(undefined, () => now);
   const d = newDispatcher(fleet, now, new Map());
   for (let i = 0; i < tasks; i++) d.enqueue(taskAt(i, random, now), now);
   gc?.();
-  const rssMb = rss();
+  const heldMb = rssMb();
   if (d.size !== tasks) throw new Error(`queued ${d.size}, expected ${tasks}`);
-  process.send!({ rssMb, baselineMb });
+  process.send!({ rssMb: heldMb, baselineMb });
 }
 
 /** In the child: a decision on an existing empty store; RSS with 10,000 tasks submitted and queued, then with `tasks`. */
 async function holdInDecision(tasks: number, dir: string, store: StoreChoice): Promise<void> {
-  const rss = () => Math.round(Number(fs.readFileSync('/proc/self/status', 'utf8').match(/VmRSS:\s+(\d+)/)?.[1] ?? 0) / 1024);
   const gc = (globalThis as { gc?: () => void }).gc;
   const decision = await startDecision(DecisionConfigSchema.parse({ listen: '127.0.0.1:0', dataDir: dir, ...store }), pino({ level: 'silent' }));
   const classes = [PriorityClass.URGENT, PriorityClass.NORMAL, PriorityClass.BACKGROUND];
-  const warmUp = 10_000;
+  const warmUp = DECISION_WARM_UP;
   let baselineMb = 0;
   let baselineHeap = 0;
   let startedAt = 0;
   for (let i = 0; i < tasks; i += 2000) {
     if (i === warmUp) {
       gc?.();
-      baselineMb = rss();
+      baselineMb = rssMb();
       baselineHeap = process.memoryUsage().heapUsed;
       startedAt = performance.now();
     }
@@ -283,15 +285,10 @@ async function holdInDecision(tasks: number, dir: string, store: StoreChoice): P
   // Past the turn in which the last tasks were queued, so they are at rest as queued tasks are.
   await new Promise((resolve) => setImmediate(resolve));
   gc?.();
-  const rssMb = rss();
+  const heldMb = rssMb();
   const heapBytesPerTask = (process.memoryUsage().heapUsed - baselineHeap) / (tasks - warmUp);
   const queued = decision.scheduler.queueStats().queued;
   await decision.stop();
   if (queued !== tasks) throw new Error(`queued ${queued}, expected ${tasks}`);
-  process.send!({ rssMb, baselineMb, baselineTasks: warmUp, heapBytesPerTask, submitsPerSecond: (tasks - warmUp) / seconds });
-}
-
-function flag(args: string[], name: string): string | undefined {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : undefined;
+  process.send!({ rssMb: heldMb, baselineMb, baselineTasks: warmUp, heapBytesPerTask, submitsPerSecond: (tasks - warmUp) / seconds });
 }

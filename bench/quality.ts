@@ -8,7 +8,7 @@ import { PRESETS } from '@autoglm/core';
 import { AZURE_TRACE_ATTRIBUTION, DEFAULT_AZURE_CONV_TRACE, loadAzureTrace } from './lib/azure-trace';
 import { POLICY_DESCRIPTIONS, simulate, type PolicyName, type PolicyResult, type SimOptions } from './lib/quality-sim';
 import { buildWorkload, type TenantMix, type WorkloadOptions } from './lib/quality-workload';
-import { printTable, writeResult } from './lib/report';
+import { printTable, writeResult, flag } from './lib/report';
 
 const GiB = 2 ** 30;
 const POLICIES: PolicyName[] = ['fifo', 'static', 'dynamic'];
@@ -213,9 +213,4 @@ export async function quality(args: string[]): Promise<void> {
     claimed: CLAIMED,
   });
   console.log(`\n${file}`);
-}
-
-function flag(args: string[], name: string): string | undefined {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : undefined;
 }

@@ -5,7 +5,7 @@ import { createClient } from '@autoglm/runtime';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { percentile, printTable, writeResult } from './lib/report';
+import { percentile, printTable, writeResult, flag } from './lib/report';
 
 /**
  * Throughput of the whole mesh: tasks that do no work (batch jobs of zero
@@ -89,9 +89,4 @@ export async function throughput(args: string[]): Promise<void> {
     await mesh.stop();
     fs.rmSync(dataDir, { recursive: true, force: true });
   }
-}
-
-function flag(args: string[], name: string): string | undefined {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : undefined;
 }

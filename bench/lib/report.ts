@@ -29,3 +29,14 @@ export function writeResult(name: string, result: unknown): string {
   fs.writeFileSync(file, JSON.stringify({ name, at: new Date().toISOString(), machine, result }, null, 2) + '\n');
   return file;
 }
+
+/** The value after `--name` in a benchmark's arguments, if given. */
+export function flag(args: string[], name: string): string | undefined {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+}
+
+/** A process's resident set size in MB (Linux: /proc). */
+export function rssMb(pid: number | 'self' = 'self'): number {
+  return Math.round(Number(fs.readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/)?.[1] ?? 0) / 1024);
+}
