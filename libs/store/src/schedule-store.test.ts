@@ -95,7 +95,7 @@ describe.each(engines)('ScheduleStore on %s', (engine) => {
     await store.insert(due);
     await store.insert(later);
     const now = T0 - 10 * 365 * 86_400_000 + 1;
-    expect((await store.due(now, 100)).map((s) => s.id)).toEqual([due.id]);
+    expect(await store.due(now, 100)).toEqual([due.id]);
     expect(await store.earliestFire()).toBeLessThanOrEqual(due.nextFireAtMs!);
 
     const paused = await store.setState(due.id, ScheduleState.PAUSED, null, T0 + 1);
@@ -105,7 +105,7 @@ describe.each(engines)('ScheduleStore on %s', (engine) => {
     expect(await store.recordFire(due.id, { fireAtMs: now, taskId: randomUUID(), error: '', nextFireAtMs: now + 1, atMs: T0 })).toBeUndefined();
     const resumed = await store.setState(due.id, ScheduleState.ACTIVE, now - 1, T0 + 2);
     expect(resumed).toMatchObject({ state: ScheduleState.ACTIVE, fireCount: 0 });
-    expect((await store.due(now, 100)).map((s) => s.id)).toEqual([due.id]);
+    expect(await store.due(now, 100)).toEqual([due.id]);
     expect(await store.setState(randomUUID(), ScheduleState.PAUSED, null, T0)).toBeUndefined();
   });
 
@@ -137,8 +137,8 @@ describe.each(engines)('ScheduleStore on %s', (engine) => {
     expect(timestampToMillis(pending!.nextFireAt!)).toBe(T0 + 30_000);
     expect(await store.recordRetry(stuck.id, retry)).toEqual(pending);
     // Backing off, it is no longer the most overdue.
-    const due = (await store.due(T0 + 10, 100)).filter((s) => s.tenant === 'retry');
-    expect(due.map((s) => s.id)).toEqual([other.id]);
+    const due = (await store.due(T0 + 10, 100)).filter((id) => id === stuck.id || id === other.id);
+    expect(due).toEqual([other.id]);
 
     const fired = await store.recordFire(stuck.id, { fireAtMs: T0, taskId: randomUUID(), error: '', nextFireAtMs: T0 + 300_000, atMs: T0 + 30_000 });
     expect(fired).toMatchObject({ fireCount: 1, lastError: '', pendingFireAt: undefined, pendingFireAttempts: 0 });

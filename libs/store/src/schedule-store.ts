@@ -141,13 +141,13 @@ export class ScheduleStore {
     return (await this.engine.query<ScheduleRow>(sql, params)).rows.map(rowToSchedule);
   }
 
-  /** Active schedules whose next fire time is at or before `nowMs`, most overdue first. */
-  async due(nowMs: number, limit: number): Promise<Schedule[]> {
-    const { rows } = await this.engine.query<ScheduleRow>(
-      `SELECT * FROM schedules WHERE state = ${ScheduleState.ACTIVE} AND next_fire_at <= $1 ORDER BY next_fire_at, id LIMIT $2`,
+  /** The ids of active schedules whose next fire time is at or before `nowMs`, most overdue first. */
+  async due(nowMs: number, limit: number): Promise<string[]> {
+    const { rows } = await this.engine.query<{ id: string }>(
+      `SELECT id FROM schedules WHERE state = ${ScheduleState.ACTIVE} AND next_fire_at <= $1 ORDER BY next_fire_at, id LIMIT $2`,
       [nowMs, limit],
     );
-    return rows.map(rowToSchedule);
+    return rows.map((r) => r.id);
   }
 
   /** The earliest next fire time of any active schedule. */

@@ -243,7 +243,7 @@ export class RecurringTasks {
     if (this.stopping) return 0;
     const now = this.clock();
     let created = 0;
-    for (const { id } of await this.schedules.due(now, this.batchSize)) {
+    for (const id of await this.schedules.due(now, this.batchSize)) {
       if (this.stopping) break;
       try {
         if (await this.serialized(id, () => this.fireIfDue(id, now))) created++;
@@ -259,14 +259,13 @@ export class RecurringTasks {
   private async fireIfDue(id: string, now: number): Promise<boolean> {
     const schedule = await this.schedules.get(id);
     if (!schedule || schedule.state !== ScheduleState.ACTIVE || !schedule.nextFireAt || timestampToMillis(schedule.nextFireAt) > now) return false;
-    let due: DueFire | undefined;
+    let due: DueFire;
     try {
       due = dueFireOf(schedule, now);
     } catch (err) {
       await this.cannotFire(schedule, now, err);
       return false;
     }
-    if (!due) return false;
     try {
       return await this.fire(schedule, due, now);
     } catch (err) {
@@ -388,10 +387,15 @@ export class RecurringTasks {
   }
 }
 
-/** The fire due now: the pending one (or a later one superseding it), else from the next fire time. */
-function dueFireOf(schedule: Schedule, now: number): DueFire | undefined {
+/**
+ * The fire due now, of a schedule whose next fire time is not after now: the
+ * pending one (or a later one superseding it), else from the next fire time.
+ * One is always due: a pending fire is stored with next_fire_at set to its
+ * retry time, which fireRetryAt puts after it, so `from` <= next_fire_at <= now.
+ */
+function dueFireOf(schedule: Schedule, now: number): DueFire {
   const from = timestampToMillis(schedule.pendingFireAt ?? schedule.nextFireAt!);
-  return dueFire(parseCron(schedule.cron), schedule.timeZone, from, now, schedule.startingDeadline ? durationToMillis(schedule.startingDeadline) : 0);
+  return dueFire(parseCron(schedule.cron), schedule.timeZone, from, now, schedule.startingDeadline ? durationToMillis(schedule.startingDeadline) : 0)!;
 }
 
 /** A refusal that retrying the same fire may get past. */
