@@ -150,13 +150,6 @@ export class ScheduleStore {
     return rows.map((r) => r.id);
   }
 
-  /** The earliest next fire time of any active schedule. */
-  async earliestFire(): Promise<number | undefined> {
-    const { rows } = await this.engine.query<{ at: number | null }>(`SELECT min(next_fire_at) AS at FROM schedules WHERE state = ${ScheduleState.ACTIVE}`);
-    const at = rows[0]?.at;
-    return at === null || at === undefined ? undefined : Number(at);
-  }
-
   /**
    * Pauses (next fire time null) or resumes (with its next fire time),
    * dropping any pending fire; `lastError`, when given, says why. The
