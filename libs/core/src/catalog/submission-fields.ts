@@ -153,6 +153,26 @@ export function parseLabels(labels: { readonly [key: string]: string }): { [key:
 
 /** A copy of a batch job's expected duration when well-formed, not negative and at most 7 days. */
 export function parseExpectedDuration(duration: Duration | undefined, field: string): Duration | undefined {
+  return parseDuration(duration, field, MAX_EXPECTED_DURATION_SECONDS, {
+    negative: 'is negative; give how long the job is expected to run',
+    tooLong: (seconds) => `is ${seconds}s, over the limit of 7 days (${MAX_EXPECTED_DURATION_SECONDS}s); split the job`,
+  });
+}
+
+/** What parseDuration says of a duration it refuses for its value; `field: ` comes before. */
+export interface DurationRefusals {
+  /** Of a negative duration, e.g. 'is negative; give how long the job is expected to run'. */
+  negative: string;
+  /** Of one over the limit, given its whole seconds. */
+  tooLong: (seconds: number) => string;
+}
+
+/**
+ * A copy of `duration` when well-formed (integer seconds and nanos of one
+ * sign, nanos within ±999999999), not negative and at most `maxSeconds`;
+ * undefined when unset.
+ */
+export function parseDuration(duration: Duration | undefined, field: string, maxSeconds: number, refusals: DurationRefusals): Duration | undefined {
   if (duration === undefined) return undefined;
   const { seconds, nanos } = duration;
   if (!Number.isInteger(seconds) || !Number.isInteger(nanos) || Math.abs(nanos) >= NANOS_PER_SECOND) {
@@ -161,12 +181,8 @@ export function parseExpectedDuration(duration: Duration | undefined, field: str
   if ((seconds > 0 && nanos < 0) || (seconds < 0 && nanos > 0)) {
     throw new InvalidArgumentError(field, `is malformed: seconds ${seconds} and nanos ${nanos} have opposite signs`);
   }
-  if (seconds < 0 || nanos < 0) {
-    throw new InvalidArgumentError(field, 'is negative; give how long the job is expected to run');
-  }
-  if (seconds + nanos / NANOS_PER_SECOND > MAX_EXPECTED_DURATION_SECONDS) {
-    throw new InvalidArgumentError(field, `is ${seconds}s, over the limit of 7 days (${MAX_EXPECTED_DURATION_SECONDS}s); split the job`);
-  }
+  if (seconds < 0 || nanos < 0) throw new InvalidArgumentError(field, refusals.negative);
+  if (seconds + nanos / NANOS_PER_SECOND > maxSeconds) throw new InvalidArgumentError(field, refusals.tooLong(seconds));
   return { seconds, nanos };
 }
 

@@ -6,7 +6,7 @@
  */
 import { DeadlinePolicy, type CreateScheduleRequest, type Duration, type StoreScheduleRequest } from '@autoglm/proto';
 import { parseSubmission, type ParseContext } from '../catalog/parse-submission';
-import { parseRequestId, parseTenant } from '../catalog/submission-fields';
+import { parseDuration, parseRequestId, parseTenant } from '../catalog/submission-fields';
 import { InvalidArgumentError } from '../errors';
 import { durationToMillis, toTimestamp } from '../time';
 import { parseCron, parseTimeZone } from './cron';
@@ -73,15 +73,11 @@ export function parseScheduleRequest(request: CreateScheduleRequest, ctx: ParseC
   };
 }
 
-/** A non-negative duration of at most a year, in ms; 0 when unset. */
+/** A non-negative duration of at most 366 days, in ms; 0 when unset. */
 function parseScheduleDuration(duration: Duration | undefined, field: string): number {
-  if (duration === undefined) return 0;
-  const { seconds, nanos } = duration;
-  if (!Number.isInteger(seconds) || !Number.isInteger(nanos) || Math.abs(nanos) >= 1e9 || (seconds > 0 && nanos < 0) || (seconds < 0 && nanos > 0)) {
-    throw new InvalidArgumentError(field, `is malformed: seconds ${seconds}, nanos ${nanos}`);
-  }
-  const ms = durationToMillis(duration);
-  if (ms < 0) throw new InvalidArgumentError(field, 'is negative; give how long after the fire time, e.g. 10m');
-  if (ms > MAX_SCHEDULE_DURATION_MS) throw new InvalidArgumentError(field, `is more than 366 days`);
-  return ms;
+  const parsed = parseDuration(duration, field, MAX_SCHEDULE_DURATION_MS / 1000, {
+    negative: 'is negative; give how long after the fire time, e.g. 10m',
+    tooLong: () => 'is more than 366 days',
+  });
+  return parsed ? durationToMillis(parsed) : 0;
 }
