@@ -1,7 +1,7 @@
 import { runCli, type AutoglmError, type MessageInit } from '@autoglm/client';
 import { DeadlinePolicy, PriorityClass, TaskState, type SubmitTaskRequest } from '@autoglm/proto';
 import { startInProcessMesh, type InProcessMesh } from '../support/in-process-mesh';
-import { until } from '../support/until';
+import { untilFinished } from '../support/until';
 import { captureIo } from '../support/cli-io';
 
 /** A batch job its submitter expects to take `seconds` (the simulator runs it 20x faster), due `dueInMs` from now. */
@@ -23,11 +23,7 @@ describe('deadlines through the public API', () => {
     await mesh?.stop();
   }, 30_000);
 
-  const ended = (id: string) =>
-    until(async () => {
-      const t = await mesh.client.get(id);
-      return t.finishedAt ? t : undefined;
-    }, 20_000, `task ${id} to end`);
+  const ended = (id: string) => untilFinished(mesh.client, id);
 
   it('refuses a deadline it predicts cannot be met when asked to, runs it anyway otherwise, and counts the outcomes', async () => {
     // An hour's job due in ten seconds: no wait could make that.

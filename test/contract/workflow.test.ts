@@ -5,7 +5,7 @@ import { AutoglmError, runCli as cli, type MessageInit } from '@autoglm/client';
 import { PriorityClass, TaskState, type SubmitTaskRequest, type Task, type WorkflowStep } from '@autoglm/proto';
 import { timestampToMillis } from '@autoglm/core';
 import { startInProcessMesh, type InProcessMesh } from '../support/in-process-mesh';
-import { until } from '../support/until';
+import { untilFinished } from '../support/until';
 import { captureIo } from '../support/cli-io';
 
 /** A simulated batch job (time scale 20: 2 s is 0.1 s), failing for good when asked. */
@@ -14,7 +14,6 @@ const job = (simSeconds: number, fail = false): MessageInit<SubmitTaskRequest> =
   maxRetries: 0,
 });
 const step = (name: string, after: string[], task = job(2)): MessageInit<WorkflowStep> => ({ name, after, task });
-const FINAL = new Set([TaskState.SUCCEEDED, TaskState.CANCELLED, TaskState.DEAD_LETTER, TaskState.FAILED]);
 
 describe('workflows through the public API', () => {
   let mesh: InProcessMesh;
@@ -27,11 +26,7 @@ describe('workflows through the public API', () => {
     await mesh?.stop();
   }, 30_000);
 
-  const settled = (id: string) =>
-    until(async () => {
-      const t = await mesh.client.get(id);
-      return FINAL.has(t.state) && t.finishedAt ? t : undefined;
-    }, 20_000, `task ${id} to end`);
+  const settled = (id: string) => untilFinished(mesh.client, id);
   const count = async () => (await mesh.client.list({ pageSize: 500 })).tasks.length;
 
   it('accepts a DAG in one call, names steps by name, and runs them in dependency order', async () => {
