@@ -28,6 +28,12 @@ export interface DueFire {
  */
 export function dueFire(cron: CronExpression, timeZone: string, nextFireAtMs: number, nowMs: number, startingDeadlineMs = 0): DueFire | undefined {
   if (nextFireAtMs > nowMs) return undefined;
+  // On time (no fire time since the awaited one): the fire after it is the next, and nothing was missed.
+  const following = nextFireAfter(cron, nextFireAtMs, timeZone);
+  if (following > nowMs) {
+    return { fireAtMs: nextFireAtMs, missedEarlier: false, tooLate: startingDeadlineMs > 0 && nowMs - nextFireAtMs > startingDeadlineMs, nextFireAtMs: following };
+  }
+  // Fire times were missed: find the latest by bisection rather than walking them.
   const fireAtMs = latestFireAtOrBefore(cron, nowMs, timeZone, nextFireAtMs) ?? nextFireAtMs;
   return {
     fireAtMs,
