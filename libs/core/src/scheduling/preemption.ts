@@ -42,21 +42,33 @@ export interface QuotaStanding {
 }
 
 /**
- * Whether a running attempt may be stopped for a task of `rank`: preemptible,
- * not placed past the age bound, and either
- * - of strictly lower rank, when the preemptor's tenant would not be
+ * Whether a running attempt may be stopped for a task of `rank`, and by
+ * which rule (false: it may not). It must be preemptible, not placed past the
+ * age bound, and either
+ * - 'rank': of strictly lower rank, when the preemptor's tenant would not be
  *   borrowing beyond its nominal quota (a borrower preempts only its own
  *   tenant's work), or
- * - for a preemptor whose tenant stays within its nominal quota (reclaim),
+ * - 'reclaim': for a preemptor whose tenant stays within its nominal quota,
  *   of a tenant borrowing beyond its own, whatever the rank (as Kueue's
  *   reclaimWithinCohort).
  * Capacity so moves down in rank, or back to a tenant's nominal quota, never
- * to a borrower from another tenant.
+ * to a borrower from another tenant. An attempt both rules allow counts as
+ * 'rank' (reclaim's limit on what it takes from a tenant does not apply).
  */
-export function mayPreempt(r: RunningAttempt, rank: number, isBorrowing: (tenant: string) => boolean, quota: QuotaStanding): boolean {
+export function mayPreempt(r: RunningAttempt, rank: number, isBorrowing: (tenant: string) => boolean, quota: QuotaStanding): 'rank' | 'reclaim' | false {
   if (!r.preemptible || r.guaranteed) return false;
-  if (quota.reclaims && r.tenant !== quota.tenant && isBorrowing(r.tenant)) return true;
-  return r.rank < rank && (!quota.borrows || r.tenant === quota.tenant);
+  if (r.rank < rank && (!quota.borrows || r.tenant === quota.tenant)) return 'rank';
+  if (quota.reclaims && r.tenant !== quota.tenant && isBorrowing(r.tenant)) return 'reclaim';
+  return false;
+}
+
+/** An attempt mayPreempt allows, with what the victim order needs computed once. */
+interface Candidate {
+  attempt: RunningAttempt;
+  by: 'rank' | 'reclaim';
+  borrowing: boolean;
+  /** GPU-time run so far (the work preempting it throws away). */
+  lost: number;
 }
 
 export interface VictimChoice {
@@ -84,25 +96,25 @@ export function chooseVictims(
   nowMs: number,
   quota: QuotaStanding = {},
 ): VictimChoice | undefined {
-  const byNode = new Map<string, RunningAttempt[]>();
+  const byNode = new Map<string, Candidate[]>();
   for (const r of running) {
-    if (!mayPreempt(r, rank, isBorrowing, quota)) continue;
+    const by = mayPreempt(r, rank, isBorrowing, quota);
+    if (!by) continue;
+    const c: Candidate = { attempt: r, by, borrowing: isBorrowing(r.tenant), lost: lost(r, nowMs) };
     const list = byNode.get(r.reservation.nodeId);
-    if (list) list.push(r);
-    else byNode.set(r.reservation.nodeId, [r]);
+    if (list) list.push(c);
+    else byNode.set(r.reservation.nodeId, [c]);
   }
-  const lost = (r: RunningAttempt) => Math.max(0, nowMs - r.startedAtMs) * r.reservation.gpuIndices.length;
   let best: VictimChoice | undefined;
   let bestCost: [number, number, number] | undefined;
   for (const [nodeId, candidates] of byNode) {
-    candidates.sort((a, b) => a.rank - b.rank || Number(isBorrowing(b.tenant)) - Number(isBorrowing(a.tenant)) || lost(a) - lost(b));
+    candidates.sort((a, b) => a.attempt.rank - b.attempt.rank || Number(b.borrowing) - Number(a.borrowing) || a.lost - b.lost);
     const chosen: RunningAttempt[] = [];
     // What reclaim may still take from each borrowing tenant on this node: it stops once the tenant is back at its nominal quota.
     const borrowed = new Map<string, number>();
-    for (const c of candidates) {
+    for (const { attempt: c, by } of candidates) {
       if (fleet.fitsAfter(nodeId, demand, chosen.map((v) => v.reservation))) break;
-      if (c.rank >= rank || (quota.borrows && c.tenant !== quota.tenant)) {
-        // Only reclaim allows it.
+      if (by === 'reclaim') {
         const left = borrowed.get(c.tenant) ?? quota.borrowedGpus?.(c.tenant) ?? Infinity;
         if (left <= 0) continue;
         borrowed.set(c.tenant, left - c.reservation.gpuIndices.length);
@@ -117,11 +129,16 @@ export function chooseVictims(
     }
     // Fitting with no victim: what blocks it is not reservations (telemetry), and preempting would not help.
     if (chosen.length === 0) continue;
-    const cost: [number, number, number] = [chosen.reduce((s, v) => s + lost(v), 0), chosen.length, chosen.reduce((s, v) => s + v.rank, 0)];
+    const cost: [number, number, number] = [chosen.reduce((s, v) => s + lost(v, nowMs), 0), chosen.length, chosen.reduce((s, v) => s + v.rank, 0)];
     if (!bestCost || cost[0] < bestCost[0] || (cost[0] === bestCost[0] && (cost[1] < bestCost[1] || (cost[1] === bestCost[1] && cost[2] < bestCost[2])))) {
       best = { nodeId, victims: chosen };
       bestCost = cost;
     }
   }
   return best;
+}
+
+/** GPU-time an attempt has run by `nowMs`: the work preempting it throws away. */
+function lost(r: RunningAttempt, nowMs: number): number {
+  return Math.max(0, nowMs - r.startedAtMs) * r.reservation.gpuIndices.length;
 }
