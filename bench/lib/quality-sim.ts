@@ -102,7 +102,7 @@ interface Scheduler {
   /** The attempt ended or was stopped (its reservation is already released). */
   released(work: Work, nowMs: number): void;
   /** Running work to stop now so higher-ranked work fits. */
-  preempt(): string[];
+  preempt(nowMs: number): string[];
   observe(work: Work, runMs: number): void;
 }
 
@@ -158,7 +158,7 @@ export function simulate(workload: Workload, policyName: PolicyName, o: SimOptio
     // Preemption frees capacity for a task that then needs another pass; a few rounds settle it.
     for (let round = 0; round < 32; round++) {
       for (const p of scheduler.place(now)) start(p.work, p.reservation);
-      const victims = scheduler.preempt();
+      const victims = scheduler.preempt(now);
       if (victims.length === 0) return;
       for (const id of victims) {
         const a = running.get(id);
@@ -344,9 +344,9 @@ class DispatcherScheduler implements Scheduler {
     this.dispatcher.release(work.id, nowMs);
   }
 
-  preempt(): string[] {
+  preempt(nowMs: number): string[] {
     if (!this.dynamic) return [];
-    return this.dispatcher.preempt()?.victims.map((v) => v.id) ?? [];
+    return this.dispatcher.preempt(nowMs)?.victims.map((v) => v.id) ?? [];
   }
 
   observe(work: Work, runMs: number): void {

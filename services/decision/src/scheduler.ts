@@ -1282,7 +1282,7 @@ export class Scheduler {
       }
       this.assign(entry, reservation).catch((err: unknown) => this.logger.error({ err, taskId: task.id }, 'assignment failed'));
     }
-    const preemption = this.dispatcher.preempt();
+    const preemption = this.dispatcher.preempt(now);
     const due = this.dispatcher.preemptionDueAtMs;
     // A full fleet triggers no pass by itself: come back when the blocked task may preempt.
     if (due !== undefined && (this.preemptionTimerAtMs === undefined || due < this.preemptionTimerAtMs)) {

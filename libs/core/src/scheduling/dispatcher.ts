@@ -4,7 +4,7 @@ import { FairShare, type Resources } from '../policy/fair-share';
 import type { Policy } from '../policy/policy';
 import { fairShareValue, type FactorContribution } from '../policy/priority';
 import { PolicyQueue, type QueuedTask, type QueuedTaskInit, type QueuedTaskPatch } from './policy-queue';
-import { chooseVictims, preemptionRank, type RunningAttempt } from './preemption';
+import { chooseVictims, preemptionRank, type QuotaStanding, type RunningAttempt } from './preemption';
 
 /** What keeps a queued task from running (WaitingCause in the proto). */
 export type WaitCause = 'priority' | 'capacity' | 'quota' | 'no-model';
@@ -55,6 +55,26 @@ const TENANT_REFRESH_MS = 100;
 const QUOTA_MISSES_PER_TENANT = 16;
 const ONE_GPU: Resources = { gpus: 1, gpuMemoryBytes: 0 };
 
+/** A queued task preempt() tries to make room for. */
+interface PreemptionCandidate {
+  task: QueuedTask;
+  demand: Demand | undefined;
+  /** Its tenant has a nominal quota and stays within it with the task placed (so it may reclaim). */
+  reclaims: boolean;
+}
+
+/** What one preempt() call works from, whichever candidate it tries. */
+interface PreemptionPass {
+  nowMs: number;
+  /** Whether any tenant has a quota. */
+  quotas: boolean;
+  borrowedGpus: (tenant: string) => number;
+  /** Borrowing beyond its nominal quota (on GPUs, or any resource). */
+  borrowing: (tenant: string) => boolean;
+  /** Running attempts, collected by the first candidate that gets as far as choosing victims. */
+  running?: RunningAttempt[];
+}
+
 /** The resources a demand takes, as fair share and quotas count them. */
 export function resourcesOf(demand: Demand): Resources {
   return { gpus: demand.gpuCount, gpuMemoryBytes: (demand.privateBytesPerGpu + demand.sharedBytesPerGpu) * demand.gpuCount };
@@ -96,8 +116,6 @@ export class Dispatcher {
   /** Why a task was last passed over (only tasks tried and still queued). */
   private readonly passedOver = new Map<string, { cause: WaitCause; detail: string }>();
   private heldFor?: string;
-  /** When the last dispatch pass ran (preempt() follows one). */
-  private lastPassMs = -Infinity;
   /**
    * Set by preempt() when the task it would preempt for has not waited long
    * enough yet: when a pass should run again (a full fleet triggers none by
@@ -178,13 +196,23 @@ export class Dispatcher {
    * that task has waited policy.preemptAfterMs runnable (urgentPreemptAfterMs
    * for urgent work; until then preemptionDueAtMs says when to look again).
    * The caller stops and requeues the victims, then releases them here.
+   * `nowMs` is the time of the dispatch pass it follows.
    */
-  preempt(): Preemption | undefined {
+  preempt(nowMs: number): Preemption | undefined {
     const blocked = this.blocked;
     this.blocked = undefined;
     this.preemptionDueAtMs = undefined;
     if (this.preemptibleRunning === 0) return undefined;
-    const candidates: QueuedTask[] = blocked ? [blocked] : [];
+    // With quotas, work moves between tenants only by reclaim (to a tenant within its nominal
+    // quota, from tenants borrowing beyond theirs; a tenant without a quota has a nominal of 0):
+    // otherwise tenants could take capacity back and forth for ever.
+    const quotas = this.fairShare.anyQuota();
+    const candidates: PreemptionCandidate[] = [];
+    if (blocked) {
+      const demand = this.demandOf(blocked.id);
+      const reclaims = quotas && demand !== undefined && this.fairShare.hasQuota(blocked.tenant) && this.fairShare.withinNominal(blocked.tenant, resourcesOf(demand));
+      candidates.push({ task: blocked, demand, reclaims });
+    }
     // Quota reclaim: the best task of each tenant with a nominal quota that it would stay
     // within, waiting for capacity (tried and missed, or the fleet is full).
     for (const tenant of this.queue.tenantNames()) {
@@ -193,49 +221,49 @@ export class Dispatcher {
       if (!head || head === blocked) continue;
       if (this.fleet.hasFreeSlot() && this.passedOver.get(head.id)?.cause !== 'capacity') continue;
       const demand = this.demandOf(head.id);
-      if (demand && this.fairShare.withinNominal(tenant, resourcesOf(demand))) candidates.push(head);
+      if (demand && this.fairShare.withinNominal(tenant, resourcesOf(demand))) candidates.push({ task: head, demand, reclaims: quotas });
     }
-    for (const preemptor of candidates) {
-      const preemption = this.preemptFor(preemptor);
+    const pass: PreemptionPass = {
+      nowMs,
+      quotas,
+      borrowedGpus: (t) => this.fairShare.borrowedGpus(t),
+      borrowing: (t) => this.fairShare.borrowedGpus(t) > 0 || this.fairShare.isBorrowing(t),
+    };
+    for (const candidate of candidates) {
+      const preemption = this.preemptFor(candidate, pass);
       if (preemption) return preemption;
     }
     return undefined;
   }
 
-  private preemptFor(preemptor: QueuedTask): Preemption | undefined {
+  private preemptFor({ task: preemptor, demand, reclaims }: PreemptionCandidate, pass: PreemptionPass): Preemption | undefined {
     if (!this.queue.has(preemptor.id)) return undefined;
     // A short wait is usually cheaper than the progress preemption throws away.
     const urgent = preemptor.priorityClass === PriorityClass.URGENT || preemptor.inheritedClass === PriorityClass.URGENT;
     const dueAtMs = preemptor.readySinceMs + (urgent ? this.policy.urgentPreemptAfterMs : this.policy.preemptAfterMs);
-    if (this.lastPassMs < dueAtMs) {
+    if (pass.nowMs < dueAtMs) {
       this.preemptionDueAtMs = Math.min(this.preemptionDueAtMs ?? Infinity, dueAtMs);
       return undefined;
     }
     // Room was already made for it: wait for it to show (freed GPUs can look busy until the
     // next telemetry) rather than stop more work on other nodes.
     if (this.preemptedFor.has(preemptor.id) && this.fleet.heldNode(preemptor.id) !== undefined) return undefined;
-    const demand = this.demandOf(preemptor.id);
     // Room made elsewhere would not help a tenant held back by its own quota.
     if (!demand || this.fairShare.quotaBlock(preemptor.tenant, resourcesOf(demand))) return undefined;
-    const running: RunningAttempt[] = [];
-    for (const a of this.allocations.values()) if (a.attempt) running.push(a.attempt);
-    const resources = resourcesOf(demand);
-    // With quotas, work moves between tenants only by reclaim (to a tenant within its nominal
-    // quota, from tenants borrowing beyond theirs; a tenant without a quota has a nominal of 0):
-    // otherwise tenants could take capacity back and forth for ever.
-    const quotas = this.fairShare.anyQuota();
-    const reclaims = quotas && this.fairShare.hasQuota(preemptor.tenant) && this.fairShare.withinNominal(preemptor.tenant, resources);
-    const quota = quotas ? { tenant: preemptor.tenant, reclaims, borrows: !reclaims, borrowedGpus: (t: string) => this.fairShare.borrowedGpus(t) } : {};
-    const borrowing = (t: string) => this.fairShare.borrowedGpus(t) > 0 || this.fairShare.isBorrowing(t);
-    const choice = chooseVictims(this.fleet, demand, preemptionRank(preemptor.priorityClass, preemptor.priority), running, borrowing, this.lastPassMs, quota);
+    // Every running attempt, collected once per pass (only once a candidate gets this far).
+    if (!pass.running) {
+      pass.running = [];
+      for (const a of this.allocations.values()) if (a.attempt) pass.running.push(a.attempt);
+    }
+    const quota: QuotaStanding = pass.quotas ? { tenant: preemptor.tenant, reclaims, borrows: !reclaims, borrowedGpus: pass.borrowedGpus } : {};
+    const choice = chooseVictims(this.fleet, demand, preemptionRank(preemptor.priorityClass, preemptor.priority), pass.running, pass.borrowing, pass.nowMs, quota);
     if (!choice) return undefined;
     this.preemptedFor.add(preemptor.id);
     // The room made is the preemptor's: no other task is placed on that node until it is
-    // (a hold of some of its GPUs, made when it first missed, becomes one of the whole node).
-    if (this.fleet.heldNode(preemptor.id) !== choice.nodeId || this.fleet.heldGpus(preemptor.id) !== undefined) {
-      this.releaseHold();
-      if (this.fleet.holdNode(choice.nodeId, preemptor.id)) this.heldFor = preemptor.id;
-    }
+    // (a hold of some of its GPUs, made when it first missed, becomes one of the whole node;
+    // holdNode drops whatever the preemptor held before).
+    this.releaseHold();
+    if (this.fleet.holdNode(choice.nodeId, preemptor.id)) this.heldFor = preemptor.id;
     return { preemptor, nodeId: choice.nodeId, victims: choice.victims };
   }
 
@@ -259,7 +287,6 @@ export class Dispatcher {
 
   /** Places what can run now, in policy order. */
   dispatch(nowMs: number): Placed[] {
-    this.lastPassMs = nowMs;
     const placed: Placed[] = [];
     if (this.queue.size === 0) return placed;
     if (nowMs - this.scoresAtMs >= TENANT_REFRESH_MS) this.refreshTenantScores(nowMs);

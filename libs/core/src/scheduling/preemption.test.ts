@@ -125,7 +125,7 @@ describe('preemption in the dispatcher', () => {
             enqueue(id);
             for (let round = 0; round < 4; round++) {
               for (const p of d.dispatch(now)) reservations.set(p.task.id, p.reservation);
-              const pre = d.preempt();
+              const pre = d.preempt(now);
               if (!pre) break;
               for (const v of pre.victims) {
                 preemptions += 1;
@@ -185,7 +185,7 @@ describe('preemption in the dispatcher', () => {
             let settled = false;
             for (let round = 0; round < 4 * arrivals.length + 4; round++) {
               d.dispatch(now);
-              const pre = d.preempt();
+              const pre = d.preempt(now);
               if (!pre) {
                 settled = true;
                 break;
@@ -242,7 +242,7 @@ describe('preemption in the dispatcher', () => {
     // The owner's background task ranks below the borrower's urgent work, but the GPUs are its by quota.
     add('o-1', 'owner', PriorityClass.BACKGROUND, 1);
     expect(d.dispatch(1)).toHaveLength(0);
-    const pre = d.preempt()!;
+    const pre = d.preempt(1)!;
     expect(pre.preemptor.id).toBe('o-1');
     expect(pre.victims).toHaveLength(1);
     expect(pre.victims[0]!.tenant).toBe('borrower');
@@ -253,7 +253,7 @@ describe('preemption in the dispatcher', () => {
     add('b-3', 'borrower', PriorityClass.URGENT, 3);
     for (const t of [3, 10_000]) {
       d.dispatch(t);
-      const again = d.preempt();
+      const again = d.preempt(t);
       expect(again?.victims.some((v) => v.tenant === 'owner') ?? false).toBe(false);
     }
   });
@@ -270,10 +270,10 @@ describe('preemption in the dispatcher', () => {
     d.enqueue({ id: 'urgent-2', tenant: 't', priorityClass: PriorityClass.URGENT, priority: 0, readySinceMs: 1 }, 1);
     expect(d.dispatch(1)).toHaveLength(0);
     // A moment's wait first (room often frees by itself), then it preempts.
-    expect(d.preempt()).toBeUndefined();
+    expect(d.preempt(1)).toBeUndefined();
     expect(d.preemptionDueAtMs).toBe(1 + DEFAULT_POLICY.urgentPreemptAfterMs);
     expect(d.dispatch(1001)).toHaveLength(0);
-    const pre = d.preempt()!;
+    const pre = d.preempt(1001)!;
     expect(pre.preemptor.id).toBe('urgent');
     expect(pre.victims.map((v) => v.id)).toEqual(['bg-pre']);
     fleet.release(pre.victims[0]!.reservation);
@@ -281,7 +281,7 @@ describe('preemption in the dispatcher', () => {
     expect(d.dispatch(1002).map((p) => p.task.id)).toEqual(['urgent']);
     // Nothing preemptible is left for the second urgent task.
     expect(d.dispatch(3000)).toHaveLength(0);
-    expect(d.preempt()).toBeUndefined();
+    expect(d.preempt(3000)).toBeUndefined();
   });
 
   it('lets work below urgent preempt only after waiting preemptAfterMs, and never preempts work placed past its age bound', () => {
@@ -304,12 +304,12 @@ describe('preemption in the dispatcher', () => {
     demands.set('normal-2', demandOf(1, 10));
     for (const t of [70_001, 100_001, 200_000]) {
       expect(d.dispatch(t)).toHaveLength(0);
-      expect(d.preempt()).toBeUndefined();
+      expect(d.preempt(t)).toBeUndefined();
     }
     // Urgent work cannot take it either.
     d.enqueue({ id: 'urgent', tenant: 't', priorityClass: PriorityClass.URGENT, priority: 0, readySinceMs: 200_000 }, 200_000);
     expect(d.dispatch(200_001)).toHaveLength(0);
-    expect(d.preempt()).toBeUndefined();
+    expect(d.preempt(200_001)).toBeUndefined();
   });
 
   it('makes normal work wait preemptAfterMs before it preempts', () => {
@@ -322,11 +322,11 @@ describe('preemption in the dispatcher', () => {
     expect(d.dispatch(0)).toHaveLength(1);
     d.enqueue({ id: 'normal', tenant: 't', priorityClass: PriorityClass.NORMAL, priority: 0, readySinceMs: 1000 }, 1000);
     expect(d.dispatch(1000)).toHaveLength(0);
-    expect(d.preempt()).toBeUndefined();
+    expect(d.preempt(1000)).toBeUndefined();
     expect(d.dispatch(30_999)).toHaveLength(0);
-    expect(d.preempt()).toBeUndefined();
+    expect(d.preempt(30_999)).toBeUndefined();
     expect(d.dispatch(31_000)).toHaveLength(0);
-    expect(d.preempt()?.victims.map((v) => v.id)).toEqual(['bg']);
+    expect(d.preempt(31_000)?.victims.map((v) => v.id)).toEqual(['bg']);
   });
 
   it('turns a hold of some GPUs into a hold of the node it preempts on, so the room it made stays its own', () => {
@@ -348,7 +348,7 @@ describe('preemption in the dispatcher', () => {
     // Held at once: one GPU of the node.
     expect(fleet.heldGpus('urgent')).toHaveLength(1);
     expect(d.dispatch(1001)).toHaveLength(0);
-    const pre = d.preempt()!;
+    const pre = d.preempt(1001)!;
     expect(pre.victims.map((v) => v.id)).toEqual(['victim']);
     expect(fleet.heldNode('urgent')).toBe(pre.nodeId);
     expect(fleet.heldGpus('urgent')).toBeUndefined();
@@ -370,9 +370,9 @@ describe('preemption in the dispatcher', () => {
     for (const r of running.values()) fleet.observe(r.nodeId, [{ index: 0, utilization: 1, memoryUsedBytes: 10 * GiB }]);
     d.enqueue({ id: 'urgent', tenant: 't', priorityClass: PriorityClass.URGENT, priority: 0, readySinceMs: 1 }, 1);
     expect(d.dispatch(1)).toHaveLength(0);
-    expect(d.preempt()).toBeUndefined();
+    expect(d.preempt(1)).toBeUndefined();
     expect(d.dispatch(1001)).toHaveLength(0);
-    const pre = d.preempt()!;
+    const pre = d.preempt(1001)!;
     expect(pre.victims).toHaveLength(1);
     const victim = pre.victims[0]!;
     fleet.release(victim.reservation);
@@ -380,7 +380,7 @@ describe('preemption in the dispatcher', () => {
     // The freed GPU still reads busy until the agent's next telemetry: no second victim meanwhile.
     for (let t = 1002; t < 5000; t += 500) {
       expect(d.dispatch(t)).toHaveLength(0);
-      expect(d.preempt()).toBeUndefined();
+      expect(d.preempt(t)).toBeUndefined();
     }
     fleet.observe(pre.nodeId, [{ index: 0, utilization: 0, memoryUsedBytes: 0 }]);
     const placed = d.dispatch(5000);
