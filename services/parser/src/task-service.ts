@@ -46,7 +46,7 @@ export function taskHandlers(deps: ParserDeps): ServiceHandlers<typeof TaskServi
       );
       // Back in the request's order.
       const inRequestOrder: Task[] = new Array<Task>(tasks.length);
-      parsed.requestIndex.forEach((requestIndex, i) => (inRequestOrder[requestIndex] = tasks[i]!));
+      parsed.steps.forEach((step, i) => (inRequestOrder[step.requestIndex] = tasks[i]!));
       return { tasks: inRequestOrder, created };
     },
     getTask: async (req, ctx) => callUnary(decision.getTask.bind(decision), req, opts(ctx.signal)),

@@ -16,10 +16,8 @@ const STEP_NAME_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
 export interface ParsedWorkflow {
   readonly requestId: string;
   readonly tenant: string;
-  /** The steps in an order where every step comes after the steps it names in `after`. */
+  /** The steps in an order where every step comes after the steps it names in `after` (each with its index in the request). */
   readonly steps: EnqueueWorkflowStep[];
-  /** For each step of `steps`, its index in the request. */
-  readonly requestIndex: number[];
 }
 
 export function parseWorkflow(request: SubmitWorkflowRequest, ctx: ParseContext): ParsedWorkflow {
@@ -70,7 +68,7 @@ export function parseWorkflow(request: SubmitWorkflowRequest, ctx: ParseContext)
     }
     return { name: step.name, spec, after: after[k]!.map((d) => position.get(d)!), requestIndex: k };
   });
-  return { requestId, tenant, steps, requestIndex: order };
+  return { requestId, tenant, steps };
 }
 
 /**
