@@ -99,7 +99,7 @@ export {
   type SimulatedHostOptions,
 } from './sim';
 export { RunTimePredictor } from './policy/run-time';
-export { crc32, parseExperiment, variantOf, VARIANT_FACTORS, type PolicyExperiment, type PolicyVariant } from './policy/experiment';
+export { parseExperiment, variantOf, type PolicyExperiment, type PolicyVariant } from './policy/experiment';
 export { DeadlineOutcomes, unmeetableDeadline, WaitPredictor, type DeadlineCounts, type DeadlineOutcome, type UnmeetableDeadline } from './policy/deadlines';
 export { parseRateLimits, TenantRateLimiter, type RateLimit } from './policy/rate-limit';
 export { chooseVictims, preemptionRank, type RunningAttempt, type VictimChoice } from './scheduling/preemption';

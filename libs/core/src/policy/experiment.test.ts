@@ -1,18 +1,13 @@
 import fc from 'fast-check';
 import { PriorityClass } from '@autoglm/proto';
 import { PolicyQueue } from '../scheduling/policy-queue';
-import { crc32, parseExperiment, variantOf } from './experiment';
+import { parseExperiment, variantOf } from './experiment';
 import { DEFAULT_POLICY } from './policy';
 
 const experiment = (splitBy: string, percents = [50, 50]) =>
   parseExperiment(JSON.stringify({ name: 'exp', splitBy, variants: percents.map((percent, i) => ({ name: `v${i}`, percent, weights: i === 1 ? { class: 0 } : {} })) }))!;
 
 describe('policy experiments', () => {
-  it('computes CRC-32 as zlib does', () => {
-    expect(crc32('123456789')).toBe(0xcbf43926);
-    expect(crc32('')).toBe(0);
-  });
-
   it('splits traffic by the percents, stably, by tenant or by request id', () => {
     const e = experiment('request_id', [20, 30, 50]);
     const counts = [0, 0, 0];

@@ -1,9 +1,9 @@
-import { crc32 as zlibCrc32 } from 'node:zlib';
+import { crc32 } from 'node:zlib';
 import { InvalidArgumentError } from '../errors';
 import { FACTORS, type FactorName, type Weights } from './policy';
 
 /** Factors a variant may change: per-task ones (age and fair share stay fleet-wide; see PolicyQueue.setVariants). */
-export const VARIANT_FACTORS: readonly FactorName[] = FACTORS.filter((f) => f !== 'age' && f !== 'fairshare');
+const VARIANT_FACTORS: readonly FactorName[] = FACTORS.filter((f) => f !== 'age' && f !== 'fairshare');
 
 export interface PolicyVariant {
   name: string;
@@ -89,9 +89,4 @@ export function variantOf(experiment: PolicyExperiment, tenant: string, requestI
     if (bucket < upTo) return i;
   }
   return experiment.variants.length - 1;
-}
-
-/** CRC-32 (IEEE 802.3, as zlib's) of the string's UTF-8 bytes. */
-export function crc32(text: string): number {
-  return zlibCrc32(text);
 }
