@@ -1,5 +1,5 @@
 import pino from 'pino';
-import { EnqueueRequest, PriorityClass, TaskKind, TaskState, WaitingCause } from '@autoglm/proto';
+import { EnqueueRequest, PriorityClass, TaskKind, TaskState, WaitingCause, type Task } from '@autoglm/proto';
 import { tempDir } from '../../../test/support/temp-dir';
 import { DecisionConfigSchema } from './config';
 import { startDecision } from './start';
@@ -32,7 +32,7 @@ describe('decision restarted on a backlog of queued and waiting tasks', () => {
   it('gives back every task as it was submitted, queued in the same order, the waiting ones still waiting', async () => {
     const first = await start();
     // No agents: nothing is placed, so everything stays queued or waiting.
-    const queued = [];
+    const queued: Task[] = [];
     for (let i = 0; i < 30; i++) queued.push((await first.scheduler.enqueue(batch([PriorityClass.BACKGROUND, PriorityClass.NORMAL, PriorityClass.URGENT][i % 3]!, i))).task);
     const waiting = (await first.scheduler.enqueue(batch(PriorityClass.URGENT, 99, [queued[0]!.id]))).task;
     const before = await Promise.all([...queued, waiting].map((t) => first.scheduler.get(t.id)));
