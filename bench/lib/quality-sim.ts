@@ -193,7 +193,7 @@ export function simulate(workload: Workload, policyName: PolicyName, o: SimOptio
     }
     schedulePass();
   }
-  if (scheduler.queued > 0 || running.size > 0) throw new Error(`${policyName}: ${scheduler.queued} tasks never ran (the simulation stalled)`);
+  if (scheduler.queued > 0) throw new Error(`${policyName}: ${scheduler.queued} tasks never ran (the simulation stalled)`);
   usage.close(now);
 
   const classOf = (c: PriorityClass) => workload.work.filter((w) => w.kind === 'inference' && w.priorityClass === c);
@@ -279,8 +279,6 @@ class StrictFifo implements Scheduler {
 class DispatcherScheduler implements Scheduler {
   private readonly dispatcher: Dispatcher;
   private readonly predictor = new RunTimePredictor();
-  private readonly specs = new Map<string, TaskSpec>();
-  private readonly deadlines = new Map<string, number>();
   private readonly dynamic: boolean;
 
   constructor(
@@ -316,8 +314,8 @@ class DispatcherScheduler implements Scheduler {
       predictedRunMs = this.predictor.predict(spec);
       // An interactive request's deadline: its first token within the SLO, so done by then plus its predicted run.
       if (work.priorityClass === PriorityClass.URGENT) {
-        deadlineMs = this.deadlines.get(work.id) ?? work.arrivalMs + this.o.sloTtftMs + predictedRunMs;
-        this.deadlines.set(work.id, deadlineMs);
+        // (Inference is never preempted, so this runs once per request.)
+        deadlineMs = work.arrivalMs + this.o.sloTtftMs + predictedRunMs;
       }
     }
     this.dispatcher.enqueue(
@@ -352,17 +350,10 @@ class DispatcherScheduler implements Scheduler {
   observe(work: Work, runMs: number): void {
     if (!this.dynamic || work.kind !== 'inference') return;
     this.predictor.observe(this.specOf(work), runMs);
-    this.specs.delete(work.id);
-    this.deadlines.delete(work.id);
   }
 
   private specOf(work: Work): TaskSpec {
-    let spec = this.specs.get(work.id);
-    if (!spec) {
-      spec = TaskSpec.fromPartial({ model: 'trace-llm', inputTokens: work.contextTokens, maxOutputTokens: work.generatedTokens, gpuCount: 1, priorityClass: work.priorityClass });
-      this.specs.set(work.id, spec);
-    }
-    return spec;
+    return TaskSpec.fromPartial({ model: 'trace-llm', inputTokens: work.contextTokens, maxOutputTokens: work.generatedTokens, gpuCount: 1, priorityClass: work.priorityClass });
   }
 }
 
