@@ -22,9 +22,12 @@ export const GPU_COUNT_CHOICES: readonly number[] = Object.freeze([1, 2, 4, 8]);
  */
 export const DEFAULT_GPU_MEMORY_HEADROOM = 0.9;
 
-/** Bytes of KV cache one token occupies: a K and a V vector per layer per KV head. */
+/**
+ * Bytes of KV cache one token occupies: a K and a V vector per layer per KV
+ * head, in the cache's element size (the weights' when the model names none).
+ */
 export function kvCacheBytesPerToken(model: CatalogModel): number {
-  return 2 * model.layers * model.kvHeads * model.headDim * model.dtypeBytes;
+  return 2 * model.layers * model.kvHeads * model.headDim * (model.kvDtypeBytes ?? model.dtypeBytes);
 }
 
 /**

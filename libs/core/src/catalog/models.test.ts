@@ -1,4 +1,4 @@
-import { DEFAULT_MODEL_CATALOG, DEFAULT_MODELS, ModelCatalog, defineModel } from './models';
+import { DEFAULT_MODEL_CATALOG, DEFAULT_MODELS, ModelCatalog, defineModel, type CatalogModel } from './models';
 
 const GB = 1e9;
 
@@ -48,6 +48,7 @@ describe('DEFAULT_MODEL_CATALOG', () => {
 
   it('has consistent entries: weights = parameters x dtype, default output within the context', () => {
     for (const model of DEFAULT_MODELS) {
+      expect(model.tokenizer).toBe('cl100k_base');
       expect(model.weightBytes).toBe(model.parameterCount * model.dtypeBytes);
       expect(model.defaultMaxOutputTokens).toBeLessThanOrEqual(model.contextLength);
     }
@@ -76,6 +77,17 @@ describe('ModelCatalog', () => {
     expect(catalog.get('glm-4-9b')).toBeUndefined();
   });
 
+  it('names cl100k_base when the fields name no tokenizer, and keeps one they name', () => {
+    expect(tiny.tokenizer).toBe('cl100k_base');
+    expect(defineModel({ ...tiny, tokenizer: 'o200k_base' }).tokenizer).toBe('o200k_base');
+  });
+
+  it('sizes weights of less than a byte per parameter, rounding up to a whole byte', () => {
+    const int4 = defineModel({ ...tiny, parameterCount: 1001, dtypeBytes: 0.5, kvDtypeBytes: 2 });
+    expect(int4.weightBytes).toBe(501);
+    expect(new ModelCatalog([int4]).get('tiny')).toBe(int4);
+  });
+
   it('refuses a name listed twice', () => {
     expect(() => new ModelCatalog([tiny, tiny])).toThrow('"tiny" is listed twice');
   });
@@ -84,5 +96,9 @@ describe('ModelCatalog', () => {
     expect(() => new ModelCatalog([{ ...tiny, weightBytes: 1 }])).toThrow(/"tiny".*weightBytes/);
     expect(() => new ModelCatalog([defineModel({ ...tiny, layers: 0 })])).toThrow(/layers must be a positive integer/);
     expect(() => new ModelCatalog([defineModel({ ...tiny, defaultMaxOutputTokens: 65 })])).toThrow(/exceeds contextLength/);
+    expect(() => new ModelCatalog([defineModel({ ...tiny, dtypeBytes: 0.3 })])).toThrow(/dtypeBytes must be a positive whole number of bits/);
+    expect(() => new ModelCatalog([defineModel({ ...tiny, kvDtypeBytes: 0 })])).toThrow(/kvDtypeBytes must be a positive whole number of bits/);
+    const unknownTokenizer = { ...tiny, tokenizer: 'glm4' } as unknown as CatalogModel;
+    expect(() => new ModelCatalog([unknownTokenizer])).toThrow(/tokenizer "glm4" is not one of cl100k_base, o200k_base/);
   });
 });

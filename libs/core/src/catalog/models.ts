@@ -9,6 +9,7 @@
  * models they are the published totals (106B and 355B), which leave out the
  * multi-token-prediction layer that serving engines do not load by default.
  */
+import { DEFAULT_TOKENIZER, TOKENIZER_NAMES, type TokenizerName } from './tokenizer';
 
 /** One servable model. All sizes are in bytes, all lengths in tokens. */
 export interface CatalogModel {
@@ -20,9 +21,18 @@ export interface CatalogModel {
   readonly parameterCount: number;
   /** Parameters used per token, for a mixture-of-experts model; absent for dense models. */
   readonly activeParameterCount?: number;
-  /** Bytes per parameter of the served weights (bf16 = 2). Also the KV-cache element size. */
+  /**
+   * Bytes per parameter of the served weights (bf16 = 2, int4 = 0.5): a whole
+   * number of bits, so quantised weights below a byte can be described.
+   */
   readonly dtypeBytes: number;
-  /** parameterCount * dtypeBytes. */
+  /**
+   * Bytes per element of the KV cache. Absent means `dtypeBytes`: weights
+   * quantised below 16 bits still cache keys and values in their 16-bit
+   * activation dtype, so a quantised model sets this to 2.
+   */
+  readonly kvDtypeBytes?: number;
+  /** parameterCount * dtypeBytes, rounded up to a whole byte. */
   readonly weightBytes: number;
   /** Transformer layers (each holds a K and a V cache). */
   readonly layers: number;
@@ -34,14 +44,28 @@ export interface CatalogModel {
   readonly contextLength: number;
   /** Generation budget when a request does not set max_tokens. */
   readonly defaultMaxOutputTokens: number;
+  /** Vocabulary prompts are counted in; absent means {@link DEFAULT_TOKENIZER}. */
+  readonly tokenizer?: TokenizerName;
 }
 
 /** A model entry without its derived fields; see {@link defineModel}. */
 export type CatalogModelFields = Omit<CatalogModel, 'weightBytes'>;
 
-/** Builds a catalog entry, deriving `weightBytes` so it cannot disagree with the parameter count. */
+/**
+ * Builds a catalog entry, deriving `weightBytes` so it cannot disagree with
+ * the parameter count, and naming the tokenizer when the fields leave it out.
+ */
 export function defineModel(fields: CatalogModelFields): CatalogModel {
-  return Object.freeze({ ...fields, weightBytes: fields.parameterCount * fields.dtypeBytes });
+  return Object.freeze({
+    ...fields,
+    tokenizer: fields.tokenizer ?? DEFAULT_TOKENIZER,
+    weightBytes: weightBytesOf(fields.parameterCount, fields.dtypeBytes),
+  });
+}
+
+/** Rounded up: an odd parameter count at half a byte each still occupies the last byte. */
+function weightBytesOf(parameterCount: number, dtypeBytes: number): number {
+  return Math.ceil(parameterCount * dtypeBytes);
 }
 
 const BF16 = 2;
@@ -227,12 +251,21 @@ export class ModelCatalog {
 function checkModel(model: CatalogModel): void {
   const problems: string[] = [];
   if (model.name.length === 0) problems.push('name is empty');
-  for (const key of ['parameterCount', 'dtypeBytes', 'layers', 'kvHeads', 'headDim', 'contextLength', 'defaultMaxOutputTokens'] as const) {
+  for (const key of ['parameterCount', 'layers', 'kvHeads', 'headDim', 'contextLength', 'defaultMaxOutputTokens'] as const) {
     const value = model[key];
     if (!Number.isSafeInteger(value) || value <= 0) problems.push(`${key} must be a positive integer, got ${value}`);
   }
-  if (model.weightBytes !== model.parameterCount * model.dtypeBytes) {
+  if (!isWholeBits(model.dtypeBytes)) {
+    problems.push(`dtypeBytes must be a positive whole number of bits (a multiple of 1/8), got ${model.dtypeBytes}`);
+  }
+  if (model.kvDtypeBytes !== undefined && !isWholeBits(model.kvDtypeBytes)) {
+    problems.push(`kvDtypeBytes must be a positive whole number of bits (a multiple of 1/8), got ${model.kvDtypeBytes}`);
+  }
+  if (model.weightBytes !== weightBytesOf(model.parameterCount, model.dtypeBytes)) {
     problems.push(`weightBytes ${model.weightBytes} is not parameterCount * dtypeBytes`);
+  }
+  if (model.tokenizer !== undefined && !TOKENIZER_NAMES.includes(model.tokenizer)) {
+    problems.push(`tokenizer ${JSON.stringify(model.tokenizer)} is not one of ${TOKENIZER_NAMES.join(', ')}`);
   }
   if (model.defaultMaxOutputTokens > model.contextLength) {
     problems.push(`defaultMaxOutputTokens ${model.defaultMaxOutputTokens} exceeds contextLength ${model.contextLength}`);
@@ -240,6 +273,10 @@ function checkModel(model: CatalogModel): void {
   if (problems.length > 0) {
     throw new Error(`model catalog: "${model.name}": ${problems.join('; ')}`);
   }
+}
+
+function isWholeBits(bytes: number): boolean {
+  return bytes > 0 && Number.isSafeInteger(bytes * 8);
 }
 
 /** The catalog of {@link DEFAULT_MODELS}. */

@@ -49,7 +49,7 @@ export function parseInferenceInput(
   const params = parseParams(payload.params, model, `${field}.params`);
 
   const inputField = hasPrompt ? `${field}.prompt` : `${field}.messages`;
-  const inputTokens = hasPrompt ? countTokens(payload.prompt) : countChatTokens(messages);
+  const inputTokens = hasPrompt ? countTokens(payload.prompt, model.tokenizer) : countChatTokens(messages, model.tokenizer);
   const context = `the ${model.contextLength}-token context of "${model.name}"`;
   let maxOutputTokens: number;
   if (params.maxTokens > 0) {

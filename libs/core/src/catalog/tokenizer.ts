@@ -8,9 +8,20 @@
  * Chinese text GLM-4's larger vocabulary gives somewhat fewer tokens, so
  * cl100k errs on the side of more tokens, which is the safe side for context
  * checks and memory estimates. It is the stand-in until GLM's vocabulary is
- * packaged.
+ * packaged. o200k_base (about 200k tokens) is there for an operator's model
+ * whose vocabulary is nearer that size.
  */
 import { countTokens as countCl100kTokens } from 'gpt-tokenizer/cjs/encoding/cl100k_base';
+import type * as O200kBase from 'gpt-tokenizer/cjs/encoding/o200k_base';
+
+/** The vocabularies tokens can be counted in. */
+export type TokenizerName = 'cl100k_base' | 'o200k_base';
+
+/** Every {@link TokenizerName}, for validating configuration. */
+export const TOKENIZER_NAMES: readonly TokenizerName[] = Object.freeze(['cl100k_base', 'o200k_base']);
+
+/** The vocabulary of every built-in model and of any model that names none. */
+export const DEFAULT_TOKENIZER: TokenizerName = 'cl100k_base';
 
 /**
  * User text is text: a prompt that contains "<|endoftext|>" counts those
@@ -32,20 +43,38 @@ export interface ChatTurn {
   readonly content: string;
 }
 
+let o200kCount: typeof O200kBase.countTokens | undefined;
+
 /**
- * Tokens in `text`. Counts without building the token array, so a prompt of
- * megabytes costs time linear in its length and no extra memory.
+ * Loaded on first use: its merge table costs about 45 MB of memory, which
+ * every process importing this package would pay even when no model in its
+ * catalog uses o200k_base.
  */
-export function countTokens(text: string): number {
+function countO200kTokens(text: string): number {
+  if (o200kCount === undefined) {
+    // A static import would load the table at start; see above.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const o200k = require('gpt-tokenizer/cjs/encoding/o200k_base') as typeof O200kBase;
+    o200kCount = o200k.countTokens;
+  }
+  return o200kCount(text, PLAIN_TEXT);
+}
+
+/**
+ * Tokens in `text` in the vocabulary `tokenizer`. Counts without building the
+ * token array, so a prompt of megabytes costs time linear in its length and
+ * no extra memory.
+ */
+export function countTokens(text: string, tokenizer: TokenizerName = DEFAULT_TOKENIZER): number {
   if (text.length === 0) return 0;
-  return countCl100kTokens(text, PLAIN_TEXT);
+  return tokenizer === 'o200k_base' ? countO200kTokens(text) : countCl100kTokens(text, PLAIN_TEXT);
 }
 
 /** Tokens of a chat conversation as the model sees it: every turn's content plus the template's framing. */
-export function countChatTokens(messages: readonly ChatTurn[]): number {
+export function countChatTokens(messages: readonly ChatTurn[], tokenizer: TokenizerName = DEFAULT_TOKENIZER): number {
   let total = CHAT_PREFIX_TOKENS + CHAT_REPLY_PRIME_TOKENS;
   for (const message of messages) {
-    total += CHAT_TOKENS_PER_MESSAGE + countTokens(message.content);
+    total += CHAT_TOKENS_PER_MESSAGE + countTokens(message.content, tokenizer);
   }
   return total;
 }
