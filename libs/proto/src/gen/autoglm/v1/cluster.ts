@@ -39,6 +39,17 @@ export enum NodeState {
   UNRECOGNIZED = -1,
 }
 
+/** Where a model replica is in its life. */
+export enum ReplicaState {
+  /** UNSPECIFIED - Never reported. */
+  UNSPECIFIED = 0,
+  /** LOADING - Its weights are being loaded; sequences placed on it wait. */
+  LOADING = 1,
+  /** READY - Serving. */
+  READY = 2,
+  UNRECOGNIZED = -1,
+}
+
 /** One GPU, as nvidia-smi (or the simulator) reports it. */
 export interface GpuStatus {
   /** Index on the host (CUDA_VISIBLE_DEVICES numbering). */
@@ -81,6 +92,61 @@ export interface ModelServerLoad {
   kvCacheUsagePerc: number;
 }
 
+/**
+ * A model loaded on some GPUs of one host, serving many sequences at once.
+ * Agents report their replicas; decision's view adds its claims.
+ */
+export interface ReplicaStatus {
+  /** Unique on the host (decision names the replicas it starts). */
+  replicaId: string;
+  /** The model. */
+  model: string;
+  /** The GPUs it occupies (none of them runs a batch job). */
+  gpuIndices: number[];
+  /** Loading or ready. */
+  state: ReplicaState;
+  /**
+   * Loaded by the agent's own server (an OpenAI-compatible one): decision
+   * neither loads nor evicts it.
+   */
+  external: boolean;
+  /** KV-cache tokens it holds; 0 when unknown. */
+  capacityTokens: number;
+  /** The engine's sequences being generated. */
+  numRequestsRunning: number;
+  /** The engine's requests waiting for a batch slot. */
+  numRequestsWaiting: number;
+  /** The engine's KV-cache occupancy in [0, 1]. */
+  kvCacheUsagePerc: number;
+  /** Decision's view: sequences placed on it and not finished. */
+  sequences: number;
+  /** Decision's view: KV-cache tokens those sequences claim. */
+  claimedTokens: number;
+}
+
+/** What holds one GPU, in decision's claim model. */
+export interface GpuClaim {
+  /** The GPU. */
+  gpuIndex: number;
+  /** The batch job holding it alone, if any. */
+  taskId: string;
+  /** The replica loaded on it, if any. */
+  replicaId: string;
+  /** The task it is held for (waiting to fit, or preempting), if any. */
+  heldFor: string;
+}
+
+/**
+ * A model an agent's server serves, as it lists it (OpenAI-compatible
+ * servers: GET /v1/models).
+ */
+export interface ServedModel {
+  /** The name clients use. */
+  name: string;
+  /** Its context window in tokens (vLLM's max_model_len); 0 when unknown. */
+  contextLength: number;
+}
+
 /** An agent and its latest telemetry. */
 export interface Node {
   /** Stable id chosen by the agent (host name by default). */
@@ -109,6 +175,20 @@ export interface Node {
     | undefined;
   /** Tasks assigned to it and not finished. */
   runningTasks: number;
+  /** Model replicas on it. */
+  replicas: ReplicaStatus[];
+  /** What holds each of its GPUs (free GPUs are listed with nothing set). */
+  gpuClaims: GpuClaim[];
+  /** Cores for jobs, in thousandths. */
+  cpuMillis: number;
+  /** Of those, claimed by running jobs. */
+  cpuClaimedMillis: number;
+  /** Host memory for jobs, bytes. */
+  memoryBytes: number;
+  /** Of that, claimed by running jobs. */
+  memoryClaimedBytes: number;
+  /** Models its server lists (OpenAI-compatible agents), with their context windows. */
+  servedModels: ServedModel[];
 }
 
 /** ListNodes's request. */
@@ -551,6 +631,365 @@ export const ModelServerLoad: MessageFns<ModelServerLoad> = {
   },
 };
 
+function createBaseReplicaStatus(): ReplicaStatus {
+  return {
+    replicaId: "",
+    model: "",
+    gpuIndices: [],
+    state: 0,
+    external: false,
+    capacityTokens: 0,
+    numRequestsRunning: 0,
+    numRequestsWaiting: 0,
+    kvCacheUsagePerc: 0,
+    sequences: 0,
+    claimedTokens: 0,
+  };
+}
+
+export const ReplicaStatus: MessageFns<ReplicaStatus> = {
+  encode(message: ReplicaStatus, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.replicaId !== "") {
+      writer.uint32(10).string(message.replicaId);
+    }
+    if (message.model !== "") {
+      writer.uint32(18).string(message.model);
+    }
+    if (message.gpuIndices.length !== 0) {
+      writer.uint32(26).fork();
+      for (const v of message.gpuIndices) {
+        writer.uint32(v);
+      }
+      writer.join();
+    }
+    if (message.state !== 0) {
+      writer.uint32(32).int32(message.state);
+    }
+    if (message.external !== false) {
+      writer.uint32(40).bool(message.external);
+    }
+    if (message.capacityTokens !== 0) {
+      writer.uint32(48).uint64(message.capacityTokens);
+    }
+    if (message.numRequestsRunning !== 0) {
+      writer.uint32(56).uint32(message.numRequestsRunning);
+    }
+    if (message.numRequestsWaiting !== 0) {
+      writer.uint32(64).uint32(message.numRequestsWaiting);
+    }
+    if (message.kvCacheUsagePerc !== 0) {
+      writer.uint32(73).double(message.kvCacheUsagePerc);
+    }
+    if (message.sequences !== 0) {
+      writer.uint32(80).uint32(message.sequences);
+    }
+    if (message.claimedTokens !== 0) {
+      writer.uint32(88).uint64(message.claimedTokens);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReplicaStatus {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReplicaStatus();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.replicaId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.model = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag === 24) {
+              message.gpuIndices.push(reader.uint32());
+
+              continue;
+            }
+
+            if (tag === 26) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.gpuIndices.push(reader.uint32());
+              }
+
+              continue;
+            }
+
+            break;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.state = reader.int32() as any;
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.external = reader.bool();
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.capacityTokens = longToNumber(reader.uint64());
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.numRequestsRunning = reader.uint32();
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.numRequestsWaiting = reader.uint32();
+            continue;
+          }
+          case 9: {
+            if (tag !== 73) {
+              break;
+            }
+
+            message.kvCacheUsagePerc = reader.double();
+            continue;
+          }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.sequences = reader.uint32();
+            continue;
+          }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.claimedTokens = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ReplicaStatus>, I>>(base?: I): ReplicaStatus {
+    return ReplicaStatus.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReplicaStatus>, I>>(object: I): ReplicaStatus {
+    const message = createBaseReplicaStatus();
+    message.replicaId = object.replicaId ?? "";
+    message.model = object.model ?? "";
+    message.gpuIndices = object.gpuIndices?.map((e) => e) || [];
+    message.state = object.state ?? 0;
+    message.external = object.external ?? false;
+    message.capacityTokens = object.capacityTokens ?? 0;
+    message.numRequestsRunning = object.numRequestsRunning ?? 0;
+    message.numRequestsWaiting = object.numRequestsWaiting ?? 0;
+    message.kvCacheUsagePerc = object.kvCacheUsagePerc ?? 0;
+    message.sequences = object.sequences ?? 0;
+    message.claimedTokens = object.claimedTokens ?? 0;
+    return message;
+  },
+};
+
+function createBaseGpuClaim(): GpuClaim {
+  return { gpuIndex: 0, taskId: "", replicaId: "", heldFor: "" };
+}
+
+export const GpuClaim: MessageFns<GpuClaim> = {
+  encode(message: GpuClaim, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.gpuIndex !== 0) {
+      writer.uint32(8).uint32(message.gpuIndex);
+    }
+    if (message.taskId !== "") {
+      writer.uint32(18).string(message.taskId);
+    }
+    if (message.replicaId !== "") {
+      writer.uint32(26).string(message.replicaId);
+    }
+    if (message.heldFor !== "") {
+      writer.uint32(34).string(message.heldFor);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GpuClaim {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGpuClaim();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.gpuIndex = reader.uint32();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.taskId = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.replicaId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.heldFor = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<GpuClaim>, I>>(base?: I): GpuClaim {
+    return GpuClaim.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GpuClaim>, I>>(object: I): GpuClaim {
+    const message = createBaseGpuClaim();
+    message.gpuIndex = object.gpuIndex ?? 0;
+    message.taskId = object.taskId ?? "";
+    message.replicaId = object.replicaId ?? "";
+    message.heldFor = object.heldFor ?? "";
+    return message;
+  },
+};
+
+function createBaseServedModel(): ServedModel {
+  return { name: "", contextLength: 0 };
+}
+
+export const ServedModel: MessageFns<ServedModel> = {
+  encode(message: ServedModel, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    if (message.contextLength !== 0) {
+      writer.uint32(16).uint32(message.contextLength);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ServedModel {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseServedModel();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.contextLength = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ServedModel>, I>>(base?: I): ServedModel {
+    return ServedModel.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ServedModel>, I>>(object: I): ServedModel {
+    const message = createBaseServedModel();
+    message.name = object.name ?? "";
+    message.contextLength = object.contextLength ?? 0;
+    return message;
+  },
+};
+
 function createBaseNode(): Node {
   return {
     nodeId: "",
@@ -563,6 +1002,13 @@ function createBaseNode(): Node {
     load: undefined,
     lastSeen: undefined,
     runningTasks: 0,
+    replicas: [],
+    gpuClaims: [],
+    cpuMillis: 0,
+    cpuClaimedMillis: 0,
+    memoryBytes: 0,
+    memoryClaimedBytes: 0,
+    servedModels: [],
   };
 }
 
@@ -597,6 +1043,27 @@ export const Node: MessageFns<Node> = {
     }
     if (message.runningTasks !== 0) {
       writer.uint32(80).uint32(message.runningTasks);
+    }
+    for (const v of message.replicas) {
+      ReplicaStatus.encode(v!, writer.uint32(90).fork()).join();
+    }
+    for (const v of message.gpuClaims) {
+      GpuClaim.encode(v!, writer.uint32(98).fork()).join();
+    }
+    if (message.cpuMillis !== 0) {
+      writer.uint32(104).uint32(message.cpuMillis);
+    }
+    if (message.cpuClaimedMillis !== 0) {
+      writer.uint32(112).uint32(message.cpuClaimedMillis);
+    }
+    if (message.memoryBytes !== 0) {
+      writer.uint32(120).uint64(message.memoryBytes);
+    }
+    if (message.memoryClaimedBytes !== 0) {
+      writer.uint32(128).uint64(message.memoryClaimedBytes);
+    }
+    for (const v of message.servedModels) {
+      ServedModel.encode(v!, writer.uint32(138).fork()).join();
     }
     return writer;
   },
@@ -694,6 +1161,62 @@ export const Node: MessageFns<Node> = {
             message.runningTasks = reader.uint32();
             continue;
           }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.replicas.push(ReplicaStatus.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.gpuClaims.push(GpuClaim.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 13: {
+            if (tag !== 104) {
+              break;
+            }
+
+            message.cpuMillis = reader.uint32();
+            continue;
+          }
+          case 14: {
+            if (tag !== 112) {
+              break;
+            }
+
+            message.cpuClaimedMillis = reader.uint32();
+            continue;
+          }
+          case 15: {
+            if (tag !== 120) {
+              break;
+            }
+
+            message.memoryBytes = longToNumber(reader.uint64());
+            continue;
+          }
+          case 16: {
+            if (tag !== 128) {
+              break;
+            }
+
+            message.memoryClaimedBytes = longToNumber(reader.uint64());
+            continue;
+          }
+          case 17: {
+            if (tag !== 138) {
+              break;
+            }
+
+            message.servedModels.push(ServedModel.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -727,6 +1250,13 @@ export const Node: MessageFns<Node> = {
       ? Timestamp.fromPartial(object.lastSeen)
       : undefined;
     message.runningTasks = object.runningTasks ?? 0;
+    message.replicas = object.replicas?.map((e) => ReplicaStatus.fromPartial(e)) || [];
+    message.gpuClaims = object.gpuClaims?.map((e) => GpuClaim.fromPartial(e)) || [];
+    message.cpuMillis = object.cpuMillis ?? 0;
+    message.cpuClaimedMillis = object.cpuClaimedMillis ?? 0;
+    message.memoryBytes = object.memoryBytes ?? 0;
+    message.memoryClaimedBytes = object.memoryClaimedBytes ?? 0;
+    message.servedModels = object.servedModels?.map((e) => ServedModel.fromPartial(e)) || [];
     return message;
   },
 };

@@ -33,6 +33,8 @@ import {
   ModelServerLoad,
   Node,
   QueueStats,
+  ReplicaStatus,
+  ServedModel,
 } from "./cluster";
 import {
   CancelTaskRequest,
@@ -233,6 +235,15 @@ export interface GpuInfo {
   memoryTotalBytes: number;
 }
 
+/**
+ * One row of the GPU link matrix `nvidia-smi topo -m` prints: the link from
+ * one GPU to each GPU ("X" itself, "NV<n>", "PIX", "PXB", "PHB", "NODE", "SYS").
+ */
+export interface GpuLinkRow {
+  /** Indexed by GPU. */
+  links: string[];
+}
+
 /** First message on Connect. */
 export interface Register {
   /** Stable node id. */
@@ -251,8 +262,18 @@ export interface Register {
    * Decision keeps those it still recognises and revokes the rest.
    */
   running: Lease[];
-  /** Tasks it can run at once per GPU. */
-  maxTasksPerGpu: number;
+  /** Cores it offers to jobs, in thousandths (jobs without GPUs claim them). */
+  cpuMillis: number;
+  /** Host memory it offers to jobs, bytes. */
+  memoryBytes: number;
+  /** How its GPUs are linked, row per GPU; empty when unknown. */
+  gpuLinks: GpuLinkRow[];
+  /** The replicas it has loaded (after a reconnect, decision adopts them). */
+  replicas: ReplicaStatus[];
+  /** Most sequences one of its replicas runs at once; 0 for decision's default. */
+  maxSequencesPerReplica: number;
+  /** Models its server lists, with their context windows (OpenAI-compatible agents). */
+  servedModels: ServedModel[];
 }
 
 /** Periodic load report; also renews every lease the agent holds. */
@@ -273,6 +294,11 @@ export interface Telemetry {
     | undefined;
   /** The agent is draining (shutting down): place nothing new on it. */
   draining: boolean;
+  /**
+   * Every replica it has, with its engine's load: a replica decision asked
+   * for that stays absent was never loaded.
+   */
+  replicas: ReplicaStatus[];
 }
 
 /** Progress or outcome of one attempt. */
@@ -360,6 +386,8 @@ export interface Assignment {
    * agent's spans join the task's trace.
    */
   traceContext: { [key: string]: string };
+  /** Inference: the replica to run it in (its GPUs are gpu_indices). */
+  replicaId: string;
 }
 
 export interface Assignment_TraceContextEntry {
@@ -374,6 +402,41 @@ export interface Revoke {
     | Lease
     | undefined;
   /** Why ("cancelled by client", "lease expired"). */
+  reason: string;
+  /**
+   * Preempted for other work: the attempt is asked to stop (SIGTERM for a
+   * command) and given grace_period to checkpoint before it is killed.
+   */
+  preempted: boolean;
+  /**
+   * How long a stopped process has between SIGTERM and SIGKILL; unset means
+   * the agent's own setting.
+   */
+  gracePeriod: Duration | undefined;
+}
+
+/**
+ * Load a model replica on these GPUs; report it in telemetry (loading, then
+ * ready). Sequences may be assigned to it before it is ready: they wait.
+ */
+export interface LoadReplica {
+  /** Its id, chosen by decision. */
+  replicaId: string;
+  /** The model. */
+  model: string;
+  /** The GPUs it takes. */
+  gpuIndices: number[];
+  /** KV-cache tokens decision sized it for. */
+  capacityTokens: number;
+  /** Most sequences it runs at once. */
+  maxSequences: number;
+}
+
+/** Unload a replica (it is idle: decision places nothing more on it). */
+export interface EvictReplica {
+  /** Which. */
+  replicaId: string;
+  /** Why ("its GPUs are needed for a job"). */
   reason: string;
 }
 
@@ -411,6 +474,12 @@ export interface ConnectResponse {
     | //
     /** Liveness. */
     { $case: "heartbeat"; heartbeat: Heartbeat }
+    | //
+    /** Load a replica. */
+    { $case: "loadReplica"; loadReplica: LoadReplica }
+    | //
+    /** Unload a replica. */
+    { $case: "evictReplica"; evictReplica: EvictReplica }
     | undefined;
 }
 
@@ -1852,8 +1921,76 @@ export const GpuInfo: MessageFns<GpuInfo> = {
   },
 };
 
+function createBaseGpuLinkRow(): GpuLinkRow {
+  return { links: [] };
+}
+
+export const GpuLinkRow: MessageFns<GpuLinkRow> = {
+  encode(message: GpuLinkRow, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.links) {
+      writer.uint32(10).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GpuLinkRow {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGpuLinkRow();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.links.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<GpuLinkRow>, I>>(base?: I): GpuLinkRow {
+    return GpuLinkRow.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GpuLinkRow>, I>>(object: I): GpuLinkRow {
+    const message = createBaseGpuLinkRow();
+    message.links = object.links?.map((e) => e) || [];
+    return message;
+  },
+};
+
 function createBaseRegister(): Register {
-  return { nodeId: "", address: "", gpus: [], models: [], backends: [], running: [], maxTasksPerGpu: 0 };
+  return {
+    nodeId: "",
+    address: "",
+    gpus: [],
+    models: [],
+    backends: [],
+    running: [],
+    cpuMillis: 0,
+    memoryBytes: 0,
+    gpuLinks: [],
+    replicas: [],
+    maxSequencesPerReplica: 0,
+    servedModels: [],
+  };
 }
 
 export const Register: MessageFns<Register> = {
@@ -1876,8 +2013,23 @@ export const Register: MessageFns<Register> = {
     for (const v of message.running) {
       Lease.encode(v!, writer.uint32(50).fork()).join();
     }
-    if (message.maxTasksPerGpu !== 0) {
-      writer.uint32(56).uint32(message.maxTasksPerGpu);
+    if (message.cpuMillis !== 0) {
+      writer.uint32(64).uint32(message.cpuMillis);
+    }
+    if (message.memoryBytes !== 0) {
+      writer.uint32(72).uint64(message.memoryBytes);
+    }
+    for (const v of message.gpuLinks) {
+      GpuLinkRow.encode(v!, writer.uint32(82).fork()).join();
+    }
+    for (const v of message.replicas) {
+      ReplicaStatus.encode(v!, writer.uint32(90).fork()).join();
+    }
+    if (message.maxSequencesPerReplica !== 0) {
+      writer.uint32(96).uint32(message.maxSequencesPerReplica);
+    }
+    for (const v of message.servedModels) {
+      ServedModel.encode(v!, writer.uint32(106).fork()).join();
     }
     return writer;
   },
@@ -1943,12 +2095,52 @@ export const Register: MessageFns<Register> = {
             message.running.push(Lease.decode(reader, reader.uint32()));
             continue;
           }
-          case 7: {
-            if (tag !== 56) {
+          case 8: {
+            if (tag !== 64) {
               break;
             }
 
-            message.maxTasksPerGpu = reader.uint32();
+            message.cpuMillis = reader.uint32();
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.memoryBytes = longToNumber(reader.uint64());
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.gpuLinks.push(GpuLinkRow.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.replicas.push(ReplicaStatus.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.maxSequencesPerReplica = reader.uint32();
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.servedModels.push(ServedModel.decode(reader, reader.uint32()));
             continue;
           }
         }
@@ -1974,13 +2166,18 @@ export const Register: MessageFns<Register> = {
     message.models = object.models?.map((e) => e) || [];
     message.backends = object.backends?.map((e) => e) || [];
     message.running = object.running?.map((e) => Lease.fromPartial(e)) || [];
-    message.maxTasksPerGpu = object.maxTasksPerGpu ?? 0;
+    message.cpuMillis = object.cpuMillis ?? 0;
+    message.memoryBytes = object.memoryBytes ?? 0;
+    message.gpuLinks = object.gpuLinks?.map((e) => GpuLinkRow.fromPartial(e)) || [];
+    message.replicas = object.replicas?.map((e) => ReplicaStatus.fromPartial(e)) || [];
+    message.maxSequencesPerReplica = object.maxSequencesPerReplica ?? 0;
+    message.servedModels = object.servedModels?.map((e) => ServedModel.fromPartial(e)) || [];
     return message;
   },
 };
 
 function createBaseTelemetry(): Telemetry {
-  return { time: undefined, gpus: [], host: undefined, load: undefined, draining: false };
+  return { time: undefined, gpus: [], host: undefined, load: undefined, draining: false, replicas: [] };
 }
 
 export const Telemetry: MessageFns<Telemetry> = {
@@ -1999,6 +2196,9 @@ export const Telemetry: MessageFns<Telemetry> = {
     }
     if (message.draining !== false) {
       writer.uint32(40).bool(message.draining);
+    }
+    for (const v of message.replicas) {
+      ReplicaStatus.encode(v!, writer.uint32(50).fork()).join();
     }
     return writer;
   },
@@ -2056,6 +2256,14 @@ export const Telemetry: MessageFns<Telemetry> = {
             message.draining = reader.bool();
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.replicas.push(ReplicaStatus.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2082,6 +2290,7 @@ export const Telemetry: MessageFns<Telemetry> = {
       ? ModelServerLoad.fromPartial(object.load)
       : undefined;
     message.draining = object.draining ?? false;
+    message.replicas = object.replicas?.map((e) => ReplicaStatus.fromPartial(e)) || [];
     return message;
   },
 };
@@ -2471,7 +2680,7 @@ export const Registered: MessageFns<Registered> = {
 };
 
 function createBaseAssignment(): Assignment {
-  return { lease: undefined, task: undefined, gpuIndices: [], traceContext: {} };
+  return { lease: undefined, task: undefined, gpuIndices: [], traceContext: {}, replicaId: "" };
 }
 
 export const Assignment: MessageFns<Assignment> = {
@@ -2492,6 +2701,9 @@ export const Assignment: MessageFns<Assignment> = {
     globalThis.Object.entries(message.traceContext).forEach(([key, value]: [string, string]) => {
       Assignment_TraceContextEntry.encode({ key: key as any, value }, writer.uint32(34).fork()).join();
     });
+    if (message.replicaId !== "") {
+      writer.uint32(42).string(message.replicaId);
+    }
     return writer;
   },
 
@@ -2553,6 +2765,14 @@ export const Assignment: MessageFns<Assignment> = {
             }
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.replicaId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2582,6 +2802,7 @@ export const Assignment: MessageFns<Assignment> = {
       },
       {},
     );
+    message.replicaId = object.replicaId ?? "";
     return message;
   },
 };
@@ -2654,7 +2875,7 @@ export const Assignment_TraceContextEntry: MessageFns<Assignment_TraceContextEnt
 };
 
 function createBaseRevoke(): Revoke {
-  return { lease: undefined, reason: "" };
+  return { lease: undefined, reason: "", preempted: false, gracePeriod: undefined };
 }
 
 export const Revoke: MessageFns<Revoke> = {
@@ -2664,6 +2885,12 @@ export const Revoke: MessageFns<Revoke> = {
     }
     if (message.reason !== "") {
       writer.uint32(18).string(message.reason);
+    }
+    if (message.preempted !== false) {
+      writer.uint32(24).bool(message.preempted);
+    }
+    if (message.gracePeriod !== undefined) {
+      Duration.encode(message.gracePeriod, writer.uint32(34).fork()).join();
     }
     return writer;
   },
@@ -2697,6 +2924,22 @@ export const Revoke: MessageFns<Revoke> = {
             message.reason = reader.string();
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.preempted = reader.bool();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.gracePeriod = Duration.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2715,6 +2958,194 @@ export const Revoke: MessageFns<Revoke> = {
   fromPartial<I extends Exact<DeepPartial<Revoke>, I>>(object: I): Revoke {
     const message = createBaseRevoke();
     message.lease = (object.lease !== undefined && object.lease !== null) ? Lease.fromPartial(object.lease) : undefined;
+    message.reason = object.reason ?? "";
+    message.preempted = object.preempted ?? false;
+    message.gracePeriod = (object.gracePeriod !== undefined && object.gracePeriod !== null)
+      ? Duration.fromPartial(object.gracePeriod)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseLoadReplica(): LoadReplica {
+  return { replicaId: "", model: "", gpuIndices: [], capacityTokens: 0, maxSequences: 0 };
+}
+
+export const LoadReplica: MessageFns<LoadReplica> = {
+  encode(message: LoadReplica, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.replicaId !== "") {
+      writer.uint32(10).string(message.replicaId);
+    }
+    if (message.model !== "") {
+      writer.uint32(18).string(message.model);
+    }
+    if (message.gpuIndices.length !== 0) {
+      writer.uint32(26).fork();
+      for (const v of message.gpuIndices) {
+        writer.uint32(v);
+      }
+      writer.join();
+    }
+    if (message.capacityTokens !== 0) {
+      writer.uint32(32).uint64(message.capacityTokens);
+    }
+    if (message.maxSequences !== 0) {
+      writer.uint32(40).uint32(message.maxSequences);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LoadReplica {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLoadReplica();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.replicaId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.model = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag === 24) {
+              message.gpuIndices.push(reader.uint32());
+
+              continue;
+            }
+
+            if (tag === 26) {
+              const end2 = reader.uint32() + reader.pos;
+              while (reader.pos < end2) {
+                message.gpuIndices.push(reader.uint32());
+              }
+
+              continue;
+            }
+
+            break;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.capacityTokens = longToNumber(reader.uint64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.maxSequences = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<LoadReplica>, I>>(base?: I): LoadReplica {
+    return LoadReplica.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<LoadReplica>, I>>(object: I): LoadReplica {
+    const message = createBaseLoadReplica();
+    message.replicaId = object.replicaId ?? "";
+    message.model = object.model ?? "";
+    message.gpuIndices = object.gpuIndices?.map((e) => e) || [];
+    message.capacityTokens = object.capacityTokens ?? 0;
+    message.maxSequences = object.maxSequences ?? 0;
+    return message;
+  },
+};
+
+function createBaseEvictReplica(): EvictReplica {
+  return { replicaId: "", reason: "" };
+}
+
+export const EvictReplica: MessageFns<EvictReplica> = {
+  encode(message: EvictReplica, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.replicaId !== "") {
+      writer.uint32(10).string(message.replicaId);
+    }
+    if (message.reason !== "") {
+      writer.uint32(18).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): EvictReplica {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseEvictReplica();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.replicaId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<EvictReplica>, I>>(base?: I): EvictReplica {
+    return EvictReplica.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<EvictReplica>, I>>(object: I): EvictReplica {
+    const message = createBaseEvictReplica();
+    message.replicaId = object.replicaId ?? "";
     message.reason = object.reason ?? "";
     return message;
   },
@@ -2852,6 +3283,12 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
       case "heartbeat":
         Heartbeat.encode(message.kind.heartbeat, writer.uint32(42).fork()).join();
         break;
+      case "loadReplica":
+        LoadReplica.encode(message.kind.loadReplica, writer.uint32(50).fork()).join();
+        break;
+      case "evictReplica":
+        EvictReplica.encode(message.kind.evictReplica, writer.uint32(58).fork()).join();
+        break;
     }
     return writer;
   },
@@ -2909,6 +3346,22 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
             message.kind = { $case: "heartbeat", heartbeat: Heartbeat.decode(reader, reader.uint32()) };
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.kind = { $case: "loadReplica", loadReplica: LoadReplica.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.kind = { $case: "evictReplica", evictReplica: EvictReplica.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2954,6 +3407,18 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
       case "heartbeat": {
         if (object.kind?.heartbeat !== undefined && object.kind?.heartbeat !== null) {
           message.kind = { $case: "heartbeat", heartbeat: Heartbeat.fromPartial(object.kind.heartbeat) };
+        }
+        break;
+      }
+      case "loadReplica": {
+        if (object.kind?.loadReplica !== undefined && object.kind?.loadReplica !== null) {
+          message.kind = { $case: "loadReplica", loadReplica: LoadReplica.fromPartial(object.kind.loadReplica) };
+        }
+        break;
+      }
+      case "evictReplica": {
+        if (object.kind?.evictReplica !== undefined && object.kind?.evictReplica !== null) {
+          message.kind = { $case: "evictReplica", evictReplica: EvictReplica.fromPartial(object.kind.evictReplica) };
         }
         break;
       }

@@ -166,15 +166,32 @@ export interface BatchPayload_EnvEntry {
   value: string;
 }
 
-/** Resources a task asks for. Zero values mean "derive from the model". */
+/** Resources a task asks for. Unset or zero values are derived. */
 export interface ResourceRequest {
-  /** GPUs needed on one host; 0 means 1 for inference and batch alike. */
-  gpuCount: number;
+  /**
+   * Whole GPUs a batch job holds on one host, alone. Unset: derived from the
+   * model (1 without one). 0: a job without GPUs, which holds host cores and
+   * memory instead and runs on any agent with room, a CPU-only host included.
+   * For inference, the fewest GPUs its replica may have (unset derives it).
+   */
+  gpuCount?:
+    | number
+    | undefined;
   /**
    * GPU memory needed per GPU in bytes; 0 means the estimate from the model's
    * weights plus the KV cache of its token budget.
    */
   gpuMemoryBytes: number;
+  /**
+   * Host cores a batch job holds (fractions allowed). 0: 1 core for a job
+   * without GPUs, none for a GPU job.
+   */
+  cpuCores: number;
+  /**
+   * Host memory a batch job holds, bytes. 0: 1 GiB for a job without GPUs,
+   * none for a GPU job.
+   */
+  memoryBytes: number;
 }
 
 /** A submission, as a client sends it. */
@@ -325,6 +342,13 @@ export interface TaskSpec {
    * "experiment/variant"; empty when no experiment runs. Set by decision.
    */
   policyVariant: string;
+  /**
+   * Host cores a batch job holds, in thousandths (a job without GPUs has
+   * gpu_count 0 and at least some).
+   */
+  cpuMillis: number;
+  /** Host memory a batch job holds, bytes. */
+  memoryBytes: number;
 }
 
 export interface TaskSpec_LabelsEntry {
@@ -536,6 +560,11 @@ export interface PriorityExplanation {
   tenantUsageOverShare: number;
   /** The node held for it while it is too large to fit anywhere, if any. */
   reservedNode: string;
+  /**
+   * Running attempts being stopped to make room for it (preemption): it
+   * starts when they have stopped.
+   */
+  preempting: string[];
 }
 
 /** Token usage and timings of an inference. */
@@ -1102,16 +1131,22 @@ export const BatchPayload_EnvEntry: MessageFns<BatchPayload_EnvEntry> = {
 };
 
 function createBaseResourceRequest(): ResourceRequest {
-  return { gpuCount: 0, gpuMemoryBytes: 0 };
+  return { gpuCount: undefined, gpuMemoryBytes: 0, cpuCores: 0, memoryBytes: 0 };
 }
 
 export const ResourceRequest: MessageFns<ResourceRequest> = {
   encode(message: ResourceRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
-    if (message.gpuCount !== 0) {
+    if (message.gpuCount !== undefined) {
       writer.uint32(8).uint32(message.gpuCount);
     }
     if (message.gpuMemoryBytes !== 0) {
       writer.uint32(16).uint64(message.gpuMemoryBytes);
+    }
+    if (message.cpuCores !== 0) {
+      writer.uint32(25).double(message.cpuCores);
+    }
+    if (message.memoryBytes !== 0) {
+      writer.uint32(32).uint64(message.memoryBytes);
     }
     return writer;
   },
@@ -1145,6 +1180,22 @@ export const ResourceRequest: MessageFns<ResourceRequest> = {
             message.gpuMemoryBytes = longToNumber(reader.uint64());
             continue;
           }
+          case 3: {
+            if (tag !== 25) {
+              break;
+            }
+
+            message.cpuCores = reader.double();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.memoryBytes = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1162,8 +1213,10 @@ export const ResourceRequest: MessageFns<ResourceRequest> = {
   },
   fromPartial<I extends Exact<DeepPartial<ResourceRequest>, I>>(object: I): ResourceRequest {
     const message = createBaseResourceRequest();
-    message.gpuCount = object.gpuCount ?? 0;
+    message.gpuCount = object.gpuCount ?? undefined;
     message.gpuMemoryBytes = object.gpuMemoryBytes ?? 0;
+    message.cpuCores = object.cpuCores ?? 0;
+    message.memoryBytes = object.memoryBytes ?? 0;
     return message;
   },
 };
@@ -1737,6 +1790,8 @@ function createBaseTaskSpec(): TaskSpec {
     payload: undefined,
     deadlinePolicy: 0,
     policyVariant: "",
+    cpuMillis: 0,
+    memoryBytes: 0,
   };
 }
 
@@ -1797,6 +1852,12 @@ export const TaskSpec: MessageFns<TaskSpec> = {
     }
     if (message.policyVariant !== "") {
       writer.uint32(146).string(message.policyVariant);
+    }
+    if (message.cpuMillis !== 0) {
+      writer.uint32(152).uint32(message.cpuMillis);
+    }
+    if (message.memoryBytes !== 0) {
+      writer.uint32(160).uint64(message.memoryBytes);
     }
     return writer;
   },
@@ -1961,6 +2022,22 @@ export const TaskSpec: MessageFns<TaskSpec> = {
             message.policyVariant = reader.string();
             continue;
           }
+          case 19: {
+            if (tag !== 152) {
+              break;
+            }
+
+            message.cpuMillis = reader.uint32();
+            continue;
+          }
+          case 20: {
+            if (tag !== 160) {
+              break;
+            }
+
+            message.memoryBytes = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2018,6 +2095,8 @@ export const TaskSpec: MessageFns<TaskSpec> = {
     }
     message.deadlinePolicy = object.deadlinePolicy ?? 0;
     message.policyVariant = object.policyVariant ?? "";
+    message.cpuMillis = object.cpuMillis ?? 0;
+    message.memoryBytes = object.memoryBytes ?? 0;
     return message;
   },
 };
@@ -3280,6 +3359,7 @@ function createBasePriorityExplanation(): PriorityExplanation {
     overdue: false,
     tenantUsageOverShare: 0,
     reservedNode: "",
+    preempting: [],
   };
 }
 
@@ -3317,6 +3397,9 @@ export const PriorityExplanation: MessageFns<PriorityExplanation> = {
     }
     if (message.reservedNode !== "") {
       writer.uint32(90).string(message.reservedNode);
+    }
+    for (const v of message.preempting) {
+      writer.uint32(98).string(v!);
     }
     return writer;
   },
@@ -3422,6 +3505,14 @@ export const PriorityExplanation: MessageFns<PriorityExplanation> = {
             message.reservedNode = reader.string();
             continue;
           }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.preempting.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3450,6 +3541,7 @@ export const PriorityExplanation: MessageFns<PriorityExplanation> = {
     message.overdue = object.overdue ?? false;
     message.tenantUsageOverShare = object.tenantUsageOverShare ?? 0;
     message.reservedNode = object.reservedNode ?? "";
+    message.preempting = object.preempting?.map((e) => e) || [];
     return message;
   },
 };
