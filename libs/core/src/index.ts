@@ -15,17 +15,23 @@ export { heartbeatIntervalMs, selfFenceAfterMs } from './lifecycle/lease';
 export { DEFAULT_RETRY_POLICY, retryDelayMs, type RetryPolicy } from './lifecycle/retry';
 export { seededRandom } from './random';
 export { durationToMillis, systemClock, timestampToMillis, toDuration, toTimestamp, type Clock } from './time';
+export { DEFAULT_PLACEMENT_POLICY, Fleet, type GpuReading, type NoFit, type PlacementPolicy } from './placement/fleet';
+export { NO_RESOURCES, type Claim, type Resources } from './placement/claim';
 export {
-  DEFAULT_PLACEMENT_POLICY,
-  Fleet,
+  REPLICA_GPU_COUNTS,
+  REPLICA_OVERHEAD_BYTES_PER_GPU,
+  replicaCapacityTokens,
+  replicaShape,
   type Demand,
-  type FleetNode,
-  type GpuSlot,
-  type NodeHealth,
-  type NoFit,
-  type PlacementPolicy,
-  type Reservation,
-} from './placement/fleet';
+  type DemandKind,
+  type ModelShape,
+  type ModelShapes,
+  type ReplicaShape,
+} from './placement/demand';
+export { abilitiesOf, type FleetNode, type GpuState, type NodeAbilities, type NodeHealth, type NodeRegistration } from './placement/node';
+export { replicaLoad, type Replica, type ReplicaCommand, type ReplicaLoadReport, type ReplicaReport } from './placement/replica';
+export { describeDemand, describeNoFit } from './placement/describe';
+export { chooseConnectedGpus, linkScore, type GpuTopology } from './placement/topology';
 export {
   ageValue,
   businessValue,
@@ -40,9 +46,9 @@ export {
   type FactorContribution,
   type PriorityInputs,
 } from './policy/priority';
-export { FairShare, RESOURCE_NAMES, type ResourceName, type ResourceQuota, type Resources, type TenantConfig } from './policy/fair-share';
+export { FairShare, RESOURCE_NAMES, type ResourceName, type ResourceQuota, type TenantConfig } from './policy/fair-share';
 export { PolicyQueue, type QueuedTask, type QueuedTaskInit, type QueuedTaskPatch } from './scheduling/policy-queue';
-export { Dispatcher, resourcesOf, type DispatcherOptions, type Placed, type Preemption, type WaitCause, type WaitExplanation } from './scheduling/dispatcher';
+export { Dispatcher, type DispatcherOptions, type Placed, type Preemption, type WaitCause, type WaitExplanation } from './scheduling/dispatcher';
 export {
   applyPolicyUpdate,
   DEFAULT_POLICY,
@@ -55,11 +61,21 @@ export {
   type Weights,
 } from './policy/policy';
 export {
+  CatalogFileError,
+  DEFAULT_TOKENIZER,
+  loadModelCatalog,
+  parseCatalogFile,
+  TOKENIZER_NAMES,
+  type CatalogFile,
+  type CatalogMode,
+  type TokenizerName,
   countChatTokens,
   countTokens,
   DEFAULT_GPU_MEMORY_BYTES,
   DEFAULT_MAX_GPUS_PER_TASK,
   DEFAULT_MAX_RETRIES,
+  DEFAULT_CPU_JOB_MILLIS,
+  DEFAULT_CPU_JOB_MEMORY_BYTES,
   DEFAULT_MODEL_CATALOG,
   DEFAULT_MODELS,
   defineModel,
@@ -82,6 +98,7 @@ export {
   DEFAULT_SIM_GPU_COUNT,
   DEFAULT_SIM_GPU_MEMORY_BYTES,
   DEFAULT_SIM_GPU_NAME,
+  DEFAULT_SIM_LOAD_BYTES_PER_SECOND,
   ManualScheduler,
   prefillSeconds,
   PseudoWords,
@@ -97,12 +114,14 @@ export {
   type SimModel,
   type SimulatedGpuOptions,
   type SimulatedHostOptions,
+  type ReplicaRequest,
+  type SimReplicaStatus,
 } from './sim';
 export { RunTimePredictor } from './policy/run-time';
 export { parseExperiment, variantOf, type PolicyExperiment, type PolicyVariant } from './policy/experiment';
 export { DeadlineOutcomes, unmeetableDeadline, WaitPredictor, type DeadlineCounts, type DeadlineOutcome, type UnmeetableDeadline } from './policy/deadlines';
 export { parseRateLimits, TenantRateLimiter, type RateLimit } from './policy/rate-limit';
-export { chooseVictims, preemptionRank, type RunningAttempt, type VictimChoice } from './scheduling/preemption';
+export { chooseVictims, lostWork, preemptionRank, type RunningAttempt, type VictimChoice } from './scheduling/preemption';
 export {
   cronMatchesWallTime,
   DEFAULT_FIRE_RETRY_POLICY,

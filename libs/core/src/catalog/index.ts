@@ -1,5 +1,6 @@
 export { type CatalogModel, type CatalogModelFields, defineModel, DEFAULT_MODELS, ModelCatalog, DEFAULT_MODEL_CATALOG } from './models';
-export { type ChatTurn, countTokens, countChatTokens } from './tokenizer';
+export { type ChatTurn, type TokenizerName, TOKENIZER_NAMES, DEFAULT_TOKENIZER, countTokens, countChatTokens } from './tokenizer';
+export { type CatalogFile, type CatalogMode, CatalogFileError, parseCatalogFile, loadModelCatalog } from './catalog-file';
 export {
   RUNTIME_OVERHEAD_BYTES,
   GPU_COUNT_CHOICES,
@@ -23,6 +24,8 @@ export {
   DEFAULT_GPU_MEMORY_BYTES,
   DEFAULT_MAX_GPUS_PER_TASK,
   DEFAULT_MAX_RETRIES,
+  DEFAULT_CPU_JOB_MILLIS,
+  DEFAULT_CPU_JOB_MEMORY_BYTES,
   parseSubmission,
   parseInferStart,
 } from './parse-submission';

@@ -59,6 +59,8 @@ describe('parseSubmission: inference', () => {
       maxOutputTokens: 1024,
       gpuCount: 1,
       gpuMemoryBytes: estimateGpuMemory(model('glm-4-9b'), inputTokens + 1024, 1),
+      cpuMillis: 0,
+      memoryBytes: 0,
       priorityClass: PriorityClass.NORMAL,
       priority: 0,
       deadline: undefined,
@@ -87,7 +89,7 @@ describe('parseSubmission: inference', () => {
         preemptible: true,
         maxRetries: 0,
         labels: { experiment: 'e1' },
-        resources: { gpuCount: 2, gpuMemoryBytes: 30 * GIB },
+        resources: { gpuCount: 2, gpuMemoryBytes: 30 * GIB, cpuCores: 0, memoryBytes: 0 },
       }),
       CTX,
     );
@@ -159,15 +161,15 @@ describe('parseSubmission: inference', () => {
   });
 
   it('rejects too few GPUs asked for a large model, saying how many it needs', () => {
-    const error = rejection(() => parseSubmission(withRequest({ model: 'llama-3.1-70b', resources: { gpuCount: 1, gpuMemoryBytes: 0 } }), CTX));
+    const error = rejection(() => parseSubmission(withRequest({ model: 'llama-3.1-70b', resources: { gpuCount: 1, gpuMemoryBytes: 0, cpuCores: 0, memoryBytes: 0 } }), CTX));
     expect(error.field).toBe('resources.gpu_count');
     expect(error.message).toMatch(/1 GPU is too few for "llama-3\.1-70b".*ask for at least 2$/);
   });
 
   it('rejects resource requests beyond the fleet', () => {
-    const tooMany = rejection(() => parseSubmission(withRequest({ resources: { gpuCount: 9, gpuMemoryBytes: 0 } }), CTX));
-    expect(tooMany.message).toBe('resources.gpu_count: 9 is outside 0..8 (GPUs on one host; 0 derives it from the model)');
-    const absurd = rejection(() => parseSubmission(withRequest({ resources: { gpuCount: 0, gpuMemoryBytes: 640 * GIB } }), CTX));
+    const tooMany = rejection(() => parseSubmission(withRequest({ resources: { gpuCount: 9, gpuMemoryBytes: 0, cpuCores: 0, memoryBytes: 0 } }), CTX));
+    expect(tooMany.message).toBe('resources.gpu_count: 9 is outside 0..8 (GPUs on one host; unset derives it from the model, 0 asks for none)');
+    const absurd = rejection(() => parseSubmission(withRequest({ resources: { gpuCount: 1, gpuMemoryBytes: 640 * GIB, cpuCores: 0, memoryBytes: 0 } }), CTX));
     expect(absurd.field).toBe('resources.gpu_memory_bytes');
     expect(absurd.message).toContain('640 GiB per GPU is more than the largest GPU in the fleet has (80 GiB)');
   });
@@ -183,6 +185,8 @@ describe('parseSubmission: batch', () => {
       maxOutputTokens: 0,
       gpuCount: 1,
       gpuMemoryBytes: 0,
+      cpuMillis: 0,
+      memoryBytes: 0,
       priorityClass: PriorityClass.NORMAL,
       priority: 0,
       deadline: undefined,
@@ -195,7 +199,7 @@ describe('parseSubmission: batch', () => {
       interactive: false,
       payload: { $case: 'batch', batch: { command: ['python', 'train.py'], env: { SEED: '1' }, expectedDuration: { seconds: 3600, nanos: 0 } } },
     });
-    const asked = parseSubmission({ ...batchRequest, resources: { gpuCount: 4, gpuMemoryBytes: 40 * GIB } }, CTX).spec;
+    const asked = parseSubmission({ ...batchRequest, resources: { gpuCount: 4, gpuMemoryBytes: 40 * GIB, cpuCores: 0, memoryBytes: 0 } }, CTX).spec;
     expect(asked).toMatchObject({ gpuCount: 4, gpuMemoryBytes: 40 * GIB });
   });
 
@@ -205,6 +209,26 @@ describe('parseSubmission: batch', () => {
     expect(spec.gpuCount).toBe(1);
     expect(spec.gpuMemoryBytes).toBe(estimateGpuMemory(model('glm-4-9b'), 8192, 1));
     expect(parseSubmission({ ...batchRequest, model: 'glm-4.5-air' }, CTX).spec.gpuCount).toBe(4);
+  });
+
+  it('makes a job without GPUs of gpu_count 0: a core and 1 GiB unless it asks for more', () => {
+    const none = { gpuCount: 0, gpuMemoryBytes: 0, cpuCores: 0, memoryBytes: 0 };
+    expect(parseSubmission({ ...batchRequest, resources: none }, CTX).spec).toMatchObject({ gpuCount: 0, gpuMemoryBytes: 0, cpuMillis: 1000, memoryBytes: GIB });
+    const asked = parseSubmission({ ...batchRequest, resources: { ...none, cpuCores: 2.5, memoryBytes: 3 * GIB } }, CTX).spec;
+    expect(asked).toMatchObject({ gpuCount: 0, cpuMillis: 2500, memoryBytes: 3 * GIB });
+    // A GPU job may ask for host cores too; it gets none by default.
+    expect(parseSubmission({ ...batchRequest, resources: { ...none, gpuCount: 2, cpuCores: 8 } }, CTX).spec).toMatchObject({ gpuCount: 2, cpuMillis: 8000, memoryBytes: 0 });
+  });
+
+  it('refuses resource requests that make no sense, naming the field', () => {
+    const none = { gpuCount: 0, gpuMemoryBytes: 0, cpuCores: 0, memoryBytes: 0 };
+    expect(rejection(() => parseSubmission({ ...batchRequest, resources: { ...none, gpuMemoryBytes: GIB } }, CTX)).message).toBe(
+      'resources.gpu_memory_bytes: is set for a job with gpu_count 0 (no GPUs); leave it 0, or ask for GPUs',
+    );
+    expect(rejection(() => parseSubmission({ ...batchRequest, resources: { ...none, cpuCores: -1 } }, CTX)).field).toBe('resources.cpu_cores');
+    expect(rejection(() => parseSubmission({ ...batchRequest, resources: { ...none, cpuCores: 0.0001 } }, CTX)).message).toMatch(/less than a thousandth of a core/);
+    expect(rejection(() => parseSubmission(withRequest({ resources: none }), CTX)).message).toMatch(/^resources\.gpu_count: is 0, but inference runs in a model replica on GPUs/);
+    expect(rejection(() => parseSubmission(withRequest({ resources: { ...none, gpuCount: 1, cpuCores: 2 } }), CTX)).field).toBe('resources.cpu_cores');
   });
 
   it('rejects an unknown model on a batch job too', () => {

@@ -28,6 +28,11 @@ export const DEFAULT_GPU_MEMORY_BYTES = 80 * 2 ** 30;
 export const DEFAULT_MAX_GPUS_PER_TASK = 8;
 /** Retries of a submission that does not set max_retries. */
 export const DEFAULT_MAX_RETRIES = 3;
+/** What a job without GPUs holds when it does not say: one core and 1 GiB, as Slurm's defaults give a job one CPU. */
+export const DEFAULT_CPU_JOB_MILLIS = 1000;
+export const DEFAULT_CPU_JOB_MEMORY_BYTES = 2 ** 30;
+/** Most cores one job may ask for (one host). */
+export const MAX_CPU_CORES = 1024;
 
 /** What parsing needs to know about the deployment. */
 export interface ParseContext {
@@ -85,12 +90,15 @@ export function parseSubmission(request: SubmitTaskRequest, ctx: ParseContext): 
   if (payload.$case === 'inference') {
     const model = lookupModel(request.model, ctx.catalog, true);
     const input = parseInferenceInput(payload.inference, model, 'inference');
+    refuseHostResources(request.resources);
     const resources = resolveResources(request.resources, model, input.inputTokens + input.maxOutputTokens, fleet);
     return {
       requestId,
       tenant,
       spec: {
         kind: TaskKind.INFERENCE,
+        cpuMillis: 0,
+        memoryBytes: 0,
         model: model.name,
         inputTokens: input.inputTokens,
         maxOutputTokens: input.maxOutputTokens,
@@ -103,8 +111,9 @@ export function parseSubmission(request: SubmitTaskRequest, ctx: ParseContext): 
 
   const model = lookupModel(request.model, ctx.catalog, false);
   const batch = parseBatch(payload.batch);
-  // A batch job's token use is unknown: plan for one full context window.
-  const resources = resolveResources(request.resources, model, model?.contextLength ?? 0, fleet);
+  const cpuOnly = request.resources?.gpuCount === 0;
+  // A batch job's token use is unknown: plan for one full context window (a job without GPUs needs no GPU memory).
+  const resources = cpuOnly ? cpuOnlyResources(request.resources!) : resolveResources(request.resources, model, model?.contextLength ?? 0, fleet);
   return {
     requestId,
     tenant,
@@ -113,6 +122,7 @@ export function parseSubmission(request: SubmitTaskRequest, ctx: ParseContext): 
       model: model?.name ?? '',
       inputTokens: 0,
       maxOutputTokens: 0,
+      ...hostResources(request.resources, cpuOnly),
       ...resources,
       ...common,
       payload: { $case: 'batch', batch },
@@ -146,6 +156,8 @@ export function parseInferStart(start: InferStart, ctx: ParseContext): ParsedSub
       inputTokens: input.inputTokens,
       maxOutputTokens: input.maxOutputTokens,
       ...resources,
+      cpuMillis: 0,
+      memoryBytes: 0,
       priorityClass,
       priority,
       deadline,
@@ -191,9 +203,43 @@ function parseBatch(batch: BatchPayload): BatchPayload {
   };
 }
 
+/** A job without GPUs (gpu_count 0): no GPU memory may be asked for. */
+function cpuOnlyResources(requested: ResourceRequest): { gpuCount: number; gpuMemoryBytes: number } {
+  if (requested.gpuMemoryBytes > 0) {
+    throw new InvalidArgumentError('resources.gpu_memory_bytes', 'is set for a job with gpu_count 0 (no GPUs); leave it 0, or ask for GPUs');
+  }
+  return { gpuCount: 0, gpuMemoryBytes: 0 };
+}
+
+/** Host cores and memory of a batch job: what it asks for, or a core and 1 GiB for a job without GPUs. */
+function hostResources(requested: ResourceRequest | undefined, cpuOnly: boolean): { cpuMillis: number; memoryBytes: number } {
+  const cores = requested?.cpuCores ?? 0;
+  if (!Number.isFinite(cores) || cores < 0 || cores > MAX_CPU_CORES) {
+    throw new InvalidArgumentError('resources.cpu_cores', `${cores} is outside 0..${MAX_CPU_CORES} (cores on one host; fractions allowed)`);
+  }
+  const memory = requested?.memoryBytes ?? 0;
+  if (!Number.isSafeInteger(memory) || memory < 0) throw new InvalidArgumentError('resources.memory_bytes', `${memory} is not a byte count`);
+  const cpuMillis = Math.round(cores * 1000);
+  if (cores > 0 && cpuMillis === 0) throw new InvalidArgumentError('resources.cpu_cores', `${cores} is less than a thousandth of a core; ask for 0.001 or more`);
+  return {
+    cpuMillis: cpuMillis || (cpuOnly ? DEFAULT_CPU_JOB_MILLIS : 0),
+    memoryBytes: memory || (cpuOnly ? DEFAULT_CPU_JOB_MEMORY_BYTES : 0),
+  };
+}
+
+/** Inference runs in a model replica: host cores and memory are the replica's business, not the request's. */
+function refuseHostResources(requested: ResourceRequest | undefined): void {
+  if (requested?.gpuCount === 0) {
+    throw new InvalidArgumentError('resources.gpu_count', 'is 0, but inference runs in a model replica on GPUs; leave it unset (derived from the model) or ask for 1 or more');
+  }
+  if ((requested?.cpuCores ?? 0) !== 0) throw new InvalidArgumentError('resources.cpu_cores', 'applies to batch jobs; leave it 0 for inference');
+  if ((requested?.memoryBytes ?? 0) !== 0) throw new InvalidArgumentError('resources.memory_bytes', 'applies to batch jobs; leave it 0 for inference');
+}
+
 /**
- * GPUs and memory per GPU. Requested values win; a zero is derived from the
- * model: the fewest GPUs its estimate fits on, and the estimate itself.
+ * GPUs and memory per GPU. Requested values win; unset or zero ones are
+ * derived from the model: the fewest GPUs its estimate fits on, and the
+ * estimate itself.
  */
 function resolveResources(
   requested: ResourceRequest | undefined,
@@ -204,7 +250,7 @@ function resolveResources(
   const requestedCount = requested?.gpuCount ?? 0;
   const requestedMemory = requested?.gpuMemoryBytes ?? 0;
   if (!Number.isInteger(requestedCount) || requestedCount < 0 || requestedCount > fleet.maxGpusPerTask) {
-    throw new InvalidArgumentError('resources.gpu_count', `${requestedCount} is outside 0..${fleet.maxGpusPerTask} (GPUs on one host; 0 derives it from the model)`);
+    throw new InvalidArgumentError('resources.gpu_count', `${requestedCount} is outside 0..${fleet.maxGpusPerTask} (GPUs on one host; unset derives it from the model, 0 asks for none)`);
   }
   if (!Number.isSafeInteger(requestedMemory) || requestedMemory < 0) {
     throw new InvalidArgumentError('resources.gpu_memory_bytes', `${requestedMemory} is not a byte count`);

@@ -1,128 +1,208 @@
-/** Live accounting of one GPU: decision's reservations plus the agent's last reading. */
-export interface GpuSlot {
-  index: number;
-  memoryTotalBytes: number;
-  /** Bytes reserved by placements not yet released (private bytes plus weights of resident models). */
-  reservedBytes: number;
-  /** Tasks placed on it and not released. */
-  tasks: number;
-  /** Models whose weights are counted in reservedBytes: how many placed tasks use them, and the bytes counted. */
-  models: Map<string, { users: number; bytes: number }>;
-  /** Last telemetry; utilisation in [0, 1]. */
-  utilization: number;
-  memoryUsedBytes: number;
-}
-
-export type NodeHealth = 'ready' | 'draining' | 'lost';
-
-export interface FleetNode {
-  nodeId: string;
-  address: string;
-  /** Models it serves; an empty set with `anyModel` means it runs anything (command backend). */
-  models: Set<string>;
-  anyModel: boolean;
-  maxTasksPerGpu: number;
-  gpus: GpuSlot[];
-  health: NodeHealth;
-  /** When telemetry (or registration) last arrived. */
-  lastSeenMs: number;
-  /** Tasks placed and not released. */
-  inFlight: number;
-  /** A task this node is held for (no other task is placed here until it is). */
-  heldFor?: string;
-  /** The GPUs held for it, when not the whole node: the others stay open to other tasks. */
-  heldGpus?: Set<number>;
-}
-
-/** What one task needs. */
-export interface Demand {
-  /** Catalog model, or '' for a batch job without one. */
-  model: string;
-  gpuCount: number;
-  /** Model weights per GPU: shared by every task of the same model on that GPU. */
-  sharedBytesPerGpu: number;
-  /** KV cache or job memory per GPU: this task's alone. */
-  privateBytesPerGpu: number;
-}
-
-/** A placement, counted against the fleet until released. */
-export interface Reservation {
-  nodeId: string;
-  address: string;
-  gpuIndices: number[];
-  demand: Demand;
-  /** Per GPU index: whether this reservation brought the model's weights in. */
-  loadedWeights: boolean[];
-}
+import { type Claim, NO_RESOURCES, type Resources } from './claim';
+import { type Demand, type ModelShapes, replicaShape, type ReplicaShape } from './demand';
+import { abilitiesOf, type FleetNode, type GpuState, gpuIsFree, type NodeHealth, type NodeRegistration, servesModel } from './node';
+import { type Replica, type ReplicaCommand, replicaFits, replicaLoad, type ReplicaLimits, type ReplicaReport } from './replica';
+import { chooseConnectedGpus } from './topology';
 
 export interface PlacementPolicy {
-  /** GPUs busier than this (by telemetry) take no new work. @default 0.8 */
+  /** A free GPU whose fresh reading shows it busier than this is in use outside the claims, and takes nothing. @default 0.8 */
   maxGpuUtilization: number;
   /**
-   * A GPU's reservations and its measured use stay under this fraction of its
-   * memory, like vLLM's gpu_memory_utilization; the parser sizes tasks with the
-   * same headroom, so a task it accepts fits here. @default 0.9
+   * Share of a GPU's memory placement plans to use, like vLLM's
+   * gpu_memory_utilization: a replica's KV cache fills it, a job must fit in
+   * it. The parser sizes requests with the same headroom. @default 0.9
    */
   maxGpuMemoryFraction: number;
   /** Telemetry older than this marks a node unplaceable, as stale metrics count as saturated. @default 1000 */
   staleTelemetryMs: number;
-  /** 'spread' prefers the least allocated GPUs, 'pack' the most (against fragmentation). @default 'spread' */
-  mode: 'spread' | 'pack';
-  /** Near-ties (within this score) are broken at random so a burst does not pile onto one host. @default 0.05 */
-  tieBreakMargin: number;
+  /**
+   * 'pack' best-fits (the node left with the fewest free GPUs or cores),
+   * keeping whole hosts free for large jobs; 'spread' does the opposite.
+   * @default 'pack'
+   */
+  mode: 'pack' | 'spread';
+  /** Most sequences a replica runs at once, when its agent does not say (vLLM's max_num_seqs). @default 256 */
+  maxSequencesPerReplica: number;
+  /** A replica whose engine reports this many requests waiting is saturated: it takes no more. @default 64 */
+  maxWaitingPerReplica: number;
+  /** Once every replica of a model is this loaded, placement starts another on free GPUs. @default 0.8 */
+  scaleOutLoad: number;
+  /** Idle replicas kept per model: never evicted below this, and started while GPUs are free. @default {} */
+  keepWarm: Readonly<Record<string, number>>;
+  /** A replica decision asked for that its agent has not reported after this long was never loaded. @default 5000 */
+  replicaReportGraceMs: number;
 }
 
-export const DEFAULT_PLACEMENT_POLICY: PlacementPolicy = {
+export const DEFAULT_PLACEMENT_POLICY: PlacementPolicy = Object.freeze({
   maxGpuUtilization: 0.8,
   maxGpuMemoryFraction: 0.9,
   staleTelemetryMs: 1000,
-  mode: 'spread',
-  tieBreakMargin: 0.05,
-};
-
-/** Why nothing fits, for explanations and logs. */
-export type NoFit = 'no-node' | 'no-model' | 'no-capacity';
+  mode: 'pack',
+  maxSequencesPerReplica: 256,
+  maxWaitingPerReplica: 64,
+  scaleOutLoad: 0.8,
+  keepWarm: Object.freeze({}),
+  replicaReportGraceMs: 5000,
+});
 
 /**
- * The fleet as decision sees it, and placement over it: filter nodes and GPUs
- * that can take the task, score them, pick the best with random near-tie
- * breaking, and count the placement at once (before the next telemetry push)
- * so a burst spreads instead of landing on one host.
+ * Why nothing fits: no ready node; none serves the model (or runs jobs);
+ * none has room now; or none could ever take it (too many GPUs for any host,
+ * too much memory for any GPU, a model no host can hold).
+ */
+export type NoFit = 'no-node' | 'no-model' | 'no-capacity' | 'too-large';
+
+/** A GPU reading as telemetry brings it. */
+export interface GpuReading {
+  index: number;
+  utilization: number;
+  memoryUsedBytes: number;
+}
+
+/** Claims counted as gone in a what-if (preemption). */
+interface Freed {
+  jobs: Set<number>;
+  /** Per replica id: tokens and sequences freed. */
+  replicas: Map<string, { tokens: number; sequences: number }>;
+  cpuMillis: number;
+  memoryBytes: number;
+}
+
+interface PlanContext {
+  holder: string | undefined;
+  freed: Freed | undefined;
+  /** Placement for real: telemetry counts and the node must be fresh. A what-if looks at claims alone. */
+  live: boolean;
+  nowMs: number;
+  /** May evict idle replicas (a scale-out never does). */
+  mayEvict: boolean;
+}
+
+/** Where a demand would go on one node, and at what cost. */
+interface Plan {
+  node: FleetNode;
+  /** GPUs the job or the new replica takes (an existing replica's for a sequence). */
+  gpus: number[];
+  /** An existing replica for a sequence. */
+  replica?: Replica;
+  /** A new replica to start for a sequence. */
+  shape?: ReplicaShape;
+  /** Idle replicas evicted to make room. */
+  evict: Replica[];
+  /** Lower is better, compared in order. */
+  score: number[];
+}
+
+interface Hold {
+  nodeId: string;
+  gpus: number[];
+  replicaId: string | undefined;
+}
+
+/** Kinds of room a node has, for hasRoom(). */
+const ROOM_GPU = 1;
+const ROOM_REPLICA = 2;
+const ROOM_CPU = 4;
+
+/**
+ * The fleet as the claim model books it: the one truth for placement,
+ * preemption, quotas, fair share and explanations.
+ *
+ * - A batch job asking for N GPUs holds N whole GPUs of one host, alone,
+ *   from the moment it is placed; CPU jobs hold cores and memory.
+ * - Inference runs in model replicas (a model on K GPUs of one host) whose
+ *   sequences share them up to their KV capacity; a replica's GPUs hold no
+ *   job. Placement starts replicas (cold starts), prefers warm ones, scales a
+ *   model out when its replicas fill, and evicts idle ones (least recently
+ *   used, above a keep-warm minimum) when their GPUs are needed.
+ * - Claims count at once and are released on the final state; telemetry can
+ *   only take room away (a free GPU some other process uses, a replica whose
+ *   engine reports a queue), never add it.
+ *
+ * The same feasibility test serves placement and preemption (`fitsAfter`),
+ * so victims chosen by it always make the room they promise.
  */
 export class Fleet {
   private readonly nodesById = new Map<string, FleetNode>();
-  private freeSlots = 0;
+  /** Live claims by key (a released or voided claim is absent). */
+  private readonly claims = new Map<number, Claim>();
+  private readonly holds = new Map<string, Hold>();
+  private commands: ReplicaCommand[] = [];
+  private nextKey = 1;
+  private nextReplica = 1;
+  private readonly replicaPrefix: string;
+  /** Ready nodes with each kind of room. */
+  private readonly roomCounts = new Map<number, number>([
+    [ROOM_GPU, 0],
+    [ROOM_REPLICA, 0],
+    [ROOM_CPU, 0],
+  ]);
+  private readonly limits: ReplicaLimits;
 
   constructor(
     private readonly policy: PlacementPolicy = DEFAULT_PLACEMENT_POLICY,
     private readonly clock: () => number = Date.now,
-    private readonly random: () => number = Math.random,
-  ) {}
-
-  /** Adds or replaces a node (a re-registration keeps nothing of the old session's reservations). */
-  upsert(node: { nodeId: string; address: string; models: string[]; maxTasksPerGpu: number; gpus: Array<{ index: number; memoryTotalBytes: number }> }): FleetNode {
-    this.remove(node.nodeId);
-    const entry: FleetNode = {
-      nodeId: node.nodeId,
-      address: node.address,
-      models: new Set(node.models.filter((m) => m !== '*')),
-      anyModel: node.models.includes('*'),
-      maxTasksPerGpu: Math.max(1, node.maxTasksPerGpu),
-      gpus: node.gpus.map((g) => ({ index: g.index, memoryTotalBytes: g.memoryTotalBytes, reservedBytes: 0, tasks: 0, models: new Map(), utilization: 0, memoryUsedBytes: 0 })),
-      health: 'ready',
-      lastSeenMs: this.clock(),
-      inFlight: 0,
-    };
-    this.nodesById.set(node.nodeId, entry);
-    this.freeSlots += entry.gpus.length * entry.maxTasksPerGpu;
-    return entry;
+    private readonly shapes: ModelShapes = () => undefined,
+    random: () => number = Math.random,
+  ) {
+    this.limits = { maxWaiting: policy.maxWaitingPerReplica, staleTelemetryMs: policy.staleTelemetryMs };
+    // Replica ids must not repeat across decision restarts: agents keep their replicas.
+    this.replicaPrefix = Math.floor(random() * 36 ** 6).toString(36).padStart(6, '0');
   }
 
+  // ---- nodes ---------------------------------------------------------------
+
+  /**
+   * Adds or replaces a node. A re-registration keeps nothing of the old
+   * session's claims (the caller restores what the agent still runs); the
+   * replicas the agent reports are taken in.
+   */
+  upsert(registration: NodeRegistration, replicas: readonly ReplicaReport[] = []): FleetNode {
+    this.remove(registration.nodeId);
+    const now = this.clock();
+    const node: FleetNode = {
+      nodeId: registration.nodeId,
+      address: registration.address,
+      models: new Set(registration.models.filter((m) => m !== '*')),
+      anyModel: registration.models.includes('*'),
+      abilities: abilitiesOf(registration.backends),
+      gpus: registration.gpus.map((g) => ({
+        index: g.index,
+        memoryTotalBytes: g.memoryTotalBytes,
+        job: undefined,
+        replica: undefined,
+        heldFor: undefined,
+        utilization: 0,
+        memoryUsedBytes: 0,
+        observedAtMs: -Infinity,
+        freedAtMs: -Infinity,
+      })),
+      topology: registration.topology,
+      cpuMillis: Math.max(0, registration.cpuMillis),
+      memoryBytes: Math.max(0, registration.memoryBytes),
+      cpuClaimedMillis: 0,
+      memoryClaimedBytes: 0,
+      maxSequencesPerReplica: registration.maxSequencesPerReplica || this.policy.maxSequencesPerReplica,
+      replicas: new Map(),
+      health: 'ready',
+      lastSeenMs: now,
+      claims: 0,
+      room: 0,
+    };
+    this.nodesById.set(node.nodeId, node);
+    this.observeReplicas(node, replicas, now, true);
+    this.touch(node);
+    return node;
+  }
+
+  /** Forgets a node: its claims are void (releasing them later changes nothing), its holds end. */
   remove(nodeId: string): void {
     const node = this.nodesById.get(nodeId);
     if (!node) return;
-    // Only a ready node's slots are counted as free (setHealth took the others out).
-    if (node.health === 'ready') this.freeSlots -= this.freeSlotsOf(node);
+    this.setRoom(node, 0);
+    for (const [key, claim] of this.claims) if (claim.nodeId === nodeId) this.claims.delete(key);
+    for (const [holder, hold] of this.holds) if (hold.nodeId === nodeId) this.holds.delete(holder);
+    this.commands = this.commands.filter((c) => c.nodeId !== nodeId);
     this.nodesById.delete(nodeId);
   }
 
@@ -137,265 +217,762 @@ export class Fleet {
   setHealth(nodeId: string, health: NodeHealth): void {
     const node = this.nodesById.get(nodeId);
     if (!node || node.health === health) return;
-    if (node.health === 'ready') this.freeSlots -= this.freeSlotsOf(node);
     node.health = health;
-    if (health === 'ready') this.freeSlots += this.freeSlotsOf(node);
-  }
-
-  /** Records a telemetry push (which also proves the node alive). */
-  observe(nodeId: string, gpus: Array<{ index: number; utilization: number; memoryUsedBytes: number }>): void {
-    const node = this.nodesById.get(nodeId);
-    if (!node) return;
-    node.lastSeenMs = this.clock();
-    for (const reading of gpus) {
-      const slot = node.gpus.find((g) => g.index === reading.index);
-      if (!slot) continue;
-      slot.utilization = reading.utilization;
-      slot.memoryUsedBytes = reading.memoryUsedBytes;
-    }
-  }
-
-  /** Cheap check before scanning a queue: is any task slot free on a ready node? */
-  hasFreeSlot(): boolean {
-    return this.freeSlots > 0;
-  }
-
-  /** Whether any node serves the model at all (to tell "no such capacity" from "busy"). */
-  servesModel(model: string): boolean {
-    for (const node of this.nodesById.values()) if (node.health !== 'lost' && this.serves(node, model)) return true;
-    return false;
+    this.touch(node);
   }
 
   /**
-   * Places and reserves, or explains why not. Nodes held for another task
-   * are skipped; `holder` may use the node held for it.
+   * Records a telemetry push (which also proves the node alive): GPU readings
+   * and, when given, the replicas the agent runs. Returns whether it may
+   * have made room placement did not see before (a GPU no longer busy
+   * outside the claims, a replica ready or no longer saturated), so the
+   * caller knows when a dispatch pass is worth running.
    */
-  place(demand: Demand, holder?: string): Reservation | NoFit {
+  observe(nodeId: string, readings: readonly GpuReading[], replicas?: readonly ReplicaReport[]): boolean {
+    const node = this.nodesById.get(nodeId);
+    if (!node) return false;
     const now = this.clock();
-    let sawModel = false;
-    let sawNode = false;
-    const candidates: Array<{ node: FleetNode; gpus: GpuSlot[]; score: number }> = [];
+    const wasStale = now - node.lastSeenMs > this.policy.staleTelemetryMs;
+    node.lastSeenMs = now;
+    let opened = wasStale;
+    for (const reading of readings) {
+      const gpu = node.gpus.find((g) => g.index === reading.index);
+      if (!gpu) continue;
+      const blocked = gpuIsFree(gpu) && !this.gpuReadingAllows(gpu, 0);
+      gpu.utilization = reading.utilization;
+      gpu.memoryUsedBytes = reading.memoryUsedBytes;
+      gpu.observedAtMs = now;
+      if (blocked && this.gpuReadingAllows(gpu, 0)) opened = true;
+    }
+    if (replicas && this.observeReplicas(node, replicas, now, false)) opened = true;
+    if (opened) this.touch(node);
+    return opened;
+  }
+
+  // ---- placement -------------------------------------------------------------
+
+  /**
+   * Places and claims, or says why not. GPUs and replicas held for another
+   * task are left alone; `holder` may use what is held for it.
+   */
+  place(demand: Demand, holder?: string): Claim | NoFit {
+    const ctx: PlanContext = { holder, freed: undefined, live: true, nowMs: this.clock(), mayEvict: true };
+    if (demand.kind === 'sequence') return this.placeSequence(demand, ctx);
+    // Where something is held for it (preemption made room there) is where it goes, if it fits.
+    const heldOn = holder !== undefined ? this.nodesById.get(this.holds.get(holder)?.nodeId ?? '') : undefined;
+    if (heldOn && heldOn.health === 'ready' && this.fresh(heldOn, ctx)) {
+      const plan = this.planOn(heldOn, demand, ctx);
+      if (plan) return this.claimJob(plan, demand, holder);
+    }
+    let best: Plan | undefined;
+    let reason: NoFit = 'no-node';
     for (const node of this.nodesById.values()) {
       if (node.health !== 'ready') continue;
-      sawNode = true;
-      if (!this.serves(node, demand.model)) continue;
-      sawModel = true;
-      if (now - node.lastSeenMs > this.policy.staleTelemetryMs) continue;
-      const heldForOther = node.heldFor !== undefined && node.heldFor !== holder;
-      if (heldForOther && node.heldGpus === undefined) continue;
-      const fitting: Array<{ gpu: GpuSlot; score: number }> = [];
-      for (const gpu of node.gpus) {
-        if (heldForOther && node.heldGpus!.has(gpu.index)) continue;
-        const score = this.gpuScore(node, gpu, demand);
-        if (score !== undefined) fitting.push({ gpu, score });
-      }
-      if (fitting.length < demand.gpuCount) continue;
-      fitting.sort((a, b) => b.score - a.score);
-      const chosen = fitting.slice(0, demand.gpuCount);
-      const score = chosen.reduce((s, c) => s + c.score, 0) / chosen.length;
-      candidates.push({ node, gpus: chosen.map((c) => c.gpu), score });
+      if (reason === 'no-node') reason = 'no-model';
+      if (!node.abilities.jobs || !servesModel(node, demand.model)) continue;
+      if (reason === 'no-model') reason = 'too-large';
+      if (!this.couldEverTake(node, demand)) continue;
+      reason = 'no-capacity';
+      if (!this.fresh(node, ctx)) continue;
+      const plan = this.planJob(node, demand, ctx);
+      if (plan && (!best || better(plan.score, best.score))) best = plan;
     }
-    if (candidates.length === 0) return !sawNode ? 'no-node' : !sawModel ? 'no-model' : 'no-capacity';
-    let best = candidates[0]!;
-    for (const c of candidates) if (c.score > best.score) best = c;
-    const near = candidates.filter((c) => c.score >= best.score - this.policy.tieBreakMargin);
-    const pick = near[Math.floor(this.random() * near.length)] ?? best;
-    return this.reserve(pick.node, pick.gpus, demand);
+    return best ? this.claimJob(best, demand, holder) : reason;
   }
 
   /**
-   * Holds GPUs for a task too large to fit anywhere now, so capacity freed
-   * there is not taken by smaller tasks (no starvation of large work): on the
-   * ready node serving its model with enough GPUs and memory when empty, the
-   * `gpuCount` GPUs nearest to fitting now. The node's other GPUs stay open
-   * to other tasks. Returns the node, or undefined when none could ever take
-   * it or every candidate is held for another task.
+   * Whether `demand` would fit on the node once the `freed` claims are
+   * released: the test preemption chooses victims by. It looks at claims
+   * alone, not telemetry (readings fall once the freed work stops).
    */
-  hold(demand: Demand, holder: string): string | undefined {
-    const limitOf = (gpu: GpuSlot) => gpu.memoryTotalBytes * this.policy.maxGpuMemoryFraction;
-    const need = demand.privateBytesPerGpu + demand.sharedBytesPerGpu;
-    let best: { node: FleetNode; gpus: GpuSlot[]; free: number } | undefined;
-    for (const node of this.nodesById.values()) {
-      if (node.health !== 'ready' || !this.serves(node, demand.model)) continue;
-      if (node.heldFor !== undefined && node.heldFor !== holder) continue;
-      const big = node.gpus.filter((g) => limitOf(g) >= need);
-      if (big.length < demand.gpuCount) continue;
-      // Free memory on the GPUs it would take: the nearer to fitting, the sooner it runs.
-      const gpus = big.sort((a, b) => limitOf(b) - b.reservedBytes - (limitOf(a) - a.reservedBytes)).slice(0, demand.gpuCount);
-      const free = gpus.reduce((s, g) => s + limitOf(g) - g.reservedBytes, 0);
-      if (!best || free > best.free) best = { node, gpus, free };
-    }
-    if (!best) return undefined;
-    this.unhold(holder);
-    best.node.heldFor = holder;
-    best.node.heldGpus = new Set(best.gpus.map((g) => g.index));
-    return best.node.nodeId;
+  fitsAfter(nodeId: string, demand: Demand, freed: readonly Claim[], holder?: string): boolean {
+    const node = this.nodesById.get(nodeId);
+    if (!node || node.health !== 'ready') return false;
+    return this.planOn(node, demand, { holder, freed: this.freedOf(nodeId, freed), live: false, nowMs: this.clock(), mayEvict: true }) !== undefined;
   }
 
   /**
-   * Whether `demand` would fit on the node once the `freed` reservations are
-   * released (for choosing preemption victims). Counts reservations only, not
-   * telemetry: the readings will fall once the freed work stops.
+   * Holds what `demand` would take on the node once `freed` is released (the
+   * room preemption is making for it), so no other task takes it meanwhile.
+   * False when it would not fit, or the node is unknown.
    */
-  fitsAfter(nodeId: string, demand: Demand, freed: Reservation[]): boolean {
+  holdAfter(nodeId: string, demand: Demand, freed: readonly Claim[], holder: string): boolean {
     const node = this.nodesById.get(nodeId);
-    if (!node || node.health !== 'ready' || !this.serves(node, demand.model)) return false;
-    let fitting = 0;
-    for (const gpu of node.gpus) {
-      let tasks = gpu.tasks;
-      let reserved = gpu.reservedBytes;
-      const users = new Map([...gpu.models].map(([model, w]) => [model, w.users]));
-      for (const r of freed) {
-        if (r.nodeId !== nodeId || !r.gpuIndices.includes(gpu.index)) continue;
-        tasks -= 1;
-        reserved -= r.demand.privateBytesPerGpu;
-        if (r.demand.model && r.demand.sharedBytesPerGpu > 0 && users.has(r.demand.model)) users.set(r.demand.model, users.get(r.demand.model)! - 1);
-      }
-      // Weights whose last user goes are given back.
-      for (const [model, n] of users) if (n <= 0) reserved -= gpu.models.get(model)!.bytes;
-      const resident = demand.model !== '' && (users.get(demand.model) ?? 0) > 0;
-      const need = demand.privateBytesPerGpu + (resident ? 0 : demand.sharedBytesPerGpu);
-      if (tasks < node.maxTasksPerGpu && reserved + need <= gpu.memoryTotalBytes * this.policy.maxGpuMemoryFraction) fitting += 1;
-    }
-    return fitting >= demand.gpuCount;
-  }
-
-  /** Holds this node for a task (after preempting work there for it); false when the node is unknown or held for another. */
-  holdNode(nodeId: string, holder: string): boolean {
-    const node = this.nodesById.get(nodeId);
-    if (!node || (node.heldFor !== undefined && node.heldFor !== holder)) return false;
+    if (!node || node.health !== 'ready') return false;
+    const plan = this.planOn(node, demand, { holder, freed: this.freedOf(nodeId, freed), live: false, nowMs: this.clock(), mayEvict: true });
+    if (!plan) return false;
     this.unhold(holder);
-    node.heldFor = holder;
-    node.heldGpus = undefined;
+    if (plan.replica) this.setHold(holder, { nodeId, gpus: [], replicaId: plan.replica.id });
+    else this.setHold(holder, { nodeId, gpus: plan.gpus, replicaId: undefined });
     return true;
   }
 
-  /** Ends a hold (its task was placed, cancelled or is no longer overdue). */
+  /**
+   * Holds GPUs for a task that fits nowhere now, so capacity freed there is
+   * not taken by smaller tasks (no starvation of large work): on the node
+   * that could take it where the most of what it needs is free already,
+   * the GPUs nearest to fitting it (free ones, then idle replicas', then
+   * busy ones). The node's other GPUs stay open. Returns the node, or
+   * undefined when none could take it or all are held for others.
+   */
+  hold(demand: Demand, holder: string): string | undefined {
+    if (demand.kind === 'cpu') return undefined;
+    let best: { node: FleetNode; gpus: number[]; ready: number } | undefined;
+    for (const node of this.nodesById.values()) {
+      if (node.health !== 'ready' || !servesModel(node, demand.model)) continue;
+      const count = this.gpusToHold(node, demand);
+      if (count === undefined) continue;
+      const open = node.gpus.filter((g) => (g.heldFor === undefined || g.heldFor === holder) && g.memoryTotalBytes * this.policy.maxGpuMemoryFraction >= demand.gpuMemoryBytes);
+      if (open.length < count) continue;
+      // Nearest to fitting: free first, then idle replicas' GPUs, then the rest.
+      const rank = (g: GpuState) => (gpuIsFree(g) ? 0 : g.replica && !g.replica.external && g.replica.sequences === 0 ? 1 : 2);
+      const ordered = [...open].sort((a, b) => rank(a) - rank(b) || a.index - b.index);
+      const gpus = ordered.slice(0, count).map((g) => g.index);
+      const ready = ordered.slice(0, count).filter((g) => rank(g) < 2).length;
+      if (!best || ready > best.ready) best = { node, gpus, ready };
+    }
+    if (!best) return undefined;
+    this.unhold(holder);
+    this.setHold(holder, { nodeId: best.node.nodeId, gpus: best.gpus, replicaId: undefined });
+    return best.node.nodeId;
+  }
+
+  /** Ends a hold (its task was placed, cancelled, or no longer qualifies). */
   unhold(holder: string): void {
-    for (const node of this.nodesById.values()) {
-      if (node.heldFor !== holder) continue;
-      node.heldFor = undefined;
-      node.heldGpus = undefined;
-    }
+    const hold = this.holds.get(holder);
+    if (!hold) return;
+    this.holds.delete(holder);
+    const node = this.nodesById.get(hold.nodeId);
+    if (!node) return;
+    for (const gpu of node.gpus) if (gpu.heldFor === holder) gpu.heldFor = undefined;
+    for (const r of node.replicas.values()) if (r.heldFor === holder) r.heldFor = undefined;
+    this.touch(node);
   }
 
-  /** The GPUs held for a task on its held node (undefined: the whole node, or none held). */
+  /** The GPUs held for a task (empty when it holds a replica), if it holds any. */
   heldGpus(holder: string): number[] | undefined {
-    for (const node of this.nodesById.values()) if (node.heldFor === holder && node.heldGpus) return [...node.heldGpus].sort((a, b) => a - b);
-    return undefined;
+    const hold = this.holds.get(holder);
+    return hold ? [...hold.gpus].sort((a, b) => a - b) : undefined;
   }
 
-  /** The node held for a task, if any. */
+  /** The replica held for a task, if it holds one. */
+  heldReplica(holder: string): string | undefined {
+    return this.holds.get(holder)?.replicaId;
+  }
+
+  /** The node where something is held for a task, if any. */
   heldNode(holder: string): string | undefined {
-    for (const node of this.nodesById.values()) if (node.heldFor === holder) return node.nodeId;
-    return undefined;
-  }
-
-  /** The fleet's ready GPUs and their memory (what fair shares divide). */
-  capacity(): { gpus: number; gpuMemoryBytes: number } {
-    let gpus = 0;
-    let gpuMemoryBytes = 0;
-    for (const node of this.nodesById.values()) {
-      if (node.health !== 'ready') continue;
-      gpus += node.gpus.length;
-      for (const g of node.gpus) gpuMemoryBytes += g.memoryTotalBytes;
-    }
-    return { gpus, gpuMemoryBytes };
+    return this.holds.get(holder)?.nodeId;
   }
 
   /**
-   * Books capacity for an attempt already running on these GPUs (an agent
-   * that reconnected, or decision after a restart). It is counted even past
-   * the limits, because the work is there whether it fits or not. Undefined
-   * when the node or one of the GPUs is unknown.
+   * Books an attempt already running (an agent that reconnected, or decision
+   * after a restart) on the GPUs or replica it runs on. It is counted even
+   * past the replica's capacity or the host's cores, because the work is
+   * there; undefined when the node, a GPU or the replica is unknown, or a GPU
+   * is another's.
    */
-  restore(nodeId: string, gpuIndices: number[], demand: Demand): Reservation | undefined {
+  restore(nodeId: string, gpuIndices: readonly number[], demand: Demand, owner?: string): Claim | undefined {
     const node = this.nodesById.get(nodeId);
-    if (!node || gpuIndices.length === 0) return undefined;
-    const gpus: GpuSlot[] = [];
+    if (!node) return undefined;
+    if (demand.kind === 'sequence') {
+      const replica = [...node.replicas.values()].find((r) => r.model === demand.model && (gpuIndices.length === 0 || r.gpuIndices.includes(gpuIndices[0]!)));
+      return replica ? this.claimSequence(node, replica, demand, owner) : undefined;
+    }
+    const gpus: GpuState[] = [];
     for (const index of gpuIndices) {
       const gpu = node.gpus.find((g) => g.index === index);
-      if (!gpu) return undefined;
+      if (!gpu || !gpuIsFree(gpu)) return undefined;
       gpus.push(gpu);
     }
-    return this.reserve(node, gpus, demand);
+    if (demand.kind === 'gpus' && gpus.length === 0) return undefined;
+    return this.claimGpus(node, gpus.map((g) => g.index), demand, owner);
   }
 
-  /** Gives a reservation's capacity back (task finished, failed, cancelled or lost). */
-  release(res: Reservation): void {
-    const node = this.nodesById.get(res.nodeId);
+  /** Gives a claim's capacity back (attempt ended, or its node lost). Releasing twice changes nothing. */
+  release(claim: Claim): void {
+    if (this.claims.get(claim.key) !== claim) return;
+    this.claims.delete(claim.key);
+    const node = this.nodesById.get(claim.nodeId);
     if (!node) return;
-    const before = this.freeSlotsOf(node);
-    node.inFlight -= 1;
-    for (const index of res.gpuIndices) {
+    const now = this.clock();
+    if (claim.replicaId !== undefined) {
+      const replica = node.replicas.get(claim.replicaId);
+      if (replica) {
+        replica.usedTokens = Math.max(0, replica.usedTokens - claim.demand.tokens);
+        replica.sequences = Math.max(0, replica.sequences - 1);
+        replica.lastUsedMs = now;
+      }
+    } else {
+      for (const index of claim.gpuIndices) {
+        const gpu = node.gpus.find((g) => g.index === index);
+        if (gpu?.job !== claim) continue;
+        gpu.job = undefined;
+        gpu.freedAtMs = now;
+      }
+    }
+    node.cpuClaimedMillis = Math.max(0, node.cpuClaimedMillis - claim.demand.cpuMillis);
+    node.memoryClaimedBytes = Math.max(0, node.memoryClaimedBytes - claim.demand.memoryBytes);
+    node.claims -= 1;
+    this.touch(node);
+  }
+
+  /**
+   * Starts replicas of the models with a keep-warm minimum that have fewer,
+   * on free GPUs (never evicting anything for it).
+   */
+  ensureWarm(): void {
+    const entries = Object.entries(this.policy.keepWarm);
+    if (entries.length === 0) return;
+    const now = this.clock();
+    for (const [model, minimum] of entries) {
+      let have = this.replicaCount(model);
+      while (have < minimum) {
+        const demand: Demand = { kind: 'sequence', model, gpuCount: 1, gpuMemoryBytes: 0, tokens: 0, cpuMillis: 0, memoryBytes: 0 };
+        const plan = this.bestNewReplica(demand, { holder: undefined, freed: undefined, live: true, nowMs: now, mayEvict: false });
+        if (!plan) break;
+        this.startReplica(plan, model);
+        have += 1;
+      }
+    }
+  }
+
+  /** Replica loads and evictions placement decided, for the caller to send to the agents (taken once). */
+  takeCommands(): ReplicaCommand[] {
+    const out = this.commands;
+    this.commands = [];
+    return out;
+  }
+
+  // ---- queries ---------------------------------------------------------------
+
+  /** Cheap check before scanning a queue: does any ready node have room of this kind (any kind when omitted)? */
+  hasRoom(kind?: Demand['kind']): boolean {
+    const gpu = this.roomCounts.get(ROOM_GPU)! > 0;
+    if (kind === 'gpus') return gpu;
+    if (kind === 'sequence') return gpu || this.roomCounts.get(ROOM_REPLICA)! > 0;
+    if (kind === 'cpu') return this.roomCounts.get(ROOM_CPU)! > 0;
+    return gpu || this.roomCounts.get(ROOM_REPLICA)! > 0 || this.roomCounts.get(ROOM_CPU)! > 0;
+  }
+
+  /** Whether any connected node runs this model (to tell "nobody serves it" from "busy"). */
+  servesModel(model: string, kind: Demand['kind'] = 'sequence'): boolean {
+    for (const node of this.nodesById.values()) {
+      if (node.health === 'lost') continue;
+      if (kind === 'sequence') {
+        if (node.abilities.replicas === 'managed' && servesModel(node, model)) return true;
+        for (const r of node.replicas.values()) if (r.model === model) return true;
+      } else if (node.abilities.jobs && servesModel(node, model)) return true;
+    }
+    return false;
+  }
+
+  /** The fleet's ready GPUs, their memory and the cores for jobs (what fair shares divide). */
+  capacity(): Resources {
+    const total: Resources = { gpus: 0, gpuMemoryBytes: 0, cpus: 0 };
+    for (const node of this.nodesById.values()) {
+      if (node.health !== 'ready') continue;
+      total.gpus += node.gpus.length;
+      for (const g of node.gpus) total.gpuMemoryBytes += g.memoryTotalBytes;
+      if (node.abilities.jobs) total.cpus += node.cpuMillis / 1000;
+    }
+    return total;
+  }
+
+  /**
+   * What a demand would count for fair share and quotas once placed, before
+   * it is (a claim carries the exact figure): whole GPUs of the fleet's
+   * largest for a job, for a sequence its share of a replica of its model.
+   */
+  estimateResources(demand: Demand): Resources {
+    const cpus = demand.cpuMillis / 1000;
+    if (demand.kind === 'cpu') return { ...NO_RESOURCES, cpus };
+    const gpuBytes = this.largestGpuBytes();
+    if (demand.kind === 'gpus') return { gpus: demand.gpuCount, gpuMemoryBytes: demand.gpuCount * gpuBytes, cpus };
+    const model = this.shapes(demand.model);
+    const shape = model && gpuBytes > 0 ? replicaShape(model, gpuBytes, this.policy.maxGpuMemoryFraction, 64, demand.gpuCount) : undefined;
+    const fraction = shape ? Math.min(1, demand.tokens / Math.max(1, shape.capacityTokens)) : 1 / this.policy.maxSequencesPerReplica;
+    const gpus = shape?.gpuCount ?? demand.gpuCount;
+    return { gpus: gpus * fraction, gpuMemoryBytes: gpus * gpuBytes * fraction, cpus };
+  }
+
+  /** Claims live now (for checks and tests). */
+  liveClaims(): IterableIterator<Claim> {
+    return this.claims.values();
+  }
+
+  /** The replicas of a model on ready nodes. */
+  replicaCount(model: string): number {
+    let n = 0;
+    for (const node of this.nodesById.values()) {
+      if (node.health !== 'ready') continue;
+      for (const r of node.replicas.values()) if (r.model === model) n += 1;
+    }
+    return n;
+  }
+
+  // ---- sequences -------------------------------------------------------------
+
+  /**
+   * A sequence goes to the least loaded replica of its model with room,
+   * ready before loading. When every replica of the model is past the
+   * scale-out mark, another is started on free GPUs (the sequence still goes
+   * where it can run now). With no room in any replica, a new one is started
+   * for it (a cold start), evicting idle replicas if it must.
+   */
+  private placeSequence(demand: Demand, ctx: PlanContext): Claim | NoFit {
+    // A replica held for it (preemption made room there) is where it goes.
+    const hold = ctx.holder !== undefined ? this.holds.get(ctx.holder) : undefined;
+    const heldNode = hold?.replicaId !== undefined ? this.nodesById.get(hold.nodeId) : undefined;
+    const heldReplica = heldNode?.replicas.get(hold!.replicaId!);
+    if (heldNode && heldReplica && heldNode.health === 'ready' && replicaFits(heldReplica, demand.tokens, ctx.nowMs, this.limits, true)) {
+      return this.claimSequence(heldNode, heldReplica, demand, ctx.holder);
+    }
+    let best: { node: FleetNode; replica: Replica; load: number } | undefined;
+    let belowScaleOut = false;
+    let reason: NoFit = 'no-node';
+    for (const node of this.nodesById.values()) {
+      if (node.health !== 'ready') continue;
+      if (reason === 'no-node') reason = 'no-model';
+      const managed = node.abilities.replicas === 'managed' && servesModel(node, demand.model) && this.shapes(demand.model) !== undefined;
+      let hasReplica = false;
+      for (const r of node.replicas.values()) if (r.model === demand.model) hasReplica = true;
+      if (!managed && !hasReplica) continue;
+      if (reason === 'no-model') reason = 'too-large';
+      if (!hasReplica && this.replicaShapeOn(node, demand) === undefined) continue;
+      reason = 'no-capacity';
+      if (!this.fresh(node, ctx)) continue;
+      for (const r of node.replicas.values()) {
+        if (r.model !== demand.model || this.replicaClosed(node, r, ctx.holder)) continue;
+        const load = replicaLoad(r, ctx.nowMs, this.limits);
+        if (load < this.policy.scaleOutLoad) belowScaleOut = true;
+        if (!replicaFits(r, demand.tokens, ctx.nowMs, this.limits, true)) continue;
+        if (!best || rankReplica(r, load) < rankReplica(best.replica, best.load)) best = { node, replica: r, load };
+      }
+    }
+    if (best && best.replica.state === 'ready' && best.load < this.policy.scaleOutLoad) return this.claimSequence(best.node, best.replica, demand, ctx.holder);
+    if (best) {
+      if (!belowScaleOut) {
+        const more = this.bestNewReplica(demand, { ...ctx, mayEvict: false });
+        if (more) this.startReplica(more, demand.model);
+      }
+      return this.claimSequence(best.node, best.replica, demand, ctx.holder);
+    }
+    const fresh = this.bestNewReplica(demand, ctx);
+    if (!fresh) return reason;
+    const replica = this.startReplica(fresh, demand.model);
+    return this.claimSequence(fresh.node, replica, demand, ctx.holder);
+  }
+
+  private bestNewReplica(demand: Demand, ctx: PlanContext): Plan | undefined {
+    let best: Plan | undefined;
+    for (const node of this.nodesById.values()) {
+      if (node.health !== 'ready' || !this.fresh(node, ctx)) continue;
+      const plan = this.planNewReplica(node, demand, ctx);
+      if (plan && (!best || better(plan.score, best.score))) best = plan;
+    }
+    return best;
+  }
+
+  /** A replica the sequence may not join: held for another task, or on GPUs held for one (it drains for it). */
+  private replicaClosed(node: FleetNode, r: Replica, holder: string | undefined): boolean {
+    if (r.heldFor !== undefined && r.heldFor !== holder) return true;
+    for (const index of r.gpuIndices) {
+      const held = node.gpus.find((g) => g.index === index)?.heldFor;
+      if (held !== undefined && held !== holder) return true;
+    }
+    return false;
+  }
+
+  /** The replica a new one of this model would be on this node, if its GPUs could ever hold one. */
+  private replicaShapeOn(node: FleetNode, demand: Demand): ReplicaShape | undefined {
+    const model = this.shapes(demand.model);
+    if (!model || node.gpus.length === 0) return undefined;
+    const smallest = Math.min(...node.gpus.map((g) => g.memoryTotalBytes));
+    const shape = replicaShape(model, smallest, this.policy.maxGpuMemoryFraction, node.gpus.length, Math.max(1, demand.gpuCount));
+    return shape && shape.capacityTokens >= demand.tokens ? shape : undefined;
+  }
+
+  // ---- plans -----------------------------------------------------------------
+
+  /** Where the demand fits on this node, or undefined: the one feasibility test. */
+  private planOn(node: FleetNode, demand: Demand, ctx: PlanContext): Plan | undefined {
+    if (demand.kind !== 'sequence') {
+      if (!node.abilities.jobs || !servesModel(node, demand.model) || !this.couldEverTake(node, demand)) return undefined;
+      return this.planJob(node, demand, ctx);
+    }
+    for (const r of node.replicas.values()) {
+      if (r.model !== demand.model || this.replicaClosed(node, r, ctx.holder)) continue;
+      const freed = ctx.freed?.replicas.get(r.id);
+      if (replicaFits(r, demand.tokens, ctx.nowMs, this.limits, ctx.live, freed?.tokens, freed?.sequences)) {
+        return { node, gpus: [...r.gpuIndices], replica: r, evict: [], score: [0] };
+      }
+    }
+    return this.planNewReplica(node, demand, ctx);
+  }
+
+  private planNewReplica(node: FleetNode, demand: Demand, ctx: PlanContext): Plan | undefined {
+    if (node.abilities.replicas !== 'managed' || !servesModel(node, demand.model)) return undefined;
+    const shape = this.replicaShapeOn(node, demand);
+    if (!shape) return undefined;
+    const smallest = Math.min(...node.gpus.map((g) => g.memoryTotalBytes));
+    // A replica fills its GPUs to the planning fraction: a reading must leave that much.
+    const plan = this.planGpus(node, shape.gpuCount, 0, smallest * this.policy.maxGpuMemoryFraction, ctx);
+    if (!plan) return undefined;
+    return { ...plan, shape };
+  }
+
+  private planJob(node: FleetNode, demand: Demand, ctx: PlanContext): Plan | undefined {
+    const freedCpu = ctx.freed?.cpuMillis ?? 0;
+    const freedMemory = ctx.freed?.memoryBytes ?? 0;
+    if (node.cpuClaimedMillis - freedCpu + demand.cpuMillis > node.cpuMillis) return undefined;
+    if (node.memoryClaimedBytes - freedMemory + demand.memoryBytes > node.memoryBytes) return undefined;
+    if (demand.kind === 'cpu') {
+      const left = node.cpuMillis - (node.cpuClaimedMillis - freedCpu + demand.cpuMillis);
+      return { node, gpus: [], evict: [], score: [0, this.policy.mode === 'pack' ? left : -left] };
+    }
+    return this.planGpus(node, demand.gpuCount, demand.gpuMemoryBytes, demand.gpuMemoryBytes, ctx);
+  }
+
+  /**
+   * `count` GPUs of the node that can take `needBytes` each: free ones when
+   * there are enough (the best-linked set), else with idle replicas evicted
+   * (least recently used first, above their keep-warm minimum). Scored for
+   * best fit: fewest evictions, then (pack) the fewest free GPUs left.
+   */
+  private planGpus(node: FleetNode, count: number, needBytes: number, readingBytes: number, ctx: PlanContext): Plan | undefined {
+    const limit = (g: GpuState) => g.memoryTotalBytes * this.policy.maxGpuMemoryFraction;
+    const mine = (g: GpuState) => g.heldFor === undefined || g.heldFor === ctx.holder;
+    const free: number[] = [];
+    /** Free GPUs held for this task: what was held or preempted for it is what it takes. */
+    const held: number[] = [];
+    let freeTotal = 0;
+    for (const g of node.gpus) {
+      const released = g.job !== undefined && ctx.freed?.jobs.has(g.job.key) === true;
+      if ((!gpuIsFree(g) && !released) || g.replica !== undefined) continue;
+      if (g.heldFor === undefined) freeTotal += 1;
+      if (!mine(g) || limit(g) < needBytes) continue;
+      if (ctx.live && !released && !this.gpuReadingAllows(g, readingBytes)) continue;
+      free.push(g.index);
+      if (ctx.holder !== undefined && g.heldFor === ctx.holder) held.push(g.index);
+    }
+    if (held.length >= count) {
+      const gpus = chooseConnectedGpus(held, count, node.topology);
+      return { node, gpus, evict: [], score: [-count] };
+    }
+    let pool = free;
+    let evict: Replica[] = [];
+    if (free.length < count) {
+      if (!ctx.mayEvict) return undefined;
+      const surplus = new Map<string, number>();
+      const candidates = [...node.replicas.values()]
+        .filter((r) => {
+          if (r.external || (r.heldFor !== undefined && r.heldFor !== ctx.holder)) return false;
+          const freed = ctx.freed?.replicas.get(r.id)?.sequences ?? 0;
+          if (r.sequences - freed > 0) return false;
+          return r.gpuIndices.every((i) => {
+            const g = node.gpus.find((x) => x.index === i);
+            return g !== undefined && mine(g) && limit(g) >= needBytes;
+          });
+        })
+        .sort((a, b) => a.lastUsedMs - b.lastUsedMs);
+      pool = [...free];
+      for (const r of candidates) {
+        if (pool.length >= count) break;
+        const left = surplus.get(r.model) ?? this.replicaCount(r.model) - (this.policy.keepWarm[r.model] ?? 0);
+        if (left <= 0) continue;
+        surplus.set(r.model, left - 1);
+        evict.push(r);
+        pool.push(...r.gpuIndices);
+      }
+      if (pool.length < count) return undefined;
+    }
+    const gpus = chooseConnectedGpus(pool, count, node.topology);
+    if (gpus.length < count) return undefined;
+    evict = evict.filter((r) => r.gpuIndices.some((i) => gpus.includes(i)));
+    const left = freeTotal - gpus.filter((i) => free.includes(i)).length;
+    const busy = gpus.reduce((s, i) => s + (node.gpus.find((g) => g.index === i)?.utilization ?? 0), 0) / Math.max(1, count);
+    return { node, gpus, evict, score: [-gpus.filter((i) => held.includes(i)).length, evict.length, this.policy.mode === 'pack' ? left : -left, busy] };
+  }
+
+  /** Whether a node could take the demand at all, were it empty. */
+  private couldEverTake(node: FleetNode, demand: Demand): boolean {
+    if (demand.cpuMillis > node.cpuMillis || demand.memoryBytes > node.memoryBytes) return false;
+    if (demand.kind === 'cpu') return true;
+    const big = node.gpus.filter((g) => g.memoryTotalBytes * this.policy.maxGpuMemoryFraction >= demand.gpuMemoryBytes);
+    return big.length >= demand.gpuCount;
+  }
+
+  /** GPUs to hold for a demand on this node, or undefined when it could never run there. */
+  private gpusToHold(node: FleetNode, demand: Demand): number | undefined {
+    if (demand.kind === 'gpus') return node.abilities.jobs && this.couldEverTake(node, demand) ? demand.gpuCount : undefined;
+    if (node.abilities.replicas !== 'managed') return undefined;
+    return this.replicaShapeOn(node, demand)?.gpuCount;
+  }
+
+  /**
+   * A free GPU's reading, when it came after the GPU was last freed, must
+   * show it idle enough and with room for `bytes` more: something outside the
+   * claims (another process, a leak) may be using it. An older reading says
+   * nothing about it now.
+   */
+  private gpuReadingAllows(gpu: GpuState, bytes: number): boolean {
+    if (gpu.observedAtMs <= gpu.freedAtMs) return true;
+    return gpu.utilization <= this.policy.maxGpuUtilization && gpu.memoryUsedBytes + bytes <= gpu.memoryTotalBytes;
+  }
+
+  private fresh(node: FleetNode, ctx: PlanContext): boolean {
+    return !ctx.live || ctx.nowMs - node.lastSeenMs <= this.policy.staleTelemetryMs;
+  }
+
+  // ---- claims ----------------------------------------------------------------
+
+  private claimJob(plan: Plan, demand: Demand, owner: string | undefined): Claim {
+    for (const r of plan.evict) this.evict(plan.node, r, 'its GPUs are needed for a job');
+    return this.claimGpus(plan.node, plan.gpus, demand, owner);
+  }
+
+  private claimGpus(node: FleetNode, gpuIndices: readonly number[], demand: Demand, owner: string | undefined): Claim {
+    const gpus = gpuIndices.map((index) => node.gpus.find((g) => g.index === index)!);
+    const claim: Claim = {
+      key: this.nextKey++,
+      owner,
+      nodeId: node.nodeId,
+      address: node.address,
+      demand,
+      gpuIndices: [...gpuIndices],
+      replicaId: undefined,
+      resources: { gpus: gpus.length, gpuMemoryBytes: gpus.reduce((s, g) => s + g.memoryTotalBytes, 0), cpus: demand.cpuMillis / 1000 },
+    };
+    for (const gpu of gpus) gpu.job = claim;
+    this.book(node, claim);
+    return claim;
+  }
+
+  private claimSequence(node: FleetNode, replica: Replica, demand: Demand, owner: string | undefined): Claim {
+    replica.usedTokens += demand.tokens;
+    replica.sequences += 1;
+    replica.lastUsedMs = this.clock();
+    const fraction = Number.isFinite(replica.capacityTokens) ? Math.min(1, demand.tokens / Math.max(1, replica.capacityTokens)) : 1 / replica.maxSequences;
+    let gpuMemoryBytes = 0;
+    for (const index of replica.gpuIndices) gpuMemoryBytes += node.gpus.find((g) => g.index === index)?.memoryTotalBytes ?? 0;
+    const claim: Claim = {
+      key: this.nextKey++,
+      owner,
+      nodeId: node.nodeId,
+      address: node.address,
+      demand,
+      gpuIndices: [...replica.gpuIndices],
+      replicaId: replica.id,
+      resources: { gpus: replica.gpuIndices.length * fraction, gpuMemoryBytes: gpuMemoryBytes * fraction, cpus: demand.cpuMillis / 1000 },
+    };
+    this.book(node, claim);
+    return claim;
+  }
+
+  private book(node: FleetNode, claim: Claim): void {
+    node.cpuClaimedMillis += claim.demand.cpuMillis;
+    node.memoryClaimedBytes += claim.demand.memoryBytes;
+    node.claims += 1;
+    this.claims.set(claim.key, claim);
+    this.touch(node);
+  }
+
+  private startReplica(plan: Plan, model: string): Replica {
+    const { node, shape } = plan;
+    for (const r of plan.evict) this.evict(node, r, `its GPUs are needed for a replica of ${model}`);
+    const now = this.clock();
+    const replica: Replica = {
+      id: `${this.replicaPrefix}-${this.nextReplica++}`,
+      nodeId: node.nodeId,
+      model,
+      gpuIndices: [...plan.gpus],
+      external: false,
+      state: 'loading',
+      capacityTokens: shape?.capacityTokens ?? 0,
+      maxSequences: node.maxSequencesPerReplica,
+      usedTokens: 0,
+      sequences: 0,
+      lastUsedMs: now,
+      requestedAtMs: now,
+      heldFor: undefined,
+      reported: undefined,
+    };
+    this.attach(node, replica);
+    this.commands.push({ kind: 'load', nodeId: node.nodeId, replica });
+    return replica;
+  }
+
+  private attach(node: FleetNode, replica: Replica): void {
+    node.replicas.set(replica.id, replica);
+    for (const index of replica.gpuIndices) {
       const gpu = node.gpus.find((g) => g.index === index);
-      if (!gpu) continue;
-      gpu.tasks -= 1;
-      gpu.reservedBytes -= res.demand.privateBytesPerGpu;
-      const weights = res.demand.model ? gpu.models.get(res.demand.model) : undefined;
-      if (weights && res.demand.sharedBytesPerGpu > 0) {
-        weights.users -= 1;
-        if (weights.users <= 0) {
-          // Give back what was counted when the weights came in, whoever brought them.
-          gpu.models.delete(res.demand.model);
-          gpu.reservedBytes -= weights.bytes;
-        }
-      }
+      if (gpu) gpu.replica = replica;
     }
-    if (node.health === 'ready') this.freeSlots += this.freeSlotsOf(node) - before;
+    this.touch(node);
   }
 
-  private serves(node: FleetNode, model: string): boolean {
-    return model === '' || node.anyModel || node.models.has(model);
+  private evict(node: FleetNode, replica: Replica, reason: string): void {
+    this.detach(node, replica);
+    this.commands.push({ kind: 'evict', nodeId: node.nodeId, replicaId: replica.id, reason });
   }
 
-  /** Score in [0, 1] of putting the demand on this GPU, or undefined if it does not fit. */
-  private gpuScore(node: FleetNode, gpu: GpuSlot, demand: Demand): number | undefined {
-    if (gpu.tasks >= node.maxTasksPerGpu) return undefined;
-    if (gpu.utilization > this.policy.maxGpuUtilization) return undefined;
-    const resident = demand.model !== '' && gpu.models.has(demand.model);
-    const need = demand.privateBytesPerGpu + (resident ? 0 : demand.sharedBytesPerGpu);
-    const limit = gpu.memoryTotalBytes * this.policy.maxGpuMemoryFraction;
-    if (gpu.reservedBytes + need > limit) return undefined;
-    // The agent may use memory decision did not reserve (another process, a leak): respect its reading too.
-    if (gpu.memoryUsedBytes + (resident ? demand.privateBytesPerGpu : need) > limit && gpu.tasks > 0) return undefined;
-    const freeAfter = 1 - (gpu.reservedBytes + need) / gpu.memoryTotalBytes;
-    const spread = this.policy.mode === 'spread';
-    // Pack inverts every allocation term, or free slots would still pull small jobs apart.
-    const memory = spread ? freeAfter : 1 - freeAfter;
-    const idle = 1 - gpu.utilization;
-    const freeSlots = 1 - gpu.tasks / node.maxTasksPerGpu;
-    const slots = spread ? freeSlots : 1 - freeSlots;
-    const warm = resident ? 1 : 0;
-    return 0.35 * memory + 0.25 * idle + 0.25 * slots + 0.15 * warm;
-  }
-
-  private reserve(node: FleetNode, gpus: GpuSlot[], demand: Demand): Reservation {
-    const before = this.freeSlotsOf(node);
-    const loadedWeights: boolean[] = [];
-    for (const gpu of gpus) {
-      gpu.tasks += 1;
-      gpu.reservedBytes += demand.privateBytesPerGpu;
-      let loaded = false;
-      if (demand.model && demand.sharedBytesPerGpu > 0) {
-        const weights = gpu.models.get(demand.model);
-        if (weights) weights.users += 1;
-        else {
-          gpu.reservedBytes += demand.sharedBytesPerGpu;
-          gpu.models.set(demand.model, { users: 1, bytes: demand.sharedBytesPerGpu });
-          loaded = true;
-        }
-      }
-      loadedWeights.push(loaded);
+  private detach(node: FleetNode, replica: Replica): void {
+    const now = this.clock();
+    node.replicas.delete(replica.id);
+    for (const index of replica.gpuIndices) {
+      const gpu = node.gpus.find((g) => g.index === index);
+      if (gpu?.replica !== replica) continue;
+      gpu.replica = undefined;
+      gpu.freedAtMs = now;
     }
-    node.inFlight += 1;
-    this.freeSlots += this.freeSlotsOf(node) - before;
-    return { nodeId: node.nodeId, address: node.address, gpuIndices: gpus.map((g) => g.index), demand, loadedWeights };
+    for (const [holder, hold] of this.holds) if (hold.replicaId === replica.id) this.holds.delete(holder);
+    this.touch(node);
   }
 
-  private freeSlotsOf(node: FleetNode): number {
-    let free = 0;
-    for (const gpu of node.gpus) free += Math.max(0, node.maxTasksPerGpu - gpu.tasks);
-    return free;
+  /**
+   * Takes in the agent's list of its replicas: known ones get their state
+   * and load; unknown ones are adopted when their GPUs are free (after a
+   * decision restart) and evicted otherwise; managed ones the agent no
+   * longer reports, past a grace period for the load command to arrive, are
+   * gone. Returns whether any replica became usable or less loaded.
+   */
+  private observeReplicas(node: FleetNode, reports: readonly ReplicaReport[], now: number, complete: boolean): boolean {
+    let opened = false;
+    const seen = new Set<string>();
+    for (const report of reports) {
+      seen.add(report.id);
+      let replica = node.replicas.get(report.id);
+      if (!replica) {
+        const gpus = report.gpuIndices.map((i) => node.gpus.find((g) => g.index === i));
+        if (gpus.some((g) => g === undefined || !gpuIsFree(g))) {
+          if (!report.external) this.commands.push({ kind: 'evict', nodeId: node.nodeId, replicaId: report.id, reason: 'its GPUs are claimed by other work' });
+          continue;
+        }
+        replica = {
+          id: report.id,
+          nodeId: node.nodeId,
+          model: report.model,
+          gpuIndices: [...report.gpuIndices],
+          external: report.external,
+          state: report.ready ? 'ready' : 'loading',
+          capacityTokens: report.capacityTokens > 0 ? report.capacityTokens : this.adoptedCapacity(node, report),
+          maxSequences: node.maxSequencesPerReplica,
+          usedTokens: 0,
+          sequences: 0,
+          lastUsedMs: now,
+          requestedAtMs: now,
+          heldFor: undefined,
+          reported: undefined,
+        };
+        this.attach(node, replica);
+        opened = true;
+      }
+      const wasFull = replica.reported !== undefined && (replica.reported.waiting >= this.limits.maxWaiting || replica.reported.kvCacheUsage >= 1);
+      if (report.ready && replica.state === 'loading') {
+        replica.state = 'ready';
+        opened = true;
+      }
+      if (report.capacityTokens > 0 && report.capacityTokens !== replica.capacityTokens) replica.capacityTokens = report.capacityTokens;
+      replica.reported = { running: report.running, waiting: report.waiting, kvCacheUsage: report.kvCacheUsage, atMs: now };
+      if (wasFull && report.waiting < this.limits.maxWaiting && report.kvCacheUsage < 1) opened = true;
+    }
+    for (const replica of [...node.replicas.values()]) {
+      if (seen.has(replica.id)) continue;
+      // A load command may still be on its way; a registration lists everything the agent has.
+      if (!complete && !replica.external && now - replica.requestedAtMs < this.policy.replicaReportGraceMs) continue;
+      this.detach(node, replica);
+      opened = true;
+    }
+    return opened;
   }
+
+  /** Capacity of a replica an agent reports without saying: what placement would have sized it to. */
+  private adoptedCapacity(node: FleetNode, report: ReplicaReport): number {
+    const model = this.shapes(report.model);
+    const gpus = node.gpus.filter((g) => report.gpuIndices.includes(g.index));
+    if (!model || gpus.length === 0) return Infinity;
+    const smallest = Math.min(...gpus.map((g) => g.memoryTotalBytes));
+    const fraction = this.policy.maxGpuMemoryFraction;
+    const tokens = Math.floor((gpus.length * (smallest * fraction - 2 * 2 ** 30) - model.weightBytes) / Math.max(1, model.kvBytesPerToken));
+    return Math.max(0, tokens);
+  }
+
+  private setHold(holder: string, hold: Hold): void {
+    const node = this.nodesById.get(hold.nodeId);
+    if (!node) return;
+    this.holds.set(holder, hold);
+    for (const index of hold.gpus) {
+      const gpu = node.gpus.find((g) => g.index === index);
+      if (gpu) gpu.heldFor = holder;
+    }
+    if (hold.replicaId !== undefined) {
+      const r = node.replicas.get(hold.replicaId);
+      if (r) r.heldFor = holder;
+    }
+    this.touch(node);
+  }
+
+  private freedOf(nodeId: string, claims: readonly Claim[]): Freed {
+    const freed: Freed = { jobs: new Set(), replicas: new Map(), cpuMillis: 0, memoryBytes: 0 };
+    for (const c of claims) {
+      if (c.nodeId !== nodeId || this.claims.get(c.key) !== c) continue;
+      freed.cpuMillis += c.demand.cpuMillis;
+      freed.memoryBytes += c.demand.memoryBytes;
+      if (c.replicaId !== undefined) {
+        const f = freed.replicas.get(c.replicaId) ?? { tokens: 0, sequences: 0 };
+        f.tokens += c.demand.tokens;
+        f.sequences += 1;
+        freed.replicas.set(c.replicaId, f);
+      } else if (c.gpuIndices.length > 0) freed.jobs.add(c.key);
+    }
+    return freed;
+  }
+
+  private largestGpuBytes(): number {
+    let largest = 0;
+    for (const node of this.nodesById.values()) for (const g of node.gpus) largest = Math.max(largest, g.memoryTotalBytes);
+    return largest;
+  }
+
+  // ---- room --------------------------------------------------------------------
+
+  /** Recomputes which kinds of room a node has after a change on it. */
+  private touch(node: FleetNode): void {
+    let room = 0;
+    if (node.health === 'ready' && this.nodesById.get(node.nodeId) === node) {
+      // Held room counts: the task it is held for is looked for by the same passes.
+      for (const g of node.gpus) {
+        if (gpuIsFree(g) || (g.replica !== undefined && !g.replica.external && g.replica.sequences === 0)) room |= ROOM_GPU;
+      }
+      for (const r of node.replicas.values()) {
+        if (r.sequences < r.maxSequences && r.usedTokens < r.capacityTokens) room |= ROOM_REPLICA;
+      }
+      if (node.abilities.jobs && node.cpuClaimedMillis < node.cpuMillis) room |= ROOM_CPU;
+    }
+    this.setRoom(node, room);
+  }
+
+  private setRoom(node: FleetNode, room: number): void {
+    for (const kind of [ROOM_GPU, ROOM_REPLICA, ROOM_CPU]) {
+      const delta = (room & kind ? 1 : 0) - (node.room & kind ? 1 : 0);
+      if (delta !== 0) this.roomCounts.set(kind, this.roomCounts.get(kind)! + delta);
+    }
+    node.room = room;
+  }
+}
+
+/** Ready replicas before loading ones, then the least loaded. */
+function rankReplica(r: Replica, load: number): number {
+  return (r.state === 'ready' ? 0 : 1) + load;
+}
+
+/** Lexicographic comparison of plan scores (lower is better). */
+function better(a: readonly number[], b: readonly number[]): boolean {
+  for (let i = 0; i < Math.max(a.length, b.length); i++) {
+    const x = a[i] ?? 0;
+    const y = b[i] ?? 0;
+    if (x !== y) return x < y;
+  }
+  return false;
 }

@@ -1,12 +1,9 @@
 import { InvalidArgumentError } from '../errors';
+import { NO_RESOURCES, type Resources } from '../placement/claim';
 
-/** The resources fair share and quotas count. */
-export interface Resources {
-  gpus: number;
-  gpuMemoryBytes: number;
-}
+export type { Resources } from '../placement/claim';
 
-export const RESOURCE_NAMES = ['gpus', 'gpuMemoryBytes'] as const;
+export const RESOURCE_NAMES = ['gpus', 'gpuMemoryBytes', 'cpus'] as const;
 export type ResourceName = (typeof RESOURCE_NAMES)[number];
 
 /** A quota on one resource, as Kueue's ClusterQueue has it. */
@@ -37,13 +34,15 @@ interface TenantState {
   queued: number;
 }
 
-const ZERO: Resources = { gpus: 0, gpuMemoryBytes: 0 };
+const ZERO: Resources = NO_RESOURCES;
 
 /**
  * Weighted dominant-resource fair share with usage decay, and quotas.
  *
- * A tenant's usage rate is its dominant share (DRF): the larger of its
- * fraction of the fleet's GPUs and of its GPU memory. Usage is integrated over
+ * A tenant's usage rate is its dominant share (DRF): the largest of its
+ * fractions of the fleet's GPUs, GPU memory and job cores, as the claim
+ * model counts them (a batch job's whole GPUs, a sequence's share of its
+ * replica, a CPU job's cores). Usage is integrated over
  * time and decays with a half-life, as Slurm's fair-share usage does, so a
  * tenant that ran a lot an hour ago is not punished for ever and one that just
  * burst is held back. `usageOverShare` compares a tenant's part of the active
@@ -112,6 +111,7 @@ export class FairShare {
     this.advance(t, nowMs);
     t.allocated.gpus += r.gpus;
     t.allocated.gpuMemoryBytes += r.gpuMemoryBytes;
+    t.allocated.cpus += r.cpus;
   }
 
   release(tenant: string, r: Resources, nowMs: number): void {
@@ -119,6 +119,7 @@ export class FairShare {
     this.advance(t, nowMs);
     t.allocated.gpus = Math.max(0, t.allocated.gpus - r.gpus);
     t.allocated.gpuMemoryBytes = Math.max(0, t.allocated.gpuMemoryBytes - r.gpuMemoryBytes);
+    t.allocated.cpus = Math.max(0, t.allocated.cpus - r.cpus);
   }
 
   allocated(tenant: string): Resources {
@@ -219,7 +220,7 @@ export class FairShare {
   }
 
   private active(t: TenantState): boolean {
-    return t.queued > 0 || t.allocated.gpus > 0 || t.allocated.gpuMemoryBytes > 0;
+    return t.queued > 0 || t.allocated.gpus > 0 || t.allocated.gpuMemoryBytes > 0 || t.allocated.cpus > 0;
   }
 
   private state(tenant: string): TenantState {
@@ -234,7 +235,8 @@ export class FairShare {
   private rate(r: Resources): number {
     const gpus = this.capacity.gpus > 0 ? r.gpus / this.capacity.gpus : 0;
     const memory = this.capacity.gpuMemoryBytes > 0 ? r.gpuMemoryBytes / this.capacity.gpuMemoryBytes : 0;
-    return Math.max(gpus, memory);
+    const cpus = this.capacity.cpus > 0 ? r.cpus / this.capacity.cpus : 0;
+    return Math.max(gpus, memory, cpus);
   }
 
   /** Brings the decayed usage up to `nowMs`: old usage halves every half-life, the current rate adds in. */
@@ -250,5 +252,7 @@ export class FairShare {
 }
 
 function formatAmount(resource: ResourceName, n: number): string {
-  return resource === 'gpuMemoryBytes' ? `${(n / 2 ** 30).toFixed(1)} GiB` : String(n);
+  if (resource === 'gpuMemoryBytes') return `${(n / 2 ** 30).toFixed(1)} GiB`;
+  // Sequences count fractions of a replica's GPUs.
+  return Number.isInteger(n) ? String(n) : n.toFixed(2);
 }

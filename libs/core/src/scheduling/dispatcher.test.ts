@@ -1,6 +1,8 @@
 import fc from 'fast-check';
 import { PriorityClass } from '@autoglm/proto';
-import { Fleet, type Demand } from '../placement/fleet';
+import type { Demand } from '../placement/demand';
+import { DEFAULT_PLACEMENT_POLICY, Fleet } from '../placement/fleet';
+import { gpuJob } from '../placement/test-fleet';
 import { FairShare, type TenantConfig } from '../policy/fair-share';
 import { DEFAULT_POLICY, PRESETS, type Policy } from '../policy/policy';
 import { Dispatcher } from './dispatcher';
@@ -15,8 +17,8 @@ interface SimTask extends QueuedTaskInit {
   runMs: number;
 }
 
-const small: Demand = { model: '', gpuCount: 1, sharedBytesPerGpu: 0, privateBytesPerGpu: GiB };
-const large: Demand = { model: '', gpuCount: 4, sharedBytesPerGpu: 0, privateBytesPerGpu: GiB };
+const small: Demand = gpuJob(1, GiB);
+const large: Demand = gpuJob(4, GiB);
 
 /**
  * A fake-clock cluster: nodes of `gpusPerNode` GPUs, one task per GPU, driven
@@ -35,9 +37,17 @@ class Cluster {
   measureFrom = 0;
 
   constructor(nodes: number, gpusPerNode: number, policy: Policy, tenants: TenantConfig[] = []) {
-    this.fleet = new Fleet({ maxGpuUtilization: 1, maxGpuMemoryFraction: 1, staleTelemetryMs: Infinity, mode: 'spread', tieBreakMargin: 0 }, () => this.now, () => 0);
+    this.fleet = new Fleet({ ...DEFAULT_PLACEMENT_POLICY, maxGpuUtilization: 1, maxGpuMemoryFraction: 1, staleTelemetryMs: Infinity }, () => this.now);
     for (let n = 0; n < nodes; n++) {
-      this.fleet.upsert({ nodeId: `n${n}`, address: '', models: ['*'], maxTasksPerGpu: 1, gpus: Array.from({ length: gpusPerNode }, (_, i) => ({ index: i, memoryTotalBytes: 80 * GiB })) });
+      this.fleet.upsert({
+        nodeId: `n${n}`,
+        address: '',
+        models: ['*'],
+        backends: ['command'],
+        cpuMillis: 0,
+        memoryBytes: 0,
+        gpus: Array.from({ length: gpusPerNode }, (_, i) => ({ index: i, memoryTotalBytes: 80 * GiB })),
+      });
     }
     this.fairShare = new FairShare(tenants, { halfLifeMs: policy.fairShareHalfLifeMs });
     this.dispatcher = new Dispatcher({ fleet: this.fleet, fairShare: this.fairShare, policy, nowMs: 0, demandOf: (id) => this.tasks.get(id)?.demand });
@@ -66,7 +76,7 @@ class Cluster {
   }
 
   private dispatch(): void {
-    for (const { task, reservation } of this.dispatcher.dispatch(this.now)) {
+    for (const { task, claim } of this.dispatcher.dispatch(this.now)) {
       const sim = this.tasks.get(task.id)!;
       const start = this.now;
       this.started.set(task.id, start);
@@ -74,7 +84,7 @@ class Cluster {
         id: task.id,
         endMs: start + sim.runMs,
         release: () => {
-          this.fleet.release(reservation);
+          this.fleet.release(claim);
           this.dispatcher.release(task.id, this.now);
           const from = Math.max(start, this.measureFrom);
           if (this.now > from) this.gpuMs.set(sim.tenant, (this.gpuMs.get(sim.tenant) ?? 0) + (this.now - from) * sim.demand.gpuCount);
@@ -82,6 +92,13 @@ class Cluster {
       });
     }
   }
+}
+
+/** A fleet of one node of `gpus` GPUs that runs jobs for `models`, on a clock standing at 0. */
+function jobFleet(nodeId: string, models: string[], gpus: number): Fleet {
+  const fleet = new Fleet({ ...DEFAULT_PLACEMENT_POLICY, maxGpuUtilization: 1, maxGpuMemoryFraction: 1, staleTelemetryMs: Infinity }, () => 0);
+  fleet.upsert({ nodeId, address: '', models, backends: ['command'], cpuMillis: 0, memoryBytes: 0, gpus: Array.from({ length: gpus }, (_, i) => ({ index: i, memoryTotalBytes: 80 * GiB })) });
+  return fleet;
 }
 
 let seq = 0;
@@ -185,8 +202,7 @@ describe('Dispatcher', () => {
   });
 
   it('banks credit for at most one overdue placement while an overdue task cannot be placed, so overdue work cannot later take everything', () => {
-    const fleet = new Fleet({ maxGpuUtilization: 1, maxGpuMemoryFraction: 1, staleTelemetryMs: Infinity, mode: 'spread', tieBreakMargin: 0 }, () => 0, () => 0);
-    fleet.upsert({ nodeId: 'n0', address: '', models: ['*'], maxTasksPerGpu: 1, gpus: Array.from({ length: 16 }, (_, i) => ({ index: i, memoryTotalBytes: 80 * GiB })) });
+    const fleet = jobFleet('n0', ['*'], 16);
     const demands = new Map<string, Demand>();
     const policy: Policy = { ...DEFAULT_POLICY, maxAgeMs: MIN, overdueShare: 0.1 };
     const d = new Dispatcher({ fleet, fairShare: new FairShare([], { halfLifeMs: MIN }), policy, nowMs: 0, demandOf: (id) => demands.get(id) });
@@ -201,7 +217,7 @@ describe('Dispatcher', () => {
     for (let i = 0; i < 1000; i++) {
       add(`n-${i}`, small, now);
       for (const p of d.dispatch(now)) {
-        fleet.release(p.reservation);
+        fleet.release(p.claim);
         d.release(p.task.id, now);
       }
       now += 1;
@@ -214,8 +230,7 @@ describe('Dispatcher', () => {
   });
 
   it('gives overdue work capacity the tasks tried could not use, even without credit', () => {
-    const fleet = new Fleet({ maxGpuUtilization: 1, maxGpuMemoryFraction: 1, staleTelemetryMs: Infinity, mode: 'spread', tieBreakMargin: 0 }, () => 0, () => 0);
-    fleet.upsert({ nodeId: 'x', address: '', models: ['model-x'], maxTasksPerGpu: 1, gpus: [{ index: 0, memoryTotalBytes: 80 * GiB }] });
+    const fleet = jobFleet('x', ['model-x'], 1);
     const demands = new Map<string, Demand>();
     const d = new Dispatcher({ fleet, fairShare: new FairShare([], { halfLifeMs: MIN }), policy: { ...DEFAULT_POLICY, maxAgeMs: MIN }, nowMs: 0, demandOf: (id) => demands.get(id) });
     d.fleetChanged(0);
@@ -313,13 +328,13 @@ describe('Dispatcher', () => {
 describe('FairShare', () => {
   it('decays usage with its half-life', () => {
     const fs = new FairShare([{ name: 'a' }, { name: 'b' }], { halfLifeMs: MIN });
-    fs.setCapacity({ gpus: 10, gpuMemoryBytes: 800 * GiB }, 0);
-    fs.allocate('a', { gpus: 5, gpuMemoryBytes: 0 }, 0);
+    fs.setCapacity({ gpus: 10, gpuMemoryBytes: 800 * GiB, cpus: 0 }, 0);
+    fs.allocate('a', { gpus: 5, gpuMemoryBytes: 0, cpus: 0 }, 0);
     fs.queued('a', 1);
     fs.queued('b', 1);
     const early = fs.usageOverShare('a', MIN);
-    fs.release('a', { gpus: 5, gpuMemoryBytes: 0 }, MIN);
-    fs.allocate('b', { gpus: 5, gpuMemoryBytes: 0 }, MIN);
+    fs.release('a', { gpus: 5, gpuMemoryBytes: 0, cpus: 0 }, MIN);
+    fs.allocate('b', { gpus: 5, gpuMemoryBytes: 0, cpus: 0 }, MIN);
     // a used the fleet alone for a minute: twice its share (of two).
     expect(early).toBeCloseTo(2, 5);
     // After b runs as much for a minute, a's older usage has halved: a < b.
@@ -328,24 +343,24 @@ describe('FairShare', () => {
 
   it('measures the dominant resource (memory when that is the larger share)', () => {
     const fs = new FairShare([], { halfLifeMs: MIN });
-    fs.setCapacity({ gpus: 10, gpuMemoryBytes: 100 * GiB }, 0);
-    fs.allocate('a', { gpus: 1, gpuMemoryBytes: 50 * GiB }, 0);
+    fs.setCapacity({ gpus: 10, gpuMemoryBytes: 100 * GiB, cpus: 0 }, 0);
+    fs.allocate('a', { gpus: 1, gpuMemoryBytes: 50 * GiB, cpus: 0 }, 0);
     expect(fs.dominantShare('a')).toBe(0.5);
   });
 
   it('calls a tenant over its nominal quota a borrower', () => {
     const fs = new FairShare([{ name: 'a', quota: { gpus: { nominal: 2 } } }], { halfLifeMs: MIN });
-    fs.allocate('a', { gpus: 2, gpuMemoryBytes: 0 }, 0);
+    fs.allocate('a', { gpus: 2, gpuMemoryBytes: 0, cpus: 0 }, 0);
     expect(fs.isBorrowing('a')).toBe(false);
-    expect(fs.withinNominal('a', { gpus: 1, gpuMemoryBytes: 0 })).toBe(false);
-    fs.allocate('a', { gpus: 1, gpuMemoryBytes: 0 }, 0);
+    expect(fs.withinNominal('a', { gpus: 1, gpuMemoryBytes: 0, cpus: 0 })).toBe(false);
+    fs.allocate('a', { gpus: 1, gpuMemoryBytes: 0, cpus: 0 }, 0);
     expect(fs.isBorrowing('a')).toBe(true);
-    expect(fs.quotaBlock('a', { gpus: 100, gpuMemoryBytes: 0 })).toBeUndefined();
+    expect(fs.quotaBlock('a', { gpus: 100, gpuMemoryBytes: 0, cpus: 0 })).toBeUndefined();
   });
 
   it('refuses bad tenant configuration, naming the field', () => {
     expect(() => new FairShare([{ name: 'a', share: 0 }], { halfLifeMs: MIN })).toThrow(/tenants\[0\]\.share/);
-    expect(() => new FairShare([{ name: 'a', quota: { cpus: { nominal: 1 } } as never }], { halfLifeMs: MIN })).toThrow(/tenants\[0\]\.quota\.cpus/);
+    expect(() => new FairShare([{ name: 'a', quota: { tpus: { nominal: 1 } } as never }], { halfLifeMs: MIN })).toThrow(/tenants\[0\]\.quota\.tpus/);
     expect(() => new FairShare([{ name: 'a', quota: { gpus: { nominal: -1 } } }], { halfLifeMs: MIN })).toThrow(/nominal/);
   });
 });

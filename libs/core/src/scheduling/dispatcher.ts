@@ -1,10 +1,13 @@
 import { PriorityClass } from '@autoglm/proto';
-import type { Demand, Fleet, Reservation } from '../placement/fleet';
-import { FairShare, type Resources } from '../policy/fair-share';
+import type { Claim, Resources } from '../placement/claim';
+import type { Demand } from '../placement/demand';
+import type { Fleet, NoFit } from '../placement/fleet';
+import type { FairShare } from '../policy/fair-share';
 import type { Policy } from '../policy/policy';
 import { fairShareValue, type FactorContribution } from '../policy/priority';
 import { PolicyQueue, type QueuedTask, type QueuedTaskInit, type QueuedTaskPatch } from './policy-queue';
 import { chooseVictims, preemptionRank, type QuotaStanding, type RunningAttempt } from './preemption';
+import { describeNoFit } from '../placement/describe';
 
 /** What keeps a queued task from running (WaitingCause in the proto). */
 export type WaitCause = 'priority' | 'capacity' | 'quota' | 'no-model';
@@ -22,7 +25,7 @@ export interface DispatcherOptions {
 
 export interface Placed {
   task: QueuedTask;
-  reservation: Reservation;
+  claim: Claim;
 }
 
 /** Running attempts to stop so that a higher-ranked queued task fits (the caller revokes and requeues them). */
@@ -44,6 +47,8 @@ export interface WaitExplanation {
   detail: string;
   /** The node held for it, if any. */
   heldNode?: string;
+  /** Running attempts being stopped to make room for it (preemption), if any. */
+  preempting: string[];
 }
 
 /** Fair-share scores are refreshed at most this often by dispatch passes (explanations always refresh). */
@@ -53,7 +58,7 @@ const TENANT_REFRESH_MS = 100;
  * pass (at once when not even one GPU more fits its quota).
  */
 const QUOTA_MISSES_PER_TENANT = 16;
-const ONE_GPU: Resources = { gpus: 1, gpuMemoryBytes: 0 };
+const ONE_GPU: Resources = { gpus: 1, gpuMemoryBytes: 0, cpus: 0 };
 
 /** A queued task preempt() tries to make room for. */
 interface PreemptionCandidate {
@@ -73,11 +78,6 @@ interface PreemptionPass {
   borrowing: (tenant: string) => boolean;
   /** Running attempts, collected by the first candidate that gets as far as choosing victims. */
   running?: RunningAttempt[];
-}
-
-/** The resources a demand takes, as fair share and quotas count them. */
-export function resourcesOf(demand: Demand): Resources {
-  return { gpus: demand.gpuCount, gpuMemoryBytes: (demand.privateBytesPerGpu + demand.sharedBytesPerGpu) * demand.gpuCount };
 }
 
 /**
@@ -109,8 +109,8 @@ export class Dispatcher {
   private readonly allocations = new Map<string, { tenant: string; resources: Resources; attempt?: RunningAttempt }>();
   /** The highest-priority task the last pass could not fit for want of capacity. */
   private blocked?: QueuedTask;
-  /** Queued tasks that preempted work: their node stays held for them until they run. */
-  private readonly preemptedFor = new Set<string>();
+  /** Queued tasks that preempted work, with their victims: what it freed stays held for them until they run. */
+  private readonly preemptedFor = new Map<string, string[]>();
   /** Running attempts that may be preempted: with none, preemption is not looked for. */
   private preemptibleRunning = 0;
   /** Why a task was last passed over (only tasks tried and still queued). */
@@ -175,12 +175,12 @@ export class Dispatcher {
   }
 
   /**
-   * Counts a running attempt against its tenant (a placement made here, or one
-   * restored after a restart). With `attempt` it can be preempted.
+   * Counts a running attempt's claim against its tenant (a placement made
+   * here, or one restored after a restart). With `attempt` it can be preempted.
    */
-  allocate(id: string, tenant: string, demand: Demand, nowMs: number, attempt?: RunningAttempt): void {
+  allocate(id: string, tenant: string, claim: Claim, nowMs: number, attempt?: RunningAttempt): void {
     if (this.allocations.has(id)) return;
-    const resources = resourcesOf(demand);
+    const resources = claim.resources;
     this.allocations.set(id, { tenant, resources, attempt });
     if (attempt?.preemptible) this.preemptibleRunning += 1;
     this.fairShare.allocate(tenant, resources, nowMs);
@@ -210,7 +210,7 @@ export class Dispatcher {
     const candidates: PreemptionCandidate[] = [];
     if (blocked) {
       const demand = this.demandOf(blocked.id);
-      const reclaims = quotas && demand !== undefined && this.fairShare.hasQuota(blocked.tenant) && this.fairShare.withinNominal(blocked.tenant, resourcesOf(demand));
+      const reclaims = quotas && demand !== undefined && this.fairShare.hasQuota(blocked.tenant) && this.fairShare.withinNominal(blocked.tenant, this.fleet.estimateResources(demand));
       candidates.push({ task: blocked, demand, reclaims });
     }
     // Quota reclaim: the best task of each tenant with a nominal quota that it would stay
@@ -219,9 +219,9 @@ export class Dispatcher {
       if (!this.fairShare.hasQuota(tenant)) continue;
       const head = this.queue.headOf(tenant);
       if (!head || head === blocked) continue;
-      if (this.fleet.hasFreeSlot() && this.passedOver.get(head.id)?.cause !== 'capacity') continue;
       const demand = this.demandOf(head.id);
-      if (demand && this.fairShare.withinNominal(tenant, resourcesOf(demand))) candidates.push({ task: head, demand, reclaims: quotas });
+      if (!demand || (this.fleet.hasRoom(demand.kind) && this.passedOver.get(head.id)?.cause !== 'capacity')) continue;
+      if (this.fairShare.withinNominal(tenant, this.fleet.estimateResources(demand))) candidates.push({ task: head, demand, reclaims: quotas });
     }
     const pass: PreemptionPass = {
       nowMs,
@@ -249,21 +249,20 @@ export class Dispatcher {
     // next telemetry) rather than stop more work on other nodes.
     if (this.preemptedFor.has(preemptor.id) && this.fleet.heldNode(preemptor.id) !== undefined) return undefined;
     // Room made elsewhere would not help a tenant held back by its own quota.
-    if (!demand || this.fairShare.quotaBlock(preemptor.tenant, resourcesOf(demand))) return undefined;
+    if (!demand || this.fairShare.quotaBlock(preemptor.tenant, this.fleet.estimateResources(demand))) return undefined;
     // Every running attempt, collected once per pass (only once a candidate gets this far).
     if (!pass.running) {
       pass.running = [];
       for (const a of this.allocations.values()) if (a.attempt) pass.running.push(a.attempt);
     }
     const quota: QuotaStanding = pass.quotas ? { tenant: preemptor.tenant, reclaims, borrows: !reclaims, borrowedGpus: pass.borrowedGpus } : {};
-    const choice = chooseVictims(this.fleet, demand, preemptionRank(preemptor.priorityClass, preemptor.priority), pass.running, pass.borrowing, pass.nowMs, quota);
+    const choice = chooseVictims(this.fleet, demand, preemptionRank(preemptor.priorityClass, preemptor.priority), pass.running, pass.borrowing, pass.nowMs, quota, preemptor.id);
     if (!choice) return undefined;
-    this.preemptedFor.add(preemptor.id);
-    // The room made is the preemptor's: no other task is placed on that node until it is
-    // (a hold of some of its GPUs, made when it first missed, becomes one of the whole node;
-    // holdNode drops whatever the preemptor held before).
+    this.preemptedFor.set(preemptor.id, choice.victims.map((v) => v.id));
+    // The room made is the preemptor's: what it will take there is held for it until it is
+    // placed (holdAfter drops whatever the preemptor held before, as does releaseHold).
     this.releaseHold();
-    if (this.fleet.holdNode(choice.nodeId, preemptor.id)) this.heldFor = preemptor.id;
+    if (this.fleet.holdAfter(choice.nodeId, demand, choice.victims.map((v) => v.claim), preemptor.id)) this.heldFor = preemptor.id;
     return { preemptor, nodeId: choice.nodeId, victims: choice.victims };
   }
 
@@ -288,6 +287,7 @@ export class Dispatcher {
   /** Places what can run now, in policy order. */
   dispatch(nowMs: number): Placed[] {
     const placed: Placed[] = [];
+    this.fleet.ensureWarm();
     if (this.queue.size === 0) return placed;
     if (nowMs - this.scoresAtMs >= TENANT_REFRESH_MS) this.refreshTenantScores(nowMs);
     this.queue.maintain(nowMs);
@@ -302,16 +302,16 @@ export class Dispatcher {
     let atQuota: Set<string> | undefined;
     this.blocked = undefined;
     let exhausted = false;
-    while (this.fleet.hasFreeSlot() && misses < this.maxMisses) {
+    while (this.fleet.hasRoom() && misses < this.maxMisses) {
       const task = this.queue.popBest(atQuota);
       if (!task) {
         // (What tenants at quota still have queued cannot take the capacity either.)
         exhausted = true;
         break;
       }
-      const reservation = this.tryPlace(task, nowMs);
-      if (reservation) {
-        placed.push({ task, reservation });
+      const claim = this.tryPlace(task, nowMs);
+      if (claim) {
+        placed.push({ task, claim });
         this.credit = Math.min(1, this.credit + this.policy.overdueShare);
       } else if (this.queue.has(task.id)) {
         skipped.push(task);
@@ -332,7 +332,7 @@ export class Dispatcher {
     }
     this.queue.restore(skipped, nowMs);
     // A full fleet tries nobody: the head of the order is the one preemption would make room for.
-    if (!this.blocked && !exhausted && this.preemptibleRunning > 0 && !this.fleet.hasFreeSlot()) {
+    if (!this.blocked && !exhausted && this.preemptibleRunning > 0 && !this.fleet.hasRoom()) {
       const head = this.queue.popBest();
       if (head) {
         this.queue.restore([head], nowMs);
@@ -340,7 +340,7 @@ export class Dispatcher {
       }
     }
     // Nothing else wants the capacity (or what was tried cannot use it): overdue tasks take it whatever their credit.
-    if (exhausted || (misses >= this.maxMisses && this.fleet.hasFreeSlot())) this.serveOverdue(nowMs, placed, true);
+    if (exhausted || (misses >= this.maxMisses && this.fleet.hasRoom())) this.serveOverdue(nowMs, placed, true);
     return placed;
   }
 
@@ -358,21 +358,29 @@ export class Dispatcher {
     const demand = this.demandOf(id);
     let cause: WaitCause;
     let detail: string;
-    if (demand && !this.fleet.servesModel(demand.model)) {
+    if (demand && !this.fleet.servesModel(demand.model, demand.kind)) {
       cause = 'no-model';
-      detail = `no connected node serves model "${demand.model}"`;
+      detail = describeNoFit(demand, 'no-model');
     } else if (missed?.cause === 'quota') {
       ({ cause, detail } = missed);
-    } else if (missed?.cause === 'capacity' || !this.fleet.hasFreeSlot()) {
+    } else if (missed?.cause === 'capacity' || (demand && !this.fleet.hasRoom(demand.kind))) {
       cause = 'capacity';
-      detail = !this.fleet.hasFreeSlot() ? 'no capacity: every GPU slot is taken' : (missed?.detail ?? 'no node has room for it now');
-      const gpus = heldNode ? this.fleet.heldGpus(id) : undefined;
-      if (heldNode) detail += gpus ? `; GPU(s) ${gpus.join(', ')} of node ${heldNode} are held for it until it fits` : `; node ${heldNode} is held for it until it fits`;
+      detail = missed?.detail ?? (demand ? describeNoFit(demand, 'no-capacity') : 'no node has room for it now');
+      const victims = this.preemptedFor.get(id);
+      if (victims && heldNode) detail += `; preempting ${victims.length} task(s) on node ${heldNode} for it (${victims.join(', ')}): it starts when they stop`;
+      if (heldNode) detail += `; ${this.describeHold(id, heldNode)} held for it until it fits`;
     } else {
       cause = 'priority';
       detail = position > 1 ? `lower priority than ${position - 1} tasks ahead of it` : 'next to be placed';
     }
-    return { priority, factors, position, overdue: task.overdue, usageOverShare, cause, detail, heldNode };
+    return { priority, factors, position, overdue: task.overdue, usageOverShare, cause, detail, heldNode, preempting: this.preemptedFor.get(id) ?? [] };
+  }
+
+  private describeHold(id: string, nodeId: string): string {
+    const replica = this.fleet.heldReplica(id);
+    if (replica !== undefined) return `replica ${replica} on node ${nodeId} is`;
+    const gpus = this.fleet.heldGpus(id) ?? [];
+    return `GPU(s) ${gpus.join(', ')} of node ${nodeId} are`;
   }
 
   // ---- internals ---------------------------------------------------------
@@ -393,11 +401,11 @@ export class Dispatcher {
     if (this.queue.overdueCount === 0) return;
     let misses = 0;
     for (const task of this.queue.overdue()) {
-      if (!this.fleet.hasFreeSlot() || misses >= this.maxMisses) break;
+      if (!this.fleet.hasRoom() || misses >= this.maxMisses) break;
       if (!unlimited && this.credit < 1) break;
-      const reservation = this.tryPlace(task, nowMs);
-      if (reservation) {
-        placed.push({ task, reservation });
+      const claim = this.tryPlace(task, nowMs);
+      if (claim) {
+        placed.push({ task, claim });
         if (!unlimited) this.credit -= 1;
         continue;
       }
@@ -425,31 +433,28 @@ export class Dispatcher {
     this.heldFor = undefined;
   }
 
-  private tryPlace(task: QueuedTask, nowMs: number): Reservation | undefined {
+  private tryPlace(task: QueuedTask, nowMs: number): Claim | undefined {
     const demand = this.demandOf(task.id);
     if (!demand) {
       this.dequeue(task.id);
       return undefined;
     }
-    const quota = this.fairShare.quotaBlock(task.tenant, resourcesOf(demand));
+    const quota = this.fairShare.quotaBlock(task.tenant, this.fleet.estimateResources(demand));
     if (quota) {
       this.passedOver.set(task.id, { cause: 'quota', detail: quota });
       return undefined;
     }
     const placed = this.fleet.place(demand, task.id);
     if (typeof placed === 'string') {
-      this.passedOver.set(task.id, {
-        cause: placed === 'no-capacity' ? 'capacity' : 'no-model',
-        detail: placed === 'no-capacity' ? `no node has ${demand.gpuCount} GPU(s) with room for it now` : `no connected node serves model "${demand.model}"`,
-      });
+      this.passedOver.set(task.id, { cause: causeOf(placed), detail: describeNoFit(demand, placed) });
       return undefined;
     }
     this.queue.remove(task.id);
     this.forget(task);
-    this.allocate(task.id, task.tenant, demand, nowMs, {
+    this.allocate(task.id, task.tenant, placed, nowMs, {
       id: task.id,
       tenant: task.tenant,
-      reservation: placed,
+      claim: placed,
       preemptible: task.preemptible === true,
       rank: preemptionRank(task.priorityClass, task.priority),
       startedAtMs: nowMs,
@@ -464,4 +469,9 @@ export class Dispatcher {
     this.preemptedFor.delete(task.id);
     if (this.heldFor === task.id) this.releaseHold();
   }
+}
+
+/** The wait cause of a placement that found no room: a model nobody serves, or capacity (busy, or too large for any node now connected). */
+function causeOf(why: NoFit): WaitCause {
+  return why === 'no-model' || why === 'no-node' ? 'no-model' : 'capacity';
 }

@@ -1,6 +1,8 @@
 import fc from 'fast-check';
 import { PriorityClass } from '@autoglm/proto';
-import { Fleet, type Demand } from '../placement/fleet';
+import type { Demand } from '../placement/demand';
+import { DEFAULT_PLACEMENT_POLICY, Fleet } from '../placement/fleet';
+import { gpuJob } from '../placement/test-fleet';
 import { FairShare } from '../policy/fair-share';
 import { DEFAULT_POLICY } from '../policy/policy';
 import { Dispatcher } from './dispatcher';
@@ -9,15 +11,16 @@ import { chooseVictims, preemptionRank, type RunningAttempt } from './preemption
 const GiB = 2 ** 30;
 const CLASSES = [PriorityClass.BACKGROUND, PriorityClass.NORMAL, PriorityClass.URGENT];
 
-function fleetOf(nodes: number, gpus: number, perGpu: number, maxGpuUtilization = 1): Fleet {
-  const fleet = new Fleet({ maxGpuUtilization, maxGpuMemoryFraction: 1, staleTelemetryMs: Infinity, mode: 'spread', tieBreakMargin: 0 }, () => 0, () => 0);
+/** Nodes of whole GPUs for jobs, on a clock standing at 0. */
+function fleetOf(nodes: number, gpus: number, maxGpuUtilization = 1): Fleet {
+  const fleet = new Fleet({ ...DEFAULT_PLACEMENT_POLICY, maxGpuUtilization, maxGpuMemoryFraction: 1, staleTelemetryMs: Infinity }, () => 0);
   for (let n = 0; n < nodes; n++) {
-    fleet.upsert({ nodeId: `n${n}`, address: '', models: ['*'], maxTasksPerGpu: perGpu, gpus: Array.from({ length: gpus }, (_, i) => ({ index: i, memoryTotalBytes: 80 * GiB })) });
+    fleet.upsert({ nodeId: `n${n}`, address: '', models: ['*'], backends: ['command'], cpuMillis: 0, memoryBytes: 0, gpus: Array.from({ length: gpus }, (_, i) => ({ index: i, memoryTotalBytes: 80 * GiB })) });
   }
   return fleet;
 }
 
-const demandOf = (gpuCount: number, gib: number): Demand => ({ model: '', gpuCount, sharedBytesPerGpu: 0, privateBytesPerGpu: gib * GiB });
+const demandOf = (gpuCount: number, gib: number): Demand => gpuJob(gpuCount, gib * GiB);
 
 describe('preemptionRank', () => {
   it('orders by class, then priority, whatever the priority', () => {
@@ -42,54 +45,61 @@ describe('chooseVictims', () => {
   it('takes only preemptible, strictly lower-ranked work, makes the demand fit, and takes no victim it does not need', () => {
     fc.assert(
       fc.property(arbRunning, fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 80 }), fc.integer({ min: 0, max: 6 }), (specs, gpus, gib, rank) => {
-        const fleet = fleetOf(2, 4, 2);
+        const fleet = fleetOf(2, 4);
         const running: RunningAttempt[] = [];
         specs.forEach((s, i) => {
-          const reservation = fleet.place(demandOf(s.gpus, s.gib));
-          if (typeof reservation === 'string') return;
-          running.push({ id: `r${i}`, tenant: s.borrowing ? 'borrower' : 'owner', reservation, preemptible: s.preemptible, rank: s.rank, startedAtMs: i });
+          const claim = fleet.place(demandOf(s.gpus, s.gib));
+          if (typeof claim === 'string') return;
+          running.push({ id: `r${i}`, tenant: s.borrowing ? 'borrower' : 'owner', claim, preemptible: s.preemptible, rank: s.rank, startedAtMs: i });
         });
         const demand = demandOf(gpus, gib);
+        // Preemption is looked for only for work that fits nowhere as things stand.
+        const fitsNow = ['n0', 'n1'].some((n) => fleet.fitsAfter(n, demand, []));
         const choice = chooseVictims(fleet, demand, rank, running, (t) => t === 'borrower', 100);
         if (!choice) return;
         for (const v of choice.victims) {
           expect(v.preemptible).toBe(true);
           expect(v.rank).toBeLessThan(rank);
-          expect(v.reservation.nodeId).toBe(choice.nodeId);
+          expect(v.claim.nodeId).toBe(choice.nodeId);
         }
-        const freed = choice.victims.map((v) => v.reservation);
+        const freed = choice.victims.map((v) => v.claim);
         expect(fleet.fitsAfter(choice.nodeId, demand, freed)).toBe(true);
         // Minimal: without any one of them it would not fit.
         for (let i = 0; i < freed.length; i++) expect(fleet.fitsAfter(choice.nodeId, demand, freed.filter((_, j) => j !== i))).toBe(false);
+        // And placement, which reads the same claims, finds exactly that room once they are released.
+        if (fitsNow) return;
+        for (const claim of freed) fleet.release(claim);
+        const placed = fleet.place(demand);
+        expect(typeof placed === 'string' ? placed : placed.nodeId).toBe(choice.nodeId);
       }),
       { numRuns: 300 },
     );
   });
 
   it('prefers the lowest rank, then borrowers, then the least work lost', () => {
-    const fleet = fleetOf(1, 1, 3);
+    const fleet = fleetOf(1, 3);
     const attempt = (id: string, rank: number, tenant: string, startedAtMs: number): RunningAttempt => {
-      const reservation = fleet.place(demandOf(1, 20));
-      if (typeof reservation === 'string') throw new Error(reservation);
-      return { id, tenant, reservation, preemptible: true, rank, startedAtMs };
+      const claim = fleet.place(demandOf(1, 20));
+      if (typeof claim === 'string') throw new Error(claim);
+      return { id, tenant, claim, preemptible: true, rank, startedAtMs };
     };
     const running = [attempt('old-low', 1, 'owner', 1), attempt('new-low', 1, 'owner', 2), attempt('borrower-low', 1, 'borrower', 0)];
-    const pick = (n: number) => chooseVictims(fleet, demandOf(1, n), 5, running, (t) => t === 'borrower', 10)!.victims.map((v) => v.id);
-    expect(pick(20)).toEqual(['borrower-low']);
-    expect(pick(60).sort()).toEqual(['borrower-low', 'new-low']);
+    const pick = (gpus: number) => chooseVictims(fleet, demandOf(gpus, 20), 5, running, (t) => t === 'borrower', 10)!.victims.map((v) => v.id);
+    expect(pick(1)).toEqual(['borrower-low']);
+    expect(pick(2).sort()).toEqual(['borrower-low', 'new-low']);
   });
 
   it('stops the job that has run least GPU-time: a young 4-GPU job over an old 1-GPU one is no bargain', () => {
-    const fleet = fleetOf(2, 4, 1);
+    const fleet = fleetOf(2, 4);
     const attempt = (id: string, gpus: number, startedAtMs: number): RunningAttempt => {
-      const reservation = fleet.place(demandOf(gpus, 20));
-      if (typeof reservation === 'string') throw new Error(reservation);
-      return { id, tenant: 't', reservation, preemptible: true, rank: 1, startedAtMs };
+      const claim = fleet.place(demandOf(gpus, 20));
+      if (typeof claim === 'string') throw new Error(claim);
+      return { id, tenant: 't', claim, preemptible: true, rank: 1, startedAtMs };
     };
     // Node 0: one 4-GPU job 10 s in (40 GPU-s). Node 1: four 1-GPU jobs 20 s in (20 GPU-s each).
     const big = attempt('big', 4, 90_000);
     const small = [0, 1, 2, 3].map((i) => attempt(`small-${i}`, 1, 80_000 + i));
-    expect(new Set([big.reservation.nodeId, small[0]!.reservation.nodeId]).size).toBe(2);
+    expect(new Set([big.claim.nodeId, small[0]!.claim.nodeId]).size).toBe(2);
     const choose = (gpus: number) => chooseVictims(fleet, demandOf(gpus, 20), 5, [big, ...small], () => false, 100_000)!.victims.map((v) => v.id);
     // One GPU: the youngest small job (20 GPU-s) rather than the big one (40 GPU-s).
     expect(choose(1)).toEqual(['small-3']);
@@ -105,11 +115,11 @@ describe('preemption in the dispatcher', () => {
         fc.array(fc.record({ cls: fc.integer({ min: 0, max: 2 }), priority: fc.integer({ min: -3, max: 3 }), gpus: fc.integer({ min: 1, max: 4 }), preemptible: fc.boolean() }), { minLength: 1, maxLength: 60 }),
         (arrivals) => {
           let now = 0;
-          const fleet = fleetOf(2, 4, 1);
+          const fleet = fleetOf(2, 4);
           const demands = new Map<string, Demand>();
           const d = new Dispatcher({ fleet, fairShare: new FairShare([], { halfLifeMs: 60_000 }), policy: DEFAULT_POLICY, nowMs: 0, demandOf: (id) => demands.get(id) });
           d.fleetChanged(0);
-          const reservations = new Map<string, ReturnType<Fleet['place']>>();
+          const claims = new Map<string, ReturnType<Fleet['place']>>();
           const specs = new Map<string, (typeof arrivals)[number]>();
           const edges = new Map<string, Set<string>>();
           const enqueue = (id: string) => {
@@ -124,7 +134,7 @@ describe('preemption in the dispatcher', () => {
             demands.set(id, demandOf(a.gpus, 10));
             enqueue(id);
             for (let round = 0; round < 4; round++) {
-              for (const p of d.dispatch(now)) reservations.set(p.task.id, p.reservation);
+              for (const p of d.dispatch(now)) claims.set(p.task.id, p.claim);
               const pre = d.preempt(now);
               if (!pre) break;
               for (const v of pre.victims) {
@@ -134,7 +144,7 @@ describe('preemption in the dispatcher', () => {
                 if (!edges.has(pre.preemptor.id)) edges.set(pre.preemptor.id, new Set());
                 edges.get(pre.preemptor.id)!.add(v.id);
                 expect(v.rank).toBeLessThan(preemptionRank(pre.preemptor.priorityClass, pre.preemptor.priority));
-                fleet.release(v.reservation);
+                fleet.release(v.claim);
                 d.release(v.id, now);
                 enqueue(v.id);
               }
@@ -157,7 +167,7 @@ describe('preemption in the dispatcher', () => {
         ),
         (arrivals) => {
           let now = 0;
-          const fleet = fleetOf(2, 4, 1);
+          const fleet = fleetOf(2, 4);
           const demands = new Map<string, Demand>();
           const fairShare = new FairShare(
             [
@@ -190,13 +200,13 @@ describe('preemption in the dispatcher', () => {
                 settled = true;
                 break;
               }
-              const reclaiming = fairShare.hasQuota(pre.preemptor.tenant) && fairShare.withinNominal(pre.preemptor.tenant, { gpus: specs.get(pre.preemptor.id)!.gpus, gpuMemoryBytes: 0 });
+              const reclaiming = fairShare.hasQuota(pre.preemptor.tenant) && fairShare.withinNominal(pre.preemptor.tenant, { gpus: specs.get(pre.preemptor.id)!.gpus, gpuMemoryBytes: 0, cpus: 0 });
               // Judged before any victim is released.
               // (A tenant without a quota has a nominal quota of 0 once others have quotas.)
               const borrowing = new Map(pre.victims.map((v) => [v.tenant, fairShare.borrowedGpus(v.tenant) > 0 || fairShare.isBorrowing(v.tenant)]));
               const reclaimedGpus = new Map<string, number>();
               for (const v of pre.victims) {
-                if (!(v.rank < preemptionRank(pre.preemptor.priorityClass, pre.preemptor.priority))) reclaimedGpus.set(v.tenant, (reclaimedGpus.get(v.tenant) ?? 0) + v.reservation.gpuIndices.length);
+                if (!(v.rank < preemptionRank(pre.preemptor.priorityClass, pre.preemptor.priority))) reclaimedGpus.set(v.tenant, (reclaimedGpus.get(v.tenant) ?? 0) + v.claim.resources.gpus);
               }
               // Reclaim never takes a tenant further below its nominal quota than its last victim's size.
               for (const [tenant, gpus] of reclaimedGpus) expect(gpus - fairShare.borrowedGpus(tenant)).toBeLessThan(3);
@@ -206,7 +216,7 @@ describe('preemption in the dispatcher', () => {
                   (v.rank < preemptionRank(pre.preemptor.priorityClass, pre.preemptor.priority) && (reclaiming || v.tenant === pre.preemptor.tenant)) ||
                     (reclaiming && borrowing.get(v.tenant) === true),
                 ).toBe(true);
-                fleet.release(v.reservation);
+                fleet.release(v.claim);
                 d.release(v.id, now);
                 enqueue(v.id);
               }
@@ -220,7 +230,7 @@ describe('preemption in the dispatcher', () => {
   });
 
   it('lets a tenant within its nominal quota reclaim from a borrower of higher rank, and keeps a borrower off a tenant within its quota', () => {
-    const fleet = fleetOf(1, 2, 1);
+    const fleet = fleetOf(1, 2);
     const fairShare = new FairShare(
       [
         { name: 'owner', quota: { gpus: { nominal: 2, borrowingLimit: 0 } } },
@@ -246,7 +256,7 @@ describe('preemption in the dispatcher', () => {
     expect(pre.preemptor.id).toBe('o-1');
     expect(pre.victims).toHaveLength(1);
     expect(pre.victims[0]!.tenant).toBe('borrower');
-    fleet.release(pre.victims[0]!.reservation);
+    fleet.release(pre.victims[0]!.claim);
     d.release(pre.victims[0]!.id, 2);
     expect(d.dispatch(2).map((p) => p.task.id)).toEqual(['o-1']);
     // The borrower's urgent task, requeued, cannot take the GPU back from the owner.
@@ -259,7 +269,7 @@ describe('preemption in the dispatcher', () => {
   });
 
   it('lets urgent work preempt preemptible background work, and leaves work that is not preemptible alone', () => {
-    const fleet = fleetOf(1, 2, 1);
+    const fleet = fleetOf(1, 2);
     const demands = new Map<string, Demand>([['bg-pre', demandOf(1, 10)], ['bg-keep', demandOf(1, 10)], ['urgent', demandOf(1, 10)], ['urgent-2', demandOf(1, 10)]]);
     const d = new Dispatcher({ fleet, fairShare: new FairShare([], { halfLifeMs: 60_000 }), policy: DEFAULT_POLICY, nowMs: 0, demandOf: (id) => demands.get(id) });
     d.fleetChanged(0);
@@ -276,7 +286,7 @@ describe('preemption in the dispatcher', () => {
     const pre = d.preempt(1001)!;
     expect(pre.preemptor.id).toBe('urgent');
     expect(pre.victims.map((v) => v.id)).toEqual(['bg-pre']);
-    fleet.release(pre.victims[0]!.reservation);
+    fleet.release(pre.victims[0]!.claim);
     d.release('bg-pre', 1002);
     expect(d.dispatch(1002).map((p) => p.task.id)).toEqual(['urgent']);
     // Nothing preemptible is left for the second urgent task.
@@ -285,7 +295,7 @@ describe('preemption in the dispatcher', () => {
   });
 
   it('lets work below urgent preempt only after waiting preemptAfterMs, and never preempts work placed past its age bound', () => {
-    const fleet = fleetOf(1, 1, 1);
+    const fleet = fleetOf(1, 1);
     const demands = new Map<string, Demand>(['old-bg', 'normal', 'urgent'].map((id) => [id, demandOf(1, 10)]));
     const policy = { ...DEFAULT_POLICY, maxAgeMs: 60_000, preemptAfterMs: 30_000 };
     const d = new Dispatcher({ fleet, fairShare: new FairShare([], { halfLifeMs: 60_000 }), policy, nowMs: 0, demandOf: (id) => demands.get(id) });
@@ -295,7 +305,7 @@ describe('preemption in the dispatcher', () => {
     const first = d.dispatch(0);
     expect(first.map((p) => p.task.id)).toEqual(['normal']);
     // The normal task runs; the background one waits past the age bound, then runs (guaranteed).
-    fleet.release(first[0]!.reservation);
+    fleet.release(first[0]!.claim);
     d.release('normal', 70_000);
     const second = d.dispatch(70_000);
     expect(second.map((p) => p.task.id)).toEqual(['old-bg']);
@@ -313,7 +323,7 @@ describe('preemption in the dispatcher', () => {
   });
 
   it('makes normal work wait preemptAfterMs before it preempts', () => {
-    const fleet = fleetOf(1, 1, 1);
+    const fleet = fleetOf(1, 1);
     const demands = new Map<string, Demand>(['bg', 'normal'].map((id) => [id, demandOf(1, 10)]));
     const policy = { ...DEFAULT_POLICY, preemptAfterMs: 30_000 };
     const d = new Dispatcher({ fleet, fairShare: new FairShare([], { halfLifeMs: 60_000 }), policy, nowMs: 0, demandOf: (id) => demands.get(id) });
@@ -329,44 +339,49 @@ describe('preemption in the dispatcher', () => {
     expect(d.preempt(31_000)?.victims.map((v) => v.id)).toEqual(['bg']);
   });
 
-  it('turns a hold of some GPUs into a hold of the node it preempts on, so the room it made stays its own', () => {
-    // Two GPUs, two tasks each; 70 GiB taken on each: a slot is free on both, the memory for urgent work on neither.
-    const fleet = fleetOf(1, 2, 2);
+  it('holds exactly the GPUs its victims free, so the room it made stays its own', () => {
+    // Three GPUs: a job that may not be preempted, a preemptible one, and a free GPU.
+    const fleet = fleetOf(1, 3);
     const demands = new Map<string, Demand>([
-      ['keep', demandOf(1, 70)],
-      ['victim', demandOf(1, 70)],
-      ['urgent', demandOf(1, 20)],
-      ['other', demandOf(1, 5)],
+      ['keep', demandOf(1, 10)],
+      ['victim', demandOf(1, 10)],
+      ['urgent', demandOf(2, 10)],
+      ['other', demandOf(1, 10)],
     ]);
     const d = new Dispatcher({ fleet, fairShare: new FairShare([], { halfLifeMs: 60_000 }), policy: DEFAULT_POLICY, nowMs: 0, demandOf: (id) => demands.get(id) });
     d.fleetChanged(0);
     d.enqueue({ id: 'keep', tenant: 't', priorityClass: PriorityClass.BACKGROUND, priority: 0, readySinceMs: 0 }, 0);
     d.enqueue({ id: 'victim', tenant: 't', priorityClass: PriorityClass.BACKGROUND, priority: 0, readySinceMs: 0, preemptible: true }, 0);
-    expect(d.dispatch(0)).toHaveLength(2);
+    const running = new Map(d.dispatch(0).map((p) => [p.task.id, p.claim]));
+    expect(running.size).toBe(2);
+    const free = [0, 1, 2].filter((i) => ![...running.values()].some((c) => c.gpuIndices.includes(i)));
     d.enqueue({ id: 'urgent', tenant: 't', priorityClass: PriorityClass.URGENT, priority: 0, readySinceMs: 1 }, 1);
     expect(d.dispatch(1)).toHaveLength(0);
-    // Held at once: one GPU of the node.
-    expect(fleet.heldGpus('urgent')).toHaveLength(1);
+    // Held at once: the free GPU and one busy one.
+    expect(fleet.heldGpus('urgent')).toHaveLength(2);
+    expect(fleet.heldGpus('urgent')).toEqual(expect.arrayContaining(free));
     expect(d.dispatch(1001)).toHaveLength(0);
     const pre = d.preempt(1001)!;
     expect(pre.victims.map((v) => v.id)).toEqual(['victim']);
-    expect(fleet.heldNode('urgent')).toBe(pre.nodeId);
-    expect(fleet.heldGpus('urgent')).toBeUndefined();
-    // Whatever GPU the victim freed, nobody else gets it.
+    // The hold becomes the free GPU and the victim's, whichever busy one it held before.
+    expect(fleet.heldGpus('urgent')).toEqual([...free, ...running.get('victim')!.gpuIndices].sort());
+    // Nobody else gets them, though it ranks higher still.
     d.enqueue({ id: 'other', tenant: 't', priorityClass: PriorityClass.URGENT, priority: 1000, readySinceMs: 0 }, 1002);
-    fleet.release(pre.victims[0]!.reservation);
+    expect(d.dispatch(1002)).toHaveLength(0);
+    fleet.release(pre.victims[0]!.claim);
     d.release('victim', 1002);
-    expect(d.dispatch(1002).map((p) => p.task.id)).toEqual(['urgent']);
+    const placed = d.dispatch(1003);
+    expect(placed.map((p) => [p.task.id, [...p.claim.gpuIndices].sort()])).toEqual([['urgent', [...free, ...running.get('victim')!.gpuIndices].sort()]]);
   });
 
-  it('waits for the room it made to show instead of preempting on another node too', () => {
+  it('waits while its victims stop (their claims stand) instead of preempting on another node too, and takes the room at once when they have', () => {
     // Two one-GPU nodes, both running preemptible background work; placement reads telemetry.
-    const fleet = fleetOf(2, 1, 1, 0.9);
+    const fleet = fleetOf(2, 1, 0.9);
     const demands = new Map<string, Demand>(['bg-0', 'bg-1', 'urgent'].map((id) => [id, demandOf(1, 10)]));
     const d = new Dispatcher({ fleet, fairShare: new FairShare([], { halfLifeMs: 60_000 }), policy: DEFAULT_POLICY, nowMs: 0, demandOf: (id) => demands.get(id) });
     d.fleetChanged(0);
     for (const id of ['bg-0', 'bg-1']) d.enqueue({ id, tenant: 't', priorityClass: PriorityClass.BACKGROUND, priority: 0, readySinceMs: 0, preemptible: true }, 0);
-    const running = new Map(d.dispatch(0).map((p) => [p.task.id, p.reservation]));
+    const running = new Map(d.dispatch(0).map((p) => [p.task.id, p.claim]));
     for (const r of running.values()) fleet.observe(r.nodeId, [{ index: 0, utilization: 1, memoryUsedBytes: 10 * GiB }]);
     d.enqueue({ id: 'urgent', tenant: 't', priorityClass: PriorityClass.URGENT, priority: 0, readySinceMs: 1 }, 1);
     expect(d.dispatch(1)).toHaveLength(0);
@@ -375,16 +390,17 @@ describe('preemption in the dispatcher', () => {
     const pre = d.preempt(1001)!;
     expect(pre.victims).toHaveLength(1);
     const victim = pre.victims[0]!;
-    fleet.release(victim.reservation);
+    // The victim's attempt is requeued at once, but its process has its grace period to stop:
+    // its claim stands meanwhile, and the preemptor stops no second victim elsewhere.
     d.release(victim.id, 1001);
-    // The freed GPU still reads busy until the agent's next telemetry: no second victim meanwhile.
     for (let t = 1002; t < 5000; t += 500) {
       expect(d.dispatch(t)).toHaveLength(0);
       expect(d.preempt(t)).toBeUndefined();
     }
-    fleet.observe(pre.nodeId, [{ index: 0, utilization: 0, memoryUsedBytes: 0 }]);
+    // It stopped: its GPU is the preemptor's at once, though the last reading (from before) says busy.
+    fleet.release(victim.claim);
     const placed = d.dispatch(5000);
-    expect(placed.map((p) => [p.task.id, p.reservation.nodeId])).toEqual([['urgent', pre.nodeId]]);
+    expect(placed.map((p) => [p.task.id, p.claim.nodeId])).toEqual([['urgent', pre.nodeId]]);
   });
 });
 

@@ -1,11 +1,14 @@
 import { PriorityClass } from '@autoglm/proto';
-import type { Demand, Fleet, Reservation } from '../placement/fleet';
+import type { Claim } from '../placement/claim';
+import type { Demand } from '../placement/demand';
+import type { Fleet } from '../placement/fleet';
 
 /** A running attempt, as preemption sees it. */
 export interface RunningAttempt {
   id: string;
   tenant: string;
-  reservation: Reservation;
+  /** What it holds: the room preempting it gives back. */
+  claim: Claim;
   preemptible: boolean;
   /** preemptionRank of its class and priority. */
   rank: number;
@@ -78,7 +81,10 @@ export interface VictimChoice {
 
 /**
  * Chooses what to preempt so that `demand` (of rank `rank`) fits, or
- * undefined when no set of allowed victims makes room. Allowed victims are
+ * undefined when no set of allowed victims makes room. "Fits" is the
+ * fleet's own feasibility test (`Fleet.fitsAfter`, the one placement uses)
+ * with the victims' claims released, so the room is exactly what placement
+ * will find once they stop. Allowed victims are
  * those `mayPreempt` allows (reclaim taking no more from a tenant than brings
  * it back to its nominal quota). On each node they are taken in order
  * (lowest rank first; among equals, tenants borrowing beyond their nominal
@@ -95,15 +101,16 @@ export function chooseVictims(
   isBorrowing: (tenant: string) => boolean,
   nowMs: number,
   quota: QuotaStanding = {},
+  holder?: string,
 ): VictimChoice | undefined {
   const byNode = new Map<string, Candidate[]>();
   for (const r of running) {
     const by = mayPreempt(r, rank, isBorrowing, quota);
     if (!by) continue;
-    const c: Candidate = { attempt: r, by, borrowing: isBorrowing(r.tenant), lost: lost(r, nowMs) };
-    const list = byNode.get(r.reservation.nodeId);
+    const c: Candidate = { attempt: r, by, borrowing: isBorrowing(r.tenant), lost: lostWork(r, nowMs) };
+    const list = byNode.get(r.claim.nodeId);
     if (list) list.push(c);
-    else byNode.set(r.reservation.nodeId, [c]);
+    else byNode.set(r.claim.nodeId, [c]);
   }
   let best: VictimChoice | undefined;
   let bestCost: [number, number, number] | undefined;
@@ -112,24 +119,25 @@ export function chooseVictims(
     const chosen: RunningAttempt[] = [];
     // What reclaim may still take from each borrowing tenant on this node: it stops once the tenant is back at its nominal quota.
     const borrowed = new Map<string, number>();
+    const fits = (victims: RunningAttempt[]) => fleet.fitsAfter(nodeId, demand, victims.map((v) => v.claim), holder);
     for (const { attempt: c, by } of candidates) {
-      if (fleet.fitsAfter(nodeId, demand, chosen.map((v) => v.reservation))) break;
+      if (fits(chosen)) break;
       if (by === 'reclaim') {
         const left = borrowed.get(c.tenant) ?? quota.borrowedGpus?.(c.tenant) ?? Infinity;
         if (left <= 0) continue;
-        borrowed.set(c.tenant, left - c.reservation.gpuIndices.length);
+        borrowed.set(c.tenant, left - c.claim.resources.gpus);
       }
       chosen.push(c);
     }
-    if (!fleet.fitsAfter(nodeId, demand, chosen.map((v) => v.reservation))) continue;
+    if (!fits(chosen)) continue;
     // Reverse pass: keep only the victims the fit needs.
     for (let i = chosen.length - 1; i >= 0; i--) {
       const without = chosen.filter((_, j) => j !== i);
-      if (fleet.fitsAfter(nodeId, demand, without.map((v) => v.reservation))) chosen.splice(i, 1);
+      if (fits(without)) chosen.splice(i, 1);
     }
-    // Fitting with no victim: what blocks it is not reservations (telemetry), and preempting would not help.
+    // Fitting with no victim: what blocks it is not claims (telemetry, holds), and preempting would not help.
     if (chosen.length === 0) continue;
-    const cost: [number, number, number] = [chosen.reduce((s, v) => s + lost(v, nowMs), 0), chosen.length, chosen.reduce((s, v) => s + v.rank, 0)];
+    const cost: [number, number, number] = [chosen.reduce((s, v) => s + lostWork(v, nowMs), 0), chosen.length, chosen.reduce((s, v) => s + v.rank, 0)];
     if (!bestCost || cost[0] < bestCost[0] || (cost[0] === bestCost[0] && (cost[1] < bestCost[1] || (cost[1] === bestCost[1] && cost[2] < bestCost[2])))) {
       best = { nodeId, victims: chosen };
       bestCost = cost;
@@ -138,7 +146,7 @@ export function chooseVictims(
   return best;
 }
 
-/** GPU-time an attempt has run by `nowMs`: the work preempting it throws away. */
-function lost(r: RunningAttempt, nowMs: number): number {
-  return Math.max(0, nowMs - r.startedAtMs) * r.reservation.gpuIndices.length;
+/** GPU-time an attempt has run by `nowMs` (a sequence's share of its replica's): the work preempting it throws away. */
+export function lostWork(r: RunningAttempt, nowMs: number): number {
+  return Math.max(0, nowMs - r.startedAtMs) * Math.max(r.claim.resources.gpus, r.claim.resources.cpus / 1000);
 }

@@ -24,7 +24,10 @@ export {
   DEFAULT_SIM_GPU_COUNT,
   DEFAULT_SIM_GPU_MEMORY_BYTES,
   DEFAULT_SIM_GPU_NAME,
+  DEFAULT_SIM_LOAD_BYTES_PER_SECOND,
   SimulatedHost,
+  type ReplicaRequest,
+  type SimReplicaStatus,
   type SimulatedHostOptions,
 } from './simulated-host';
 export { PseudoWords } from './token-text';

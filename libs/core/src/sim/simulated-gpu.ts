@@ -138,6 +138,24 @@ interface Resident {
   lastUsedAt: number;
 }
 
+/**
+ * A model replica this GPU is part of (tensor parallelism: each of the
+ * replica's GPUs holds its shard of the weights and of the KV-cache pool).
+ * Like an inference server started with gpu_memory_utilization, it takes its
+ * memory up front: nothing else fits beside it. The first GPU of the replica
+ * runs the engine; the others mirror its utilisation.
+ */
+interface HostedReplica {
+  readonly id: string;
+  /** This GPU's shard of the model. */
+  readonly model: SimModel;
+  /** This GPU's KV-cache pool, bytes. */
+  readonly poolBytes: number;
+  ready: boolean;
+  /** The replica's first GPU, when this is not it. */
+  readonly primary: SimulatedGpu | undefined;
+}
+
 /** Steps completed inline when a real-time scheduler has fallen behind, before yielding to the event loop. */
 const MAX_INLINE_STEPS = 64;
 
@@ -174,6 +192,7 @@ export class SimulatedGpu {
   private readonly running: Sequence[] = [];
   private readonly resident = new Map<string, Resident>();
   private readonly jobs = new Map<string, Job>();
+  private replica: HostedReplica | undefined;
   private step: Step | undefined;
   private cancelKick: (() => void) | undefined;
 
@@ -214,13 +233,16 @@ export class SimulatedGpu {
       done: false,
       cancelZeroTimer: undefined,
     };
+    if (this.replica && req.model.name !== this.replica.model.name) {
+      throw new Error(`GPU ${this.index} holds replica ${this.replica.id} of "${this.replica.model.name}", not "${req.model.name}"`);
+    }
     if (req.maxTokens === 0) {
       this.sequences.set(req.id, seq);
       seq.cancelZeroTimer = this.scheduler.setTimer(0, () => this.finish(seq, 'length', this.scheduler.now()));
       return;
     }
-    const required = req.model.weightBytes + kvBudget(seq);
-    if (required > this.memoryBytes) {
+    const required = this.replica ? kvBudget(seq) : req.model.weightBytes + kvBudget(seq);
+    if (required > (this.replica ? this.replica.poolBytes : this.memoryBytes)) {
       throw new SimOutOfMemoryError(
         `model "${req.model.name}" with ${req.promptTokens} + ${req.maxTokens} tokens needs ${required} bytes; GPU ${this.index} has ${this.memoryBytes}`,
         required,
@@ -254,6 +276,8 @@ export class SimulatedGpu {
     if (this.sequences.has(req.id) || this.jobs.has(req.id)) throw new Error(`id "${req.id}" is already running on GPU ${this.index}`);
     if (!(req.memoryBytes >= 0)) throw new RangeError(`memoryBytes must be >= 0, got ${req.memoryBytes}`);
     if (!(req.durationMs >= 0) || !Number.isFinite(req.durationMs)) throw new RangeError(`durationMs must be a finite number >= 0, got ${req.durationMs}`);
+    // A server fills its GPU: a job beside a replica would run out of memory on a real one.
+    if (this.replica) throw new SimOutOfMemoryError(`GPU ${this.index} holds replica ${this.replica.id}; job "${req.id}" does not fit beside it`, req.memoryBytes, this.memoryBytes);
     const available = this.memoryBytes - this.jobBytes() - this.reservedKvBytes() - this.busyWeightBytes();
     if (req.memoryBytes > available) {
       throw new SimOutOfMemoryError(
@@ -285,6 +309,48 @@ export class SimulatedGpu {
       return true;
     }
     return false;
+  }
+
+  /**
+   * Makes this GPU part of a replica of `model` (its shard), taking the
+   * weights and a KV-cache pool of `poolBytes` at once; sequences submitted
+   * meanwhile wait until `replicaReady()`. Throws SimOutOfMemoryError when a
+   * job or another replica is in the way: on a real GPU the server would not
+   * start.
+   */
+  hostReplica(id: string, model: SimModel, poolBytes: number, primary?: SimulatedGpu): void {
+    if (this.replica) throw new SimOutOfMemoryError(`GPU ${this.index} already holds replica ${this.replica.id}`, model.weightBytes + poolBytes, this.memoryBytes);
+    const free = this.memoryBytes - this.jobBytes();
+    if (this.jobs.size > 0 || model.weightBytes + poolBytes > free) {
+      throw new SimOutOfMemoryError(
+        `replica ${id} of "${model.name}" needs ${model.weightBytes + poolBytes} bytes on GPU ${this.index}, which has ${Math.max(0, free)} free${this.jobs.size > 0 ? ` (running ${this.jobs.size} job(s))` : ''}`,
+        model.weightBytes + poolBytes,
+        this.memoryBytes,
+      );
+    }
+    // The server owns the GPU: whatever was loaded lazily goes.
+    this.resident.clear();
+    this.replica = { id, model, poolBytes, ready: false, primary };
+  }
+
+  /** The replica's weights are loaded: its waiting sequences start. */
+  replicaReady(): void {
+    if (!this.replica) return;
+    this.replica.ready = true;
+    this.kick();
+  }
+
+  /** Unloads the replica: its sequences end cancelled and its memory is free. */
+  releaseReplica(): void {
+    if (!this.replica) return;
+    for (const seq of [...this.sequences.values()]) this.finish(seq, 'cancelled', this.scheduler.now());
+    this.replica = undefined;
+  }
+
+  /** The replica this GPU is part of, if any. */
+  hostedReplica(): { id: string; model: string; ready: boolean; poolBytes: number } | undefined {
+    const r = this.replica;
+    return r && { id: r.id, model: r.model.name, ready: r.ready, poolBytes: r.poolBytes };
   }
 
   /**
@@ -323,7 +389,8 @@ export class SimulatedGpu {
       index: this.index,
       name: this.name,
       utilization,
-      memoryUsedBytes: Math.round(this.weightBytes() + this.usedKvBytes() + this.jobBytes()),
+      // A replica's other GPUs hold their shard of its cache as the first one fills.
+      memoryUsedBytes: Math.round(this.weightBytes() + (this.replica?.primary ?? this).usedKvBytes() + this.jobBytes()),
       memoryTotalBytes: this.memoryBytes,
       // An air-cooled data-centre GPU idles near 30 °C and runs near 80 °C flat out.
       temperatureC: 30 + 50 * utilization,
@@ -337,7 +404,7 @@ export class SimulatedGpu {
    * new requests will queue.
    */
   load(): ModelServerLoad {
-    const capacity = this.memoryBytes - this.weightBytes() - this.jobBytes();
+    const capacity = this.replica ? this.replica.poolBytes : this.memoryBytes - this.weightBytes() - this.jobBytes();
     const reserved = this.reservedKvBytes();
     const kvCacheUsagePerc = capacity <= 0 ? (reserved > 0 ? 1 : 0) : Math.min(1, reserved / capacity);
     return { numRequestsRunning: this.running.length, numRequestsWaiting: this.waiting.length, kvCacheUsagePerc };
@@ -441,11 +508,13 @@ export class SimulatedGpu {
   private admit(at: number): Sequence[] {
     const admitted: Sequence[] = [];
     let prefillTokens = 0;
+    // A replica still loading serves nothing yet.
+    if (this.replica && !this.replica.ready) return admitted;
     while (this.running.length < this.maxBatch) {
       const seq = this.waiting[0];
       if (seq === undefined) break;
       if (admitted.length > 0 && prefillTokens + seq.req.promptTokens > this.maxPrefillTokens) break;
-      if (!this.makeResident(seq.req.model, kvBudget(seq))) break;
+      if (this.replica ? this.reservedKvBytes() + kvBudget(seq) > this.replica.poolBytes : !this.makeResident(seq.req.model, kvBudget(seq))) break;
       this.waiting.shift();
       prefillTokens += seq.req.promptTokens;
       seq.admittedAt = at;
@@ -512,6 +581,7 @@ export class SimulatedGpu {
    * SMs idle) and approaches 1 at large batches.
    */
   private utilization(): number {
+    if (this.replica?.primary) return this.replica.primary.utilization();
     if (this.jobs.size > 0) return 1;
     if (this.step === undefined) return 0;
     const batch = Math.max(1, this.running.length);
@@ -523,7 +593,7 @@ export class SimulatedGpu {
   }
 
   private weightBytes(): number {
-    let sum = 0;
+    let sum = this.replica?.model.weightBytes ?? 0;
     for (const r of this.resident.values()) sum += r.model.weightBytes;
     return sum;
   }

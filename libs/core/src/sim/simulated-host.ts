@@ -1,11 +1,21 @@
 import type { GpuInfo, GpuStatus, ModelServerLoad } from '@autoglm/proto';
 import type { Scheduler } from './scheduler';
-import { type JobOutcome, type JobRequest, type SequenceRequest, SimulatedGpu } from './simulated-gpu';
+import { type JobOutcome, type JobRequest, type SequenceRequest, type SimModel, SimulatedGpu } from './simulated-gpu';
 
 /** 80 GiB: what an H100 80GB reports (81559 MiB), rounded to the GiB. */
 export const DEFAULT_SIM_GPU_MEMORY_BYTES = 80 * 1024 ** 3;
 export const DEFAULT_SIM_GPU_COUNT = 8;
 export const DEFAULT_SIM_GPU_NAME = 'Simulated H100 80GB';
+/**
+ * How fast a host reads model weights onto its GPUs: a fast NVMe drive
+ * (PCIe 4.0 x4 reads about 7 GB/s). A replica of glm-4-9b (18.8 GB) loads
+ * in under 3 s; llama-3.1-70b (141 GB) in about 20 s.
+ */
+export const DEFAULT_SIM_LOAD_BYTES_PER_SECOND = 7e9;
+/** What a replica may fill of each GPU when not told its capacity, as vLLM's gpu_memory_utilization. */
+const REPLICA_MEMORY_FRACTION = 0.9;
+/** Memory each GPU spends besides weights and cache (CUDA context, activations). */
+const REPLICA_OVERHEAD_BYTES = 2 * 2 ** 30;
 
 export interface SimulatedHostOptions {
   readonly scheduler: Scheduler;
@@ -21,6 +31,40 @@ export interface SimulatedHostOptions {
   readonly maxBatch?: number;
   /** See `SimulatedGpuOptions.maxPrefillTokens`. @default 8192 */
   readonly maxPrefillTokens?: number;
+  /** How fast weights load onto GPUs, bytes per second (before the time scale). @default 7e9 */
+  readonly loadBytesPerSecond?: number;
+}
+
+/** A replica as the host reports it. */
+export interface SimReplicaStatus {
+  id: string;
+  model: string;
+  gpuIndices: number[];
+  ready: boolean;
+  /** KV-cache tokens it holds. */
+  capacityTokens: number;
+  running: number;
+  waiting: number;
+  kvCacheUsage: number;
+}
+
+/** What loading a replica needs to know. */
+export interface ReplicaRequest {
+  readonly id: string;
+  /** The whole model: the host splits it over the GPUs. */
+  readonly model: SimModel;
+  readonly gpuIndices: readonly number[];
+  /** KV-cache tokens to size it for; by default whatever fills each GPU to 90 %. */
+  readonly capacityTokens?: number;
+}
+
+interface HostReplica {
+  readonly request: ReplicaRequest;
+  readonly gpus: readonly SimulatedGpu[];
+  readonly shard: SimModel;
+  readonly capacityTokens: number;
+  ready: boolean;
+  cancelLoad: (() => void) | undefined;
 }
 
 /** A GPU host: N simulated GPUs indexed 0..N-1, addressed the way CUDA_VISIBLE_DEVICES addresses them. */
@@ -28,6 +72,10 @@ export class SimulatedHost {
   readonly gpus: readonly SimulatedGpu[];
   /** Which GPUs each multi-GPU job holds, so `cancel` can reach all of them. */
   private readonly jobGpus = new Map<string, readonly SimulatedGpu[]>();
+  private readonly replicas = new Map<string, HostReplica>();
+  private readonly loadBytesPerSecond: number;
+  private readonly scheduler: Scheduler;
+  private readonly timeScale: number;
 
   constructor(options: SimulatedHostOptions) {
     const count = options.gpuCount ?? DEFAULT_SIM_GPU_COUNT;
@@ -47,6 +95,80 @@ export class SimulatedHost {
       );
     }
     this.gpus = gpus;
+    this.scheduler = options.scheduler;
+    this.timeScale = options.timeScale ?? 1;
+    this.loadBytesPerSecond = options.loadBytesPerSecond ?? DEFAULT_SIM_LOAD_BYTES_PER_SECOND;
+  }
+
+  /**
+   * Starts loading a model replica on `gpuIndices`: each GPU takes its shard
+   * of the weights and of the KV-cache pool at once, and the replica serves
+   * once the weights are read (their size over the host's load bandwidth).
+   * Throws when a GPU is unknown or busy with a job or another replica.
+   */
+  loadReplica(request: ReplicaRequest, onReady?: () => void): void {
+    if (this.replicas.has(request.id)) throw new Error(`replica ${request.id} is already loaded`);
+    if (request.gpuIndices.length === 0) throw new RangeError(`replica ${request.id} names no GPU`);
+    const gpus = request.gpuIndices.map((i) => this.gpu(i));
+    const k = gpus.length;
+    const shard: SimModel = { name: request.model.name, weightBytes: Math.ceil(request.model.weightBytes / k), kvBytesPerToken: Math.ceil(request.model.kvBytesPerToken / k) };
+    const smallest = Math.min(...gpus.map((g) => g.memoryBytes));
+    const fill = Math.floor((smallest * REPLICA_MEMORY_FRACTION - REPLICA_OVERHEAD_BYTES - shard.weightBytes) / Math.max(1, shard.kvBytesPerToken));
+    const capacityTokens = request.capacityTokens && request.capacityTokens > 0 ? request.capacityTokens : Math.max(0, fill);
+    const poolBytes = capacityTokens * shard.kvBytesPerToken;
+    const hosted: SimulatedGpu[] = [];
+    try {
+      for (const gpu of gpus) {
+        gpu.hostReplica(request.id, shard, poolBytes, hosted.length === 0 ? undefined : gpus[0]);
+        hosted.push(gpu);
+      }
+    } catch (e) {
+      for (const gpu of hosted) gpu.releaseReplica();
+      throw e;
+    }
+    const replica: HostReplica = { request, gpus, shard, capacityTokens, ready: false, cancelLoad: undefined };
+    this.replicas.set(request.id, replica);
+    const loadMs = (request.model.weightBytes / this.loadBytesPerSecond) * 1000 / this.timeScale;
+    replica.cancelLoad = this.scheduler.setTimer(loadMs, () => {
+      replica.cancelLoad = undefined;
+      replica.ready = true;
+      for (const gpu of gpus) gpu.replicaReady();
+      onReady?.();
+    });
+  }
+
+  /** Unloads a replica: its sequences end cancelled and its GPUs are free. False when unknown. */
+  evictReplica(id: string): boolean {
+    const replica = this.replicas.get(id);
+    if (!replica) return false;
+    replica.cancelLoad?.();
+    this.replicas.delete(id);
+    for (const gpu of replica.gpus) gpu.releaseReplica();
+    return true;
+  }
+
+  /** Queues a sequence in a replica (it waits while the replica loads); throws for a replica not loaded here. */
+  submitToReplica(replicaId: string, req: Omit<SequenceRequest, 'model'>): void {
+    const replica = this.replicas.get(replicaId);
+    if (!replica) throw new Error(`replica ${replicaId} is not loaded on this host`);
+    replica.gpus[0]!.submit({ ...req, model: replica.shard });
+  }
+
+  /** The replicas loaded or loading, with their engines' load. */
+  replicaStatus(): SimReplicaStatus[] {
+    return [...this.replicas.values()].map((r) => {
+      const load = r.gpus[0]!.load();
+      return {
+        id: r.request.id,
+        model: r.request.model.name,
+        gpuIndices: [...r.request.gpuIndices],
+        ready: r.ready,
+        capacityTokens: r.capacityTokens,
+        running: load.numRequestsRunning,
+        waiting: load.numRequestsWaiting,
+        kvCacheUsage: load.kvCacheUsagePerc,
+      };
+    });
   }
 
   /** The GPU at `index`; throws RangeError for an index the host does not have. */
@@ -130,6 +252,7 @@ export class SimulatedHost {
 
   /** Cancels all work on every GPU; no timer is left behind. */
   shutdown(): void {
+    for (const id of [...this.replicas.keys()]) this.evictReplica(id);
     for (const gpu of this.gpus) gpu.shutdown();
     this.jobGpus.clear();
   }
