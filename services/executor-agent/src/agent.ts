@@ -7,13 +7,14 @@ import {
   type ConnectResponse,
   type DecisionServiceClient,
   type GpuInfo,
+  type GpuLinkRow,
   type GpuStatus,
   type Lease,
   type TaskUpdate,
 } from '@autoglm/proto';
 import { durationToMillis, selfFenceAfterMs, toDuration, toTimestamp } from '@autoglm/core';
 import { context, contextFromCarrier, startSpan, type Logger } from '@autoglm/runtime';
-import { ExecutionError, type Backend, type ExecutionOutcome } from './backends';
+import { ExecutionError, StopRequest, type Backend, type ExecutionOutcome, type HostResources } from './backends';
 import { HostSampler } from './telemetry';
 
 export interface AgentOptions {
@@ -24,7 +25,12 @@ export interface AgentOptions {
   gpus: GpuInfo[];
   /** Their latest readings. */
   gpuStatus(): GpuStatus[];
-  maxTasksPerGpu: number;
+  /** How the GPUs are linked (nvidia-smi topo -m), a row per GPU; empty when unknown. */
+  gpuLinks: GpuLinkRow[];
+  /** Cores and host memory offered to jobs. */
+  host: HostResources;
+  /** Most sequences one replica runs at once; 0 leaves it to decision. */
+  maxSequencesPerReplica: number;
   executeWaitMs: number;
   logger: Logger;
 }
@@ -221,7 +227,12 @@ export class Agent {
           models: [...b.models],
           backends: [b.name],
           running: this.heldLeases(),
-          maxTasksPerGpu: this.options.maxTasksPerGpu,
+          cpuMillis: this.options.host.cpuMillis,
+          memoryBytes: this.options.host.memoryBytes,
+          gpuLinks: this.options.gpuLinks,
+          replicas: b.replicas(),
+          maxSequencesPerReplica: this.options.maxSequencesPerReplica,
+          servedModels: b.servedModels?.() ?? [],
         },
       },
     });
@@ -325,10 +336,25 @@ export class Agent {
       case 'assignments':
         for (const assignment of kind.assignments.assignments) this.accept(assignment);
         return;
+      case 'loadReplica':
+        try {
+          this.options.backend.loadReplica?.(kind.loadReplica);
+          this.log.info({ replicaId: kind.loadReplica.replicaId, model: kind.loadReplica.model, gpus: kind.loadReplica.gpuIndices }, 'loading replica');
+        } catch (err) {
+          // Not reported in telemetry, so decision drops it and places elsewhere.
+          this.log.warn({ err, replicaId: kind.loadReplica.replicaId }, 'could not load replica');
+        }
+        return;
+      case 'evictReplica':
+        this.options.backend.evictReplica?.(kind.evictReplica);
+        this.log.info({ replicaId: kind.evictReplica.replicaId, reason: kind.evictReplica.reason }, 'evicted replica');
+        return;
       case 'revoke': {
-        const id = kind.revoke.lease?.taskId ?? '';
+        const revoke = kind.revoke;
+        const id = revoke.lease?.taskId ?? '';
         const running = this.running.get(id);
-        if (running && sameLease(running.lease, kind.revoke.lease)) running.abort.abort(new Error(kind.revoke.reason || 'revoked'));
+        const graceMs = revoke.gracePeriod ? durationToMillis(revoke.gracePeriod) : undefined;
+        if (running && sameLease(running.lease, revoke.lease)) running.abort.abort(new StopRequest(revoke.reason || 'revoked', graceMs, revoke.preempted));
         const waiting = this.awaiting.get(id);
         if (waiting && sameLease(waiting.assignment.lease, kind.revoke.lease)) {
           clearTimeout(waiting.timer);
@@ -367,6 +393,7 @@ export class Agent {
           attempt: lease.attempt,
           spec,
           gpuIndices: assignment.gpuIndices,
+          replicaId: assignment.replicaId || undefined,
           signal: abort.signal,
           onChunk: () => {},
         }),
@@ -435,7 +462,7 @@ export class Agent {
     this.stream.write({
       kind: {
         $case: 'telemetry',
-        telemetry: { time: toTimestamp(Date.now()), gpus: this.options.gpuStatus(), host: this.host.sample(), load: b.load(), draining: this.draining },
+        telemetry: { time: toTimestamp(Date.now()), gpus: this.options.gpuStatus(), host: this.host.sample(), load: b.load(), draining: this.draining, replicas: b.replicas() },
       },
     });
   }

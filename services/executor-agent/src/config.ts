@@ -22,16 +22,26 @@ export const AgentConfigSchema = z.object({
   simGpuMemoryGb: z.coerce.number().positive().max(4096).default(80),
   /** sim: how much faster than real time the simulator runs (10 = ten times). */
   simTimeScale: z.coerce.number().positive().max(1_000_000).default(1),
+  /** sim: how fast the host reads model weights onto its GPUs, GB/s (a replica's cold start is its weights over this). */
+  simLoadGbps: z.coerce.number().positive().max(10_000).default(7),
+  /** Cores offered to jobs; unset: the machine's (command), 32 (sim), none (openai). */
+  cpuCores: z.coerce.number().positive().max(100_000).optional(),
+  /** Host memory offered to jobs, GiB; unset: the machine's (command), 256 (sim), none (openai). */
+  memoryGb: z.coerce.number().positive().max(1_000_000).optional(),
+  /** A model catalog file (JSON or YAML) extending or replacing the built-in models. */
+  modelCatalog: z.string().optional(),
   /** openai: base URL of the server, e.g. http://127.0.0.1:8000. */
   openaiBaseUrl: z.string().url().optional(),
   /** openai: models the server serves. */
   openaiModels: list.default([]),
   /** openai: API key sent as a bearer token, if the server wants one. */
   openaiApiKey: z.string().optional(),
+  /** openai: how often the server's /v1/models and /metrics are read; 0 never. */
+  openaiRefreshMs: z.coerce.number().int().min(0).max(3_600_000).default(5000),
   /** command: executables allowed to run (argv[0]); empty disables the backend. */
   commandAllow: list.default([]),
-  /** Tasks one GPU runs at once. */
-  maxTasksPerGpu: z.coerce.number().int().min(1).max(1024).default(64),
+  /** Most sequences one model replica runs at once (vLLM's max_num_seqs); 0 leaves it to decision (256). */
+  maxSequencesPerReplica: z.coerce.number().int().min(0).max(100_000).default(0),
   /** On SIGTERM, running work gets this long to finish before it is handed back to decision. */
   drainGraceMs: z.coerce.number().int().min(0).max(3_600_000).default(10_000),
   /** An interactive placement waits this long for the parser's Execute stream. */
@@ -56,7 +66,12 @@ export function loadAgentConfig(env: NodeJS.ProcessEnv = process.env): AgentConf
     openaiModels: 'AUTOGLM_OPENAI_MODELS',
     openaiApiKey: 'AUTOGLM_OPENAI_API_KEY',
     commandAllow: 'AUTOGLM_COMMAND_ALLOW',
-    maxTasksPerGpu: 'AUTOGLM_MAX_TASKS_PER_GPU',
+    maxSequencesPerReplica: 'AUTOGLM_MAX_SEQUENCES_PER_REPLICA',
+    simLoadGbps: 'AUTOGLM_SIM_LOAD_GBPS',
+    cpuCores: 'AUTOGLM_AGENT_CPUS',
+    memoryGb: 'AUTOGLM_AGENT_MEMORY_GB',
+    modelCatalog: 'AUTOGLM_MODEL_CATALOG',
+    openaiRefreshMs: 'AUTOGLM_OPENAI_REFRESH_MS',
     drainGraceMs: 'AUTOGLM_DRAIN_GRACE_MS',
     executeWaitMs: 'AUTOGLM_EXECUTE_WAIT_MS',
     logLevel: 'AUTOGLM_LOG_LEVEL',

@@ -38,6 +38,7 @@ async function execute(
       attempt: lease.attempt,
       spec,
       gpuIndices: claimed.assignment.gpuIndices,
+      replicaId: claimed.assignment.replicaId || undefined,
       signal: claimed.signal,
       onChunk: (text, tokenCount) => {
         sink.write({ kind: { $case: 'chunk', chunk: { text, tokenCount } } }).catch(() => cancel.abort(new Error('the parser went away')));

@@ -1,32 +1,41 @@
-import { DecisionServiceClient, ExecutorServiceService, type GpuInfo, type GpuStatus } from '@autoglm/proto';
-import { DEFAULT_MODEL_CATALOG, kvCacheBytesPerToken } from '@autoglm/core';
+import { DecisionServiceClient, ExecutorServiceService, type GpuInfo, type GpuLinkRow, type GpuStatus } from '@autoglm/proto';
+import { kvCacheBytesPerToken, loadModelCatalog } from '@autoglm/core';
 import { createClient, createLogger, GrpcServer, type Logger, type RunningService } from '@autoglm/runtime';
 import { Agent } from './agent';
-import { CommandBackend, OpenAIBackend, SimBackend, type Backend } from './backends';
+import { CommandBackend, OpenAIBackend, SimBackend, type Backend, type HostResources } from './backends';
 import type { AgentConfig } from './config';
 import { executorHandlers } from './execute-service';
-import { readNvidiaSmi } from './telemetry';
+import { readNvidiaSmi, readNvidiaSmiTopology } from './telemetry';
 
 const GiB = 1024 ** 3;
-/** How long SIGTERM lets running work finish before handing it back. */
+
 function makeBackend(config: AgentConfig): Backend {
+  const host: Partial<HostResources> = {
+    ...(config.cpuCores === undefined ? {} : { cpuMillis: Math.round(config.cpuCores * 1000) }),
+    ...(config.memoryGb === undefined ? {} : { memoryBytes: Math.round(config.memoryGb * GiB) }),
+  };
   switch (config.backend) {
-    case 'sim':
+    case 'sim': {
+      const catalog = loadModelCatalog(config.modelCatalog);
       return new SimBackend({
         gpuCount: config.simGpus,
         gpuMemoryBytes: Math.round(config.simGpuMemoryGb * GiB),
         timeScale: config.simTimeScale,
-        models: DEFAULT_MODEL_CATALOG.names(),
+        loadBytesPerSecond: config.simLoadGbps * 1e9,
+        ...(host.cpuMillis === undefined ? {} : { cpuCores: host.cpuMillis / 1000 }),
+        ...(host.memoryBytes === undefined ? {} : { memoryBytes: host.memoryBytes }),
+        models: catalog.names(),
         catalog: (name) => {
-          const model = DEFAULT_MODEL_CATALOG.get(name);
+          const model = catalog.get(name);
           return model && { weightBytes: model.weightBytes, kvBytesPerToken: kvCacheBytesPerToken(model) };
         },
       });
+    }
     case 'openai':
       if (!config.openaiBaseUrl) throw new Error('AUTOGLM_OPENAI_BASE_URL is required with AUTOGLM_AGENT_BACKEND=openai');
-      return new OpenAIBackend({ baseUrl: config.openaiBaseUrl, models: config.openaiModels, apiKey: config.openaiApiKey });
+      return new OpenAIBackend({ baseUrl: config.openaiBaseUrl, models: config.openaiModels, apiKey: config.openaiApiKey, refreshMs: config.openaiRefreshMs });
     case 'command':
-      return new CommandBackend({ allow: config.commandAllow });
+      return new CommandBackend({ allow: config.commandAllow, host });
   }
 }
 
@@ -34,25 +43,29 @@ function makeBackend(config: AgentConfig): Backend {
  * Real GPUs: polled through nvidia-smi once a second (telemetry goes out more
  * often, with the latest reading). None when nvidia-smi is absent.
  */
-async function watchRealGpus(logger: Logger): Promise<{ gpus: GpuInfo[]; latest(): GpuStatus[]; stop(): void }> {
+async function watchRealGpus(logger: Logger): Promise<{ gpus: GpuInfo[]; links: GpuLinkRow[]; latest(): GpuStatus[]; stop(): void }> {
   let latest = (await readNvidiaSmi().catch((err: unknown) => {
     logger.warn({ err }, 'nvidia-smi failed; reporting no GPUs');
     return undefined;
   })) ?? [];
   const gpus = latest.map((g) => ({ index: g.index, name: g.name, memoryTotalBytes: g.memoryTotalBytes }));
-  if (gpus.length === 0) return { gpus, latest: () => [], stop: () => {} };
+  if (gpus.length === 0) return { gpus, links: [], latest: () => [], stop: () => {} };
+  // Which GPUs share NVLink or a PCIe switch: multi-GPU work is placed on linked ones.
+  const topology = await readNvidiaSmiTopology();
+  const links = topology && topology.links.length === gpus.length ? topology.links.map((row) => ({ links: row })) : [];
   const timer = setInterval(() => {
     readNvidiaSmi().then(
       (r) => (latest = r ?? latest),
       (err: unknown) => logger.warn({ err }, 'nvidia-smi failed; keeping the last reading'),
     );
   }, 1000);
-  return { gpus, latest: () => latest, stop: () => clearInterval(timer) };
+  return { gpus, links, latest: () => latest, stop: () => clearInterval(timer) };
 }
 
 /** Starts the agent: ExecutorService for interactive streams, and the Connect session to decision. */
 export async function startAgent(config: AgentConfig, logger: Logger = createLogger('executor-agent', config.logLevel)): Promise<RunningService & { agent: Agent }> {
   const backend = makeBackend(config);
+  if (backend instanceof OpenAIBackend) await backend.start();
   const simulated = backend.gpus().length > 0;
   const real = simulated ? undefined : await watchRealGpus(logger);
   const decision = createClient(DecisionServiceClient, config.decisionAddress);
@@ -63,7 +76,9 @@ export async function startAgent(config: AgentConfig, logger: Logger = createLog
     backend,
     gpus: simulated ? backend.gpus() : (real?.gpus ?? []),
     gpuStatus: simulated ? () => backend.gpuStatus() : () => real?.latest() ?? [],
-    maxTasksPerGpu: config.maxTasksPerGpu,
+    gpuLinks: real?.links ?? [],
+    host: backend.hostResources(),
+    maxSequencesPerReplica: config.maxSequencesPerReplica,
     executeWaitMs: config.executeWaitMs,
     logger,
   });

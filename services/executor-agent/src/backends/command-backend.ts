@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { constants } from 'node:os';
-import type { GpuInfo, GpuStatus, ModelServerLoad } from '@autoglm/proto';
-import { type Backend, ExecutionError, type ExecutionOutcome, type ExecutionRequest, OUTPUT_TAIL_BYTES } from './backend';
+import { availableParallelism, constants, totalmem } from 'node:os';
+import type { GpuInfo, GpuStatus, ModelServerLoad, ReplicaStatus } from '@autoglm/proto';
+import { type Backend, ExecutionError, type ExecutionOutcome, type ExecutionRequest, type HostResources, OUTPUT_TAIL_BYTES, StopRequest } from './backend';
 import { TailBuffer } from './tail-buffer';
 
 /**
@@ -35,6 +35,8 @@ export interface CommandBackendOptions {
   readonly passEnv?: readonly string[];
   /** Working directory of jobs. @default the agent's */
   readonly cwd?: string;
+  /** Cores and memory offered to jobs. @default this machine's (os.availableParallelism(), os.totalmem()) */
+  readonly host?: Partial<HostResources>;
 }
 
 /** Most of stderr's tail quoted in a failure message; the full tail (64 KiB) is on the error. */
@@ -62,6 +64,7 @@ export class CommandBackend implements Backend {
   private readonly killGraceMs: number;
   private readonly passEnv: readonly string[];
   private readonly cwd: string | undefined;
+  private readonly host: HostResources;
   /** Each running job's way to stop it, resolving once its process is gone. */
   private readonly running = new Map<ChildProcess, () => Promise<void>>();
   private closed = false;
@@ -71,6 +74,10 @@ export class CommandBackend implements Backend {
     this.killGraceMs = options.killGraceMs ?? 5000;
     this.passEnv = options.passEnv ?? DEFAULT_PASS_ENV;
     this.cwd = options.cwd;
+    this.host = {
+      cpuMillis: options.host?.cpuMillis ?? availableParallelism() * 1000,
+      memoryBytes: options.host?.memoryBytes ?? totalmem(),
+    };
   }
 
   execute(req: ExecutionRequest): Promise<ExecutionOutcome> {
@@ -104,6 +111,15 @@ export class CommandBackend implements Backend {
     return { numRequestsRunning: this.running.size, numRequestsWaiting: 0, kvCacheUsagePerc: 0 };
   }
 
+  hostResources(): HostResources {
+    return { ...this.host };
+  }
+
+  /** It runs processes, not model servers. */
+  replicas(): ReplicaStatus[] {
+    return [];
+  }
+
   /** Stops every job (SIGTERM, then SIGKILL after the grace period) and waits until all are gone. */
   async close(): Promise<void> {
     this.closed = true;
@@ -117,7 +133,8 @@ export class CommandBackend implements Backend {
       if (value !== undefined) env[name] = value;
     }
     Object.assign(env, jobEnv);
-    // Last, so a job cannot widen its own GPU binding.
+    // Last, so a job cannot widen its own GPU binding: the claim is the binding, and a job
+    // without GPUs sees none (an empty list hides every device from CUDA).
     env.CUDA_VISIBLE_DEVICES = req.gpuIndices.join(',');
 
     return new Promise<ExecutionOutcome>((resolve, reject) => {
@@ -143,16 +160,18 @@ export class CommandBackend implements Backend {
       const gone = new Promise<void>((r) => {
         resolveGone = r;
       });
-      const stop = (): Promise<void> => {
+      const stop = (graceMs = this.killGraceMs): Promise<void> => {
         if (!stopping && child.exitCode === null && child.signalCode === null) {
           stopping = true;
+          // SIGTERM first: a job may checkpoint (preemption gives it decision's grace period).
           signalGroup(child, 'SIGTERM');
-          killTimer = setTimeout(() => signalGroup(child, 'SIGKILL'), this.killGraceMs);
+          killTimer = setTimeout(() => signalGroup(child, 'SIGKILL'), graceMs);
         }
         return gone;
       };
       const onAbort = (): void => {
-        void stop();
+        const reason: unknown = req.signal.reason;
+        void stop(reason instanceof StopRequest && reason.graceMs !== undefined ? reason.graceMs : this.killGraceMs);
       };
       const finish = (): void => {
         clearTimeout(killTimer);

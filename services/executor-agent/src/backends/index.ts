@@ -3,7 +3,9 @@ export {
   ExecutionError,
   type ExecutionOutcome,
   type ExecutionRequest,
+  type HostResources,
   OUTPUT_TAIL_BYTES,
+  StopRequest,
 } from './backend';
 export {
   CommandBackend,

@@ -1,12 +1,19 @@
-import type { GpuInfo, GpuStatus, InferencePayload, ModelServerLoad } from '@autoglm/proto';
-import { type Backend, ExecutionError, type ExecutionOutcome, type ExecutionRequest } from './backend';
+import { type GpuInfo, type GpuStatus, type InferencePayload, type ModelServerLoad, ReplicaState, type ReplicaStatus, type ServedModel } from '@autoglm/proto';
+import { type Backend, ExecutionError, type ExecutionOutcome, type ExecutionRequest, type HostResources } from './backend';
+import { ServerWatch } from './openai-server';
 import { sseData } from './sse';
 
 export interface OpenAIBackendOptions {
   /** The server's root, without `/v1` (e.g. `http://127.0.0.1:8000` for vLLM, `http://127.0.0.1:11434` for Ollama). */
   readonly baseUrl: string;
-  /** Catalog models this server serves. */
+  /** Models this server serves, besides those it lists at /v1/models. */
   readonly models: readonly string[];
+  /**
+   * Reads the server's /v1/models (the models it serves, with their context
+   * windows) and vLLM-style /metrics (each model's queue and KV-cache use)
+   * every this often; 0 never reads them. @default 5000
+   */
+  readonly refreshMs?: number;
   /** Sent as `Authorization: Bearer ...` when set (vLLM `--api-key`). */
   readonly apiKey?: string;
   /**
@@ -39,20 +46,38 @@ const MAX_ERROR_TEXT = 1000;
  */
 export class OpenAIBackend implements Backend {
   readonly name = 'openai' as const;
-  readonly models: readonly string[];
+  /** The configured models and those the server listed at start. */
+  private served: readonly string[];
   private readonly baseUrl: string;
   private readonly apiKey: string | undefined;
   private readonly servedModelName: (model: string) => string;
   private readonly responseTimeoutMs: number;
   private readonly inFlight = new Set<AbortController>();
+  /** Requests in flight by model, for the replicas' load when the server exposes no metrics. */
+  private readonly perModel = new Map<string, number>();
+  private readonly configured: readonly string[];
+  private readonly watch: ServerWatch | undefined;
   private closed = false;
 
   constructor(options: OpenAIBackendOptions) {
     this.baseUrl = options.baseUrl.replace(/\/+$/, '');
-    this.models = Object.freeze([...options.models]);
+    this.configured = Object.freeze([...options.models]);
+    this.served = this.configured;
+    this.watch = options.refreshMs === 0 ? undefined : new ServerWatch({ baseUrl: this.baseUrl, apiKey: options.apiKey, refreshMs: options.refreshMs });
     this.apiKey = options.apiKey;
     this.servedModelName = options.servedModelName ?? ((m) => m);
     this.responseTimeoutMs = options.responseTimeoutMs ?? 120_000;
+  }
+
+  /** Reads the server's model list and metrics before the agent registers (a server down now is read again later). */
+  async start(): Promise<void> {
+    await this.watch?.start();
+    const listed = this.watch?.models().map((m) => m.name) ?? [];
+    this.served = Object.freeze([...new Set([...this.configured, ...listed])]);
+  }
+
+  get models(): readonly string[] {
+    return this.served;
   }
 
   async execute(req: ExecutionRequest): Promise<ExecutionOutcome> {
@@ -71,6 +96,7 @@ export class OpenAIBackend implements Backend {
     const onAbort = (): void => controller.abort(req.signal.reason);
     req.signal.addEventListener('abort', onAbort, { once: true });
     this.inFlight.add(controller);
+    this.perModel.set(req.spec.model, (this.perModel.get(req.spec.model) ?? 0) + 1);
     try {
       return await this.stream(req, url, this.requestBody(req, payload.inference, chat), controller, progress);
     } catch (e) {
@@ -80,6 +106,7 @@ export class OpenAIBackend implements Backend {
     } finally {
       req.signal.removeEventListener('abort', onAbort);
       this.inFlight.delete(controller);
+      this.perModel.set(req.spec.model, (this.perModel.get(req.spec.model) ?? 1) - 1);
     }
   }
 
@@ -96,9 +123,47 @@ export class OpenAIBackend implements Backend {
     return { numRequestsRunning: this.inFlight.size, numRequestsWaiting: 0, kvCacheUsagePerc: 0 };
   }
 
+  /** It runs inference only: no cores for jobs. */
+  hostResources(): HostResources {
+    return { cpuMillis: 0, memoryBytes: 0 };
+  }
+
+  /**
+   * One replica per model the server serves, loaded by the server itself
+   * (external: decision neither loads nor evicts it), with the engine's load
+   * from its metrics when it has them, else what this agent has in flight.
+   */
+  replicas(): ReplicaStatus[] {
+    const listed = new Map((this.watch?.models() ?? []).map((m) => [m.name, m]));
+    const names = [...new Set([...this.models, ...listed.keys()])];
+    return names.map((model) => {
+      const engine = this.watch?.load(model);
+      return {
+        replicaId: `openai:${model}`,
+        model,
+        gpuIndices: [],
+        state: ReplicaState.READY,
+        external: true,
+        capacityTokens: 0,
+        numRequestsRunning: engine?.running ?? this.perModel.get(model) ?? 0,
+        numRequestsWaiting: engine?.waiting ?? 0,
+        kvCacheUsagePerc: engine?.kvCacheUsage ?? 0,
+        sequences: 0,
+        claimedTokens: 0,
+      };
+    });
+  }
+
+  servedModels(): ServedModel[] {
+    const listed = this.watch?.models() ?? [];
+    const known = new Set(listed.map((m) => m.name));
+    return [...listed, ...this.configured.filter((m) => !known.has(m)).map((name) => ({ name, contextLength: 0 }))];
+  }
+
   /** Aborts every request in flight. */
   close(): Promise<void> {
     this.closed = true;
+    this.watch?.stop();
     for (const controller of this.inFlight) controller.abort(new Error('the openai backend is closing'));
     return Promise.resolve();
   }

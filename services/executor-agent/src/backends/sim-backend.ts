@@ -1,6 +1,16 @@
-import { durationToMillis, type Scheduler, SimOutOfMemoryError, SimulatedHost } from '@autoglm/core';
-import { type BatchPayload, type GpuInfo, type GpuStatus, type ModelServerLoad, TaskKind } from '@autoglm/proto';
-import { type Backend, ExecutionError, type ExecutionOutcome, type ExecutionRequest } from './backend';
+import { durationToMillis, type Scheduler, type SequenceRequest, SimOutOfMemoryError, SimulatedHost } from '@autoglm/core';
+import {
+  type BatchPayload,
+  type EvictReplica,
+  type GpuInfo,
+  type GpuStatus,
+  type LoadReplica,
+  type ModelServerLoad,
+  ReplicaState,
+  type ReplicaStatus,
+  TaskKind,
+} from '@autoglm/proto';
+import { type Backend, ExecutionError, type ExecutionOutcome, type ExecutionRequest, type HostResources } from './backend';
 
 /** What the simulator needs to know about a model to account its memory. */
 export interface SimModelCost {
@@ -21,6 +31,12 @@ export interface SimBackendOptions {
   readonly maxBatch?: number;
   /** Most prompt tokens per prefill step. @default 8192 */
   readonly maxPrefillTokens?: number;
+  /** How fast the host reads weights onto its GPUs, bytes per second. @default 7e9 (a fast NVMe drive) */
+  readonly loadBytesPerSecond?: number;
+  /** Cores the simulated host offers to jobs. @default 32 */
+  readonly cpuCores?: number;
+  /** Host memory it offers to jobs, bytes. @default 256 GiB */
+  readonly memoryBytes?: number;
   /** Looks a model up; undefined means the agent cannot serve it. */
   readonly catalog: (model: string) => SimModelCost | undefined;
   /** Models advertised to decision. @default ['*'] (whatever the catalog knows) */
@@ -48,6 +64,10 @@ export class SimBackend implements Backend {
   private readonly host: SimulatedHost;
   private readonly catalog: (model: string) => SimModelCost | undefined;
   private readonly scheduler: Scheduler;
+  private readonly timeScale: number;
+  private readonly host_: HostResources;
+  /** Jobs without GPUs in flight, by attempt id: how to stop each. */
+  private readonly cpuJobs = new Map<string, () => void>();
   private closed = false;
 
   constructor(options: SimBackendOptions) {
@@ -60,7 +80,10 @@ export class SimBackend implements Backend {
       ...(options.timeScale === undefined ? {} : { timeScale: options.timeScale }),
       ...(options.maxBatch === undefined ? {} : { maxBatch: options.maxBatch }),
       ...(options.maxPrefillTokens === undefined ? {} : { maxPrefillTokens: options.maxPrefillTokens }),
+      ...(options.loadBytesPerSecond === undefined ? {} : { loadBytesPerSecond: options.loadBytesPerSecond }),
     });
+    this.timeScale = options.timeScale ?? 1;
+    this.host_ = { cpuMillis: Math.round((options.cpuCores ?? 32) * 1000), memoryBytes: options.memoryBytes ?? 256 * 2 ** 30 };
     this.catalog = options.catalog;
     this.models = Object.freeze([...(options.models ?? ['*'])]);
   }
@@ -86,9 +109,50 @@ export class SimBackend implements Backend {
     return this.host.load();
   }
 
+  hostResources(): HostResources {
+    return { ...this.host_ };
+  }
+
+  replicas(): ReplicaStatus[] {
+    return this.host.replicaStatus().map((r) => ({
+      replicaId: r.id,
+      model: r.model,
+      gpuIndices: r.gpuIndices,
+      state: r.ready ? ReplicaState.READY : ReplicaState.LOADING,
+      external: false,
+      capacityTokens: r.capacityTokens,
+      numRequestsRunning: r.running,
+      numRequestsWaiting: r.waiting,
+      kvCacheUsagePerc: r.kvCacheUsage,
+      sequences: 0,
+      claimedTokens: 0,
+    }));
+  }
+
+  /**
+   * Loads a replica: it shows in `replicas()` at once (loading), and serves
+   * once its weights are read. Throws when the model is unknown or the GPUs
+   * are taken (the agent logs it; decision sees the replica never appear).
+   */
+  loadReplica(command: LoadReplica): void {
+    const cost = this.catalog(command.model);
+    if (cost === undefined) throw new Error(`model "${command.model}" is not in this agent's catalog`);
+    this.host.loadReplica({
+      id: command.replicaId,
+      model: { name: command.model, weightBytes: cost.weightBytes, kvBytesPerToken: cost.kvBytesPerToken },
+      gpuIndices: command.gpuIndices,
+      capacityTokens: command.capacityTokens,
+    });
+  }
+
+  evictReplica(command: EvictReplica): void {
+    this.host.evictReplica(command.replicaId);
+  }
+
   /** Cancels all running work; every pending `execute` resolves as cancelled. */
   close(): Promise<void> {
     this.closed = true;
+    for (const stop of [...this.cpuJobs.values()]) stop();
     this.host.shutdown();
     return Promise.resolve();
   }
@@ -113,12 +177,8 @@ export class SimBackend implements Backend {
         fn();
       };
       try {
-        // Tensor parallelism over n GPUs: the simulation runs the sequence on the
-        // first GPU with one shard's weights and KV cache (1/n of each).
-        const shards = Math.max(1, req.gpuIndices.length);
-        this.host.submit(req.gpuIndices[0] ?? 0, {
+        const sequence: Omit<SequenceRequest, 'model'> = {
           id,
-          model: { name: spec.model, weightBytes: Math.ceil(cost.weightBytes / shards), kvBytesPerToken: Math.ceil(cost.kvBytesPerToken / shards) },
           promptTokens: spec.inputTokens,
           maxTokens: spec.maxOutputTokens,
           onStart: () => req.onStart?.(),
@@ -144,7 +204,18 @@ export class SimBackend implements Backend {
                 runTimeMs: o.totalTimeMs - o.queueTimeMs,
               }),
             ),
-        });
+        };
+        if (req.replicaId) {
+          this.host.submitToReplica(req.replicaId, sequence);
+        } else {
+          // No replica named (a direct call): the sequence runs on the first GPU, which loads
+          // the model on demand; over n GPUs (tensor parallelism) with one shard of each (1/n).
+          const shards = Math.max(1, req.gpuIndices.length);
+          this.host.submit(req.gpuIndices[0] ?? 0, {
+            ...sequence,
+            model: { name: spec.model, weightBytes: Math.ceil(cost.weightBytes / shards), kvBytesPerToken: Math.ceil(cost.kvBytesPerToken / shards) },
+          });
+        }
       } catch (e) {
         settle(() => reject(toExecutionError(e)));
         return;
@@ -161,12 +232,13 @@ export class SimBackend implements Backend {
    */
   private runBatch(req: ExecutionRequest, batch: BatchPayload): Promise<ExecutionOutcome> {
     const id = attemptId(req);
-    const gpuIndices = req.gpuIndices.length > 0 ? req.gpuIndices : [0];
+    const gpuIndices = req.gpuIndices;
     const durationMs = batch.expectedDuration === undefined ? 0 : durationToMillis(batch.expectedDuration);
     const fail = batch.env[SIM_FAIL_ENV];
     if (fail !== undefined && fail !== 'retryable' && fail !== 'permanent') {
       return Promise.reject(new ExecutionError(`${SIM_FAIL_ENV} must be "retryable" or "permanent", got "${fail}"`, false));
     }
+    if (gpuIndices.length === 0) return this.runCpuJob(req, id, durationMs, fail);
     return new Promise<ExecutionOutcome>((resolve, reject) => {
       const onAbort = (): void => {
         this.host.cancel(id);
@@ -198,6 +270,37 @@ export class SimBackend implements Backend {
         reject(toExecutionError(e));
         return;
       }
+      req.signal.addEventListener('abort', onAbort, { once: true });
+      req.onStart?.();
+    });
+  }
+
+  /** A simulated job without GPUs: it holds its host cores (decision's claim) for its duration. */
+  private runCpuJob(req: ExecutionRequest, id: string, durationMs: number, fail: string | undefined): Promise<ExecutionOutcome> {
+    return new Promise<ExecutionOutcome>((resolve, reject) => {
+      const startedAt = this.scheduler.now();
+      const end = (cancelled: boolean): void => {
+        cancelTimer();
+        this.cpuJobs.delete(id);
+        req.signal.removeEventListener('abort', onAbort);
+        const runTimeMs = this.scheduler.now() - startedAt;
+        if (!cancelled && fail !== undefined) {
+          reject(new ExecutionError(`simulated ${fail} failure after ${durationMs} ms (${SIM_FAIL_ENV}=${fail})`, fail === 'retryable'));
+          return;
+        }
+        resolve({
+          finishReason: cancelled ? 'cancelled' : 'stop',
+          output: cancelled ? '' : `simulated job ran ${durationMs} ms on the host's cores\n`,
+          promptTokens: 0,
+          completionTokens: 0,
+          exitCode: cancelled ? CANCELLED_EXIT_CODE : 0,
+          timeToFirstTokenMs: 0,
+          runTimeMs,
+        });
+      };
+      const onAbort = (): void => end(true);
+      const cancelTimer = this.scheduler.setTimer(durationMs / this.timeScale, () => end(false));
+      this.cpuJobs.set(id, () => end(true));
       req.signal.addEventListener('abort', onAbort, { once: true });
       req.onStart?.();
     });
