@@ -48,8 +48,33 @@ export const DecisionConfigSchema = z.object({
   maxGpuUtilization: z.coerce.number().min(0).max(1).default(0.8),
   /** Placement: reservations stay under this fraction of a GPU's memory. */
   maxGpuMemoryFraction: z.coerce.number().min(0.05).max(1).default(0.9),
-  /** Placement: 'spread' (least allocated) or 'pack' (most allocated). */
-  placementMode: z.enum(['spread', 'pack']).default('spread'),
+  /** Placement: 'pack' best-fits (keeps whole hosts free for large jobs) or 'spread' (least allocated first). */
+  placementMode: z.enum(['spread', 'pack']).default('pack'),
+  /** A model catalog file (JSON or YAML) extending or replacing the built-in models: the shapes replicas are sized from. */
+  modelCatalog: z.string().optional(),
+  /** Idle replicas kept per model, "model=n,...": never evicted below it, and started while GPUs are free. */
+  keepWarm: z
+    .string()
+    .default('')
+    .transform((text, ctx) => {
+      const counts: Record<string, number> = {};
+      for (const part of text.split(',').map((p) => p.trim()).filter(Boolean)) {
+        const at = part.lastIndexOf('=');
+        const n = Number(part.slice(at + 1));
+        if (at <= 0 || !Number.isInteger(n) || n < 0 || n > 1024) {
+          ctx.addIssue({ code: 'custom', message: `"${part}" is not model=count (e.g. glm-4-9b=1; count 0 to 1024)` });
+          return z.NEVER;
+        }
+        counts[part.slice(0, at).trim()] = n;
+      }
+      return counts;
+    }),
+  /** Once every replica of a model is this loaded (KV cache, sequences, engine queue), another is started on free GPUs. */
+  scaleOutLoad: z.coerce.number().min(0.05).max(1).default(0.8),
+  /** Most sequences a replica runs at once when its agent does not say (vLLM's max_num_seqs). */
+  maxSequencesPerReplica: z.coerce.number().int().min(1).max(100_000).default(256),
+  /** A preempted attempt has this long to stop (SIGTERM to SIGKILL; a command job may checkpoint); its GPUs stay its own until then. */
+  preemptGraceMs: z.coerce.number().int().min(0).max(3_600_000).default(10_000),
   /** Scheduling policy preset to start from. */
   policyPreset: z.enum(['realtime', 'batch', 'balanced']).default('balanced'),
   /** Factor weights over the preset, "factor=weight,...", e.g. "class=8000,fairshare=4000". */
@@ -106,6 +131,7 @@ export const DecisionConfigSchema = z.object({
             .object({
               gpus: z.object({ nominal: z.number().min(0), borrowingLimit: z.number().min(0).optional() }).strict().optional(),
               gpuMemoryBytes: z.object({ nominal: z.number().min(0), borrowingLimit: z.number().min(0).optional() }).strict().optional(),
+              cpus: z.object({ nominal: z.number().min(0), borrowingLimit: z.number().min(0).optional() }).strict().optional(),
             })
             .strict()
             .optional(),
@@ -136,6 +162,11 @@ export function loadDecisionConfig(env: NodeJS.ProcessEnv = process.env): Decisi
     maxGpuUtilization: 'AUTOGLM_MAX_GPU_UTILIZATION',
     maxGpuMemoryFraction: 'AUTOGLM_MAX_GPU_MEMORY_FRACTION',
     placementMode: 'AUTOGLM_PLACEMENT_MODE',
+    modelCatalog: 'AUTOGLM_MODEL_CATALOG',
+    keepWarm: 'AUTOGLM_KEEP_WARM',
+    scaleOutLoad: 'AUTOGLM_SCALE_OUT_LOAD',
+    maxSequencesPerReplica: 'AUTOGLM_MAX_SEQUENCES_PER_REPLICA',
+    preemptGraceMs: 'AUTOGLM_PREEMPT_GRACE_MS',
     logLevel: 'AUTOGLM_LOG_LEVEL',
     policyPreset: 'AUTOGLM_POLICY_PRESET',
     policyWeights: 'AUTOGLM_POLICY_WEIGHTS',

@@ -1,7 +1,7 @@
 import { DeadlinePolicy, PriorityClass, Task, TaskKind, TaskState, type TaskSpec } from '@autoglm/proto';
 import { Live } from './live';
 
-const demand = { model: 'llama-3-8b', gpuCount: 2, sharedBytesPerGpu: 8e9, privateBytesPerGpu: 2e9 };
+const demand = { kind: 'gpus' as const, model: 'llama-3-8b', gpuCount: 2, gpuMemoryBytes: 10e9, tokens: 0, cpuMillis: 0, memoryBytes: 0 };
 
 function payloadOf(kind: 'inference' | 'batch'): TaskSpec['payload'] {
   if (kind === 'batch') {
@@ -42,6 +42,8 @@ function fullTask(payload: 'inference' | 'batch'): Task {
       payload: payloadOf(payload),
       deadlinePolicy: DeadlinePolicy.REFUSE_UNMEETABLE,
       policyVariant: 'exp/b',
+      cpuMillis: 2500,
+      memoryBytes: 3 * 2 ** 30 + 1,
     },
     state: TaskState.QUEUED,
     attempt: 3,

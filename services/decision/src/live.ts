@@ -1,13 +1,13 @@
 import { Task, type PriorityClass, type TaskState } from '@autoglm/proto';
-import type { Demand, Reservation } from '@autoglm/core';
+import type { Claim, Demand } from '@autoglm/core';
 
 /** One attempt's hold on a node. */
 export interface HeldLease {
   epoch: number;
   nodeId: string;
   gpuIndices: number[];
-  /** Capacity booked in the fleet; absent while decision waits for the node to come back. */
-  reservation?: Reservation;
+  /** What it holds in the fleet; absent while decision waits for the node to come back. */
+  claim?: Claim;
   queueTimeMs: number;
   /** The assignment has gone out to the agent (it is committed first). */
   sent: boolean;

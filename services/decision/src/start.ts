@@ -1,4 +1,17 @@
-import { applyPolicyUpdate, DEFAULT_MODEL_CATALOG, DEFAULT_POLICY, Fleet, heartbeatIntervalMs, parseExperiment, toDuration, type Clock, type PolicyExperiment } from '@autoglm/core';
+import {
+  applyPolicyUpdate,
+  DEFAULT_PLACEMENT_POLICY,
+  DEFAULT_POLICY,
+  Fleet,
+  heartbeatIntervalMs,
+  kvCacheBytesPerToken,
+  loadModelCatalog,
+  parseExperiment,
+  toDuration,
+  type Clock,
+  type ModelShape,
+  type PolicyExperiment,
+} from '@autoglm/core';
 import { DecisionScheduleServiceService } from '@autoglm/proto';
 import { parseFaultSpec, ScheduleStore, TaskStore, type SqlEngine } from '@autoglm/store';
 import { createLogger, GrpcServer, type Logger, type RunningService } from '@autoglm/runtime';
@@ -48,20 +61,34 @@ export async function startDecision(
   if (config.storeFaults) logger.warn({ faults: config.storeFaults }, 'injecting store faults (AUTOGLM_STORE_FAULTS): for tests only');
   const incarnation = await store.newIncarnation();
   const bus = new EventBus();
-  const fleet = new Fleet({
-    maxGpuUtilization: config.maxGpuUtilization,
-    maxGpuMemoryFraction: config.maxGpuMemoryFraction,
-    staleTelemetryMs: Math.max(1000, config.telemetryIntervalMs * 10),
-    mode: config.placementMode,
-    tieBreakMargin: 0.05,
-  });
+  const catalog = loadModelCatalog(config.modelCatalog);
+  const shapes = new Map<string, ModelShape>(
+    catalog.names().map((name) => {
+      const m = catalog.get(name)!;
+      return [name, { name, weightBytes: m.weightBytes, kvBytesPerToken: kvCacheBytesPerToken(m), contextLength: m.contextLength }];
+    }),
+  );
+  const fleet = new Fleet(
+    {
+      ...DEFAULT_PLACEMENT_POLICY,
+      maxGpuUtilization: config.maxGpuUtilization,
+      maxGpuMemoryFraction: config.maxGpuMemoryFraction,
+      staleTelemetryMs: Math.max(1000, config.telemetryIntervalMs * 10),
+      mode: config.placementMode,
+      keepWarm: config.keepWarm,
+      scaleOutLoad: config.scaleOutLoad,
+      maxSequencesPerReplica: config.maxSequencesPerReplica,
+    },
+    Date.now,
+    (model) => shapes.get(model),
+  );
   const scheduler = new Scheduler({
     store,
     bus,
     fleet,
     logger,
-    weightBytesOf: (model) => DEFAULT_MODEL_CATALOG.get(model)?.weightBytes,
     leaseMs: config.leaseMs,
+    preemptGraceMs: config.preemptGraceMs,
     telemetryIntervalMs: config.telemetryIntervalMs,
     retry: { baseMs: config.retryBaseMs, maxMs: config.retryMaxMs },
     incarnation,
