@@ -6,7 +6,7 @@ import pino from 'pino';
 import { EnqueueRequest, PriorityClass, TaskKind } from '@autoglm/proto';
 import { DecisionConfigSchema, startDecision } from '@autoglm/decision';
 import { TaskStore } from '@autoglm/store';
-import { DEFAULT_POLICY, Dispatcher, FairShare, Fleet, seededRandom, type Demand, type QueuedTaskInit, type Reservation } from '@autoglm/core';
+import { DEFAULT_PLACEMENT_POLICY, DEFAULT_POLICY, Dispatcher, FairShare, Fleet, seededRandom, type Claim, type Demand, type QueuedTaskInit } from '@autoglm/core';
 import { postgresBinDir, startPostgres } from '../test/support/postgres-server';
 import { printTable, writeResult, flag, rssMb } from './lib/report';
 
@@ -145,7 +145,7 @@ function newDispatcher(fleet: Fleet, nowMs: number, demands: Map<string, Demand>
 }
 
 const GiB = 2 ** 30;
-const DEMAND: Demand = { model: '', gpuCount: 1, sharedBytesPerGpu: 0, privateBytesPerGpu: 4 * GiB };
+const DEMAND: Demand = { kind: 'gpus', model: '', gpuCount: 1, gpuMemoryBytes: 4 * GiB, tokens: 0, cpuMillis: 0, memoryBytes: 0 };
 
 function measureOrdering(queued: number, decisions: number): { perSecond: number; decisions: number } {
   const random = seededRandom(1);
@@ -171,14 +171,14 @@ function measureOrdering(queued: number, decisions: number): { perSecond: number
 function measureDispatch(queued: number, decisions: number): { perSecond: number; decisions: number; placed: number } {
   const random = seededRandom(2);
   let now = 1_700_000_000_000;
-  const fleet = new Fleet({ maxGpuUtilization: 1, maxGpuMemoryFraction: 0.9, staleTelemetryMs: Infinity, mode: 'spread', tieBreakMargin: 0.05 }, () => now, random);
+  const fleet = new Fleet({ ...DEFAULT_PLACEMENT_POLICY, maxGpuUtilization: 1, staleTelemetryMs: Infinity }, () => now);
   for (let n = 0; n < 64; n++) {
-    fleet.upsert({ nodeId: `node-${n}`, address: '', models: ['*'], maxTasksPerGpu: 1, gpus: Array.from({ length: 8 }, (_, g) => ({ index: g, memoryTotalBytes: 80 * GiB })) });
+    fleet.upsert({ nodeId: `node-${n}`, address: '', models: ['*'], backends: ['command'], cpuMillis: 0, memoryBytes: 0, gpus: Array.from({ length: 8 }, (_, g) => ({ index: g, memoryTotalBytes: 80 * GiB })) });
   }
   const demands = new Map<string, Demand>();
   const d = newDispatcher(fleet, now, demands);
   d.fleetChanged(now);
-  const running: Array<{ id: string; reservation: Reservation }> = [];
+  const running: Array<{ id: string; claim: Claim }> = [];
   const add = (k: number) => {
     const t = taskAt(k, random, now);
     demands.set(t.id, DEMAND);
@@ -186,7 +186,7 @@ function measureDispatch(queued: number, decisions: number): { perSecond: number
   };
   let i = 0;
   for (; i < queued + 512; i++) add(i);
-  for (const p of d.dispatch(now)) running.push({ id: p.task.id, reservation: p.reservation });
+  for (const p of d.dispatch(now)) running.push({ id: p.task.id, claim: p.claim });
   let placed = 0;
   const start = process.hrtime.bigint();
   for (let k = 0; k < decisions; k++) {
@@ -196,12 +196,12 @@ function measureDispatch(queued: number, decisions: number): { perSecond: number
     const done = running[j]!;
     running[j] = running[running.length - 1]!;
     running.pop();
-    fleet.release(done.reservation);
+    fleet.release(done.claim);
     d.release(done.id, now);
     demands.delete(done.id);
     add(i++);
     for (const p of d.dispatch(now)) {
-      running.push({ id: p.task.id, reservation: p.reservation });
+      running.push({ id: p.task.id, claim: p.claim });
       placed += 1;
     }
   }

@@ -1,7 +1,7 @@
 import { PriorityClass, TaskSpec } from '@autoglm/proto';
-import { DEFAULT_POLICY, Dispatcher, FairShare, Fleet, PRESETS, RunTimePredictor, seededRandom, type Policy, type Reservation } from '@autoglm/core';
+import { DEFAULT_PLACEMENT_POLICY, DEFAULT_POLICY, Dispatcher, FairShare, Fleet, PRESETS, RunTimePredictor, type Claim, type Policy } from '@autoglm/core';
 import { percentile } from './report';
-import type { FleetShape, Work, Workload } from './quality-workload';
+import { BENCH_MODEL, type FleetShape, type Work, type Workload } from './quality-workload';
 
 export type PolicyName = 'fifo' | 'static' | 'dynamic';
 
@@ -80,7 +80,7 @@ export interface ShareStats {
 
 interface Attempt {
   work: Work;
-  reservation: Reservation;
+  claim: Claim;
   startMs: number;
   endMs: number;
   seq: number;
@@ -98,8 +98,8 @@ interface Outcome {
 interface Scheduler {
   readonly queued: number;
   enqueue(work: Work, nowMs: number): void;
-  place(nowMs: number): Array<{ work: Work; reservation: Reservation }>;
-  /** The attempt ended or was stopped (its reservation is already released). */
+  place(nowMs: number): Array<{ work: Work; claim: Claim }>;
+  /** The attempt ended or was stopped (its claim is already released). */
   released(work: Work, nowMs: number): void;
   /** Running work to stop now so higher-ranked work fits. */
   preempt(nowMs: number): string[];
@@ -116,19 +116,34 @@ export function simulate(workload: Workload, policyName: PolicyName, o: SimOptio
   const started = process.hrtime.bigint();
   let now = 0;
   const fleet = new Fleet(
-    { maxGpuUtilization: 1, maxGpuMemoryFraction: o.fleet.memoryFraction, staleTelemetryMs: Infinity, mode: o.placement, tieBreakMargin: 0.05 },
+    { ...DEFAULT_PLACEMENT_POLICY, maxGpuUtilization: 1, maxGpuMemoryFraction: o.fleet.memoryFraction, staleTelemetryMs: Infinity, mode: o.placement },
     () => now,
-    seededRandom(o.seed * 7919 + 17),
+    (model) => (model === BENCH_MODEL.name ? BENCH_MODEL : undefined),
   );
   for (let n = 0; n < o.fleet.nodes; n++) {
     fleet.upsert({
       nodeId: `node-${n}`,
       address: '',
       models: ['*'],
-      maxTasksPerGpu: o.fleet.slotsPerGpu,
+      backends: ['sim'],
+      cpuMillis: 0,
+      memoryBytes: 0,
+      maxSequencesPerReplica: o.fleet.slotsPerGpu,
       gpus: Array.from({ length: o.fleet.gpusPerNode }, (_, i) => ({ index: i, memoryTotalBytes: o.fleet.gpuMemoryBytes })),
     });
   }
+  // Replicas start serving at once here (no cold start is simulated): decision's agents report them ready.
+  const replicasReady = () => {
+    for (const command of fleet.takeCommands()) {
+      if (command.kind !== 'load') continue;
+      const node = fleet.get(command.nodeId)!;
+      fleet.observe(
+        command.nodeId,
+        [],
+        [...node.replicas.values()].map((r) => ({ id: r.id, model: r.model, gpuIndices: [...r.gpuIndices], ready: true, external: false, capacityTokens: 0, running: 0, waiting: 0, kvCacheUsage: 0 })),
+      );
+    }
+  };
   const byId = new Map(workload.work.map((w) => [w.id, w]));
   const scheduler = policyName === 'fifo' ? new StrictFifo(fleet) : new DispatcherScheduler(fleet, byId, policyName, o);
   const outcomes = new Map<string, Outcome>(workload.work.map((w) => [w.id, { preemptions: 0 }]));
@@ -138,8 +153,8 @@ export function simulate(workload: Workload, policyName: PolicyName, o: SimOptio
   let seq = 0;
   let placements = 0;
 
-  const start = (work: Work, reservation: Reservation) => {
-    const a: Attempt = { work, reservation, startMs: now, endMs: now + work.serviceMs, seq: seq++, stopped: false };
+  const start = (work: Work, claim: Claim) => {
+    const a: Attempt = { work, claim, startMs: now, endMs: now + work.serviceMs, seq: seq++, stopped: false };
     running.set(work.id, a);
     ends.push(a);
     const out = outcomes.get(work.id)!;
@@ -150,14 +165,15 @@ export function simulate(workload: Workload, policyName: PolicyName, o: SimOptio
   };
   const end = (a: Attempt, preempted: boolean) => {
     running.delete(a.work.id);
-    fleet.release(a.reservation);
+    fleet.release(a.claim);
     scheduler.released(a.work, now);
     usage.occupied(a.work.tenant, a.work.gpus, a.startMs, now, preempted);
   };
   const schedulePass = () => {
     // Preemption frees capacity for a task that then needs another pass; a few rounds settle it.
     for (let round = 0; round < 32; round++) {
-      for (const p of scheduler.place(now)) start(p.work, p.reservation);
+      for (const p of scheduler.place(now)) start(p.work, p.claim);
+      replicasReady();
       const victims = scheduler.preempt(now);
       if (victims.length === 0) return;
       for (const id of victims) {
@@ -250,13 +266,13 @@ class StrictFifo implements Scheduler {
     this.queue.push(work);
   }
 
-  place(): Array<{ work: Work; reservation: Reservation }> {
-    const placed: Array<{ work: Work; reservation: Reservation }> = [];
-    while (this.head < this.queue.length && this.fleet.hasFreeSlot()) {
+  place(): Array<{ work: Work; claim: Claim }> {
+    const placed: Array<{ work: Work; claim: Claim }> = [];
+    while (this.head < this.queue.length && this.fleet.hasRoom()) {
       const work = this.queue[this.head]!;
-      const reservation = this.fleet.place(work.demand, work.id);
-      if (typeof reservation === 'string') break;
-      placed.push({ work, reservation });
+      const claim = this.fleet.place(work.demand, work.id);
+      if (typeof claim === 'string') break;
+      placed.push({ work, claim });
       this.head += 1;
     }
     if (this.head > 4096 && this.head * 2 > this.queue.length) {
@@ -334,8 +350,8 @@ class DispatcherScheduler implements Scheduler {
     );
   }
 
-  place(nowMs: number): Array<{ work: Work; reservation: Reservation }> {
-    return this.dispatcher.dispatch(nowMs).map((p) => ({ work: this.byId.get(p.task.id)!, reservation: p.reservation }));
+  place(nowMs: number): Array<{ work: Work; claim: Claim }> {
+    return this.dispatcher.dispatch(nowMs).map((p) => ({ work: this.byId.get(p.task.id)!, claim: p.claim }));
   }
 
   released(work: Work, nowMs: number): void {

@@ -1,13 +1,15 @@
 import { PriorityClass } from '@autoglm/proto';
-import { decodeStepSeconds, prefillSeconds, seededRandom, type Demand } from '@autoglm/core';
+import { decodeStepSeconds, prefillSeconds, seededRandom, type Demand, type ModelShape } from '@autoglm/core';
 import type { TraceRequest } from './azure-trace';
 
 /**
- * The simulated fleet and how one GPU serves work.
+ * The simulated fleet and how one GPU serves work, in the claim model the
+ * live service places by (libs/core Fleet).
  *
- * Each GPU runs up to `slotsPerGpu` inference sequences at once (the fleet's
- * maxTasksPerGpu), like an engine whose batch is capped at that many
- * sequences. A sequence's service time is the simulator's latency model
+ * Inference runs in one-GPU replicas of BENCH_MODEL, each running up to
+ * `slotsPerGpu` sequences at once (the replica's maxSequences), like an
+ * engine whose batch is capped at that many sequences; its KV cache never
+ * binds (the cap does). A sequence's service time is the simulator's latency model
  * (libs/core/src/sim/latency-model.ts) for a full batch: one prefill of its
  * prompt, then one decode step per output token, each step costed for
  * `slotsPerGpu` sequences of its own context length (prompt plus half its
@@ -16,10 +18,8 @@ import type { TraceRequest } from './azure-trace';
  * steps would be somewhat shorter. Prefill does not stall the batch's
  * decoding in this model.
  *
- * Memory makes the slots exclusive: a sequence reserves 1/slotsPerGpu of the
- * GPU's usable memory, a batch job all of it on each of its GPUs. So a batch
- * job runs only on GPUs with no sequence on them, and a GPU running a batch
- * job takes no sequence: a batch job really holds whole GPUs.
+ * A batch job holds whole GPUs, alone; a replica's GPU holds no batch job,
+ * and an idle replica is evicted when a job needs its GPU.
  */
 export interface FleetShape {
   nodes: number;
@@ -86,6 +86,9 @@ export interface Workload {
 }
 
 /** A batch job's GPUs: one (50 %), two (30 %) or four (20 %) on one node. */
+/** The model every simulated request asks for: small weights, and a KV cache the sequence cap binds before. */
+export const BENCH_MODEL: ModelShape = Object.freeze({ name: 'bench-model', weightBytes: 1, kvBytesPerToken: 1, contextLength: 1 });
+
 const BATCH_GPUS: Array<[number, number]> = [
   [1, 0.5],
   [2, 0.3],
@@ -114,7 +117,6 @@ export function buildWorkload(trace: TraceRequest[], o: WorkloadOptions): Worklo
   const { fleet } = o;
   const fleetGpus = fleet.nodes * fleet.gpusPerNode;
   const usable = Math.floor(fleet.gpuMemoryBytes * fleet.memoryFraction);
-  const sequenceBytes = Math.floor(usable / fleet.slotsPerGpu);
   const pickTenant = weightedPicker(o.tenants.map((t) => [t.name, t.traffic] as [string, number]));
   const work: Work[] = [];
   let inferenceGpuMs = 0;
@@ -136,7 +138,7 @@ export function buildWorkload(trace: TraceRequest[], o: WorkloadOptions): Worklo
       prefillMs,
       contextTokens: r.contextTokens,
       generatedTokens: r.generatedTokens,
-      demand: { model: '', gpuCount: 1, sharedBytesPerGpu: 0, privateBytesPerGpu: sequenceBytes },
+      demand: { kind: 'sequence', model: BENCH_MODEL.name, gpuCount: 1, gpuMemoryBytes: 0, tokens: 1, cpuMillis: 0, memoryBytes: 0 },
       gpus,
       preemptible: false,
       expectedMs: serviceMs,
@@ -168,7 +170,7 @@ export function buildWorkload(trace: TraceRequest[], o: WorkloadOptions): Worklo
       prefillMs: 0,
       contextTokens: 0,
       generatedTokens: 0,
-      demand: { model: '', gpuCount: j.gpuCount, sharedBytesPerGpu: 0, privateBytesPerGpu: usable },
+      demand: { kind: 'gpus', model: '', gpuCount: j.gpuCount, gpuMemoryBytes: usable, tokens: 0, cpuMillis: 0, memoryBytes: 0 },
       gpus: j.gpuCount,
       preemptible: true,
       expectedMs: serviceMs,

@@ -18,8 +18,15 @@ import { until } from '../support/until';
  * transitions only and reached exactly one final state.
  */
 
-/** A simulated batch job that runs `ms` of wall time. */
-const job = (ms: number): SubmitRequest => ({ payload: { $case: 'batch', batch: { expectedDuration: { seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1e6 } } } });
+/**
+ * A simulated job that runs `ms` of wall time on one core of its host (no
+ * GPU): the hosts offer 256 cores each, so hundreds of attempts are in
+ * flight on every agent when the faults strike.
+ */
+const job = (ms: number): SubmitRequest => ({
+  payload: { $case: 'batch', batch: { expectedDuration: { seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1e6 } } },
+  resources: { gpuCount: 0, cpuCores: 1, memoryBytes: 64 * 2 ** 20 },
+});
 
 /** Retries long enough to ride out a decision restart (the SDK reuses the request id). */
 const PATIENT = { maxAttempts: 60, initialBackoffMs: 50, maxBackoffMs: 500 };
@@ -49,11 +56,9 @@ async function startRun(engine: 'pglite' | 'postgres', name: string, env: Record
     agents: 4,
     logLevel: process.env.CHAOS_LOG_LEVEL ?? 'warn',
     databaseUrl: postgres?.url,
-    // 32 tasks per GPU: 256 per agent, so one agent's lost work fits on the others at once.
-    // Busy GPUs keep taking work up to those slots: a simulated batch job saturates its GPU, so
-    // with the default 0.8 cap how much lands on an agent would depend on how fast submissions
-    // outrun its telemetry (on a loaded 2-core CI machine, too few to reach the scenarios' counts).
-    env: { AUTOGLM_MAX_TASKS_PER_GPU: '32', AUTOGLM_MAX_GPU_UTILIZATION: '1', ...env },
+    // 256 cores per agent for the one-core jobs: one agent's lost work fits on the others at once.
+    // Spread, not best-fit: the scenarios fault one agent each and need work on every one.
+    env: { AUTOGLM_AGENT_CPUS: '256', AUTOGLM_PLACEMENT_MODE: 'spread', ...env },
     onLog: (service, line) => {
       if (service !== 'mesh') logs.push(`${service} ${line}`);
       if (process.env.CHAOS_LOG_GREP && new RegExp(process.env.CHAOS_LOG_GREP).test(line)) process.stderr.write(`${service} ${line}\n`);
@@ -162,7 +167,7 @@ describe.each(engines)('crashes and partitions on %s', (engine) => {
   }, 180_000);
 
   it('kill -9 of one of 4 agents (for good) with 100+ tasks in flight: its tasks are requeued within 5 s and all complete once', async () => {
-    // 600 tasks over 4 agents' 1,024 slots: about 150 land on each, and the lost ones fit on the others.
+    // 600 tasks over 4 agents' 1,024 cores: about 150 land on each, and the lost ones fit on the others.
     const tasks = await submitMany(run, Array.from({ length: 600 }, () => job(2000)));
     const victim = 'agent-2';
     const onVictim = await until(

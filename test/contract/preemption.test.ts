@@ -55,7 +55,7 @@ describe('preemption through the public API', () => {
       const e = await mesh.client.explain(urgent!.id);
       return e.waitingCause === WaitingCause.CAPACITY ? e : undefined;
     }, 10_000, 'the urgent task to be explained as waiting for capacity');
-    expect(why.waitingReason).toMatch(/no node has 2 GPU\(s\) with room for it now; GPU\(s\) 0, 1 of node contract-node are held for it until it fits/);
+    expect(why.waitingReason).toMatch(/no node has 2 free GPU\(s\) for it now; GPU\(s\) 0, 1 of node contract-node are held for it until it fits/);
     expect(await stateOf(bg!.id)).toBe(TaskState.RUNNING);
   });
 });
