@@ -173,7 +173,7 @@ function measureDispatch(queued: number, decisions: number): { perSecond: number
   let now = 1_700_000_000_000;
   const fleet = new Fleet({ ...DEFAULT_PLACEMENT_POLICY, maxGpuUtilization: 1, staleTelemetryMs: Infinity }, () => now);
   for (let n = 0; n < 64; n++) {
-    fleet.upsert({ nodeId: `node-${n}`, address: '', models: ['*'], backends: ['command'], cpuMillis: 0, memoryBytes: 0, gpus: Array.from({ length: 8 }, (_, g) => ({ index: g, memoryTotalBytes: 80 * GiB })) });
+    fleet.upsert({ nodeId: `node-${n}`, address: '', models: ['*'], backends: ['sim'], cpuMillis: 0, memoryBytes: 0, gpus: Array.from({ length: 8 }, (_, g) => ({ index: g, memoryTotalBytes: 80 * GiB })) });
   }
   const demands = new Map<string, Demand>();
   const d = newDispatcher(fleet, now, demands);

@@ -91,6 +91,8 @@ export {
   type CatalogModel,
   type ChatTurn,
   type ParseContext,
+  type ServedModelInfo,
+  SERVED_MODEL_DEFAULT_CONTEXT,
   type ParsedSubmission,
 } from './catalog';
 export {

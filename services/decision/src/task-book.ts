@@ -69,12 +69,14 @@ export class TaskBook {
     const gpuCount = kind === 'cpu' ? 0 : Math.max(1, spec.gpuCount);
     const gpuMemoryBytes = kind === 'gpus' ? spec.gpuMemoryBytes : 0;
     const tokens = kind === 'sequence' ? spec.inputTokens + spec.maxOutputTokens : 0;
-    const key = `${kind}/${spec.model}/${gpuCount}/${gpuMemoryBytes}/${tokens}/${spec.cpuMillis}/${spec.memoryBytes}`;
+    // A job with an argv runs as a process where agents can; one with only a duration is simulated.
+    const program = spec.payload?.$case === 'batch' && spec.payload.batch.command.length > 0;
+    const key = `${kind}/${spec.model}/${gpuCount}/${gpuMemoryBytes}/${tokens}/${spec.cpuMillis}/${spec.memoryBytes}/${program}`;
     let demand = this.demands.get(key);
     if (!demand) {
       // Sizes are free-form: the cache is a cache, not a registry of every size ever seen.
       if (this.demands.size >= MAX_SHARED_DEMANDS) this.demands.clear();
-      demand = Object.freeze({ kind, model: spec.model, gpuCount, gpuMemoryBytes, tokens, cpuMillis: spec.cpuMillis, memoryBytes: spec.memoryBytes });
+      demand = Object.freeze({ kind, model: spec.model, gpuCount, gpuMemoryBytes, tokens, cpuMillis: spec.cpuMillis, memoryBytes: spec.memoryBytes, program });
       this.demands.set(key, demand);
     }
     return demand;

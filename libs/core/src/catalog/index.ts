@@ -20,6 +20,8 @@ export {
 } from './submission-fields';
 export {
   type ParseContext,
+  type ServedModelInfo,
+  SERVED_MODEL_DEFAULT_CONTEXT,
   type ParsedSubmission,
   DEFAULT_GPU_MEMORY_BYTES,
   DEFAULT_MAX_GPUS_PER_TASK,

@@ -46,6 +46,12 @@ export interface CatalogModel {
   readonly defaultMaxOutputTokens: number;
   /** Vocabulary prompts are counted in; absent means {@link DEFAULT_TOKENIZER}. */
   readonly tokenizer?: TokenizerName;
+  /**
+   * Known only because an agent's server lists it (OpenAI-compatible
+   * /v1/models): its architecture is unknown, so it has no memory estimate
+   * and runs only on servers that have it loaded.
+   */
+  readonly served?: boolean;
 }
 
 /** A model entry without its derived fields; see {@link defineModel}. */

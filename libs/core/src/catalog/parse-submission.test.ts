@@ -116,7 +116,7 @@ describe('parseSubmission: inference', () => {
   it('rejects an unknown model, listing the known ones', () => {
     const error = rejection(() => parseSubmission(withRequest({ model: 'glm-9' }), CTX));
     expect(error.field).toBe('model');
-    expect(error.message).toMatch(/^model: "glm-9" is not in the catalog; known: glm-4-9b, glm-4-9b-chat, .*llama-3\.1-8b/);
+    expect(error.message).toMatch(/^model: "glm-9" is not in the catalog and no connected agent serves it; known: glm-4-9b, glm-4-9b-chat, .*llama-3\.1-8b.* \(add it to the catalog file, AUTOGLM_MODEL_CATALOG\)$/);
     expect(rejection(() => parseSubmission(withRequest({ model: 'GLM-4-9B' }), CTX)).field).toBe('model');
   });
 
@@ -231,8 +231,16 @@ describe('parseSubmission: batch', () => {
     expect(rejection(() => parseSubmission(withRequest({ resources: { ...none, gpuCount: 1, cpuCores: 2 } }), CTX)).field).toBe('resources.cpu_cores');
   });
 
+  it("accepts a model an agent's server lists, with its context window and no memory estimate", () => {
+    const ctx = { ...CTX, served: (name: string) => (name === 'my-finetune' ? { contextLength: 4096 } : undefined) };
+    const { spec } = parseSubmission({ ...inferenceRequest, model: 'my-finetune' }, ctx);
+    expect(spec).toMatchObject({ model: 'my-finetune', gpuCount: 1, gpuMemoryBytes: 0, maxOutputTokens: 1024 });
+    const long = withRequest({ model: 'my-finetune', payload: { $case: 'inference', inference: { prompt: 'Hi', messages: [], params: { maxTokens: 5000, temperature: 0, topP: 0, stop: [] } } } });
+    expect(rejection(() => parseSubmission(long, ctx)).message).toMatch(/over the 4096-token context of "my-finetune"/);
+  });
+
   it('rejects an unknown model on a batch job too', () => {
-    expect(rejection(() => parseSubmission({ ...batchRequest, model: 'gpt-5' }, CTX)).message).toMatch(/^model: "gpt-5" is not in the catalog; known: /);
+    expect(rejection(() => parseSubmission({ ...batchRequest, model: 'gpt-5' }, CTX)).message).toMatch(/^model: "gpt-5" is not in the catalog and no connected agent serves it; known: /);
   });
 
   it('rejects a bad expected duration, naming it', () => {
@@ -301,7 +309,9 @@ describe('parseSubmission: common fields', () => {
     });
     const ctx = { ...CTX, catalog: new ModelCatalog([tiny]) };
     expect(parseSubmission(withRequest({ model: 'tiny-chat' }), ctx).spec.maxOutputTokens).toBe(64);
-    expect(rejection(() => parseSubmission(inferenceRequest, ctx)).message).toBe('model: "glm-4-9b" is not in the catalog; known: tiny-chat');
+    expect(rejection(() => parseSubmission(inferenceRequest, ctx)).message).toBe(
+      'model: "glm-4-9b" is not in the catalog and no connected agent serves it; known: tiny-chat (add it to the catalog file, AUTOGLM_MODEL_CATALOG)',
+    );
   });
 });
 

@@ -34,10 +34,24 @@ export const DEFAULT_CPU_JOB_MEMORY_BYTES = 2 ** 30;
 /** Most cores one job may ask for (one host). */
 export const MAX_CPU_CORES = 1024;
 
+/** A model an agent's server lists (an OpenAI-compatible server's /v1/models), with its context window (0: unknown). */
+export interface ServedModelInfo {
+  readonly contextLength: number;
+}
+
+/** Context window assumed for a served model whose server does not say. */
+export const SERVED_MODEL_DEFAULT_CONTEXT = 32_768;
+
 /** What parsing needs to know about the deployment. */
 export interface ParseContext {
   /** Models that may be named. */
   readonly catalog: ModelCatalog;
+  /**
+   * Models outside the catalog that some agent's server serves: they may be
+   * named too, and run only there (nothing is known of their size, so no
+   * replica of them is started; the server manages its own memory).
+   */
+  readonly served?: (model: string) => ServedModelInfo | undefined;
   /** The current time (deadlines must be after it). */
   readonly now: Date;
   /** Memory of the largest GPU in the fleet, in bytes. @default DEFAULT_GPU_MEMORY_BYTES (80 GiB) */
@@ -88,7 +102,7 @@ export function parseSubmission(request: SubmitTaskRequest, ctx: ParseContext): 
   };
 
   if (payload.$case === 'inference') {
-    const model = lookupModel(request.model, ctx.catalog, true);
+    const model = lookupModel(request.model, ctx, true);
     const input = parseInferenceInput(payload.inference, model, 'inference');
     refuseHostResources(request.resources);
     const resources = resolveResources(request.resources, model, input.inputTokens + input.maxOutputTokens, fleet);
@@ -109,7 +123,7 @@ export function parseSubmission(request: SubmitTaskRequest, ctx: ParseContext): 
     };
   }
 
-  const model = lookupModel(request.model, ctx.catalog, false);
+  const model = lookupModel(request.model, ctx, false);
   const batch = parseBatch(payload.batch);
   const cpuOnly = request.resources?.gpuCount === 0;
   // A batch job's token use is unknown: plan for one full context window (a job without GPUs needs no GPU memory).
@@ -140,7 +154,7 @@ export function parseInferStart(start: InferStart, ctx: ParseContext): ParsedSub
   const fleet = fleetOf(ctx);
   const tenant = parseTenant(start.tenant);
   const requestId = parseRequestId(start.requestId);
-  const model = lookupModel(start.model, ctx.catalog, true);
+  const model = lookupModel(start.model, ctx, true);
   const input = parseInferenceInput(start.input, model, 'input');
   const priorityClass = parsePriorityClass(start.priorityClass, PriorityClass.URGENT);
   const priority = parsePriority(start.priority);
@@ -180,19 +194,43 @@ function fleetOf(ctx: ParseContext): Fleet {
   };
 }
 
-function lookupModel(name: string, catalog: ModelCatalog, required: true): CatalogModel;
-function lookupModel(name: string, catalog: ModelCatalog, required: false): CatalogModel | undefined;
-function lookupModel(name: string, catalog: ModelCatalog, required: boolean): CatalogModel | undefined {
-  const known = `known: ${catalog.names().join(', ')}`;
+function lookupModel(name: string, ctx: ParseContext, required: true): CatalogModel;
+function lookupModel(name: string, ctx: ParseContext, required: false): CatalogModel | undefined;
+function lookupModel(name: string, ctx: ParseContext, required: boolean): CatalogModel | undefined {
+  const known = `known: ${ctx.catalog.names().join(', ')}`;
   if (name.length === 0) {
     if (required) throw new InvalidArgumentError('model', `required for inference; ${known}`);
     return undefined;
   }
-  const model = catalog.get(name);
-  if (model === undefined) {
-    throw new InvalidArgumentError('model', `${JSON.stringify(name.length > 80 ? `${name.slice(0, 80)}…` : name)} is not in the catalog; ${known}`);
-  }
-  return model;
+  const model = ctx.catalog.get(name);
+  if (model !== undefined) return model;
+  const served = ctx.served?.(name);
+  if (served !== undefined) return servedModel(name, served);
+  throw new InvalidArgumentError(
+    'model',
+    `${JSON.stringify(name.length > 80 ? `${name.slice(0, 80)}…` : name)} is not in the catalog and no connected agent serves it; ${known} (add it to the catalog file, AUTOGLM_MODEL_CATALOG)`,
+  );
+}
+
+/**
+ * A model known only because a server lists it: its context window, and no
+ * architecture (so no memory estimate; the server sizes itself).
+ */
+function servedModel(name: string, info: ServedModelInfo): CatalogModel {
+  const contextLength = info.contextLength > 0 ? info.contextLength : SERVED_MODEL_DEFAULT_CONTEXT;
+  return {
+    name,
+    family: 'served',
+    served: true,
+    parameterCount: 0,
+    dtypeBytes: 2,
+    weightBytes: 0,
+    layers: 0,
+    kvHeads: 0,
+    headDim: 0,
+    contextLength,
+    defaultMaxOutputTokens: Math.min(1024, Math.floor(contextLength / 2)),
+  };
 }
 
 function parseBatch(batch: BatchPayload): BatchPayload {
@@ -261,7 +299,7 @@ function resolveResources(
       `${formatBytes(requestedMemory)} per GPU is more than the largest GPU in the fleet has (${formatBytes(fleet.gpuMemoryBytes)}); it is memory per GPU, not in total`,
     );
   }
-  if (model === undefined) {
+  if (model === undefined || model.served) {
     return { gpuCount: requestedCount || 1, gpuMemoryBytes: requestedMemory };
   }
 

@@ -26,6 +26,13 @@ export interface Demand {
   readonly cpuMillis: number;
   /** Host memory in bytes (cpu jobs; a GPU job may ask too). */
   readonly memoryBytes: number;
+  /**
+   * A job that runs a program (an argv): only agents that run processes
+   * take it, unless none is connected (then a simulator plays it, as in a
+   * demo fleet). A job without one (a duration to simulate) runs only on
+   * simulators.
+   */
+  readonly program?: boolean;
 }
 
 /** What placement needs to know of a model to size and fill its replicas. */

@@ -22,6 +22,7 @@ export function describeNoFit(demand: Demand, why: NoFit): string {
       return 'no agent is connected and ready';
     case 'no-model':
       if (demand.kind === 'sequence') return `no connected node serves model "${demand.model}"`;
+      if (!demand.program) return 'no simulator (sim agent) is connected to play a job without a command; give it a command to run it as a process';
       return demand.model ? `no connected node runs jobs for model "${demand.model}"` : 'no connected node runs jobs';
     case 'too-large':
       return `no connected node could ever take ${describeDemand(demand)}`;

@@ -274,11 +274,11 @@ describe('Fleet: jobs without GPUs', () => {
   it("runs CPU jobs on a host without GPUs, up to its cores and memory", () => {
     const { fleet } = testFleet();
     addNode(fleet, 'cpu-host', { gpus: 0, backends: ['command'], cores: 4, memoryBytes: 8 * GiB });
-    expect(where(fleet.place(cpuJob(2, 2 * GiB)))).toBe('cpu-host/');
-    expect(where(fleet.place(cpuJob(2, 2 * GiB)))).toBe('cpu-host/');
-    expect(fleet.place(cpuJob(1))).toBe('no-capacity');
-    expect(fleet.place(cpuJob(8))).toBe('too-large');
-    expect(fleet.place(gpuJob(1))).toBe('too-large');
+    expect(where(fleet.place(cpuJob(2, 2 * GiB, true)))).toBe('cpu-host/');
+    expect(where(fleet.place(cpuJob(2, 2 * GiB, true)))).toBe('cpu-host/');
+    expect(fleet.place(cpuJob(1, 0, true))).toBe('no-capacity');
+    expect(fleet.place(cpuJob(8, 0, true))).toBe('too-large');
+    expect(fleet.place({ ...gpuJob(1), program: true })).toBe('too-large');
     expect(fleet.place(sequence())).toBe('no-model');
   });
 
@@ -286,7 +286,20 @@ describe('Fleet: jobs without GPUs', () => {
     const { fleet } = testFleet();
     addNode(fleet, 'big', { gpus: 0, backends: ['command'], cores: 16 });
     addNode(fleet, 'small', { gpus: 0, backends: ['command'], cores: 4 });
-    expect(where(fleet.place(cpuJob(2)))).toBe('small/');
+    expect(where(fleet.place(cpuJob(2, 0, true)))).toBe('small/');
+  });
+
+  it('runs a program only where processes run, unless no such agent is connected; a job to simulate only on a simulator', () => {
+    const { fleet } = testFleet();
+    addNode(fleet, 'sim', { gpus: 1 });
+    // A demo fleet of simulators plays programs too.
+    expect(where(fleet.place(cpuJob(1, 0, true)))).toBe('sim/');
+    addNode(fleet, 'host', { gpus: 0, backends: ['command'], cores: 1 });
+    expect(where(fleet.place(cpuJob(1, 0, true)))).toBe('host/');
+    expect(fleet.place(cpuJob(1, 0, true))).toBe('no-capacity');
+    expect(where(fleet.place(cpuJob(1)))).toBe('sim/');
+    fleet.setHealth('host', 'lost');
+    expect(where(fleet.place(cpuJob(1, 0, true)))).toBe('sim/');
   });
 });
 
@@ -377,7 +390,7 @@ const NODES = ['s0', 's1', 'c0', 'v0'];
 const arbDemand: fc.Arbitrary<Demand> = fc.oneof(
   fc.record({ n: fc.constantFrom(1, 2, 4, 8), gib: fc.integer({ min: 0, max: 80 }) }).map(({ n, gib }) => gpuJob(n, gib * GiB)),
   fc.record({ model: fc.constantFrom(GLM.name, LLAMA_70B.name, 'served'), tokens: fc.integer({ min: 1, max: 131_072 }) }).map(({ model, tokens }) => sequence(model, model === GLM.name ? Math.min(tokens, 8192) : tokens)),
-  fc.record({ cores: fc.integer({ min: 1, max: 6 }), gib: fc.integer({ min: 0, max: 16 }) }).map(({ cores, gib }) => cpuJob(cores, gib * GiB)),
+  fc.record({ cores: fc.integer({ min: 1, max: 6 }), gib: fc.integer({ min: 0, max: 16 }), program: fc.boolean() }).map(({ cores, gib, program }) => cpuJob(cores, gib * GiB, program)),
 );
 
 const arbOp: fc.Arbitrary<Op> = fc.oneof(

@@ -138,6 +138,8 @@ export class Fleet {
     [ROOM_CPU, 0],
   ]);
   private readonly limits: ReplicaLimits;
+  /** Connected nodes that run jobs as processes (see runsJob). */
+  private processNodes = 0;
 
   constructor(
     private readonly policy: PlacementPolicy = DEFAULT_PLACEMENT_POLICY,
@@ -190,6 +192,7 @@ export class Fleet {
       room: 0,
     };
     this.nodesById.set(node.nodeId, node);
+    this.countProcessNode(node, 1);
     this.observeReplicas(node, replicas, now, true);
     this.touch(node);
     return node;
@@ -200,6 +203,7 @@ export class Fleet {
     const node = this.nodesById.get(nodeId);
     if (!node) return;
     this.setRoom(node, 0);
+    this.countProcessNode(node, -1);
     for (const [key, claim] of this.claims) if (claim.nodeId === nodeId) this.claims.delete(key);
     for (const [holder, hold] of this.holds) if (hold.nodeId === nodeId) this.holds.delete(holder);
     this.commands = this.commands.filter((c) => c.nodeId !== nodeId);
@@ -217,7 +221,9 @@ export class Fleet {
   setHealth(nodeId: string, health: NodeHealth): void {
     const node = this.nodesById.get(nodeId);
     if (!node || node.health === health) return;
+    this.countProcessNode(node, -1);
     node.health = health;
+    this.countProcessNode(node, 1);
     this.touch(node);
   }
 
@@ -269,7 +275,7 @@ export class Fleet {
     for (const node of this.nodesById.values()) {
       if (node.health !== 'ready') continue;
       if (reason === 'no-node') reason = 'no-model';
-      if (!node.abilities.jobs || !servesModel(node, demand.model)) continue;
+      if (!this.runsJob(node, demand)) continue;
       if (reason === 'no-model') reason = 'too-large';
       if (!this.couldEverTake(node, demand)) continue;
       reason = 'no-capacity';
@@ -462,7 +468,7 @@ export class Fleet {
       if (kind === 'sequence') {
         if (node.abilities.replicas === 'managed' && servesModel(node, model)) return true;
         for (const r of node.replicas.values()) if (r.model === model) return true;
-      } else if (node.abilities.jobs && servesModel(node, model)) return true;
+      } else if (node.abilities.jobs !== 'none' && servesModel(node, model)) return true;
     }
     return false;
   }
@@ -474,7 +480,7 @@ export class Fleet {
       if (node.health !== 'ready') continue;
       total.gpus += node.gpus.length;
       for (const g of node.gpus) total.gpuMemoryBytes += g.memoryTotalBytes;
-      if (node.abilities.jobs) total.cpus += node.cpuMillis / 1000;
+      if (node.abilities.jobs !== 'none') total.cpus += node.cpuMillis / 1000;
     }
     return total;
   }
@@ -598,7 +604,7 @@ export class Fleet {
   /** Where the demand fits on this node, or undefined: the one feasibility test. */
   private planOn(node: FleetNode, demand: Demand, ctx: PlanContext): Plan | undefined {
     if (demand.kind !== 'sequence') {
-      if (!node.abilities.jobs || !servesModel(node, demand.model) || !this.couldEverTake(node, demand)) return undefined;
+      if (!this.runsJob(node, demand) || !this.couldEverTake(node, demand)) return undefined;
       return this.planJob(node, demand, ctx);
     }
     for (const r of node.replicas.values()) {
@@ -695,6 +701,27 @@ export class Fleet {
     return { node, gpus, evict, score: [-gpus.filter((i) => held.includes(i)).length, evict.length, this.policy.mode === 'pack' ? left : -left, busy] };
   }
 
+  /**
+   * Whether the node runs this job: a program on an agent that runs
+   * processes (or on a simulator, when no such agent is connected), a
+   * duration to simulate on a simulator; for the job's model, if it names one.
+   */
+  private runsJob(node: FleetNode, demand: Demand): boolean {
+    if (!servesModel(node, demand.model)) return false;
+    if (node.abilities.jobs === 'process') return demand.program === true;
+    if (node.abilities.jobs === 'simulated') return !demand.program || !this.anyProcessNode();
+    return false;
+  }
+
+  private anyProcessNode(): boolean {
+    return this.processNodes > 0;
+  }
+
+  /** Keeps the count of connected nodes that run processes as a node comes, goes or changes health. */
+  private countProcessNode(node: FleetNode, delta: 1 | -1): void {
+    if (node.abilities.jobs === 'process' && node.health !== 'lost') this.processNodes += delta;
+  }
+
   /** Whether a node could take the demand at all, were it empty. */
   private couldEverTake(node: FleetNode, demand: Demand): boolean {
     if (demand.cpuMillis > node.cpuMillis || demand.memoryBytes > node.memoryBytes) return false;
@@ -705,7 +732,7 @@ export class Fleet {
 
   /** GPUs to hold for a demand on this node, or undefined when it could never run there. */
   private gpusToHold(node: FleetNode, demand: Demand): number | undefined {
-    if (demand.kind === 'gpus') return node.abilities.jobs && this.couldEverTake(node, demand) ? demand.gpuCount : undefined;
+    if (demand.kind === 'gpus') return this.runsJob(node, demand) && this.couldEverTake(node, demand) ? demand.gpuCount : undefined;
     if (node.abilities.replicas !== 'managed') return undefined;
     return this.replicaShapeOn(node, demand)?.gpuCount;
   }
@@ -948,7 +975,7 @@ export class Fleet {
       for (const r of node.replicas.values()) {
         if (r.sequences < r.maxSequences && r.usedTokens < r.capacityTokens) room |= ROOM_REPLICA;
       }
-      if (node.abilities.jobs && node.cpuClaimedMillis < node.cpuMillis) room |= ROOM_CPU;
+      if (node.abilities.jobs !== 'none' && node.cpuClaimedMillis < node.cpuMillis) room |= ROOM_CPU;
     }
     this.setRoom(node, room);
   }

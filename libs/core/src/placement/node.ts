@@ -25,19 +25,20 @@ export interface GpuState {
 
 /**
  * What a node can run, from the backends it registered:
- * - jobs: batch jobs on its GPUs and jobs without GPUs on its cores (`sim`, `command`);
+ * - jobs: batch jobs on its GPUs and jobs without GPUs on its cores, as real
+ *   processes ('process': `command`) or simulated ('simulated': `sim`);
  * - replicas: 'managed' when decision loads and evicts them (`sim`), 'external'
  *   when the agent's server has its models loaded already (`openai`).
  */
 export interface NodeAbilities {
-  jobs: boolean;
+  jobs: 'process' | 'simulated' | 'none';
   replicas: 'managed' | 'external' | 'none';
 }
 
 export function abilitiesOf(backends: readonly string[]): NodeAbilities {
   const sim = backends.includes('sim');
   return {
-    jobs: sim || backends.includes('command'),
+    jobs: backends.includes('command') ? 'process' : sim ? 'simulated' : 'none',
     replicas: sim ? 'managed' : backends.includes('openai') ? 'external' : 'none',
   };
 }

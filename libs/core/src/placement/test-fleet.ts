@@ -21,8 +21,9 @@ export function sequence(model = GLM.name, tokens = 1024, gpuCount = 1): Demand 
   return { kind: 'sequence', model, gpuCount, gpuMemoryBytes: 0, tokens, cpuMillis: 0, memoryBytes: 0 };
 }
 
-export function cpuJob(cores: number, memoryBytes = 0): Demand {
-  return { kind: 'cpu', model: '', gpuCount: 0, gpuMemoryBytes: 0, tokens: 0, cpuMillis: cores * 1000, memoryBytes };
+/** A job without GPUs; `program` when it runs a real process (an agent with the command backend). */
+export function cpuJob(cores: number, memoryBytes = 0, program = false): Demand {
+  return { kind: 'cpu', model: '', gpuCount: 0, gpuMemoryBytes: 0, tokens: 0, cpuMillis: cores * 1000, memoryBytes, program };
 }
 
 /** A fleet on a hand-driven clock that knows the shapes above. */

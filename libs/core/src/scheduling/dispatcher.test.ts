@@ -43,7 +43,7 @@ class Cluster {
         nodeId: `n${n}`,
         address: '',
         models: ['*'],
-        backends: ['command'],
+        backends: ['sim'],
         cpuMillis: 0,
         memoryBytes: 0,
         gpus: Array.from({ length: gpusPerNode }, (_, i) => ({ index: i, memoryTotalBytes: 80 * GiB })),
@@ -97,7 +97,7 @@ class Cluster {
 /** A fleet of one node of `gpus` GPUs that runs jobs for `models`, on a clock standing at 0. */
 function jobFleet(nodeId: string, models: string[], gpus: number): Fleet {
   const fleet = new Fleet({ ...DEFAULT_PLACEMENT_POLICY, maxGpuUtilization: 1, maxGpuMemoryFraction: 1, staleTelemetryMs: Infinity }, () => 0);
-  fleet.upsert({ nodeId, address: '', models, backends: ['command'], cpuMillis: 0, memoryBytes: 0, gpus: Array.from({ length: gpus }, (_, i) => ({ index: i, memoryTotalBytes: 80 * GiB })) });
+  fleet.upsert({ nodeId, address: '', models, backends: ['sim'], cpuMillis: 0, memoryBytes: 0, gpus: Array.from({ length: gpus }, (_, i) => ({ index: i, memoryTotalBytes: 80 * GiB })) });
   return fleet;
 }
 

@@ -15,7 +15,7 @@ const CLASSES = [PriorityClass.BACKGROUND, PriorityClass.NORMAL, PriorityClass.U
 function fleetOf(nodes: number, gpus: number, maxGpuUtilization = 1): Fleet {
   const fleet = new Fleet({ ...DEFAULT_PLACEMENT_POLICY, maxGpuUtilization, maxGpuMemoryFraction: 1, staleTelemetryMs: Infinity }, () => 0);
   for (let n = 0; n < nodes; n++) {
-    fleet.upsert({ nodeId: `n${n}`, address: '', models: ['*'], backends: ['command'], cpuMillis: 0, memoryBytes: 0, gpus: Array.from({ length: gpus }, (_, i) => ({ index: i, memoryTotalBytes: 80 * GiB })) });
+    fleet.upsert({ nodeId: `n${n}`, address: '', models: ['*'], backends: ['sim'], cpuMillis: 0, memoryBytes: 0, gpus: Array.from({ length: gpus }, (_, i) => ({ index: i, memoryTotalBytes: 80 * GiB })) });
   }
   return fleet;
 }
