@@ -77,6 +77,24 @@ export const hostPort = z
   .regex(/^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9._-]+):\d{1,5}$/, 'expected host:port, e.g. 127.0.0.1:50051')
   .refine((s) => Number(s.slice(s.lastIndexOf(':') + 1)) <= 65535, 'port must be 0..65535');
 
+/**
+ * An optional path to a file that must read well at start (`read` throws
+ * with what is wrong), so a bad file stops the service naming its key.
+ */
+export function checkedFile(read: (path: string) => unknown) {
+  return z
+    .string()
+    .optional()
+    .superRefine((path, ctx) => {
+      if (!path) return;
+      try {
+        read(path);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+      }
+    });
+}
+
 /** Log levels pino understands. */
 export const logLevel = z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']);
 

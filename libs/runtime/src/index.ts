@@ -1,4 +1,4 @@
-export { ConfigError, flag, hostPort, loadConfig, logLevel, type EnvNames } from './config';
+export { checkedFile, ConfigError, flag, hostPort, loadConfig, logLevel, type EnvNames } from './config';
 export { callUnary, channelOptions, createClient, tracingInterceptor } from './grpc-client';
 export {
   GrpcServer,

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { parseRateLimits } from '@autoglm/core';
-import { hostPort, loadConfig, logLevel } from '@autoglm/runtime';
+import { loadModelCatalog, parseRateLimits } from '@autoglm/core';
+import { checkedFile, hostPort, loadConfig, logLevel } from '@autoglm/runtime';
 
 const GiB = 1024 ** 3;
 
@@ -35,6 +35,8 @@ export const ParserConfigSchema = z.object({
         ctx.addIssue({ code: 'custom', message: (err as Error).message });
       }
     }),
+  /** A model catalog file (JSON or YAML) extending or replacing the built-in models. */
+  modelCatalog: checkedFile(loadModelCatalog),
   /** Log level. */
   logLevel: logLevel.default('info'),
 });
@@ -54,5 +56,6 @@ export function loadParserConfig(env: NodeJS.ProcessEnv = process.env): ParserCo
     decisionTimeoutMs: 'AUTOGLM_DECISION_TIMEOUT_MS',
     logLevel: 'AUTOGLM_LOG_LEVEL',
     tenantRateLimits: 'AUTOGLM_TENANT_RATE_LIMITS',
+    modelCatalog: 'AUTOGLM_MODEL_CATALOG',
   }, env);
 }

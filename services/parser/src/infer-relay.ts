@@ -17,7 +17,7 @@ import { readStartThenCancel, type CallContext, type StreamSink } from '@autoglm
 export interface InferRelayDeps {
   decision: DecisionServiceClient;
   executorAt(address: string): ExecutorServiceClient;
-  parse(start: Extract<NonNullable<InferRequest['kind']>, { $case: 'start' }>['start'], metadata: Metadata): ParsedSubmission;
+  parse(start: Extract<NonNullable<InferRequest['kind']>, { $case: 'start' }>['start'], metadata: Metadata): Promise<ParsedSubmission>;
   /** Longest an Infer may wait for placement. */
   admitTimeoutMs: number;
 }
@@ -36,7 +36,7 @@ export async function relayInfer(
 ): Promise<void> {
   const started = await readStartThenCancel(requests, ctx.signal, 'Infer');
   if (!started) return;
-  const parsed = deps.parse(started.start, ctx.metadata);
+  const parsed = await deps.parse(started.start, ctx.metadata);
   const acceptedAt = Date.now();
   const stop = started.signal;
   const cancelReason = () => (stop.reason instanceof Error ? stop.reason.message : 'cancelled by client');

@@ -5,7 +5,7 @@ import { admitRate } from './admit-rate';
 import type { ParserDeps } from './task-service';
 import { tenantOf } from './tenant';
 
-export interface ScheduleDeps extends Pick<ParserDeps, 'parseContext' | 'decisionTimeoutMs' | 'rateLimiter'> {
+export interface ScheduleDeps extends Pick<ParserDeps, 'parseContext' | 'knowModels' | 'decisionTimeoutMs' | 'rateLimiter'> {
   /** Decision's side of recurring tasks. */
   schedules: DecisionScheduleServiceClient;
 }
@@ -19,6 +19,7 @@ export function scheduleHandlers(deps: ScheduleDeps): ServiceHandlers<typeof Sch
   const opts = (signal?: AbortSignal) => ({ deadlineMs: deps.decisionTimeoutMs, signal });
   return {
     createSchedule: async (req, ctx) => {
+      await deps.knowModels([req.template?.model ?? '']);
       const stored = parseScheduleRequest({ ...req, tenant: tenantOf(req.tenant || req.template?.tenant || '', ctx.metadata) }, deps.parseContext());
       // A schedule makes work at every fire time: creating one takes a token as a submission does.
       admitRate(deps.rateLimiter, stored.tenant);

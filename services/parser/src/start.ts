@@ -1,9 +1,10 @@
 import { ClusterServiceService, DecisionScheduleServiceClient, DecisionServiceClient, ExecutorServiceClient, ScheduleServiceService, TaskServiceService } from '@autoglm/proto';
-import { DEFAULT_MODEL_CATALOG, parseRateLimits, TenantRateLimiter } from '@autoglm/core';
+import { loadModelCatalog, parseRateLimits, TenantRateLimiter } from '@autoglm/core';
 import { createClient, createLogger, GrpcServer, type Logger, type RunningService } from '@autoglm/runtime';
 import { gpuMemoryBytes, type ParserConfig } from './config';
 import { EnqueueBatcher } from './enqueue-batcher';
 import { scheduleHandlers } from './schedule-service';
+import { ServedModels } from './served-models';
 import { clusterHandlers, taskHandlers, type ParserDeps } from './task-service';
 
 /** Serves the public API on `config.listen`, forwarding to decision. */
@@ -11,6 +12,9 @@ export async function startParser(config: ParserConfig, logger: Logger = createL
   const decision = createClient(DecisionServiceClient, config.decisionAddress);
   const executors = new Map<string, ExecutorServiceClient>();
   const limits = parseRateLimits(config.tenantRateLimits);
+  const catalog = loadModelCatalog(config.modelCatalog);
+  const served = new ServedModels(decision, config.decisionTimeoutMs);
+  served.start();
   const deps: ParserDeps = {
     rateLimiter: new TenantRateLimiter((tenant) => limits.perTenant.get(tenant) ?? limits.defaultLimit),
     decision,
@@ -20,8 +24,12 @@ export async function startParser(config: ParserConfig, logger: Logger = createL
       if (!client) executors.set(address, (client = createClient(ExecutorServiceClient, address)));
       return client;
     },
+    knowModels: async (models) => {
+      await Promise.all(models.map((m) => served.lookUp(m, catalog.has(m))));
+    },
     parseContext: () => ({
-      catalog: DEFAULT_MODEL_CATALOG,
+      catalog,
+      served: (model) => served.get(model),
       now: new Date(),
       gpuMemoryBytes: gpuMemoryBytes(config),
       maxGpusPerTask: config.maxGpusPerTask,
@@ -40,6 +48,7 @@ export async function startParser(config: ParserConfig, logger: Logger = createL
     logger,
     openStreams: () => server.openStreams,
     stop: async () => {
+      served.stop();
       await server.shutdown();
       decision.close();
       schedules.close();

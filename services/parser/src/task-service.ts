@@ -23,6 +23,8 @@ export interface ParserDeps {
   enqueue: EnqueueBatcher;
   executorAt(address: string): ExecutorServiceClient;
   parseContext(): ParseContext;
+  /** Makes sure a model an agent's server has just started serving is known before parsing (see ServedModels). */
+  knowModels(models: string[]): Promise<void>;
   decisionTimeoutMs: number;
 }
 
@@ -32,11 +34,13 @@ export function taskHandlers(deps: ParserDeps): ServiceHandlers<typeof TaskServi
   const opts = (signal?: AbortSignal) => ({ deadlineMs: deps.decisionTimeoutMs, signal });
   return {
     submitTask: async (req, ctx) => {
+      await deps.knowModels([req.model]);
       const parsed = parseSubmission({ ...req, tenant: tenantOf(req.tenant, ctx.metadata) }, deps.parseContext());
       admitRate(deps.rateLimiter, parsed.tenant);
       return deps.enqueue.enqueue({ requestId: parsed.requestId, tenant: parsed.tenant, spec: parsed.spec });
     },
     submitWorkflow: async (req, ctx) => {
+      await deps.knowModels(req.steps.map((step) => step.task?.model ?? ''));
       const parsed = parseWorkflow({ ...req, tenant: tenantOf(req.tenant, ctx.metadata) }, deps.parseContext());
       admitRate(deps.rateLimiter, parsed.tenant, parsed.steps.length);
       const { tasks, created } = await callUnary(
@@ -75,7 +79,8 @@ export function taskHandlers(deps: ParserDeps): ServiceHandlers<typeof TaskServi
       relayInfer(requests, sink, ctx, {
         decision,
         executorAt: deps.executorAt,
-        parse: (start, metadata) => {
+        parse: async (start, metadata) => {
+          await deps.knowModels([start.model]);
           const parsed = parseInferStart({ ...start, tenant: tenantOf(start.tenant, metadata) }, deps.parseContext());
           admitRate(deps.rateLimiter, parsed.tenant);
           return parsed;
