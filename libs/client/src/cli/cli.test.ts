@@ -5,6 +5,7 @@ import {
   type InferRequest,
   InferResponse,
   NodeState,
+  ReplicaState,
   PriorityExplanation,
   WaitingCause,
   type ListTasksRequest,
@@ -121,7 +122,7 @@ describe('autoglm CLI', () => {
               priority: 5825,
               queuePosition: 4,
               tasksAhead: 3,
-              waitingReason: 'no node has 1 GPU(s) with room for it now',
+              waitingReason: 'no node has 1 free GPU(s) for it now',
               waitingCause: WaitingCause.CAPACITY,
               tenantUsageOverShare: 1.25,
               factors: [
@@ -167,11 +168,28 @@ describe('autoglm CLI', () => {
                 load: undefined,
                 lastSeen: undefined,
                 runningTasks: 3,
-                replicas: [],
-                gpuClaims: [],
-                cpuMillis: 0,
-                cpuClaimedMillis: 0,
-                memoryBytes: 0,
+                replicas: [
+                  {
+                    replicaId: 'r-1',
+                    model: 'glm-4-9b',
+                    gpuIndices: [1],
+                    state: ReplicaState.READY,
+                    external: false,
+                    capacityTokens: 1_000_000,
+                    numRequestsRunning: 2,
+                    numRequestsWaiting: 0,
+                    kvCacheUsagePerc: 0.01,
+                    sequences: 2,
+                    claimedTokens: 4096,
+                  },
+                ],
+                gpuClaims: [
+                  { gpuIndex: 0, taskId: 'task-1', replicaId: '', heldFor: '' },
+                  { gpuIndex: 1, taskId: '', replicaId: 'r-1', heldFor: 'task-3' },
+                ],
+                cpuMillis: 32_000,
+                cpuClaimedMillis: 2500,
+                memoryBytes: 256 * 1024 ** 3,
                 memoryClaimedBytes: 0,
                 servedModels: [],
               },
@@ -319,18 +337,25 @@ describe('autoglm CLI', () => {
     expect(io.err).toMatch(/cancelled/);
   });
 
-  it('nodes prints GPUs, mean utilisation and memory', async () => {
+  it('nodes prints the GPUs held, mean utilisation, memory, cores held and replicas', async () => {
     const io = captureIo();
     await expect(autoglm(io, 'nodes')).resolves.toBe(0);
-    expect(io.out).toMatch(/^NODE +STATE +GPUS +UTIL +MEMORY +RUNNING$/m);
-    expect(io.out).toMatch(/^agent-1 +READY +2 +30% +40\.0\/160\.0 GiB +3$/m);
+    expect(io.out).toMatch(/^NODE +STATE +GPUS HELD +UTIL +MEMORY +CORES HELD +REPLICAS \(SEQUENCES\) +RUNNING$/m);
+    expect(io.out).toMatch(/^agent-1 +READY +2\/2 +30% +40\.0\/160\.0 GiB +2\.5\/32 +glm-4-9b: 2 +3$/m);
+  });
+
+  it('nodes --gpus prints what holds each GPU', async () => {
+    const io = captureIo();
+    await expect(autoglm(io, 'nodes', '--gpus')).resolves.toBe(0);
+    expect(io.out).toMatch(/^agent-1 +0 +job task-1 +50% +40\.0\/80\.0 GiB$/m);
+    expect(io.out).toMatch(/^agent-1 +1 +replica r-1 of glm-4-9b \(ready, 2 sequences\) +for task-3 +10% +0\.0\/80\.0 GiB$/m);
   });
 
   it('explain prints the factors', async () => {
     const io = captureIo();
     await expect(autoglm(io, 'explain', 'task-3')).resolves.toBe(0);
     expect(io.out).toMatch(/task task-3 {2}QUEUED {2}priority 5825\.0\nposition 4 \(3 ahead\)\n/);
-    expect(io.out).toMatch(/waiting \(capacity\): no node has 1 GPU\(s\) with room for it now/);
+    expect(io.out).toMatch(/waiting \(capacity\): no node has 1 free GPU\(s\) for it now/);
     expect(io.out).toMatch(/tenant usage: 1\.25 of its fair share/);
     expect(io.out).toMatch(/^age +0\.550 +1500 +825\.0$/m);
   });

@@ -1,4 +1,4 @@
-import { type Task, TaskKind } from '@autoglm/proto';
+import { type Task, TaskKind, type TaskSpec } from '@autoglm/proto';
 import { durationMs, fieldLines, gib, humanDuration, isoTime } from './format';
 import { className, kindName, stateName } from './names';
 
@@ -13,12 +13,7 @@ export function describeTask(task: Task): string {
     ['request id', task.requestId || undefined],
     ['kind', spec === undefined ? undefined : `${kindName(spec.kind)}${spec.model ? `  ${spec.model}` : ''}`],
     ['class', spec === undefined ? undefined : `${className(spec.priorityClass)}  priority ${spec.priority}`],
-    [
-      'resources',
-      spec === undefined
-        ? undefined
-        : `${spec.gpuCount} GPU${spec.gpuCount === 1 ? '' : 's'}${spec.gpuMemoryBytes > 0 ? `, ${gib(spec.gpuMemoryBytes)} GiB per GPU` : ''}`,
-    ],
+    ['resources', spec === undefined ? undefined : describeResources(spec)],
     ['tokens', spec === undefined || spec.inputTokens === 0 ? undefined : `${spec.inputTokens} in, up to ${spec.maxOutputTokens} out`],
     ['deadline', isoTime(spec?.deadline)],
     ['depends on', spec?.dependsOn.length ? spec.dependsOn.join(', ') : undefined],
@@ -42,4 +37,13 @@ export function describeTask(task: Task): string {
   const lines = fieldLines(rows.filter((row): row is [string, string] => row[1] !== undefined && row[1] !== ''));
   if (result !== undefined && result.output !== '') lines.push('output:', result.output.replace(/\n$/, ''));
   return lines.join('\n');
+}
+
+/** "2 GPUs, 40.0 GiB per GPU", "no GPU, 4 cores, 8.0 GiB": what the task holds while it runs. */
+function describeResources(spec: TaskSpec): string {
+  const parts = [spec.gpuCount === 0 ? 'no GPU' : `${spec.gpuCount} GPU${spec.gpuCount === 1 ? '' : 's'}`];
+  if (spec.gpuMemoryBytes > 0) parts.push(`${gib(spec.gpuMemoryBytes)} GiB per GPU`);
+  if (spec.cpuMillis > 0) parts.push(`${spec.cpuMillis / 1000} core${spec.cpuMillis === 1000 ? '' : 's'}`);
+  if (spec.memoryBytes > 0) parts.push(`${gib(spec.memoryBytes)} GiB of host memory`);
+  return parts.join(', ');
 }

@@ -2,7 +2,7 @@
 // timestamps as ISO 8601, durations in milliseconds (`...Ms`). Unset values are null.
 import type { InferDone, Node, PriorityExplanation, QueueStats, Schedule, Task, TaskEvent, TaskResult } from '@autoglm/proto';
 import { durationMs, isoTime } from './format';
-import { className, kindName, nodeStateName, scheduleStateName, stateName, waitingCauseName } from './names';
+import { className, kindName, nodeStateName, replicaStateName, scheduleStateName, stateName, waitingCauseName } from './names';
 
 /** A JSON value. */
 export type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
@@ -100,6 +100,25 @@ export function nodeJson(node: Node): Json {
             numRequestsWaiting: node.load.numRequestsWaiting,
             kvCacheUsagePerc: node.load.kvCacheUsagePerc,
           },
+    gpuClaims: node.gpuClaims.map((c) => ({ gpuIndex: c.gpuIndex, taskId: orNull(c.taskId || undefined), replicaId: orNull(c.replicaId || undefined), heldFor: orNull(c.heldFor || undefined) })),
+    replicas: node.replicas.map((r) => ({
+      replicaId: r.replicaId,
+      model: r.model,
+      gpuIndices: r.gpuIndices,
+      state: replicaStateName(r.state),
+      external: r.external,
+      capacityTokens: r.capacityTokens,
+      sequences: r.sequences,
+      claimedTokens: r.claimedTokens,
+      numRequestsRunning: r.numRequestsRunning,
+      numRequestsWaiting: r.numRequestsWaiting,
+      kvCacheUsagePerc: r.kvCacheUsagePerc,
+    })),
+    cpuMillis: node.cpuMillis,
+    cpuClaimedMillis: node.cpuClaimedMillis,
+    memoryBytes: node.memoryBytes,
+    memoryClaimedBytes: node.memoryClaimedBytes,
+    servedModels: node.servedModels.map((m) => ({ name: m.name, contextLength: m.contextLength })),
   };
 }
 
@@ -116,6 +135,7 @@ export function explanationJson(explanation: PriorityExplanation): Json {
     overdue: explanation.overdue,
     tenantUsageOverShare: explanation.tenantUsageOverShare,
     reservedNode: explanation.reservedNode,
+    preempting: explanation.preempting,
     factors: explanation.factors.map((f) => ({ name: f.name, value: f.value, weight: f.weight, contribution: f.contribution })),
   };
 }

@@ -1,4 +1,4 @@
-import { NodeState, PriorityClass, ScheduleState, TaskKind, TaskState, WaitingCause, type TaskEvent } from '@autoglm/proto';
+import { NodeState, PriorityClass, ReplicaState, ScheduleState, TaskKind, TaskState, WaitingCause, type TaskEvent } from '@autoglm/proto';
 
 function nameOf(enumObject: Record<number, string>, value: number): string {
   return enumObject[value] ?? `UNKNOWN(${value})`;
@@ -16,6 +16,8 @@ export const waitingCauseName = (cause: WaitingCause): string =>
   cause === WaitingCause.UNSPECIFIED ? '' : nameOf(WaitingCause, cause).toLowerCase().replace(/_/g, ' ');
 /** "READY", "DRAINING", "LOST". */
 export const nodeStateName = (state: NodeState): string => nameOf(NodeState, state);
+/** "LOADING", "READY". */
+export const replicaStateName = (state: ReplicaState): string => nameOf(ReplicaState, state);
 /** "ACTIVE", "PAUSED". */
 export const scheduleStateName = (state: ScheduleState): string => nameOf(ScheduleState, state);
 

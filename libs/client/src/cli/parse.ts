@@ -53,6 +53,16 @@ export function parsePositive(text: string): number {
   return value;
 }
 
+const BYTE_UNITS: Record<string, number> = { b: 1, k: 1e3, kb: 1e3, m: 1e6, mb: 1e6, g: 1e9, gb: 1e9, t: 1e12, tb: 1e12, kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30, tib: 2 ** 40 };
+
+/** A size in bytes: a number with an optional unit, e.g. 512MiB, 4GiB, 2GB, 1048576. */
+export function parseBytes(text: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(text);
+  const unit = BYTE_UNITS[(m?.[2] ?? '').toLowerCase() || 'b'];
+  if (!m || unit === undefined) throw new InvalidArgumentError(`"${text}" is not a size: a number with an optional unit (B, KiB, MiB, GiB, TiB, KB, MB, GB, TB), e.g. 4GiB`);
+  return Math.round(Number(m[1]) * unit);
+}
+
 /** One of a fixed set of words. */
 export function parseChoice<T extends string>(choices: readonly T[]): (text: string) => T {
   return (text) => {

@@ -26,6 +26,15 @@ export interface MeshOptions {
    */
   gpuMemoryGb?: number;
   /**
+   * Agents with the `command` backend on this machine ("command-1", ...):
+   * they run real, allow-listed processes on its cores and memory, and on its
+   * GPUs when nvidia-smi finds any. None unless `commandAllow` names programs.
+   * @default 1 when commandAllow is given, else 0
+   */
+  commandAgents?: number;
+  /** Programs (argv[0], exact) the command agents may run. */
+  commandAllow?: string[];
+  /**
    * Simulator speed-up: 10 runs simulated work ten times faster than real time.
    * @default 1
    */
@@ -95,6 +104,7 @@ export interface PortPlan {
   monitorHttp: string;
   parser: string;
   agent: (index: number) => string;
+  commandAgent: (index: number) => string;
 }
 
 /** The addresses to ask for: the documented defaults, or port 0 everywhere. */
@@ -106,5 +116,6 @@ export function portPlan(ports: 'default' | 'ephemeral', host: string): PortPlan
     monitor: at(50053),
     monitorHttp: at(8080),
     agent: (index) => at(50060 + index),
+    commandAgent: (index) => at(50160 + index),
   };
 }

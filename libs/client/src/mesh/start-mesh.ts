@@ -164,7 +164,19 @@ export async function startMesh(options: MeshOptions = {}): Promise<Mesh> {
         AUTOGLM_SIM_TIME_SCALE: String(options.timeScale ?? 1),
       }));
     });
-    await startTier([monitor, ...agentProcesses]);
+    const allow = options.commandAllow ?? [];
+    const commandAgents = options.commandAgents ?? (allow.length > 0 ? 1 : 0);
+    const commandProcesses = Array.from({ length: commandAgents }, (_, index) => {
+      const name = `command-${index + 1}`;
+      return define(name, 'executor-agent', { grpc: plan.commandAgent(index) }, (listen) => ({
+        AUTOGLM_AGENT_LISTEN: listen.grpc,
+        AUTOGLM_DECISION_ADDRESS: decisionAddress,
+        AUTOGLM_AGENT_NODE_ID: name,
+        AUTOGLM_AGENT_BACKEND: 'command',
+        AUTOGLM_COMMAND_ALLOW: allow.join(','),
+      }));
+    });
+    await startTier([monitor, ...agentProcesses, ...commandProcesses]);
 
     const parser = define('parser', 'parser', { grpc: plan.parser }, (listen) => ({
       AUTOGLM_PARSER_LISTEN: listen.grpc,

@@ -18,6 +18,7 @@ import {
   durationFromMs,
   parseDeadline,
   parseDurationMs,
+  parseBytes,
   parseInteger,
   parseLabel,
   parseNonNegative,
@@ -38,6 +39,8 @@ export interface SubmitOptions {
   refuseLate?: boolean;
   dependsOn?: string[];
   gpus?: number;
+  cpus?: number;
+  memory?: number;
   command?: string;
   arg?: string[];
   duration?: number;
@@ -64,7 +67,9 @@ export function addTaskOptions(command: Command): Command {
     .option('--priority <n>', 'priority within the class, -1000..1000; negative is sheddable', parseInteger(-1000, 1000))
     .option('--max-tokens <n>', 'upper bound on generated tokens', parseInteger(1, 10_000_000))
     .option('--temperature <t>', 'sampling temperature, 0..2', parseNonNegative)
-    .option('--gpus <n>', 'GPUs on one host', parseInteger(1, 1024))
+    .option('--gpus <n>', 'whole GPUs on one host; 0 for a batch job without GPUs (it holds cores instead)', parseInteger(0, 1024))
+    .option('--cpus <n>', 'batch job: host cores it holds, fractions allowed (default 1 with --gpus 0, else none)', parseNonNegative)
+    .option('--memory <size>', 'batch job: host memory it holds, e.g. 4GiB (default 1GiB with --gpus 0, else none)', parseBytes)
     .option('--command <cmd>', 'batch job: the command line, split on spaces')
     .option('--arg <arg>', 'batch job: one argv element (repeatable; for arguments with spaces)', collect((arg: string) => arg))
     .option('--duration <d>', 'batch job: expected duration (the sim backend runs this long), e.g. 2s', parseDurationMs)
@@ -92,6 +97,7 @@ export function registerSubmit(program: Command, io: CliIo): void {
       examples(
         'autoglm submit "Explain KV caching in two sentences" --model glm-4-9b --class urgent --wait',
         'autoglm submit --command "python train.py --epochs 3" --gpus 2 --duration 30s',
+        'autoglm submit --command "python preprocess.py" --gpus 0 --cpus 4 --memory 8GiB',
         'autoglm submit --duration 2s --count 100 --class background | autoglm watch -',
         'autoglm submit "Summarise the report" --depends-on 3f1c... --deadline +5m --label team=search',
       ),
@@ -169,7 +175,10 @@ export async function buildRequest(prompt: string | undefined, options: SubmitOp
     deadline: options.deadline === undefined ? undefined : parseDeadline(options.deadline),
     deadlinePolicy: options.refuseLate ? DeadlinePolicy.REFUSE_UNMEETABLE : DeadlinePolicy.UNSPECIFIED,
     dependsOn: options.dependsOn ?? [],
-    resources: options.gpus === undefined ? undefined : { gpuCount: options.gpus },
+    resources:
+      options.gpus === undefined && options.cpus === undefined && options.memory === undefined
+        ? undefined
+        : { gpuCount: options.gpus, cpuCores: options.cpus ?? 0, memoryBytes: options.memory ?? 0 },
     preemptible: options.preemptible ?? false,
     maxRetries: options.maxRetries,
     labels: Object.fromEntries(options.label ?? []),

@@ -1,8 +1,9 @@
+import path from 'node:path';
 import type { Command } from 'commander';
 import { startMesh } from '../../mesh/start-mesh';
 import { examples } from '../help';
 import { type CliIo, println } from '../io';
-import { parseChoice, parseInteger, parseNonNegative, parsePositive } from '../parse';
+import { collectList, parseChoice, parseInteger, parseNonNegative, parsePositive } from '../parse';
 
 interface UpOptions {
   agents: number;
@@ -13,6 +14,8 @@ interface UpOptions {
   ports: 'default' | 'ephemeral';
   logLevel?: string;
   databaseUrl?: string;
+  commandAgent?: string[];
+  catalog?: string;
   verbose?: boolean;
 }
 
@@ -29,8 +32,17 @@ export function registerUp(program: Command, io: CliIo): void {
     .option('--ports <mode>', 'default (the documented ports) or ephemeral (any free port)', parseChoice(['default', 'ephemeral'] as const), 'default')
     .option('--log-level <level>', 'log level of every service (env AUTOGLM_LOG_LEVEL)')
     .option('--database-url <url>', 'external PostgreSQL for decision (env AUTOGLM_DATABASE_URL)', process.env.AUTOGLM_DATABASE_URL)
+    .option(
+      '--command-agent <programs>',
+      "also run an agent with the command backend on this machine, allowed to run these programs (comma-separated argv[0]); it offers this machine's cores, memory and GPUs",
+      collectList((program: string) => program),
+    )
+    .option('--catalog <file>', 'a model catalog file (JSON or YAML) extending or replacing the built-in models (env AUTOGLM_MODEL_CATALOG)', process.env.AUTOGLM_MODEL_CATALOG)
     .option('--verbose', 'also print every service log line')
-    .addHelpText('after', examples('autoglm up', 'autoglm up --agents 8 --gpus 4 --time-scale 10', 'autoglm up --data-dir /tmp/autoglm --json'))
+    .addHelpText(
+      'after',
+      examples('autoglm up', 'autoglm up --agents 8 --gpus 4 --time-scale 10', 'autoglm up --command-agent /bin/sh,python3', 'autoglm up --data-dir /tmp/autoglm --json'),
+    )
     .action(async (options: UpOptions, command: Command) => {
       const json = command.optsWithGlobals<{ json?: boolean }>().json === true;
       const mesh = await startMesh({
@@ -42,6 +54,9 @@ export function registerUp(program: Command, io: CliIo): void {
         ports: options.ports,
         logLevel: options.logLevel,
         databaseUrl: options.databaseUrl,
+        commandAllow: options.commandAgent,
+        // Every service reads the same catalog: the parser validates against it, decision sizes replicas from it, agents serve it.
+        env: options.catalog === undefined ? undefined : { AUTOGLM_MODEL_CATALOG: path.resolve(options.catalog) },
         onLog: (service, line) => {
           if (service === 'mesh') println(io.stderr, `mesh: ${line.replace(/^\S+ /, '')}`);
           else if (options.verbose) println(io.stderr, `${service} | ${line}`);
@@ -62,6 +77,7 @@ export function registerUp(program: Command, io: CliIo): void {
         );
       } else {
         println(io.stdout, `autoglm is up: ${options.agents} agents × ${options.gpus} GPUs (${options.gpuMemory} GB), time scale ${options.timeScale}`);
+        if (options.commandAgent) println(io.stdout, `  command agent    command-1 runs ${options.commandAgent.join(', ')} on this machine`);
         println(io.stdout, `  public endpoint  ${mesh.publicAddress}`);
         println(io.stdout, `  metrics          ${mesh.metricsUrl}`);
         println(io.stdout, `  dashboard        ${mesh.dashboardUrl}`);
