@@ -117,6 +117,8 @@ export class AgentSessions {
   lostAttempts = 0;
   /** Attempts stopped for higher-ranked work. */
   preempted = 0;
+  /** Telemetry messages received (from current sessions). */
+  telemetryReceived = 0;
   private readonly o: AgentSessionsOptions;
 
   constructor(options: AgentSessionsOptions) {
@@ -222,6 +224,7 @@ export class AgentSessions {
   agentTelemetry(nodeId: string, link: AgentLink, telemetry: Telemetry): void {
     const info = this.nodes.get(nodeId);
     if (!info || info.link !== link) return;
+    this.telemetryReceived += 1;
     info.telemetry = telemetry;
     info.lastSeenMs = this.o.clock();
     if (telemetry.draining && info.state !== NodeState.DRAINING) {

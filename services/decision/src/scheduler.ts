@@ -438,6 +438,7 @@ export class Scheduler {
       preempted: this.sessions.preempted,
       deadlines: this.lifecycle.deadlines.all(),
       variants: this.experiments.report(),
+      telemetryReceived: this.sessions.telemetryReceived,
     });
   }
 

@@ -306,6 +306,8 @@ export interface QueueStats {
   deadlines: DeadlineStats[];
   /** The running policy experiment's variants (none when no experiment runs). */
   variants: VariantStats[];
+  /** Telemetry messages received from agents since decision started. */
+  telemetryReceived: number;
 }
 
 function createBaseGpuStatus(): GpuStatus {
@@ -1839,6 +1841,7 @@ function createBaseQueueStats(): QueueStats {
     preempted: 0,
     deadlines: [],
     variants: [],
+    telemetryReceived: 0,
   };
 }
 
@@ -1885,6 +1888,9 @@ export const QueueStats: MessageFns<QueueStats> = {
     }
     for (const v of message.variants) {
       VariantStats.encode(v!, writer.uint32(114).fork()).join();
+    }
+    if (message.telemetryReceived !== 0) {
+      writer.uint32(120).uint64(message.telemetryReceived);
     }
     return writer;
   },
@@ -2014,6 +2020,14 @@ export const QueueStats: MessageFns<QueueStats> = {
             message.variants.push(VariantStats.decode(reader, reader.uint32()));
             continue;
           }
+          case 15: {
+            if (tag !== 120) {
+              break;
+            }
+
+            message.telemetryReceived = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2045,6 +2059,7 @@ export const QueueStats: MessageFns<QueueStats> = {
     message.preempted = object.preempted ?? 0;
     message.deadlines = object.deadlines?.map((e) => DeadlineStats.fromPartial(e)) || [];
     message.variants = object.variants?.map((e) => VariantStats.fromPartial(e)) || [];
+    message.telemetryReceived = object.telemetryReceived ?? 0;
     return message;
   },
 };
