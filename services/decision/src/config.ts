@@ -1,6 +1,7 @@
 import { z } from 'zod';
+import { loadModelCatalog } from '@autoglm/core';
 import { parseFaultSpec } from '@autoglm/store';
-import { hostPort, loadConfig, logLevel } from '@autoglm/runtime';
+import { checkedFile, hostPort, loadConfig, logLevel } from '@autoglm/runtime';
 
 /** decision's configuration: AUTOGLM_CONFIG file section "decision", then these variables, then defaults. */
 export const DecisionConfigSchema = z.object({
@@ -51,7 +52,7 @@ export const DecisionConfigSchema = z.object({
   /** Placement: 'pack' best-fits (keeps whole hosts free for large jobs) or 'spread' (least allocated first). */
   placementMode: z.enum(['spread', 'pack']).default('pack'),
   /** A model catalog file (JSON or YAML) extending or replacing the built-in models: the shapes replicas are sized from. */
-  modelCatalog: z.string().optional(),
+  modelCatalog: checkedFile(loadModelCatalog),
   /** Idle replicas kept per model, "model=n,...": never evicted below it, and started while GPUs are free. */
   keepWarm: z
     .string()

@@ -1,6 +1,7 @@
 import * as os from 'node:os';
 import { z } from 'zod';
-import { hostPort, loadConfig, logLevel } from '@autoglm/runtime';
+import { loadModelCatalog } from '@autoglm/core';
+import { checkedFile, hostPort, loadConfig, logLevel } from '@autoglm/runtime';
 
 const list = z.union([z.array(z.string()), z.string().transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean))]);
 
@@ -29,7 +30,7 @@ export const AgentConfigSchema = z.object({
   /** Host memory offered to jobs, GiB; unset: the machine's (command), 256 (sim), none (openai). */
   memoryGb: z.coerce.number().positive().max(1_000_000).optional(),
   /** A model catalog file (JSON or YAML) extending or replacing the built-in models. */
-  modelCatalog: z.string().optional(),
+  modelCatalog: checkedFile(loadModelCatalog),
   /** openai: base URL of the server, e.g. http://127.0.0.1:8000. */
   openaiBaseUrl: z.string().url().optional(),
   /** openai: models the server serves. */
