@@ -434,6 +434,10 @@ function checkBooks(fleet: ReturnType<typeof testFleet>['fleet']): void {
       expect(r.sequences).toBeLessThanOrEqual(r.maxSequences);
       for (const i of r.gpuIndices) expect(node.gpus.find((g) => g.index === i)?.replica).toBe(r);
     }
+    // The counters placement's quick rejects read agree with the GPUs.
+    expect(node.freeGpus).toBe(node.gpus.filter((g) => !g.job && !g.replica).length);
+    expect(node.idleGpus).toBe(node.gpus.filter((g) => g.replica && !g.replica.external && g.replica.sequences === 0).length);
+    expect(node.heldGpus).toBe(node.gpus.filter((g) => g.heldFor !== undefined).length);
     expect(node.cpuClaimedMillis).toBe(mine.reduce((s, c) => s + c.demand.cpuMillis, 0));
     expect(node.cpuClaimedMillis).toBeLessThanOrEqual(node.cpuMillis);
     expect(node.memoryClaimedBytes).toBeLessThanOrEqual(node.memoryBytes);

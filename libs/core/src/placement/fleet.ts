@@ -140,6 +140,8 @@ export class Fleet {
   private readonly limits: ReplicaLimits;
   /** Connected nodes that run jobs as processes (see runsJob). */
   private processNodes = 0;
+  /** Every replica by model, so a sequence looks only at its model's. */
+  private readonly replicasByModel = new Map<string, Set<Replica>>();
 
   constructor(
     private readonly policy: PlacementPolicy = DEFAULT_PLACEMENT_POLICY,
@@ -190,6 +192,11 @@ export class Fleet {
       lastSeenMs: now,
       claims: 0,
       room: 0,
+      freeGpus: registration.gpus.length,
+      idleGpus: 0,
+      heldGpus: 0,
+      smallestGpuBytes: registration.gpus.length === 0 ? 0 : Math.min(...registration.gpus.map((g) => g.memoryTotalBytes)),
+      replicaShapes: new Map(),
     };
     this.nodesById.set(node.nodeId, node);
     this.countProcessNode(node, 1);
@@ -207,6 +214,7 @@ export class Fleet {
     for (const [key, claim] of this.claims) if (claim.nodeId === nodeId) this.claims.delete(key);
     for (const [holder, hold] of this.holds) if (hold.nodeId === nodeId) this.holds.delete(holder);
     this.commands = this.commands.filter((c) => c.nodeId !== nodeId);
+    for (const r of node.replicas.values()) this.replicasByModel.get(r.model)?.delete(r);
     this.nodesById.delete(nodeId);
   }
 
@@ -271,19 +279,33 @@ export class Fleet {
       if (plan) return this.claimJob(plan, demand, holder);
     }
     let best: Plan | undefined;
+    for (const node of this.nodesById.values()) {
+      if (node.health !== 'ready' || !this.fresh(node, ctx) || !this.runsJob(node, demand)) continue;
+      // Quick rejects before any plan is drawn (a fleet of thousands of hosts, most of them full):
+      // no room at all, or no better than the best found even at its most optimistic.
+      if (demand.kind === 'gpus' ? node.freeGpus + node.idleGpus < demand.gpuCount : node.cpuMillis - node.cpuClaimedMillis < demand.cpuMillis) continue;
+      if (best && !better(this.scoreBound(node, demand.kind === 'cpu' ? 0 : demand.gpuCount, demand.cpuMillis), best.score)) continue;
+      if (!this.couldEverTake(node, demand)) continue;
+      const plan = this.planJob(node, demand, ctx);
+      if (!plan || (best && !better(plan.score, best.score))) continue;
+      best = plan;
+      // Nothing beats an exact fit that evicts nothing (best-fit: no free GPU or core left there).
+      if (this.policy.mode === 'pack' && plan.score[0] === 0 && plan.score[1] === 0 && plan.score[2] === 0) break;
+    }
+    return best ? this.claimJob(best, demand, holder) : this.jobNoFit(demand);
+  }
+
+  /** Why a job fits nowhere (the slow path: only when it does not). */
+  private jobNoFit(demand: Demand): NoFit {
     let reason: NoFit = 'no-node';
     for (const node of this.nodesById.values()) {
       if (node.health !== 'ready') continue;
       if (reason === 'no-node') reason = 'no-model';
       if (!this.runsJob(node, demand)) continue;
       if (reason === 'no-model') reason = 'too-large';
-      if (!this.couldEverTake(node, demand)) continue;
-      reason = 'no-capacity';
-      if (!this.fresh(node, ctx)) continue;
-      const plan = this.planJob(node, demand, ctx);
-      if (plan && (!best || better(plan.score, best.score))) best = plan;
+      if (this.couldEverTake(node, demand)) return 'no-capacity';
     }
-    return best ? this.claimJob(best, demand, holder) : reason;
+    return reason;
   }
 
   /**
@@ -350,7 +372,11 @@ export class Fleet {
     this.holds.delete(holder);
     const node = this.nodesById.get(hold.nodeId);
     if (!node) return;
-    for (const gpu of node.gpus) if (gpu.heldFor === holder) gpu.heldFor = undefined;
+    for (const gpu of node.gpus) {
+      if (gpu.heldFor !== holder) continue;
+      gpu.heldFor = undefined;
+      node.heldGpus -= 1;
+    }
     for (const r of node.replicas.values()) if (r.heldFor === holder) r.heldFor = undefined;
     this.touch(node);
   }
@@ -408,6 +434,7 @@ export class Fleet {
         replica.usedTokens = Math.max(0, replica.usedTokens - claim.demand.tokens);
         replica.sequences = Math.max(0, replica.sequences - 1);
         replica.lastUsedMs = now;
+        if (replica.sequences === 0 && !replica.external) node.idleGpus += replica.gpuIndices.length;
       }
     } else {
       for (const index of claim.gpuIndices) {
@@ -415,6 +442,7 @@ export class Fleet {
         if (gpu?.job !== claim) continue;
         gpu.job = undefined;
         gpu.freedAtMs = now;
+        node.freeGpus += 1;
       }
     }
     node.cpuClaimedMillis = Math.max(0, node.cpuClaimedMillis - claim.demand.cpuMillis);
@@ -510,10 +538,7 @@ export class Fleet {
   /** The replicas of a model on ready nodes. */
   replicaCount(model: string): number {
     let n = 0;
-    for (const node of this.nodesById.values()) {
-      if (node.health !== 'ready') continue;
-      for (const r of node.replicas.values()) if (r.model === model) n += 1;
-    }
+    for (const r of this.replicasByModel.get(model) ?? []) if (this.nodesById.get(r.nodeId)?.health === 'ready') n += 1;
     return n;
   }
 
@@ -536,25 +561,13 @@ export class Fleet {
     }
     let best: { node: FleetNode; replica: Replica; load: number } | undefined;
     let belowScaleOut = false;
-    let reason: NoFit = 'no-node';
-    for (const node of this.nodesById.values()) {
-      if (node.health !== 'ready') continue;
-      if (reason === 'no-node') reason = 'no-model';
-      const managed = node.abilities.replicas === 'managed' && servesModel(node, demand.model) && this.shapes(demand.model) !== undefined;
-      let hasReplica = false;
-      for (const r of node.replicas.values()) if (r.model === demand.model) hasReplica = true;
-      if (!managed && !hasReplica) continue;
-      if (reason === 'no-model') reason = 'too-large';
-      if (!hasReplica && this.replicaShapeOn(node, demand) === undefined) continue;
-      reason = 'no-capacity';
-      if (!this.fresh(node, ctx)) continue;
-      for (const r of node.replicas.values()) {
-        if (r.model !== demand.model || this.replicaClosed(node, r, ctx.holder)) continue;
-        const load = replicaLoad(r, ctx.nowMs, this.limits);
-        if (load < this.policy.scaleOutLoad) belowScaleOut = true;
-        if (!replicaFits(r, demand.tokens, ctx.nowMs, this.limits, true)) continue;
-        if (!best || rankReplica(r, load) < rankReplica(best.replica, best.load)) best = { node, replica: r, load };
-      }
+    for (const r of this.replicasByModel.get(demand.model) ?? []) {
+      const node = this.nodesById.get(r.nodeId)!;
+      if (node.health !== 'ready' || !this.fresh(node, ctx) || this.replicaClosed(node, r, ctx.holder)) continue;
+      const load = replicaLoad(r, ctx.nowMs, this.limits);
+      if (load < this.policy.scaleOutLoad) belowScaleOut = true;
+      if (!replicaFits(r, demand.tokens, ctx.nowMs, this.limits, true)) continue;
+      if (!best || rankReplica(r, load) < rankReplica(best.replica, best.load)) best = { node, replica: r, load };
     }
     if (best && best.replica.state === 'ready' && best.load < this.policy.scaleOutLoad) return this.claimSequence(best.node, best.replica, demand, ctx.holder);
     if (best) {
@@ -565,17 +578,38 @@ export class Fleet {
       return this.claimSequence(best.node, best.replica, demand, ctx.holder);
     }
     const fresh = this.bestNewReplica(demand, ctx);
-    if (!fresh) return reason;
+    if (!fresh) return this.sequenceNoFit(demand);
     const replica = this.startReplica(fresh, demand.model);
     return this.claimSequence(fresh.node, replica, demand, ctx.holder);
+  }
+
+  /** Why a sequence fits nowhere (the slow path: only when it does not). */
+  private sequenceNoFit(demand: Demand): NoFit {
+    let reason: NoFit = 'no-node';
+    for (const node of this.nodesById.values()) {
+      if (node.health !== 'ready') continue;
+      if (reason === 'no-node') reason = 'no-model';
+      const managed = node.abilities.replicas === 'managed' && servesModel(node, demand.model) && this.shapes(demand.model) !== undefined;
+      let hasReplica = false;
+      for (const r of node.replicas.values()) if (r.model === demand.model) hasReplica = true;
+      if (!managed && !hasReplica) continue;
+      if (reason === 'no-model') reason = 'too-large';
+      if (hasReplica || this.replicaShapeOn(node, demand) !== undefined) return 'no-capacity';
+    }
+    return reason;
   }
 
   private bestNewReplica(demand: Demand, ctx: PlanContext): Plan | undefined {
     let best: Plan | undefined;
     for (const node of this.nodesById.values()) {
-      if (node.health !== 'ready' || !this.fresh(node, ctx)) continue;
+      if (node.health !== 'ready' || !this.fresh(node, ctx) || node.abilities.replicas !== 'managed') continue;
+      const shape = this.replicaShapeOn(node, demand);
+      if (!shape || node.freeGpus + (ctx.mayEvict ? node.idleGpus : 0) < shape.gpuCount) continue;
+      if (best && !better(this.scoreBound(node, shape.gpuCount, 0), best.score)) continue;
       const plan = this.planNewReplica(node, demand, ctx);
-      if (plan && (!best || better(plan.score, best.score))) best = plan;
+      if (!plan || (best && !better(plan.score, best.score))) continue;
+      best = plan;
+      if (this.policy.mode === 'pack' && plan.score[0] === 0 && plan.score[1] === 0 && plan.score[2] === 0) break;
     }
     return best;
   }
@@ -592,10 +626,13 @@ export class Fleet {
 
   /** The replica a new one of this model would be on this node, if its GPUs could ever hold one. */
   private replicaShapeOn(node: FleetNode, demand: Demand): ReplicaShape | undefined {
-    const model = this.shapes(demand.model);
-    if (!model || node.gpus.length === 0) return undefined;
-    const smallest = Math.min(...node.gpus.map((g) => g.memoryTotalBytes));
-    const shape = replicaShape(model, smallest, this.policy.maxGpuMemoryFraction, node.gpus.length, Math.max(1, demand.gpuCount));
+    const key = `${demand.model}/${demand.gpuCount}`;
+    let shape = node.replicaShapes.get(key);
+    if (shape === undefined) {
+      const model = this.shapes(demand.model);
+      shape = (model && node.gpus.length > 0 && replicaShape(model, node.smallestGpuBytes, this.policy.maxGpuMemoryFraction, node.gpus.length, Math.max(1, demand.gpuCount))) || null;
+      node.replicaShapes.set(key, shape);
+    }
     return shape && shape.capacityTokens >= demand.tokens ? shape : undefined;
   }
 
@@ -621,9 +658,8 @@ export class Fleet {
     if (node.abilities.replicas !== 'managed' || !servesModel(node, demand.model)) return undefined;
     const shape = this.replicaShapeOn(node, demand);
     if (!shape) return undefined;
-    const smallest = Math.min(...node.gpus.map((g) => g.memoryTotalBytes));
     // A replica fills its GPUs to the planning fraction: a reading must leave that much.
-    const plan = this.planGpus(node, shape.gpuCount, 0, smallest * this.policy.maxGpuMemoryFraction, ctx);
+    const plan = this.planGpus(node, shape.gpuCount, 0, node.smallestGpuBytes * this.policy.maxGpuMemoryFraction, ctx);
     if (!plan) return undefined;
     return { ...plan, shape };
   }
@@ -697,8 +733,24 @@ export class Fleet {
     if (gpus.length < count) return undefined;
     evict = evict.filter((r) => r.gpuIndices.some((i) => gpus.includes(i)));
     const left = freeTotal - gpus.filter((i) => free.includes(i)).length;
-    const busy = gpus.reduce((s, i) => s + (node.gpus.find((g) => g.index === i)?.utilization ?? 0), 0) / Math.max(1, count);
-    return { node, gpus, evict, score: [-gpus.filter((i) => held.includes(i)).length, evict.length, this.policy.mode === 'pack' ? left : -left, busy] };
+    return { node, gpus, evict, score: [-gpus.filter((i) => held.includes(i)).length, evict.length, this.policy.mode === 'pack' ? left : -left] };
+  }
+
+  /**
+   * The best score a plan on this node could have (nothing held for the
+   * task here: its held node is tried first), from the node's counters
+   * alone: a node that cannot beat the best plan so far is not planned.
+   */
+  private scoreBound(node: FleetNode, gpus: number, cpuMillis: number): number[] {
+    const pack = this.policy.mode === 'pack';
+    if (gpus === 0) {
+      const left = node.cpuMillis - node.cpuClaimedMillis - cpuMillis;
+      return [0, pack ? left : -left];
+    }
+    const evict = node.freeGpus >= gpus ? 0 : 1;
+    const least = Math.max(0, node.freeGpus - node.heldGpus - gpus);
+    const most = Math.max(0, node.freeGpus - gpus);
+    return [0, evict, pack ? least : -most];
   }
 
   /**
@@ -772,11 +824,13 @@ export class Fleet {
       resources: { gpus: gpus.length, gpuMemoryBytes: gpus.reduce((s, g) => s + g.memoryTotalBytes, 0), cpus: demand.cpuMillis / 1000 },
     };
     for (const gpu of gpus) gpu.job = claim;
+    node.freeGpus -= gpus.length;
     this.book(node, claim);
     return claim;
   }
 
   private claimSequence(node: FleetNode, replica: Replica, demand: Demand, owner: string | undefined): Claim {
+    if (replica.sequences === 0 && !replica.external) node.idleGpus -= replica.gpuIndices.length;
     replica.usedTokens += demand.tokens;
     replica.sequences += 1;
     replica.lastUsedMs = this.clock();
@@ -832,9 +886,15 @@ export class Fleet {
 
   private attach(node: FleetNode, replica: Replica): void {
     node.replicas.set(replica.id, replica);
+    let set = this.replicasByModel.get(replica.model);
+    if (!set) this.replicasByModel.set(replica.model, (set = new Set()));
+    set.add(replica);
     for (const index of replica.gpuIndices) {
       const gpu = node.gpus.find((g) => g.index === index);
-      if (gpu) gpu.replica = replica;
+      if (!gpu) continue;
+      gpu.replica = replica;
+      node.freeGpus -= 1;
+      if (!replica.external && replica.sequences === 0) node.idleGpus += 1;
     }
     this.touch(node);
   }
@@ -847,11 +907,14 @@ export class Fleet {
   private detach(node: FleetNode, replica: Replica): void {
     const now = this.clock();
     node.replicas.delete(replica.id);
+    this.replicasByModel.get(replica.model)?.delete(replica);
     for (const index of replica.gpuIndices) {
       const gpu = node.gpus.find((g) => g.index === index);
       if (gpu?.replica !== replica) continue;
       gpu.replica = undefined;
       gpu.freedAtMs = now;
+      node.freeGpus += 1;
+      if (!replica.external && replica.sequences === 0) node.idleGpus -= 1;
     }
     for (const [holder, hold] of this.holds) if (hold.replicaId === replica.id) this.holds.delete(holder);
     this.touch(node);
@@ -931,7 +994,9 @@ export class Fleet {
     this.holds.set(holder, hold);
     for (const index of hold.gpus) {
       const gpu = node.gpus.find((g) => g.index === index);
-      if (gpu) gpu.heldFor = holder;
+      if (!gpu) continue;
+      if (gpu.heldFor === undefined) node.heldGpus += 1;
+      gpu.heldFor = holder;
     }
     if (hold.replicaId !== undefined) {
       const r = node.replicas.get(hold.replicaId);

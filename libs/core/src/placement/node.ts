@@ -1,4 +1,5 @@
 import type { Claim } from './claim';
+import type { ReplicaShape } from './demand';
 import type { Replica } from './replica';
 import type { GpuTopology } from './topology';
 
@@ -80,6 +81,16 @@ export interface FleetNode {
   lastSeenMs: number;
   /** Claims placed here and not released. */
   claims: number;
+  /** GPUs neither a job nor a replica holds (held-for GPUs included): kept by the fleet for quick rejects. */
+  freeGpus: number;
+  /** GPUs of replicas (not external) running no sequence: evictable when a job needs them. */
+  idleGpus: number;
+  /** GPUs held for some task (free or not). */
+  heldGpus: number;
+  /** Memory of its smallest GPU (what a replica here is sized by). */
+  readonly smallestGpuBytes: number;
+  /** Replica sizes on it by model and least GPU count, worked out once (null: it cannot host one). */
+  readonly replicaShapes: Map<string, ReplicaShape | null>;
   /** The kinds of room it has, a bit set kept current by the fleet for hasRoom(). */
   room: number;
 }
