@@ -567,7 +567,7 @@ export class Fleet {
       const load = replicaLoad(r, ctx.nowMs, this.limits);
       if (load < this.policy.scaleOutLoad) belowScaleOut = true;
       if (!replicaFits(r, demand.tokens, ctx.nowMs, this.limits, true)) continue;
-      if (!best || rankReplica(r, load) < rankReplica(best.replica, best.load)) best = { node, replica: r, load };
+      if (!best || rankReplica(r, load, ctx.nowMs, this.limits) < rankReplica(best.replica, best.load, ctx.nowMs, this.limits)) best = { node, replica: r, load };
     }
     if (best && best.replica.state === 'ready' && best.load < this.policy.scaleOutLoad) return this.claimSequence(best.node, best.replica, demand, ctx.holder);
     if (best) {
@@ -833,6 +833,7 @@ export class Fleet {
     if (replica.sequences === 0 && !replica.external) node.idleGpus -= replica.gpuIndices.length;
     replica.usedTokens += demand.tokens;
     replica.sequences += 1;
+    replica.placedSinceReport += 1;
     replica.lastUsedMs = this.clock();
     const fraction = Number.isFinite(replica.capacityTokens) ? Math.min(1, demand.tokens / Math.max(1, replica.capacityTokens)) : 1 / replica.maxSequences;
     let gpuMemoryBytes = 0;
@@ -878,6 +879,7 @@ export class Fleet {
       requestedAtMs: now,
       heldFor: undefined,
       reported: undefined,
+      placedSinceReport: 0,
     };
     this.attach(node, replica);
     this.commands.push({ kind: 'load', nodeId: node.nodeId, replica });
@@ -954,6 +956,7 @@ export class Fleet {
           requestedAtMs: now,
           heldFor: undefined,
           reported: undefined,
+          placedSinceReport: 0,
         };
         this.attach(node, replica);
         opened = true;
@@ -965,6 +968,7 @@ export class Fleet {
       }
       if (report.capacityTokens > 0 && report.capacityTokens !== replica.capacityTokens) replica.capacityTokens = report.capacityTokens;
       replica.reported = { running: report.running, waiting: report.waiting, kvCacheUsage: report.kvCacheUsage, atMs: now };
+      replica.placedSinceReport = 0;
       if (wasFull && report.waiting < this.limits.maxWaiting && report.kvCacheUsage < 1) opened = true;
     }
     for (const replica of [...node.replicas.values()]) {
@@ -1054,10 +1058,21 @@ export class Fleet {
   }
 }
 
-/** Ready replicas before loading ones, then the least loaded. */
-function rankReplica(r: Replica, load: number): number {
-  return (r.state === 'ready' ? 0 : 1) + load;
+/**
+ * Ready replicas before loading ones, then the least loaded, with the
+ * requests it has yet to start (its engine's queue as last reported, and
+ * what was placed since) weighing extra: a burst spreads over the replicas
+ * instead of queueing its prefills on the one that looked emptiest.
+ */
+function rankReplica(r: Replica, load: number, nowMs: number, limits: ReplicaLimits): number {
+  const fresh = r.reported && nowMs - r.reported.atMs <= limits.staleTelemetryMs;
+  const queued = (fresh ? r.reported!.waiting : 0) + r.placedSinceReport;
+  // A cold start costs seconds: a loading replica comes only after every ready one with room.
+  return (r.state === 'ready' ? 0 : 1e6) + load + (QUEUE_WEIGHT * queued) / Math.max(1, r.maxSequences);
 }
+
+/** How much a queued request weighs against a running one: its prefill is ahead of it, and delays every token behind it. */
+const QUEUE_WEIGHT = 4;
 
 /** Lexicographic comparison of plan scores (lower is better). */
 function better(a: readonly number[], b: readonly number[]): boolean {

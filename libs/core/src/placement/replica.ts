@@ -33,6 +33,8 @@ export interface Replica {
   heldFor: string | undefined;
   /** The engine's latest report of itself. */
   reported: ReplicaLoadReport | undefined;
+  /** Sequences placed on it since that report: not in its queue yet as far as the report says. */
+  placedSinceReport: number;
 }
 
 /** An engine's own view of its load, in the vocabulary inference routers use. */

@@ -65,6 +65,26 @@ function loneSequenceTokenTimes(promptTokens: number, maxTokens: number, timeSca
 }
 
 describe('SimulatedGpu inference', () => {
+  it('ends a sequence that "emits EOS" early with finish reason stop, its KV budget reserved all the same, and counts its engine time as busy', () => {
+    const scheduler = new ManualScheduler();
+    // Room for one sequence's whole budget (100 + 50 tokens) beside the weights, not two.
+    const gpu = new SimulatedGpu({ index: 0, name: 'g', memoryBytes: GLM.weightBytes + 150 * GLM.kvBytesPerToken, scheduler });
+    const outcomes: SequenceOutcome[] = [];
+    const start = (id: string) =>
+      gpu.submit({ id, model: GLM, promptTokens: 100, maxTokens: 50, stopAfterTokens: 5, onTokens: () => undefined, onDone: (o) => outcomes.push(o) });
+    start('a');
+    start('b');
+    scheduler.runUntilIdle();
+    expect(outcomes.map((o) => [o.finishReason, o.completionTokens])).toEqual([
+      ['stop', 5],
+      ['stop', 5],
+    ]);
+    // The second waited for the first's whole budget to free: it started after the first ended.
+    expect(outcomes[1]!.queueTimeMs).toBeGreaterThanOrEqual(outcomes[0]!.totalTimeMs);
+    const lone = loneSequenceTokenTimes(100, 5);
+    expect(gpu.busyMs()).toBeCloseTo(2 * lone[lone.length - 1]!, 6);
+  });
+
   it('times a lone sequence as one prefill then one decode step per further token', () => {
     const { scheduler, submit } = setup();
     const trace = submit('a', 1000, 4);

@@ -12,8 +12,8 @@ export interface SimModel {
   readonly kvBytesPerToken: number;
 }
 
-/** How a simulated sequence ended. The simulator has no stop strings, so it always runs to its budget. */
-export type SequenceFinishReason = 'length' | 'cancelled';
+/** How a simulated sequence ended: its budget ran out, it "emitted EOS" (stopAfterTokens), or it was cancelled. */
+export type SequenceFinishReason = 'length' | 'stop' | 'cancelled';
 
 export interface SequenceOutcome {
   readonly finishReason: SequenceFinishReason;
@@ -32,8 +32,14 @@ export interface SequenceRequest {
   readonly id: string;
   readonly model: SimModel;
   readonly promptTokens: number;
-  /** The sequence ends after exactly this many tokens. */
+  /** The generation budget: the sequence's KV cache is reserved for the prompt plus this many tokens. */
   readonly maxTokens: number;
+  /**
+   * Ends the sequence after this many tokens (finish reason 'stop'), as a
+   * model that emits its end-of-sequence token before the budget does. Without
+   * it the sequence runs to its budget (the simulator writes no language).
+   */
+  readonly stopAfterTokens?: number;
   /** Admitted into the running batch: its prefill starts now. */
   onStart?(): void;
   onFirstToken?(): void;
@@ -195,6 +201,8 @@ export class SimulatedGpu {
   private replica: HostedReplica | undefined;
   private step: Step | undefined;
   private cancelKick: (() => void) | undefined;
+  /** Scheduler milliseconds spent in engine steps so far (what utilisation over time is made of). */
+  private busy = 0;
 
   constructor(options: SimulatedGpuOptions) {
     const timeScale = options.timeScale ?? 1;
@@ -434,6 +442,11 @@ export class SimulatedGpu {
     });
   }
 
+  /** Scheduler milliseconds this GPU's engine has spent in steps (batch jobs not counted). */
+  busyMs(): number {
+    return this.busy;
+  }
+
   /** Plans the next step from `startAt` and arms its timer; leaves the engine idle when there is nothing to do. */
   private startStep(startAt: number): void {
     const { step, admitted } = this.planStep(startAt);
@@ -450,12 +463,14 @@ export class SimulatedGpu {
     if (fresh.length > 0) {
       const tokens = fresh.reduce((sum, s) => sum + s.req.promptTokens, 0);
       const endsAt = startAt + this.wallMs(prefillSeconds(tokens));
+      this.busy += endsAt - startAt;
       return { step: { kind: 'prefill', members: fresh, endsAt, cancelTimer: undefined }, admitted };
     }
     if (this.running.length > 0) {
       const members = [...this.running];
       const context = members.reduce((sum, s) => sum + s.req.promptTokens + s.generated, 0);
       const endsAt = startAt + this.wallMs(decodeStepSeconds(members.length, context));
+      this.busy += endsAt - startAt;
       return { step: { kind: 'decode', members, endsAt, cancelTimer: undefined }, admitted };
     }
     return { step: undefined, admitted };
@@ -500,7 +515,9 @@ export class SimulatedGpu {
         if (seq.done) continue;
       }
       seq.req.onTokens(text, 1);
-      if (!seq.done && seq.generated >= seq.req.maxTokens) this.finish(seq, 'length', step.endsAt);
+      if (seq.done) continue;
+      if (seq.generated >= seq.req.maxTokens) this.finish(seq, 'length', step.endsAt);
+      else if (seq.req.stopAfterTokens !== undefined && seq.generated >= seq.req.stopAfterTokens) this.finish(seq, 'stop', step.endsAt);
     }
   }
 
