@@ -2,11 +2,12 @@ import { durability } from './durability';
 import { placement } from './placement';
 import { policy } from './policy';
 import { quality } from './quality';
+import { routing } from './routing';
 import { slurm } from './slurm';
 import { throughput } from './throughput';
 
 /** `npm run bench -- <name> [flags]`: runs one benchmark, prints its table, writes JSON under bench/results. */
-const benchmarks: Record<string, (args: string[]) => Promise<void>> = { durability, placement, policy, quality, slurm, throughput };
+const benchmarks: Record<string, (args: string[]) => Promise<void>> = { durability, placement, policy, quality, routing, slurm, throughput };
 
 const [name, ...args] = process.argv.slice(2);
 const bench = name ? benchmarks[name] : undefined;
