@@ -162,10 +162,10 @@ describe('claims, preemption, CPU hosts and a custom catalog, end to end', () =>
   it('stops a preempted command job with SIGTERM first, then gives its cores to the urgent job', async () => {
     const cores = availableParallelism();
     const marker = path.join(work.dir, 'sigterm.txt');
-    // A job that checkpoints on SIGTERM (writes the marker) and otherwise runs for ever, on every core.
+    // A job that checkpoints on SIGTERM (for a second, then writes the marker) and otherwise runs for ever, on every core.
     const victim = (
       await client.submit(
-        shellJob(`trap 'echo got-sigterm > "$MARKER"; exit 0' TERM; while :; do sleep 0.05; done`, cores, { priorityClass: PriorityClass.BACKGROUND, preemptible: true }, { MARKER: marker }),
+        shellJob(`trap 'sleep 1; echo got-sigterm > "$MARKER"; exit 0' TERM; while :; do sleep 0.05; done`, cores, { priorityClass: PriorityClass.BACKGROUND, preemptible: true }, { MARKER: marker }),
       )
     ).task!;
     try {
@@ -178,8 +178,9 @@ describe('claims, preemption, CPU hosts and a custom catalog, end to end', () =>
       const history = await events(victim.id);
       const preempted = history.find((e) => e.state === TaskState.PREEMPTED)!;
       expect(preempted.reason).toBe(`preempted by ${urgent!.id}`);
-      // The urgent job started only once the victim had stopped (its cores were the victim's until then).
-      expect(timestampToMillis(done.startedAt!)).toBeGreaterThanOrEqual(timestampToMillis(preempted.time!));
+      // The urgent job started only once the victim had stopped, after its second of checkpointing:
+      // the cores were the victim's until then.
+      expect(timestampToMillis(done.startedAt!) - timestampToMillis(preempted.time!)).toBeGreaterThanOrEqual(900);
     } finally {
       await cancelAll([victim]);
     }

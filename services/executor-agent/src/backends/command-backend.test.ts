@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TaskKind, TaskSpec } from '@autoglm/proto';
-import { ExecutionError, type ExecutionRequest, OUTPUT_TAIL_BYTES } from './backend';
+import { ExecutionError, type ExecutionRequest, OUTPUT_TAIL_BYTES, StopRequest } from './backend';
 import { CommandBackend, CommandFailedError } from './command-backend';
 
 function batch(command: string[], env: Record<string, string> = {}): TaskSpec {
@@ -122,6 +122,33 @@ describe('CommandBackend', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('gives a preempted job the grace period its stop request carries before SIGKILL, time to checkpoint', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'autoglm-cmd-'));
+    const fifo = join(dir, 'ready');
+    execFileSync('mkfifo', [fifo]);
+    try {
+      // The agent's own grace is tiny; the preemption's is generous: the checkpoint (0.3 s) completes.
+      const backend = new CommandBackend({ allow: SH, killGraceMs: 10 });
+      const script = `trap 'sleep 0.3; echo checkpointed; exit 0' TERM; echo ready > "$READY"; while :; do sleep 0.05; done`;
+      const { req, controller } = request(batch(['/bin/sh', '-c', script], { READY: fifo }));
+      const ready = readFile(fifo, 'utf8');
+      const done = backend.execute(req);
+      expect(await ready).toBe('ready\n');
+      controller.abort(new StopRequest('preempted by t2', 5000, true));
+      const outcome = await done;
+      expect(outcome).toMatchObject({ finishReason: 'cancelled', exitCode: 0, output: 'checkpointed\n' });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('hides every GPU from a job without GPUs', async () => {
+    const backend = new CommandBackend({ allow: SH, host: { cpuMillis: 4000, memoryBytes: 2 ** 30 } });
+    const { req } = request(batch(['/bin/sh', '-c', 'echo "[${CUDA_VISIBLE_DEVICES-unset}]"']), []);
+    expect((await backend.execute(req)).output).toBe('[]\n');
+    expect(backend.hostResources()).toEqual({ cpuMillis: 4000, memoryBytes: 2 ** 30 });
   });
 
   it('does not start a job whose signal is already aborted', async () => {
