@@ -339,6 +339,19 @@ describe('Fleet: reasons, holds and room', () => {
     expect(where(fleet.place(gpuJob(1), 'small'))).toMatch(/^b\//);
   });
 
+  it('holds the cores preemption frees for a job without GPUs: another job does not take them', () => {
+    const { fleet } = testFleet();
+    addNode(fleet, 'host', { gpus: 0, backends: ['command'], cores: 4 });
+    const victim = claimed(fleet.place(cpuJob(4, 0, true), 'victim'));
+    const urgent = cpuJob(4, 0, true);
+    expect(fleet.fitsAfter('host', urgent, [victim], 'urgent')).toBe(true);
+    expect(fleet.holdAfter('host', urgent, [victim], 'urgent')).toBe(true);
+    fleet.release(victim);
+    expect(fleet.place(cpuJob(1, 0, true), 'other')).toBe('no-capacity');
+    expect(where(fleet.place(urgent, 'urgent'))).toBe('host/');
+    fleet.unhold('urgent');
+  });
+
   it('knows which kinds of room it has', () => {
     const { fleet } = testFleet();
     expect(fleet.hasRoom()).toBe(false);

@@ -97,6 +97,9 @@ interface Hold {
   nodeId: string;
   gpus: number[];
   replicaId: string | undefined;
+  /** Host cores and memory held (for a job without GPUs that preempted for them). */
+  cpuMillis: number;
+  memoryBytes: number;
 }
 
 /** Kinds of room a node has, for hasRoom(). */
@@ -195,6 +198,7 @@ export class Fleet {
       freeGpus: registration.gpus.length,
       idleGpus: 0,
       heldGpus: 0,
+      heldHost: 0,
       smallestGpuBytes: registration.gpus.length === 0 ? 0 : Math.min(...registration.gpus.map((g) => g.memoryTotalBytes)),
       replicaShapes: new Map(),
     };
@@ -330,8 +334,9 @@ export class Fleet {
     const plan = this.planOn(node, demand, { holder, freed: this.freedOf(nodeId, freed), live: false, nowMs: this.clock(), mayEvict: true });
     if (!plan) return false;
     this.unhold(holder);
-    if (plan.replica) this.setHold(holder, { nodeId, gpus: [], replicaId: plan.replica.id });
-    else this.setHold(holder, { nodeId, gpus: plan.gpus, replicaId: undefined });
+    const host = { cpuMillis: demand.cpuMillis, memoryBytes: demand.memoryBytes };
+    if (plan.replica) this.setHold(holder, { nodeId, gpus: [], replicaId: plan.replica.id, cpuMillis: 0, memoryBytes: 0 });
+    else this.setHold(holder, { nodeId, gpus: plan.gpus, replicaId: undefined, ...host });
     return true;
   }
 
@@ -361,7 +366,7 @@ export class Fleet {
     }
     if (!best) return undefined;
     this.unhold(holder);
-    this.setHold(holder, { nodeId: best.node.nodeId, gpus: best.gpus, replicaId: undefined });
+    this.setHold(holder, { nodeId: best.node.nodeId, gpus: best.gpus, replicaId: undefined, cpuMillis: 0, memoryBytes: 0 });
     return best.node.nodeId;
   }
 
@@ -372,6 +377,7 @@ export class Fleet {
     this.holds.delete(holder);
     const node = this.nodesById.get(hold.nodeId);
     if (!node) return;
+    if (hold.cpuMillis > 0 || hold.memoryBytes > 0) node.heldHost -= 1;
     for (const gpu of node.gpus) {
       if (gpu.heldFor !== holder) continue;
       gpu.heldFor = undefined;
@@ -665,8 +671,10 @@ export class Fleet {
   }
 
   private planJob(node: FleetNode, demand: Demand, ctx: PlanContext): Plan | undefined {
-    const freedCpu = ctx.freed?.cpuMillis ?? 0;
-    const freedMemory = ctx.freed?.memoryBytes ?? 0;
+    // Cores and memory held for another task (preemption freed them for it) are not free to this one.
+    const held = this.hostHeldForOthers(node, ctx.holder);
+    const freedCpu = (ctx.freed?.cpuMillis ?? 0) - held.cpuMillis;
+    const freedMemory = (ctx.freed?.memoryBytes ?? 0) - held.memoryBytes;
     if (node.cpuClaimedMillis - freedCpu + demand.cpuMillis > node.cpuMillis) return undefined;
     if (node.memoryClaimedBytes - freedMemory + demand.memoryBytes > node.memoryBytes) return undefined;
     if (demand.kind === 'cpu') {
@@ -780,6 +788,19 @@ export class Fleet {
     if (demand.kind === 'cpu') return true;
     const big = node.gpus.filter((g) => g.memoryTotalBytes * this.policy.maxGpuMemoryFraction >= demand.gpuMemoryBytes);
     return big.length >= demand.gpuCount;
+  }
+
+  /** Host cores and memory held on the node for tasks other than `holder`. */
+  private hostHeldForOthers(node: FleetNode, holder: string | undefined): { cpuMillis: number; memoryBytes: number } {
+    let cpuMillis = 0;
+    let memoryBytes = 0;
+    if (node.heldHost === 0) return { cpuMillis, memoryBytes };
+    for (const [h, hold] of this.holds) {
+      if (h === holder || hold.nodeId !== node.nodeId) continue;
+      cpuMillis += hold.cpuMillis;
+      memoryBytes += hold.memoryBytes;
+    }
+    return { cpuMillis, memoryBytes };
   }
 
   /** GPUs to hold for a demand on this node, or undefined when it could never run there. */
@@ -996,6 +1017,7 @@ export class Fleet {
     const node = this.nodesById.get(hold.nodeId);
     if (!node) return;
     this.holds.set(holder, hold);
+    if (hold.cpuMillis > 0 || hold.memoryBytes > 0) node.heldHost += 1;
     for (const index of hold.gpus) {
       const gpu = node.gpus.find((g) => g.index === index);
       if (!gpu) continue;

@@ -87,6 +87,8 @@ export interface FleetNode {
   idleGpus: number;
   /** GPUs held for some task (free or not). */
   heldGpus: number;
+  /** Holds of host cores and memory on it (for jobs without GPUs). */
+  heldHost: number;
   /** Memory of its smallest GPU (what a replica here is sized by). */
   readonly smallestGpuBytes: number;
   /** Replica sizes on it by model and least GPU count, worked out once (null: it cannot host one). */

@@ -380,7 +380,7 @@ export class Dispatcher {
     const replica = this.fleet.heldReplica(id);
     if (replica !== undefined) return `replica ${replica} on node ${nodeId} is`;
     const gpus = this.fleet.heldGpus(id) ?? [];
-    return `GPU(s) ${gpus.join(', ')} of node ${nodeId} are`;
+    return gpus.length > 0 ? `GPU(s) ${gpus.join(', ')} of node ${nodeId} are` : `the cores it needs on node ${nodeId} are`;
   }
 
   // ---- internals ---------------------------------------------------------
