@@ -181,15 +181,20 @@ export class FairShare {
   }
 
   /**
-   * GPUs the tenant uses beyond its nominal GPU quota. Once any tenant has a
-   * quota, a tenant without one counts as having a nominal quota of 0 here
-   * (all it uses is borrowed); with no quotas anywhere, 0.
+   * What the tenant uses beyond its nominal quota, per resource: 0 within
+   * it, and 0 for a resource its quota leaves out. Once any tenant has a
+   * quota, a tenant without one counts as having a nominal quota of 0 on
+   * every resource (all it uses is borrowed); with no quotas anywhere, 0.
    */
-  borrowedGpus(tenant: string): number {
+  borrowed(tenant: string): Resources {
     const t = this.tenants.get(tenant);
-    if (!t) return 0;
-    const nominal = t.quota.gpus?.nominal ?? (this.hasQuota(tenant) || !this.anyQuota() ? undefined : 0);
-    return nominal !== undefined ? Math.max(0, t.allocated.gpus - nominal) : 0;
+    if (!t || !this.anyQuota()) return { ...NO_RESOURCES };
+    const unquoted = this.hasQuota(tenant) ? undefined : 0;
+    const over = (r: ResourceName) => {
+      const nominal = t.quota[r]?.nominal ?? unquoted;
+      return nominal === undefined ? 0 : Math.max(0, t.allocated[r] - nominal);
+    };
+    return { gpus: over('gpus'), gpuMemoryBytes: over('gpuMemoryBytes'), cpus: over('cpus') };
   }
 
   /** Whether any tenant has a nominal quota. */

@@ -73,7 +73,7 @@ interface PreemptionPass {
   nowMs: number;
   /** Whether any tenant has a quota. */
   quotas: boolean;
-  borrowedGpus: (tenant: string) => number;
+  borrowed: (tenant: string) => Resources;
   /** Borrowing beyond its nominal quota (on GPUs, or any resource). */
   borrowing: (tenant: string) => boolean;
   /** Running attempts, collected by the first candidate that gets as far as choosing victims. */
@@ -226,8 +226,11 @@ export class Dispatcher {
     const pass: PreemptionPass = {
       nowMs,
       quotas,
-      borrowedGpus: (t) => this.fairShare.borrowedGpus(t),
-      borrowing: (t) => this.fairShare.borrowedGpus(t) > 0 || this.fairShare.isBorrowing(t),
+      borrowed: (t) => this.fairShare.borrowed(t),
+      borrowing: (t) => {
+        const b = this.fairShare.borrowed(t);
+        return b.gpus > 0 || b.gpuMemoryBytes > 0 || b.cpus > 0;
+      },
     };
     for (const candidate of candidates) {
       const preemption = this.preemptFor(candidate, pass);
@@ -255,7 +258,7 @@ export class Dispatcher {
       pass.running = [];
       for (const a of this.allocations.values()) if (a.attempt) pass.running.push(a.attempt);
     }
-    const quota: QuotaStanding = pass.quotas ? { tenant: preemptor.tenant, reclaims, borrows: !reclaims, borrowedGpus: pass.borrowedGpus } : {};
+    const quota: QuotaStanding = pass.quotas ? { tenant: preemptor.tenant, reclaims, borrows: !reclaims, borrowed: pass.borrowed } : {};
     const choice = chooseVictims(this.fleet, demand, preemptionRank(preemptor.priorityClass, preemptor.priority), pass.running, pass.borrowing, pass.nowMs, quota, preemptor.id);
     if (!choice) return undefined;
     this.preemptedFor.set(preemptor.id, choice.victims.map((v) => v.id));

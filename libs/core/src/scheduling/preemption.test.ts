@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { PriorityClass } from '@autoglm/proto';
 import type { Demand } from '../placement/demand';
 import { DEFAULT_PLACEMENT_POLICY, Fleet } from '../placement/fleet';
-import { gpuJob } from '../placement/test-fleet';
+import { addNode, cpuJob, gpuJob, testFleet } from '../placement/test-fleet';
 import { FairShare } from '../policy/fair-share';
 import { DEFAULT_POLICY } from '../policy/policy';
 import { Dispatcher } from './dispatcher';
@@ -203,13 +203,13 @@ describe('preemption in the dispatcher', () => {
               const reclaiming = fairShare.hasQuota(pre.preemptor.tenant) && fairShare.withinNominal(pre.preemptor.tenant, { gpus: specs.get(pre.preemptor.id)!.gpus, gpuMemoryBytes: 0, cpus: 0 });
               // Judged before any victim is released.
               // (A tenant without a quota has a nominal quota of 0 once others have quotas.)
-              const borrowing = new Map(pre.victims.map((v) => [v.tenant, fairShare.borrowedGpus(v.tenant) > 0 || fairShare.isBorrowing(v.tenant)]));
+              const borrowing = new Map(pre.victims.map((v) => [v.tenant, fairShare.borrowed(v.tenant).gpus > 0 || fairShare.isBorrowing(v.tenant)]));
               const reclaimedGpus = new Map<string, number>();
               for (const v of pre.victims) {
                 if (!(v.rank < preemptionRank(pre.preemptor.priorityClass, pre.preemptor.priority))) reclaimedGpus.set(v.tenant, (reclaimedGpus.get(v.tenant) ?? 0) + v.claim.resources.gpus);
               }
               // Reclaim never takes a tenant further below its nominal quota than its last victim's size.
-              for (const [tenant, gpus] of reclaimedGpus) expect(gpus - fairShare.borrowedGpus(tenant)).toBeLessThan(3);
+              for (const [tenant, gpus] of reclaimedGpus) expect(gpus - fairShare.borrowed(tenant).gpus).toBeLessThan(3);
               for (const v of pre.victims) {
                 // Every victim is of lower rank, or reclaimed from a borrower by a tenant within its nominal quota.
                 expect(
@@ -266,6 +266,68 @@ describe('preemption in the dispatcher', () => {
       const again = d.preempt(t);
       expect(again?.victims.some((v) => v.tenant === 'owner') ?? false).toBe(false);
     }
+  });
+
+  it('counts every victim against what a borrower borrows: reclaim stops at its nominal quota, even when rank took the first victim', () => {
+    // The counterexample a property run found: b borrows 1 GPU over its nominal 3. Reclaiming 3
+    // GPUs on one node for a would take b's background job (by rank) and then its urgent one (by
+    // reclaim), leaving b at 0; b's urgent job, back within b's quota, would preempt a's task,
+    // and round again for ever.
+    const fleet = fleetOf(2, 4);
+    const fairShare = new FairShare(
+      [
+        { name: 'a', quota: { gpus: { nominal: 3, borrowingLimit: 8 } } },
+        { name: 'b', quota: { gpus: { nominal: 3, borrowingLimit: 8 } } },
+      ],
+      { halfLifeMs: 60_000 },
+    );
+    const demands = new Map<string, Demand>();
+    const policy = { ...DEFAULT_POLICY, preemptAfterMs: 0, urgentPreemptAfterMs: 0 };
+    const d = new Dispatcher({ fleet, fairShare, policy, nowMs: 0, demandOf: (id) => demands.get(id) });
+    d.fleetChanged(0);
+    const add = (id: string, tenant: string, priorityClass: PriorityClass, gpus: number, at: number, preemptible = true) => {
+      demands.set(id, demandOf(gpus, 10));
+      d.enqueue({ id, tenant, priorityClass, priority: 0, readySinceMs: at, preemptible }, at);
+      return d.dispatch(at).map((p) => p.task.id);
+    };
+    expect(add('c-keep', 'c', PriorityClass.BACKGROUND, 3, 0, false)).toEqual(['c-keep']);
+    expect(add('b-urgent', 'b', PriorityClass.URGENT, 2, 1)).toEqual(['b-urgent']);
+    expect(add('b-bg', 'b', PriorityClass.BACKGROUND, 2, 2)).toEqual(['b-bg']);
+    expect(fairShare.borrowed('b').gpus).toBe(1);
+    expect(add('a-normal', 'a', PriorityClass.NORMAL, 3, 3)).toEqual([]);
+    // Only b-urgent and b-bg together make room, and b would end 3 GPUs below its quota: a waits.
+    expect(d.preempt(3)).toBeUndefined();
+  });
+
+  it('reclaims cores from a tenant borrowing them, for a job without GPUs within its nominal quota', () => {
+    const { fleet, now } = testFleet();
+    addNode(fleet, 'n0', { gpus: 0, cores: 8 });
+    const fairShare = new FairShare(
+      [
+        { name: 'owner', quota: { cpus: { nominal: 4 } } },
+        { name: 'borrower', quota: { cpus: { nominal: 2 } } },
+      ],
+      { halfLifeMs: 60_000 },
+    );
+    const demands = new Map<string, Demand>();
+    const policy = { ...DEFAULT_POLICY, preemptAfterMs: 0, urgentPreemptAfterMs: 0 };
+    const at = now();
+    const d = new Dispatcher({ fleet, fairShare, policy, nowMs: at, demandOf: (id) => demands.get(id) });
+    d.fleetChanged(at);
+    const add = (id: string, tenant: string, priorityClass: PriorityClass) => {
+      demands.set(id, cpuJob(2));
+      d.enqueue({ id, tenant, priorityClass, priority: 0, readySinceMs: at, preemptible: true }, at);
+    };
+    for (const id of ['b-1', 'b-2', 'b-3', 'b-4']) add(id, 'borrower', PriorityClass.URGENT);
+    expect(d.dispatch(at)).toHaveLength(4);
+    expect(fairShare.borrowed('borrower').cpus).toBe(6);
+    add('o-1', 'owner', PriorityClass.BACKGROUND);
+    expect(d.dispatch(at)).toHaveLength(0);
+    const pre = d.preempt(at)!;
+    expect(pre.preemptor.id).toBe('o-1');
+    expect(pre.victims).toHaveLength(1);
+    expect(pre.victims[0]!.tenant).toBe('borrower');
+    expect(pre.victims[0]!.claim.resources.cpus).toBe(2);
   });
 
   it('lets urgent work preempt preemptible background work, and leaves work that is not preemptible alone', () => {

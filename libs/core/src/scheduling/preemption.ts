@@ -1,5 +1,5 @@
 import { PriorityClass } from '@autoglm/proto';
-import type { Claim } from '../placement/claim';
+import type { Claim, Resources } from '../placement/claim';
 import type { Demand } from '../placement/demand';
 import type { Fleet } from '../placement/fleet';
 
@@ -40,8 +40,8 @@ export interface QuotaStanding {
   borrows?: boolean;
   /** Its tenant. */
   tenant?: string;
-  /** GPUs a tenant uses beyond its nominal quota (0 when within it): reclaim takes no more than that from it. */
-  borrowedGpus?: (tenant: string) => number;
+  /** What a tenant uses beyond its nominal quota, per resource (0 within it): reclaim takes no more than that from it. */
+  borrowed?: (tenant: string) => Resources;
 }
 
 /**
@@ -64,6 +64,8 @@ export function mayPreempt(r: RunningAttempt, rank: number, isBorrowing: (tenant
   if (quota.reclaims && r.tenant !== quota.tenant && isBorrowing(r.tenant)) return 'reclaim';
   return false;
 }
+
+const RESOURCE_KEYS = ['gpus', 'gpuMemoryBytes', 'cpus'] as const satisfies ReadonlyArray<keyof Resources>;
 
 /** An attempt mayPreempt allows, with what the victim order needs computed once. */
 interface Candidate {
@@ -117,15 +119,17 @@ export function chooseVictims(
   for (const [nodeId, candidates] of byNode) {
     candidates.sort((a, b) => a.attempt.rank - b.attempt.rank || Number(b.borrowing) - Number(a.borrowing) || a.lost - b.lost);
     const chosen: RunningAttempt[] = [];
-    // What reclaim may still take from each borrowing tenant on this node: it stops once the tenant is back at its nominal quota.
-    const borrowed = new Map<string, number>();
+    // What each tenant still borrows once the victims chosen so far (by either rule) have
+    // stopped: reclaim takes a victim only while its tenant still borrows something it holds,
+    // so it stops once the tenant is back at its nominal quota.
+    const stillBorrowed = new Map<string, Resources>();
     const fits = (victims: RunningAttempt[]) => fleet.fitsAfter(nodeId, demand, victims.map((v) => v.claim), holder);
     for (const { attempt: c, by } of candidates) {
       if (fits(chosen)) break;
-      if (by === 'reclaim') {
-        const left = borrowed.get(c.tenant) ?? quota.borrowedGpus?.(c.tenant) ?? Infinity;
-        if (left <= 0) continue;
-        borrowed.set(c.tenant, left - c.claim.resources.gpus);
+      const left = stillBorrowed.get(c.tenant) ?? quota.borrowed?.(c.tenant);
+      if (left) {
+        if (by === 'reclaim' && !RESOURCE_KEYS.some((r) => c.claim.resources[r] > 0 && left[r] > 0)) continue;
+        stillBorrowed.set(c.tenant, { gpus: left.gpus - c.claim.resources.gpus, gpuMemoryBytes: left.gpuMemoryBytes - c.claim.resources.gpuMemoryBytes, cpus: left.cpus - c.claim.resources.cpus });
       }
       chosen.push(c);
     }
