@@ -80,7 +80,7 @@ export async function quality(args: string[]): Promise<void> {
   console.log(`Trace: ${tracePath}\n  ${AZURE_TRACE_ATTRIBUTION}`);
   console.log(`  ${trace.length.toLocaleString('en')} requests over ${(traceSpanS / 60).toFixed(1)} min; replayed ${workload.timeScale.toFixed(2)}× faster: ${(workload.spanMs / 60_000).toFixed(1)} simulated min`);
   console.log(
-    `Fleet: ${fleet.nodes} nodes × ${fleet.gpusPerNode} GPUs, ${fleet.slotsPerGpu} sequences per GPU (maxTasksPerGpu); ${workload.batchJobs} background batch jobs of 1, 2 or 4 GPUs (preemptible, a preempted run is lost); placement ${placement}`,
+    `Fleet: ${fleet.nodes} nodes × ${fleet.gpusPerNode} GPUs, ${fleet.slotsPerGpu} sequences per GPU (a one-GPU replica each); ${workload.batchJobs} background batch jobs of 1, 2 or 4 GPUs (preemptible, a preempted run is lost); placement ${placement}`,
   );
   const load = workload.offeredLoad;
   console.log(
