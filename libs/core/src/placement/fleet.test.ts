@@ -252,6 +252,25 @@ describe('Fleet: inference runs in replicas', () => {
     expect(fleet.replicaCount(GLM.name)).toBe(0);
   });
 
+  it('counts the sequences still running in a replica its agent left out of a report and then reported again', () => {
+    const { fleet, advance } = testFleet({ replicaReportGraceMs: 1000 });
+    addNode(fleet, 'a', { gpus: 1 });
+    const running = claimed(fleet.place(sequence()));
+    const reports = loadedReports(fleet, 'a');
+    fleet.observe('a', [], reports);
+    advance(1001);
+    fleet.observe('a', [], []);
+    expect(fleet.replicaCount(GLM.name)).toBe(0);
+    fleet.observe('a', [], reports);
+    const replica = fleet.get('a')!.replicas.get(running.replicaId!)!;
+    expect(replica.sequences).toBe(1);
+    expect(replica.usedTokens).toBe(running.demand.tokens);
+    expect(fleet.get('a')!.idleGpus).toBe(0);
+    fleet.release(running);
+    expect(replica.sequences).toBe(0);
+    expect(fleet.get('a')!.idleGpus).toBe(1);
+  });
+
   it('adopts the replicas an agent reports on registration (after a decision restart), and evicts one on claimed GPUs', () => {
     const { fleet } = testFleet();
     const report = (id: string, gpu: number): ReplicaReport => ({ id, model: GLM.name, gpuIndices: [gpu], ready: true, external: false, capacityTokens: 0, running: 1, waiting: 0, kvCacheUsage: 0.1 });
@@ -350,6 +369,47 @@ describe('Fleet: reasons, holds and room', () => {
     expect(fleet.place(cpuJob(1, 0, true), 'other')).toBe('no-capacity');
     expect(where(fleet.place(urgent, 'urgent'))).toBe('host/');
     fleet.unhold('urgent');
+  });
+
+  it('lets a job hold cores only beyond what its stopping victims still hold: the rest stays open to others', () => {
+    const { fleet } = testFleet();
+    addNode(fleet, 'host', { gpus: 0, backends: ['command'], cores: 32 });
+    const victim = claimed(fleet.place(cpuJob(16, 0, true), 'victim'));
+    const urgent = cpuJob(20, 0, true);
+    expect(fleet.holdAfter('host', urgent, [victim], 'urgent')).toBe(true);
+    // While the victim stops: 16 cores are its, 4 more are held, 12 are anyone's.
+    expect(fleet.place(cpuJob(13, 0, true), 'other')).toBe('no-capacity');
+    const other = claimed(fleet.place(cpuJob(12, 0, true), 'other'));
+    fleet.release(victim);
+    expect(fleet.place(cpuJob(1, 0, true), 'another')).toBe('no-capacity');
+    expect(where(fleet.place(urgent, 'urgent'))).toBe('host/');
+    fleet.release(other);
+  });
+
+  it('chooses victims only where the room would be usable: a free GPU some other process uses stays in use', () => {
+    const { fleet } = testFleet();
+    addNode(fleet, 'a', { gpus: 2 });
+    addNode(fleet, 'b', { gpus: 2 });
+    const onA = claimed(fleet.place(gpuJob(1), 'a-job'));
+    expect(onA.nodeId).toBe('a');
+    fleet.observe('a', [{ index: 1 - onA.gpuIndices[0]!, utilization: 1, memoryUsedBytes: 70 * GiB }]);
+    const onB = [claimed(fleet.place(gpuJob(1), 'b-0')), claimed(fleet.place(gpuJob(1), 'b-1'))];
+    expect(onB.map((c) => c.nodeId)).toEqual(['b', 'b']);
+    expect(fleet.fitsAfter('a', gpuJob(2), [onA], 'urgent')).toBe(false);
+    expect(fleet.fitsAfter('b', gpuJob(2), onB, 'urgent')).toBe(true);
+  });
+
+  it('starts a replica on the GPUs preemption freed for its sequence, not on equally good ones elsewhere', () => {
+    const { fleet } = testFleet();
+    addNode(fleet, 'first', { gpus: 1 });
+    addNode(fleet, 'held', { gpus: 1 });
+    const elsewhere = claimed(fleet.place(gpuJob(1), 'job'));
+    const victim = claimed(fleet.place(gpuJob(1), 'victim'));
+    expect([elsewhere.nodeId, victim.nodeId]).toEqual(['first', 'held']);
+    expect(fleet.holdAfter('held', sequence(), [victim], 'urgent')).toBe(true);
+    fleet.release(victim);
+    fleet.release(elsewhere);
+    expect(claimed(fleet.place(sequence(), 'urgent')).nodeId).toBe('held');
   });
 
   it('knows which kinds of room it has', () => {

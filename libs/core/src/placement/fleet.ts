@@ -1,5 +1,5 @@
 import { type Claim, NO_RESOURCES, type Resources } from './claim';
-import { type Demand, type ModelShapes, replicaShape, type ReplicaShape } from './demand';
+import { type Demand, type ModelShapes, replicaCapacityTokens, replicaShape, type ReplicaShape } from './demand';
 import { abilitiesOf, type FleetNode, type GpuState, gpuIsFree, type NodeHealth, type NodeRegistration, servesModel } from './node';
 import { type Replica, type ReplicaCommand, replicaFits, replicaLoad, type ReplicaLimits, type ReplicaReport } from './replica';
 import { chooseConnectedGpus } from './topology';
@@ -100,6 +100,8 @@ interface Hold {
   /** Host cores and memory held (for a job without GPUs that preempted for them). */
   cpuMillis: number;
   memoryBytes: number;
+  /** The claims of the victims still stopping for it: the cores and memory they hold are part of what is held. */
+  stopping: readonly Claim[];
 }
 
 /** Kinds of room a node has, for hasRoom(). */
@@ -123,7 +125,9 @@ const ROOM_CPU = 4;
  *   engine reports a queue), never add it.
  *
  * The same feasibility test serves placement and preemption (`fitsAfter`),
- * so victims chosen by it always make the room they promise.
+ * so victims chosen by it make the room they promise (unless something
+ * outside the claims takes it while they stop; the dispatcher then makes
+ * room afresh).
  */
 export class Fleet {
   private readonly nodesById = new Map<string, FleetNode>();
@@ -314,13 +318,22 @@ export class Fleet {
 
   /**
    * Whether `demand` would fit on the node once the `freed` claims are
-   * released: the test preemption chooses victims by. It looks at claims
-   * alone, not telemetry (readings fall once the freed work stops).
+   * released: the test preemption chooses victims by. The freed claims' GPUs
+   * count as free whatever their readings say (readings fall once the work
+   * stops); any other free GPU must pass its reading as in placement (a
+   * process outside the claims keeps using it), and the node must be ready
+   * with fresh telemetry.
    */
   fitsAfter(nodeId: string, demand: Demand, freed: readonly Claim[], holder?: string): boolean {
+    return this.planAfter(nodeId, demand, freed, holder) !== undefined;
+  }
+
+  /** The plan `fitsAfter` and `holdAfter` test: on a ready node with fresh telemetry, with `freed` counted as released. */
+  private planAfter(nodeId: string, demand: Demand, freed: readonly Claim[], holder: string | undefined): Plan | undefined {
     const node = this.nodesById.get(nodeId);
-    if (!node || node.health !== 'ready') return false;
-    return this.planOn(node, demand, { holder, freed: this.freedOf(nodeId, freed), live: false, nowMs: this.clock(), mayEvict: true }) !== undefined;
+    const nowMs = this.clock();
+    if (!node || node.health !== 'ready' || !this.fresh(node, { holder, freed: undefined, live: true, nowMs, mayEvict: true })) return undefined;
+    return this.planOn(node, demand, { holder, freed: this.freedOf(nodeId, freed), live: false, nowMs, mayEvict: true });
   }
 
   /**
@@ -329,14 +342,12 @@ export class Fleet {
    * False when it would not fit, or the node is unknown.
    */
   holdAfter(nodeId: string, demand: Demand, freed: readonly Claim[], holder: string): boolean {
-    const node = this.nodesById.get(nodeId);
-    if (!node || node.health !== 'ready') return false;
-    const plan = this.planOn(node, demand, { holder, freed: this.freedOf(nodeId, freed), live: false, nowMs: this.clock(), mayEvict: true });
+    const plan = this.planAfter(nodeId, demand, freed, holder);
     if (!plan) return false;
     this.unhold(holder);
-    const host = { cpuMillis: demand.cpuMillis, memoryBytes: demand.memoryBytes };
-    if (plan.replica) this.setHold(holder, { nodeId, gpus: [], replicaId: plan.replica.id, cpuMillis: 0, memoryBytes: 0 });
-    else this.setHold(holder, { nodeId, gpus: plan.gpus, replicaId: undefined, ...host });
+    const stopping = freed.filter((c) => c.nodeId === nodeId);
+    if (plan.replica) this.setHold(holder, { nodeId, gpus: [], replicaId: plan.replica.id, cpuMillis: 0, memoryBytes: 0, stopping });
+    else this.setHold(holder, { nodeId, gpus: plan.gpus, replicaId: undefined, cpuMillis: demand.cpuMillis, memoryBytes: demand.memoryBytes, stopping });
     return true;
   }
 
@@ -366,7 +377,7 @@ export class Fleet {
     }
     if (!best) return undefined;
     this.unhold(holder);
-    this.setHold(holder, { nodeId: best.node.nodeId, gpus: best.gpus, replicaId: undefined, cpuMillis: 0, memoryBytes: 0 });
+    this.setHold(holder, { nodeId: best.node.nodeId, gpus: best.gpus, replicaId: undefined, cpuMillis: 0, memoryBytes: 0, stopping: [] });
     return best.node.nodeId;
   }
 
@@ -438,9 +449,11 @@ export class Fleet {
       const replica = node.replicas.get(claim.replicaId);
       if (replica) {
         replica.usedTokens = Math.max(0, replica.usedTokens - claim.demand.tokens);
-        replica.sequences = Math.max(0, replica.sequences - 1);
         replica.lastUsedMs = now;
-        if (replica.sequences === 0 && !replica.external) node.idleGpus += replica.gpuIndices.length;
+        if (replica.sequences > 0) {
+          replica.sequences -= 1;
+          if (replica.sequences === 0 && !replica.external) node.idleGpus += replica.gpuIndices.length;
+        }
       }
     } else {
       for (const index of claim.gpuIndices) {
@@ -606,9 +619,11 @@ export class Fleet {
   }
 
   private bestNewReplica(demand: Demand, ctx: PlanContext): Plan | undefined {
-    let best: Plan | undefined;
+    // GPUs held for it (preemption freed them for a replica of its model) come first: no bound below beats them.
+    const heldOn = ctx.holder !== undefined ? this.nodesById.get(this.holds.get(ctx.holder)?.nodeId ?? '') : undefined;
+    let best: Plan | undefined = heldOn && heldOn.health === 'ready' && this.fresh(heldOn, ctx) ? this.planNewReplica(heldOn, demand, ctx) : undefined;
     for (const node of this.nodesById.values()) {
-      if (node.health !== 'ready' || !this.fresh(node, ctx) || node.abilities.replicas !== 'managed') continue;
+      if (node === heldOn || node.health !== 'ready' || !this.fresh(node, ctx) || node.abilities.replicas !== 'managed') continue;
       const shape = this.replicaShapeOn(node, demand);
       if (!shape || node.freeGpus + (ctx.mayEvict ? node.idleGpus : 0) < shape.gpuCount) continue;
       if (best && !better(this.scoreBound(node, shape.gpuCount, 0), best.score)) continue;
@@ -702,7 +717,8 @@ export class Fleet {
       if ((!gpuIsFree(g) && !released) || g.replica !== undefined) continue;
       if (g.heldFor === undefined) freeTotal += 1;
       if (!mine(g) || limit(g) < needBytes) continue;
-      if (ctx.live && !released && !this.gpuReadingAllows(g, readingBytes)) continue;
+      // A free GPU some process outside the claims uses stays in use after any preemption too.
+      if (!released && !this.gpuReadingAllows(g, readingBytes)) continue;
       free.push(g.index);
       if (ctx.holder !== undefined && g.heldFor === ctx.holder) held.push(g.index);
     }
@@ -752,12 +768,14 @@ export class Fleet {
   private scoreBound(node: FleetNode, gpus: number, cpuMillis: number): number[] {
     const pack = this.policy.mode === 'pack';
     if (gpus === 0) {
+      // Cores held for other tasks leave less (a better best fit): a bound must count them as gone.
       const left = node.cpuMillis - node.cpuClaimedMillis - cpuMillis;
-      return [0, pack ? left : -left];
+      return [0, pack ? left - this.hostHeldForOthers(node, undefined).cpuMillis : -left];
     }
     const evict = node.freeGpus >= gpus ? 0 : 1;
     const least = Math.max(0, node.freeGpus - node.heldGpus - gpus);
-    const most = Math.max(0, node.freeGpus - gpus);
+    // Evicting, a plan may leave every free GPU it cannot use.
+    const most = evict ? node.freeGpus : node.freeGpus - gpus;
     return [0, evict, pack ? least : -most];
   }
 
@@ -796,9 +814,17 @@ export class Fleet {
     let memoryBytes = 0;
     if (node.heldHost === 0) return { cpuMillis, memoryBytes };
     for (const [h, hold] of this.holds) {
-      if (h === holder || hold.nodeId !== node.nodeId) continue;
-      cpuMillis += hold.cpuMillis;
-      memoryBytes += hold.memoryBytes;
+      if (h === holder || hold.nodeId !== node.nodeId || (hold.cpuMillis === 0 && hold.memoryBytes === 0)) continue;
+      // What its victims still hold is claimed already (and becomes the holder's when they stop): only the rest counts.
+      let stoppingCpu = 0;
+      let stoppingMemory = 0;
+      for (const c of hold.stopping) {
+        if (this.claims.get(c.key) !== c) continue;
+        stoppingCpu += c.demand.cpuMillis;
+        stoppingMemory += c.demand.memoryBytes;
+      }
+      cpuMillis += Math.max(0, hold.cpuMillis - stoppingCpu);
+      memoryBytes += Math.max(0, hold.memoryBytes - stoppingMemory);
     }
     return { cpuMillis, memoryBytes };
   }
@@ -979,6 +1005,12 @@ export class Fleet {
           reported: undefined,
           placedSinceReport: 0,
         };
+        // Sequences placed in it before it was dropped (a report that went missing) still run there.
+        for (const c of this.claims.values()) {
+          if (c.nodeId !== node.nodeId || c.replicaId !== report.id) continue;
+          replica.sequences += 1;
+          replica.usedTokens += c.demand.tokens;
+        }
         this.attach(node, replica);
         opened = true;
       }
@@ -1008,9 +1040,7 @@ export class Fleet {
     const gpus = node.gpus.filter((g) => report.gpuIndices.includes(g.index));
     if (!model || gpus.length === 0) return Infinity;
     const smallest = Math.min(...gpus.map((g) => g.memoryTotalBytes));
-    const fraction = this.policy.maxGpuMemoryFraction;
-    const tokens = Math.floor((gpus.length * (smallest * fraction - 2 * 2 ** 30) - model.weightBytes) / Math.max(1, model.kvBytesPerToken));
-    return Math.max(0, tokens);
+    return Math.max(0, replicaCapacityTokens(model, gpus.length, smallest, this.policy.maxGpuMemoryFraction));
   }
 
   private setHold(holder: string, hold: Hold): void {

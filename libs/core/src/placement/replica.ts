@@ -66,10 +66,10 @@ export type ReplicaCommand =
   | { kind: 'load'; nodeId: string; replica: Replica }
   | { kind: 'evict'; nodeId: string; replicaId: string; reason: string };
 
-/** Readings older than this do not correct a replica's load. */
 export interface ReplicaLimits {
   /** A replica whose engine reports this many requests waiting takes no more (it is saturated). */
   maxWaiting: number;
+  /** Readings older than this do not correct a replica's load. */
   staleTelemetryMs: number;
 }
 

@@ -110,7 +110,7 @@ export class Dispatcher {
   /** The highest-priority task the last pass could not fit for want of capacity. */
   private blocked?: QueuedTask;
   /** Queued tasks that preempted work, with their victims: what it freed stays held for them until they run. */
-  private readonly preemptedFor = new Map<string, string[]>();
+  private readonly preemptedFor = new Map<string, { nodeId: string; victims: string[]; claims: Claim[] }>();
   /** Running attempts that may be preempted: with none, preemption is not looked for. */
   private preemptibleRunning = 0;
   /** Why a task was last passed over (only tasks tried and still queued). */
@@ -248,11 +248,23 @@ export class Dispatcher {
       this.preemptionDueAtMs = Math.min(this.preemptionDueAtMs ?? Infinity, dueAtMs);
       return undefined;
     }
-    // Room was already made for it: wait for it to show (freed GPUs can look busy until the
-    // next telemetry) rather than stop more work on other nodes.
-    if (this.preemptedFor.has(preemptor.id) && this.fleet.heldNode(preemptor.id) !== undefined) return undefined;
     // Room made elsewhere would not help a tenant held back by its own quota.
     if (!demand || this.fairShare.quotaBlock(preemptor.tenant, this.fleet.estimateResources(demand))) return undefined;
+    const made = this.preemptedFor.get(preemptor.id);
+    if (made) {
+      // Room was already made for it: while it is still coming (victims stopping in their grace),
+      // wait for it rather than stop more work, holding it again if the hold was lost.
+      if (this.fleet.fitsAfter(made.nodeId, demand, made.claims, preemptor.id)) {
+        if (this.fleet.heldNode(preemptor.id) === undefined) {
+          this.releaseHold();
+          if (this.fleet.holdAfter(made.nodeId, demand, made.claims, preemptor.id)) this.heldFor = preemptor.id;
+        }
+        return undefined;
+      }
+      // The room is gone (its node left, or something outside the claims uses it): make room afresh.
+      this.preemptedFor.delete(preemptor.id);
+      if (this.heldFor === preemptor.id) this.releaseHold();
+    }
     // Every running attempt, collected once per pass (only once a candidate gets this far).
     if (!pass.running) {
       pass.running = [];
@@ -261,7 +273,7 @@ export class Dispatcher {
     const quota: QuotaStanding = pass.quotas ? { tenant: preemptor.tenant, reclaims, borrows: !reclaims, borrowed: pass.borrowed } : {};
     const choice = chooseVictims(this.fleet, demand, preemptionRank(preemptor.priorityClass, preemptor.priority), pass.running, pass.borrowing, pass.nowMs, quota, preemptor.id);
     if (!choice) return undefined;
-    this.preemptedFor.set(preemptor.id, choice.victims.map((v) => v.id));
+    this.preemptedFor.set(preemptor.id, { nodeId: choice.nodeId, victims: choice.victims.map((v) => v.id), claims: choice.victims.map((v) => v.claim) });
     // The room made is the preemptor's: what it will take there is held for it until it is
     // placed (holdAfter drops whatever the preemptor held before, as does releaseHold).
     this.releaseHold();
@@ -369,14 +381,14 @@ export class Dispatcher {
     } else if (missed?.cause === 'capacity' || (demand && !this.fleet.hasRoom(demand.kind))) {
       cause = 'capacity';
       detail = missed?.detail ?? (demand ? describeNoFit(demand, 'no-capacity') : 'no node has room for it now');
-      const victims = this.preemptedFor.get(id);
+      const victims = this.preemptedFor.get(id)?.victims;
       if (victims && heldNode) detail += `; preempting ${victims.length} task(s) on node ${heldNode} for it (${victims.join(', ')}): it starts when they stop`;
       if (heldNode) detail += `; ${this.describeHold(id, heldNode)} held for it until it fits`;
     } else {
       cause = 'priority';
       detail = position > 1 ? `lower priority than ${position - 1} tasks ahead of it` : 'next to be placed';
     }
-    return { priority, factors, position, overdue: task.overdue, usageOverShare, cause, detail, heldNode, preempting: this.preemptedFor.get(id) ?? [] };
+    return { priority, factors, position, overdue: task.overdue, usageOverShare, cause, detail, heldNode, preempting: this.preemptedFor.get(id)?.victims ?? [] };
   }
 
   private describeHold(id: string, nodeId: string): string {

@@ -1,12 +1,13 @@
 import fc from 'fast-check';
 import { PriorityClass } from '@autoglm/proto';
+import type { Claim } from '../placement/claim';
 import type { Demand } from '../placement/demand';
 import { DEFAULT_PLACEMENT_POLICY, Fleet } from '../placement/fleet';
 import { addNode, cpuJob, gpuJob, testFleet } from '../placement/test-fleet';
 import { FairShare } from '../policy/fair-share';
 import { DEFAULT_POLICY } from '../policy/policy';
 import { Dispatcher } from './dispatcher';
-import { chooseVictims, preemptionRank, type RunningAttempt } from './preemption';
+import { chooseVictims, lostWork, preemptionRank, type RunningAttempt } from './preemption';
 
 const GiB = 2 ** 30;
 const CLASSES = [PriorityClass.BACKGROUND, PriorityClass.NORMAL, PriorityClass.URGENT];
@@ -328,6 +329,77 @@ describe('preemption in the dispatcher', () => {
     expect(pre.victims).toHaveLength(1);
     expect(pre.victims[0]!.tenant).toBe('borrower');
     expect(pre.victims[0]!.claim.resources.cpus).toBe(2);
+  });
+
+  it('makes room afresh when the room a preemption made is lost: something outside the claims took a GPU there', () => {
+    let now = 1;
+    const fleet = new Fleet({ ...DEFAULT_PLACEMENT_POLICY, maxGpuMemoryFraction: 1, staleTelemetryMs: Infinity }, () => now);
+    for (const nodeId of ['n0', 'n1']) {
+      fleet.upsert({ nodeId, address: '', models: ['*'], backends: ['sim'], cpuMillis: 0, memoryBytes: 0, gpus: [0, 1].map((index) => ({ index, memoryTotalBytes: 80 * GiB })) });
+    }
+    const demands = new Map<string, Demand>([['wide', demandOf(2, 10)], ['narrow', demandOf(1, 10)], ['urgent', demandOf(2, 10)]]);
+    const policy = { ...DEFAULT_POLICY, urgentPreemptAfterMs: 0 };
+    const d = new Dispatcher({ fleet, fairShare: new FairShare([], { halfLifeMs: 60_000 }), policy, nowMs: now, demandOf: (id) => demands.get(id) });
+    d.fleetChanged(now);
+    d.enqueue({ id: 'wide', tenant: 't', priorityClass: PriorityClass.BACKGROUND, priority: 0, readySinceMs: now, preemptible: true }, now);
+    const wide = d.dispatch(now)[0]!.claim;
+    now += 60_000;
+    d.enqueue({ id: 'narrow', tenant: 't', priorityClass: PriorityClass.BACKGROUND, priority: 0, readySinceMs: now, preemptible: true }, now);
+    const narrow = d.dispatch(now)[0]!.claim;
+    expect(narrow.nodeId).not.toBe(wide.nodeId);
+    now += 1000;
+    d.enqueue({ id: 'urgent', tenant: 't', priorityClass: PriorityClass.URGENT, priority: 0, readySinceMs: now, preemptible: false }, now);
+    expect(d.dispatch(now)).toHaveLength(0);
+    // The narrow job has run least: its node is where preempting loses the least work.
+    const first = d.preempt(now)!;
+    expect(first.victims.map((v) => v.id)).toEqual(['narrow']);
+    // While it stops, another process takes the node's other GPU.
+    now += 100;
+    fleet.observe(narrow.nodeId, [{ index: 1 - narrow.gpuIndices[0]!, utilization: 1, memoryUsedBytes: 70 * GiB }]);
+    fleet.release(narrow);
+    d.release('narrow', now);
+    expect(d.dispatch(now)).toHaveLength(0);
+    // The hold there would wait for ever: the wide job's node is where room can be made now.
+    const second = d.preempt(now)!;
+    expect(second.nodeId).toBe(wide.nodeId);
+    expect(second.victims.map((v) => v.id)).toEqual(['wide']);
+    fleet.release(wide);
+    d.release('wide', now);
+    expect(d.dispatch(now).map((p) => [p.task.id, p.claim.nodeId])).toEqual([['urgent', wide.nodeId]]);
+  });
+
+  it('counts a job without GPUs by its cores in the work preempting it loses: 16 cores weigh as one GPU', () => {
+    const fleet = testFleet().fleet;
+    addNode(fleet, 'n', { gpus: 1, cores: 32 });
+    const gpu = fleet.place(gpuJob(1)) as Claim;
+    const cpu = fleet.place(cpuJob(16)) as Claim;
+    const running = (claim: Claim): RunningAttempt => ({ id: 'x', tenant: 't', claim, preemptible: true, rank: 0, startedAtMs: 0 });
+    expect(lostWork(running(cpu), 60_000)).toBe(lostWork(running(gpu), 60_000));
+  });
+
+  it('reclaims only what the preemptor needs: a tenant borrowing cores keeps its GPU job against a job that needs no cores', () => {
+    const fleet = fleetOf(1, 8);
+    const fairShare = new FairShare(
+      [
+        { name: 'owner', quota: { gpus: { nominal: 8 } } },
+        { name: 'other', quota: { gpus: { nominal: 8 }, cpus: { nominal: 0 } } },
+      ],
+      { halfLifeMs: 60_000 },
+    );
+    const demands = new Map<string, Demand>([
+      ['other-job', { ...demandOf(8, 10), cpuMillis: 1000 }],
+      ['owner-job', demandOf(8, 10)],
+    ]);
+    fleet.upsert({ nodeId: 'n0', address: '', models: ['*'], backends: ['sim'], cpuMillis: 8000, memoryBytes: 0, gpus: Array.from({ length: 8 }, (_, index) => ({ index, memoryTotalBytes: 80 * GiB })) });
+    const policy = { ...DEFAULT_POLICY, preemptAfterMs: 0, urgentPreemptAfterMs: 0 };
+    const d = new Dispatcher({ fleet, fairShare, policy, nowMs: 0, demandOf: (id) => demands.get(id) });
+    d.fleetChanged(0);
+    d.enqueue({ id: 'other-job', tenant: 'other', priorityClass: PriorityClass.URGENT, priority: 0, readySinceMs: 0, preemptible: true }, 0);
+    expect(d.dispatch(0)).toHaveLength(1);
+    expect(fairShare.borrowed('other')).toMatchObject({ gpus: 0, cpus: 1 });
+    d.enqueue({ id: 'owner-job', tenant: 'owner', priorityClass: PriorityClass.BACKGROUND, priority: 0, readySinceMs: 1, preemptible: false }, 1);
+    expect(d.dispatch(1)).toHaveLength(0);
+    expect(d.preempt(1)).toBeUndefined();
   });
 
   it('lets urgent work preempt preemptible background work, and leaves work that is not preemptible alone', () => {

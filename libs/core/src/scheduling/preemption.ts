@@ -87,8 +87,9 @@ export interface VictimChoice {
  * fleet's own feasibility test (`Fleet.fitsAfter`, the one placement uses)
  * with the victims' claims released, so the room is exactly what placement
  * will find once they stop. Allowed victims are
- * those `mayPreempt` allows (reclaim taking no more from a tenant than brings
- * it back to its nominal quota). On each node they are taken in order
+ * those `mayPreempt` allows (reclaim taking a victim only while its tenant
+ * still borrows, beyond its nominal quota, some resource the victim holds and
+ * the preemptor needs). On each node they are taken in order
  * (lowest rank first; among equals, tenants borrowing beyond their nominal
  * quota first, then the least work lost: GPU-time run so far) until the
  * demand fits, then a reverse pass drops every victim the fit does not need.
@@ -114,21 +115,24 @@ export function chooseVictims(
     if (list) list.push(c);
     else byNode.set(r.claim.nodeId, [c]);
   }
+  // Reclaim gives back only what the preemptor needs: a borrower's cores are not taken for GPUs.
+  const needs = fleet.estimateResources(demand);
   let best: VictimChoice | undefined;
   let bestCost: [number, number, number] | undefined;
   for (const [nodeId, candidates] of byNode) {
     candidates.sort((a, b) => a.attempt.rank - b.attempt.rank || Number(b.borrowing) - Number(a.borrowing) || a.lost - b.lost);
     const chosen: RunningAttempt[] = [];
     // What each tenant still borrows once the victims chosen so far (by either rule) have
-    // stopped: reclaim takes a victim only while its tenant still borrows something it holds,
-    // so it stops once the tenant is back at its nominal quota.
+    // stopped: reclaim takes a victim only while its tenant still borrows some resource the
+    // victim holds and the preemptor needs, so it stops once the tenant is back at its nominal
+    // quota of it (the last victim, whole, may take it below by less than its own size).
     const stillBorrowed = new Map<string, Resources>();
     const fits = (victims: RunningAttempt[]) => fleet.fitsAfter(nodeId, demand, victims.map((v) => v.claim), holder);
     for (const { attempt: c, by } of candidates) {
       if (fits(chosen)) break;
       const left = stillBorrowed.get(c.tenant) ?? quota.borrowed?.(c.tenant);
       if (left) {
-        if (by === 'reclaim' && !RESOURCE_KEYS.some((r) => c.claim.resources[r] > 0 && left[r] > 0)) continue;
+        if (by === 'reclaim' && !RESOURCE_KEYS.some((r) => needs[r] > 0 && c.claim.resources[r] > 0 && left[r] > 0)) continue;
         stillBorrowed.set(c.tenant, { gpus: left.gpus - c.claim.resources.gpus, gpuMemoryBytes: left.gpuMemoryBytes - c.claim.resources.gpuMemoryBytes, cpus: left.cpus - c.claim.resources.cpus });
       }
       chosen.push(c);
@@ -150,7 +154,14 @@ export function chooseVictims(
   return best;
 }
 
-/** GPU-time an attempt has run by `nowMs` (a sequence's share of its replica's): the work preempting it throws away. */
+/** How much a core weighs against a GPU in lost work: a GPU host has about 16 cores per GPU (a DGX H100: 112 over 8). */
+const CORES_PER_GPU = 16;
+
+/**
+ * GPU-time an attempt has run by `nowMs` (a sequence's share of its
+ * replica's; a job without GPUs its cores' worth): the work preempting it
+ * throws away.
+ */
 export function lostWork(r: RunningAttempt, nowMs: number): number {
-  return Math.max(0, nowMs - r.startedAtMs) * Math.max(r.claim.resources.gpus, r.claim.resources.cpus / 1000);
+  return Math.max(0, nowMs - r.startedAtMs) * Math.max(r.claim.resources.gpus, r.claim.resources.cpus / CORES_PER_GPU);
 }
