@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { AutoglmClient, AutoglmError, startMesh, type Mesh, type MessageInit } from '@autoglm/client';
@@ -178,12 +178,36 @@ describe('claims, preemption, CPU hosts and a custom catalog, end to end', () =>
       const history = await events(victim.id);
       const preempted = history.find((e) => e.state === TaskState.PREEMPTED)!;
       expect(preempted.reason).toBe(`preempted by ${urgent!.id}`);
-      // The urgent job started only once the victim had stopped, after its second of checkpointing:
-      // the cores were the victim's until then.
-      expect(timestampToMillis(done.startedAt!) - timestampToMillis(preempted.time!)).toBeGreaterThanOrEqual(900);
+      // The victim stayed RUNNING while it checkpointed, and was PREEMPTED (then queued again) only
+      // once it had stopped: it never ran twice at once.
+      const states = history.map((e) => e.state);
+      expect(states.slice(states.indexOf(TaskState.RUNNING), states.indexOf(TaskState.RUNNING) + 3)).toEqual([TaskState.RUNNING, TaskState.PREEMPTED, TaskState.QUEUED]);
+      expect(timestampToMillis(preempted.time!)).toBeGreaterThanOrEqual(Math.floor(statSync(marker).mtimeMs));
+      // The urgent job started only once the victim had stopped: the cores were the victim's until
+      // then, through its wait to preempt (1 s) and the victim's second of checkpointing.
+      expect(timestampToMillis(done.startedAt!)).toBeGreaterThanOrEqual(timestampToMillis(preempted.time!));
+      expect(timestampToMillis(done.startedAt!) - timestampToMillis(done.createdAt!)).toBeGreaterThanOrEqual(1900);
     } finally {
       await cancelAll([victim]);
     }
+  }, 60_000);
+
+  it('keeps a cancelled job’s cores claimed until its process has exited: the next job never runs beside it', async () => {
+    const cores = availableParallelism();
+    const marker = path.join(work.dir, 'cancelled.txt');
+    // On SIGTERM it takes a second to exit (the agent's kill grace is 5 s), holding every core meanwhile.
+    const slow = (
+      await client.submit(shellJob(`trap 'sleep 1; echo exiting > "$MARKER"; exit 0' TERM; while :; do sleep 0.05; done`, cores, {}, { MARKER: marker }))
+    ).task!;
+    await until(async () => ((await client.get(slow.id)).state === TaskState.RUNNING ? true : undefined), 20_000, 'the job to run');
+    const cancelled = await client.cancel(slow.id, 'not needed');
+    expect(cancelled.state).toBe(TaskState.CANCELLED);
+    const { task: next } = await client.submit(shellJob('cat "$MARKER"', cores, {}, { MARKER: marker }));
+    const done = await untilFinished(client, next!.id, 30_000);
+    // It ran only once the cancelled process had written its marker and exited.
+    expect(done.state).toBe(TaskState.SUCCEEDED);
+    expect(done.attempt).toBe(1);
+    expect(done.result?.output).toBe('exiting\n');
   }, 60_000);
 
   it("serves a model an operator's catalog file adds, and refuses one nobody serves, naming the fix", async () => {

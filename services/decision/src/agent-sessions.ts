@@ -59,7 +59,11 @@ interface NodeInfo {
   leased: Set<string>;
 }
 
-/** A preempted attempt still stopping (SIGTERM, then its grace period): its claim stands until it has. */
+/**
+ * An attempt decision has given up (cancelled, or an interactive one
+ * preempted) that its agent is still stopping (SIGTERM, then SIGKILL after
+ * its grace): its claim stands until the agent reports it has stopped.
+ */
 interface Stopping {
   nodeId: string;
   claim: Claim;
@@ -103,8 +107,9 @@ const leaseKey = (l: Lease): string => `${l.taskId}/${l.attempt}/${l.leaseEpoch}
  * Agent sessions and the leases they hold: registration and reconciliation
  * after a reconnect, telemetry (the fleet's readings and replicas), task
  * reports under fencing, silence and loss, and the leases themselves:
- * assignment, release, preemption (whose victims keep their claims until
- * they have stopped), and the replica loads and evictions placement decides.
+ * assignment, release, cancel and preemption (an attempt being stopped keeps
+ * its claim until its agent reports it has stopped), and the replica loads
+ * and evictions placement decides.
  */
 export class AgentSessions {
   private readonly nodes = new Map<string, NodeInfo>();
@@ -188,6 +193,13 @@ export class AgentSessions {
         dropped.push(entry);
         continue;
       }
+      info.leased.add(entry.id);
+      keptIds.add(entry.id);
+      if (lease.preempting) {
+        // The stop may have been lost with the old stream: ask again, with the grace that is left.
+        this.sendPreemptRevoke(entry, link);
+        continue;
+      }
       const spec = entry.task.spec!;
       dispatcher.allocate(entry.id, entry.tenant, lease.claim, clock(), {
         id: entry.id,
@@ -198,11 +210,14 @@ export class AgentSessions {
         startedAtMs: entry.task.startedAt ? timestampToMillis(entry.task.startedAt) : clock(),
         guaranteed: guaranteed.has(entry.id),
       });
-      info.leased.add(entry.id);
-      keptIds.add(entry.id);
     }
     this.restoreStopping(nodeId, register.running);
     for (const entry of dropped) {
+      if (entry.lease?.preempting) {
+        // It stopped while the agent was away: the preemption it was for is done.
+        void this.endPreemption(entry).catch((err: unknown) => this.o.logger.error({ err, taskId: entry.id }, 'requeue after preemption failed'));
+        continue;
+      }
       entry.lease = undefined;
       this.lostAttempts += 1;
       const why = `node ${nodeId} came back without attempt ${entry.task.attempt}`;
@@ -258,6 +273,11 @@ export class AgentSessions {
       return;
     }
     const now = clock();
+    if (entry.lease.preempting && update.state !== S.RUNNING && update.state !== S.SUCCEEDED) {
+      // Stopped for the work that preempted it (a job killed by SIGTERM may exit non-zero): no retry used.
+      await this.endPreemption(entry, update.result);
+      return;
+    }
     switch (update.state) {
       case S.RUNNING:
         if (entry.state === S.ASSIGNED) await lifecycle.transition(entry, S.RUNNING, '', { startedAt: toTimestamp(now) });
@@ -336,6 +356,11 @@ export class AgentSessions {
       for (const taskId of info.leased) {
         const entry = this.o.book.live.get(taskId);
         if (!entry?.lease || entry.lease.nodeId !== nodeId) continue;
+        if (entry.lease.preempting) {
+          // It was being stopped anyway: preempted, not lost.
+          void this.endPreemption(entry).catch((err: unknown) => this.o.logger.error({ err, taskId }, 'requeue after preemption failed'));
+          continue;
+        }
         this.releaseLease(entry);
         this.lostAttempts += 1;
         void this.o.lifecycle.loseAttempt(entry, `node ${nodeId} lost: silent for ${silentMs} ms`).catch((err: unknown) =>
@@ -419,45 +444,88 @@ export class AgentSessions {
     const lease = entry.lease;
     if (!lease) return;
     entry.lease = undefined;
+    clearTimeout(lease.preempting?.timer);
     if (lease.claim) this.o.fleet.release(lease.claim);
     this.hooks.dispatcher.release(entry.id, this.o.clock());
     this.nodes.get(lease.nodeId)?.leased.delete(entry.id);
     this.hooks.scheduleDispatch();
   }
 
-  /** Tells the agent to stop a task's attempt (cancelled) and ends its lease. */
-  revoke(entry: Live, reason: string): void {
-    if (!entry.lease) return;
-    this.nodes.get(entry.lease.nodeId)?.link?.send({ kind: { $case: 'revoke', revoke: { lease: this.leaseOf(entry), reason, preempted: false, gracePeriod: undefined } } });
+  /**
+   * Tells the agent to stop a task's attempt (cancelled, or an interactive
+   * one preempted) and ends its lease. What the attempt holds stays claimed
+   * until the agent reports it has stopped, so nothing else is placed beside
+   * a process that is still exiting.
+   */
+  revoke(entry: Live, reason: string, grace?: { preempted: true; graceMs: number }): void {
+    const lease = entry.lease;
+    if (!lease) return;
+    const message = this.leaseOf(entry);
+    this.nodes.get(lease.nodeId)?.link?.send({
+      kind: { $case: 'revoke', revoke: { lease: message, reason, preempted: grace !== undefined, gracePeriod: grace ? toDuration(grace.graceMs) : undefined } },
+    });
+    // An assignment not yet sent never ran: its room is free now.
+    if (lease.claim && lease.sent) {
+      this.holdStopping(message, lease.nodeId, lease.claim);
+      lease.claim = undefined;
+    }
     this.releaseLease(entry);
   }
 
   /**
    * Stops a running attempt for higher-ranked work. The agent is told to
    * stop it (SIGTERM and the grace period for a command job, which may
-   * checkpoint); its claim stands until the agent reports it stopped (or its
-   * node is lost), so the preemptor never shares its GPUs. The task goes
-   * PREEMPTED, then back to the queue at once with its history and no retry
-   * used. An interactive stream cannot resume: it is cancelled.
+   * checkpoint). The attempt keeps its lease and claim until the agent
+   * reports it has stopped (or its node is lost, or the grace and two leases
+   * pass without a word), so the preemptor never shares its GPUs and the task
+   * never runs twice at once; then it goes PREEMPTED and back to the queue
+   * with its history and no retry used. One that finishes first succeeds. An
+   * assignment not yet sent never ran and is requeued at once; an interactive
+   * stream cannot resume, so it is cancelled.
    */
   async preemptAttempt(entry: Live, reason: string): Promise<void> {
     const lease = entry.lease;
-    if (!lease) return;
-    const message = this.leaseOf(entry);
-    this.nodes.get(lease.nodeId)?.link?.send({
-      kind: { $case: 'revoke', revoke: { lease: message, reason, preempted: true, gracePeriod: toDuration(this.o.preemptGraceMs) } },
-    });
-    // An assignment not yet sent never ran: its room is free now.
-    if (lease.claim && lease.sent) this.holdStopping(message, lease.nodeId, lease.claim);
-    else if (lease.claim) this.o.fleet.release(lease.claim);
-    lease.claim = undefined;
-    this.releaseLease(entry);
+    if (!lease || lease.preempting) return;
     this.preempted += 1;
     if (entry.task.spec?.interactive) {
+      this.revoke(entry, reason, { preempted: true, graceMs: this.o.preemptGraceMs });
       await this.o.lifecycle.finish(entry, S.CANCELLED, reason);
       return;
     }
-    await this.o.lifecycle.transition(entry, S.PREEMPTED, reason);
+    if (!lease.sent) {
+      this.releaseLease(entry);
+      await this.o.lifecycle.transition(entry, S.PREEMPTED, reason);
+      await this.o.lifecycle.requeue(entry, reason);
+      return;
+    }
+    const now = this.o.clock();
+    const epoch = lease.epoch;
+    // An agent that never answers (a bug, a wedged process) must not keep the room for ever.
+    const timer = setTimeout(() => {
+      if (entry.lease?.epoch !== epoch) return;
+      this.o.logger.warn({ taskId: entry.id, nodeId: lease.nodeId }, 'preempted attempt did not report stopping within its grace; its claim goes back');
+      void this.endPreemption(entry).catch((err: unknown) => this.o.logger.error({ err, taskId: entry.id }, 'requeue after preemption failed'));
+    }, this.o.preemptGraceMs + 2 * this.o.leaseMs);
+    timer.unref();
+    lease.preempting = { reason, graceEndsMs: now + this.o.preemptGraceMs, timer };
+    this.sendPreemptRevoke(entry, this.nodes.get(lease.nodeId)?.link);
+    // No longer a running attempt to bill its tenant for or to preempt again; its claim stays.
+    this.hooks.dispatcher.release(entry.id, now);
+  }
+
+  private sendPreemptRevoke(entry: Live, link: AgentLink | undefined): void {
+    const p = entry.lease?.preempting;
+    if (!p) return;
+    const graceMs = Math.max(0, p.graceEndsMs - this.o.clock());
+    link?.send({ kind: { $case: 'revoke', revoke: { lease: this.leaseOf(entry), reason: p.reason, preempted: true, gracePeriod: toDuration(graceMs) } } });
+  }
+
+  /** A preempted attempt has stopped (or is given up on): its claim goes back, and the task is PREEMPTED and queued again. */
+  private async endPreemption(entry: Live, result?: TaskUpdate['result']): Promise<void> {
+    const reason = entry.lease?.preempting?.reason;
+    if (reason === undefined) return;
+    this.releaseLease(entry);
+    await this.o.lifecycle.transition(entry, S.PREEMPTED, reason, result ? { result: TaskResult.fromPartial(result) } : {});
     await this.o.lifecycle.requeue(entry, reason);
   }
 
@@ -486,7 +554,7 @@ export class AgentSessions {
     this.stopping.set(key, { nodeId, claim, timer });
   }
 
-  /** A report for a preempted attempt: a final one releases its claim. True when the lease is one being stopped. */
+  /** A report for an attempt being stopped: a final one releases its claim. True when the lease is one being stopped. */
   private stopped(nodeId: string, lease: Lease, state: TaskState): boolean {
     const key = leaseKey(lease);
     const s = this.stopping.get(key);
@@ -504,7 +572,7 @@ export class AgentSessions {
     this.hooks.scheduleDispatch();
   }
 
-  /** After a reconnect: a preempted attempt the agent still runs keeps its claim (booked again); the others are gone. */
+  /** After a reconnect: an attempt being stopped that the agent still runs keeps its claim (booked again); the others are gone. */
   private restoreStopping(nodeId: string, running: Lease[]): void {
     const held = new Set(running.map(leaseKey));
     for (const [key, s] of this.stopping) {

@@ -11,6 +11,12 @@ export interface HeldLease {
   queueTimeMs: number;
   /** The assignment has gone out to the agent (it is committed first). */
   sent: boolean;
+  /**
+   * Being stopped for higher-ranked work: the agent was told (SIGTERM and the
+   * grace period), and the attempt keeps its lease and claim until it reports
+   * it has stopped; only then is the task PREEMPTED and queued again.
+   */
+  preempting?: { reason: string; graceEndsMs: number; timer: NodeJS.Timeout };
 }
 
 /** What only some tasks have (a lease, a backoff, dependencies, a lent class): kept out of the common record. */
