@@ -337,8 +337,12 @@ export class Agent {
         for (const assignment of kind.assignments.assignments) this.accept(assignment);
         return;
       case 'loadReplica':
+        if (!this.options.backend.loadReplica) {
+          this.log.warn({ replicaId: kind.loadReplica.replicaId, model: kind.loadReplica.model }, 'asked to load a replica, but this backend does not load models');
+          return;
+        }
         try {
-          this.options.backend.loadReplica?.(kind.loadReplica);
+          this.options.backend.loadReplica(kind.loadReplica);
           this.log.info({ replicaId: kind.loadReplica.replicaId, model: kind.loadReplica.model, gpus: kind.loadReplica.gpuIndices }, 'loading replica');
         } catch (err) {
           // Not reported in telemetry, so decision drops it and places elsewhere.
@@ -410,8 +414,11 @@ export class Agent {
     if (!running || !sameLease(running.lease, lease)) return;
     this.running.delete(lease.taskId);
     if (outcome === 'cancelled' || (!(outcome instanceof ExecutionError) && outcome.finishReason === 'cancelled')) {
-      if (running.abort.signal.reason instanceof HandBack) {
-        this.report({ lease, state: TaskState.FAILED, error: running.abort.signal.reason.message, retryable: true, handedBack: true });
+      const why = running.abort.signal.reason;
+      // Handed back, or stopped for work that preempted it: not the task's failure, so no retry
+      // is used (a decision that restarted since the preemption requeues it all the same).
+      if (why instanceof HandBack || (why instanceof StopRequest && why.preempted)) {
+        this.report({ lease, state: TaskState.FAILED, error: why.message, retryable: true, handedBack: true });
         return;
       }
       const reason = error ?? (running.abort.signal.reason instanceof Error ? running.abort.signal.reason.message : 'cancelled');

@@ -147,6 +147,11 @@ export class SimulatedHost {
     return true;
   }
 
+  /** Whether a replica is loaded or loading here. */
+  hasReplica(replicaId: string): boolean {
+    return this.replicas.has(replicaId);
+  }
+
   /** Queues a sequence in a replica (it waits while the replica loads); throws for a replica not loaded here. */
   submitToReplica(replicaId: string, req: Omit<SequenceRequest, 'model'>): void {
     const replica = this.replicas.get(replicaId);

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -32,6 +32,23 @@ function request(spec: TaskSpec, gpuIndices = [0]) {
 }
 
 const SH = ['/bin/sh'];
+
+/** A process's state letter from /proc (R running, S sleeping, Z zombie), or undefined once it is gone. */
+function processState(pid: number): string | undefined {
+  try {
+    return /\) (\S)/.exec(readFileSync(`/proc/${pid}/stat`, 'utf8'))?.[1];
+  } catch {
+    return undefined;
+  }
+}
+
+async function waitFor(condition: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > until) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
 
 describe('CommandBackend', () => {
   it('runs an allowed command and keeps its stdout', async () => {
@@ -139,6 +156,49 @@ describe('CommandBackend', () => {
       controller.abort(new StopRequest('preempted by t2', 5000, true));
       const outcome = await done;
       expect(outcome).toMatchObject({ finishReason: 'cancelled', exitCode: 0, output: 'checkpointed\n' });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('kills what a job leaves behind in its process group when it ends, as when its leader exits on SIGTERM', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'autoglm-cmd-'));
+    const fifo = join(dir, 'ready');
+    execFileSync('mkfifo', [fifo]);
+    try {
+      const backend = new CommandBackend({ allow: SH, killGraceMs: 60_000 });
+      // A child that ignores SIGTERM and lets go of the job's pipes: the leader exits at once on
+      // SIGTERM, so only the group's SIGKILL at the job's end can reach the child.
+      const script = `(trap '' TERM; exec sleep 30) </dev/null >/dev/null 2>&1 & echo $! > "$READY"; wait`;
+      const { req, controller } = request(batch(['/bin/sh', '-c', script], { READY: fifo }));
+      const pid = readFile(fifo, 'utf8').then((text) => Number(text.trim()));
+      const done = backend.execute(req);
+      const child = await pid;
+      expect(processState(child)).toMatch(/^[RS]$/);
+      controller.abort(new StopRequest('preempted by t2', 60_000, true));
+      expect(await done).toMatchObject({ finishReason: 'cancelled' });
+      // Killed: gone, or a zombie until its new parent reaps it (not a process that runs).
+      await waitFor(() => processState(child) === undefined || processState(child) === 'Z');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a second stop can only shorten the grace: the agent shutting down during a long preemption grace', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'autoglm-cmd-'));
+    const fifo = join(dir, 'ready');
+    execFileSync('mkfifo', [fifo]);
+    try {
+      const backend = new CommandBackend({ allow: SH, killGraceMs: 50 });
+      const script = `trap '' TERM; echo ready > "$READY"; while :; do sleep 0.05; done`;
+      const { req, controller } = request(batch(['/bin/sh', '-c', script], { READY: fifo }));
+      const ready = readFile(fifo, 'utf8');
+      const done = backend.execute(req);
+      expect(await ready).toBe('ready\n');
+      controller.abort(new StopRequest('preempted by t2', 3_600_000, true));
+      // close() stops with the agent's own grace (50 ms), not the hour the preemption gave.
+      await backend.close();
+      expect(await done).toMatchObject({ finishReason: 'cancelled', exitCode: 137 });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -156,15 +156,22 @@ export class CommandBackend implements Backend {
       let startedAt = performance.now();
       let stopping = false;
       let killTimer: NodeJS.Timeout | undefined;
+      let killAtMs = Infinity;
       let resolveGone: () => void = () => undefined;
       const gone = new Promise<void>((r) => {
         resolveGone = r;
       });
       const stop = (graceMs = this.killGraceMs): Promise<void> => {
-        if (!stopping && child.exitCode === null && child.signalCode === null) {
+        if (child.exitCode !== null || child.signalCode !== null) return gone;
+        if (!stopping) {
           stopping = true;
           // SIGTERM first: a job may checkpoint (preemption gives it decision's grace period).
           signalGroup(child, 'SIGTERM');
+        }
+        // A second stop may only shorten the grace (the agent shutting down during a long preemption grace).
+        if (performance.now() + graceMs < killAtMs) {
+          killAtMs = performance.now() + graceMs;
+          clearTimeout(killTimer);
           killTimer = setTimeout(() => signalGroup(child, 'SIGKILL'), graceMs);
         }
         return gone;
@@ -175,6 +182,9 @@ export class CommandBackend implements Backend {
       };
       const finish = (): void => {
         clearTimeout(killTimer);
+        // The job is over: what it left behind in its process group (a child that ignored
+        // SIGTERM, a daemon it forked) goes with it, or it would hold the claim's GPUs unseen.
+        signalGroup(child, 'SIGKILL', false);
         req.signal.removeEventListener('abort', onAbort);
         this.running.delete(child);
         resolveGone();
@@ -216,12 +226,13 @@ export class CommandBackend implements Backend {
   }
 }
 
-/** Signals the job's whole process group; a group already gone is not an error. */
-function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+/** Signals the job's whole process group; a group already gone is not an error. `leader`: the job's own process too, if the group is gone. */
+function signalGroup(child: ChildProcess, signal: NodeJS.Signals, leader = true): void {
   if (child.pid === undefined) return;
   try {
     process.kill(-child.pid, signal);
   } catch {
+    if (!leader) return;
     try {
       child.kill(signal);
     } catch {

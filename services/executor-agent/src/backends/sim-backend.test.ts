@@ -115,6 +115,22 @@ describe('SimBackend', () => {
     expect(error).toMatchObject({ retryable: false, message: 'model "glm-9" is not in this agent\'s catalog' });
   });
 
+  it('fails a sequence as retryable when its replica is not here, or is unloaded under it: another placement may serve it', async () => {
+    const scheduler = new ManualScheduler();
+    const backend = new SimBackend({ catalog, gpuCount: 1, scheduler });
+    const missing = request(inferenceSpec(100, 10), { replicaId: 'r-gone' });
+    await expect(backend.execute(missing.req)).rejects.toMatchObject({ retryable: true, message: expect.stringContaining('replica r-gone is not loaded') });
+
+    backend.loadReplica({ replicaId: 'r1', model: 'glm-4-9b', gpuIndices: [0], capacityTokens: 0, maxSequences: 0 });
+    const running = request(inferenceSpec(100, 10_000), { replicaId: 'r1' });
+    const done = backend.execute(running.req);
+    scheduler.advance(30_000);
+    expect(running.chunks.length).toBeGreaterThan(0);
+    backend.evictReplica({ replicaId: 'r1', reason: 'its GPUs are needed' });
+    await expect(done).rejects.toMatchObject({ retryable: true, message: expect.stringContaining('replica was unloaded') });
+    await backend.close();
+  });
+
   it('runs a batch job for its expected duration over the time scale, on all its GPUs', async () => {
     const scheduler = new ManualScheduler();
     const backend = new SimBackend({ catalog, gpuCount: 4, timeScale: 10, scheduler });

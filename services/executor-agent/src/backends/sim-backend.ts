@@ -192,7 +192,12 @@ export class SimBackend implements Backend {
               this.host.cancel(id);
             }
           },
-          onDone: (o) =>
+          onDone: (o) => {
+            if (o.finishReason === 'cancelled' && !req.signal.aborted && !this.closed) {
+              // Cancelled without being asked: its replica was unloaded under it. Not the task's fault.
+              settle(() => reject(new ExecutionError(`task ${req.taskId}: its replica was unloaded while it ran`, true)));
+              return;
+            }
             settle(() =>
               resolve({
                 finishReason: o.finishReason,
@@ -203,9 +208,12 @@ export class SimBackend implements Backend {
                 timeToFirstTokenMs: o.timeToFirstTokenMs,
                 runTimeMs: o.totalTimeMs - o.queueTimeMs,
               }),
-            ),
+            );
+          },
         };
         if (req.replicaId) {
+          // A replica that failed to load, or was unloaded since: another placement may find one.
+          if (!this.host.hasReplica(req.replicaId)) throw new ExecutionError(`replica ${req.replicaId} is not loaded on this host`, true);
           this.host.submitToReplica(req.replicaId, sequence);
         } else {
           // No replica named (a direct call): the sequence runs on the first GPU, which loads
@@ -329,6 +337,7 @@ function cancelledBeforeStart(req: ExecutionRequest): ExecutionOutcome {
 
 /** Memory that is merely busy may free up; memory the GPU does not have, or a bad request, never will. */
 function toExecutionError(e: unknown): ExecutionError {
+  if (e instanceof ExecutionError) return e;
   if (e instanceof SimOutOfMemoryError) return new ExecutionError(e.message, e.couldFitLater, { cause: e });
   if (e instanceof Error) return new ExecutionError(e.message, false, { cause: e });
   return new ExecutionError(String(e), false, { cause: e });
