@@ -26,6 +26,8 @@ describe('a model an OpenAI-compatible server lists', () => {
   let parser: RunningService;
   let client: AutoglmClient;
   const prompts: string[] = [];
+  /** What the server lists: a model may be added while everything runs. */
+  const listed = [{ id: 'acme/support-7b', object: 'model', max_model_len: 4096 }];
 
   beforeAll(async () => {
     server = createServer((req, res) => {
@@ -33,7 +35,7 @@ describe('a model an OpenAI-compatible server lists', () => {
       req.on('data', (c: Buffer) => parts.push(c));
       req.on('end', () => {
         if (req.method === 'GET' && req.url === '/v1/models') {
-          res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ object: 'list', data: [{ id: 'acme/support-7b', object: 'model', max_model_len: 4096 }] }));
+          res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ object: 'list', data: listed }));
         } else if (req.method === 'GET' && req.url === '/metrics') {
           res.writeHead(200, { 'content-type': 'text/plain' }).end('vllm:num_requests_running{model_name="acme/support-7b"} 0\nvllm:num_requests_waiting{model_name="acme/support-7b"} 0\nvllm:gpu_cache_usage_perc{model_name="acme/support-7b"} 0.25\n');
         } else if (req.method === 'POST' && req.url === '/v1/completions') {
@@ -72,7 +74,7 @@ describe('a model an OpenAI-compatible server lists', () => {
     const node = (await client.listNodes()).nodes.find((n) => n.nodeId === 'vllm-1')!;
     expect(node.servedModels).toEqual([{ name: 'acme/support-7b', contextLength: 4096 }]);
     expect(node.replicas).toEqual([
-      expect.objectContaining({ replicaId: 'openai:acme/support-7b', model: 'acme/support-7b', external: true, state: ReplicaState.READY, kvCacheUsagePerc: 0.25 }),
+      expect.objectContaining({ replicaId: 'openai:acme/support-7b', model: 'acme/support-7b', external: true, state: ReplicaState.READY, kvCacheUsagePerc: 0.25, contextLength: 4096 }),
     ]);
   });
 
@@ -92,5 +94,23 @@ describe('a model an OpenAI-compatible server lists', () => {
       .submit({ model: 'acme/support-7b', payload: { $case: 'inference', inference: { prompt: 'x', params: { maxTokens: 5000, temperature: 0, topP: 0, stop: [] } } } })
       .catch((e: unknown) => e as Error);
     expect((tooLong as Error).message).toMatch(/over the 4096-token context of "acme\/support-7b"/);
+  });
+
+  it('learns a model the server loads later, with its context window, without the agent reconnecting', async () => {
+    listed.push({ id: 'acme/late-3b', object: 'model', max_model_len: 2048 });
+    await until(
+      async () => ((await client.listNodes()).nodes.find((n) => n.nodeId === 'vllm-1')?.servedModels.some((m) => m.name === 'acme/late-3b' && m.contextLength === 2048) ? true : undefined),
+      10_000,
+      'the late model to be listed',
+    );
+    // The parser reads the served models again at most once a second on a miss (and every 5 s).
+    const refusal = () =>
+      client
+        .submit({ model: 'acme/late-3b', payload: { $case: 'inference', inference: { prompt: 'x', params: { maxTokens: 3000, temperature: 0, topP: 0, stop: [] } } } })
+        .then(() => 'accepted', (e: unknown) => (e as Error).message);
+    await until(async () => ((await refusal()).includes('not in the catalog') ? undefined : true), 10_000, 'the parser to learn the late model');
+    expect(await refusal()).toMatch(/over the 2048-token context of "acme\/late-3b"/);
+    const { task } = await client.submit({ model: 'acme/late-3b', payload: { $case: 'inference', inference: { prompt: 'Late one', params: { maxTokens: 16, temperature: 0, topP: 0, stop: [] } } } });
+    await until(async () => ((await client.get(task!.id)).state === TaskState.SUCCEEDED ? true : undefined), 10_000, 'the late model to serve');
   });
 });

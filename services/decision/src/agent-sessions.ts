@@ -76,6 +76,8 @@ export interface SessionHooks {
   scheduleDispatch(): void;
   /** Resolves a waiting Admit with its placement. */
   placed(taskId: string, placement: Placement): void;
+  /** Answers a waiting Admit whose task was cancelled before its placement went out. */
+  cancelled(taskId: string, why: string): void;
 }
 
 export interface AgentSessionsOptions {
@@ -489,6 +491,7 @@ export class AgentSessions {
     this.preempted += 1;
     if (entry.task.spec?.interactive) {
       this.revoke(entry, reason, { preempted: true, graceMs: this.o.preemptGraceMs });
+      this.hooks.cancelled(entry.id, reason);
       await this.o.lifecycle.finish(entry, S.CANCELLED, reason);
       return;
     }
@@ -626,9 +629,18 @@ export class AgentSessions {
       kvCacheUsagePerc: r.reported?.kvCacheUsage ?? 0,
       sequences: r.sequences,
       claimedTokens: r.usedTokens,
+      contextLength: 0,
     }));
+    // What the agent's server serves: as registered, then as its latest telemetry says (a model
+    // the server loaded since, or whose context length it now reports).
     const served = new Map((info.register?.servedModels ?? []).map((m) => [m.name, m]));
-    for (const r of replicas) if (r.external && !served.has(r.model)) served.set(r.model, { name: r.model, contextLength: 0 });
+    const reported = new Map((info.telemetry?.replicas ?? []).filter((r) => r.external).map((r) => [r.model, r.contextLength]));
+    for (const r of replicas) {
+      if (!r.external) continue;
+      const contextLength = reported.get(r.model) || served.get(r.model)?.contextLength || 0;
+      r.contextLength = contextLength;
+      served.set(r.model, { name: r.model, contextLength });
+    }
     return Node.fromPartial({
       nodeId,
       address: info.register?.address ?? '',

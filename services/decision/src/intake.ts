@@ -185,6 +185,11 @@ export class Intake {
     this.admissions.get(taskId)?.resolve(placement);
   }
 
+  /** An Admit's task was cancelled by decision before its placement was answered (preempted while committing): the Admit fails. */
+  abandoned(taskId: string, why: string): void {
+    this.admissions.get(taskId)?.reject(new FailedPreconditionError(`task ${taskId} was cancelled: ${why}`));
+  }
+
   /** Cancels a task that has not finished; a finished one is returned as it is. */
   async cancel(taskId: string, reason: string): Promise<Task> {
     const { book, lifecycle } = this.o;

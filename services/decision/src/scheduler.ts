@@ -182,6 +182,7 @@ export class Scheduler {
       dispatcher: this.queue.dispatcher,
       scheduleDispatch: () => this.queue.schedule(),
       placed: (taskId, placement) => this.intake.placed(taskId, placement),
+      cancelled: (taskId, why) => this.intake.abandoned(taskId, why),
     });
   }
 

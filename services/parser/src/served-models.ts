@@ -48,8 +48,14 @@ export class ServedModels {
     this.reading ??= callUnary(this.decision.listNodes.bind(this.decision), {}, { deadlineMs: this.timeoutMs })
       .then(
         (res: ListNodesResponse) => {
+          // A request may run on any server of its model: it must fit the smallest window any reports (0: unknown).
           const models = new Map<string, ServedModelInfo>();
-          for (const node of res.nodes) for (const m of node.servedModels) models.set(m.name, { contextLength: Math.max(m.contextLength, models.get(m.name)?.contextLength ?? 0) });
+          for (const node of res.nodes) {
+            for (const m of node.servedModels) {
+              const known = models.get(m.name)?.contextLength ?? 0;
+              models.set(m.name, { contextLength: known === 0 ? m.contextLength : m.contextLength === 0 ? known : Math.min(known, m.contextLength) });
+            }
+          }
           this.models = models;
         },
         // Decision away: the last view stands.

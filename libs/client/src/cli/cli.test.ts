@@ -175,6 +175,7 @@ describe('autoglm CLI', () => {
                     gpuIndices: [1],
                     state: ReplicaState.READY,
                     external: false,
+                    contextLength: 0,
                     capacityTokens: 1_000_000,
                     numRequestsRunning: 2,
                     numRequestsWaiting: 0,

@@ -1,8 +1,17 @@
 import { InvalidArgumentError } from 'commander';
 import { PriorityClass, TaskState } from '@autoglm/proto';
-import { durationFromMs, idsFromText, parseDeadline, parseDurationMs, parseLabel, parsePriorityClass, parseTaskState, splitCommand } from './parse';
+import { durationFromMs, idsFromText, parseBytes, parseDeadline, parseDurationMs, parseLabel, parsePriorityClass, parseTaskState, splitCommand } from './parse';
 
 describe('CLI argument parsing', () => {
+  it('reads sizes: a bare K, M, G or T is binary (as Slurm and Docker read it), KB to TB decimal', () => {
+    expect(parseBytes('4G')).toBe(4 * 2 ** 30);
+    expect(parseBytes('4GiB')).toBe(4 * 2 ** 30);
+    expect(parseBytes('512m')).toBe(512 * 2 ** 20);
+    expect(parseBytes('2GB')).toBe(2e9);
+    expect(parseBytes('1048576')).toBe(2 ** 20);
+    expect(() => parseBytes('4 gigs')).toThrow(/not a size.*powers of 1024/);
+  });
+
   it('reads durations with a unit', () => {
     expect(parseDurationMs('500ms')).toBe(500);
     expect(parseDurationMs('2s')).toBe(2000);

@@ -53,13 +53,28 @@ export function parsePositive(text: string): number {
   return value;
 }
 
-const BYTE_UNITS: Record<string, number> = { b: 1, k: 1e3, kb: 1e3, m: 1e6, mb: 1e6, g: 1e9, gb: 1e9, t: 1e12, tb: 1e12, kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30, tib: 2 ** 40 };
+/** A bare K, M, G or T is binary, as Slurm's --mem and Docker's --memory read it; KB, MB, GB and TB are decimal. */
+const BYTE_UNITS: Record<string, number> = {
+  b: 1,
+  k: 2 ** 10,
+  m: 2 ** 20,
+  g: 2 ** 30,
+  t: 2 ** 40,
+  kib: 2 ** 10,
+  mib: 2 ** 20,
+  gib: 2 ** 30,
+  tib: 2 ** 40,
+  kb: 1e3,
+  mb: 1e6,
+  gb: 1e9,
+  tb: 1e12,
+};
 
-/** A size in bytes: a number with an optional unit, e.g. 512MiB, 4GiB, 2GB, 1048576. */
+/** A size in bytes: a number with an optional unit, e.g. 512MiB, 4GiB (or 4G), 2GB, 1048576. */
 export function parseBytes(text: string): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(text);
   const unit = BYTE_UNITS[(m?.[2] ?? '').toLowerCase() || 'b'];
-  if (!m || unit === undefined) throw new InvalidArgumentError(`"${text}" is not a size: a number with an optional unit (B, KiB, MiB, GiB, TiB, KB, MB, GB, TB), e.g. 4GiB`);
+  if (!m || unit === undefined) throw new InvalidArgumentError(`"${text}" is not a size: a number with an optional unit (B; K, M, G, T or KiB, MiB, GiB, TiB: powers of 1024; KB, MB, GB, TB: of 1000), e.g. 4GiB`);
   return Math.round(Number(m[1]) * unit);
 }
 

@@ -41,7 +41,7 @@ export interface MeshOptions {
   timeScale?: number;
   /**
    * `'default'`: the documented local ports (parser 50051, decision 50052,
-   * monitor 50053 and HTTP 8080, agents 50060 and up). `'ephemeral'`: port 0
+   * monitor 50053 and HTTP 8080, agents 50060 and up, command agents 50316 and up). `'ephemeral'`: port 0
    * everywhere, each service picks a free port (tests).
    * @default 'default'
    */
@@ -97,6 +97,9 @@ export function defaultServiceEntry(service: MeshServiceName): string {
   return path.join(repoRoot, 'services', service, 'dist', 'main.js');
 }
 
+/** The most simulated agents a mesh runs. */
+export const MAX_AGENTS = 256;
+
 /** Listen addresses of every process, before any is bound. */
 export interface PortPlan {
   decision: string;
@@ -116,6 +119,7 @@ export function portPlan(ports: 'default' | 'ephemeral', host: string): PortPlan
     monitor: at(50053),
     monitorHttp: at(8080),
     agent: (index) => at(50060 + index),
-    commandAgent: (index) => at(50160 + index),
+    // After the most simulated agents `up` starts (256).
+    commandAgent: (index) => at(50060 + MAX_AGENTS + index),
   };
 }

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { type Mesh, startMesh } from './start-mesh';
-import type { MeshOptions } from './mesh-options';
+import { MAX_AGENTS, type MeshOptions, portPlan } from './mesh-options';
 
 // A stand-in for every service, following the service process contract: it
 // finds its LISTEN variable, binds it, says ready over IPC, exits 0 on SIGTERM.
@@ -271,5 +271,11 @@ startMesh({ dataDir: ${JSON.stringify(path.join(dir, 'data'))}, ports: 'ephemera
     await expect(startMesh({ dataDir: path.join(dir, 'data'), entry: (s) => path.join(dir, s, 'main.js') })).rejects.toThrow(
       /service entry not found: .*decision[/\\]main\.js/,
     );
+  });
+
+  it('gives every process of the largest mesh its own default port', () => {
+    const plan = portPlan('default', '127.0.0.1');
+    const ports = [plan.parser, plan.decision, plan.monitor, plan.monitorHttp, ...Array.from({ length: MAX_AGENTS }, (_, i) => plan.agent(i)), ...[0, 1, 2].map((i) => plan.commandAgent(i))];
+    expect(new Set(ports).size).toBe(ports.length);
   });
 });

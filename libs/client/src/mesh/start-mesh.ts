@@ -2,7 +2,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { LogSink } from './log-sink';
 import { MeshStartError } from './mesh-start-error';
-import { defaultServiceEntry, type MeshOptions, type MeshServiceName, portPlan } from './mesh-options';
+import { defaultServiceEntry, MAX_AGENTS, type MeshOptions, type MeshServiceName, portPlan } from './mesh-options';
 import { type ListenAddresses, type RestartBackoff, SupervisedProcess } from './supervised-process';
 
 /** One process of a running mesh. */
@@ -59,6 +59,7 @@ export async function startMesh(options: MeshOptions = {}): Promise<Mesh> {
   const plan = portPlan(options.ports ?? 'default', host);
   const entryOf = options.entry ?? defaultServiceEntry;
   const agents = options.agents ?? 4;
+  if (!Number.isInteger(agents) || agents < 0 || agents > MAX_AGENTS) throw new RangeError(`agents: ${agents} is not a whole number from 0 to ${MAX_AGENTS}`);
   const backoff: RestartBackoff = {
     initialMs: options.restartBackoff?.initialMs ?? 200,
     maxMs: options.restartBackoff?.maxMs ?? 10000,

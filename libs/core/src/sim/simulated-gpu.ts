@@ -250,12 +250,11 @@ export class SimulatedGpu {
       return;
     }
     const required = this.replica ? kvBudget(seq) : req.model.weightBytes + kvBudget(seq);
-    if (required > (this.replica ? this.replica.poolBytes : this.memoryBytes)) {
-      throw new SimOutOfMemoryError(
-        `model "${req.model.name}" with ${req.promptTokens} + ${req.maxTokens} tokens needs ${required} bytes; GPU ${this.index} has ${this.memoryBytes}`,
-        required,
-        this.memoryBytes,
-      );
+    // In a replica, a sequence has only its KV-cache pool: one larger than the pool never fits.
+    const total = this.replica ? this.replica.poolBytes : this.memoryBytes;
+    if (required > total) {
+      const where = this.replica ? `replica ${this.replica.id}'s KV cache on GPU ${this.index} holds` : `GPU ${this.index} has`;
+      throw new SimOutOfMemoryError(`model "${req.model.name}" with ${req.promptTokens} + ${req.maxTokens} tokens needs ${required} bytes; ${where} ${total}`, required, total);
     }
     this.sequences.set(req.id, seq);
     this.waiting.push(seq);

@@ -61,6 +61,22 @@ describe('SimulatedHost', () => {
     expect(scheduler.pendingTimers).toBe(0);
   });
 
+  it('refuses a sequence larger than its replica’s KV-cache pool as one that can never fit there', () => {
+    const host = new SimulatedHost({ scheduler: new ManualScheduler(), gpuCount: 1 });
+    host.loadReplica({ id: 'r1', model: GLM, gpuIndices: [0], capacityTokens: 1000 });
+    const error = (() => {
+      try {
+        host.submitToReplica('r1', { id: 'big', promptTokens: 900, maxTokens: 200, onTokens: () => undefined, onDone: () => undefined });
+      } catch (e) {
+        return e;
+      }
+      return undefined;
+    })();
+    expect(error).toBeInstanceOf(SimOutOfMemoryError);
+    expect((error as SimOutOfMemoryError).couldFitLater).toBe(false);
+    expect((error as Error).message).toMatch(/replica r1's KV cache on GPU 0 holds 40960000/);
+  });
+
   it('shutdown leaves no work and no timer', () => {
     const scheduler = new ManualScheduler();
     const host = new SimulatedHost({ scheduler, gpuCount: 2 });

@@ -150,6 +150,7 @@ export class OpenAIBackend implements Backend {
         kvCacheUsagePerc: engine?.kvCacheUsage ?? 0,
         sequences: 0,
         claimedTokens: 0,
+        contextLength: listed.get(model)?.contextLength ?? 0,
       };
     });
   }

@@ -34,4 +34,16 @@ describe('what an OpenAI-compatible server says of itself', () => {
       other: { running: 0, waiting: 0, kvCacheUsage: 1 },
     });
   });
+
+  it('adds the requests of a data-parallel server’s engines and keeps its fullest cache', () => {
+    const text = [
+      'vllm:num_requests_running{engine="0",model_name="m"} 5.0',
+      'vllm:num_requests_running{engine="1",model_name="m"} 7.0',
+      'vllm:num_requests_waiting{engine="0",model_name="m"} 1.0',
+      'vllm:num_requests_waiting{engine="1",model_name="m"} 2.0',
+      'vllm:kv_cache_usage_perc{engine="0",model_name="m"} 0.3',
+      'vllm:kv_cache_usage_perc{engine="1",model_name="m"} 0.6',
+    ].join('\n');
+    expect(parseEngineMetrics(text).get('m')).toEqual({ running: 12, waiting: 3, kvCacheUsage: 0.6 });
+  });
 });

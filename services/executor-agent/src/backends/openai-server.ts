@@ -73,7 +73,10 @@ export class ServerWatch {
   private async get(path: string): Promise<string | undefined> {
     try {
       const res = await fetch(`${this.baseUrl}${path}`, { headers: this.headers, signal: AbortSignal.timeout(this.timeoutMs) });
-      return res.ok ? await res.text() : undefined;
+      if (res.ok) return await res.text();
+      // Not served here (a server without metrics): let the connection go back to the pool.
+      await res.body?.cancel();
+      return undefined;
     } catch {
       // Unreachable or too slow: the last reading stands.
       return undefined;
@@ -104,7 +107,9 @@ export function parseModelList(text: string): ServedModel[] | undefined {
  * vLLM's Prometheus metrics, per `model_name` label:
  * `vllm:num_requests_running`, `vllm:num_requests_waiting`, and
  * `vllm:gpu_cache_usage_perc` (renamed `vllm:kv_cache_usage_perc` in newer
- * releases), a fraction in [0, 1].
+ * releases), a fraction in [0, 1]. A server with several engines of one
+ * model (data parallelism: one series per `engine` label) adds their
+ * requests and reports its fullest cache.
  */
 export function parseEngineMetrics(text: string): Map<string, EngineLoad> {
   const out = new Map<string, EngineLoad>();
@@ -116,9 +121,9 @@ export function parseEngineMetrics(text: string): Map<string, EngineLoad> {
     const value = Number(m[3]);
     if (!Number.isFinite(value)) continue;
     const load = out.get(model) ?? { running: 0, waiting: 0, kvCacheUsage: 0 };
-    if (m[1] === 'num_requests_running') load.running = value;
-    else if (m[1] === 'num_requests_waiting') load.waiting = value;
-    else load.kvCacheUsage = Math.min(1, Math.max(0, value));
+    if (m[1] === 'num_requests_running') load.running += value;
+    else if (m[1] === 'num_requests_waiting') load.waiting += value;
+    else load.kvCacheUsage = Math.max(load.kvCacheUsage, Math.min(1, Math.max(0, value)));
     out.set(model, load);
   }
   return out;

@@ -120,6 +120,8 @@ export class SimBackend implements Backend {
       gpuIndices: r.gpuIndices,
       state: r.ready ? ReplicaState.READY : ReplicaState.LOADING,
       external: false,
+      // Its model's is the catalog's, which decision has.
+      contextLength: 0,
       capacityTokens: r.capacityTokens,
       numRequestsRunning: r.running,
       numRequestsWaiting: r.waiting,

@@ -69,7 +69,7 @@ export function addTaskOptions(command: Command): Command {
     .option('--temperature <t>', 'sampling temperature, 0..2', parseNonNegative)
     .option('--gpus <n>', 'whole GPUs on one host; 0 for a batch job without GPUs (it holds cores instead)', parseInteger(0, 1024))
     .option('--cpus <n>', 'batch job: host cores it holds, fractions allowed (default 1 with --gpus 0, else none)', parseNonNegative)
-    .option('--memory <size>', 'batch job: host memory it holds, e.g. 4GiB (default 1GiB with --gpus 0, else none)', parseBytes)
+    .option('--memory <size>', 'batch job: host memory it holds, e.g. 4GiB (4G is the same; 4GB is 10^9 bytes each) (default 1GiB with --gpus 0, else none)', parseBytes)
     .option('--command <cmd>', 'batch job: the command line, split on spaces')
     .option('--arg <arg>', 'batch job: one argv element (repeatable; for arguments with spaces)', collect((arg: string) => arg))
     .option('--duration <d>', 'batch job: expected duration (the sim backend runs this long), e.g. 2s', parseDurationMs)

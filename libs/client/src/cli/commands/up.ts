@@ -1,6 +1,7 @@
 import path from 'node:path';
 import type { Command } from 'commander';
 import { startMesh } from '../../mesh/start-mesh';
+import { MAX_AGENTS } from '../../mesh/mesh-options';
 import { examples } from '../help';
 import { type CliIo, println } from '../io';
 import { collectList, parseChoice, parseInteger, parseNonNegative, parsePositive } from '../parse';
@@ -24,7 +25,7 @@ export function registerUp(program: Command, io: CliIo): void {
   program
     .command('up')
     .description('Run the whole mesh locally (decision, monitor, simulated GPU agents, parser) until Ctrl-C.')
-    .option('--agents <n>', 'simulated GPU hosts', parseInteger(0, 256), 4)
+    .option('--agents <n>', 'simulated GPU hosts', parseInteger(0, MAX_AGENTS), 4)
     .option('--gpus <n>', 'GPUs per host', parseInteger(1, 64), 8)
     .option('--gpu-memory <gb>', 'memory per simulated GPU, GB', parseNonNegative, 80)
     .option('--time-scale <x>', 'simulator speed-up (10 = ten times faster than real time)', parsePositive, 1)

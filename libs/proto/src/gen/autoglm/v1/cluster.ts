@@ -122,6 +122,11 @@ export interface ReplicaStatus {
   sequences: number;
   /** Decision's view: KV-cache tokens those sequences claim. */
   claimedTokens: number;
+  /**
+   * The longest sequence (prompt plus output, tokens) it serves, as its
+   * server says (vLLM's max_model_len); 0 when unknown.
+   */
+  contextLength: number;
 }
 
 /** What holds one GPU, in decision's claim model. */
@@ -646,6 +651,7 @@ function createBaseReplicaStatus(): ReplicaStatus {
     kvCacheUsagePerc: 0,
     sequences: 0,
     claimedTokens: 0,
+    contextLength: 0,
   };
 }
 
@@ -687,6 +693,9 @@ export const ReplicaStatus: MessageFns<ReplicaStatus> = {
     }
     if (message.claimedTokens !== 0) {
       writer.uint32(88).uint64(message.claimedTokens);
+    }
+    if (message.contextLength !== 0) {
+      writer.uint32(96).uint32(message.contextLength);
     }
     return writer;
   },
@@ -802,6 +811,14 @@ export const ReplicaStatus: MessageFns<ReplicaStatus> = {
             message.claimedTokens = longToNumber(reader.uint64());
             continue;
           }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.contextLength = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -830,6 +847,7 @@ export const ReplicaStatus: MessageFns<ReplicaStatus> = {
     message.kvCacheUsagePerc = object.kvCacheUsagePerc ?? 0;
     message.sequences = object.sequences ?? 0;
     message.claimedTokens = object.claimedTokens ?? 0;
+    message.contextLength = object.contextLength ?? 0;
     return message;
   },
 };
