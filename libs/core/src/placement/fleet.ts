@@ -328,12 +328,17 @@ export class Fleet {
     return this.planAfter(nodeId, demand, freed, holder) !== undefined;
   }
 
+  /** Whether the node is ready and its telemetry fresh enough to place on. */
+  isFresh(nodeId: string): boolean {
+    const node = this.nodesById.get(nodeId);
+    return node !== undefined && node.health === 'ready' && this.clock() - node.lastSeenMs <= this.policy.staleTelemetryMs;
+  }
+
   /** The plan `fitsAfter` and `holdAfter` test: on a ready node with fresh telemetry, with `freed` counted as released. */
   private planAfter(nodeId: string, demand: Demand, freed: readonly Claim[], holder: string | undefined): Plan | undefined {
     const node = this.nodesById.get(nodeId);
-    const nowMs = this.clock();
-    if (!node || node.health !== 'ready' || !this.fresh(node, { holder, freed: undefined, live: true, nowMs, mayEvict: true })) return undefined;
-    return this.planOn(node, demand, { holder, freed: this.freedOf(nodeId, freed), live: false, nowMs, mayEvict: true });
+    if (!node || !this.isFresh(nodeId)) return undefined;
+    return this.planOn(node, demand, { holder, freed: this.freedOf(nodeId, freed), live: false, nowMs: this.clock(), mayEvict: true });
   }
 
   /**

@@ -253,7 +253,9 @@ export class Dispatcher {
     const made = this.preemptedFor.get(preemptor.id);
     if (made) {
       // Room was already made for it: while it is still coming (victims stopping in their grace),
-      // wait for it rather than stop more work, holding it again if the hold was lost.
+      // wait for it rather than stop more work, holding it again if the hold was lost. A node
+      // whose telemetry is late is waited for too (a lost one leaves the fleet).
+      if (this.fleet.get(made.nodeId)?.health === 'ready' && !this.fleet.isFresh(made.nodeId)) return undefined;
       if (this.fleet.fitsAfter(made.nodeId, demand, made.claims, preemptor.id)) {
         if (this.fleet.heldNode(preemptor.id) === undefined) {
           this.releaseHold();
