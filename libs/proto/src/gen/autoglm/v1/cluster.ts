@@ -178,7 +178,10 @@ export interface Node {
   lastSeen:
     | Timestamp
     | undefined;
-  /** Tasks assigned to it and not finished. */
+  /**
+   * Tasks assigned to it and not finished (attempts still stopping after a
+   * cancel are not counted; their claims show in gpu_claims).
+   */
   runningTasks: number;
   /** Model replicas on it. */
   replicas: ReplicaStatus[];

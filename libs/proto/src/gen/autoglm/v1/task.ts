@@ -304,7 +304,10 @@ export interface TaskSpec {
   inputTokens: number;
   /** Token budget for generation. */
   maxOutputTokens: number;
-  /** GPUs needed on one host. */
+  /**
+   * GPUs needed on one host; 0 for a batch job without GPUs (it holds
+   * cpu_millis and memory_bytes instead).
+   */
   gpuCount: number;
   /** GPU memory needed per GPU in bytes. */
   gpuMemoryBytes: number;
@@ -561,8 +564,9 @@ export interface PriorityExplanation {
   /** The node held for it while it is too large to fit anywhere, if any. */
   reservedNode: string;
   /**
-   * Running attempts being stopped to make room for it (preemption): it
-   * starts when they have stopped.
+   * The tasks whose attempts were stopped to make room for it (preemption),
+   * until it is placed: it starts once they have stopped (some may have
+   * stopped, or run again elsewhere, already).
    */
   preempting: string[];
 }
