@@ -1,7 +1,7 @@
 import { type Claim, NO_RESOURCES, type Resources } from './claim';
 import { type Demand, type ModelShapes, replicaCapacityTokens, replicaShape, type ReplicaShape } from './demand';
 import { abilitiesOf, type FleetNode, type GpuState, gpuIsFree, type NodeHealth, type NodeRegistration, servesModel } from './node';
-import { type Replica, type ReplicaCommand, replicaFits, replicaLoad, type ReplicaLimits, type ReplicaReport } from './replica';
+import { newReplica, type Replica, type ReplicaCommand, replicaFits, replicaLoad, type ReplicaLimits, type ReplicaReport } from './replica';
 import { chooseConnectedGpus } from './topology';
 
 export interface PlacementPolicy {
@@ -915,24 +915,19 @@ export class Fleet {
   private startReplica(plan: Plan, model: string): Replica {
     const { node, shape } = plan;
     for (const r of plan.evict) this.evict(node, r, `its GPUs are needed for a replica of ${model}`);
-    const now = this.clock();
-    const replica: Replica = {
-      id: `${this.replicaPrefix}-${this.nextReplica++}`,
-      nodeId: node.nodeId,
-      model,
-      gpuIndices: [...plan.gpus],
-      external: false,
-      state: 'loading',
-      capacityTokens: shape?.capacityTokens ?? 0,
-      maxSequences: node.maxSequencesPerReplica,
-      usedTokens: 0,
-      sequences: 0,
-      lastUsedMs: now,
-      requestedAtMs: now,
-      heldFor: undefined,
-      reported: undefined,
-      placedSinceReport: 0,
-    };
+    const replica = newReplica(
+      {
+        id: `${this.replicaPrefix}-${this.nextReplica++}`,
+        nodeId: node.nodeId,
+        model,
+        gpuIndices: plan.gpus,
+        external: false,
+        state: 'loading',
+        capacityTokens: shape?.capacityTokens ?? 0,
+        maxSequences: node.maxSequencesPerReplica,
+      },
+      this.clock(),
+    );
     this.attach(node, replica);
     this.commands.push({ kind: 'load', nodeId: node.nodeId, replica });
     return replica;
@@ -993,23 +988,19 @@ export class Fleet {
           if (!report.external) this.commands.push({ kind: 'evict', nodeId: node.nodeId, replicaId: report.id, reason: 'its GPUs are claimed by other work' });
           continue;
         }
-        replica = {
-          id: report.id,
-          nodeId: node.nodeId,
-          model: report.model,
-          gpuIndices: [...report.gpuIndices],
-          external: report.external,
-          state: report.ready ? 'ready' : 'loading',
-          capacityTokens: report.capacityTokens > 0 ? report.capacityTokens : this.adoptedCapacity(node, report),
-          maxSequences: node.maxSequencesPerReplica,
-          usedTokens: 0,
-          sequences: 0,
-          lastUsedMs: now,
-          requestedAtMs: now,
-          heldFor: undefined,
-          reported: undefined,
-          placedSinceReport: 0,
-        };
+        replica = newReplica(
+          {
+            id: report.id,
+            nodeId: node.nodeId,
+            model: report.model,
+            gpuIndices: report.gpuIndices,
+            external: report.external,
+            state: report.ready ? 'ready' : 'loading',
+            capacityTokens: report.capacityTokens > 0 ? report.capacityTokens : this.adoptedCapacity(node, report),
+            maxSequences: node.maxSequencesPerReplica,
+          },
+          now,
+        );
         // Sequences placed in it before it was dropped (a report that went missing) still run there.
         for (const c of this.claims.values()) {
           if (c.nodeId !== node.nodeId || c.replicaId !== report.id) continue;

@@ -37,6 +37,14 @@ export interface Replica {
   placedSinceReport: number;
 }
 
+/** A replica as it comes into the fleet (started by placement, or adopted from an agent's report): nothing placed on it yet. */
+export function newReplica(
+  r: Pick<Replica, 'id' | 'nodeId' | 'model' | 'gpuIndices' | 'external' | 'state' | 'capacityTokens' | 'maxSequences'>,
+  nowMs: number,
+): Replica {
+  return { ...r, gpuIndices: [...r.gpuIndices], usedTokens: 0, sequences: 0, lastUsedMs: nowMs, requestedAtMs: nowMs, heldFor: undefined, reported: undefined, placedSinceReport: 0 };
+}
+
 /** An engine's own view of its load, in the vocabulary inference routers use. */
 export interface ReplicaLoadReport {
   running: number;
