@@ -119,7 +119,7 @@ export {
   type ReplicaRequest,
   type SimReplicaStatus,
 } from './sim';
-export { RunTimePredictor } from './policy/run-time';
+export { RunTimePredictor, type RunOutcome } from './policy/run-time';
 export { parseExperiment, variantOf, type PolicyExperiment, type PolicyVariant } from './policy/experiment';
 export { DeadlineOutcomes, unmeetableDeadline, WaitPredictor, type DeadlineCounts, type DeadlineOutcome, type UnmeetableDeadline } from './policy/deadlines';
 export { parseRateLimits, TenantRateLimiter, type RateLimit } from './policy/rate-limit';

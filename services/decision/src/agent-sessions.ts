@@ -286,7 +286,10 @@ export class AgentSessions {
         return;
       case S.SUCCEEDED: {
         const result = TaskResult.fromPartial({ ...update.result, queueTime: toDuration(entry.lease.queueTimeMs) });
-        if (result.runTime) this.o.runTimes.observe(entry.task.spec!, durationToMillis(result.runTime));
+        if (result.runTime) {
+          const inference = entry.task.spec!.payload?.$case !== 'batch';
+          this.o.runTimes.observe(entry.task.spec!, durationToMillis(result.runTime), { tenant: entry.tenant, outputTokens: inference ? result.completionTokens : undefined });
+        }
         this.releaseLease(entry);
         if (entry.state === S.ASSIGNED) await lifecycle.transition(entry, S.RUNNING, '', { startedAt: toTimestamp(now) });
         // Cancelled while that committed: the cancel stands.

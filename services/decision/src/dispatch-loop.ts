@@ -75,7 +75,7 @@ export class DispatchLoop {
       priority: spec.priority,
       readySinceMs: entry.readySinceMs,
       deadlineMs: spec.deadline ? timestampToMillis(spec.deadline) : undefined,
-      predictedRunMs: this.o.runTimes.predict(spec),
+      predictedRunMs: this.o.runTimes.predict(spec, entry.tenant),
       dependents: this.o.lifecycle.dependents.get(task.id)?.size ?? 0,
       inheritedClass: entry.inheritedClass,
       preemptible: spec.preemptible,

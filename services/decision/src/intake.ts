@@ -271,7 +271,7 @@ export class Intake {
     const kind = this.o.book.demandOf(spec).kind;
     const placedAtOnce = this.o.fleet.hasRoom(kind) && !classesAtOrAbove(spec.priorityClass).some((pc) => this.o.queue.dispatcher.queue.classCounts(pc).queued > 0);
     const waitMs = this.o.waits.predict(spec.priorityClass, placedAtOnce);
-    const runMs = this.o.runTimes.predict(spec);
+    const runMs = this.o.runTimes.predict(spec, tenant);
     const late = unmeetableDeadline(now, timestampToMillis(spec.deadline), waitMs, runMs);
     if (!late) return;
     // A retry of a submission already accepted gets its task, as always.

@@ -42,3 +42,33 @@ describe('RunTimePredictor', () => {
     expect(p.predict(spec)).toBe(10_000 * 20);
   });
 });
+
+describe('RunTimePredictor output lengths', () => {
+  it('predicts what requests of the model and tenant generated, never more than max_tokens', () => {
+    const p = new RunTimePredictor();
+    const spec = inference('m', 100, 4096);
+    expect(p.predictOutputTokens(spec, 'a')).toBe(256);
+    expect(p.predictOutputTokens(inference('m', 100, 64), 'a')).toBe(64);
+    for (let i = 0; i < 200; i++) p.observe(spec, 1000, { tenant: 'chatty', outputTokens: 1500 });
+    for (let i = 0; i < 200; i++) p.observe(spec, 1000, { tenant: 'terse', outputTokens: 20 });
+    expect(p.predictOutputTokens(spec, 'chatty')).toBeCloseTo(1500, -1);
+    expect(p.predictOutputTokens(spec, 'terse')).toBeCloseTo(20, 0);
+    expect(p.predictOutputTokens(inference('m', 100, 512), 'chatty')).toBe(512);
+    // A tenant with no history of its own gets the model's.
+    const model = p.predictOutputTokens(spec, 'new');
+    expect(model).toBeGreaterThan(20);
+    expect(model).toBeLessThan(1500);
+    expect(p.predict(spec, 'chatty')).toBeGreaterThan(p.predict(spec, 'terse'));
+  });
+
+  it('learns speed apart from length: a slow model is slow whatever its requests generate', () => {
+    const p = new RunTimePredictor();
+    const fresh = new RunTimePredictor();
+    const spec = inference('slow', 200, 4096);
+    // Requests of 100 tokens that take 3x what the latency model says for 100 tokens.
+    const hundred = fresh.predict(inference('slow', 200, 100));
+    for (let i = 0; i < 200; i++) p.observe(spec, hundred * 3, { tenant: 't', outputTokens: 100 });
+    expect(p.predictOutputTokens(spec, 't')).toBeCloseTo(100, 0);
+    expect(p.predict(spec, 't') / hundred).toBeCloseTo(3, 1);
+  });
+});
