@@ -29,4 +29,6 @@ export interface Claim {
   readonly replicaId: string | undefined;
   /** What it counts for fair share and quotas: whole GPUs for a job, a sequence's fraction of its replica. */
   readonly resources: Resources;
+  /** When it is predicted to end (reservations start then); undefined when unknown (restored after a restart). */
+  readonly endMs?: number;
 }

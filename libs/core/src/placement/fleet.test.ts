@@ -358,6 +358,82 @@ describe('Fleet: reasons, holds and room', () => {
     expect(where(fleet.place(gpuJob(1), 'small'))).toMatch(/^b\//);
   });
 
+  it('reserves, for a job that fits nowhere, the GPUs whose work is predicted to end soonest, and keeps them for it alone', () => {
+    const { fleet, now, advance } = testFleet({ staleTelemetryMs: Infinity });
+    addNode(fleet, 'a', { gpus: 4 });
+    addNode(fleet, 'b', { gpus: 4 });
+    const t0 = now();
+    // a's GPUs free in 100 s and 600 s (two 2-GPU jobs); b's in 300 s (one 4-GPU job).
+    const aShort = claimed(fleet.place(gpuJob(2), 'a-short', t0 + 100_000));
+    claimed(fleet.place(gpuJob(2), 'a-long', t0 + 600_000));
+    const bAll = claimed(fleet.place(gpuJob(4), 'b-all', t0 + 300_000));
+    expect(fleet.reserve(gpuJob(4), 'big')).toEqual({ nodeId: 'b', startMs: t0 + 300_000 });
+    expect(fleet.reservedStart('big')).toBe(t0 + 300_000);
+    expect(fleet.heldGpus('big')).toEqual([0, 1, 2, 3]);
+    // a is not reserved: a long job takes its freed GPUs. b's are the big job's once they free.
+    advance(100_000);
+    fleet.release(aShort);
+    expect(where(fleet.place(gpuJob(2), 'long', now() + 10_000_000))).toBe('a/' + aShort.gpuIndices.join(','));
+    advance(200_000);
+    fleet.release(bAll);
+    expect(fleet.place(gpuJob(1), 'other', now() + 10_000_000)).toBe('no-capacity');
+    expect(where(fleet.place(gpuJob(4), 'big'))).toBe('b/0,1,2,3');
+  });
+
+  it('backfills reserved GPUs only with work predicted to end before the reservation starts', () => {
+    const { fleet, now } = testFleet();
+    addNode(fleet, 'a', { gpus: 2 });
+    const t0 = now();
+    const running = claimed(fleet.place(gpuJob(1), 'running', t0 + 60_000));
+    expect(fleet.reserve(gpuJob(2), 'big')).toEqual({ nodeId: 'a', startMs: t0 + 60_000 });
+    // The free GPU is reserved: a job of unknown length, or one that would run past the start, may not take it.
+    expect(fleet.place(gpuJob(1), 'unknown')).toBe('no-capacity');
+    expect(fleet.place(gpuJob(1), 'too-long', t0 + 60_001)).toBe('no-capacity');
+    const backfill = claimed(fleet.place(gpuJob(1), 'backfill', t0 + 60_000));
+    expect(backfill.endMs).toBe(t0 + 60_000);
+    fleet.release(running);
+    fleet.release(backfill);
+    expect(claimed(fleet.place(gpuJob(2), 'big')).gpuIndices).toEqual([0, 1]);
+  });
+
+  it('backfills a reserved replica with sequences predicted to end in time, and drains it of the rest', () => {
+    const { fleet, now } = testFleet();
+    addNode(fleet, 'a', { gpus: 1, maxSequences: 8 });
+    const t0 = now();
+    const first = claimed(fleet.place(sequence(), 'seq-1', t0 + 5_000));
+    expect(fleet.reserve(gpuJob(1), 'job')).toEqual({ nodeId: 'a', startMs: t0 + 5_000 });
+    expect(fleet.place(sequence(), 'seq-long', t0 + 5_001)).toBe('no-capacity');
+    const short = claimed(fleet.place(sequence(), 'seq-short', t0 + 4_000));
+    expect(short.replicaId).toBe(first.replicaId);
+    fleet.release(first);
+    fleet.release(short);
+    // The idle replica is evicted for the job.
+    expect(claimed(fleet.place(gpuJob(1), 'job')).gpuIndices).toEqual([0]);
+  });
+
+  it('prefers GPUs a job hands over to draining a busy replica, when that still starts the job by its bound', () => {
+    const { fleet, now } = testFleet();
+    addNode(fleet, 'a', { gpus: 2, maxSequences: 8 });
+    const t0 = now();
+    claimed(fleet.place(gpuJob(1), 'job', t0 + 120_000));
+    const seq = claimed(fleet.place(sequence(), 'seq', t0 + 5_000));
+    expect(seq.gpuIndices).not.toEqual(claimed(fleet.get('a')!.gpus.find((g) => g.job)!.job!).gpuIndices);
+    // Both GPUs are needed: the replica's drains either way.
+    expect(fleet.reserve(gpuJob(2), 'pair', t0 + 600_000)?.startMs).toBe(t0 + 120_000);
+    fleet.unhold('pair');
+    // One GPU: the job's (in 120 s, within the bound) rather than the replica's (in 5 s); past a bound of 60 s, the replica's.
+    expect(fleet.reserve(gpuJob(1), 'one', t0 + 600_000)?.startMs).toBe(t0 + 120_000);
+    expect(fleet.reserve(gpuJob(1), 'one', t0 + 60_000)?.startMs).toBe(t0 + 5_000);
+  });
+
+  it('makes a plain hold of a reservation over work whose end is unknown: nothing backfills', () => {
+    const { fleet, now } = testFleet();
+    addNode(fleet, 'a', { gpus: 2 });
+    claimed(fleet.place(gpuJob(1), 'restored'));
+    expect(fleet.reserve(gpuJob(2), 'big')).toEqual({ nodeId: 'a', startMs: undefined });
+    expect(fleet.place(gpuJob(1), 'short', now() + 1)).toBe('no-capacity');
+  });
+
   it('holds the cores preemption frees for a job without GPUs: another job does not take them', () => {
     const { fleet } = testFleet();
     addNode(fleet, 'host', { gpus: 0, backends: ['command'], cores: 4 });

@@ -76,6 +76,8 @@ interface PlanContext {
   nowMs: number;
   /** May evict idle replicas (a scale-out never does). */
   mayEvict: boolean;
+  /** When the work being placed is predicted to end: before a reservation starts, it may use the reserved GPUs (backfill). */
+  endMs?: number;
 }
 
 /** Where a demand would go on one node, and at what cost. */
@@ -102,6 +104,13 @@ interface Hold {
   memoryBytes: number;
   /** The claims of the victims still stopping for it: the cores and memory they hold are part of what is held. */
   stopping: readonly Claim[];
+  /**
+   * A reservation: when its task is predicted to be able to start (the
+   * predicted end of what runs on its GPUs). Work predicted to end by then
+   * may use them meanwhile (backfill). Absent for a plain hold, which
+   * nothing else uses.
+   */
+  startMs?: number;
 }
 
 /** Kinds of room a node has, for hasRoom(). */
@@ -277,14 +286,14 @@ export class Fleet {
    * Places and claims, or says why not. GPUs and replicas held for another
    * task are left alone; `holder` may use what is held for it.
    */
-  place(demand: Demand, holder?: string): Claim | NoFit {
-    const ctx: PlanContext = { holder, freed: undefined, live: true, nowMs: this.clock(), mayEvict: true };
+  place(demand: Demand, holder?: string, endMs?: number): Claim | NoFit {
+    const ctx: PlanContext = { holder, freed: undefined, live: true, nowMs: this.clock(), mayEvict: true, endMs };
     if (demand.kind === 'sequence') return this.placeSequence(demand, ctx);
     // Where something is held for it (preemption made room there) is where it goes, if it fits.
     const heldOn = holder !== undefined ? this.nodesById.get(this.holds.get(holder)?.nodeId ?? '') : undefined;
     if (heldOn && heldOn.health === 'ready' && this.fresh(heldOn, ctx)) {
       const plan = this.planOn(heldOn, demand, ctx);
-      if (plan) return this.claimJob(plan, demand, holder);
+      if (plan) return this.claimJob(plan, demand, holder, endMs);
     }
     let best: Plan | undefined;
     for (const node of this.nodesById.values()) {
@@ -300,7 +309,7 @@ export class Fleet {
       // Nothing beats an exact fit that evicts nothing (best-fit: no free GPU or core left there).
       if (this.policy.mode === 'pack' && plan.score[0] === 0 && plan.score[1] === 0 && plan.score[2] === 0) break;
     }
-    return best ? this.claimJob(best, demand, holder) : this.jobNoFit(demand);
+    return best ? this.claimJob(best, demand, holder, endMs) : this.jobNoFit(demand);
   }
 
   /** Why a job fits nowhere (the slow path: only when it does not). */
@@ -384,6 +393,71 @@ export class Fleet {
     this.unhold(holder);
     this.setHold(holder, { nodeId: best.node.nodeId, gpus: best.gpus, replicaId: undefined, cpuMillis: 0, memoryBytes: 0, stopping: [] });
     return best.node.nodeId;
+  }
+
+  /**
+   * Reserves GPUs for a job that fits nowhere now, from a time it can start
+   * predicted from the running work's predicted ends (free GPUs now, a job's
+   * at its predicted end, a replica's once its last sequence is predicted to
+   * end). Among the plans that start it by `startByMs` (its age bound), the
+   * one that takes the fewest GPUs from busy replicas wins (GPUs a batch job
+   * hands over cost interactive work nothing; draining a replica does), then
+   * the earliest; with none in time, the earliest. Until the start, work
+   * predicted to end before it may use the reserved GPUs (backfill, `place`
+   * with its predicted end), so nothing sits idle that could run and be done
+   * in time; nothing else may. Where a running claim's end is unknown, the
+   * reservation is a plain hold. Returns the node and start, or undefined
+   * when no node could take the job or all that could are held for others.
+   */
+  reserve(demand: Demand, holder: string, startByMs = Infinity): { nodeId: string; startMs: number | undefined } | undefined {
+    if (demand.kind !== 'gpus') return undefined;
+    const now = this.clock();
+    // When each replica's sequences are predicted to be done (Infinity: one's end is unknown).
+    const replicaEnds = new Map<string, number>();
+    for (const c of this.claims.values()) {
+      if (c.replicaId === undefined) continue;
+      replicaEnds.set(c.replicaId, Math.max(replicaEnds.get(c.replicaId) ?? now, c.endMs ?? Infinity));
+    }
+    const freeAt = (g: GpuState): number => {
+      if (gpuIsFree(g)) return now;
+      if (g.job) return Math.max(now, g.job.endMs ?? Infinity);
+      if (g.replica) return g.replica.external ? Infinity : g.replica.sequences === 0 ? now : Math.max(now, replicaEnds.get(g.replica.id) ?? Infinity);
+      return Infinity;
+    };
+    type Option = { node: FleetNode; gpus: number[]; startMs: number; drains: number; ready: number };
+    const cost = (o: Option) => (o.startMs <= startByMs ? [0, o.drains, o.startMs, -o.ready] : [1, o.startMs, o.drains, -o.ready]);
+    let best: Option | undefined;
+    for (const node of this.nodesById.values()) {
+      if (node.health !== 'ready' || !servesModel(node, demand.model)) continue;
+      const count = this.gpusToHold(node, demand);
+      if (count === undefined) continue;
+      const open = node.gpus
+        .filter((g) => (g.heldFor === undefined || g.heldFor === holder) && g.memoryTotalBytes * this.policy.maxGpuMemoryFraction >= demand.gpuMemoryBytes)
+        .map((g) => ({ index: g.index, at: freeAt(g), drains: g.replica !== undefined && g.replica.sequences > 0 ? 1 : 0 }));
+      if (open.length < count) continue;
+      // The earliest GPUs, and the earliest of those that drain no busy replica first.
+      for (const order of [(a: (typeof open)[0], b: (typeof open)[0]) => a.at - b.at || a.index - b.index, (a: (typeof open)[0], b: (typeof open)[0]) => a.drains - b.drains || a.at - b.at || a.index - b.index]) {
+        const chosen = [...open].sort(order).slice(0, count);
+        const option: Option = {
+          node,
+          gpus: chosen.map((g) => g.index),
+          startMs: Math.max(...chosen.map((g) => g.at)),
+          drains: chosen.reduce((n, g) => n + g.drains, 0),
+          ready: chosen.filter((g) => g.at <= now).length,
+        };
+        if (!best || better(cost(option), cost(best))) best = option;
+      }
+    }
+    if (!best) return undefined;
+    this.unhold(holder);
+    const startMs = Number.isFinite(best.startMs) ? best.startMs : undefined;
+    this.setHold(holder, { nodeId: best.node.nodeId, gpus: best.gpus, replicaId: undefined, cpuMillis: 0, memoryBytes: 0, stopping: [], startMs });
+    return { nodeId: best.node.nodeId, startMs };
+  }
+
+  /** When a reservation's task is predicted to start (undefined: not a reservation, or the end of what runs there is unknown). */
+  reservedStart(holder: string): number | undefined {
+    return this.holds.get(holder)?.startMs;
   }
 
   /** Ends a hold (its task was placed, cancelled, or no longer qualifies). */
@@ -581,30 +655,30 @@ export class Fleet {
     const heldNode = hold?.replicaId !== undefined ? this.nodesById.get(hold.nodeId) : undefined;
     const heldReplica = heldNode?.replicas.get(hold!.replicaId!);
     if (heldNode && heldReplica && heldNode.health === 'ready' && replicaFits(heldReplica, demand.tokens, ctx.nowMs, this.limits, true)) {
-      return this.claimSequence(heldNode, heldReplica, demand, ctx.holder);
+      return this.claimSequence(heldNode, heldReplica, demand, ctx.holder, ctx.endMs);
     }
     let best: { node: FleetNode; replica: Replica; load: number } | undefined;
     let belowScaleOut = false;
     for (const r of this.replicasByModel.get(demand.model) ?? []) {
       const node = this.nodesById.get(r.nodeId)!;
-      if (node.health !== 'ready' || !this.fresh(node, ctx) || this.replicaClosed(node, r, ctx.holder)) continue;
+      if (node.health !== 'ready' || !this.fresh(node, ctx) || this.replicaClosed(node, r, ctx)) continue;
       const load = replicaLoad(r, ctx.nowMs, this.limits);
       if (load < this.policy.scaleOutLoad) belowScaleOut = true;
       if (!replicaFits(r, demand.tokens, ctx.nowMs, this.limits, true)) continue;
       if (!best || rankReplica(r, load, ctx.nowMs, this.limits) < rankReplica(best.replica, best.load, ctx.nowMs, this.limits)) best = { node, replica: r, load };
     }
-    if (best && best.replica.state === 'ready' && best.load < this.policy.scaleOutLoad) return this.claimSequence(best.node, best.replica, demand, ctx.holder);
+    if (best && best.replica.state === 'ready' && best.load < this.policy.scaleOutLoad) return this.claimSequence(best.node, best.replica, demand, ctx.holder, ctx.endMs);
     if (best) {
       if (!belowScaleOut) {
         const more = this.bestNewReplica(demand, { ...ctx, mayEvict: false });
         if (more) this.startReplica(more, demand.model);
       }
-      return this.claimSequence(best.node, best.replica, demand, ctx.holder);
+      return this.claimSequence(best.node, best.replica, demand, ctx.holder, ctx.endMs);
     }
     const fresh = this.bestNewReplica(demand, ctx);
     if (!fresh) return this.sequenceNoFit(demand);
     const replica = this.startReplica(fresh, demand.model);
-    return this.claimSequence(fresh.node, replica, demand, ctx.holder);
+    return this.claimSequence(fresh.node, replica, demand, ctx.holder, ctx.endMs);
   }
 
   /** Why a sequence fits nowhere (the slow path: only when it does not). */
@@ -640,14 +714,24 @@ export class Fleet {
     return best;
   }
 
-  /** A replica the sequence may not join: held for another task, or on GPUs held for one (it drains for it). */
-  private replicaClosed(node: FleetNode, r: Replica, holder: string | undefined): boolean {
-    if (r.heldFor !== undefined && r.heldFor !== holder) return true;
+  /**
+   * A replica the sequence may not join: held for another task, or on GPUs
+   * held for one (it drains for it), unless the sequence is predicted to end
+   * before that task's reservation starts.
+   */
+  private replicaClosed(node: FleetNode, r: Replica, ctx: PlanContext): boolean {
+    if (this.closedBy(r.heldFor, ctx)) return true;
     for (const index of r.gpuIndices) {
-      const held = node.gpus.find((g) => g.index === index)?.heldFor;
-      if (held !== undefined && held !== holder) return true;
+      if (this.closedBy(node.gpus.find((g) => g.index === index)?.heldFor, ctx)) return true;
     }
     return false;
+  }
+
+  /** Whether something held for `heldFor` is closed to the work being placed: held for another task, and not a reservation it ends before. */
+  private closedBy(heldFor: string | undefined, ctx: PlanContext): boolean {
+    if (heldFor === undefined || heldFor === ctx.holder) return false;
+    const startMs = this.holds.get(heldFor)?.startMs;
+    return !(startMs !== undefined && ctx.endMs !== undefined && ctx.endMs <= startMs);
   }
 
   /** The replica a new one of this model would be on this node, if its GPUs could ever hold one. */
@@ -671,7 +755,7 @@ export class Fleet {
       return this.planJob(node, demand, ctx);
     }
     for (const r of node.replicas.values()) {
-      if (r.model !== demand.model || this.replicaClosed(node, r, ctx.holder)) continue;
+      if (r.model !== demand.model || this.replicaClosed(node, r, ctx)) continue;
       const freed = ctx.freed?.replicas.get(r.id);
       if (replicaFits(r, demand.tokens, ctx.nowMs, this.limits, ctx.live, freed?.tokens, freed?.sequences)) {
         return { node, gpus: [...r.gpuIndices], replica: r, evict: [], score: [0] };
@@ -712,7 +796,7 @@ export class Fleet {
    */
   private planGpus(node: FleetNode, count: number, needBytes: number, readingBytes: number, ctx: PlanContext): Plan | undefined {
     const limit = (g: GpuState) => g.memoryTotalBytes * this.policy.maxGpuMemoryFraction;
-    const mine = (g: GpuState) => g.heldFor === undefined || g.heldFor === ctx.holder;
+    const mine = (g: GpuState) => !this.closedBy(g.heldFor, ctx);
     const free: number[] = [];
     /** Free GPUs held for this task: what was held or preempted for it is what it takes. */
     const held: number[] = [];
@@ -738,7 +822,7 @@ export class Fleet {
       const surplus = new Map<string, number>();
       const candidates = [...node.replicas.values()]
         .filter((r) => {
-          if (r.external || (r.heldFor !== undefined && r.heldFor !== ctx.holder)) return false;
+          if (r.external || this.closedBy(r.heldFor, ctx)) return false;
           const freed = ctx.freed?.replicas.get(r.id)?.sequences ?? 0;
           if (r.sequences - freed > 0) return false;
           return r.gpuIndices.every((i) => {
@@ -858,12 +942,12 @@ export class Fleet {
 
   // ---- claims ----------------------------------------------------------------
 
-  private claimJob(plan: Plan, demand: Demand, owner: string | undefined): Claim {
+  private claimJob(plan: Plan, demand: Demand, owner: string | undefined, endMs: number | undefined): Claim {
     for (const r of plan.evict) this.evict(plan.node, r, 'its GPUs are needed for a job');
-    return this.claimGpus(plan.node, plan.gpus, demand, owner);
+    return this.claimGpus(plan.node, plan.gpus, demand, owner, endMs);
   }
 
-  private claimGpus(node: FleetNode, gpuIndices: readonly number[], demand: Demand, owner: string | undefined): Claim {
+  private claimGpus(node: FleetNode, gpuIndices: readonly number[], demand: Demand, owner: string | undefined, endMs?: number): Claim {
     const gpus = gpuIndices.map((index) => node.gpus.find((g) => g.index === index)!);
     const claim: Claim = {
       key: this.nextKey++,
@@ -874,6 +958,7 @@ export class Fleet {
       gpuIndices: [...gpuIndices],
       replicaId: undefined,
       resources: { gpus: gpus.length, gpuMemoryBytes: gpus.reduce((s, g) => s + g.memoryTotalBytes, 0), cpus: demand.cpuMillis / 1000 },
+      endMs,
     };
     for (const gpu of gpus) gpu.job = claim;
     node.freeGpus -= gpus.length;
@@ -881,7 +966,7 @@ export class Fleet {
     return claim;
   }
 
-  private claimSequence(node: FleetNode, replica: Replica, demand: Demand, owner: string | undefined): Claim {
+  private claimSequence(node: FleetNode, replica: Replica, demand: Demand, owner: string | undefined, endMs?: number): Claim {
     if (replica.sequences === 0 && !replica.external) node.idleGpus -= replica.gpuIndices.length;
     replica.usedTokens += demand.tokens;
     replica.sequences += 1;
@@ -899,6 +984,7 @@ export class Fleet {
       gpuIndices: [...replica.gpuIndices],
       replicaId: replica.id,
       resources: { gpus: replica.gpuIndices.length * fraction, gpuMemoryBytes: gpuMemoryBytes * fraction, cpus: demand.cpuMillis / 1000 },
+      endMs,
     };
     this.book(node, claim);
     return claim;

@@ -70,11 +70,11 @@ describe('applyPolicyUpdate', () => {
   });
 
   it('sets how long work below urgent waits before it preempts, within 0 s .. 1 day', () => {
-    expect(DEFAULT_POLICY.preemptAfterMs).toBe(30_000);
+    expect(DEFAULT_POLICY.preemptAfterMs).toBe(1000);
     expect(applyPolicyUpdate(DEFAULT_POLICY, update({ preemptAfter: { seconds: 0, nanos: 0 } })).preemptAfterMs).toBe(0);
     expect(applyPolicyUpdate(DEFAULT_POLICY, update({ preemptAfter: { seconds: 90, nanos: 0 } })).preemptAfterMs).toBe(90_000);
     expect(refusal(DEFAULT_POLICY, update({ preemptAfter: { seconds: 2 * 86_400, nanos: 0 } })).message).toMatch(/^update\.preempt_after: must be between 0 s and 1 days/);
-    expect(DEFAULT_POLICY.urgentPreemptAfterMs).toBe(1000);
+    expect(DEFAULT_POLICY.urgentPreemptAfterMs).toBe(250);
     expect(applyPolicyUpdate(DEFAULT_POLICY, update({ urgentPreemptAfter: { seconds: 0, nanos: 0 } })).urgentPreemptAfterMs).toBe(0);
   });
 

@@ -5,16 +5,22 @@ import { durationToMillis } from '../time';
 const DAY_MS = 24 * 3600 * 1000;
 
 /** The priority factors of docs/architecture.md, "Policy". */
-export const FACTORS = ['class', 'age', 'deadline', 'dependency', 'business', 'fairshare', 'cost'] as const;
+export const FACTORS = ['class', 'age', 'deadline', 'dependency', 'business', 'fairshare', 'size', 'cost'] as const;
 export type FactorName = (typeof FACTORS)[number];
 
 export type Weights = Record<FactorName, number>;
 
-/** Named starting points, Slurm-style integer weights. */
+/**
+ * Named starting points, Slurm-style integer weights. In each, `size` is
+ * worth (size / age) × the age bound of waiting: the longest work overtakes
+ * the shortest after that long (realtime: 3 age bounds), so short work goes
+ * first and long work's wait stays bounded. Fair share weighs at least
+ * twice age (see fairShareValue).
+ */
 export const PRESETS: Record<'realtime' | 'batch' | 'balanced', Weights> = {
-  realtime: { class: 10000, age: 500, deadline: 4000, dependency: 500, business: 1000, fairshare: 1000, cost: 200 },
-  batch: { class: 2000, age: 3000, deadline: 1000, dependency: 2000, business: 1000, fairshare: 20000, cost: 500 },
-  balanced: { class: 5000, age: 1500, deadline: 2500, dependency: 1000, business: 1000, fairshare: 2000, cost: 300 },
+  realtime: { class: 10000, age: 500, deadline: 4000, dependency: 500, business: 1000, fairshare: 1000, size: 1500, cost: 0 },
+  batch: { class: 2000, age: 3000, deadline: 1000, dependency: 2000, business: 1000, fairshare: 20000, size: 3000, cost: 500 },
+  balanced: { class: 5000, age: 1500, deadline: 2500, dependency: 1000, business: 1000, fairshare: 3000, size: 3000, cost: 0 },
 };
 
 /** How the factors are shaped over time and counts. */
@@ -30,6 +36,11 @@ export interface PriorityShape {
   deadlineHorizonMs: number;
   /** The dependency factor is 0.5 with this many tasks waiting behind. @default 8 */
   dependentsHalf: number;
+  /**
+   * The size factor (predicted run time, short first) is 0 at one second or
+   * less and reaches 1, on a log scale, at this much. @default 1 hour
+   */
+  sizeHorizonMs: number;
 }
 
 export interface Policy extends PriorityShape {
@@ -44,18 +55,34 @@ export interface Policy extends PriorityShape {
   overdueShare: number;
   /**
    * Work below the urgent class preempts only after waiting this long
-   * runnable: capacity usually frees by itself sooner than that, without
-   * throwing away a preemptible job's progress. @default 30 seconds
+   * runnable: capacity often frees by itself sooner than that, without
+   * throwing away a preemptible job's progress. @default 1 second
    */
   preemptAfterMs: number;
-  /** As preemptAfterMs, for urgent work. @default 1 second */
+  /** As preemptAfterMs, for urgent work. @default 250 ms */
   urgentPreemptAfterMs: number;
+  /**
+   * Rank preemption (higher class or priority) stops only attempts that have
+   * run less than this: what preempting throws away stays small, and work
+   * that has got going is left to finish. Quota reclaim is not limited by it.
+   * @default 10 seconds
+   */
+  preemptMaxRunMs: number;
+  /**
+   * A task waiting for capacity this long gets a reservation: GPUs whose
+   * running work is predicted to end soonest are kept for it from then on,
+   * and only work predicted to end before it starts may use them meanwhile
+   * (backfill). Large jobs so start within the age bound without GPUs held
+   * idle. @default 5 minutes (half the age bound)
+   */
+  reserveAfterMs: number;
 }
 
 export const DEFAULT_PRIORITY_SHAPE: PriorityShape = {
   maxAgeMs: 10 * 60_000,
   deadlineHorizonMs: 5 * 60_000,
   dependentsHalf: 8,
+  sizeHorizonMs: 3600_000,
 };
 
 export const DEFAULT_POLICY: Policy = {
@@ -66,8 +93,10 @@ export const DEFAULT_POLICY: Policy = {
   ...DEFAULT_PRIORITY_SHAPE,
   fairShareHalfLifeMs: 10 * 60_000,
   overdueShare: 0.1,
-  preemptAfterMs: 30_000,
-  urgentPreemptAfterMs: 1000,
+  preemptAfterMs: 1000,
+  urgentPreemptAfterMs: 250,
+  preemptMaxRunMs: 10_000,
+  reserveAfterMs: 5 * 60_000,
 };
 
 /** Applies an update to a policy, validating every field; returns the new policy (version + 1). */

@@ -36,9 +36,21 @@ describe('priority factors', () => {
     expect(priorityFactors({ ...base, slackMs: -1000 }).deadline).toBe(1);
   });
 
-  it('give fair share 1 to an unused tenant, 0.5 at its share, less the more it is over', () => {
+  it('give fair share 1 to a tenant within its share, halving with each quarter share it uses beyond', () => {
     const share = (usageOverShare: number) => priorityFactors({ ...base, usageOverShare }).fairshare;
-    expect([share(0), share(1), share(2)]).toEqual([1, 0.5, 0.25]);
+    expect([share(0), share(0.7), share(1), share(1.25), share(1.5), share(2)]).toEqual([1, 1, 1, 0.5, 0.25, 1 / 16]);
+    // Past 1.25 times its share, a tenant loses more to fair share than age can give back.
+    for (const w of Object.values(PRESETS)) expect(w.fairshare * (1 - share(1.25))).toBeGreaterThanOrEqual(w.age);
+  });
+
+  it('shape size by predicted run time on a log scale: 0 up to a second, 1 at the horizon, longer work lower', () => {
+    const h = DEFAULT_PRIORITY_SHAPE.sizeHorizonMs;
+    const size = (predictedRunMs?: number) => priorityFactors({ ...base, predictedRunMs }).size;
+    expect([size(undefined), size(0), size(1000), size(h), size(10 * h)]).toEqual([0, 0, 0, 1, 1]);
+    expect(size(Math.sqrt(1000 * h))).toBeCloseTo(0.5);
+    expect(size(60_000)).toBeGreaterThan(size(5_000));
+    const w = { ...PRESETS.realtime };
+    expect(priorityOf({ ...base, predictedRunMs: 5_000 }, w)).toBeGreaterThan(priorityOf({ ...base, predictedRunMs: 600_000 }, w));
   });
 
   it('cap age at 1 after the maximum age', () => {

@@ -36,6 +36,8 @@ export interface PriorityInputs {
   usageOverShare?: number;
   /** The task's share of one node's resources, 0..1 (GPUs and GPU memory, the larger). */
   resourceShare: number;
+  /** Its predicted run time (ms), learned online (RunTimePredictor); unknown counts as short. */
+  predictedRunMs?: number;
 }
 
 /** One factor's part in a priority. */
@@ -44,7 +46,7 @@ export interface FactorContribution {
   /** Normalised value in [0, 1]. */
   value: number;
   weight: number;
-  /** weight * value; negative for the cost penalty. */
+  /** weight * value; negative for the size and cost penalties. */
   contribution: number;
 }
 
@@ -76,9 +78,33 @@ export function businessValue(priority: number): number {
   return clamp01((priority + 1000) / 2000);
 }
 
-/** Slurm's classic fair-share curve: 1 unused, 0.5 at the share, halving with each further share; 0.5 without shares. */
+/** Fair share halves with each quarter of its share a tenant uses beyond it. */
+const FAIR_SHARE_STEEPNESS = 4;
+
+/**
+ * Fair share: 1 for a tenant within its share, halving with each quarter of
+ * a share it uses beyond (0.5 at 1.25 times its share, 1/16 at twice it); 1
+ * without shares. The presets weigh fair share at least twice age, so a
+ * tenant at 1.25 times its share or more loses more than any age can give
+ * back: its backlog, however old, does not pass a tenant within its share.
+ * Tenants within
+ * their shares are not told apart: a tenant asking for less than its share
+ * gets what it asks (the max-min fair allocation), and among tenants that
+ * all contend, only those over their share fall behind. So fair share moves
+ * capacity from a tenant that floods to those it crowds out, and otherwise
+ * leaves the order to the other factors rather than imposing a tenant order.
+ */
 export function fairShareValue(usageOverShare: number | undefined): number {
-  return usageOverShare === undefined ? 0.5 : clamp01(2 ** -Math.max(0, usageOverShare));
+  return usageOverShare === undefined ? 1 : clamp01(2 ** -(FAIR_SHARE_STEEPNESS * Math.max(0, usageOverShare - 1)));
+}
+
+/** Run times the size factor tells apart from the shortest: a second or less is 0. */
+const SIZE_FLOOR_MS = 1000;
+
+/** Predicted run time on a log scale: 0 up to a second, 1 at the horizon and beyond (short work first). */
+export function sizeValue(predictedRunMs: number | undefined, horizonMs: number): number {
+  if (predictedRunMs === undefined || !(predictedRunMs > SIZE_FLOOR_MS)) return 0;
+  return clamp01(Math.log(predictedRunMs / SIZE_FLOOR_MS) / Math.log(Math.max(2, horizonMs / SIZE_FLOOR_MS)));
 }
 
 /** Each factor's normalised value. */
@@ -90,6 +116,7 @@ export function priorityFactors(inputs: PriorityInputs, shape: PriorityShape = D
     dependency: dependencyValue(inputs.dependents, shape.dependentsHalf),
     business: businessValue(inputs.priority),
     fairshare: fairShareValue(inputs.usageOverShare),
+    size: sizeValue(inputs.predictedRunMs, shape.sizeHorizonMs),
     cost: clamp01(inputs.resourceShare),
   };
 }
@@ -99,7 +126,7 @@ export function explainPriority(inputs: PriorityInputs, weights: Weights, shape:
   const values = priorityFactors(inputs, shape);
   const factors = FACTORS.map((name) => {
     const weight = weights[name];
-    const sign = name === 'cost' ? -1 : 1;
+    const sign = name === 'cost' || name === 'size' ? -1 : 1;
     return { name, value: values[name], weight, contribution: sign * weight * values[name] };
   });
   return { priority: factors.reduce((sum, f) => sum + f.contribution, 0), factors };
@@ -115,6 +142,7 @@ export function priorityOf(inputs: PriorityInputs, weights: Weights, shape: Prio
     weights.dependency * v.dependency +
     weights.business * v.business +
     weights.fairshare * v.fairshare -
+    weights.size * v.size -
     weights.cost * v.cost
   );
 }

@@ -6,7 +6,7 @@ import type { FairShare } from '../policy/fair-share';
 import type { Policy } from '../policy/policy';
 import { fairShareValue, type FactorContribution } from '../policy/priority';
 import { PolicyQueue, type QueuedTask, type QueuedTaskInit, type QueuedTaskPatch } from './policy-queue';
-import { chooseVictims, preemptionRank, type QuotaStanding, type RunningAttempt } from './preemption';
+import { chooseVictims, lostWork, preemptionRank, type PreemptionLimits, type QuotaStanding, type RunningAttempt } from './preemption';
 import { describeNoFit } from '../placement/describe';
 
 /** What keeps a queued task from running (WaitingCause in the proto). */
@@ -33,6 +33,8 @@ export interface Preemption {
   preemptor: QueuedTask;
   nodeId: string;
   victims: RunningAttempt[];
+  /** GPU-seconds the victims had run (a sequence's share of its replica's): the work preempting them throws away, unless they checkpoint. */
+  lostGpuSeconds: number;
 }
 
 export interface WaitExplanation {
@@ -47,6 +49,8 @@ export interface WaitExplanation {
   detail: string;
   /** The node held for it, if any. */
   heldNode?: string;
+  /** When its reservation is predicted to let it start (work predicted to end before then may use the reserved GPUs), if it has one. */
+  reservedStartMs?: number;
   /** Running attempts being stopped to make room for it (preemption), if any. */
   preempting: string[];
 }
@@ -59,6 +63,12 @@ const TENANT_REFRESH_MS = 100;
  */
 const QUOTA_MISSES_PER_TENANT = 16;
 const ONE_GPU: Resources = { gpus: 1, gpuMemoryBytes: 0, cpus: 0 };
+/**
+ * Reservations at once (conservative backfill over the longest-waiting
+ * jobs): each keeps its GPUs from its predicted start, and later ones are
+ * planned around earlier ones.
+ */
+const MAX_RESERVATIONS = 1;
 
 /** A queued task preempt() tries to make room for. */
 interface PreemptionCandidate {
@@ -78,6 +88,8 @@ interface PreemptionPass {
   borrowing: (tenant: string) => boolean;
   /** Running attempts, collected by the first candidate that gets as far as choosing victims. */
   running?: RunningAttempt[];
+  /** What makes preemption pay (young victims; fair share's rule). */
+  limits: PreemptionLimits;
 }
 
 /**
@@ -90,11 +102,14 @@ interface PreemptionPass {
  * placements, policy.overdueShare), then tasks in priority order. A task that
  * does not fit, or whose tenant is at its quota, does not block the ones
  * behind it (no head-of-line blocking); a pass stops after a run of misses.
- * The oldest overdue task that fits nowhere gets GPUs held for it (the ones
- * nearest to fitting it, on one node), which other tasks then leave alone
- * until it fits (so large work cannot starve); so does an urgent task at once
- * (so background work cannot keep taking the capacity it waits for), and a
- * task that preempted gets the whole node it preempted on. One hold at a
+ * A job that has waited policy.reserveAfterMs (or is overdue) and fits
+ * nowhere gets a reservation (Fleet.reserve): the GPUs whose work is
+ * predicted to end soonest are kept for it from then, and only work
+ * predicted to end before that may use them meanwhile (backfill): large jobs
+ * start within the age bound without GPUs held idle for them. Up to
+ * MAX_RESERVATIONS at once. An urgent task that fits nowhere gets GPUs held
+ * at once (so background work cannot keep taking the capacity it waits for),
+ * and a task that preempted gets what it preempted for; one such hold at a
  * time.
  */
 export class Dispatcher {
@@ -116,6 +131,8 @@ export class Dispatcher {
   /** Why a task was last passed over (only tasks tried and still queued). */
   private readonly passedOver = new Map<string, { cause: WaitCause; detail: string }>();
   private heldFor?: string;
+  /** Tasks with a reservation (Fleet.reserve), oldest first. */
+  private readonly reservations = new Set<string>();
   /**
    * Set by preempt() when the task it would preempt for has not waited long
    * enough yet: when a pass should run again (a full fleet triggers none by
@@ -125,6 +142,8 @@ export class Dispatcher {
   /** When tenants' fair-share scores were last refreshed (they move slowly: half-lives are minutes). */
   private scoresAtMs = -Infinity;
   private readonly scoredTenants = new Set<string>();
+  /** Tenants' usage over their fair share as of the last refresh (see refreshTenantScores). */
+  private usage = new Map<string, number>();
 
   constructor(options: DispatcherOptions) {
     this.fleet = options.fleet;
@@ -223,6 +242,7 @@ export class Dispatcher {
       if (!demand || (this.fleet.hasRoom(demand.kind) && this.passedOver.get(head.id)?.cause !== 'capacity')) continue;
       if (this.fairShare.withinNominal(tenant, this.fleet.estimateResources(demand))) candidates.push({ task: head, demand, reclaims: quotas });
     }
+    let usage: Map<string, number> | undefined;
     const pass: PreemptionPass = {
       nowMs,
       quotas,
@@ -230,6 +250,12 @@ export class Dispatcher {
       borrowing: (t) => {
         const b = this.fairShare.borrowed(t);
         return b.gpus > 0 || b.gpuMemoryBytes > 0 || b.cpus > 0;
+      },
+      limits: {
+        nowMs,
+        maxRunMs: this.policy.preemptMaxRunMs,
+        // With quotas, capacity moves between tenants by reclaim alone (quotas say what is fair then).
+        usageOverShare: quotas ? undefined : (t) => (usage ??= this.fairShare.usageOverShares(nowMs)).get(t) ?? 0,
       },
     };
     for (const candidate of candidates) {
@@ -272,15 +298,18 @@ export class Dispatcher {
       pass.running = [];
       for (const a of this.allocations.values()) if (a.attempt) pass.running.push(a.attempt);
     }
-    const quota: QuotaStanding = pass.quotas ? { tenant: preemptor.tenant, reclaims, borrows: !reclaims, borrowed: pass.borrowed } : {};
-    const choice = chooseVictims(this.fleet, demand, preemptionRank(preemptor.priorityClass, preemptor.priority), pass.running, pass.borrowing, pass.nowMs, quota, preemptor.id);
+    const quota: QuotaStanding = pass.quotas ? { tenant: preemptor.tenant, reclaims, borrows: !reclaims, borrowed: pass.borrowed } : { tenant: preemptor.tenant };
+    const choice = chooseVictims(this.fleet, demand, preemptionRank(preemptor.priorityClass, preemptor.priority), pass.running, pass.borrowing, pass.nowMs, quota, preemptor.id, pass.limits);
     if (!choice) return undefined;
     this.preemptedFor.set(preemptor.id, { nodeId: choice.nodeId, victims: choice.victims.map((v) => v.id), claims: choice.victims.map((v) => v.claim) });
+    // What preemption frees is held for it instead of any reservation it had.
+    if (this.reservations.delete(preemptor.id)) this.fleet.unhold(preemptor.id);
     // The room made is the preemptor's: what it will take there is held for it until it is
     // placed (holdAfter drops whatever the preemptor held before, as does releaseHold).
     this.releaseHold();
     if (this.fleet.holdAfter(choice.nodeId, demand, choice.victims.map((v) => v.claim), preemptor.id)) this.heldFor = preemptor.id;
-    return { preemptor, nodeId: choice.nodeId, victims: choice.victims };
+    const lostGpuSeconds = choice.victims.reduce((sum, v) => sum + lostWork(v, pass.nowMs), 0) / 1000;
+    return { preemptor, nodeId: choice.nodeId, victims: choice.victims, lostGpuSeconds };
   }
 
   /** The running attempt counted for a task (placed here or restored), if any. */
@@ -309,6 +338,7 @@ export class Dispatcher {
     if (nowMs - this.scoresAtMs >= TENANT_REFRESH_MS) this.refreshTenantScores(nowMs);
     this.queue.maintain(nowMs);
     this.serveOverdue(nowMs, placed, false);
+    this.serveReservations(nowMs, placed);
     const skipped: QueuedTask[] = [];
     let misses = 0;
     // A tenant at its quota is passed over without counting against the pass's
@@ -343,8 +373,9 @@ export class Dispatcher {
         misses += 1;
         if (!this.blocked && cause === 'capacity') this.blocked = task;
         // Urgent work that fits nowhere has GPUs held at once: background work
-        // must not keep taking the capacity it is waiting for.
-        this.holdFor(task);
+        // must not keep taking the capacity it is waiting for. A job waiting
+        // long gets a reservation.
+        this.holdFor(task, nowMs);
       }
     }
     this.queue.restore(skipped, nowMs);
@@ -370,7 +401,8 @@ export class Dispatcher {
     const usageOverShare = this.fairShare.usageOverShare(task.tenant, nowMs);
     const { priority, factors } = this.queue.explain(id, nowMs, usageOverShare)!;
     const position = this.queue.positionOf(id);
-    const heldNode = this.heldFor === id ? this.fleet.heldNode(id) : undefined;
+    const heldNode = this.heldFor === id || this.reservations.has(id) ? this.fleet.heldNode(id) : undefined;
+    const reservedStartMs = this.reservations.has(id) ? this.fleet.reservedStart(id) : undefined;
     const missed = this.passedOver.get(id);
     const demand = this.demandOf(id);
     let cause: WaitCause;
@@ -385,12 +417,17 @@ export class Dispatcher {
       detail = missed?.detail ?? (demand ? describeNoFit(demand, 'no-capacity') : 'no node has room for it now');
       const victims = this.preemptedFor.get(id)?.victims;
       if (victims && heldNode) detail += `; preempting ${victims.length} task(s) on node ${heldNode} for it (${victims.join(', ')}): it starts when they stop`;
-      if (heldNode) detail += `; ${this.describeHold(id, heldNode)} held for it until it fits`;
+      if (heldNode && this.reservations.has(id)) {
+        detail +=
+          reservedStartMs === undefined
+            ? `; ${this.describeHold(id, heldNode)} reserved for it (when what runs there ends is not known: nothing else starts there)`
+            : `; ${this.describeHold(id, heldNode)} reserved for it from ${new Date(reservedStartMs).toISOString()} (predicted); work predicted to end before then may use them`;
+      } else if (heldNode) detail += `; ${this.describeHold(id, heldNode)} held for it until it fits`;
     } else {
       cause = 'priority';
       detail = position > 1 ? `lower priority than ${position - 1} tasks ahead of it` : 'next to be placed';
     }
-    return { priority, factors, position, overdue: task.overdue, usageOverShare, cause, detail, heldNode, preempting: this.preemptedFor.get(id)?.victims ?? [] };
+    return { priority, factors, position, overdue: task.overdue, usageOverShare, cause, detail, heldNode, reservedStartMs, preempting: this.preemptedFor.get(id)?.victims ?? [] };
   }
 
   private describeHold(id: string, nodeId: string): string {
@@ -404,6 +441,7 @@ export class Dispatcher {
 
   private refreshTenantScores(nowMs: number): void {
     const usage = this.fairShare.usageOverShares(nowMs);
+    this.usage = usage;
     const w = this.policy.weights.fairshare;
     this.scoresAtMs = nowMs;
     for (const tenant of this.queue.tenantNames()) {
@@ -415,11 +453,16 @@ export class Dispatcher {
   private serveOverdue(nowMs: number, placed: Placed[], unlimited: boolean): void {
     // A hold ends when its task no longer qualifies, or its node left the fleet (one is found again below).
     if (this.heldFor !== undefined && (!this.mayHold(this.queue.get(this.heldFor)) || this.fleet.heldNode(this.heldFor) === undefined)) this.releaseHold();
+    // A reservation whose node left the fleet is made again (elsewhere) at the task's next miss.
+    for (const id of this.reservations) if (this.fleet.heldNode(id) === undefined) this.reservations.delete(id);
     if (this.queue.overdueCount === 0) return;
     let misses = 0;
     for (const task of this.queue.overdue()) {
       if (!this.fleet.hasRoom() || misses >= this.maxMisses) break;
       if (!unlimited && this.credit < 1) break;
+      // The age bound is a promise to tenants within their share: a tenant over it (one that
+      // floods) waits for capacity nobody else wants, as its fair share says.
+      if (!unlimited && this.overShare(task.tenant)) continue;
       const claim = this.tryPlace(task, nowMs);
       if (claim) {
         placed.push({ task, claim });
@@ -427,8 +470,24 @@ export class Dispatcher {
         continue;
       }
       misses += 1;
-      // The oldest overdue task that fits nowhere: hold a node for it.
-      this.holdFor(task);
+      // An overdue task that fits nowhere: GPUs reserved (a job) or held for it.
+      this.holdFor(task, nowMs);
+    }
+  }
+
+  /**
+   * Tasks whose reservation has started (or that never had a known start)
+   * are tried first: what is reserved is theirs, and a pass that gives up
+   * after a run of misses must not leave them behind.
+   */
+  private serveReservations(nowMs: number, placed: Placed[]): void {
+    for (const id of [...this.reservations]) {
+      const task = this.queue.get(id);
+      if (!task) continue;
+      const startMs = this.fleet.reservedStart(id);
+      if (startMs !== undefined && startMs > nowMs) continue;
+      const claim = this.tryPlace(task, nowMs);
+      if (claim) placed.push({ task, claim });
     }
   }
 
@@ -437,11 +496,31 @@ export class Dispatcher {
     return task !== undefined && (task.overdue || task.priorityClass === PriorityClass.URGENT || task.inheritedClass === PriorityClass.URGENT || this.preemptedFor.has(task.id));
   }
 
-  /** Holds a node for a task that fits nowhere for want of capacity, when no other task has one held. */
-  private holdFor(task: QueuedTask): void {
-    if (this.heldFor !== undefined || this.passedOver.get(task.id)?.cause !== 'capacity' || !this.mayHold(task)) return;
+  /**
+   * For a task that fits nowhere for want of capacity: a reservation for a
+   * job that has waited policy.reserveAfterMs or is overdue (up to
+   * MAX_RESERVATIONS), else a plain hold for an urgent or overdue task when
+   * no other task has one.
+   */
+  private holdFor(task: QueuedTask, nowMs: number): void {
+    if (this.passedOver.get(task.id)?.cause !== 'capacity') return;
     const demand = this.demandOf(task.id);
-    if (demand && this.fleet.hold(demand, task.id)) this.heldFor = task.id;
+    if (!demand) return;
+    const urgent = task.priorityClass === PriorityClass.URGENT || task.inheritedClass === PriorityClass.URGENT;
+    // Nothing is kept for a tenant over its fair share, but its urgent work.
+    if (!urgent && this.overShare(task.tenant)) return;
+    if (demand.kind === 'gpus' && (task.overdue || nowMs - task.readySinceMs >= this.policy.reserveAfterMs) && this.heldFor !== task.id) {
+      if (this.reservations.has(task.id) || this.reservations.size >= MAX_RESERVATIONS) return;
+      if (this.fleet.reserve(demand, task.id, task.readySinceMs + this.policy.maxAgeMs)) this.reservations.add(task.id);
+      return;
+    }
+    if (this.heldFor !== undefined || !this.mayHold(task)) return;
+    if (this.fleet.hold(demand, task.id)) this.heldFor = task.id;
+  }
+
+  /** Whether the tenant uses more than its fair share (of the active tenants', by decayed usage). */
+  private overShare(tenant: string): boolean {
+    return (this.usage.get(tenant) ?? 0) > 1;
   }
 
   private releaseHold(): void {
@@ -461,11 +540,13 @@ export class Dispatcher {
       this.passedOver.set(task.id, { cause: 'quota', detail: quota });
       return undefined;
     }
-    const placed = this.fleet.place(demand, task.id);
+    const placed = this.fleet.place(demand, task.id, task.predictedRunMs > 0 ? nowMs + task.predictedRunMs : undefined);
     if (typeof placed === 'string') {
       this.passedOver.set(task.id, { cause: causeOf(placed), detail: describeNoFit(demand, placed) });
       return undefined;
     }
+    // Placed past the age bound or on its reservation: it is not preempted (the bound is kept).
+    const guaranteed = task.overdue || this.reservations.has(task.id);
     this.queue.remove(task.id);
     this.forget(task);
     this.allocate(task.id, task.tenant, placed, nowMs, {
@@ -475,7 +556,8 @@ export class Dispatcher {
       preemptible: task.preemptible === true,
       rank: preemptionRank(task.priorityClass, task.priority),
       startedAtMs: nowMs,
-      guaranteed: task.overdue,
+      guaranteed,
+      preemptions: task.preemptions,
     });
     return placed;
   }
@@ -485,6 +567,7 @@ export class Dispatcher {
     this.passedOver.delete(task.id);
     this.preemptedFor.delete(task.id);
     if (this.heldFor === task.id) this.releaseHold();
+    if (this.reservations.delete(task.id)) this.fleet.unhold(task.id);
   }
 }
 

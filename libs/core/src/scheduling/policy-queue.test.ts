@@ -53,7 +53,11 @@ describe('PolicyQueue ordering', () => {
         const now = T0 + later;
         q.maintain(now);
         ['a', 'b', 'c'].forEach((tenant, i) => q.setTenantScore(tenant, scores[i]!));
-        const priorityOf = (id: string) => q.explain(id, now, undefined)!.priority - weights.fairshare * 0.5 + q.tenantScore(q.get(id)!.tenant);
+        // Without usage, fair share explains as 1; the queue adds the tenant's score instead (none for urgent submissions).
+        const priorityOf = (id: string) => {
+          const t = q.get(id)!;
+          return q.explain(id, now, undefined)!.priority - weights.fairshare + (t.priorityClass === PriorityClass.URGENT ? 0 : q.tenantScore(t.tenant));
+        };
         const overdue = [...q.overdue()].map((t) => t.id);
         const heaped: number[] = [];
         for (let t = q.popBest(); t; t = q.popBest()) {

@@ -1,6 +1,6 @@
 import { PriorityClass } from '@autoglm/proto';
 import type { Policy, Weights } from '../policy/policy';
-import { ageValue, businessValue, classValue, deadlineValue, dependencyValue, explainPriority, type FactorContribution } from '../policy/priority';
+import { ageValue, businessValue, classValue, deadlineValue, dependencyValue, explainPriority, sizeValue, type FactorContribution } from '../policy/priority';
 
 /** What the queue needs to know of a runnable task. */
 export interface QueuedTaskInit {
@@ -25,10 +25,13 @@ export interface QueuedTaskInit {
   preemptible?: boolean;
   /** Its policy experiment variant (index into setVariants' overlays); none: the policy's own weights. */
   variant?: number;
+  /** How many times it was preempted before (it is preempted at most MAX_PREEMPTIONS times). */
+  preemptions?: number;
 }
 
 /** A queued task, as the queue holds it. */
-export interface QueuedTask extends Readonly<Required<Omit<QueuedTaskInit, 'deadlineMs' | 'inheritedClass' | 'preemptible' | 'variant'>>> {
+export interface QueuedTask extends Readonly<Required<Omit<QueuedTaskInit, 'deadlineMs' | 'inheritedClass' | 'preemptible' | 'variant' | 'preemptions'>>> {
+  readonly preemptions: number;
   readonly preemptible?: boolean;
   readonly variant?: number;
   readonly deadlineMs?: number;
@@ -47,6 +50,7 @@ export type QueuedTaskPatch = Partial<Pick<QueuedTaskInit, 'dependents' | 'inher
  *   bits 6-7  preemptible (0: unset, 1: false, 2: true)
  *   bits 8-15 variant (255: none)   bit 16    overdue
  *   bit 17    in the ready order (see PolicyQueue.readyOrder)
+ *   bits 18-20 preemptions before (capped at 7)
  */
 const CLASS_BITS = 0x7;
 const INHERITED_SHIFT = 3;
@@ -56,6 +60,8 @@ const VARIANT_SHIFT = 8;
 const NO_VARIANT = 0xff;
 const OVERDUE_BIT = 1 << 16;
 const READY_ORDER_BIT = 1 << 17;
+const PREEMPTIONS_SHIFT = 18;
+const PREEMPTIONS_MAX = 0x7;
 /** Variants a queue can tell apart (an experiment has a handful). */
 const MAX_VARIANTS = NO_VARIANT;
 
@@ -93,7 +99,8 @@ class Node implements QueuedTask {
     this.flags =
       (init.priorityClass & CLASS_BITS) |
       ((init.preemptible === undefined ? 0 : init.preemptible ? 2 : 1) << PREEMPTIBLE_SHIFT) |
-      ((init.variant ?? NO_VARIANT) << VARIANT_SHIFT);
+      ((init.variant ?? NO_VARIANT) << VARIANT_SHIFT) |
+      (Math.min(PREEMPTIONS_MAX, Math.max(0, Math.floor(init.preemptions ?? 0))) << PREEMPTIONS_SHIFT);
     this.inheritedClass = init.inheritedClass;
     this.seq = seq;
   }
@@ -121,6 +128,10 @@ class Node implements QueuedTask {
     return v === NO_VARIANT ? undefined : v;
   }
 
+  get preemptions(): number {
+    return (this.flags >> PREEMPTIONS_SHIFT) & PREEMPTIONS_MAX;
+  }
+
   get resourceShare(): number {
     return this.shareMicros / 1e6;
   }
@@ -142,10 +153,14 @@ class Node implements QueuedTask {
   }
 }
 
+/** One tenant's queued tasks of one kind: its urgent submissions, or the rest. */
 interface TenantQueue {
+  /** Its key in PolicyQueue.tenants. */
   name: string;
+  tenant: string;
+  urgent: boolean;
   heap: Node[];
-  /** The tenant's part of every one of its tasks' priority (fair share), set by the owner. */
+  /** The tenant's part of every one of its tasks' priority (fair share; 0 for urgent submissions), set by the owner. */
   score: number;
 }
 
@@ -168,7 +183,9 @@ const DEADLINE_DRIFT = 0.01;
  * for age without ever being rebuilt. What still moves is handled where it
  * moves:
  * - fair share is the same for all of a tenant's tasks, so each tenant has its
- *   own heap and the tenant's term is added when heads are compared;
+ *   own heap and the tenant's term is added when heads are compared; urgent
+ *   submissions have a heap of their own without it (urgent work goes by
+ *   its deadline and age, not by tenant: a first token is due whoever asked);
  * - deadline urgency changes with time: a task with a deadline is re-keyed
  *   before its urgency drifts by 1 % of the weight (every 250 ms near the
  *   deadline, every few minutes far from it);
@@ -246,14 +263,16 @@ export class PolicyQueue {
     return this.nodes.get(id);
   }
 
-  /** Queued tasks of one tenant. */
+  /** Queued tasks of one tenant (not counting overdue ones). */
   sizeOf(tenant: string): number {
-    return this.tenants.get(tenant)?.heap.length ?? 0;
+    return (this.tenants.get(queueKey(tenant, false))?.heap.length ?? 0) + (this.tenants.get(queueKey(tenant, true))?.heap.length ?? 0);
   }
 
   /** Tenants with tasks in the heap (for the owner to set their scores). */
   tenantNames(): IterableIterator<string> {
-    return this.tenants.keys();
+    const names = new Set<string>();
+    for (const q of this.tenants.values()) names.add(q.tenant);
+    return names.values();
   }
 
   /** Adds a runnable task (re-pushing an id replaces it). */
@@ -273,7 +292,7 @@ export class PolicyQueue {
       node.inReadyOrder = true;
       this.readyOrder.push(node);
     } else this.stragglers.add(node);
-    this.heapInsert(this.tenantQueue(node.tenant), node);
+    this.heapInsert(this.tenantQueue(node), node);
     return node;
   }
 
@@ -305,7 +324,7 @@ export class PolicyQueue {
   /** Sets a tenant's part of its tasks' priority (weight * fair-share factor). */
   setTenantScore(tenant: string, score: number): void {
     this.scores.set(tenant, score);
-    const q = this.tenants.get(tenant);
+    const q = this.tenants.get(queueKey(tenant, false));
     if (q) q.score = score;
   }
 
@@ -392,7 +411,7 @@ export class PolicyQueue {
     let bestScore = -Infinity;
     for (const q of this.tenants.values()) {
       const head = q.heap[0];
-      if (!head || (skipTenants !== undefined && skipTenants.has(q.name))) continue;
+      if (!head || (skipTenants !== undefined && skipTenants.has(q.tenant))) continue;
       const score = head.key + q.score;
       if (score > bestScore || (score === bestScore && best && head.seq < best.heap[0]!.seq)) {
         best = q;
@@ -408,7 +427,14 @@ export class PolicyQueue {
 
   /** A tenant's highest-priority task that is not overdue. */
   headOf(tenant: string): QueuedTask | undefined {
-    return this.tenants.get(tenant)?.heap[0];
+    const urgent = this.tenants.get(queueKey(tenant, true));
+    const rest = this.tenants.get(queueKey(tenant, false));
+    const a = urgent?.heap[0];
+    const b = rest?.heap[0];
+    if (!a || !b) return a ?? b;
+    const sa = a.key + urgent.score;
+    const sb = b.key + rest!.score;
+    return sa > sb || (sa === sb && a.seq < b.seq) ? a : b;
   }
 
   /** Overdue tasks, longest-waiting first. Removing the yielded task while iterating is safe. */
@@ -422,7 +448,7 @@ export class PolicyQueue {
       const node = this.nodes.get(t.id);
       if (node !== t || node.index !== POPPED) continue;
       node.key = this.keyOf(node, nowMs);
-      this.heapInsert(this.tenantQueue(node.tenant), node);
+      this.heapInsert(this.tenantQueue(node), node);
       this.scheduleRekey(node, nowMs);
     }
   }
@@ -438,8 +464,10 @@ export class PolicyQueue {
         slackMs: node.deadlineMs === undefined ? undefined : node.deadlineMs - nowMs - node.predictedRunMs,
         dependents: node.dependents,
         priority: node.priority,
-        usageOverShare,
+        // Urgent submissions are ordered without fair share (their queue has no tenant score).
+        usageOverShare: node.priorityClass === PriorityClass.URGENT ? undefined : usageOverShare,
         resourceShare: node.resourceShare,
+        predictedRunMs: node.predictedRunMs,
       },
       this.weightsOf(node),
       this.policy,
@@ -465,7 +493,7 @@ export class PolicyQueue {
       }
       return 0;
     }
-    const mine = node.key + this.tenantScore(node.tenant);
+    const mine = node.key + (this.tenants.get(queueKey(node.tenant, node.priorityClass === PriorityClass.URGENT))?.score ?? 0);
     let ahead = this.overdueNodes.size;
     for (const q of this.tenants.values()) {
       for (const n of q.heap) {
@@ -502,6 +530,7 @@ export class PolicyQueue {
       w.deadline * deadlineValue(slack, p.deadlineHorizonMs) +
       w.dependency * dependencyValue(node.dependents, p.dependentsHalf) +
       w.business * businessValue(node.priority) -
+      w.size * sizeValue(node.predictedRunMs, p.sizeHorizonMs) -
       w.cost * Math.min(1, Math.max(0, node.resourceShare))
     );
   }
@@ -518,11 +547,14 @@ export class PolicyQueue {
     bump(this.overduePerClass, node.priorityClass, 1);
   }
 
-  private tenantQueue(tenant: string): TenantQueue {
-    let q = this.tenants.get(tenant);
+  /** The queue a task goes in: its tenant's urgent submissions, or the rest of its tenant's. */
+  private tenantQueue(node: Node): TenantQueue {
+    const urgent = node.priorityClass === PriorityClass.URGENT;
+    const name = queueKey(node.tenant, urgent);
+    let q = this.tenants.get(name);
     if (!q) {
-      q = { name: tenant, heap: [], score: this.scores.get(tenant) ?? 0 };
-      this.tenants.set(tenant, q);
+      q = { name, tenant: node.tenant, urgent, heap: [], score: urgent ? 0 : (this.scores.get(node.tenant) ?? 0) };
+      this.tenants.set(name, q);
     }
     return q;
   }
@@ -538,7 +570,7 @@ export class PolicyQueue {
       this.compactReadyOrder();
     } else this.stragglers.delete(node);
     node.rekeyTick = undefined;
-    const q = this.tenants.get(node.tenant);
+    const q = this.tenants.get(queueKey(node.tenant, node.priorityClass === PriorityClass.URGENT));
     if (q && node.index >= 0) this.heapRemove(q, node);
     node.index = OVERDUE;
   }
@@ -580,7 +612,7 @@ export class PolicyQueue {
   }
 
   private rekey(node: Node, nowMs: number): void {
-    const q = this.tenants.get(node.tenant);
+    const q = this.tenants.get(queueKey(node.tenant, node.priorityClass === PriorityClass.URGENT));
     if (!q || node.index < 0) return;
     const before = node.key;
     node.key = this.keyOf(node, nowMs);
@@ -648,6 +680,11 @@ export class PolicyQueue {
 /** Heap order: higher key first, then first pushed. */
 function before(a: Node, b: Node): boolean {
   return a.key > b.key || (a.key === b.key && a.seq < b.seq);
+}
+
+/** A tenant's queue of urgent submissions, or of the rest. */
+function queueKey(tenant: string, urgent: boolean): string {
+  return urgent ? `${tenant}\u0000urgent` : tenant;
 }
 
 function bump<K>(counts: Map<K, number>, key: K, by: number): void {

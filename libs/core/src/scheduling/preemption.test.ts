@@ -338,7 +338,7 @@ describe('preemption in the dispatcher', () => {
       fleet.upsert({ nodeId, address: '', models: ['*'], backends: ['sim'], cpuMillis: 0, memoryBytes: 0, gpus: [0, 1].map((index) => ({ index, memoryTotalBytes: 80 * GiB })) });
     }
     const demands = new Map<string, Demand>([['wide', demandOf(2, 10)], ['narrow', demandOf(1, 10)], ['urgent', demandOf(2, 10)]]);
-    const policy = { ...DEFAULT_POLICY, urgentPreemptAfterMs: 0 };
+    const policy = { ...DEFAULT_POLICY, urgentPreemptAfterMs: 0, preemptMaxRunMs: Infinity };
     const d = new Dispatcher({ fleet, fairShare: new FairShare([], { halfLifeMs: 60_000 }), policy, nowMs: now, demandOf: (id) => demands.get(id) });
     d.fleetChanged(now);
     d.enqueue({ id: 'wide', tenant: 't', priorityClass: PriorityClass.BACKGROUND, priority: 0, readySinceMs: now, preemptible: true }, now);
@@ -459,7 +459,7 @@ describe('preemption in the dispatcher', () => {
   it('makes normal work wait preemptAfterMs before it preempts', () => {
     const fleet = fleetOf(1, 1);
     const demands = new Map<string, Demand>(['bg', 'normal'].map((id) => [id, demandOf(1, 10)]));
-    const policy = { ...DEFAULT_POLICY, preemptAfterMs: 30_000 };
+    const policy = { ...DEFAULT_POLICY, preemptAfterMs: 30_000, preemptMaxRunMs: Infinity };
     const d = new Dispatcher({ fleet, fairShare: new FairShare([], { halfLifeMs: 60_000 }), policy, nowMs: 0, demandOf: (id) => demands.get(id) });
     d.fleetChanged(0);
     d.enqueue({ id: 'bg', tenant: 't', priorityClass: PriorityClass.BACKGROUND, priority: 0, readySinceMs: 0, preemptible: true }, 0);
@@ -545,3 +545,124 @@ function reaches(edges: Map<string, Set<string>>, from: string, to: string, seen
   for (const next of edges.get(from) ?? []) if (reaches(edges, next, to, seen)) return true;
   return false;
 }
+
+describe('preemption that pays', () => {
+  const enqueueJob = (d: Dispatcher, id: string, tenant: string, priorityClass: PriorityClass, at: number, extra: { preemptible?: boolean; preemptions?: number } = {}) =>
+    d.enqueue({ id, tenant, priorityClass, priority: 0, readySinceMs: at, preemptible: extra.preemptible ?? true, preemptions: extra.preemptions }, at);
+
+  it('stops by rank only work younger than preemptMaxRunMs, reports what it throws away, and never preempts a task twice', () => {
+    const fleet = fleetOf(1, 2);
+    const demands = new Map<string, Demand>(['old', 'young', 'u1', 'u2', 'u3'].map((id) => [id, demandOf(1, 10)]));
+    const policy = { ...DEFAULT_POLICY, urgentPreemptAfterMs: 0, preemptMaxRunMs: 10_000 };
+    const d = new Dispatcher({ fleet, fairShare: new FairShare([], { halfLifeMs: 60_000 }), policy, nowMs: 0, demandOf: (id) => demands.get(id) });
+    d.fleetChanged(0);
+    enqueueJob(d, 'old', 't', PriorityClass.BACKGROUND, 0);
+    expect(d.dispatch(0)).toHaveLength(1);
+    enqueueJob(d, 'young', 't', PriorityClass.BACKGROUND, 20_000);
+    expect(d.dispatch(20_000)).toHaveLength(1);
+    // 25 s in, the old job has run 25 s and the young one 5 s: only the young one may go.
+    enqueueJob(d, 'u1', 't', PriorityClass.URGENT, 25_000);
+    expect(d.dispatch(25_000)).toHaveLength(0);
+    const first = d.preempt(25_000)!;
+    expect(first.victims.map((v) => v.id)).toEqual(['young']);
+    expect(first.lostGpuSeconds).toBeCloseTo(5);
+    fleet.release(first.victims[0]!.claim);
+    d.release('young', 25_000);
+    expect(d.dispatch(25_000).map((p) => p.task.id)).toEqual(['u1']);
+    // A second urgent task finds only the old job: nothing to preempt.
+    enqueueJob(d, 'u2', 't', PriorityClass.URGENT, 25_000);
+    expect(d.dispatch(25_000)).toHaveLength(0);
+    expect(d.preempt(25_000)).toBeUndefined();
+    // The young job comes back (preempted once); once it runs again, it is not preempted again, however young.
+    enqueueJob(d, 'young', 't', PriorityClass.BACKGROUND, 20_000, { preemptions: 1 });
+    d.dequeue('u2');
+    fleet.release(d.runningAttempt('u1')!.claim);
+    d.release('u1', 26_000);
+    expect(d.dispatch(26_000).map((p) => p.task.id)).toEqual(['young']);
+    enqueueJob(d, 'u3', 't', PriorityClass.URGENT, 26_001);
+    expect(d.dispatch(26_001)).toHaveLength(0);
+    expect(d.preempt(26_001)).toBeUndefined();
+  });
+
+  it('lets a tenant within its fair share preempt young work of equal rank from a tenant at twice its share or more, and no one else', () => {
+    const fleet = fleetOf(1, 4);
+    const demands = new Map<string, Demand>();
+    const fairShare = new FairShare([{ name: 'flood' }, { name: 'fair' }, { name: 'near' }], { halfLifeMs: 600_000 });
+    const policy = { ...DEFAULT_POLICY, preemptAfterMs: 0, preemptMaxRunMs: 10_000 };
+    const d = new Dispatcher({ fleet, fairShare, policy, nowMs: 0, demandOf: (id) => demands.get(id) });
+    d.fleetChanged(0);
+    const add = (id: string, tenant: string, at: number) => {
+      demands.set(id, demandOf(1, 10));
+      enqueueJob(d, id, tenant, PriorityClass.BACKGROUND, at);
+    };
+    // The flooding tenant has had the whole fleet for ten minutes; its newest job has just started.
+    for (let i = 0; i < 3; i++) add(`flood-${i}`, 'flood', 0);
+    expect(d.dispatch(0)).toHaveLength(3);
+    add('flood-new', 'flood', 595_000);
+    expect(d.dispatch(595_000)).toHaveLength(1);
+    add('fair-1', 'fair', 600_000);
+    expect(d.dispatch(600_000)).toHaveLength(0);
+    expect(d.usageOverShare('flood', 600_000)).toBeGreaterThanOrEqual(2);
+    const pre = d.preempt(600_000)!;
+    expect(pre.preemptor.id).toBe('fair-1');
+    expect(pre.victims.map((v) => v.id)).toEqual(['flood-new']);
+    // At equal rank, a tenant not within its own share takes nothing.
+    fleet.release(pre.victims[0]!.claim);
+    d.release('flood-new', 600_000);
+    expect(d.dispatch(600_000).map((p) => p.task.id)).toEqual(['fair-1']);
+    add('flood-again', 'flood', 600_001);
+    expect(d.dispatch(600_001)).toHaveLength(0);
+    expect(d.preempt(600_001)).toBeUndefined();
+  });
+
+  it('settles under random arrivals of several tenants, rank and fair share together: no task is preempted twice, and no chain comes back', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ tenant: fc.constantFrom('a', 'b', 'c'), cls: fc.integer({ min: 0, max: 2 }), gpus: fc.integer({ min: 1, max: 3 }), gapMs: fc.integer({ min: 0, max: 20_000 }) }), {
+          minLength: 1,
+          maxLength: 60,
+        }),
+        (arrivals) => {
+          let now = 0;
+          const fleet = fleetOf(2, 4);
+          const demands = new Map<string, Demand>();
+          const policy = { ...DEFAULT_POLICY, preemptAfterMs: 0, urgentPreemptAfterMs: 0 };
+          const d = new Dispatcher({ fleet, fairShare: new FairShare([{ name: 'a', share: 3 }, { name: 'b' }, { name: 'c' }], { halfLifeMs: 60_000 }), policy, nowMs: 0, demandOf: (id) => demands.get(id) });
+          d.fleetChanged(0);
+          const specs = new Map<string, { tenant: string; cls: number; readySinceMs: number }>();
+          const preempted = new Map<string, number>();
+          const edges = new Map<string, Set<string>>();
+          const enqueue = (id: string) => {
+            const s = specs.get(id)!;
+            d.enqueue({ id, tenant: s.tenant, priorityClass: CLASSES[s.cls]!, priority: 0, readySinceMs: s.readySinceMs, preemptible: true, preemptions: preempted.get(id) ?? 0 }, now);
+          };
+          arrivals.forEach((a, i) => {
+            now += a.gapMs;
+            const id = `t${i}`;
+            specs.set(id, { tenant: a.tenant, cls: a.cls, readySinceMs: now });
+            demands.set(id, demandOf(a.gpus, 10));
+            enqueue(id);
+            for (let round = 0; round < 64; round++) {
+              d.dispatch(now);
+              const pre = d.preempt(now);
+              if (!pre) break;
+              expect(round).toBeLessThan(63);
+              for (const v of pre.victims) {
+                expect(reaches(edges, v.id, pre.preemptor.id)).toBe(false);
+                if (!edges.has(pre.preemptor.id)) edges.set(pre.preemptor.id, new Set());
+                edges.get(pre.preemptor.id)!.add(v.id);
+                preempted.set(v.id, (preempted.get(v.id) ?? 0) + 1);
+                expect(preempted.get(v.id)).toBe(1);
+                expect(now - v.startedAtMs).toBeLessThan(policy.preemptMaxRunMs);
+                fleet.release(v.claim);
+                d.release(v.id, now);
+                enqueue(v.id);
+              }
+            }
+          });
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+});

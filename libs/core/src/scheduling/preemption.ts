@@ -14,10 +14,35 @@ export interface RunningAttempt {
   rank: number;
   startedAtMs: number;
   /**
-   * Placed because it had waited past the age bound: never preempted, or the
-   * age bound would promise nothing to preemptible work.
+   * Placed because it had waited past the age bound, or on its reservation:
+   * never preempted, or the age bound would promise nothing to preemptible work.
    */
   guaranteed?: boolean;
+  /** How many times its task was preempted before this attempt (a task is preempted at most MAX_PREEMPTIONS times). */
+  preemptions?: number;
+}
+
+/**
+ * A task is preempted at most this many times: after that it runs to its
+ * end. Every preemption uses up one of a finite number of chances, so no
+ * set of rules (rank, fair share) can stop and restart work for ever.
+ */
+export const MAX_PREEMPTIONS = 1;
+
+/** A tenant this far over its fair share may lose young preemptible work to a tenant within its own, at equal rank. */
+export const FAIR_SHARE_PREEMPT_OVER = 2;
+
+/** What makes preemption pay: only young work is stopped for rank or fair share. */
+export interface PreemptionLimits {
+  nowMs: number;
+  /** Rank and fair-share preemption stop only attempts that have run less than this (policy.preemptMaxRunMs). */
+  maxRunMs: number;
+  /**
+   * Tenants' usage over their fair share (FairShare.usageOverShare): with it,
+   * a task whose tenant is within its share may preempt, at equal rank, young
+   * work of a tenant at FAIR_SHARE_PREEMPT_OVER times its share or more.
+   */
+  usageOverShare?: (tenant: string) => number;
 }
 
 /**
@@ -47,7 +72,7 @@ export interface QuotaStanding {
 /**
  * Whether a running attempt may be stopped for a task of `rank`, and by
  * which rule (false: it may not). It must be preemptible, not placed past the
- * age bound, and either
+ * age bound or on a reservation, and either
  * - 'rank': of strictly lower rank, when the preemptor's tenant would not be
  *   borrowing beyond its nominal quota (a borrower preempts only its own
  *   tenant's work), or
@@ -57,11 +82,25 @@ export interface QuotaStanding {
  * Capacity so moves down in rank, or back to a tenant's nominal quota, never
  * to a borrower from another tenant. An attempt both rules allow counts as
  * 'rank' (reclaim's limit on what it takes from a tenant does not apply).
+ *
+ * With `limits` (the dispatcher always passes them), rank preemption pays
+ * only where little is thrown away: the victim has run less than
+ * `limits.maxRunMs` and has not been preempted MAX_PREEMPTIONS times; and
+ * a third rule applies:
+ * - 'fairshare': of equal or lower rank, of another tenant at
+ *   FAIR_SHARE_PREEMPT_OVER times its fair share or more, for a preemptor
+ *   whose tenant is within its own (young and not yet preempted, as rank).
+ * Reclaim is a quota's guarantee and has no such limit.
  */
-export function mayPreempt(r: RunningAttempt, rank: number, isBorrowing: (tenant: string) => boolean, quota: QuotaStanding): 'rank' | 'reclaim' | false {
+export function mayPreempt(r: RunningAttempt, rank: number, isBorrowing: (tenant: string) => boolean, quota: QuotaStanding, limits?: PreemptionLimits): 'rank' | 'reclaim' | 'fairshare' | false {
   if (!r.preemptible || r.guaranteed) return false;
-  if (r.rank < rank && (!quota.borrows || r.tenant === quota.tenant)) return 'rank';
+  const cheap = !limits || (limits.nowMs - r.startedAtMs < limits.maxRunMs && (r.preemptions ?? 0) < MAX_PREEMPTIONS);
+  if (cheap && r.rank < rank && (!quota.borrows || r.tenant === quota.tenant)) return 'rank';
   if (quota.reclaims && r.tenant !== quota.tenant && isBorrowing(r.tenant)) return 'reclaim';
+  const share = limits?.usageOverShare;
+  if (cheap && share && !quota.borrows && quota.tenant !== undefined && r.tenant !== quota.tenant && r.rank <= rank && share(quota.tenant) <= 1 && share(r.tenant) >= FAIR_SHARE_PREEMPT_OVER) {
+    return 'fairshare';
+  }
   return false;
 }
 
@@ -70,7 +109,7 @@ const RESOURCE_KEYS = ['gpus', 'gpuMemoryBytes', 'cpus'] as const satisfies Read
 /** An attempt mayPreempt allows, with what the victim order needs computed once. */
 interface Candidate {
   attempt: RunningAttempt;
-  by: 'rank' | 'reclaim';
+  by: 'rank' | 'reclaim' | 'fairshare';
   borrowing: boolean;
   /** GPU-time run so far (the work preempting it throws away). */
   lost: number;
@@ -105,10 +144,11 @@ export function chooseVictims(
   nowMs: number,
   quota: QuotaStanding = {},
   holder?: string,
+  limits?: PreemptionLimits,
 ): VictimChoice | undefined {
   const byNode = new Map<string, Candidate[]>();
   for (const r of running) {
-    const by = mayPreempt(r, rank, isBorrowing, quota);
+    const by = mayPreempt(r, rank, isBorrowing, quota, limits);
     if (!by) continue;
     const c: Candidate = { attempt: r, by, borrowing: isBorrowing(r.tenant), lost: lostWork(r, nowMs) };
     const list = byNode.get(r.claim.nodeId);
