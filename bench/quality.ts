@@ -3,214 +3,192 @@
 // Zhang, Aashaka Shah, Íñigo Goiri, Saeed Maleki, Ricardo Bianchini,
 // "Splitwise: Efficient generative LLM inference using phase splitting", ISCA
 // 2024. License: CC BY 4.0 (see ../shared/traces/azure-llm-2023/README.md).
+import * as os from 'node:os';
 import * as path from 'node:path';
-import { PRESETS } from '@autoglm/core';
+import { DEFAULT_PLACEMENT_POLICY, DEFAULT_POLICY, PRESETS } from '@autoglm/core';
 import { AZURE_TRACE_ATTRIBUTION, DEFAULT_AZURE_CONV_TRACE, loadAzureTrace } from './lib/azure-trace';
-import { POLICY_DESCRIPTIONS, simulate, type PolicyName, type PolicyResult, type SimOptions } from './lib/quality-sim';
-import { buildWorkload, type TenantMix, type WorkloadOptions } from './lib/quality-workload';
-import { printTable, writeResult, flag } from './lib/report';
+import { BASELINE_DESCRIPTIONS } from './lib/quality-baselines';
+import { DISPATCHER_DESCRIPTIONS } from './lib/quality-dispatcher';
+import { aggregate, formatEstimate, MEASURES, type Aggregate, type MeasureKey } from './lib/quality-measures';
+import { describeMix, TENANTS } from './lib/quality-mix';
+import { runCells } from './lib/quality-pool';
+import { POLICIES, type CellJob, type CellResult } from './lib/quality-run';
+import type { PolicyName, SimOptions } from './lib/quality-sim';
+import { evaluateTargets, TARGET_RULES } from './lib/quality-targets';
+import { estimate } from './lib/stats';
+import { flag, printTable, writeResult } from './lib/report';
 
 const GiB = 2 ** 30;
-const POLICIES: PolicyName[] = ['fifo', 'static', 'dynamic'];
-/** Three tenants with shares 3:2:1 submitting equal parts of the work, so fair share has something to correct. */
-const TENANTS: TenantMix[] = [
-  { name: 'product', share: 3, traffic: 1 },
-  { name: 'research', share: 2, traffic: 1 },
-  { name: 'internal', share: 1, traffic: 1 },
-];
-/** Requests a --quick run replays (the trace's first minutes). */
-const QUICK_REQUESTS = 3000;
+const DEFAULT_LOADS = [0.7, 0.8, 0.9, 0.95, 1.1];
+const QUICK = { requests: 4000, seeds: 3, loads: [0.8, 0.95] };
+const POLICY_DESCRIPTIONS: Record<PolicyName, string> = { ...BASELINE_DESCRIPTIONS, ...DISPATCHER_DESCRIPTIONS };
 
-/** The seed documents' figures for FIFO → static → dynamic, and the issue's targets for the dynamic policy. */
-const CLAIMED = { meanLatencyMs: [892, 513, 204], highPriorityPct: [43, 76, 94], utilisationPct: [67, 72, 88] };
-const TARGET = { urgentLatencyRatio: 4.4, urgentSlo: 0.94, utilisation: 0.88 };
+/** The per-load table's columns. */
+const LOAD_COLUMNS: Array<[string, MeasureKey]> = [
+  ['all req queue ms', 'allQueueMs'],
+  ['urgent TTFT ms', 'urgentTtftMs'],
+  ['urgent TTFT p99 ms', 'urgentTtftP99Ms'],
+  ['normal queue ms', 'normalQueueMs'],
+  ['batch p99 queue s', 'batchQueueP99S'],
+  [`batch max wait s (bound ${DEFAULT_POLICY.maxAgeMs / 1000})`, 'batchLongestWaitS'],
+  ['batch slowdown', 'batchSlowdown'],
+  ['fair err pp', 'fairnessMeanPp'],
+  ['util %', 'utilisationPct'],
+];
+const DETAIL_COLUMNS: Array<[string, MeasureKey]> = [
+  ['background queue ms', 'backgroundQueueMs'],
+  ['urgent in SLO %', 'urgentSloPct'],
+  ['batch 1st start s', 'batchFirstQueueMeanS'],
+  ['batch max queue s', 'batchQueueMaxS'],
+  ['preemptions', 'preemptions'],
+  ['GPU-s lost', 'lostGpuS'],
+  ['goodput %', 'goodputPct'],
+  ['flood err pp', 'floodPp'],
+  ['cold starts', 'coldStarts'],
+  ['done at s', 'makespanS'],
+];
 
 /**
- * Policy quality on a real arrival trace: FIFO, static priority and the
- * dynamic policy replay the same arrivals on the same simulated fleet
- * (bench/lib/quality-workload.ts says how a GPU serves work) and are compared
- * on queue time and time to first token per class, the urgent class's SLO,
- * tenant shares and GPU utilisation. A fake clock: a full run replays the
- * hour-long trace in well under a minute per policy.
+ * Policy quality on a real arrival trace. Every policy replays the same
+ * arrivals on the same simulated fleet per (load, seed): strict FIFO, FIFO
+ * with EASY backfill (Slurm's default), static priority and the dynamic
+ * policy (the project's Dispatcher). The workload is the Azure conversation
+ * trace with tenants, classes, two models, a popularity shift, bursts, batch
+ * jobs of 1–8 GPUs and a flooding tenant laid over it (bench/lib/quality-mix.ts
+ * has the recipe, and it is printed), time-scaled to each offered load; run
+ * times are predicted from submissions only. Reported per load: means over
+ * seeds with 95 % intervals, for requests (queue, TTFT per class), batch jobs
+ * (queue, longest wait, slowdown, preemptions), tenant fairness against
+ * max-min fair shares, utilisation; then dynamic's targets against static.
  *
- * Flags: --trace PATH, --quick | --requests N, --load X (offered over
- * capacity, 1.3), --batch-fraction X (0.25 of the offered GPU time),
- * --nodes N (2), --gpus-per-node N (8), --slots N (sequences per GPU, 4),
- * --preset realtime|balanced|batch (the dynamic policy's, realtime),
- * --placement spread|pack (spread), --slo-ms N (urgent TTFT bound, 1000),
- * --seed N (1).
+ * Flags: --trace PATH; --quick (4,000 requests, 3 seeds, loads 0.8,0.95) |
+ * --requests N (all); --loads X,Y,… (0.7,0.8,0.9,0.95,1.1; --load X for one);
+ * --seeds N (8) and --seed N (the first, 1); --policies fifo,fifo-easy,static,dynamic
+ * (all); --batch-fraction X (part of the offered GPU time in batch jobs
+ * before the flood, 0.3); --nodes N (4), --gpus-per-node N (8), --slots N
+ * (sequences per replica, 4); --preset realtime|balanced|batch (the dynamic
+ * policy's weights; default DEFAULT_POLICY's own); --placement pack|spread
+ * (DEFAULT_PLACEMENT_POLICY's, pack); --slo-ms N (urgent TTFT bound, 1000);
+ * --window-s N (fairness window, 60); --workers N (threads, one per CPU up
+ * to 8).
  */
 export async function quality(args: string[]): Promise<void> {
+  const started = Date.now();
+  const quick = args.includes('--quick');
   const tracePath = path.resolve(flag(args, '--trace') ?? DEFAULT_AZURE_CONV_TRACE);
-  const requests = args.includes('--quick') ? QUICK_REQUESTS : Number(flag(args, '--requests') ?? Infinity);
-  const preset = (flag(args, '--preset') ?? 'realtime') as keyof typeof PRESETS;
-  if (!Object.hasOwn(PRESETS, preset)) throw new Error(`--preset: use one of ${Object.keys(PRESETS).join(', ')}`);
-  const placement = flag(args, '--placement') ?? 'spread';
+  const requests = Number(flag(args, '--requests') ?? (quick ? QUICK.requests : Infinity));
+  const loads = numbers(flag(args, '--loads') ?? flag(args, '--load')) ?? (quick ? QUICK.loads : DEFAULT_LOADS);
+  const seedCount = Number(flag(args, '--seeds') ?? (quick ? QUICK.seeds : 8));
+  const firstSeed = Number(flag(args, '--seed') ?? 1);
+  const policies = (flag(args, '--policies')?.split(',') ?? [...POLICIES]) as PolicyName[];
+  for (const p of policies) if (!POLICIES.includes(p)) throw new Error(`--policies: ${p} is not one of ${POLICIES.join(', ')}`);
+  const presetFlag = flag(args, '--preset');
+  if (presetFlag !== undefined && !Object.hasOwn(PRESETS, presetFlag)) throw new Error(`--preset: use one of ${Object.keys(PRESETS).join(', ')}`);
+  const placement = flag(args, '--placement') ?? DEFAULT_PLACEMENT_POLICY.mode;
   if (placement !== 'spread' && placement !== 'pack') throw new Error('--placement: use spread or pack');
-  const fleet = {
-    nodes: Number(flag(args, '--nodes') ?? 2),
-    gpusPerNode: Number(flag(args, '--gpus-per-node') ?? 8),
-    slotsPerGpu: Number(flag(args, '--slots') ?? 4),
-    gpuMemoryBytes: 80 * GiB,
-    memoryFraction: 0.9,
-  };
-  const seed = Number(flag(args, '--seed') ?? 1);
-  const workloadOptions: WorkloadOptions = {
-    fleet,
-    tenants: TENANTS,
-    urgentFraction: 0.2,
-    normalFraction: 0.6,
-    offeredLoad: Number(flag(args, '--load') ?? 1.3),
-    batchWorkFraction: Number(flag(args, '--batch-fraction') ?? 0.25),
-    seed,
-  };
+  const workers = Number(flag(args, '--workers') ?? Math.min(8, os.availableParallelism()));
+  const windowMs = Number(flag(args, '--window-s') ?? 60) * 1000;
+  const batchWorkFraction = Number(flag(args, '--batch-fraction') ?? 0.3);
+  if (!(seedCount >= 1) || !(batchWorkFraction >= 0 && batchWorkFraction < 1) || loads.some((l) => !(l > 0))) throw new Error('--seeds, --batch-fraction or --loads out of range');
   const sim: SimOptions = {
-    fleet,
+    fleet: {
+      nodes: Number(flag(args, '--nodes') ?? 4),
+      gpusPerNode: Number(flag(args, '--gpus-per-node') ?? 8),
+      slotsPerGpu: Number(flag(args, '--slots') ?? 4),
+      gpuMemoryBytes: 80 * GiB,
+      memoryFraction: 0.9,
+    },
     tenants: TENANTS.map(({ name, share }) => ({ name, share })),
     placement,
     sloTtftMs: Number(flag(args, '--slo-ms') ?? 1000),
-    preset,
-    seed,
-    shareWindowMs: 60_000,
+    preset: presetFlag as keyof typeof PRESETS | undefined,
   };
+  const seeds = Array.from({ length: seedCount }, (_, i) => firstSeed + i);
+  const jobs: CellJob[] = loads.flatMap((load) => seeds.map((seed) => ({ load, seed, batchWorkFraction, policies, sim, windowMs })));
 
   const trace = loadAzureTrace(tracePath, requests);
-  const workload = buildWorkload(trace, workloadOptions);
   const traceSpanS = (trace[trace.length - 1]!.atMs - trace[0]!.atMs) / 1000;
+  const { fleet } = sim;
   console.log(`Trace: ${tracePath}\n  ${AZURE_TRACE_ATTRIBUTION}`);
-  console.log(`  ${trace.length.toLocaleString('en')} requests over ${(traceSpanS / 60).toFixed(1)} min; replayed ${workload.timeScale.toFixed(2)}× faster: ${(workload.spanMs / 60_000).toFixed(1)} simulated min`);
-  console.log(
-    `Fleet: ${fleet.nodes} nodes × ${fleet.gpusPerNode} GPUs, ${fleet.slotsPerGpu} sequences per GPU (a one-GPU replica each); ${workload.batchJobs} background batch jobs of 1, 2 or 4 GPUs (preemptible, a preempted run is lost); placement ${placement}`,
-  );
-  const load = workload.offeredLoad;
-  console.log(
-    `Offered load over capacity: ${load.total.toFixed(2)}× (requests ${load.inference.toFixed(2)}×: urgent ${(load.byClass.urgent ?? 0).toFixed(2)}, normal ${(load.byClass.normal ?? 0).toFixed(2)}, background ${(load.byClass.background ?? 0).toFixed(2)}; batch jobs ${load.batch.toFixed(2)}×)`,
-  );
-  console.log(`Tenants (share/part of the work): ${TENANTS.map((t) => `${t.name} ${t.share}/${(t.traffic / TENANTS.reduce((s, x) => s + x.traffic, 0)).toFixed(2)}`).join(', ')}; classes urgent 20 %, normal 60 %, background 20 % of requests`);
-  console.log(`Urgent SLO: time to first token ≤ ${sim.sloTtftMs} ms (TTFT = queue time + prefill)`);
-  for (const p of POLICIES) console.log(`  ${p}: ${p === 'dynamic' ? POLICY_DESCRIPTIONS[p].replace('a preset', `preset ${preset}`) : POLICY_DESCRIPTIONS[p]}`);
+  console.log(`  ${trace.length.toLocaleString('en')} requests over ${(traceSpanS / 60).toFixed(1)} min, time-scaled to each offered load.`);
+  console.log(`Fleet: ${fleet.nodes} nodes × ${fleet.gpusPerNode} GPUs (80 GB), ${fleet.slotsPerGpu} sequences per one-GPU replica; placement ${placement}.`);
+  console.log(`Loads ${loads.join(', ')} × seeds ${seeds[0]}–${seeds[seeds.length - 1]}; every policy on the same arrivals and fleet per (load, seed). Batch jobs: ${(batchWorkFraction * 100).toFixed(0)} % of the offered GPU time before the flood.`);
+  console.log('Workload recipe:');
+  for (const line of describeMix()) console.log(`  ${line}`);
+  const weights = presetFlag ? PRESETS[presetFlag as keyof typeof PRESETS] : DEFAULT_POLICY.weights;
+  const dynamicWeights = `${presetFlag ? `preset ${presetFlag}` : `DEFAULT_POLICY's (preset ${DEFAULT_POLICY.preset})`}: ${Object.entries(weights)
+    .map(([f, w]) => `${f} ${w}`)
+    .join(', ')}`;
+  console.log(`Run time: core's RunTimePredictor, fed only what a submission says and what finished work taught it (one per run, same for every policy).`);
+  console.log(`Urgent SLO: TTFT ≤ ${sim.sloTtftMs} ms. Age bound (DEFAULT_POLICY.maxAgeMs): ${(DEFAULT_POLICY.maxAgeMs / 60_000).toFixed(0)} min.`);
+  for (const p of policies) console.log(`  ${p}: ${p === 'dynamic' ? `${POLICY_DESCRIPTIONS[p]}; weights ${dynamicWeights}` : POLICY_DESCRIPTIONS[p]}`);
 
-  const results: PolicyResult[] = [];
-  for (const p of POLICIES) results.push(simulate(workload, p, sim));
-
-  const ms = (x: number) => (Number.isFinite(x) ? Math.round(x).toLocaleString('en') : '–');
-  const pct = (x: number) => (Number.isFinite(x) ? `${(x * 100).toFixed(1)} %` : '–');
-  const classRows = results.flatMap((r) =>
-    (['urgent', 'normal', 'background'] as const).map((c) => ({
-      policy: r.policy,
-      class: c,
-      requests: r.byClass[c].count,
-      'queue mean ms': ms(r.byClass[c].queueMeanMs),
-      'queue p99 ms': ms(r.byClass[c].queueP99Ms),
-      'TTFT mean ms': ms(r.byClass[c].ttftMeanMs),
-      'TTFT p99 ms': ms(r.byClass[c].ttftP99Ms),
-    })),
+  const cells = await runCells(jobs, { path: tracePath, limit: requests }, workers, (r) =>
+    process.stderr.write(`  load ${r.load} seed ${r.seed}: ${r.runs.map((m) => `${m.policy} ${(m.wallMs / 1000).toFixed(1)} s`).join(', ')}\n`),
   );
-  printTable('Requests: queue time and time to first token per class', classRows);
-  printTable(
-    'Background batch jobs',
-    results.map((r) => ({
-      policy: r.policy,
-      jobs: r.batch.count,
-      'first start mean s': (r.batch.firstStartMeanMs / 1000).toFixed(1),
-      'final run queue mean s': (r.batch.queueMeanMs / 1000).toFixed(1),
-      'final run queue p99 s': (r.batch.queueP99Ms / 1000).toFixed(1),
-      'done after mean s': (r.batch.completionMeanMs / 1000).toFixed(1),
-      preemptions: r.batch.preemptions,
-      'GPU-s lost': r.batch.wastedGpuSeconds.toFixed(0),
-    })),
-  );
-  printTable(
-    'Per policy',
-    results.map((r) => ({
-      policy: r.policy,
-      'urgent SLO': pct(r.urgentSloAttainment),
-      'GPU util': pct(r.utilisation),
-      'util w/o lost runs': pct(r.goodputUtilisation),
-      'share err mean': pct(r.share.meanError),
-      'share err max': pct(r.share.maxError),
-      'windows': `${r.share.windowsCounted}/${r.share.windows}`,
-      'GPU time by tenant': Object.entries(r.share.overall)
-        .map(([t, s]) => `${t} ${(s * 100).toFixed(0)}%`)
-        .join(' '),
-      'all done at min': (r.makespanMs / 60_000).toFixed(1),
-      'sim wall s': (r.wallMs / 1000).toFixed(1),
-    })),
-  );
-  const [fifo, stat, dyn] = results as [PolicyResult, PolicyResult, PolicyResult];
-  const ratio = (a: number, b: number) => (b > 0 ? a / b : NaN);
-  const ratios = {
-    fifoOverDynamicUrgentTtft: ratio(fifo.byClass.urgent.ttftMeanMs, dyn.byClass.urgent.ttftMeanMs),
-    fifoOverDynamicUrgentQueue: ratio(fifo.byClass.urgent.queueMeanMs, dyn.byClass.urgent.queueMeanMs),
-    fifoOverStaticUrgentTtft: ratio(fifo.byClass.urgent.ttftMeanMs, stat.byClass.urgent.ttftMeanMs),
-  };
-  const met = (ok: boolean) => (ok ? 'met' : 'MISSED');
-  printTable('Targets (FIFO → static → dynamic; claimed figures from the seed documents)', [
-    {
-      measure: 'urgent mean TTFT, ms',
-      fifo: ms(fifo.byClass.urgent.ttftMeanMs),
-      static: ms(stat.byClass.urgent.ttftMeanMs),
-      dynamic: ms(dyn.byClass.urgent.ttftMeanMs),
-      claimed: CLAIMED.meanLatencyMs.join(' → '),
-      target: '',
-      result: '',
-    },
-    {
-      measure: 'FIFO / dynamic urgent mean TTFT',
-      fifo: '',
-      static: `${ratios.fifoOverStaticUrgentTtft.toFixed(1)}× (FIFO/static)`,
-      dynamic: `${ratios.fifoOverDynamicUrgentTtft.toFixed(1)}×`,
-      claimed: `${(CLAIMED.meanLatencyMs[0]! / CLAIMED.meanLatencyMs[2]!).toFixed(1)}×`,
-      target: `≥ ${TARGET.urgentLatencyRatio.toFixed(1)}×`,
-      result: met(ratios.fifoOverDynamicUrgentTtft >= TARGET.urgentLatencyRatio),
-    },
-    {
-      measure: 'urgent SLO attainment',
-      fifo: pct(fifo.urgentSloAttainment),
-      static: pct(stat.urgentSloAttainment),
-      dynamic: pct(dyn.urgentSloAttainment),
-      claimed: CLAIMED.highPriorityPct.map((x) => `${x} %`).join(' → '),
-      target: `≥ ${TARGET.urgentSlo * 100} %`,
-      result: met(dyn.urgentSloAttainment >= TARGET.urgentSlo),
-    },
-    {
-      measure: 'GPU utilisation',
-      fifo: pct(fifo.utilisation),
-      static: pct(stat.utilisation),
-      dynamic: pct(dyn.utilisation),
-      claimed: CLAIMED.utilisationPct.map((x) => `${x} %`).join(' → '),
-      target: `≥ ${TARGET.utilisation * 100} %`,
-      result: met(dyn.utilisation >= TARGET.utilisation),
-    },
-  ]);
-  if (load.total > 1) {
-    console.log(
-      `\nThe fleet is offered ${load.total.toFixed(2)}× what it can serve for the whole span, so FIFO's queue (every class alike) grows until the last arrival: its latencies, and the ratios to them, measure that backlog. Static and dynamic serve urgent and normal requests (${((load.byClass.urgent ?? 0) + (load.byClass.normal ?? 0)).toFixed(2)}× together) first and push the excess onto background work.`,
+  const agg = aggregate(cells, loads, policies);
+  printLoadTables(cells, agg, loads, policies);
+  printPredictionErrors(cells);
+  const targets = policies.includes('static') && policies.includes('dynamic') ? evaluateTargets(agg, DEFAULT_POLICY.maxAgeMs) : [];
+  if (targets.length > 0) {
+    printTable(
+      'Targets: dynamic against static, same runs, all seeds (mean ± 95 % interval; ratio = per-seed dynamic/static)',
+      targets.map((t) => ({ target: t.target, load: t.load, measure: t.measure, static: t.static, dynamic: t.dynamic, 'dyn/static': t.ratio, rule: t.rule, result: t.met ? 'met' : 'MISSED' })),
     );
+    for (const rule of TARGET_RULES) console.log(`  ${rule}`);
   }
   console.log(
-    '\nQueue time: arrival to first placement. TTFT: queue time + prefill. Utilisation: occupied GPU-seconds (a sequence holds 1/slots of a GPU, a batch job its GPUs, preempted runs included) over GPU-seconds, from the first to the last trace arrival; "w/o lost runs" leaves out runs later preempted. Share error: per 60 s window, among tenants with queued work throughout it, the largest |part of their GPU time − part of their shares|.',
+    `\nQueue: arrival to placement. TTFT: arrival to the start of the run (a sequence on a replica still loading waits for it) + prefill. Batch queue: arrival to the start of the run that completed; longest wait: the longest single runnable wait (from arrival or a preemption), what the age bound bounds. Slowdown: (completion − arrival) / run time. Utilisation: occupied GPU-seconds over GPU-seconds from 0 to the last completion (goodput: without runs later preempted). Fairness: per window, |part of GPU time used − part of the weighted max-min allocation of the window given each tenant’s demand|, largest over tenants, mean over ${windowMs / 1000} s windows where at least two tenants have demand; flood: the flood's whole period as one window (bench/lib/quality-fairness.ts defines demand).`,
   );
+  const wallS = (Date.now() - started) / 1000;
   const file = writeResult('quality', {
     attribution: AZURE_TRACE_ATTRIBUTION,
     trace: { path: tracePath, requests: trace.length, spanSeconds: traceSpanS },
-    workload: {
-      ...workloadOptions,
-      timeScale: workload.timeScale,
-      simulatedSpanSeconds: workload.spanMs / 1000,
-      offeredLoad: workload.offeredLoad,
-      offeredGpuSeconds: workload.offeredGpuSeconds,
-      batchJobs: workload.batchJobs,
-    },
-    simulation: sim,
-    results,
-    ratios,
-    targets: {
-      fifoOverDynamicUrgentTtft: { target: TARGET.urgentLatencyRatio, measured: ratios.fifoOverDynamicUrgentTtft, met: ratios.fifoOverDynamicUrgentTtft >= TARGET.urgentLatencyRatio },
-      dynamicUrgentSlo: { target: TARGET.urgentSlo, measured: dyn.urgentSloAttainment, met: dyn.urgentSloAttainment >= TARGET.urgentSlo },
-      dynamicUtilisation: { target: TARGET.utilisation, measured: dyn.utilisation, met: dyn.utilisation >= TARGET.utilisation },
-    },
-    claimed: CLAIMED,
+    recipe: describeMix(),
+    options: { loads, seeds, policies, batchWorkFraction, windowMs, workers, simulation: sim, dynamicWeights, maxAgeMs: DEFAULT_POLICY.maxAgeMs },
+    policies: Object.fromEntries(policies.map((p) => [p, POLICY_DESCRIPTIONS[p]])),
+    measures: Object.fromEntries(Object.entries(MEASURES).map(([k, m]) => [k, m.label])),
+    aggregate: Object.fromEntries([...agg].map(([load, byPolicy]) => [load, Object.fromEntries(byPolicy)])),
+    targets: { rules: TARGET_RULES, rows: targets },
+    cells,
+    wallSeconds: wallS,
   });
-  console.log(`\n${file}`);
+  console.log(`\nWall time ${wallS.toFixed(0)} s on ${Math.min(workers, jobs.length)} worker thread(s). ${file}`);
+}
+
+function printLoadTables(cells: readonly CellResult[], agg: Aggregate, loads: readonly number[], policies: readonly PolicyName[]): void {
+  for (const load of loads) {
+    const byPolicy = agg.get(load)!;
+    const w = cells.find((c) => c.load === load)!.workload;
+    const o = w.offeredLoad;
+    const n = byPolicy.get(policies[0]!)!.allQueueMs.values.length;
+    const title =
+      `Load ${load} (${n} seeds; mean ± 95 % interval): offered ${o.total.toFixed(2)}× = requests ${o.inference.toFixed(2)} (urgent ${o.byClass.urgent.toFixed(2)}, normal ${o.byClass.normal.toFixed(2)}, background ${o.byClass.background.toFixed(2)}) + batch ${o.batch.toFixed(2)}; ` +
+      `${w.batchJobs} batch jobs (${w.floodJobs} in the flood); trace ${w.timeScale.toFixed(2)}× faster, ${(w.spanMs / 60_000).toFixed(1)} min of arrivals`;
+    const row = (columns: Array<[string, MeasureKey]>) => (policy: PolicyName) =>
+      Object.fromEntries([['policy', policy], ...columns.map(([name, key]) => [name, formatEstimate(byPolicy.get(policy)![key].estimate, MEASURES[key].digits)])]) as Record<string, string>;
+    printTable(title, policies.map(row(LOAD_COLUMNS)));
+    printTable(`Load ${load}, more`, policies.map(row(DETAIL_COLUMNS)));
+  }
+}
+
+/** How far the predictor was off, over every run (each policy's predictor learns from its own finished work). */
+function printPredictionErrors(cells: readonly CellResult[]): void {
+  const names = new Set(cells.flatMap((c) => c.runs.flatMap((r) => Object.keys(r.predictions))));
+  const runs = cells.flatMap((c) => c.runs);
+  printTable(
+    'Prediction error at submission, over all runs (mean ± 95 % interval over runs)',
+    [...names].map((name) => {
+      const errors = runs.map((r) => r.predictions[name]).filter((e) => e !== undefined);
+      return {
+        prediction: name,
+        'mean |ln(pred/actual)|': formatEstimate(estimate(errors.map((e) => e.meanAbsLog)), 2),
+        'median pred/actual': formatEstimate(estimate(errors.map((e) => e.medianRatio)), 2),
+      };
+    }),
+  );
+}
+
+function numbers(list: string | undefined): number[] | undefined {
+  return list === undefined ? undefined : list.split(',').map(Number);
 }

@@ -1,25 +1,25 @@
-import { PriorityClass } from '@autoglm/proto';
-import { decodeStepSeconds, prefillSeconds, seededRandom, type Demand, type ModelShape } from '@autoglm/core';
+import { PriorityClass, TaskKind, TaskSpec } from '@autoglm/proto';
+import { decodeStepSeconds, prefillSeconds, seededRandom, toDuration, type Demand } from '@autoglm/core';
 import type { TraceRequest } from './azure-trace';
+import { BURST, FLOOD, GUESS_SIGMA, MODELS, POPULAR, PROGRAMS, syntheticMaxTokens, TENANTS, type BatchProgram, type ClassName, type ServedModel } from './quality-mix';
 
 /**
  * The simulated fleet and how one GPU serves work, in the claim model the
  * live service places by (libs/core Fleet).
  *
- * Inference runs in one-GPU replicas of BENCH_MODEL, each running up to
- * `slotsPerGpu` sequences at once (the replica's maxSequences), like an
- * engine whose batch is capped at that many sequences; its KV cache never
- * binds (the cap does). A sequence's service time is the simulator's latency model
- * (libs/core/src/sim/latency-model.ts) for a full batch: one prefill of its
- * prompt, then one decode step per output token, each step costed for
- * `slotsPerGpu` sequences of its own context length (prompt plus half its
- * output). That is what the steps cost when the fleet is oversubscribed,
- * which is the case measured here; on a GPU running fewer sequences the real
- * steps would be somewhat shorter. Prefill does not stall the batch's
- * decoding in this model.
+ * Inference runs in one-GPU replicas (quality-mix.ts MODELS), each running
+ * up to `slotsPerGpu` sequences at once (the replica's maxSequences); its KV
+ * cache never binds (the cap does). A sequence's service time is the
+ * simulator's latency model (libs/core/src/sim/latency-model.ts) for a full
+ * batch, times its model's step factor: one prefill of its prompt, then one
+ * decode step per output token, each step costed for `slotsPerGpu` sequences
+ * of its own context length (prompt plus half its output). That is what the
+ * steps cost on a busy GPU; on one running fewer sequences the real steps
+ * would be somewhat shorter. A replica serves only once its weights are
+ * loaded (the model's cold start); sequences placed on it meanwhile wait.
  *
- * A batch job holds whole GPUs, alone; a replica's GPU holds no batch job,
- * and an idle replica is evicted when a job needs its GPU.
+ * A batch job holds whole GPUs of one node, alone; a replica's GPU holds no
+ * batch job, and an idle replica is evicted when a job needs its GPU.
  */
 export interface FleetShape {
   nodes: number;
@@ -30,22 +30,11 @@ export interface FleetShape {
   memoryFraction: number;
 }
 
-export interface TenantMix {
-  name: string;
-  share: number;
-  /** Its part of the submitted work (requests and batch jobs alike). */
-  traffic: number;
-}
-
 export interface WorkloadOptions {
   fleet: FleetShape;
-  tenants: TenantMix[];
-  /** Fractions of the trace's requests per class; the rest are background. */
-  urgentFraction: number;
-  normalFraction: number;
   /** Offered work over fleet capacity, averaged over the replayed span (requests and batch jobs together). */
   offeredLoad: number;
-  /** Part of the offered GPU time that is background batch jobs. */
+  /** Part of the offered GPU time that is batch jobs, before the flood adds its own. */
   batchWorkFraction: number;
   seed: number;
 }
@@ -55,148 +44,192 @@ export interface Work {
   id: string;
   kind: 'inference' | 'batch';
   priorityClass: PriorityClass;
+  className: ClassName;
   tenant: string;
   arrivalMs: number;
-  /** How long one attempt runs. */
+  /** How long one attempt runs: the truth, which no scheduler or predictor sees before it has run. */
   serviceMs: number;
-  /** Inference: the prefill part of serviceMs (time to first token once started). */
+  /** Inference: the prefill part of serviceMs (its first token comes this long after it starts). */
   prefillMs: number;
-  contextTokens: number;
-  generatedTokens: number;
+  /** What was submitted: all a predictor may read (max_tokens, not the output; the submitter's guess, not the run time). */
+  spec: TaskSpec;
+  /** Inference: the true output length, learned when it finishes. */
+  outputTokens: number;
+  /** Inference: the model's cold start, for a replica started for it. */
+  loadMs: number;
   demand: Demand;
-  /** GPUs it occupies while running: 1/slotsPerGpu for a sequence, gpuCount for a batch job. */
+  /** GPUs it occupies while running: 1/slotsPerGpu for a sequence, its GPU count for a batch job. */
   gpus: number;
   preemptible: boolean;
-  /** Batch: the duration its submitter expects (ms). */
-  expectedMs: number;
+  /** Batch: its program; inference: its model. */
+  program: string;
+  /** Submitted by the flood. */
+  flood: boolean;
 }
 
 export interface Workload {
   work: Work[];
   /** Trace time over simulated time: > 1 compresses the trace. */
   timeScale: number;
-  /** Simulated ms from the first arrival to the last trace arrival. */
+  /** Simulated ms from the first arrival to the end of the arrival span. */
   spanMs: number;
   fleetGpus: number;
+  /** The flood's window, simulated ms. */
+  floodMs: { from: number; to: number };
   /** GPU-seconds offered, per kind. */
-  offeredGpuSeconds: { inference: number; batch: number };
-  /** Offered GPU time over capacity during the span, by kind and in all. */
-  offeredLoad: { inference: number; batch: number; total: number; byClass: Record<string, number> };
+  offeredGpuSeconds: { inference: number; batch: number; flood: number };
+  /** Offered GPU time over capacity during the span. */
+  offeredLoad: { inference: number; batch: number; total: number; byClass: Record<ClassName, number> };
   batchJobs: number;
+  floodJobs: number;
 }
 
-/** A batch job's GPUs: one (50 %), two (30 %) or four (20 %) on one node. */
-/** The model every simulated request asks for: small weights, and a KV cache the sequence cap binds before. */
-export const BENCH_MODEL: ModelShape = Object.freeze({ name: 'bench-model', weightBytes: 1, kvBytesPerToken: 1, contextLength: 1 });
-
-const BATCH_GPUS: Array<[number, number]> = [
-  [1, 0.5],
-  [2, 0.3],
-  [4, 0.2],
-];
-/** Batch job lengths before scaling: log-uniform between these. */
-const BATCH_MIN_MS = 30_000;
-const BATCH_MAX_MS = 300_000;
-
 /** Sequence service time (ms) under the model of FleetShape. */
-export function sequenceServiceMs(contextTokens: number, generatedTokens: number, slotsPerGpu: number): { serviceMs: number; prefillMs: number } {
-  const prefill = prefillSeconds(contextTokens);
+export function sequenceServiceMs(contextTokens: number, generatedTokens: number, slotsPerGpu: number, stepFactor: number): { serviceMs: number; prefillMs: number } {
+  const prefill = prefillSeconds(contextTokens) * stepFactor;
   const out = Math.max(1, generatedTokens);
-  const step = decodeStepSeconds(slotsPerGpu, slotsPerGpu * (contextTokens + out / 2));
+  const step = decodeStepSeconds(slotsPerGpu, slotsPerGpu * (contextTokens + out / 2)) * stepFactor;
   return { serviceMs: (prefill + out * step) * 1000, prefillMs: prefill * 1000 };
 }
 
+const CLASSES: Record<ClassName, PriorityClass> = { urgent: PriorityClass.URGENT, normal: PriorityClass.NORMAL, background: PriorityClass.BACKGROUND };
+
 /**
- * Classes and tenants drawn (seeded) for each trace request, background batch
- * jobs arriving steadily, and the time scale that makes the offered load
- * `offeredLoad` times what the fleet can serve.
+ * The trace's requests with tenants, classes, models and max_tokens drawn
+ * (seeded) by the recipe of quality-mix.ts, batch jobs by program, the flood,
+ * and the time scale that makes the offered load `offeredLoad` times what
+ * the fleet can serve. The same seed gives the same tasks at every load:
+ * only the time scale differs.
  */
 export function buildWorkload(trace: TraceRequest[], o: WorkloadOptions): Workload {
   if (trace.length === 0) throw new Error('the trace is empty');
-  const random = seededRandom(o.seed);
   const { fleet } = o;
   const fleetGpus = fleet.nodes * fleet.gpusPerNode;
-  const usable = Math.floor(fleet.gpuMemoryBytes * fleet.memoryFraction);
-  const pickTenant = weightedPicker(o.tenants.map((t) => [t.name, t.traffic] as [string, number]));
-  const work: Work[] = [];
-  let inferenceGpuMs = 0;
-  const byClassGpuMs = new Map<PriorityClass, number>();
-  for (const [i, r] of trace.entries()) {
-    const u = random();
-    const priorityClass = u < o.urgentFraction ? PriorityClass.URGENT : u < o.urgentFraction + o.normalFraction ? PriorityClass.NORMAL : PriorityClass.BACKGROUND;
-    const { serviceMs, prefillMs } = sequenceServiceMs(r.contextTokens, r.generatedTokens, fleet.slotsPerGpu);
-    const gpus = 1 / fleet.slotsPerGpu;
-    inferenceGpuMs += serviceMs * gpus;
-    byClassGpuMs.set(priorityClass, (byClassGpuMs.get(priorityClass) ?? 0) + serviceMs * gpus);
-    work.push({
-      id: `req-${i}`,
-      kind: 'inference',
-      priorityClass,
-      tenant: pickTenant(random()),
-      arrivalMs: r.atMs, // scaled below
-      serviceMs,
-      prefillMs,
-      contextTokens: r.contextTokens,
-      generatedTokens: r.generatedTokens,
-      demand: { kind: 'sequence', model: BENCH_MODEL.name, gpuCount: 1, gpuMemoryBytes: 0, tokens: 1, cpuMillis: 0, memoryBytes: 0 },
-      gpus,
-      preemptible: false,
-      expectedMs: serviceMs,
-    });
-  }
   const traceSpanMs = Math.max(1, trace[trace.length - 1]!.atMs - trace[0]!.atMs);
-  // Batch GPU time in proportion to the requests', then the scale that puts both at offeredLoad.
+  // Separate streams, so that changing the batch recipe does not redraw the requests.
+  const requests = drawRequests(trace, traceSpanMs, fleet, seededRandom(o.seed * 7919 + 1));
+  const inferenceGpuMs = requests.reduce((s, w) => s + w.serviceMs * w.gpus, 0);
   const batchGpuMs = (inferenceGpuMs * o.batchWorkFraction) / (1 - o.batchWorkFraction);
-  const timeScale = (o.offeredLoad * fleetGpus * traceSpanMs) / (inferenceGpuMs + batchGpuMs);
-  const spanMs = traceSpanMs / timeScale;
-  for (const w of work) w.arrivalMs /= timeScale;
+  const usable = Math.floor(fleet.gpuMemoryBytes * fleet.memoryFraction);
+  const batchRandom = seededRandom(o.seed * 7919 + 2);
+  // Arrivals as fractions of the span for now; scaled below.
+  const jobs: Work[] = [];
+  for (const p of PROGRAMS) jobs.push(...drawJobs(p, p.part * batchGpuMs, 0, 1, false, usable, batchRandom));
+  const floodProgram = PROGRAMS.find((p) => p.name === FLOOD.program && p.tenant === FLOOD.tenant)!;
+  const floodTarget = (FLOOD.rateFactor - 1) * floodProgram.part * batchGpuMs * (FLOOD.toSpan - FLOOD.fromSpan);
+  const floodJobs = drawJobs(floodProgram, floodTarget, FLOOD.fromSpan, FLOOD.toSpan, true, usable, batchRandom);
+  jobs.push(...floodJobs);
 
-  // Batch jobs: shapes drawn, lengths then scaled so their GPU time is exactly batchGpuMs; arrivals steady (one per slot of the span, jittered).
-  const pickGpus = weightedPicker(BATCH_GPUS);
-  const meanGpus = BATCH_GPUS.reduce((s, [g, p]) => s + g * p, 0);
-  const meanMs = (BATCH_MAX_MS - BATCH_MIN_MS) / Math.log(BATCH_MAX_MS / BATCH_MIN_MS);
-  const jobs = batchGpuMs > 0 ? Math.max(1, Math.round(batchGpuMs / (meanGpus * meanMs))) : 0;
-  const shapes = Array.from({ length: jobs }, () => ({ gpuCount: pickGpus(random()), ms: BATCH_MIN_MS * (BATCH_MAX_MS / BATCH_MIN_MS) ** random(), u: random(), tenant: pickTenant(random()) }));
-  const drawn = shapes.reduce((s, j) => s + j.gpuCount * j.ms, 0);
-  for (const [i, j] of shapes.entries()) {
-    const serviceMs = (j.ms * batchGpuMs) / drawn;
-    work.push({
-      id: `batch-${i}`,
-      kind: 'batch',
-      priorityClass: PriorityClass.BACKGROUND,
-      tenant: j.tenant,
-      arrivalMs: ((i + j.u) * spanMs) / jobs,
-      serviceMs,
-      prefillMs: 0,
-      contextTokens: 0,
-      generatedTokens: 0,
-      demand: { kind: 'gpus', model: '', gpuCount: j.gpuCount, gpuMemoryBytes: usable, tokens: 0, cpuMillis: 0, memoryBytes: 0 },
-      gpus: j.gpuCount,
-      preemptible: true,
-      expectedMs: serviceMs,
-    });
-  }
+  const gpuMs = (ws: Work[]) => ws.reduce((s, w) => s + w.serviceMs * w.gpus, 0);
+  const offered = inferenceGpuMs + gpuMs(jobs);
+  const spanMs = offered / (o.offeredLoad * fleetGpus);
+  const timeScale = traceSpanMs / spanMs;
+  for (const w of requests) w.arrivalMs /= timeScale;
+  for (const j of jobs) j.arrivalMs *= spanMs;
   // Arrival order, requests before batch jobs at the same instant (a stable sort keeps trace order).
-  work.sort((a, b) => a.arrivalMs - b.arrivalMs);
+  const work = [...requests, ...jobs].sort((a, b) => a.arrivalMs - b.arrivalMs);
   const capacityMs = fleetGpus * spanMs;
+  const classLoad = (c: ClassName) => gpuMs(requests.filter((w) => w.className === c)) / capacityMs;
   return {
     work,
     timeScale,
     spanMs,
     fleetGpus,
-    offeredGpuSeconds: { inference: inferenceGpuMs / 1000, batch: batchGpuMs / 1000 },
+    floodMs: { from: FLOOD.fromSpan * spanMs, to: FLOOD.toSpan * spanMs },
+    offeredGpuSeconds: { inference: inferenceGpuMs / 1000, batch: gpuMs(jobs.filter((j) => !j.flood)) / 1000, flood: gpuMs(floodJobs) / 1000 },
     offeredLoad: {
       inference: inferenceGpuMs / capacityMs,
-      batch: batchGpuMs / capacityMs,
-      total: (inferenceGpuMs + batchGpuMs) / capacityMs,
-      byClass: Object.fromEntries([...byClassGpuMs].map(([c, ms]) => [className(c), ms / capacityMs])),
+      batch: gpuMs(jobs) / capacityMs,
+      total: offered / capacityMs,
+      byClass: { urgent: classLoad('urgent'), normal: classLoad('normal'), background: classLoad('background') },
     },
-    batchJobs: jobs,
+    batchJobs: jobs.length,
+    floodJobs: floodJobs.length,
   };
 }
 
-export function className(c: PriorityClass): string {
-  return c === PriorityClass.URGENT ? 'urgent' : c === PriorityClass.BACKGROUND ? 'background' : 'normal';
+/** The trace's requests as tasks; arrivals in trace ms (the burst applied), scaled by the caller. */
+function drawRequests(trace: TraceRequest[], traceSpanMs: number, fleet: FleetShape, random: () => number): Work[] {
+  const pickTenant = weightedPicker(TENANTS.map((t) => [t, t.requests] as [(typeof TENANTS)[number], number]));
+  const models = new Map(MODELS.map((m) => [m.shape.name, m]));
+  const popular = models.get(POPULAR.model)!;
+  const others = MODELS.filter((m) => m !== popular);
+  const out: Work[] = [];
+  for (const [i, r] of trace.entries()) {
+    const at = (r.atMs - trace[0]!.atMs) / traceSpanMs;
+    const tenant = pickTenant(random());
+    const className = weightedPicker(Object.entries(tenant.classes) as Array<[ClassName, number]>)(random());
+    const popularPart = at < POPULAR.atSpan ? POPULAR.before : POPULAR.after;
+    const model: ServedModel = random() < popularPart ? popular : others[Math.floor(random() * others.length)]!;
+    const clientCap = tenant.clientCaps[Math.floor(random() * tenant.clientCaps.length)]!;
+    const maxTokens = syntheticMaxTokens(clientCap, r.generatedTokens);
+    const { serviceMs, prefillMs } = sequenceServiceMs(r.contextTokens, r.generatedTokens, fleet.slotsPerGpu, model.stepFactor);
+    const burst = at >= BURST.fromSpan && at < BURST.toSpan;
+    const arrivalSpan = burst ? BURST.fromSpan + (at - BURST.fromSpan) / BURST.speedup : at;
+    out.push({
+      id: `req-${i}`,
+      kind: 'inference',
+      priorityClass: CLASSES[className],
+      className,
+      tenant: tenant.name,
+      arrivalMs: arrivalSpan * traceSpanMs,
+      serviceMs,
+      prefillMs,
+      spec: TaskSpec.fromPartial({ kind: TaskKind.INFERENCE, model: model.shape.name, inputTokens: r.contextTokens, maxOutputTokens: maxTokens, gpuCount: 1, priorityClass: CLASSES[className] }),
+      outputTokens: r.generatedTokens,
+      loadMs: model.loadMs,
+      // The parser reserves the prompt and the whole generation budget.
+      demand: { kind: 'sequence', model: model.shape.name, gpuCount: 1, gpuMemoryBytes: 0, tokens: r.contextTokens + maxTokens, cpuMillis: 0, memoryBytes: 0 },
+      gpus: 1 / fleet.slotsPerGpu,
+      preemptible: false,
+      program: model.shape.name,
+      flood: false,
+    });
+  }
+  return out;
+}
+
+/** A program's jobs until their GPU time reaches `targetGpuMs`, arriving uniformly over [from, to) of the span (fractions; scaled by the caller). */
+function drawJobs(p: BatchProgram, targetGpuMs: number, from: number, to: number, flood: boolean, gpuMemoryBytes: number, random: () => number): Work[] {
+  const pickGpus = weightedPicker(p.gpus);
+  const out: Work[] = [];
+  for (let total = 0; total < targetGpuMs; ) {
+    const gpuCount = pickGpus(random());
+    const serviceMs = p.minMs * (p.maxMs / p.minMs) ** random();
+    const expectedMs = serviceMs * p.guessBias * Math.exp(GUESS_SIGMA * normal(random));
+    total += serviceMs * gpuCount;
+    out.push({
+      id: `${flood ? 'flood' : 'batch'}-${p.name}-${out.length}`,
+      kind: 'batch',
+      priorityClass: PriorityClass.BACKGROUND,
+      className: 'background',
+      tenant: p.tenant,
+      arrivalMs: from + (to - from) * random(),
+      serviceMs,
+      prefillMs: 0,
+      spec: TaskSpec.fromPartial({
+        kind: TaskKind.BATCH,
+        gpuCount,
+        priorityClass: PriorityClass.BACKGROUND,
+        preemptible: true,
+        payload: { $case: 'batch', batch: { command: [p.name], env: {}, expectedDuration: toDuration(expectedMs) } },
+      }),
+      outputTokens: 0,
+      loadMs: 0,
+      demand: { kind: 'gpus', model: '', gpuCount, gpuMemoryBytes, tokens: 0, cpuMillis: 0, memoryBytes: 0 },
+      gpus: gpuCount,
+      preemptible: true,
+      program: p.name,
+      flood,
+    });
+  }
+  return out;
+}
+
+/** A standard normal draw (Box–Muller). */
+function normal(random: () => number): number {
+  const u = Math.max(Number.EPSILON, random());
+  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * random());
 }
 
 /** Maps u in [0, 1) to a value with the given weights. */

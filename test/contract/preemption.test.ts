@@ -39,7 +39,7 @@ describe('preemption through the public API', () => {
       if (e.state === TaskState.QUEUED && e.sequence > 1) stop.abort();
     }
     expect(events.map((e) => e.state)).toEqual([TaskState.QUEUED, TaskState.ASSIGNED, TaskState.RUNNING, TaskState.PREEMPTED, TaskState.QUEUED]);
-    expect(events[3]!.reason).toBe(`preempted by ${urgent!.id}`);
+    expect(events[3]!.reason).toMatch(new RegExp(`^preempted by ${urgent!.id} after [0-9.]+ s \\([0-9.]+ GPU-s of work lost unless it checkpoints\\)$`));
     const requeued = await mesh.client.get(bg!.id);
     expect(requeued.attempt).toBe(2);
     expect(requeued.failures).toBe(0);

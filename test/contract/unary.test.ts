@@ -27,7 +27,7 @@ describe('unary RPCs against real servers', () => {
     const read = await mesh.client.get(task!.id);
     expect(read.spec!.labels).toEqual({ team: 'search' });
     const explained = await mesh.client.explain(task!.id);
-    expect(explained.factors.map((f) => f.name)).toEqual(['class', 'age', 'deadline', 'dependency', 'business', 'fairshare', 'cost']);
+    expect(explained.factors.map((f) => f.name)).toEqual(['class', 'age', 'deadline', 'dependency', 'business', 'fairshare', 'size', 'cost']);
     expect(explained.priority).toBeCloseTo(explained.factors.reduce((sum, f) => sum + f.contribution, 0), 6);
   });
 

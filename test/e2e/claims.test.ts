@@ -132,14 +132,14 @@ describe('claims, preemption, CPU hosts and a custom catalog, end to end', () =>
         const t = await client.get(urgent!.id);
         return t.startedAt ? t : undefined;
       }, 10_000, 'the urgent job to start');
-      // decision's default urgent preemption delay is 1 s.
+      // decision's default urgent preemption delay is 250 ms; the rest is slack for a loaded machine.
       expect(timestampToMillis(running.startedAt!) - timestampToMillis(running.createdAt!)).toBeLessThanOrEqual(1000 + 1000);
       // One background job made room: stopped, recorded PREEMPTED, queued again without using a retry.
       const victims = (await Promise.all(background.map((t) => client.get(t.id)))).filter((t) => t.attempt > 1);
       expect(victims).toHaveLength(1);
       expect(victims[0]!.failures).toBe(0);
       const history = (await events(victims[0]!.id)).map((e) => [TaskState[e.state], e.reason]);
-      expect(history).toContainEqual(['PREEMPTED', `preempted by ${urgent!.id}`]);
+      expect(history.find(([state]) => state === 'PREEMPTED')?.[1]).toMatch(new RegExp(`^preempted by ${urgent!.id} after [0-9.]+ s \\([0-9.]+ GPU-s of work lost unless it checkpoints\\)$`));
       expect(await untilFinished(client, urgent!.id)).toMatchObject({ state: TaskState.SUCCEEDED });
       expect((await client.queueStats()).preempted).toBeGreaterThanOrEqual(1);
     } finally {
@@ -177,16 +177,16 @@ describe('claims, preemption, CPU hosts and a custom catalog, end to end', () =>
       expect(readFileSync(marker, 'utf8')).toBe('got-sigterm\n');
       const history = await events(victim.id);
       const preempted = history.find((e) => e.state === TaskState.PREEMPTED)!;
-      expect(preempted.reason).toBe(`preempted by ${urgent!.id}`);
+      expect(preempted.reason).toMatch(new RegExp(`^preempted by ${urgent!.id} after `));
       // The victim stayed RUNNING while it checkpointed, and was PREEMPTED (then queued again) only
       // once it had stopped: it never ran twice at once.
       const states = history.map((e) => e.state);
       expect(states.slice(states.indexOf(TaskState.RUNNING), states.indexOf(TaskState.RUNNING) + 3)).toEqual([TaskState.RUNNING, TaskState.PREEMPTED, TaskState.QUEUED]);
       expect(timestampToMillis(preempted.time!)).toBeGreaterThanOrEqual(Math.floor(statSync(marker).mtimeMs));
       // The urgent job started only once the victim had stopped: the cores were the victim's until
-      // then, through its wait to preempt (1 s) and the victim's second of checkpointing.
+      // then, through its wait to preempt (250 ms) and the victim's second of checkpointing.
       expect(timestampToMillis(done.startedAt!)).toBeGreaterThanOrEqual(timestampToMillis(preempted.time!));
-      expect(timestampToMillis(done.startedAt!) - timestampToMillis(done.createdAt!)).toBeGreaterThanOrEqual(1900);
+      expect(timestampToMillis(done.startedAt!) - timestampToMillis(done.createdAt!)).toBeGreaterThanOrEqual(1000);
     } finally {
       await cancelAll([victim]);
     }

@@ -57,7 +57,7 @@ describe('scheduling policy, end to end', () => {
     // A queued background task can say why it waits, factor by factor.
     const waiting = tasks.find((t) => t.state === TaskState.QUEUED)!;
     const why = await client.explain(waiting.id);
-    expect(why.factors.map((f) => f.name)).toEqual(['class', 'age', 'deadline', 'dependency', 'business', 'fairshare', 'cost']);
+    expect(why.factors.map((f) => f.name)).toEqual(['class', 'age', 'deadline', 'dependency', 'business', 'fairshare', 'size', 'cost']);
     expect(why.queuePosition).toBeGreaterThan(0);
     expect([WaitingCause.CAPACITY, WaitingCause.PRIORITY]).toContain(why.waitingCause);
     expect(why.waitingReason).not.toBe('');

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { loadModelCatalog } from '@autoglm/core';
+import { DEFAULT_POLICY, loadModelCatalog } from '@autoglm/core';
 import { parseFaultSpec } from '@autoglm/store';
 import { checkedFile, hostPort, loadConfig, logLevel } from '@autoglm/runtime';
 
@@ -104,9 +104,13 @@ export const DecisionConfigSchema = z.object({
    */
   policyExperiment: z.string().default(''),
   /** Work below the urgent class preempts only after waiting this long runnable. */
-  preemptAfterMs: z.coerce.number().int().min(0).max(86_400_000).default(30_000),
+  preemptAfterMs: z.coerce.number().int().min(0).max(86_400_000).default(DEFAULT_POLICY.preemptAfterMs),
   /** Urgent work preempts only after waiting this long runnable. */
-  urgentPreemptAfterMs: z.coerce.number().int().min(0).max(86_400_000).default(1000),
+  urgentPreemptAfterMs: z.coerce.number().int().min(0).max(86_400_000).default(DEFAULT_POLICY.urgentPreemptAfterMs),
+  /** Preemption by rank or fair share stops only attempts that have run less than this (quota reclaim is not limited). */
+  preemptMaxRunMs: z.coerce.number().int().min(0).max(86_400_000).default(DEFAULT_POLICY.preemptMaxRunMs),
+  /** A job waiting for capacity this long gets a reservation with backfill. */
+  reserveAfterMs: z.coerce.number().int().min(0).max(7 * 86_400_000).default(DEFAULT_POLICY.reserveAfterMs),
   /** Fair share: past usage counts half after this long. */
   fairShareHalfLifeMs: z.coerce.number().int().min(1000).max(30 * 86_400_000).default(600_000),
   /**
@@ -176,6 +180,8 @@ export function loadDecisionConfig(env: NodeJS.ProcessEnv = process.env): Decisi
     preemptAfterMs: 'AUTOGLM_PREEMPT_AFTER_MS',
     policyExperiment: 'AUTOGLM_POLICY_EXPERIMENT',
     urgentPreemptAfterMs: 'AUTOGLM_URGENT_PREEMPT_AFTER_MS',
+    preemptMaxRunMs: 'AUTOGLM_PREEMPT_MAX_RUN_MS',
+    reserveAfterMs: 'AUTOGLM_RESERVE_AFTER_MS',
     tenants: 'AUTOGLM_TENANTS',
     shedQueueLimit: 'AUTOGLM_SHED_QUEUE_LIMIT',
   }, env);

@@ -1,5 +1,5 @@
 import { TaskState } from '@autoglm/proto';
-import { Dispatcher, FairShare, timestampToMillis, type Clock, type Fleet, type Policy, type QueuedTaskInit, type RunTimePredictor, type TenantConfig } from '@autoglm/core';
+import { Dispatcher, FairShare, lostWork, timestampToMillis, type Clock, type Fleet, type Policy, type QueuedTaskInit, type RunTimePredictor, type TenantConfig } from '@autoglm/core';
 import type { Logger } from '@autoglm/runtime';
 import type { AgentSessions } from './agent-sessions';
 import type { ExperimentStats } from './experiment-stats';
@@ -76,6 +76,8 @@ export class DispatchLoop {
       readySinceMs: entry.readySinceMs,
       deadlineMs: spec.deadline ? timestampToMillis(spec.deadline) : undefined,
       predictedRunMs: this.o.runTimes.predict(spec, entry.tenant),
+      // Attempts that ended without failing (preempted, handed back): a task is preempted at most MAX_PREEMPTIONS times.
+      preemptions: Math.max(0, task.attempt - 1 - task.failures),
       dependents: this.o.lifecycle.dependents.get(task.id)?.size ?? 0,
       inheritedClass: entry.inheritedClass,
       preemptible: spec.preemptible,
@@ -130,9 +132,14 @@ export class DispatchLoop {
     if (preemption) {
       for (const victim of preemption.victims) {
         const entry = book.live.get(victim.id);
-        if (entry?.lease) void sessions.preemptAttempt(entry, `preempted by ${preemption.preemptor.id}`).catch((err: unknown) => logger.error({ err, taskId: victim.id }, 'preemption failed'));
+        const lost = lostWork(victim, now) / 1000;
+        const reason = `preempted by ${preemption.preemptor.id} after ${((now - victim.startedAtMs) / 1000).toFixed(1)} s (${lost.toFixed(1)} GPU-s of work lost unless it checkpoints)`;
+        if (entry?.lease) void sessions.preemptAttempt(entry, reason).catch((err: unknown) => logger.error({ err, taskId: victim.id }, 'preemption failed'));
       }
-      logger.info({ taskId: preemption.preemptor.id, nodeId: preemption.nodeId, victims: preemption.victims.map((v) => v.id) }, 'preempting work to make room');
+      logger.info(
+        { taskId: preemption.preemptor.id, nodeId: preemption.nodeId, victims: preemption.victims.map((v) => v.id), lostGpuSeconds: Number(preemption.lostGpuSeconds.toFixed(3)) },
+        'preempting work to make room',
+      );
     }
   }
 }

@@ -359,6 +359,7 @@ export class Scheduler {
         tenantUsageOverShare: queued.usageOverShare,
         reservedNode: queued.heldNode ?? '',
         preempting: queued.preempting,
+        reservedStart: queued.reservedStartMs === undefined ? undefined : toTimestamp(queued.reservedStartMs),
       });
     }
     const usageOverShare = dispatcher.usageOverShare(task.tenant, now);
@@ -373,6 +374,7 @@ export class Scheduler {
         priority: task.spec!.priority,
         usageOverShare,
         resourceShare: init?.resourceShare ?? 0,
+        predictedRunMs: init?.predictedRunMs,
       },
       this.policy.weights,
       this.policy,

@@ -139,7 +139,9 @@ export async function startDecision(
 }
 
 /** The configured policy: the preset, then the weights and durations over it (validated as ApplyPolicy would). */
-export function startingPolicy(config: Pick<DecisionConfig, 'policyPreset' | 'policyWeights' | 'maxAgeMs' | 'fairShareHalfLifeMs' | 'preemptAfterMs' | 'urgentPreemptAfterMs'>) {
+export function startingPolicy(
+  config: Pick<DecisionConfig, 'policyPreset' | 'policyWeights' | 'maxAgeMs' | 'fairShareHalfLifeMs' | 'preemptAfterMs' | 'urgentPreemptAfterMs' | 'preemptMaxRunMs' | 'reserveAfterMs'>,
+) {
   let policy;
   try {
     policy = applyPolicyUpdate(DEFAULT_POLICY, {
@@ -152,6 +154,8 @@ export function startingPolicy(config: Pick<DecisionConfig, 'policyPreset' | 'po
     fairShareHalfLife: toDuration(config.fairShareHalfLifeMs),
     preemptAfter: toDuration(config.preemptAfterMs),
     urgentPreemptAfter: toDuration(config.urgentPreemptAfterMs),
+    preemptMaxRun: toDuration(config.preemptMaxRunMs),
+    reserveAfter: toDuration(config.reserveAfterMs),
     });
   } catch (err) {
     throw new Error(`AUTOGLM_POLICY_WEIGHTS: ${(err as Error).message}`, { cause: err });

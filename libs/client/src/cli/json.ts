@@ -135,6 +135,7 @@ export function explanationJson(explanation: PriorityExplanation): Json {
     overdue: explanation.overdue,
     tenantUsageOverShare: explanation.tenantUsageOverShare,
     reservedNode: explanation.reservedNode,
+    reservedStart: orNull(isoTime(explanation.reservedStart)),
     preempting: explanation.preempting,
     factors: explanation.factors.map((f) => ({ name: f.name, value: f.value, weight: f.weight, contribution: f.contribution })),
   };

@@ -128,6 +128,8 @@ export function applyPolicyUpdate(policy: Policy, update: PolicyUpdate): Policy 
   if (update.fairShareHalfLife) next.fairShareHalfLifeMs = durationIn(update.fairShareHalfLife, 'update.fair_share_half_life', 1000, 30 * DAY_MS);
   if (update.preemptAfter) next.preemptAfterMs = durationIn(update.preemptAfter, 'update.preempt_after', 0, DAY_MS);
   if (update.urgentPreemptAfter) next.urgentPreemptAfterMs = durationIn(update.urgentPreemptAfter, 'update.urgent_preempt_after', 0, DAY_MS);
+  if (update.preemptMaxRun) next.preemptMaxRunMs = durationIn(update.preemptMaxRun, 'update.preempt_max_run', 0, DAY_MS);
+  if (update.reserveAfter) next.reserveAfterMs = durationIn(update.reserveAfter, 'update.reserve_after', 0, 7 * DAY_MS);
   next.version = policy.version + 1;
   return next;
 }

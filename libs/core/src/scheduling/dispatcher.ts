@@ -299,7 +299,8 @@ export class Dispatcher {
       for (const a of this.allocations.values()) if (a.attempt) pass.running.push(a.attempt);
     }
     const quota: QuotaStanding = pass.quotas ? { tenant: preemptor.tenant, reclaims, borrows: !reclaims, borrowed: pass.borrowed } : { tenant: preemptor.tenant };
-    const choice = chooseVictims(this.fleet, demand, preemptionRank(preemptor.priorityClass, preemptor.priority), pass.running, pass.borrowing, pass.nowMs, quota, preemptor.id, pass.limits);
+    const limits = urgent ? { ...pass.limits, urgent } : pass.limits;
+    const choice = chooseVictims(this.fleet, demand, preemptionRank(preemptor.priorityClass, preemptor.priority), pass.running, pass.borrowing, pass.nowMs, quota, preemptor.id, limits);
     if (!choice) return undefined;
     this.preemptedFor.set(preemptor.id, { nodeId: choice.nodeId, victims: choice.victims.map((v) => v.id), claims: choice.victims.map((v) => v.claim) });
     // What preemption frees is held for it instead of any reservation it had.

@@ -550,10 +550,10 @@ describe('preemption that pays', () => {
   const enqueueJob = (d: Dispatcher, id: string, tenant: string, priorityClass: PriorityClass, at: number, extra: { preemptible?: boolean; preemptions?: number } = {}) =>
     d.enqueue({ id, tenant, priorityClass, priority: 0, readySinceMs: at, preemptible: extra.preemptible ?? true, preemptions: extra.preemptions }, at);
 
-  it('stops by rank only work younger than preemptMaxRunMs, reports what it throws away, and never preempts a task twice', () => {
+  it('stops for work below urgent only work younger than preemptMaxRunMs, reports what it throws away, and never preempts a task twice', () => {
     const fleet = fleetOf(1, 2);
-    const demands = new Map<string, Demand>(['old', 'young', 'u1', 'u2', 'u3'].map((id) => [id, demandOf(1, 10)]));
-    const policy = { ...DEFAULT_POLICY, urgentPreemptAfterMs: 0, preemptMaxRunMs: 10_000 };
+    const demands = new Map<string, Demand>(['old', 'young', 'u1', 'u2', 'u3', 'urgent'].map((id) => [id, demandOf(1, 10)]));
+    const policy = { ...DEFAULT_POLICY, preemptAfterMs: 0, preemptMaxRunMs: 10_000 };
     const d = new Dispatcher({ fleet, fairShare: new FairShare([], { halfLifeMs: 60_000 }), policy, nowMs: 0, demandOf: (id) => demands.get(id) });
     d.fleetChanged(0);
     enqueueJob(d, 'old', 't', PriorityClass.BACKGROUND, 0);
@@ -561,7 +561,7 @@ describe('preemption that pays', () => {
     enqueueJob(d, 'young', 't', PriorityClass.BACKGROUND, 20_000);
     expect(d.dispatch(20_000)).toHaveLength(1);
     // 25 s in, the old job has run 25 s and the young one 5 s: only the young one may go.
-    enqueueJob(d, 'u1', 't', PriorityClass.URGENT, 25_000);
+    enqueueJob(d, 'u1', 't', PriorityClass.NORMAL, 25_000);
     expect(d.dispatch(25_000)).toHaveLength(0);
     const first = d.preempt(25_000)!;
     expect(first.victims.map((v) => v.id)).toEqual(['young']);
@@ -570,7 +570,7 @@ describe('preemption that pays', () => {
     d.release('young', 25_000);
     expect(d.dispatch(25_000).map((p) => p.task.id)).toEqual(['u1']);
     // A second urgent task finds only the old job: nothing to preempt.
-    enqueueJob(d, 'u2', 't', PriorityClass.URGENT, 25_000);
+    enqueueJob(d, 'u2', 't', PriorityClass.NORMAL, 25_000);
     expect(d.dispatch(25_000)).toHaveLength(0);
     expect(d.preempt(25_000)).toBeUndefined();
     // The young job comes back (preempted once); once it runs again, it is not preempted again, however young.
@@ -579,9 +579,14 @@ describe('preemption that pays', () => {
     fleet.release(d.runningAttempt('u1')!.claim);
     d.release('u1', 26_000);
     expect(d.dispatch(26_000).map((p) => p.task.id)).toEqual(['young']);
-    enqueueJob(d, 'u3', 't', PriorityClass.URGENT, 26_001);
+    enqueueJob(d, 'u3', 't', PriorityClass.NORMAL, 26_001);
     expect(d.dispatch(26_001)).toHaveLength(0);
     expect(d.preempt(26_001)).toBeUndefined();
+    // Urgent work is not left behind a long job: it stops the one that loses least, old or preempted before.
+    d.dequeue('u3');
+    enqueueJob(d, 'urgent', 't', PriorityClass.URGENT, 26_002);
+    expect(d.dispatch(26_002)).toHaveLength(0);
+    expect(d.preempt(26_002 + policy.urgentPreemptAfterMs)?.victims.map((v) => v.id)).toEqual(['young']);
   });
 
   it('lets a tenant within its fair share preempt young work of equal rank from a tenant at twice its share or more, and no one else', () => {
@@ -615,7 +620,7 @@ describe('preemption that pays', () => {
     expect(d.preempt(600_001)).toBeUndefined();
   });
 
-  it('settles under random arrivals of several tenants, rank and fair share together: no task is preempted twice, and no chain comes back', () => {
+  it('settles under random arrivals of several tenants, rank and fair share together: below urgent no task is preempted twice, and no chain comes back', () => {
     fc.assert(
       fc.property(
         fc.array(fc.record({ tenant: fc.constantFrom('a', 'b', 'c'), cls: fc.integer({ min: 0, max: 2 }), gpus: fc.integer({ min: 1, max: 3 }), gapMs: fc.integer({ min: 0, max: 20_000 }) }), {
@@ -651,9 +656,12 @@ describe('preemption that pays', () => {
                 expect(reaches(edges, v.id, pre.preemptor.id)).toBe(false);
                 if (!edges.has(pre.preemptor.id)) edges.set(pre.preemptor.id, new Set());
                 edges.get(pre.preemptor.id)!.add(v.id);
+                // Below urgent, only young work not preempted before (urgent work may stop any lower rank).
+                if (pre.preemptor.priorityClass !== PriorityClass.URGENT) {
+                  expect(preempted.get(v.id) ?? 0).toBe(0);
+                  expect(now - v.startedAtMs).toBeLessThan(policy.preemptMaxRunMs);
+                }
                 preempted.set(v.id, (preempted.get(v.id) ?? 0) + 1);
-                expect(preempted.get(v.id)).toBe(1);
-                expect(now - v.startedAtMs).toBeLessThan(policy.preemptMaxRunMs);
                 fleet.release(v.claim);
                 d.release(v.id, now);
                 enqueue(v.id);

@@ -32,11 +32,17 @@ export const MAX_PREEMPTIONS = 1;
 /** A tenant this far over its fair share may lose young preemptible work to a tenant within its own, at equal rank. */
 export const FAIR_SHARE_PREEMPT_OVER = 2;
 
-/** What makes preemption pay: only young work is stopped for rank or fair share. */
+/** What makes preemption pay: only young work is stopped for rank (below urgent) or fair share. */
 export interface PreemptionLimits {
   nowMs: number;
   /** Rank and fair-share preemption stop only attempts that have run less than this (policy.preemptMaxRunMs). */
   maxRunMs: number;
+  /**
+   * The preemptor is urgent: its rank preemption has neither limit (an
+   * urgent task is not left waiting behind hours of batch work; victims are
+   * still the ones that lose the least).
+   */
+  urgent?: boolean;
   /**
    * Tenants' usage over their fair share (FairShare.usageOverShare): with it,
    * a task whose tenant is within its share may preempt, at equal rank, young
@@ -83,8 +89,8 @@ export interface QuotaStanding {
  * to a borrower from another tenant. An attempt both rules allow counts as
  * 'rank' (reclaim's limit on what it takes from a tenant does not apply).
  *
- * With `limits` (the dispatcher always passes them), rank preemption pays
- * only where little is thrown away: the victim has run less than
+ * With `limits` (the dispatcher always passes them), rank preemption below
+ * urgent pays only where little is thrown away: the victim has run less than
  * `limits.maxRunMs` and has not been preempted MAX_PREEMPTIONS times; and
  * a third rule applies:
  * - 'fairshare': of equal or lower rank, of another tenant at
@@ -95,7 +101,7 @@ export interface QuotaStanding {
 export function mayPreempt(r: RunningAttempt, rank: number, isBorrowing: (tenant: string) => boolean, quota: QuotaStanding, limits?: PreemptionLimits): 'rank' | 'reclaim' | 'fairshare' | false {
   if (!r.preemptible || r.guaranteed) return false;
   const cheap = !limits || (limits.nowMs - r.startedAtMs < limits.maxRunMs && (r.preemptions ?? 0) < MAX_PREEMPTIONS);
-  if (cheap && r.rank < rank && (!quota.borrows || r.tenant === quota.tenant)) return 'rank';
+  if ((cheap || limits?.urgent) && r.rank < rank && (!quota.borrows || r.tenant === quota.tenant)) return 'rank';
   if (quota.reclaims && r.tenant !== quota.tenant && isBorrowing(r.tenant)) return 'reclaim';
   const share = limits?.usageOverShare;
   if (cheap && share && !quota.borrows && quota.tenant !== undefined && r.tenant !== quota.tenant && r.rank <= rank && share(quota.tenant) <= 1 && share(r.tenant) >= FAIR_SHARE_PREEMPT_OVER) {

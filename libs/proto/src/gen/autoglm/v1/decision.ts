@@ -574,7 +574,22 @@ export interface PolicyUpdate {
    * a moment's wait usually finds room without stopping anything.
    * Unchanged when absent.
    */
-  urgentPreemptAfter: Duration | undefined;
+  urgentPreemptAfter:
+    | Duration
+    | undefined;
+  /**
+   * Preemption by rank or fair share stops only attempts that have run less
+   * than this (0 .. 1 day): what preempting throws away stays small. Quota
+   * reclaim is not limited by it. Unchanged when absent.
+   */
+  preemptMaxRun:
+    | Duration
+    | undefined;
+  /**
+   * A job waiting for capacity this long gets a reservation with backfill
+   * (0 .. 7 days; past the age bound it gets one anyway). Unchanged when absent.
+   */
+  reserveAfter: Duration | undefined;
 }
 
 export interface PolicyUpdate_WeightsEntry {
@@ -3818,6 +3833,8 @@ function createBasePolicyUpdate(): PolicyUpdate {
     fairShareHalfLife: undefined,
     preemptAfter: undefined,
     urgentPreemptAfter: undefined,
+    preemptMaxRun: undefined,
+    reserveAfter: undefined,
   };
 }
 
@@ -3849,6 +3866,12 @@ export const PolicyUpdate: MessageFns<PolicyUpdate> = {
     }
     if (message.urgentPreemptAfter !== undefined) {
       Duration.encode(message.urgentPreemptAfter, writer.uint32(74).fork()).join();
+    }
+    if (message.preemptMaxRun !== undefined) {
+      Duration.encode(message.preemptMaxRun, writer.uint32(82).fork()).join();
+    }
+    if (message.reserveAfter !== undefined) {
+      Duration.encode(message.reserveAfter, writer.uint32(90).fork()).join();
     }
     return writer;
   },
@@ -3944,6 +3967,22 @@ export const PolicyUpdate: MessageFns<PolicyUpdate> = {
             message.urgentPreemptAfter = Duration.decode(reader, reader.uint32());
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.preemptMaxRun = Duration.decode(reader, reader.uint32());
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.reserveAfter = Duration.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3993,6 +4032,12 @@ export const PolicyUpdate: MessageFns<PolicyUpdate> = {
       : undefined;
     message.urgentPreemptAfter = (object.urgentPreemptAfter !== undefined && object.urgentPreemptAfter !== null)
       ? Duration.fromPartial(object.urgentPreemptAfter)
+      : undefined;
+    message.preemptMaxRun = (object.preemptMaxRun !== undefined && object.preemptMaxRun !== null)
+      ? Duration.fromPartial(object.preemptMaxRun)
+      : undefined;
+    message.reserveAfter = (object.reserveAfter !== undefined && object.reserveAfter !== null)
+      ? Duration.fromPartial(object.reserveAfter)
       : undefined;
     return message;
   },

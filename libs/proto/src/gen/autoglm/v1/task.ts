@@ -561,7 +561,7 @@ export interface PriorityExplanation {
   overdue: boolean;
   /** The tenant's decayed usage over its fair share (1 = exactly its share). */
   tenantUsageOverShare: number;
-  /** The node held for it while it is too large to fit anywhere, if any. */
+  /** The node where GPUs are held or reserved for it while it fits nowhere, if any. */
   reservedNode: string;
   /**
    * The tasks whose attempts were stopped to make room for it (preemption),
@@ -569,6 +569,14 @@ export interface PriorityExplanation {
    * stopped, or run again elsewhere, already).
    */
   preempting: string[];
+  /**
+   * When its reservation on reserved_node is predicted to let it start: the
+   * predicted end of the work running on the reserved GPUs. Until then, work
+   * predicted to end before it may use them (backfill). Absent without a
+   * reservation, or when that work's end is not known (nothing else starts
+   * there then).
+   */
+  reservedStart: Timestamp | undefined;
 }
 
 /** Token usage and timings of an inference. */
@@ -3364,6 +3372,7 @@ function createBasePriorityExplanation(): PriorityExplanation {
     tenantUsageOverShare: 0,
     reservedNode: "",
     preempting: [],
+    reservedStart: undefined,
   };
 }
 
@@ -3404,6 +3413,9 @@ export const PriorityExplanation: MessageFns<PriorityExplanation> = {
     }
     for (const v of message.preempting) {
       writer.uint32(98).string(v!);
+    }
+    if (message.reservedStart !== undefined) {
+      Timestamp.encode(message.reservedStart, writer.uint32(106).fork()).join();
     }
     return writer;
   },
@@ -3517,6 +3529,14 @@ export const PriorityExplanation: MessageFns<PriorityExplanation> = {
             message.preempting.push(reader.string());
             continue;
           }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.reservedStart = Timestamp.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3546,6 +3566,9 @@ export const PriorityExplanation: MessageFns<PriorityExplanation> = {
     message.tenantUsageOverShare = object.tenantUsageOverShare ?? 0;
     message.reservedNode = object.reservedNode ?? "";
     message.preempting = object.preempting?.map((e) => e) || [];
+    message.reservedStart = (object.reservedStart !== undefined && object.reservedStart !== null)
+      ? Timestamp.fromPartial(object.reservedStart)
+      : undefined;
     return message;
   },
 };
