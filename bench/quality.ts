@@ -5,7 +5,7 @@
 // 2024. License: CC BY 4.0 (see ../shared/traces/azure-llm-2023/README.md).
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { DEFAULT_PLACEMENT_POLICY, DEFAULT_POLICY, PRESETS } from '@autoglm/core';
+import { DEFAULT_PLACEMENT_POLICY, DEFAULT_POLICY, PRESETS, type Policy } from '@autoglm/core';
 import { AZURE_TRACE_ATTRIBUTION, DEFAULT_AZURE_CONV_TRACE, loadAzureTrace } from './lib/azure-trace';
 import { BASELINE_DESCRIPTIONS } from './lib/quality-baselines';
 import { DISPATCHER_DESCRIPTIONS } from './lib/quality-dispatcher';
@@ -70,7 +70,8 @@ const DETAIL_COLUMNS: Array<[string, MeasureKey]> = [
  * policy's weights; default DEFAULT_POLICY's own); --placement pack|spread
  * (DEFAULT_PLACEMENT_POLICY's, pack); --slo-ms N (urgent TTFT bound, 1000);
  * --window-s N (fairness window, 60); --workers N (threads, one per CPU up
- * to 8).
+ * to 8); --policy JSON (settings of the dynamic policy instead of
+ * DEFAULT_POLICY's, e.g. '{"reserveAfterMs":120000,"weights":{"size":0}}').
  */
 export async function quality(args: string[]): Promise<void> {
   const started = Date.now();
@@ -102,6 +103,7 @@ export async function quality(args: string[]): Promise<void> {
     placement,
     sloTtftMs: Number(flag(args, '--slo-ms') ?? 1000),
     preset: presetFlag as keyof typeof PRESETS | undefined,
+    policy: policyFlag(flag(args, '--policy')),
   };
   const seeds = Array.from({ length: seedCount }, (_, i) => firstSeed + i);
   const jobs: CellJob[] = loads.flatMap((load) => seeds.map((seed) => ({ load, seed, batchWorkFraction, policies, sim, windowMs })));
@@ -138,7 +140,7 @@ export async function quality(args: string[]): Promise<void> {
     for (const rule of TARGET_RULES) console.log(`  ${rule}`);
   }
   console.log(
-    `\nQueue: arrival to placement. TTFT: arrival to the start of the run (a sequence on a replica still loading waits for it) + prefill. Batch queue: arrival to the start of the run that completed; longest wait: the longest single runnable wait (from arrival or a preemption), what the age bound bounds. Slowdown: (completion − arrival) / run time. Utilisation: occupied GPU-seconds over GPU-seconds from 0 to the last completion (goodput: without runs later preempted). Fairness: per window, |part of GPU time used − part of the weighted max-min allocation of the window given each tenant’s demand|, largest over tenants, mean over ${windowMs / 1000} s windows where at least two tenants have demand; flood: the flood's whole period as one window (bench/lib/quality-fairness.ts defines demand).`,
+    `\nRequest queue: arrival to the start of its run (a sequence placed on a replica still loading waits for the load). TTFT: queue + prefill. Batch queue: arrival to the start of the run that completed; longest wait: the longest single runnable wait (from arrival or a preemption), what the age bound bounds. Slowdown: (completion − arrival) / run time. Utilisation: occupied GPU-seconds over GPU-seconds from 0 to the last completion (goodput: without runs later preempted). Fairness: per window, |part of GPU time used − part of the weighted max-min allocation of the window given each tenant’s demand|, largest over tenants, mean over ${windowMs / 1000} s windows where at least two tenants have demand; flood: the flood's whole period as one window (bench/lib/quality-fairness.ts defines demand).`,
   );
   const wallS = (Date.now() - started) / 1000;
   const file = writeResult('quality', {
@@ -191,4 +193,13 @@ function printPredictionErrors(cells: readonly CellResult[]): void {
 
 function numbers(list: string | undefined): number[] | undefined {
   return list === undefined ? undefined : list.split(',').map(Number);
+}
+
+/** --policy: a JSON object of Policy fields (libs/core policy.ts) for the dynamic policy. */
+function policyFlag(json: string | undefined): Partial<Policy> | undefined {
+  if (json === undefined) return undefined;
+  const parsed: unknown = JSON.parse(json);
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('--policy: give a JSON object of policy settings');
+  for (const key of Object.keys(parsed)) if (!Object.hasOwn(DEFAULT_POLICY, key)) throw new Error(`--policy: ${key} is not a policy setting; use ${Object.keys(DEFAULT_POLICY).join(', ')}`);
+  return parsed as Partial<Policy>;
 }

@@ -40,11 +40,9 @@ export class DispatcherScheduler implements Scheduler {
     private readonly o: SimOptions,
   ) {
     this.dynamic = policyName === 'dynamic';
-    const policy: Policy = this.dynamic
-      ? o.preset === undefined
-        ? { ...DEFAULT_POLICY, weights: { ...DEFAULT_POLICY.weights } }
-        : { ...DEFAULT_POLICY, preset: o.preset, weights: { ...PRESETS[o.preset] } }
-      : staticPolicy();
+    const base: Policy =
+      o.preset === undefined ? { ...DEFAULT_POLICY, weights: { ...DEFAULT_POLICY.weights } } : { ...DEFAULT_POLICY, preset: o.preset, weights: { ...PRESETS[o.preset] } };
+    const policy: Policy = this.dynamic ? { ...base, ...o.policy, weights: { ...base.weights, ...o.policy?.weights } } : staticPolicy();
     const fairShare = new FairShare(o.tenants, { halfLifeMs: policy.fairShareHalfLifeMs, nowMs: 0 });
     this.dispatcher = new Dispatcher({ fleet, fairShare, policy, nowMs: 0, demandOf: (id) => this.byId.get(id)?.demand });
     this.dispatcher.fleetChanged(0);

@@ -53,9 +53,9 @@ export interface RunMetrics {
 }
 
 /**
- * Measures a run: every request (queue = arrival → placement; TTFT = arrival
- * → the start of its run, which waits for a cold replica to load, + its
- * prefill) and every batch job, to the last completion.
+ * Measures a run: every request (queue = arrival → the start of its run,
+ * which waits for a cold replica to load; TTFT = queue + its prefill) and
+ * every batch job, to the last completion.
  */
 export function measureRun(run: RunTrace, workload: Workload, tenants: ReadonlyArray<{ name: string; share: number }>, sloTtftMs: number, windowMs: number): RunMetrics {
   const requests = run.timelines.filter((t) => t.work.kind === 'inference');
@@ -100,7 +100,8 @@ export function measureRun(run: RunTrace, workload: Workload, tenants: ReadonlyA
 }
 
 function requestStats(ts: Timeline[], ttft: (t: Timeline) => number): RequestStats {
-  const queue = ts.map((t) => t.attempts[0]!.placedMs - t.work.arrivalMs);
+  // Waiting ends when it is served: a request placed on a replica still loading waits for the load too.
+  const queue = ts.map((t) => t.attempts[0]!.runStartMs - t.work.arrivalMs);
   const first = ts.map(ttft);
   return { count: ts.length, queueMeanMs: mean(queue), queueP99Ms: percentileOf(queue, 99), ttftMeanMs: mean(first), ttftP99Ms: percentileOf(first, 99) };
 }

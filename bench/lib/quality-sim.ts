@@ -1,4 +1,4 @@
-import { DEFAULT_PLACEMENT_POLICY, Fleet, RunTimePredictor, seededRandom, type Claim, type PRESETS, type ReplicaReport } from '@autoglm/core';
+import { DEFAULT_PLACEMENT_POLICY, Fleet, RunTimePredictor, seededRandom, type Claim, type Policy, type PRESETS, type ReplicaReport } from '@autoglm/core';
 import { MODELS } from './quality-mix';
 import { PredictionLedger, type PredictionError } from './prediction-error';
 import type { FleetShape, Work, Workload } from './quality-workload';
@@ -13,6 +13,8 @@ export interface SimOptions {
   sloTtftMs: number;
   /** The dynamic policy's weights; undefined: DEFAULT_POLICY's as they are. */
   preset: keyof typeof PRESETS | undefined;
+  /** Settings of the dynamic policy to use instead of its defaults (weights merge over the preset's). */
+  policy?: Partial<Policy>;
 }
 
 /** A running attempt as a scheduler may see it: what it holds and when the predictor expects it to end. */

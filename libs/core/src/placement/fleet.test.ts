@@ -201,6 +201,11 @@ describe('Fleet: inference runs in replicas', () => {
     claims.push(claimed(fleet.place(sequence())));
     expect(new Set(claims.map((c) => c.replicaId)).size).toBe(3);
     fleet.takeCommands();
+    // While they load, nothing evicts them (they were started for work on its way).
+    fleet.release(claims[0]!);
+    expect(fleet.place(gpuJob(1))).toBe('no-capacity');
+    claims[0] = claimed(fleet.place(sequence()));
+    fleet.observe('a', [], loadedReports(fleet, 'a'));
     // All three go idle, the oldest first.
     for (const c of claims) {
       advance(10);
@@ -212,6 +217,43 @@ describe('Fleet: inference runs in replicas', () => {
     expect(job.gpuIndices).toEqual([...claims[0]!.gpuIndices, ...claims[1]!.gpuIndices].sort());
     // The last replica is the model's keep-warm minimum: not evicted.
     expect(fleet.place(gpuJob(1))).toBe('no-capacity');
+  });
+
+  it('keeps a sequence for a warm slot predicted to free before a new replica would load, and starts that replica for what follows', () => {
+    const { fleet, now, advance } = testFleet({ staleTelemetryMs: Infinity });
+    addNode(fleet, 'a', { gpus: 2, maxSequences: 1 });
+    // Before any replica has loaded: glm-4-9b's 18.8 GB at the assumed 2 GB/s.
+    expect(fleet.loadEstimateMs(GLM.name)).toBeCloseTo(9_400, -2);
+    const first = claimed(fleet.place(sequence(), 'first', now() + 9_000));
+    fleet.takeCommands();
+    advance(8_000);
+    fleet.observe('a', [], loadedReports(fleet, 'a'));
+    // It took 8 s to load; its sequence ends in 1 s: sooner than a new replica would serve.
+    expect(fleet.loadEstimateMs(GLM.name)).toBe(8_000);
+    const t0 = now();
+    expect(fleet.place(sequence(), 'second', t0 + 2_000)).toBe('no-capacity');
+    const started = fleet.takeCommands().filter((c) => c.kind === 'load');
+    expect(started).toHaveLength(1);
+    // It is not placed on the loading replica either, while the warm slot is sooner.
+    expect(fleet.place(sequence(), 'second', t0 + 2_000)).toBe('no-capacity');
+    fleet.release(first);
+    expect(claimed(fleet.place(sequence(), 'second', t0 + 2_000)).replicaId).toBe(first.replicaId);
+    // Once the new replica is ready (2 s after it was asked for), its load time is learned (moving average).
+    advance(2_000);
+    fleet.observe('a', [], loadedReports(fleet, 'a'));
+    expect(fleet.loadEstimateMs(GLM.name)).toBeCloseTo(8_000 + 0.3 * (2_000 - 8_000));
+  });
+
+  it('starts a cold replica for a sequence when no warm slot is predicted to free sooner', () => {
+    const { fleet, now } = testFleet({ staleTelemetryMs: Infinity });
+    addNode(fleet, 'a', { gpus: 2, maxSequences: 1 });
+    const t0 = now();
+    claimed(fleet.place(sequence(), 'long', t0 + 600_000));
+    fleet.observe('a', [], loadedReports(fleet, 'a'));
+    const second = claimed(fleet.place(sequence(), 'second', t0 + 5_000));
+    expect(fleet.get('a')!.replicas.get(second.replicaId!)!.state).toBe('loading');
+    // A slot whose end is unknown promises nothing: the cold start goes ahead too.
+    expect(fleet.warmSlotBeforeColdStart(GLM.name)).toBe(false);
   });
 
   it('never evicts a replica that still has sequences', () => {
@@ -401,6 +443,7 @@ describe('Fleet: reasons, holds and room', () => {
     addNode(fleet, 'a', { gpus: 1, maxSequences: 8 });
     const t0 = now();
     const first = claimed(fleet.place(sequence(), 'seq-1', t0 + 5_000));
+    fleet.observe('a', [], loadedReports(fleet, 'a'));
     expect(fleet.reserve(gpuJob(1), 'job')).toEqual({ nodeId: 'a', startMs: t0 + 5_000 });
     expect(fleet.place(sequence(), 'seq-long', t0 + 5_001)).toBe('no-capacity');
     const short = claimed(fleet.place(sequence(), 'seq-short', t0 + 4_000));
@@ -411,19 +454,19 @@ describe('Fleet: reasons, holds and room', () => {
     expect(claimed(fleet.place(gpuJob(1), 'job')).gpuIndices).toEqual([0]);
   });
 
-  it('prefers GPUs a job hands over to draining a busy replica, when that still starts the job by its bound', () => {
+  it('reserves the GPUs that leave the least time idle before the start, when that still starts the job by its bound', () => {
     const { fleet, now } = testFleet();
-    addNode(fleet, 'a', { gpus: 2, maxSequences: 8 });
+    addNode(fleet, 'a', { gpus: 4 });
     const t0 = now();
-    claimed(fleet.place(gpuJob(1), 'job', t0 + 120_000));
-    const seq = claimed(fleet.place(sequence(), 'seq', t0 + 5_000));
-    expect(seq.gpuIndices).not.toEqual(claimed(fleet.get('a')!.gpus.find((g) => g.job)!.job!).gpuIndices);
-    // Both GPUs are needed: the replica's drains either way.
-    expect(fleet.reserve(gpuJob(2), 'pair', t0 + 600_000)?.startMs).toBe(t0 + 120_000);
+    // The GPUs free in 5 s, 100 s, 110 s and 120 s.
+    for (const s of [5, 100, 110, 120]) claimed(fleet.place(gpuJob(1), `job-${s}`, t0 + s * 1000));
+    // Two GPUs: the pair freeing at 100 s and 110 s idles 10 s, the earliest pair (5 s, 100 s) 95 s.
+    expect(fleet.reserve(gpuJob(2), 'pair', t0 + 600_000)).toEqual({ nodeId: 'a', startMs: t0 + 110_000 });
+    expect(fleet.heldGpus('pair')).toEqual([1, 2]);
     fleet.unhold('pair');
-    // One GPU: the job's (in 120 s, within the bound) rather than the replica's (in 5 s); past a bound of 60 s, the replica's.
-    expect(fleet.reserve(gpuJob(1), 'one', t0 + 600_000)?.startMs).toBe(t0 + 120_000);
-    expect(fleet.reserve(gpuJob(1), 'one', t0 + 60_000)?.startMs).toBe(t0 + 5_000);
+    // With a bound of 60 s nothing is in time: the earliest start.
+    expect(fleet.reserve(gpuJob(2), 'pair', t0 + 60_000)).toEqual({ nodeId: 'a', startMs: t0 + 100_000 });
+    expect(fleet.heldGpus('pair')).toEqual([0, 1]);
   });
 
   it('makes a plain hold of a reservation over work whose end is unknown: nothing backfills', () => {

@@ -113,6 +113,13 @@ interface Hold {
   startMs?: number;
 }
 
+/** Load rate assumed for a model's first replica, before any has loaded (local NVMe to GPU). */
+const DEFAULT_LOAD_BYTES_PER_SECOND = 2e9;
+/** Load time assumed for a model whose size is unknown, before any replica of it has loaded. */
+const DEFAULT_LOAD_MS = 10_000;
+/** Weight of the newest load time in a model's moving average. */
+const LOAD_ALPHA = 0.3;
+
 /** Kinds of room a node has, for hasRoom(). */
 const ROOM_GPU = 1;
 const ROOM_REPLICA = 2;
@@ -158,6 +165,11 @@ export class Fleet {
   private processNodes = 0;
   /** Every replica by model, so a sequence looks only at its model's. */
   private readonly replicasByModel = new Map<string, Set<Replica>>();
+  /** How long each model's replicas took to load (moving average of request to ready). */
+  private readonly loadMs = new Map<string, number>();
+  /** Bumped whenever a claim is booked or released: what warmSlotAt computed stays good until then. */
+  private claimsVersion = 0;
+  private warmSlots: { version: number; atMs: number; byModel: Map<string, number | undefined> } = { version: -1, atMs: NaN, byModel: new Map() };
 
   constructor(
     private readonly policy: PlacementPolicy = DEFAULT_PLACEMENT_POLICY,
@@ -400,9 +412,9 @@ export class Fleet {
    * predicted from the running work's predicted ends (free GPUs now, a job's
    * at its predicted end, a replica's once its last sequence is predicted to
    * end). Among the plans that start it by `startByMs` (its age bound), the
-   * one that takes the fewest GPUs from busy replicas wins (GPUs a batch job
-   * hands over cost interactive work nothing; draining a replica does), then
-   * the earliest; with none in time, the earliest. Until the start, work
+   * one that leaves the least GPU-time idle waiting for the start wins (GPUs
+   * that free early sit reserved, open only to backfill), then the earliest;
+   * with none in time, the earliest. Until the start, work
    * predicted to end before it may use the reserved GPUs (backfill, `place`
    * with its predicted end), so nothing sits idle that could run and be done
    * in time; nothing else may. Where a running claim's end is unknown, the
@@ -424,8 +436,10 @@ export class Fleet {
       if (g.replica) return g.replica.external ? Infinity : g.replica.sequences === 0 ? now : Math.max(now, replicaEnds.get(g.replica.id) ?? Infinity);
       return Infinity;
     };
-    type Option = { node: FleetNode; gpus: number[]; startMs: number; drains: number; ready: number };
-    const cost = (o: Option) => (o.startMs <= startByMs ? [0, o.drains, o.startMs, -o.ready] : [1, o.startMs, o.drains, -o.ready]);
+    type Option = { node: FleetNode; gpus: number[]; startMs: number; idleMs: number; ready: number };
+    // In time first, with the least GPU-time left idle waiting for the start (GPUs that free early
+    // sit reserved, open only to backfill), then the earliest start; too late, the earliest start.
+    const cost = (o: Option) => (o.startMs <= startByMs ? [0, o.idleMs, o.startMs, -o.ready] : [1, o.startMs, o.idleMs, -o.ready]);
     let best: Option | undefined;
     for (const node of this.nodesById.values()) {
       if (node.health !== 'ready' || !servesModel(node, demand.model)) continue;
@@ -433,16 +447,18 @@ export class Fleet {
       if (count === undefined) continue;
       const open = node.gpus
         .filter((g) => (g.heldFor === undefined || g.heldFor === holder) && g.memoryTotalBytes * this.policy.maxGpuMemoryFraction >= demand.gpuMemoryBytes)
-        .map((g) => ({ index: g.index, at: freeAt(g), drains: g.replica !== undefined && g.replica.sequences > 0 ? 1 : 0 }));
-      if (open.length < count) continue;
-      // The earliest GPUs, and the earliest of those that drain no busy replica first.
-      for (const order of [(a: (typeof open)[0], b: (typeof open)[0]) => a.at - b.at || a.index - b.index, (a: (typeof open)[0], b: (typeof open)[0]) => a.drains - b.drains || a.at - b.at || a.index - b.index]) {
-        const chosen = [...open].sort(order).slice(0, count);
+        .map((g) => ({ index: g.index, at: freeAt(g) }))
+        .sort((a, b) => a.at - b.at || a.index - b.index);
+      // Every run of `count` GPUs in the order they free: the first starts earliest, later ones may idle less.
+      for (let i = 0; i + count <= open.length; i++) {
+        const chosen = open.slice(i, i + count);
+        const startMs = chosen[count - 1]!.at;
+        if (!Number.isFinite(startMs) && i > 0) break;
         const option: Option = {
           node,
           gpus: chosen.map((g) => g.index),
-          startMs: Math.max(...chosen.map((g) => g.at)),
-          drains: chosen.reduce((n, g) => n + g.drains, 0),
+          startMs,
+          idleMs: Number.isFinite(startMs) ? chosen.reduce((sum, g) => sum + (startMs - g.at), 0) : Infinity,
           ready: chosen.filter((g) => g.at <= now).length,
         };
         if (!best || better(cost(option), cost(best))) best = option;
@@ -521,6 +537,7 @@ export class Fleet {
   release(claim: Claim): void {
     if (this.claims.get(claim.key) !== claim) return;
     this.claims.delete(claim.key);
+    this.claimsVersion += 1;
     const node = this.nodesById.get(claim.nodeId);
     if (!node) return;
     const now = this.clock();
@@ -673,12 +690,73 @@ export class Fleet {
         const more = this.bestNewReplica(demand, { ...ctx, mayEvict: false });
         if (more) this.startReplica(more, demand.model);
       }
+      // On a replica still loading, it would wait for the load: a slot of a warm one may free sooner.
+      if (best.replica.state === 'loading' && this.warmSooner(demand.model, best.replica.requestedAtMs + this.loadEstimateMs(demand.model), ctx)) return 'no-capacity';
       return this.claimSequence(best.node, best.replica, demand, ctx.holder, ctx.endMs);
     }
     const fresh = this.bestNewReplica(demand, ctx);
     if (!fresh) return this.sequenceNoFit(demand);
     const replica = this.startReplica(fresh, demand.model);
+    // The new replica loads for what keeps coming; this sequence waits for a warm slot if one frees before the load is done.
+    if (this.warmSooner(demand.model, ctx.nowMs + this.loadEstimateMs(demand.model), ctx)) return 'no-capacity';
     return this.claimSequence(fresh.node, replica, demand, ctx.holder, ctx.endMs);
+  }
+
+  /**
+   * How long a replica of the model takes to load: what its replicas took
+   * (moving average), or its weights at DEFAULT_LOAD_BYTES_PER_SECOND
+   * before any has loaded.
+   */
+  loadEstimateMs(model: string): number {
+    const learned = this.loadMs.get(model);
+    if (learned !== undefined) return learned;
+    const weights = this.shapes(model)?.weightBytes;
+    return weights !== undefined ? (weights / DEFAULT_LOAD_BYTES_PER_SECOND) * 1000 : DEFAULT_LOAD_MS;
+  }
+
+  /**
+   * Whether a slot of a warm replica of the model is predicted to free
+   * before a replica started now would serve: preempting work for a new
+   * replica would then be the slower way to serve a sequence. What is held
+   * for `holder` counts as open to it.
+   */
+  warmSlotBeforeColdStart(model: string, holder?: string): boolean {
+    const now = this.clock();
+    return this.warmSooner(model, now + this.loadEstimateMs(model), { holder, freed: undefined, live: true, nowMs: now, mayEvict: false });
+  }
+
+  /**
+   * Whether a sequence already running in a ready replica of the model (one
+   * this placement could use) is predicted to end before `coldReadyMs`: a
+   * cold start is then the slower way to serve the next sequence.
+   */
+  private warmSooner(model: string, coldReadyMs: number, ctx: PlanContext): boolean {
+    const at = this.warmSlotAt(model, ctx);
+    return at !== undefined && at < coldReadyMs;
+  }
+
+  /** When a sequence in a ready, open replica of the model is first predicted to end (undefined: none with a known end). */
+  private warmSlotAt(model: string, ctx: PlanContext): number | undefined {
+    if (this.warmSlots.version !== this.claimsVersion || this.warmSlots.atMs !== ctx.nowMs) this.warmSlots = { version: this.claimsVersion, atMs: ctx.nowMs, byModel: new Map() };
+    const cache = this.warmSlots.byModel;
+    const key = `${model}\u0000${ctx.holder ?? ''}`;
+    if (cache.has(key)) return cache.get(key);
+    // Open to it: not held for another task (a reservation's backfill is not counted on).
+    const openTo: PlanContext = { ...ctx, endMs: undefined };
+    const open = new Set<string>();
+    for (const r of this.replicasByModel.get(model) ?? []) {
+      const node = this.nodesById.get(r.nodeId);
+      if (r.state === 'ready' && node?.health === 'ready' && !this.replicaClosed(node, r, openTo)) open.add(r.id);
+    }
+    let at: number | undefined;
+    if (open.size > 0) {
+      for (const c of this.claims.values()) {
+        if (c.replicaId === undefined || c.endMs === undefined || !open.has(c.replicaId)) continue;
+        if (at === undefined || c.endMs < at) at = c.endMs;
+      }
+    }
+    cache.set(key, at);
+    return at;
   }
 
   /** Why a sequence fits nowhere (the slow path: only when it does not). */
@@ -822,7 +900,9 @@ export class Fleet {
       const surplus = new Map<string, number>();
       const candidates = [...node.replicas.values()]
         .filter((r) => {
-          if (r.external || this.closedBy(r.heldFor, ctx)) return false;
+          // A replica still loading was started for sequences on their way (some wait for it, or for
+          // a warm slot sooner): evicting it would throw the load away and hand their GPUs to others.
+          if (r.external || r.state === 'loading' || this.closedBy(r.heldFor, ctx)) return false;
           const freed = ctx.freed?.replicas.get(r.id)?.sequences ?? 0;
           if (r.sequences - freed > 0) return false;
           return r.gpuIndices.every((i) => {
@@ -991,6 +1071,7 @@ export class Fleet {
   }
 
   private book(node: FleetNode, claim: Claim): void {
+    this.claimsVersion += 1;
     node.cpuClaimedMillis += claim.demand.cpuMillis;
     node.memoryClaimedBytes += claim.demand.memoryBytes;
     node.claims += 1;
@@ -1100,6 +1181,9 @@ export class Fleet {
       if (report.ready && replica.state === 'loading') {
         replica.state = 'ready';
         opened = true;
+        const took = now - replica.requestedAtMs;
+        const before = this.loadMs.get(replica.model);
+        if (took >= 0) this.loadMs.set(replica.model, before === undefined ? took : before + LOAD_ALPHA * (took - before));
       }
       if (report.capacityTokens > 0 && report.capacityTokens !== replica.capacityTokens) replica.capacityTokens = report.capacityTokens;
       replica.reported = { running: report.running, waiting: report.waiting, kvCacheUsage: report.kvCacheUsage, atMs: now };

@@ -126,6 +126,22 @@ export class FairShare {
     return { ...(this.tenants.get(tenant)?.allocated ?? ZERO) };
   }
 
+  /**
+   * Whether the tenant holds less than its share of the fleet now (its
+   * dominant share under its part of the active tenants' shares): what it
+   * runs is within what fair share promises it, so its oldest work may be
+   * given room ahead of others' (the age bound). A tenant at or over its
+   * share competes for the rest as its priority says.
+   */
+  belowShare(tenant: string): boolean {
+    const t = this.tenants.get(tenant);
+    if (!t) return true;
+    let shares = 0;
+    for (const other of this.tenants.values()) if (this.active(other)) shares += this.shareOf(other);
+    if (!this.active(t)) shares += this.shareOf(t);
+    return shares <= 0 || this.rate(t.allocated) < this.shareOf(t) / shares;
+  }
+
   /** The tenant's current dominant share of the fleet, 0..1. */
   dominantShare(tenant: string): number {
     const t = this.tenants.get(tenant);

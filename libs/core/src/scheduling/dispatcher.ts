@@ -64,9 +64,10 @@ const TENANT_REFRESH_MS = 100;
 const QUOTA_MISSES_PER_TENANT = 16;
 const ONE_GPU: Resources = { gpus: 1, gpuMemoryBytes: 0, cpus: 0 };
 /**
- * Reservations at once (conservative backfill over the longest-waiting
- * jobs): each keeps its GPUs from its predicted start, and later ones are
- * planned around earlier ones.
+ * Reservations at once, as EASY backfill has (Slurm's default): one. Each
+ * keeps GPUs idle but for backfill until its start; in the quality benchmark
+ * more of them (up to a quarter of the fleet) cut batch waits a little more
+ * and cost requests far more.
  */
 const MAX_RESERVATIONS = 1;
 
@@ -103,11 +104,15 @@ interface PreemptionPass {
  * does not fit, or whose tenant is at its quota, does not block the ones
  * behind it (no head-of-line blocking); a pass stops after a run of misses.
  * A job that has waited policy.reserveAfterMs (or is overdue) and fits
- * nowhere gets a reservation (Fleet.reserve): the GPUs whose work is
- * predicted to end soonest are kept for it from then, and only work
- * predicted to end before that may use them meanwhile (backfill): large jobs
- * start within the age bound without GPUs held idle for them. Up to
- * MAX_RESERVATIONS at once. An urgent task that fits nowhere gets GPUs held
+ * nowhere gets a reservation (Fleet.reserve): GPUs whose work is predicted
+ * to end by its age bound are kept for it from then, and only work predicted
+ * to end before that may use them meanwhile (backfill): large jobs start
+ * within the age bound without GPUs held idle for them. Its tenant must hold
+ * less than its share of the fleet (FairShare.belowShare): the age bound
+ * covers a tenant's work up to its share, so a tenant that floods cannot turn
+ * its backlog into priority. MAX_RESERVATIONS at once. A sequence preempts
+ * only when no warm slot of its model is predicted to free before a replica
+ * on preempted GPUs would load. An urgent task that fits nowhere gets GPUs held
  * at once (so background work cannot keep taking the capacity it waits for),
  * and a task that preempted gets what it preempted for; one such hold at a
  * time.
@@ -142,8 +147,6 @@ export class Dispatcher {
   /** When tenants' fair-share scores were last refreshed (they move slowly: half-lives are minutes). */
   private scoresAtMs = -Infinity;
   private readonly scoredTenants = new Set<string>();
-  /** Tenants' usage over their fair share as of the last refresh (see refreshTenantScores). */
-  private usage = new Map<string, number>();
 
   constructor(options: DispatcherOptions) {
     this.fleet = options.fleet;
@@ -276,6 +279,9 @@ export class Dispatcher {
     }
     // Room made elsewhere would not help a tenant held back by its own quota.
     if (!demand || this.fairShare.quotaBlock(preemptor.tenant, this.fleet.estimateResources(demand))) return undefined;
+    // A sequence waits for a slot of a warm replica when one is predicted to free before a
+    // replica started on preempted GPUs would have loaded its weights.
+    if (demand.kind === 'sequence' && this.fleet.warmSlotBeforeColdStart(demand.model, preemptor.id)) return undefined;
     const made = this.preemptedFor.get(preemptor.id);
     if (made) {
       // Room was already made for it: while it is still coming (victims stopping in their grace),
@@ -442,7 +448,6 @@ export class Dispatcher {
 
   private refreshTenantScores(nowMs: number): void {
     const usage = this.fairShare.usageOverShares(nowMs);
-    this.usage = usage;
     const w = this.policy.weights.fairshare;
     this.scoresAtMs = nowMs;
     for (const tenant of this.queue.tenantNames()) {
@@ -461,9 +466,9 @@ export class Dispatcher {
     for (const task of this.queue.overdue()) {
       if (!this.fleet.hasRoom() || misses >= this.maxMisses) break;
       if (!unlimited && this.credit < 1) break;
-      // The age bound is a promise to tenants within their share: a tenant over it (one that
-      // floods) waits for capacity nobody else wants, as its fair share says.
-      if (!unlimited && this.overShare(task.tenant)) continue;
+      // The age bound covers a tenant's work up to its share of the fleet: beyond it (a tenant
+      // that floods), overdue work waits for room nobody else wants, as fair share says.
+      if (!unlimited && !this.fairShare.belowShare(task.tenant)) continue;
       const claim = this.tryPlace(task, nowMs);
       if (claim) {
         placed.push({ task, claim });
@@ -508,8 +513,8 @@ export class Dispatcher {
     const demand = this.demandOf(task.id);
     if (!demand) return;
     const urgent = task.priorityClass === PriorityClass.URGENT || task.inheritedClass === PriorityClass.URGENT;
-    // Nothing is kept for a tenant over its fair share, but its urgent work.
-    if (!urgent && this.overShare(task.tenant)) return;
+    // Nothing is kept for a tenant at or over its share of the fleet (but for urgent work).
+    if (!urgent && !this.fairShare.belowShare(task.tenant)) return;
     if (demand.kind === 'gpus' && (task.overdue || nowMs - task.readySinceMs >= this.policy.reserveAfterMs) && this.heldFor !== task.id) {
       if (this.reservations.has(task.id) || this.reservations.size >= MAX_RESERVATIONS) return;
       if (this.fleet.reserve(demand, task.id, task.readySinceMs + this.policy.maxAgeMs)) this.reservations.add(task.id);
@@ -517,11 +522,6 @@ export class Dispatcher {
     }
     if (this.heldFor !== undefined || !this.mayHold(task)) return;
     if (this.fleet.hold(demand, task.id)) this.heldFor = task.id;
-  }
-
-  /** Whether the tenant uses more than its fair share (of the active tenants', by decayed usage). */
-  private overShare(tenant: string): boolean {
-    return (this.usage.get(tenant) ?? 0) > 1;
   }
 
   private releaseHold(): void {

@@ -3,7 +3,7 @@ import { PriorityClass } from '@autoglm/proto';
 import type { Claim } from '../placement/claim';
 import type { Demand } from '../placement/demand';
 import { DEFAULT_PLACEMENT_POLICY, Fleet } from '../placement/fleet';
-import { addNode, cpuJob, gpuJob, testFleet } from '../placement/test-fleet';
+import { addNode, cpuJob, gpuJob, sequence, testFleet } from '../placement/test-fleet';
 import { FairShare } from '../policy/fair-share';
 import { DEFAULT_POLICY } from '../policy/policy';
 import { Dispatcher } from './dispatcher';
@@ -587,6 +587,31 @@ describe('preemption that pays', () => {
     enqueueJob(d, 'urgent', 't', PriorityClass.URGENT, 26_002);
     expect(d.dispatch(26_002)).toHaveLength(0);
     expect(d.preempt(26_002 + policy.urgentPreemptAfterMs)?.victims.map((v) => v.id)).toEqual(['young']);
+  });
+
+  it.each([
+    ['waits for a warm slot predicted to free before a replica on preempted GPUs would load', 10_000, false],
+    ['preempts for a new replica when no warm slot frees sooner', 600_000, true],
+  ])('a sequence %s', (_name, runningMs, preempts) => {
+    const { fleet, advance, now } = testFleet({ staleTelemetryMs: Infinity });
+    addNode(fleet, 'a', { gpus: 2, maxSequences: 1 });
+    const demands = new Map<string, Demand>([
+      ['chat', sequence()],
+      ['job', gpuJob(1)],
+      ['urgent', sequence()],
+    ]);
+    const d = new Dispatcher({ fleet, fairShare: new FairShare([], { halfLifeMs: 60_000 }), policy: { ...DEFAULT_POLICY, urgentPreemptAfterMs: 0 }, nowMs: now(), demandOf: (id) => demands.get(id) });
+    d.fleetChanged(now());
+    d.enqueue({ id: 'chat', tenant: 't', priorityClass: PriorityClass.NORMAL, priority: 0, readySinceMs: now(), predictedRunMs: runningMs }, now());
+    d.enqueue({ id: 'job', tenant: 't', priorityClass: PriorityClass.BACKGROUND, priority: 0, readySinceMs: now(), predictedRunMs: 600_000, preemptible: true }, now());
+    expect(d.dispatch(now())).toHaveLength(2);
+    fleet.takeCommands();
+    // The replica took 9 s to load: the chat sequence (10 s) is then a second from its end.
+    advance(9_000);
+    fleet.observe('a', [], [...fleet.get('a')!.replicas.values()].map((r) => ({ id: r.id, model: r.model, gpuIndices: [...r.gpuIndices], ready: true, external: false, capacityTokens: 0, running: 1, waiting: 0, kvCacheUsage: 0 })));
+    d.enqueue({ id: 'urgent', tenant: 't', priorityClass: PriorityClass.URGENT, priority: 0, readySinceMs: now(), predictedRunMs: 1_000 }, now());
+    expect(d.dispatch(now())).toHaveLength(0);
+    expect(d.preempt(now())?.victims.map((v) => v.id)).toEqual(preempts ? ['job'] : undefined);
   });
 
   it('lets a tenant within its fair share preempt young work of equal rank from a tenant at twice its share or more, and no one else', () => {
