@@ -253,7 +253,7 @@ describe('Fleet: inference runs in replicas', () => {
     const second = claimed(fleet.place(sequence(), 'second', t0 + 5_000));
     expect(fleet.get('a')!.replicas.get(second.replicaId!)!.state).toBe('loading');
     // A slot whose end is unknown promises nothing: the cold start goes ahead too.
-    expect(fleet.warmSlotBeforeColdStart(GLM.name)).toBe(false);
+    expect(fleet.warmSlotsBeforeColdStart(GLM.name)).toBe(0);
   });
 
   it('never evicts a replica that still has sequences', () => {

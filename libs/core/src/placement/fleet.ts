@@ -169,7 +169,8 @@ export class Fleet {
   private readonly loadMs = new Map<string, number>();
   /** Bumped whenever a claim is booked or released: what warmSlotAt computed stays good until then. */
   private claimsVersion = 0;
-  private warmSlots: { version: number; atMs: number; byModel: Map<string, number | undefined> } = { version: -1, atMs: NaN, byModel: new Map() };
+  /** Predicted ends of the sequences in warm replicas open to a holder, ascending, by model and holder (see warmEnds). */
+  private warmSlots: { version: number; atMs: number; byModel: Map<string, number[]> } = { version: -1, atMs: NaN, byModel: new Map() };
 
   constructor(
     private readonly policy: PlacementPolicy = DEFAULT_PLACEMENT_POLICY,
@@ -715,14 +716,19 @@ export class Fleet {
   }
 
   /**
-   * Whether a slot of a warm replica of the model is predicted to free
-   * before a replica started now would serve: preempting work for a new
-   * replica would then be the slower way to serve a sequence. What is held
-   * for `holder` counts as open to it.
+   * How many slots of warm replicas of the model are predicted to free
+   * before a replica started now would serve (what is held for `holder`
+   * counts as open to it): while no more sequences wait than that, a new
+   * replica (and preempting work to make room for one) is the slower way to
+   * serve them.
    */
-  warmSlotBeforeColdStart(model: string, holder?: string): boolean {
+  warmSlotsBeforeColdStart(model: string, holder?: string): number {
     const now = this.clock();
-    return this.warmSooner(model, now + this.loadEstimateMs(model), { holder, freed: undefined, live: true, nowMs: now, mayEvict: false });
+    const ends = this.warmEnds(model, { holder, freed: undefined, live: true, nowMs: now, mayEvict: false });
+    const coldReadyMs = now + this.loadEstimateMs(model);
+    let n = 0;
+    while (n < ends.length && ends[n]! < coldReadyMs) n += 1;
+    return n;
   }
 
   /**
@@ -731,16 +737,17 @@ export class Fleet {
    * cold start is then the slower way to serve the next sequence.
    */
   private warmSooner(model: string, coldReadyMs: number, ctx: PlanContext): boolean {
-    const at = this.warmSlotAt(model, ctx);
+    const at = this.warmEnds(model, ctx)[0];
     return at !== undefined && at < coldReadyMs;
   }
 
-  /** When a sequence in a ready, open replica of the model is first predicted to end (undefined: none with a known end). */
-  private warmSlotAt(model: string, ctx: PlanContext): number | undefined {
+  /** The predicted ends of the sequences in ready replicas of the model open to the placement, soonest first (those with a known end). */
+  private warmEnds(model: string, ctx: PlanContext): number[] {
     if (this.warmSlots.version !== this.claimsVersion || this.warmSlots.atMs !== ctx.nowMs) this.warmSlots = { version: this.claimsVersion, atMs: ctx.nowMs, byModel: new Map() };
     const cache = this.warmSlots.byModel;
     const key = `${model}\u0000${ctx.holder ?? ''}`;
-    if (cache.has(key)) return cache.get(key);
+    const cached = cache.get(key);
+    if (cached) return cached;
     // Open to it: not held for another task (a reservation's backfill is not counted on).
     const openTo: PlanContext = { ...ctx, endMs: undefined };
     const open = new Set<string>();
@@ -748,15 +755,15 @@ export class Fleet {
       const node = this.nodesById.get(r.nodeId);
       if (r.state === 'ready' && node?.health === 'ready' && !this.replicaClosed(node, r, openTo)) open.add(r.id);
     }
-    let at: number | undefined;
+    const ends: number[] = [];
     if (open.size > 0) {
       for (const c of this.claims.values()) {
-        if (c.replicaId === undefined || c.endMs === undefined || !open.has(c.replicaId)) continue;
-        if (at === undefined || c.endMs < at) at = c.endMs;
+        if (c.replicaId !== undefined && c.endMs !== undefined && open.has(c.replicaId)) ends.push(c.endMs);
       }
+      ends.sort((a, b) => a - b);
     }
-    cache.set(key, at);
-    return at;
+    cache.set(key, ends);
+    return ends;
   }
 
   /** Why a sequence fits nowhere (the slow path: only when it does not). */

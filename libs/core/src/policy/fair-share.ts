@@ -127,19 +127,24 @@ export class FairShare {
   }
 
   /**
-   * Whether the tenant holds less than its share of the fleet now (its
-   * dominant share under its part of the active tenants' shares): what it
-   * runs is within what fair share promises it, so its oldest work may be
-   * given room ahead of others' (the age bound). A tenant at or over its
-   * share competes for the rest as its priority says.
+   * Whether the tenant holds its share of the fleet or more now (its
+   * dominant share against its part of the active tenants' shares) while
+   * another tenant with work queued holds less than its own: running more of
+   * this tenant's work first would crowd that one out. The age bound's
+   * promises (reservations, overdue placements) are kept for work that does
+   * not; a tenant alone, or within its share, is never crowding.
    */
-  belowShare(tenant: string): boolean {
+  crowdsOthers(tenant: string): boolean {
     const t = this.tenants.get(tenant);
-    if (!t) return true;
+    if (!t) return false;
     let shares = 0;
     for (const other of this.tenants.values()) if (this.active(other)) shares += this.shareOf(other);
     if (!this.active(t)) shares += this.shareOf(t);
-    return shares <= 0 || this.rate(t.allocated) < this.shareOf(t) / shares;
+    if (!(shares > 0) || this.rate(t.allocated) < this.shareOf(t) / shares) return false;
+    for (const other of this.tenants.values()) {
+      if (other !== t && other.queued > 0 && this.rate(other.allocated) < this.shareOf(other) / shares) return true;
+    }
+    return false;
   }
 
   /** The tenant's current dominant share of the fleet, 0..1. */

@@ -478,6 +478,22 @@ describe('FairShare', () => {
     expect(fs.dominantShare('a')).toBe(0.5);
   });
 
+  it('says a tenant crowds others out only while it holds its share or more and another with work queued holds less than its own', () => {
+    const fs = new FairShare([{ name: 'flood', share: 1 }, { name: 'light', share: 1 }], { halfLifeMs: 60_000 });
+    fs.setCapacity({ gpus: 8, gpuMemoryBytes: 0, cpus: 0 }, 0);
+    fs.queued('flood', 10);
+    fs.allocate('flood', { gpus: 8, gpuMemoryBytes: 0, cpus: 0 }, 0);
+    // Alone, a tenant holding the whole fleet crowds nobody out.
+    expect(fs.crowdsOthers('flood')).toBe(false);
+    fs.queued('light', 1);
+    expect(fs.crowdsOthers('flood')).toBe(true);
+    expect(fs.crowdsOthers('light')).toBe(false);
+    // Once the light tenant holds its share, nobody is crowded out.
+    fs.release('flood', { gpus: 4, gpuMemoryBytes: 0, cpus: 0 }, 1);
+    fs.allocate('light', { gpus: 4, gpuMemoryBytes: 0, cpus: 0 }, 1);
+    expect(fs.crowdsOthers('flood')).toBe(false);
+  });
+
   it('calls a tenant over its nominal quota a borrower', () => {
     const fs = new FairShare([{ name: 'a', quota: { gpus: { nominal: 2 } } }], { halfLifeMs: MIN });
     fs.allocate('a', { gpus: 2, gpuMemoryBytes: 0, cpus: 0 }, 0);

@@ -107,12 +107,12 @@ interface PreemptionPass {
  * nowhere gets a reservation (Fleet.reserve): GPUs whose work is predicted
  * to end by its age bound are kept for it from then, and only work predicted
  * to end before that may use them meanwhile (backfill): large jobs start
- * within the age bound without GPUs held idle for them. Its tenant must hold
- * less than its share of the fleet (FairShare.belowShare): the age bound
- * covers a tenant's work up to its share, so a tenant that floods cannot turn
- * its backlog into priority. MAX_RESERVATIONS at once. A sequence preempts
- * only when no warm slot of its model is predicted to free before a replica
- * on preempted GPUs would load. An urgent task that fits nowhere gets GPUs held
+ * within the age bound without GPUs held idle for them. Not for a tenant at
+ * or over its share while another with work queued is within its own
+ * (FairShare.crowdsOthers): a tenant that floods cannot turn its backlog into
+ * priority over the tenants it crowds out. MAX_RESERVATIONS at once. A sequence preempts
+ * only when more sequences of its model wait than warm slots are predicted to
+ * free before a replica on preempted GPUs would load. An urgent task that fits nowhere gets GPUs held
  * at once (so background work cannot keep taking the capacity it waits for),
  * and a task that preempted gets what it preempted for; one such hold at a
  * time.
@@ -136,6 +136,9 @@ export class Dispatcher {
   /** Why a task was last passed over (only tasks tried and still queued). */
   private readonly passedOver = new Map<string, { cause: WaitCause; detail: string }>();
   private heldFor?: string;
+  /** Queued inference requests by model, and each one's model: how many wait for its replicas. */
+  private readonly queuedSequences = new Map<string, number>();
+  private readonly sequenceModels = new Map<string, string>();
   /** Tasks with a reservation (Fleet.reserve), oldest first. */
   private readonly reservations = new Set<string>();
   /**
@@ -164,7 +167,14 @@ export class Dispatcher {
 
   /** Queues a runnable task. */
   enqueue(task: QueuedTaskInit, nowMs: number): void {
-    if (!this.queue.has(task.id)) this.fairShare.queued(task.tenant, 1);
+    if (!this.queue.has(task.id)) {
+      this.fairShare.queued(task.tenant, 1);
+      const demand = this.demandOf(task.id);
+      if (demand?.kind === 'sequence') {
+        this.sequenceModels.set(task.id, demand.model);
+        this.queuedSequences.set(demand.model, (this.queuedSequences.get(demand.model) ?? 0) + 1);
+      }
+    }
     // A tenant new to the queue gets its score at the next pass, not up to TENANT_REFRESH_MS later.
     if (!this.scoredTenants.has(task.tenant)) this.scoresAtMs = -Infinity;
     this.queue.push(task, nowMs);
@@ -279,9 +289,9 @@ export class Dispatcher {
     }
     // Room made elsewhere would not help a tenant held back by its own quota.
     if (!demand || this.fairShare.quotaBlock(preemptor.tenant, this.fleet.estimateResources(demand))) return undefined;
-    // A sequence waits for a slot of a warm replica when one is predicted to free before a
-    // replica started on preempted GPUs would have loaded its weights.
-    if (demand.kind === 'sequence' && this.fleet.warmSlotBeforeColdStart(demand.model, preemptor.id)) return undefined;
+    // Sequences wait for slots of warm replicas while no more of them wait than slots are
+    // predicted to free before a replica started on preempted GPUs would have loaded.
+    if (demand.kind === 'sequence' && (this.queuedSequences.get(demand.model) ?? 0) <= this.fleet.warmSlotsBeforeColdStart(demand.model, preemptor.id)) return undefined;
     const made = this.preemptedFor.get(preemptor.id);
     if (made) {
       // Room was already made for it: while it is still coming (victims stopping in their grace),
@@ -466,9 +476,9 @@ export class Dispatcher {
     for (const task of this.queue.overdue()) {
       if (!this.fleet.hasRoom() || misses >= this.maxMisses) break;
       if (!unlimited && this.credit < 1) break;
-      // The age bound covers a tenant's work up to its share of the fleet: beyond it (a tenant
-      // that floods), overdue work waits for room nobody else wants, as fair share says.
-      if (!unlimited && !this.fairShare.belowShare(task.tenant)) continue;
+      // The age bound does not let a tenant over its share (one that floods) crowd out a tenant
+      // within its own: such overdue work waits for room nobody else wants, as fair share says.
+      if (!unlimited && this.fairShare.crowdsOthers(task.tenant)) continue;
       const claim = this.tryPlace(task, nowMs);
       if (claim) {
         placed.push({ task, claim });
@@ -513,8 +523,8 @@ export class Dispatcher {
     const demand = this.demandOf(task.id);
     if (!demand) return;
     const urgent = task.priorityClass === PriorityClass.URGENT || task.inheritedClass === PriorityClass.URGENT;
-    // Nothing is kept for a tenant at or over its share of the fleet (but for urgent work).
-    if (!urgent && !this.fairShare.belowShare(task.tenant)) return;
+    // Nothing is kept for a tenant crowding out another within its share (but for urgent work).
+    if (!urgent && this.fairShare.crowdsOthers(task.tenant)) return;
     if (demand.kind === 'gpus' && (task.overdue || nowMs - task.readySinceMs >= this.policy.reserveAfterMs) && this.heldFor !== task.id) {
       if (this.reservations.has(task.id) || this.reservations.size >= MAX_RESERVATIONS) return;
       if (this.fleet.reserve(demand, task.id, task.readySinceMs + this.policy.maxAgeMs)) this.reservations.add(task.id);
@@ -565,6 +575,13 @@ export class Dispatcher {
 
   private forget(task: QueuedTask): void {
     this.fairShare.queued(task.tenant, -1);
+    const model = this.sequenceModels.get(task.id);
+    if (model !== undefined) {
+      this.sequenceModels.delete(task.id);
+      const n = (this.queuedSequences.get(model) ?? 1) - 1;
+      if (n > 0) this.queuedSequences.set(model, n);
+      else this.queuedSequences.delete(model);
+    }
     this.passedOver.delete(task.id);
     this.preemptedFor.delete(task.id);
     if (this.heldFor === task.id) this.releaseHold();

@@ -590,15 +590,17 @@ describe('preemption that pays', () => {
   });
 
   it.each([
-    ['waits for a warm slot predicted to free before a replica on preempted GPUs would load', 10_000, false],
-    ['preempts for a new replica when no warm slot frees sooner', 600_000, true],
-  ])('a sequence %s', (_name, runningMs, preempts) => {
+    ['waits for a warm slot predicted to free before a replica on preempted GPUs would load', 10_000, 1, false],
+    ['preempts for a new replica when no warm slot frees sooner', 600_000, 1, true],
+    ['preempts for a new replica when more sequences wait than warm slots free sooner', 10_000, 2, true],
+  ])('a sequence %s', (_name, runningMs, waiting, preempts) => {
     const { fleet, advance, now } = testFleet({ staleTelemetryMs: Infinity });
     addNode(fleet, 'a', { gpus: 2, maxSequences: 1 });
     const demands = new Map<string, Demand>([
       ['chat', sequence()],
       ['job', gpuJob(1)],
       ['urgent', sequence()],
+      ['urgent-2', sequence()],
     ]);
     const d = new Dispatcher({ fleet, fairShare: new FairShare([], { halfLifeMs: 60_000 }), policy: { ...DEFAULT_POLICY, urgentPreemptAfterMs: 0 }, nowMs: now(), demandOf: (id) => demands.get(id) });
     d.fleetChanged(now());
@@ -610,6 +612,7 @@ describe('preemption that pays', () => {
     advance(9_000);
     fleet.observe('a', [], [...fleet.get('a')!.replicas.values()].map((r) => ({ id: r.id, model: r.model, gpuIndices: [...r.gpuIndices], ready: true, external: false, capacityTokens: 0, running: 1, waiting: 0, kvCacheUsage: 0 })));
     d.enqueue({ id: 'urgent', tenant: 't', priorityClass: PriorityClass.URGENT, priority: 0, readySinceMs: now(), predictedRunMs: 1_000 }, now());
+    if (waiting > 1) d.enqueue({ id: 'urgent-2', tenant: 't', priorityClass: PriorityClass.URGENT, priority: 0, readySinceMs: now(), predictedRunMs: 1_000 }, now());
     expect(d.dispatch(now())).toHaveLength(0);
     expect(d.preempt(now())?.victims.map((v) => v.id)).toEqual(preempts ? ['job'] : undefined);
   });
