@@ -110,12 +110,13 @@ interface PreemptionPass {
  * within the age bound without GPUs held idle for them. Not for a tenant at
  * or over its share while another with work queued is within its own
  * (FairShare.crowdsOthers): a tenant that floods cannot turn its backlog into
- * priority over the tenants it crowds out. MAX_RESERVATIONS at once. A sequence preempts
- * only when more sequences of its model wait than warm slots are predicted to
- * free before a replica on preempted GPUs would load. An urgent task that fits nowhere gets GPUs held
- * at once (so background work cannot keep taking the capacity it waits for),
- * and a task that preempted gets what it preempted for; one such hold at a
- * time.
+ * priority over the tenants it crowds out. MAX_RESERVATIONS at once.
+ *
+ * An urgent task that fits nowhere gets GPUs held at once (so background
+ * work cannot keep taking the capacity it waits for), and a task that
+ * preempted gets what it preempted for; one such hold at a time. A sequence
+ * preempts only when more sequences of its model wait than warm slots are
+ * predicted to free before a replica on preempted GPUs would load.
  */
 export class Dispatcher {
   readonly queue: PolicyQueue;
