@@ -404,6 +404,10 @@ describe('Dispatcher: reservations, short work first, max-min fair share', () =>
     expect(why.reservedStartMs).toBe(MIN);
     expect(why.detail).toMatch(/GPU\(s\) 0, 1 of node n0 are reserved for it from 1970-01-01T00:01:00.000Z \(predicted\); work predicted to end before then may use them/);
     expect(why.factors.map((f) => f.name)).toContain('size');
+    // Another job waiting sees the reservation it cannot backfill.
+    c.submit(simTask({ id: 'long', runMs: 10 * MIN, predictedRunMs: 10 * MIN }));
+    c.runUntil(2 * SEC);
+    expect(c.dispatcher.explain('long', 2 * SEC)!.detail).toMatch(/GPU\(s\) 0, 1 of node n0 are reserved for task pair from 1970-01-01T00:01:00.000Z: work predicted to end by then may use them/);
   });
 
   it('runs short work first within a class, and lets long work overtake once it has waited (size / age) x the age bound', () => {

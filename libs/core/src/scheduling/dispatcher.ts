@@ -441,6 +441,12 @@ export class Dispatcher {
             ? `; ${this.describeHold(id, heldNode)} reserved for it (when what runs there ends is not known: nothing else starts there)`
             : `; ${this.describeHold(id, heldNode)} reserved for it from ${new Date(reservedStartMs).toISOString()} (predicted); work predicted to end before then may use them`;
       } else if (heldNode) detail += `; ${this.describeHold(id, heldNode)} held for it until it fits`;
+      for (const other of this.reservations) {
+        const node = other === id ? undefined : this.fleet.heldNode(other);
+        const startMs = this.fleet.reservedStart(other);
+        if (node === undefined || startMs === undefined) continue;
+        detail += `; ${this.describeHold(other, node)} reserved for task ${other} from ${new Date(startMs).toISOString()}: work predicted to end by then may use them`;
+      }
     } else {
       cause = 'priority';
       detail = position > 1 ? `lower priority than ${position - 1} tasks ahead of it` : 'next to be placed';
