@@ -454,19 +454,24 @@ describe('Fleet: reasons, holds and room', () => {
     expect(claimed(fleet.place(gpuJob(1), 'job')).gpuIndices).toEqual([0]);
   });
 
-  it('reserves the GPUs that leave the least time idle before the start, when that still starts the job by its bound', () => {
+  it('reserves, under a bound, the run of GPUs that starts the job latest in time; past it, or with no bound, the earliest', () => {
     const { fleet, now } = testFleet();
     addNode(fleet, 'a', { gpus: 4 });
     const t0 = now();
     // The GPUs free in 5 s, 100 s, 110 s and 120 s.
     for (const s of [5, 100, 110, 120]) claimed(fleet.place(gpuJob(1), `job-${s}`, t0 + s * 1000));
-    // Two GPUs: the pair freeing at 100 s and 110 s idles 10 s, the earliest pair (5 s, 100 s) 95 s.
-    expect(fleet.reserve(gpuJob(2), 'pair', t0 + 600_000)).toEqual({ nodeId: 'a', startMs: t0 + 110_000 });
-    expect(fleet.heldGpus('pair')).toEqual([1, 2]);
+    // Two GPUs by a bound of 10 min: the pair freeing at 110 s and 120 s (open to backfill the longest, 10 s idle).
+    expect(fleet.reserve(gpuJob(2), 'pair', t0 + 600_000)).toEqual({ nodeId: 'a', startMs: t0 + 120_000 });
+    expect(fleet.heldGpus('pair')).toEqual([2, 3]);
     fleet.unhold('pair');
-    // With a bound of 60 s nothing is in time: the earliest start.
+    // By 115 s: the latest pair in time (100 s and 110 s), not the earliest (5 s and 100 s, 95 s idle).
+    expect(fleet.reserve(gpuJob(2), 'pair', t0 + 115_000)).toEqual({ nodeId: 'a', startMs: t0 + 110_000 });
+    fleet.unhold('pair');
+    // With a bound of 60 s nothing is in time, and with none at all: the earliest start.
     expect(fleet.reserve(gpuJob(2), 'pair', t0 + 60_000)).toEqual({ nodeId: 'a', startMs: t0 + 100_000 });
     expect(fleet.heldGpus('pair')).toEqual([0, 1]);
+    fleet.unhold('pair');
+    expect(fleet.reserve(gpuJob(2), 'pair')?.startMs).toBe(t0 + 100_000);
   });
 
   it('makes a plain hold of a reservation over work whose end is unknown: nothing backfills', () => {

@@ -412,10 +412,12 @@ export class Fleet {
    * Reserves GPUs for a job that fits nowhere now, from a time it can start
    * predicted from the running work's predicted ends (free GPUs now, a job's
    * at its predicted end, a replica's once its last sequence is predicted to
-   * end). Among the plans that start it by `startByMs` (its age bound), the
-   * one that leaves the least GPU-time idle waiting for the start wins (GPUs
-   * that free early sit reserved, open only to backfill), then the earliest;
-   * with none in time, the earliest. Until the start, work
+   * end). Each run of N GPUs of a node in the order they free is a plan.
+   * Among the plans that start it by `startByMs` (its age bound), the one
+   * that starts latest wins (what it reserves stays open to backfill the
+   * longest, and the job often finds room on its own before), then the one
+   * leaving the least GPU-time idle; with no bound, or none in time, the
+   * earliest. Until the start, work
    * predicted to end before it may use the reserved GPUs (backfill, `place`
    * with its predicted end), so nothing sits idle that could run and be done
    * in time; nothing else may. Where a running claim's end is unknown, the
@@ -438,9 +440,11 @@ export class Fleet {
       return Infinity;
     };
     type Option = { node: FleetNode; gpus: number[]; startMs: number; idleMs: number; ready: number };
-    // In time first, with the least GPU-time left idle waiting for the start (GPUs that free early
-    // sit reserved, open only to backfill), then the earliest start; too late, the earliest start.
-    const cost = (o: Option) => (o.startMs <= startByMs ? [0, o.idleMs, o.startMs, -o.ready] : [1, o.startMs, o.idleMs, -o.ready]);
+    // With a bound: the latest start still in time (its GPUs stay open to backfill the longest, and
+    // the job often finds room on its own before), then the least GPU-time left idle waiting for
+    // it. Without one, or with none in time: the earliest start.
+    const bounded = Number.isFinite(startByMs);
+    const cost = (o: Option) => (bounded && o.startMs <= startByMs ? [0, -o.startMs, o.idleMs, -o.ready] : [1, o.startMs, o.idleMs, -o.ready]);
     let best: Option | undefined;
     for (const node of this.nodesById.values()) {
       if (node.health !== 'ready' || !servesModel(node, demand.model)) continue;
