@@ -16,12 +16,13 @@ const NEVER_MS = 365 * 24 * 3600_000;
 /**
  * Static priority: the class weight alone (every other factor, whichever
  * the project defines, at 0), so the order is class, then arrival; no task
- * ever becomes overdue, and no waiting-time rule (the age bound, a
- * reservation after waiting, if the policy has one) ever fires.
+ * ever becomes overdue, no waiting-time rule (the age bound, a
+ * reservation after waiting) ever fires, and batch jobs take any free GPU
+ * (no headroom kept for inference).
  */
 function staticPolicy(): Policy {
   const weights = Object.fromEntries(FACTORS.map((f) => [f, f === 'class' ? 10_000 : 0])) as Weights;
-  return { ...DEFAULT_POLICY, weights, maxAgeMs: NEVER_MS, overdueShare: 0, reserveAfterMs: NEVER_MS };
+  return { ...DEFAULT_POLICY, weights, maxAgeMs: NEVER_MS, overdueShare: 0, reserveAfterMs: NEVER_MS, inferenceHeadroomMs: 0 };
 }
 
 /** Static priority and the dynamic policy: the project's Dispatcher, FairShare and Fleet, as decision drives them. */

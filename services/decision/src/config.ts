@@ -111,6 +111,8 @@ export const DecisionConfigSchema = z.object({
   preemptMaxRunMs: z.coerce.number().int().min(0).max(86_400_000).default(DEFAULT_POLICY.preemptMaxRunMs),
   /** A job waiting for capacity this long gets a reservation with backfill. */
   reserveAfterMs: z.coerce.number().int().min(0).max(7 * 86_400_000).default(DEFAULT_POLICY.reserveAfterMs),
+  /** Batch jobs leave open the GPUs inference used more at its peak over this window than now (0: off). */
+  inferenceHeadroomMs: z.coerce.number().int().min(0).max(86_400_000).default(DEFAULT_POLICY.inferenceHeadroomMs),
   /** Fair share: past usage counts half after this long. */
   fairShareHalfLifeMs: z.coerce.number().int().min(1000).max(30 * 86_400_000).default(600_000),
   /**
@@ -182,6 +184,7 @@ export function loadDecisionConfig(env: NodeJS.ProcessEnv = process.env): Decisi
     urgentPreemptAfterMs: 'AUTOGLM_URGENT_PREEMPT_AFTER_MS',
     preemptMaxRunMs: 'AUTOGLM_PREEMPT_MAX_RUN_MS',
     reserveAfterMs: 'AUTOGLM_RESERVE_AFTER_MS',
+    inferenceHeadroomMs: 'AUTOGLM_INFERENCE_HEADROOM_MS',
     tenants: 'AUTOGLM_TENANTS',
     shedQueueLimit: 'AUTOGLM_SHED_QUEUE_LIMIT',
   }, env);

@@ -140,7 +140,10 @@ export async function startDecision(
 
 /** The configured policy: the preset, then the weights and durations over it (validated as ApplyPolicy would). */
 export function startingPolicy(
-  config: Pick<DecisionConfig, 'policyPreset' | 'policyWeights' | 'maxAgeMs' | 'fairShareHalfLifeMs' | 'preemptAfterMs' | 'urgentPreemptAfterMs' | 'preemptMaxRunMs' | 'reserveAfterMs'>,
+  config: Pick<
+    DecisionConfig,
+    'policyPreset' | 'policyWeights' | 'maxAgeMs' | 'fairShareHalfLifeMs' | 'preemptAfterMs' | 'urgentPreemptAfterMs' | 'preemptMaxRunMs' | 'reserveAfterMs' | 'inferenceHeadroomMs'
+  >,
 ) {
   let policy;
   try {
@@ -156,6 +159,7 @@ export function startingPolicy(
     urgentPreemptAfter: toDuration(config.urgentPreemptAfterMs),
     preemptMaxRun: toDuration(config.preemptMaxRunMs),
     reserveAfter: toDuration(config.reserveAfterMs),
+    inferenceHeadroom: toDuration(config.inferenceHeadroomMs),
     });
   } catch (err) {
     throw new Error(`AUTOGLM_POLICY_WEIGHTS: ${(err as Error).message}`, { cause: err });

@@ -634,6 +634,22 @@ export class Fleet {
   }
 
   /**
+   * GPUs on ready nodes now serving or loading replicas with work (busy
+   * replicas), and GPUs a job could take now (free, or under an idle
+   * replica it may evict).
+   */
+  gpuUse(): { inference: number; open: number } {
+    let inference = 0;
+    let open = 0;
+    for (const node of this.nodesById.values()) {
+      if (node.health !== 'ready') continue;
+      open += node.freeGpus + node.idleGpus;
+      for (const r of node.replicas.values()) if (r.sequences > 0 || r.state === 'loading') inference += r.gpuIndices.length;
+    }
+    return { inference, open };
+  }
+
+  /**
    * What a demand would count for fair share and quotas once placed, before
    * it is (a claim carries the exact figure): whole GPUs of the fleet's
    * largest for a job, for a sequence its share of a replica of its model.

@@ -5,7 +5,7 @@ import { applyPolicyUpdate, DEFAULT_POLICY, FACTORS, type Policy, PRESETS } from
 import { ageValue as ageFactor, classValue as classFactor } from './priority';
 
 function update(partial: Partial<PolicyUpdate>): PolicyUpdate {
-  return { preset: '', weights: {}, tenantBoosts: {}, source: 'operator', reason: 'test', maxAge: undefined, fairShareHalfLife: undefined, preemptAfter: undefined, urgentPreemptAfter: undefined, preemptMaxRun: undefined, reserveAfter: undefined, ...partial };
+  return { preset: '', weights: {}, tenantBoosts: {}, source: 'operator', reason: 'test', maxAge: undefined, fairShareHalfLife: undefined, preemptAfter: undefined, urgentPreemptAfter: undefined, preemptMaxRun: undefined, reserveAfter: undefined, inferenceHeadroom: undefined, ...partial };
 }
 
 /** The InvalidArgumentError an update is refused with. */
@@ -78,11 +78,13 @@ describe('applyPolicyUpdate', () => {
     expect(applyPolicyUpdate(DEFAULT_POLICY, update({ urgentPreemptAfter: { seconds: 0, nanos: 0 } })).urgentPreemptAfterMs).toBe(0);
   });
 
-  it('sets how young preemption victims must be, and when a waiting job gets a reservation', () => {
+  it('sets how young preemption victims must be, when a waiting job gets a reservation, and the inference headroom window', () => {
     expect(applyPolicyUpdate(DEFAULT_POLICY, update({ preemptMaxRun: { seconds: 60, nanos: 0 } })).preemptMaxRunMs).toBe(60_000);
     expect(applyPolicyUpdate(DEFAULT_POLICY, update({ reserveAfter: { seconds: 120, nanos: 0 } })).reserveAfterMs).toBe(120_000);
     expect(refusal(DEFAULT_POLICY, update({ preemptMaxRun: { seconds: 2 * 86_400, nanos: 0 } })).message).toMatch(/^update\.preempt_max_run: must be between 0 s and 1 days/);
     expect(refusal(DEFAULT_POLICY, update({ reserveAfter: { seconds: -1, nanos: 0 } })).message).toMatch(/^update\.reserve_after: must be between 0 s and 7 days/);
+    expect(applyPolicyUpdate(DEFAULT_POLICY, update({ inferenceHeadroom: { seconds: 0, nanos: 0 } })).inferenceHeadroomMs).toBe(0);
+    expect(refusal(DEFAULT_POLICY, update({ inferenceHeadroom: { seconds: 2 * 86_400, nanos: 0 } })).message).toMatch(/^update\.inference_headroom: must be between 0 s and 1 days/);
   });
 
   it('adds tenant boosts and keeps the earlier ones', () => {

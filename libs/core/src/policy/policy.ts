@@ -76,6 +76,14 @@ export interface Policy extends PriorityShape {
    * idle. @default 5 minutes (half the age bound)
    */
   reserveAfterMs: number;
+  /**
+   * Batch jobs below urgent (not overdue or reserved) start only where they
+   * leave open as many GPUs as inference used more, at its peak over this
+   * window, than it uses now: a burst that just ended tends to come back,
+   * and a job started in the lull would hold its GPUs through it. 0: off.
+   * @default 2 minutes
+   */
+  inferenceHeadroomMs: number;
 }
 
 export const DEFAULT_PRIORITY_SHAPE: PriorityShape = {
@@ -97,6 +105,7 @@ export const DEFAULT_POLICY: Policy = {
   urgentPreemptAfterMs: 250,
   preemptMaxRunMs: 10_000,
   reserveAfterMs: 5 * 60_000,
+  inferenceHeadroomMs: 2 * 60_000,
 };
 
 /** Applies an update to a policy, validating every field; returns the new policy (version + 1). */
@@ -130,6 +139,7 @@ export function applyPolicyUpdate(policy: Policy, update: PolicyUpdate): Policy 
   if (update.urgentPreemptAfter) next.urgentPreemptAfterMs = durationIn(update.urgentPreemptAfter, 'update.urgent_preempt_after', 0, DAY_MS);
   if (update.preemptMaxRun) next.preemptMaxRunMs = durationIn(update.preemptMaxRun, 'update.preempt_max_run', 0, DAY_MS);
   if (update.reserveAfter) next.reserveAfterMs = durationIn(update.reserveAfter, 'update.reserve_after', 0, 7 * DAY_MS);
+  if (update.inferenceHeadroom) next.inferenceHeadroomMs = durationIn(update.inferenceHeadroom, 'update.inference_headroom', 0, DAY_MS);
   next.version = policy.version + 1;
   return next;
 }

@@ -3,7 +3,7 @@ import { PriorityClass } from '@autoglm/proto';
 import type { Claim } from '../placement/claim';
 import type { Demand } from '../placement/demand';
 import { DEFAULT_PLACEMENT_POLICY, Fleet } from '../placement/fleet';
-import { gpuJob } from '../placement/test-fleet';
+import { addNode, gpuJob, sequence, testFleet } from '../placement/test-fleet';
 import { FairShare, type TenantConfig } from '../policy/fair-share';
 import { DEFAULT_POLICY, PRESETS, type Policy } from '../policy/policy';
 import { Dispatcher } from './dispatcher';
@@ -429,6 +429,41 @@ describe('Dispatcher: reservations, short work first, max-min fair share', () =>
     c.submit(simTask({ id: 'short-later', readySinceMs: catchUpMs + 10 * SEC, runMs: 5 * SEC, predictedRunMs: 5 * SEC }));
     expect(order().indexOf('long')).toBeLessThan(order().indexOf('short-later'));
     expect(catchUpMs).toBeLessThan(policy.maxAgeMs);
+  });
+
+  it('keeps open for inference the GPUs it used more at its peak in the headroom window than now: a batch job waits out the lull', () => {
+    const { fleet, advance, now } = testFleet({ staleTelemetryMs: Infinity });
+    addNode(fleet, 'a', { gpus: 4, maxSequences: 1 });
+    const demands = new Map<string, Demand>();
+    const policy: Policy = { ...DEFAULT_POLICY, inferenceHeadroomMs: 60_000 };
+    const d = new Dispatcher({ fleet, fairShare: new FairShare([], { halfLifeMs: 60_000 }), policy, nowMs: now(), demandOf: (id) => demands.get(id) });
+    d.fleetChanged(now());
+    // A burst: three sequences, each in a replica of its own (one sequence per replica).
+    for (let i = 0; i < 3; i++) {
+      demands.set(`seq-${i}`, sequence());
+      d.enqueue({ id: `seq-${i}`, tenant: 't', priorityClass: PriorityClass.NORMAL, priority: 0, readySinceMs: now(), predictedRunMs: 5_000 }, now());
+    }
+    const burst = d.dispatch(now());
+    expect(burst).toHaveLength(3);
+    fleet.takeCommands();
+    fleet.observe('a', [], [...fleet.get('a')!.replicas.values()].map((r) => ({ id: r.id, model: r.model, gpuIndices: [...r.gpuIndices], ready: true, external: false, capacityTokens: 0, running: 1, waiting: 0, kvCacheUsage: 0 })));
+    d.dispatch(now());
+    // The burst ends; a 2-GPU batch job arrives in the lull: 4 GPUs are open, but inference used 3 a moment ago.
+    advance(5_000);
+    for (const p of burst) {
+      fleet.release(p.claim);
+      d.release(p.task.id, now());
+    }
+    demands.set('job', gpuJob(2));
+    d.enqueue({ id: 'job', tenant: 't', priorityClass: PriorityClass.BACKGROUND, priority: 0, readySinceMs: now(), predictedRunMs: 600_000 }, now());
+    expect(d.dispatch(now())).toHaveLength(0);
+    expect(d.explain('job', now())!.detail).toMatch(/held back: inference used 3 GPU\(s\) more than now within the last 60 s/);
+    // A 1-GPU job fits beside the headroom; once the peak leaves the window, the 2-GPU one starts.
+    demands.set('small', gpuJob(1));
+    d.enqueue({ id: 'small', tenant: 't', priorityClass: PriorityClass.BACKGROUND, priority: 0, readySinceMs: now(), predictedRunMs: 600_000 }, now());
+    expect(d.dispatch(now()).map((p) => p.task.id)).toEqual(['small']);
+    advance(61_000);
+    expect(d.dispatch(now()).map((p) => p.task.id)).toEqual(['job']);
   });
 
   it('gives a tenant asking for less than its share all it asks while another floods (max-min fair), and the flood the rest', () => {

@@ -112,6 +112,11 @@ interface PreemptionPass {
  * (FairShare.crowdsOthers): a tenant that floods cannot turn its backlog into
  * priority over the tenants it crowds out. MAX_RESERVATIONS at once.
  *
+ * Batch jobs below urgent (not overdue or reserved) leave open as many GPUs
+ * as inference used more at its peak over policy.inferenceHeadroomMs than it
+ * uses now: a burst that just ended tends to come back, and a job started in
+ * the lull would hold its GPUs through it.
+ *
  * An urgent task that fits nowhere gets GPUs held at once (so background
  * work cannot keep taking the capacity it waits for), and a task that
  * preempted gets what it preempted for; one such hold at a time. A sequence
@@ -137,9 +142,14 @@ export class Dispatcher {
   /** Why a task was last passed over (only tasks tried and still queued). */
   private readonly passedOver = new Map<string, { cause: WaitCause; detail: string }>();
   private heldFor?: string;
+  /** GPUs kept open for inference in this pass (inferenceHeadroom), and the GPUs open to jobs in it. */
+  private headroom = 0;
+  private openGpus: number | undefined;
   /** Queued inference requests by model, and each one's model: how many wait for its replicas. */
   private readonly queuedSequences = new Map<string, number>();
   private readonly sequenceModels = new Map<string, string>();
+  /** Recent GPUs in inference use, as (time, GPUs) with falling GPUs: the window's peak first. */
+  private inferencePeaks: Array<[number, number]> = [];
   /** Tasks with a reservation (Fleet.reserve), oldest first. */
   private readonly reservations = new Set<string>();
   /**
@@ -352,6 +362,9 @@ export class Dispatcher {
   dispatch(nowMs: number): Placed[] {
     const placed: Placed[] = [];
     this.fleet.ensureWarm();
+    // Inference's use is sampled at every pass, queue or not (its peak sets the headroom).
+    this.headroom = this.inferenceHeadroom(nowMs);
+    this.openGpus = undefined;
     if (this.queue.size === 0) return placed;
     if (nowMs - this.scoresAtMs >= TENANT_REFRESH_MS) this.refreshTenantScores(nowMs);
     this.queue.maintain(nowMs);
@@ -541,6 +554,22 @@ export class Dispatcher {
     if (this.fleet.hold(demand, task.id)) this.heldFor = task.id;
   }
 
+  /**
+   * GPUs to keep open for inference: how many more it used at its peak over
+   * the last policy.inferenceHeadroomMs than it uses now (it tends to come
+   * back), 0 when off.
+   */
+  private inferenceHeadroom(nowMs: number): number {
+    const windowMs = this.policy.inferenceHeadroomMs;
+    if (!(windowMs > 0)) return 0;
+    const now = this.fleet.gpuUse().inference;
+    const peaks = this.inferencePeaks;
+    while (peaks.length > 0 && peaks[peaks.length - 1]![1] <= now) peaks.pop();
+    peaks.push([nowMs, now]);
+    while (peaks.length > 0 && peaks[0]![0] < nowMs - windowMs) peaks.shift();
+    return Math.max(0, (peaks[0]?.[1] ?? now) - now);
+  }
+
   private releaseHold(): void {
     if (this.heldFor === undefined) return;
     this.fleet.unhold(this.heldFor);
@@ -553,6 +582,15 @@ export class Dispatcher {
       this.dequeue(task.id);
       return undefined;
     }
+    const keepsHeadroom = this.headroom > 0 && demand.kind === 'gpus' && !task.overdue && !this.reservations.has(task.id) && task.priorityClass !== PriorityClass.URGENT;
+    if (keepsHeadroom) {
+      // Counted once a pass, less what the pass's jobs take (new replicas' GPUs are not counted).
+      this.openGpus ??= this.fleet.gpuUse().open;
+      if (this.openGpus - demand.gpuCount < this.headroom) {
+        this.passedOver.set(task.id, { cause: 'capacity', detail: `held back: inference used ${this.headroom} GPU(s) more than now within the last ${Math.round(this.policy.inferenceHeadroomMs / 1000)} s, kept open for it` });
+        return undefined;
+      }
+    }
     const quota = this.fairShare.quotaBlock(task.tenant, this.fleet.estimateResources(demand));
     if (quota) {
       this.passedOver.set(task.id, { cause: 'quota', detail: quota });
@@ -563,6 +601,7 @@ export class Dispatcher {
       this.passedOver.set(task.id, { cause: causeOf(placed), detail: describeNoFit(demand, placed) });
       return undefined;
     }
+    if (this.openGpus !== undefined) this.openGpus -= placed.gpuIndices.length * Number(demand.kind === 'gpus');
     // Placed past the age bound or on its reservation: it is not preempted (the bound is kept).
     const guaranteed = task.overdue || this.reservations.has(task.id);
     this.queue.remove(task.id);

@@ -589,7 +589,15 @@ export interface PolicyUpdate {
    * A job waiting for capacity this long gets a reservation with backfill
    * (0 .. 7 days; past the age bound it gets one anyway). Unchanged when absent.
    */
-  reserveAfter: Duration | undefined;
+  reserveAfter:
+    | Duration
+    | undefined;
+  /**
+   * Batch jobs below urgent start only where they leave open as many GPUs as
+   * inference used more, at its peak over this window, than it uses now
+   * (0 .. 1 day; 0 turns it off). Unchanged when absent.
+   */
+  inferenceHeadroom: Duration | undefined;
 }
 
 export interface PolicyUpdate_WeightsEntry {
@@ -3835,6 +3843,7 @@ function createBasePolicyUpdate(): PolicyUpdate {
     urgentPreemptAfter: undefined,
     preemptMaxRun: undefined,
     reserveAfter: undefined,
+    inferenceHeadroom: undefined,
   };
 }
 
@@ -3872,6 +3881,9 @@ export const PolicyUpdate: MessageFns<PolicyUpdate> = {
     }
     if (message.reserveAfter !== undefined) {
       Duration.encode(message.reserveAfter, writer.uint32(90).fork()).join();
+    }
+    if (message.inferenceHeadroom !== undefined) {
+      Duration.encode(message.inferenceHeadroom, writer.uint32(98).fork()).join();
     }
     return writer;
   },
@@ -3983,6 +3995,14 @@ export const PolicyUpdate: MessageFns<PolicyUpdate> = {
             message.reserveAfter = Duration.decode(reader, reader.uint32());
             continue;
           }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.inferenceHeadroom = Duration.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4038,6 +4058,9 @@ export const PolicyUpdate: MessageFns<PolicyUpdate> = {
       : undefined;
     message.reserveAfter = (object.reserveAfter !== undefined && object.reserveAfter !== null)
       ? Duration.fromPartial(object.reserveAfter)
+      : undefined;
+    message.inferenceHeadroom = (object.inferenceHeadroom !== undefined && object.inferenceHeadroom !== null)
+      ? Duration.fromPartial(object.inferenceHeadroom)
       : undefined;
     return message;
   },
