@@ -447,6 +447,8 @@ describe('Dispatcher: reservations, short work first, max-min fair share', () =>
     expect(burst).toHaveLength(3);
     fleet.takeCommands();
     fleet.observe('a', [], [...fleet.get('a')!.replicas.values()].map((r) => ({ id: r.id, model: r.model, gpuIndices: [...r.gpuIndices], ready: true, external: false, capacityTokens: 0, running: 1, waiting: 0, kvCacheUsage: 0 })));
+    // The next pass (inference's use is sampled at most every 100 ms) sees the burst's three GPUs.
+    advance(200);
     d.dispatch(now());
     // The burst ends; a 2-GPU batch job arrives in the lull: 4 GPUs are open, but inference used 3 a moment ago.
     advance(5_000);

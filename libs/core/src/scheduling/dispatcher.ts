@@ -144,6 +144,7 @@ export class Dispatcher {
   private heldFor?: string;
   /** GPUs kept open for inference in this pass (inferenceHeadroom), and the GPUs open to jobs in it. */
   private headroom = 0;
+  private headroomAtMs = -Infinity;
   private openGpus: number | undefined;
   /** Queued inference requests by model, and each one's model: how many wait for its replicas. */
   private readonly queuedSequences = new Map<string, number>();
@@ -562,6 +563,9 @@ export class Dispatcher {
   private inferenceHeadroom(nowMs: number): number {
     const windowMs = this.policy.inferenceHeadroomMs;
     if (!(windowMs > 0)) return 0;
+    // Sampled at most every TENANT_REFRESH_MS: a scan of the fleet's replicas, for a window of minutes.
+    if (nowMs - this.headroomAtMs < TENANT_REFRESH_MS) return this.headroom;
+    this.headroomAtMs = nowMs;
     const now = this.fleet.gpuUse().inference;
     const peaks = this.inferencePeaks;
     while (peaks.length > 0 && peaks[peaks.length - 1]![1] <= now) peaks.pop();
