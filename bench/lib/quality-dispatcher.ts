@@ -55,6 +55,7 @@ export class DispatcherScheduler implements Scheduler {
 
   enqueue(work: Work, nowMs: number, predictedRunMs: number): void {
     this.byId.set(work.id, work);
+    if (!this.readySince.has(work.id)) this.readySince.set(work.id, nowMs);
     // An interactive request's deadline: its first token within the SLO, so done by then plus its predicted run.
     // (Inference is never preempted, so this is set once per request.)
     const deadlineMs = this.dynamic && work.priorityClass === PriorityClass.URGENT ? work.arrivalMs + this.o.sloTtftMs + predictedRunMs : undefined;
@@ -64,7 +65,7 @@ export class DispatcherScheduler implements Scheduler {
         tenant: work.tenant,
         priorityClass: work.priorityClass,
         priority: 0,
-        readySinceMs: this.readySince.get(work.id) ?? (this.readySince.set(work.id, nowMs), nowMs),
+        readySinceMs: this.readySince.get(work.id)!,
         preemptions: this.preemptions.get(work.id) ?? 0,
         deadlineMs,
         predictedRunMs,

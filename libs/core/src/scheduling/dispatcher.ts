@@ -605,7 +605,7 @@ export class Dispatcher {
       this.passedOver.set(task.id, { cause: causeOf(placed), detail: describeNoFit(demand, placed) });
       return undefined;
     }
-    if (this.openGpus !== undefined) this.openGpus -= placed.gpuIndices.length * Number(demand.kind === 'gpus');
+    if (this.openGpus !== undefined && demand.kind === 'gpus') this.openGpus -= placed.gpuIndices.length;
     // Placed past the age bound or on its reservation: it is not preempted (the bound is kept).
     const guaranteed = task.overdue || this.reservations.has(task.id);
     this.queue.remove(task.id);
