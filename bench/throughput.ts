@@ -21,7 +21,7 @@ export async function throughput(args: string[]): Promise<void> {
   const warmup = Math.min(2_000, Math.floor(total / 10));
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'autoglm-bench-'));
   const mesh = await startMesh({ dataDir, ports: 'ephemeral', agents: 4, logLevel: 'warn' });
-  const sdk = Array.from({ length: clients }, () => new AutoglmClient({ address: mesh.publicAddress, tenant: 'bench', timeoutMs: 60_000 }));
+  const sdk = Array.from({ length: clients }, () => new AutoglmClient({ address: mesh.publicAddress, tenant: 'bench', token: mesh.adminToken, timeoutMs: 60_000 }));
   const decision = createClient(DecisionServiceClient, mesh.decisionAddress);
   const submittedAt = new Map<string, number>();
   const finishedAt = new Map<string, number>();

@@ -31,7 +31,7 @@ async function refusal(p: Promise<unknown>): Promise<AutoglmError> {
 describe('admission: load shedding and rate limits', () => {
   let mesh: InProcessMesh;
   /** The SDK retries RESOURCE_EXHAUSTED after the hint by itself: these clients do not, to see the refusal. */
-  const once = (tenant: string) => new AutoglmClient({ address: mesh.parser.grpcAddress, tenant, retry: { maxAttempts: 1 } });
+  const once = (tenant: string) => new AutoglmClient({ address: mesh.parser.grpcAddress, tenant, token: mesh.adminToken, retry: { maxAttempts: 1 } });
 
   beforeAll(async () => {
     mesh = await startInProcessMesh({ decision: { shedQueueLimit: 3 }, parser: { tenantRateLimits: 'limited=0.5/2,cron-heavy=0.01/1' } });

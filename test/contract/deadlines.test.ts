@@ -46,7 +46,7 @@ describe('deadlines through the public API', () => {
     expect(stats.preempted).toBe(0);
 
     const io = captureIo();
-    expect(await runCli(['node', 'autoglm', '--address', mesh.parser.grpcAddress, 'stats'], io)).toBe(0);
+    expect(await runCli(['node', 'autoglm', '--address', mesh.parser.grpcAddress, '--token', mesh.adminToken, 'stats'], io)).toBe(0);
     expect(io.out).toMatch(/TENANT\s+CLASS\s+DEADLINES MET\s+MISSED\s+REFUSED\n\s*contract\s+URGENT\s+1\s+1\s+1/);
     expect(io.out).toMatch(/preempted 0/);
   }, 60_000);

@@ -56,7 +56,7 @@ describe('policy experiments through the public API', () => {
 
     const cli = async (...args: string[]) => {
       const io = captureIo();
-      expect(await runCli(['node', 'autoglm', '--address', mesh.parser.grpcAddress, ...args], io)).toBe(0);
+      expect(await runCli(['node', 'autoglm', '--address', mesh.parser.grpcAddress, '--token', mesh.adminToken, ...args], io)).toBe(0);
       return io.out;
     };
     expect(await cli('stats')).toMatch(/EXPERIMENT\s+VARIANT\s+PERCENT\s+SUBMITTED\s+PLACED[^\n]*\n\s*classless\s+control\s+50%\s+2\s+2/);

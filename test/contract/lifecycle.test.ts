@@ -37,7 +37,7 @@ describe('task lifecycle: retries, dead letters, hand-backs', () => {
   };
   const autoglm = async (...args: string[]) => {
     const io = captureIo();
-    const code = await cli(['node', 'autoglm', '--address', mesh.parser.grpcAddress, '--tenant', 'contract', ...args], io);
+    const code = await cli(['node', 'autoglm', '--address', mesh.parser.grpcAddress, '--token', mesh.adminToken, '--tenant', 'contract', ...args], io);
     return { code, out: io.out, err: io.err };
   };
   const atMs = (e: TaskEvent) => e.time!.seconds * 1000 + e.time!.nanos / 1e6;

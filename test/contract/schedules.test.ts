@@ -19,7 +19,7 @@ const fireTimes = (s: Schedule) => ({ next: s.nextFireAt ? timestampToMillis(s.n
 /** Runs the autoglm CLI against the mesh; its exit code and output. */
 async function cli(mesh: InProcessMesh, ...args: string[]): Promise<{ code: number; out: string; err: string }> {
   const io = captureIo();
-  const code = await runCli(['node', 'autoglm', '--address', mesh.parser.grpcAddress, '--tenant', 'cli', ...args], io);
+  const code = await runCli(['node', 'autoglm', '--address', mesh.parser.grpcAddress, '--token', mesh.adminToken, '--tenant', 'cli', ...args], io);
   return { code, out: io.out, err: io.err };
 }
 

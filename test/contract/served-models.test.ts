@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -51,13 +53,14 @@ describe('a model an OpenAI-compatible server lists', () => {
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');
     const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    decision = await startDecision(DecisionConfigSchema.parse({ listen: '127.0.0.1:0', dataDir: data.dir }), quiet);
+    const tokenFile = path.join(data.dir, 'admin-token');
+    decision = await startDecision(DecisionConfigSchema.parse({ listen: '127.0.0.1:0', dataDir: data.dir, bootstrapTokenFile: tokenFile }), quiet);
     agent = await startAgent(
       AgentConfigSchema.parse({ listen: '127.0.0.1:0', decisionAddress: decision.grpcAddress, nodeId: 'vllm-1', backend: 'openai', openaiBaseUrl: baseUrl, openaiRefreshMs: 200 }),
       quiet,
     );
     parser = await startParser(ParserConfigSchema.parse({ listen: '127.0.0.1:0', decisionAddress: decision.grpcAddress }), quiet);
-    client = new AutoglmClient({ address: parser.grpcAddress, tenant: 'served' });
+    client = new AutoglmClient({ address: parser.grpcAddress, tenant: 'served', token: readFileSync(tokenFile, 'utf8').trim() });
     await until(async () => ((await client.listNodes()).nodes.some((n) => n.replicas.length > 0) ? true : undefined), 10_000, "the agent and its server's replica");
   }, 30_000);
 

@@ -50,10 +50,10 @@ describe('server-streaming RPCs against real servers', () => {
     decision.close();
   });
 
-  it('WatchTask of an unknown task fails with INVALID_ARGUMENT', async () => {
+  it('WatchTask of an unknown task fails with NOT_FOUND before any stream opens to decision', async () => {
     const watch = async () => {
       for await (const _ of mesh.client.watch('6f1d2c1e-0000-4000-8000-000000000000')) void _;
     };
-    await expect(watch()).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    await expect(watch()).rejects.toMatchObject({ code: 'NOT_FOUND', details: 'task 6f1d2c1e-0000-4000-8000-000000000000 does not exist' });
   });
 });

@@ -142,7 +142,7 @@ describe('workflows through the public API', () => {
       }),
     );
     const io = captureIo();
-    const code = await cli(['node', 'autoglm', '--address', mesh.parser.grpcAddress, '--tenant', 'contract', 'workflow', file], io);
+    const code = await cli(['node', 'autoglm', '--address', mesh.parser.grpcAddress, '--token', mesh.adminToken, '--tenant', 'contract', 'workflow', file], io);
     expect(io.err).toBe('');
     expect(code).toBe(0);
     expect(io.out).toMatch(/STEP\s+TASK\s+STATE/);
@@ -152,11 +152,11 @@ describe('workflows through the public API', () => {
 
     fs.writeFileSync(file, '{"steps": [{"name": "a", "task": {"batch": {}}}');
     const notJson = captureIo();
-    expect(await cli(['node', 'autoglm', '--address', mesh.parser.grpcAddress, 'workflow', file], notJson)).toBe(1);
+    expect(await cli(['node', 'autoglm', '--address', mesh.parser.grpcAddress, '--token', mesh.adminToken, 'workflow', file], notJson)).toBe(1);
     expect(notJson.err).toMatch(/wf\.json is not JSON: /);
     fs.writeFileSync(file, '{"steps": [{"name": "a", "task": {"deadline": "tomorrow", "batch": {}}}]}');
     const bad = captureIo();
-    expect(await cli(['node', 'autoglm', '--address', mesh.parser.grpcAddress, 'workflow', file], bad)).toBe(1);
+    expect(await cli(['node', 'autoglm', '--address', mesh.parser.grpcAddress, '--token', mesh.adminToken, 'workflow', file], bad)).toBe(1);
     expect(bad.err).toMatch(/is not a SubmitWorkflowRequest: .*deadline: object expected/);
   });
 });

@@ -9,6 +9,7 @@ failure prints the reason on stderr and exits 1.
 """
 
 import json
+import os
 import sys
 import threading
 import uuid
@@ -45,7 +46,7 @@ def submit_and_watch(task_pb2, stub):
             params=task_pb2.GenerationParams(max_tokens=MAX_TOKENS),
         ),
     )
-    response = stub.SubmitTask(request, timeout=CALL_TIMEOUT_S)
+    response = stub.SubmitTask(request, timeout=CALL_TIMEOUT_S, metadata=auth_metadata())
     task_id = response.task.id
     check(task_id != "", "SubmitTask returned a task without an id")
     check(response.created, "SubmitTask with a fresh request id did not create a task")
@@ -54,7 +55,7 @@ def submit_and_watch(task_pb2, stub):
     last = None
     previous_sequence = 0
     # The server ends the stream after a final state; the deadline guards a stream that never ends.
-    for event in stub.WatchTask(task_pb2.WatchTaskRequest(task_id=task_id), timeout=STREAM_TIMEOUT_S):
+    for event in stub.WatchTask(task_pb2.WatchTaskRequest(task_id=task_id), timeout=STREAM_TIMEOUT_S, metadata=auth_metadata()):
         check(event.task_id == task_id, "WatchTask sent an event of task %r" % event.task_id)
         check(
             event.sequence == previous_sequence + 1,
@@ -107,7 +108,7 @@ def infer(task_pb2, stub):
     chunk_tokens = 0
     text = []
     try:
-        for response in stub.Infer(requests(), timeout=STREAM_TIMEOUT_S):
+        for response in stub.Infer(requests(), timeout=STREAM_TIMEOUT_S, metadata=auth_metadata()):
             kind = response.WhichOneof("kind")
             if kind == "accepted":
                 check(accepted is None, "Infer sent accepted twice")
@@ -167,7 +168,7 @@ def bad_submission(task_pb2, stub):
         ),
     )
     try:
-        response = stub.SubmitTask(request, timeout=CALL_TIMEOUT_S)
+        response = stub.SubmitTask(request, timeout=CALL_TIMEOUT_S, metadata=auth_metadata())
     except grpc.RpcError as error:
         code = error.code()
         message = error.details() or ""
@@ -178,6 +179,12 @@ def bad_submission(task_pb2, stub):
         check("model" in message, "the INVALID_ARGUMENT message does not name the model: %r" % message)
         return {"code": code.name, "message": message}
     raise CheckFailed("SubmitTask with model glm-9 was accepted as task %s" % response.task.id)
+
+
+def auth_metadata():
+    """The API token from AUTOGLM_TOKEN, as every call to the public API carries it."""
+    token = os.environ.get("AUTOGLM_TOKEN", "")
+    return (("authorization", "Bearer " + token),) if token else ()
 
 
 def main(argv):

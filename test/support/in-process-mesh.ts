@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import pino from 'pino';
 import { AutoglmClient } from '@autoglm/client';
 import { AgentConfigSchema, startAgent } from '@autoglm/executor-agent';
@@ -13,6 +15,9 @@ import { until } from './until';
  */
 export interface InProcessMesh {
   client: AutoglmClient;
+  /** The first admin token (decision made it): acts for any tenant. */
+  adminToken: string;
+  adminTokenFile: string;
   decision: RunningDecision;
   agent: RunningService;
   parser: RunningService;
@@ -36,17 +41,22 @@ export interface InProcessMeshOptions {
 export async function startInProcessMesh(options: InProcessMeshOptions = {}): Promise<InProcessMesh> {
   const data = tempDir('contract');
   const quiet = pino({ level: 'silent' });
-  const decisionConfig = (listen: string) => DecisionConfigSchema.parse({ listen, dataDir: data.dir, ...options.decision });
+  // Authentication on, as by default: decision makes the first admin token, the fixture's client uses it.
+  const tokenFile = path.join(data.dir, 'admin-token');
+  const decisionConfig = (listen: string) => DecisionConfigSchema.parse({ listen, dataDir: data.dir, bootstrapTokenFile: tokenFile, ...options.decision });
   const decision = await startDecision(decisionConfig('127.0.0.1:0'), quiet, options.decisionOptions);
   const agent = await startAgent(
     AgentConfigSchema.parse({ listen: '127.0.0.1:0', decisionAddress: decision.grpcAddress, nodeId: 'contract-node', simGpus: 2, simTimeScale: options.timeScale ?? 20 }),
     quiet,
   );
   const parser = await startParser(ParserConfigSchema.parse({ listen: '127.0.0.1:0', decisionAddress: decision.grpcAddress, ...options.parser }), quiet);
-  const client = new AutoglmClient({ address: parser.grpcAddress, tenant: 'contract' });
+  const adminToken = readFileSync(tokenFile, 'utf8').trim();
+  const client = new AutoglmClient({ address: parser.grpcAddress, tenant: 'contract', token: adminToken });
   await until(async () => ((await client.listNodes()).nodes.length === 1 ? true : undefined), 10_000, 'the agent to register');
   const mesh: InProcessMesh = {
     client,
+    adminToken,
+    adminTokenFile: tokenFile,
     decision,
     agent,
     parser,

@@ -9,6 +9,27 @@ export {
   UnavailableError,
   type ErrorCode,
 } from './errors';
+export {
+  actingTenant,
+  bearerToken,
+  listingTenant,
+  looksLikeToken,
+  newTokenSecret,
+  parseRole,
+  parseTokenRequest,
+  PermissionDeniedError,
+  principalOf,
+  requireAccess,
+  requireVisible,
+  roleName,
+  TOKEN_PREFIX,
+  tokenHash,
+  tokenPrefix,
+  UnauthenticatedError,
+  type Access,
+  type Principal,
+  type TokenRequest,
+} from './auth/access';
 export { canTransition, IllegalTransitionError, isFinal, isLeased, stateName } from './lifecycle/state-machine';
 export { checkHistory, formatViolations, type HistoryEvent, type HistoryReport, type Violation } from './lifecycle/history';
 export { heartbeatIntervalMs, selfFenceAfterMs } from './lifecycle/lease';

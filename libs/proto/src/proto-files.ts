@@ -11,4 +11,5 @@ export const PROTO_FILES = [
   'autoglm/v1/executor.proto',
   'autoglm/v1/monitor.proto',
   'autoglm/v1/schedule.proto',
+  'autoglm/v1/auth.proto',
 ] as const;

@@ -104,6 +104,27 @@ export const MIGRATIONS: ReadonlyArray<{ version: number; name: string; sql: str
       CREATE INDEX schedules_created ON schedules (created_at DESC, id)
     `,
   },
+  // API tokens: the SHA-256 of each secret (never the secret), the tenant and
+  // role it stands for. Revoked tokens are kept (revoked_at) so a listing
+  // shows them and a lookup tells "revoked" from "unknown".
+  {
+    version: 4,
+    name: 'api tokens',
+    sql: `
+      CREATE TABLE api_tokens (
+        id uuid PRIMARY KEY,
+        secret_sha256 text NOT NULL UNIQUE,
+        tenant text NOT NULL,
+        role smallint NOT NULL,
+        name text NOT NULL DEFAULT '',
+        prefix text NOT NULL DEFAULT '',
+        created_at double precision NOT NULL,
+        expires_at double precision,
+        revoked_at double precision
+      );
+      CREATE INDEX api_tokens_tenant_created ON api_tokens (tenant, created_at DESC, id)
+    `,
+  },
 ];
 
 /** Applies the migrations not yet applied, each in its own transaction. Safe to run again. */

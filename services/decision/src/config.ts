@@ -148,6 +148,13 @@ export const DecisionConfigSchema = z.object({
   ),
   /** Sheddable submissions (negative priority) are refused while their class has this many queued, or any past the age bound. */
   shedQueueLimit: z.coerce.number().int().min(1).max(100_000_000).default(10_000),
+  /**
+   * A file holding the first admin token (mode 0600): made with a new token
+   * when missing, and its token stored. The local mesh sets
+   * `<data dir>/admin-token`; unset: no token is made (create them with an
+   * admin token, or through a mesh that made one).
+   */
+  bootstrapTokenFile: z.string().min(1).optional(),
   /** Log level. */
   logLevel: logLevel.default('info'),
 });
@@ -158,6 +165,7 @@ export function loadDecisionConfig(env: NodeJS.ProcessEnv = process.env): Decisi
   return loadConfig('decision', DecisionConfigSchema, {
     listen: 'AUTOGLM_DECISION_LISTEN',
     dataDir: 'AUTOGLM_DATA_DIR',
+    bootstrapTokenFile: 'AUTOGLM_BOOTSTRAP_TOKEN_FILE',
     databaseUrl: 'AUTOGLM_DATABASE_URL',
     pgliteSharedBuffers: 'AUTOGLM_PGLITE_SHARED_BUFFERS',
     leaseMs: 'AUTOGLM_LEASE_MS',

@@ -12,9 +12,10 @@ import {
   type ModelShape,
   type PolicyExperiment,
 } from '@autoglm/core';
-import { DecisionScheduleServiceService } from '@autoglm/proto';
-import { parseFaultSpec, ScheduleStore, TaskStore, type SqlEngine } from '@autoglm/store';
+import { DecisionAuthServiceService, DecisionScheduleServiceService } from '@autoglm/proto';
+import { parseFaultSpec, ScheduleStore, TaskStore, TokenStore, type SqlEngine } from '@autoglm/store';
 import { createLogger, GrpcServer, type Logger, type RunningService } from '@autoglm/runtime';
+import { authHandlers, ensureBootstrapToken } from './auth-service';
 import type { DecisionConfig } from './config';
 import { decisionHandlers } from './decision-service';
 import { EventBus } from './event-bus';
@@ -109,9 +110,18 @@ export async function startDecision(
     pollMs: options.schedulePollMs,
   });
 
+  const tokens = new TokenStore(store.engine);
+  if (config.bootstrapTokenFile) {
+    await ensureBootstrapToken(tokens, config.bootstrapTokenFile, logger).catch(async (err: unknown) => {
+      await store.close();
+      throw err;
+    });
+  }
+
   const server = new GrpcServer({ logger });
   server.addService(withSharedEventEncoding(), decisionHandlers(scheduler, store, bus, logger));
   server.addService(DecisionScheduleServiceService, scheduleHandlers(recurring));
+  server.addService(DecisionAuthServiceService, authHandlers(tokens));
   const grpcAddress = await server.listen(config.listen);
   scheduler.openForAgents();
   recurring.start();

@@ -37,6 +37,14 @@ export const ParserConfigSchema = z.object({
     }),
   /** A model catalog file (JSON or YAML) extending or replacing the built-in models. */
   modelCatalog: checkedFile(loadModelCatalog),
+  /**
+   * How callers are known: "tokens" (every call carries an API token; see
+   * AuthService) or "none" (no check: the tenant is whatever a request says,
+   * and everyone may do everything; for a trusted network only).
+   */
+  auth: z.enum(['tokens', 'none']).default('tokens'),
+  /** How long a token lookup is remembered, ms: a revocation made through another parser bites within this. */
+  authCacheMs: z.coerce.number().int().min(0).max(600_000).default(5000),
   /** Log level. */
   logLevel: logLevel.default('info'),
 });
@@ -55,6 +63,8 @@ export function loadParserConfig(env: NodeJS.ProcessEnv = process.env): ParserCo
     maxMessageBytes: 'AUTOGLM_MAX_MESSAGE_BYTES',
     decisionTimeoutMs: 'AUTOGLM_DECISION_TIMEOUT_MS',
     logLevel: 'AUTOGLM_LOG_LEVEL',
+    auth: 'AUTOGLM_AUTH',
+    authCacheMs: 'AUTOGLM_AUTH_CACHE_MS',
     tenantRateLimits: 'AUTOGLM_TENANT_RATE_LIMITS',
     modelCatalog: 'AUTOGLM_MODEL_CATALOG',
   }, env);

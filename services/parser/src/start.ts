@@ -1,6 +1,17 @@
-import { ClusterServiceService, DecisionScheduleServiceClient, DecisionServiceClient, ExecutorServiceClient, ScheduleServiceService, TaskServiceService } from '@autoglm/proto';
+import {
+  AuthServiceService,
+  ClusterServiceService,
+  DecisionAuthServiceClient,
+  DecisionScheduleServiceClient,
+  DecisionServiceClient,
+  ExecutorServiceClient,
+  ScheduleServiceService,
+  TaskServiceService,
+} from '@autoglm/proto';
 import { loadModelCatalog, parseRateLimits, TenantRateLimiter } from '@autoglm/core';
-import { createClient, createLogger, GrpcServer, type Logger, type RunningService } from '@autoglm/runtime';
+import { callUnary, createClient, createLogger, GrpcServer, type Logger, type RunningService } from '@autoglm/runtime';
+import { authServiceHandlers } from './auth-service';
+import { Authenticator, lookUpOrUndefined } from './authenticate';
 import { gpuMemoryBytes, type ParserConfig } from './config';
 import { EnqueueBatcher } from './enqueue-batcher';
 import { scheduleHandlers } from './schedule-service';
@@ -15,7 +26,15 @@ export async function startParser(config: ParserConfig, logger: Logger = createL
   const catalog = loadModelCatalog(config.modelCatalog);
   const served = new ServedModels(decision, config.decisionTimeoutMs);
   served.start();
+  const tokens = createClient(DecisionAuthServiceClient, config.decisionAddress);
+  const auth = new Authenticator(
+    config.auth,
+    (secretSha256) => lookUpOrUndefined(() => callUnary(tokens.lookUpToken.bind(tokens), { secretSha256 }, { deadlineMs: config.decisionTimeoutMs })),
+    config.authCacheMs,
+  );
+  if (config.auth === 'none') logger.warn('authentication is off (AUTOGLM_AUTH=none): any caller may act for any tenant and do anything');
   const deps: ParserDeps = {
+    auth,
     rateLimiter: new TenantRateLimiter((tenant) => limits.perTenant.get(tenant) ?? limits.defaultLimit),
     decision,
     enqueue: new EnqueueBatcher(decision, config.decisionTimeoutMs),
@@ -42,6 +61,7 @@ export async function startParser(config: ParserConfig, logger: Logger = createL
   server.addService(ClusterServiceService, clusterHandlers(deps));
   const schedules = createClient(DecisionScheduleServiceClient, config.decisionAddress);
   server.addService(ScheduleServiceService, scheduleHandlers({ ...deps, schedules }));
+  server.addService(AuthServiceService, authServiceHandlers({ auth, tokens, decisionTimeoutMs: config.decisionTimeoutMs }));
   const grpcAddress = await server.listen(config.listen);
   return {
     grpcAddress,
@@ -52,6 +72,7 @@ export async function startParser(config: ParserConfig, logger: Logger = createL
       await server.shutdown();
       decision.close();
       schedules.close();
+      tokens.close();
       for (const client of executors.values()) client.close();
     },
   };

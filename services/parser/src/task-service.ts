@@ -3,20 +3,34 @@ import {
   ClusterServiceService,
   DeadLetterSelector,
   EnqueueWorkflowRequest,
+  Role,
   TaskServiceService,
   type Task,
   type DecisionServiceClient,
   type Event,
   type ExecutorServiceClient,
 } from '@autoglm/proto';
-import { parseInferStart, parseSubmission, parseWorkflow, type ParseContext, type TenantRateLimiter } from '@autoglm/core';
+import {
+  actingTenant,
+  listingTenant,
+  parseInferStart,
+  parseSubmission,
+  parseWorkflow,
+  requireVisible,
+  type ParseContext,
+  type Principal,
+  type TenantRateLimiter,
+} from '@autoglm/core';
 import { callUnary, type ServiceHandlers } from '@autoglm/runtime';
 import { admitRate } from './admit-rate';
 import type { EnqueueBatcher } from './enqueue-batcher';
+import type { Authenticator } from './authenticate';
 import { relayInfer } from './infer-relay';
 import { tenantOf } from './tenant';
 
 export interface ParserDeps {
+  /** Who each call comes from (its bearer token, or no check at all). */
+  auth: Authenticator;
   decision: DecisionServiceClient;
   /** Per-tenant submission rate limits (SubmitTask, SubmitWorkflow, Infer starts, CreateSchedule). */
   rateLimiter?: TenantRateLimiter;
@@ -28,20 +42,30 @@ export interface ParserDeps {
   decisionTimeoutMs: number;
 }
 
-/** The public TaskService: validate and parse here, forward to decision, relay Infer tokens. */
+/** The public TaskService: authenticate, validate and parse here, forward to decision, relay Infer tokens. */
 export function taskHandlers(deps: ParserDeps): ServiceHandlers<typeof TaskServiceService> {
-  const { decision } = deps;
+  const { decision, auth } = deps;
   const opts = (signal?: AbortSignal) => ({ deadlineMs: deps.decisionTimeoutMs, signal });
+  /** The task, if the caller may see it: another tenant's is "not found", as one that does not exist. */
+  const visibleTask = async (who: Principal, taskId: string, signal: AbortSignal): Promise<Task> => {
+    const task = await callUnary(decision.getTask.bind(decision), { taskId }, opts(signal));
+    requireVisible(who, task.tenant, `task ${taskId} does not exist`);
+    return task;
+  };
   return {
     submitTask: async (req, ctx) => {
+      const who = await auth.authorize(ctx.metadata, 'submit', 'SubmitTask');
+      const tenant = actingTenant(who, tenantOf(req.tenant, ctx.metadata));
       await deps.knowModels([req.model]);
-      const parsed = parseSubmission({ ...req, tenant: tenantOf(req.tenant, ctx.metadata) }, deps.parseContext());
+      const parsed = parseSubmission({ ...req, tenant }, deps.parseContext());
       admitRate(deps.rateLimiter, parsed.tenant);
       return deps.enqueue.enqueue({ requestId: parsed.requestId, tenant: parsed.tenant, spec: parsed.spec });
     },
     submitWorkflow: async (req, ctx) => {
+      const who = await auth.authorize(ctx.metadata, 'submit', 'SubmitWorkflow');
+      const tenant = actingTenant(who, tenantOf(req.tenant, ctx.metadata));
       await deps.knowModels(req.steps.map((step) => step.task?.model ?? ''));
-      const parsed = parseWorkflow({ ...req, tenant: tenantOf(req.tenant, ctx.metadata) }, deps.parseContext());
+      const parsed = parseWorkflow({ ...req, tenant }, deps.parseContext());
       admitRate(deps.rateLimiter, parsed.tenant, parsed.steps.length);
       const { tasks, created } = await callUnary(
         decision.enqueueWorkflow.bind(decision),
@@ -53,15 +77,35 @@ export function taskHandlers(deps: ParserDeps): ServiceHandlers<typeof TaskServi
       parsed.steps.forEach((step, i) => (inRequestOrder[step.requestIndex] = tasks[i]!));
       return { tasks: inRequestOrder, created };
     },
-    getTask: async (req, ctx) => callUnary(decision.getTask.bind(decision), req, opts(ctx.signal)),
-    listTasks: async (req, ctx) => callUnary(decision.listTasks.bind(decision), req, opts(ctx.signal)),
-    cancelTask: async (req, ctx) => callUnary(decision.cancelTask.bind(decision), req, opts(ctx.signal)),
-    explainTask: async (req, ctx) => callUnary(decision.explainTask.bind(decision), req, opts(ctx.signal)),
-    requeueDeadLetters: async (req, ctx) =>
-      callUnary(decision.requeueDeadLetters.bind(decision), { select: withTenant(req.select, ctx.metadata) }, opts(ctx.signal)),
-    purgeDeadLetters: async (req, ctx) =>
-      callUnary(decision.purgeDeadLetters.bind(decision), { select: withTenant(req.select, ctx.metadata) }, opts(ctx.signal)),
+    getTask: async (req, ctx) => {
+      const who = await auth.authorize(ctx.metadata, 'read', 'GetTask');
+      return visibleTask(who, req.taskId, ctx.signal);
+    },
+    listTasks: async (req, ctx) => {
+      const who = await auth.authorize(ctx.metadata, 'read', 'ListTasks');
+      return callUnary(decision.listTasks.bind(decision), { ...req, tenant: listingTenant(who, req.tenant) }, opts(ctx.signal));
+    },
+    cancelTask: async (req, ctx) => {
+      const who = await auth.authorize(ctx.metadata, 'submit', 'CancelTask');
+      await visibleTask(who, req.taskId, ctx.signal);
+      return callUnary(decision.cancelTask.bind(decision), req, opts(ctx.signal));
+    },
+    explainTask: async (req, ctx) => {
+      const who = await auth.authorize(ctx.metadata, 'read', 'ExplainTask');
+      await visibleTask(who, req.taskId, ctx.signal);
+      return callUnary(decision.explainTask.bind(decision), req, opts(ctx.signal));
+    },
+    requeueDeadLetters: async (req, ctx) => {
+      const who = await auth.authorize(ctx.metadata, 'submit', 'RequeueDeadLetters');
+      return callUnary(decision.requeueDeadLetters.bind(decision), { select: deadLetters(who, req.select, ctx.metadata) }, opts(ctx.signal));
+    },
+    purgeDeadLetters: async (req, ctx) => {
+      const who = await auth.authorize(ctx.metadata, 'submit', 'PurgeDeadLetters');
+      return callUnary(decision.purgeDeadLetters.bind(decision), { select: deadLetters(who, req.select, ctx.metadata) }, opts(ctx.signal));
+    },
     watchTask: async (req, sink, ctx) => {
+      const who = await auth.authorize(ctx.metadata, 'read', 'WatchTask');
+      await visibleTask(who, req.taskId, ctx.signal);
       const call: ClientReadableStream<Event> = decision.subscribe({ taskEvents: false, nodeEvents: false, taskId: req.taskId, afterSequence: req.afterSequence, states: [], batched: false }, new Metadata());
       const onAbort = () => call.cancel();
       ctx.signal.addEventListener('abort', onAbort, { once: true });
@@ -80,8 +124,10 @@ export function taskHandlers(deps: ParserDeps): ServiceHandlers<typeof TaskServi
         decision,
         executorAt: deps.executorAt,
         parse: async (start, metadata) => {
+          const who = await auth.authorize(metadata, 'submit', 'Infer');
+          const tenant = actingTenant(who, tenantOf(start.tenant, metadata));
           await deps.knowModels([start.model]);
-          const parsed = parseInferStart({ ...start, tenant: tenantOf(start.tenant, metadata) }, deps.parseContext());
+          const parsed = parseInferStart({ ...start, tenant }, deps.parseContext());
           admitRate(deps.rateLimiter, parsed.tenant);
           return parsed;
         },
@@ -90,17 +136,34 @@ export function taskHandlers(deps: ParserDeps): ServiceHandlers<typeof TaskServi
   };
 }
 
-/** A dead-letter selector with the caller's tenant filled in from metadata when the field is empty. */
-function withTenant(select: DeadLetterSelector | undefined, metadata: Metadata): DeadLetterSelector {
+/**
+ * A dead-letter selector limited to what the caller may touch: its own
+ * tenant's (or, for an admin, the tenant it names; none: every tenant).
+ */
+function deadLetters(who: Principal, select: DeadLetterSelector | undefined, metadata: Metadata): DeadLetterSelector {
   const base = select ?? DeadLetterSelector.fromPartial({});
-  return { ...base, tenant: tenantOf(base.tenant, metadata) };
+  return { ...base, tenant: listingTenant(who, tenantOf(base.tenant, metadata)) };
 }
 
-/** The public ClusterService, answered by decision. */
+/**
+ * The public ClusterService, answered by decision. Anyone with a token sees
+ * the fleet; only an admin sees which task holds or waits for each GPU, and
+ * every tenant's queue (others see their own).
+ */
 export function clusterHandlers(deps: ParserDeps): ServiceHandlers<typeof ClusterServiceService> {
-  const { decision } = deps;
+  const { decision, auth } = deps;
+  const opts = (signal: AbortSignal) => ({ deadlineMs: deps.decisionTimeoutMs, signal });
   return {
-    listNodes: async (req, ctx) => callUnary(decision.listNodes.bind(decision), req, { deadlineMs: deps.decisionTimeoutMs, signal: ctx.signal }),
-    getQueueStats: async (req, ctx) => callUnary(decision.getQueueStats.bind(decision), req, { deadlineMs: deps.decisionTimeoutMs, signal: ctx.signal }),
+    listNodes: async (req, ctx) => {
+      const who = await auth.authorize(ctx.metadata, 'read', 'ListNodes');
+      const answer = await callUnary(decision.listNodes.bind(decision), req, opts(ctx.signal));
+      if (who.role === Role.ADMIN) return answer;
+      return { ...answer, nodes: answer.nodes.map((n) => ({ ...n, gpuClaims: n.gpuClaims.map((c) => ({ ...c, taskId: '', heldFor: '' })) })) };
+    },
+    getQueueStats: async (req, ctx) => {
+      const who = await auth.authorize(ctx.metadata, 'read', 'GetQueueStats');
+      const stats = await callUnary(decision.getQueueStats.bind(decision), req, opts(ctx.signal));
+      return who.role === Role.ADMIN ? stats : { ...stats, tenants: stats.tenants.filter((t) => t.tenant === who.tenant) };
+    },
   };
 }

@@ -218,7 +218,7 @@ describe('autoglm CLI', () => {
     const before = Date.now();
     const code = await autoglm(
       io,
-      'submit', 'Explain KV caching',
+      '--tenant', 'acme', 'submit', 'Explain KV caching',
       '--model', 'glm-4-9b', '--class', 'urgent', '--priority', '-5', '--max-tokens', '64',
       '--deadline', '+30s', '--depends-on', 'a,b', '--depends-on', 'c', '--gpus', '2',
       '--label', 'team=search', '--label', 'env=dev', '--request-id', 'req-1', '--preemptible',
@@ -226,10 +226,10 @@ describe('autoglm CLI', () => {
     expect(code).toBe(0);
     expect(io.out).toBe('task-1\n');
     const [{ request, tenant }] = submitted as [(typeof submitted)[number]];
-    expect(tenant).toBe('default');
+    expect(tenant).toBe('acme');
     expect(request).toMatchObject({
       requestId: 'req-1',
-      tenant: 'default',
+      tenant: 'acme',
       model: 'glm-4-9b',
       priorityClass: PriorityClass.URGENT,
       priority: -5,

@@ -1,4 +1,7 @@
 import { setMaxListeners } from 'node:events';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { ADMIN_TOKEN_FILE } from '../mesh/mesh-options';
 import type { Command } from 'commander';
 import { AutoglmClient } from '../sdk/client';
 import type { CliIo } from './io';
@@ -8,8 +11,9 @@ import type { Json } from './json';
 /** Options every command takes (declared on the program). */
 export interface GlobalOptions {
   address?: string;
-  tenant: string;
+  tenant?: string;
   token?: string;
+  tokenFile?: string;
   json?: boolean;
 }
 
@@ -23,6 +27,23 @@ export interface CommandContext {
   printJson(value: Json): void;
 }
 
+/** Where `autoglm up` (run in this directory, with its default data directory) leaves the first admin token. */
+export const DEFAULT_TOKEN_FILE = path.join('.autoglm', ADMIN_TOKEN_FILE);
+
+/**
+ * The token in `file`, or in DEFAULT_TOKEN_FILE when none is named and it
+ * exists (so the CLI next to a local mesh needs no set-up); '' when there is none.
+ */
+export function tokenFromFile(file: string | undefined): string {
+  const chosen = file ?? (existsSync(DEFAULT_TOKEN_FILE) ? DEFAULT_TOKEN_FILE : undefined);
+  if (chosen === undefined) return '';
+  try {
+    return readFileSync(chosen, 'utf8').trim();
+  } catch (err) {
+    throw new Error(`cannot read the token file ${chosen}: ${(err as Error).message}`);
+  }
+}
+
 /** The context of a command being run. */
 export function commandContext(io: CliIo, command: Command): CommandContext {
   const globals = command.optsWithGlobals<GlobalOptions>();
@@ -30,7 +51,7 @@ export function commandContext(io: CliIo, command: Command): CommandContext {
     io,
     globals,
     async withClient(use) {
-      const client = new AutoglmClient({ address: globals.address, tenant: globals.tenant, token: globals.token });
+      const client = new AutoglmClient({ address: globals.address, tenant: globals.tenant, token: globals.token ?? tokenFromFile(globals.tokenFile) });
       try {
         return await use(client);
       } finally {

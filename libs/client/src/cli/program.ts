@@ -9,9 +9,11 @@ import { registerNodes } from './commands/nodes';
 import { registerSchedule } from './commands/schedule';
 import { registerStats } from './commands/stats';
 import { registerSubmit } from './commands/submit';
+import { registerTokens } from './commands/tokens';
 import { registerUp } from './commands/up';
 import { registerWatch } from './commands/watch';
 import { registerWorkflow } from './commands/workflow';
+import { DEFAULT_TOKEN_FILE } from './context';
 import { examples } from './help';
 import type { CliIo } from './io';
 
@@ -20,8 +22,9 @@ export function buildProgram(io: CliIo): Command {
   const program = new Command('autoglm')
     .description('Schedule LLM inference and GPU batch jobs on an Open-AutoGLM mesh.')
     .addOption(new Option('--address <host:port>', 'public endpoint of the mesh').env('AUTOGLM_ADDRESS'))
-    .addOption(new Option('--tenant <name>', 'tenant the work is billed to').env('AUTOGLM_TENANT').default('default'))
-    .addOption(new Option('--token <token>', 'bearer token').env('AUTOGLM_TOKEN'))
+    .addOption(new Option('--tenant <name>', "tenant the work is billed to (default: the token's; only an admin token may name another)").env('AUTOGLM_TENANT'))
+    .addOption(new Option('--token <token>', 'API token (default: the file --token-file names)').env('AUTOGLM_TOKEN'))
+    .addOption(new Option('--token-file <file>', `file holding the API token (default: ${DEFAULT_TOKEN_FILE}, which "autoglm up" makes)`).env('AUTOGLM_TOKEN_FILE'))
     .option('--json', 'machine-readable output: one JSON document per line')
     .configureOutput({
       writeOut: (text) => io.stdout.write(text),
@@ -51,5 +54,6 @@ export function buildProgram(io: CliIo): Command {
   registerStats(program, io);
   registerDeadLetters(program, io);
   registerSchedule(program, io);
+  registerTokens(program, io);
   return program;
 }

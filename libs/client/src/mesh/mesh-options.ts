@@ -123,3 +123,6 @@ export function portPlan(ports: 'default' | 'ephemeral', host: string): PortPlan
     commandAgent: (index) => at(50060 + MAX_AGENTS + index),
   };
 }
+
+/** The first admin token's file in the mesh's data directory (decision makes it, mode 0600; the CLI reads it). */
+export const ADMIN_TOKEN_FILE = 'admin-token';

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -148,6 +148,9 @@ describe('startMesh', () => {
     });
     const [decision] = startsIn(path.join(logs, 'decision.log'));
     expect(decision?.env.AUTOGLM_DATA_DIR).toBe(path.join(mesh.dataDir, 'decision'));
+    // decision makes the first admin token there; the data directory is the owner's alone.
+    expect(decision?.env.AUTOGLM_BOOTSTRAP_TOKEN_FILE).toBe(path.join(mesh.dataDir, 'admin-token'));
+    expect(statSync(mesh.dataDir).mode & 0o777).toBe(0o700);
     const [parser] = startsIn(path.join(logs, 'parser.log'));
     expect(parser?.env.AUTOGLM_DECISION_ADDRESS).toBe(mesh.decisionAddress);
     const [monitor] = startsIn(path.join(logs, 'monitor.log'));

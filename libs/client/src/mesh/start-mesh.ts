@@ -1,8 +1,8 @@
-import { existsSync, mkdirSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { LogSink } from './log-sink';
 import { MeshStartError } from './mesh-start-error';
-import { defaultServiceEntry, MAX_AGENTS, type MeshOptions, type MeshServiceName, portPlan } from './mesh-options';
+import { ADMIN_TOKEN_FILE, defaultServiceEntry, MAX_AGENTS, type MeshOptions, type MeshServiceName, portPlan } from './mesh-options';
 import { type ListenAddresses, type RestartBackoff, SupervisedProcess } from './supervised-process';
 
 /** One process of a running mesh. */
@@ -36,6 +36,10 @@ export interface Mesh {
   readonly dashboardUrl: string;
   /** Absolute data directory; logs are under `logs/`. */
   readonly dataDir: string;
+  /** The file decision made the first admin token in (mode 0600): the CLI on this machine reads it. */
+  readonly adminTokenFile: string;
+  /** That token ('' when decision made none). */
+  readonly adminToken: string;
   /** Every process by name. */
   readonly processes: Readonly<Record<string, MeshProcess>>;
   /** Stops every process in order (parser, then agents and monitor, then decision). */
@@ -54,7 +58,10 @@ const SUPERVISOR = 'mesh';
 export async function startMesh(options: MeshOptions = {}): Promise<Mesh> {
   const dataDir = path.resolve(options.dataDir ?? './.autoglm');
   const logDir = path.join(dataDir, 'logs');
-  mkdirSync(logDir, { recursive: true });
+  // Prompts, outputs and the admin token live here: the owner's alone.
+  mkdirSync(logDir, { recursive: true, mode: 0o700 });
+  chmodSync(dataDir, 0o700);
+  const adminTokenFile = path.join(dataDir, ADMIN_TOKEN_FILE);
   const host = options.host ?? '127.0.0.1';
   const plan = portPlan(options.ports ?? 'default', host);
   const entryOf = options.entry ?? defaultServiceEntry;
@@ -143,6 +150,7 @@ export async function startMesh(options: MeshOptions = {}): Promise<Mesh> {
     const decision = define('decision', 'decision', { grpc: plan.decision }, (listen) => ({
       AUTOGLM_DECISION_LISTEN: listen.grpc,
       AUTOGLM_DATA_DIR: path.join(dataDir, 'decision'),
+      AUTOGLM_BOOTSTRAP_TOKEN_FILE: adminTokenFile,
       ...(options.databaseUrl === undefined ? {} : { AUTOGLM_DATABASE_URL: options.databaseUrl }),
     }));
     await startTier([decision]);
@@ -194,6 +202,8 @@ export async function startMesh(options: MeshOptions = {}): Promise<Mesh> {
       metricsUrl: `http://${monitorHttp}/metrics`,
       dashboardUrl: `http://${monitorHttp}/`,
       dataDir,
+      adminTokenFile,
+      adminToken: existsSync(adminTokenFile) ? readFileSync(adminTokenFile, 'utf8').trim() : '',
       processes: Object.fromEntries([...processes].map(([name, child]) => [name, meshProcess(child)])),
       stop,
     };

@@ -9,6 +9,15 @@ import {
   type ServiceError,
 } from '@grpc/grpc-js';
 import {
+  type ApiToken,
+  AuthServiceClient,
+  CreateTokenRequest,
+  type CreateTokenResponse,
+  ListTokensRequest,
+  type ListTokensResponse,
+  RevokeTokenRequest,
+  WhoAmIRequest,
+  type WhoAmIResponse,
   CancelTaskRequest,
   ClusterServiceClient,
   CreateScheduleRequest,
@@ -65,7 +74,12 @@ export interface AutoglmClientOptions {
   address?: string;
   /** Tenant the work is billed to: sent as `x-autoglm-tenant` and filled into requests that name none. */
   tenant?: string;
-  /** Bearer token, sent as `authorization: Bearer <token>`. */
+  /**
+   * API token, sent as `authorization: Bearer <token>`: it says who calls
+   * (tenant and role). An admin makes them (`createToken`, `autoglm tokens
+   * create`); the local mesh makes the first one (`<data dir>/admin-token`).
+   * @default process.env.AUTOGLM_TOKEN
+   */
   token?: string;
   /**
    * Deadline of each unary call, in milliseconds.
@@ -138,11 +152,12 @@ export class AutoglmClient {
   private readonly tasks: TaskServiceClient;
   private readonly cluster: ClusterServiceClient;
   private readonly schedules: ScheduleServiceClient;
+  private readonly auth: AuthServiceClient;
 
   constructor(options: AutoglmClientOptions = {}) {
     this.address = options.address ?? process.env.AUTOGLM_ADDRESS ?? '127.0.0.1:50051';
     this.tenant = options.tenant;
-    this.token = options.token;
+    this.token = options.token ?? process.env.AUTOGLM_TOKEN;
     this.timeoutMs = options.timeoutMs ?? 30000;
     this.retry = resolveRetryOptions(options.retry);
     const channelOptions: ChannelOptions = {
@@ -158,6 +173,7 @@ export class AutoglmClient {
       channelOverride: this.tasks.getChannel(),
     });
     this.schedules = new ScheduleServiceClient(this.address, creds, { ...channelOptions, channelOverride: this.tasks.getChannel() });
+    this.auth = new AuthServiceClient(this.address, creds, { ...channelOptions, channelOverride: this.tasks.getChannel() });
   }
 
   /**
@@ -340,6 +356,29 @@ export class AutoglmClient {
   deleteSchedule(scheduleId: string, options: RequestOptions = {}): Promise<DeleteScheduleResponse> {
     const request = DeleteScheduleRequest.fromPartial({ scheduleId });
     return this.unary<DeleteScheduleResponse>((md, opts, cb) => this.schedules.deleteSchedule(request, md, opts, cb), options);
+  }
+
+  /** A new API token (admin only); its secret is in the answer and nowhere else. */
+  createToken(request: MessageInit<CreateTokenRequest>, options: RequestOptions = {}): Promise<CreateTokenResponse> {
+    const message = CreateTokenRequest.fromPartial(request);
+    return this.unary<CreateTokenResponse>((md, opts, cb) => this.auth.createToken(message, md, opts, cb), options);
+  }
+
+  /** API tokens, newest first (admin only): every tenant's unless `tenant` is set. */
+  listTokens(request: MessageInit<ListTokensRequest> = {}, options: RequestOptions = {}): Promise<ListTokensResponse> {
+    const message = ListTokensRequest.fromPartial(request);
+    return this.unary<ListTokensResponse>((md, opts, cb) => this.auth.listTokens(message, md, opts, cb), options);
+  }
+
+  /** Revokes a token (admin only): refused from then on. */
+  revokeToken(tokenId: string, options: RequestOptions = {}): Promise<ApiToken> {
+    const message = RevokeTokenRequest.fromPartial({ tokenId });
+    return this.unary<ApiToken>((md, opts, cb) => this.auth.revokeToken(message, md, opts, cb), options);
+  }
+
+  /** The tenant and role this client's token stands for. */
+  whoAmI(options: RequestOptions = {}): Promise<WhoAmIResponse> {
+    return this.unary<WhoAmIResponse>((md, opts, cb) => this.auth.whoAmI(WhoAmIRequest.fromPartial({}), md, opts, cb), options);
   }
 
   /** Closes the channel to new calls. Calls already in flight run to their end: cancel them with their AbortSignal. */

@@ -37,7 +37,7 @@ export function registerDeadLetters(program: Command, io: CliIo): void {
     .action(async (options: { limit: number; includeRequeued?: boolean }, command: Command) => {
       const ctx = commandContext(io, command);
       const tasks = await ctx.withClient((client) =>
-        listTasks(client, { tenant: ctx.globals.tenant, states: [TaskState.DEAD_LETTER], limit: options.limit, keep: (t) => options.includeRequeued === true || !t.requeuedAs }),
+        listTasks(client, { tenant: ctx.globals.tenant ?? '', states: [TaskState.DEAD_LETTER], limit: options.limit, keep: (t) => options.includeRequeued === true || !t.requeuedAs }),
       );
       if (ctx.globals.json) {
         for (const task of tasks) ctx.printJson(taskJson(task));

@@ -24,7 +24,7 @@ export function registerList(program: Command, io: CliIo): void {
     .addHelpText('after', examples('autoglm list', 'autoglm list --state queued,running --limit 100', 'autoglm list --state dead_letter --json'))
     .action(async (options: ListOptions, command: Command) => {
       const ctx = commandContext(io, command);
-      const tasks = await ctx.withClient((client) => listTasks(client, { tenant: ctx.globals.tenant, states: options.state ?? [], limit: options.limit }));
+      const tasks = await ctx.withClient((client) => listTasks(client, { tenant: ctx.globals.tenant ?? '', states: options.state ?? [], limit: options.limit }));
       if (ctx.globals.json) {
         for (const task of tasks) ctx.printJson(taskJson(task));
         return;

@@ -73,6 +73,7 @@ export function registerUp(program: Command, io: CliIo): void {
             metricsUrl: mesh.metricsUrl,
             dashboardUrl: mesh.dashboardUrl,
             dataDir: mesh.dataDir,
+            adminTokenFile: mesh.adminTokenFile,
             processes: Object.fromEntries(Object.values(mesh.processes).map((p) => [p.name, { pid: p.pid ?? null, address: p.address }])),
           }),
         );
@@ -83,6 +84,8 @@ export function registerUp(program: Command, io: CliIo): void {
         println(io.stdout, `  metrics          ${mesh.metricsUrl}`);
         println(io.stdout, `  dashboard        ${mesh.dashboardUrl}`);
         println(io.stdout, `  logs             ${mesh.dataDir}/logs`);
+        println(io.stdout, `  admin token      ${mesh.adminTokenFile} (read by autoglm in this directory; elsewhere: export AUTOGLM_TOKEN=$(cat ${mesh.adminTokenFile}))`);
+        println(io.stdout, `                   make one per user or service: autoglm tokens create --tenant <name> --role submitter`);
         println(io.stdout, 'Press Ctrl-C to stop.');
       }
       await new Promise<void>((resolve) => {

@@ -2085,7 +2085,10 @@ export const QueueStats: MessageFns<QueueStats> = {
   },
 };
 
-/** The public cluster API, served by the parser. */
+/**
+ * The public cluster API, served by the parser (an API token of any role;
+ * only an admin sees task ids in gpu_claims and every tenant's queue line).
+ */
 export type ClusterServiceService = typeof ClusterServiceService;
 export const ClusterServiceService = {
   /** Lists agents with their telemetry. */

@@ -1361,7 +1361,10 @@ export const StoreScheduleRequest: MessageFns<StoreScheduleRequest> = {
   },
 };
 
-/** Recurring tasks, on the public endpoint (the parser). */
+/**
+ * Recurring tasks, on the public endpoint (the parser). A caller sees and
+ * changes its own tenant's schedules (an admin token: any tenant's).
+ */
 export type ScheduleServiceService = typeof ScheduleServiceService;
 export const ScheduleServiceService = {
   /** Creates a schedule; answers once it is durable. */

@@ -4749,7 +4749,11 @@ export const PurgeDeadLettersResponse: MessageFns<PurgeDeadLettersResponse> = {
   },
 };
 
-/** The public task API, served by the parser. */
+/**
+ * The public task API, served by the parser. Every call carries an API token
+ * (authorization: Bearer; see auth.proto): the tenant comes from it, and
+ * another tenant's task is answered as NOT_FOUND.
+ */
 export type TaskServiceService = typeof TaskServiceService;
 export const TaskServiceService = {
   /** Submits a task; returns once it is durable. */
