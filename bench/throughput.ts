@@ -7,20 +7,63 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { percentile, printTable, writeResult, flag } from './lib/report';
 
+type AuthMode = 'tokens' | 'none';
+
+interface Options {
+  total: number;
+  clients: number;
+  window: number;
+  warmup: number;
+}
+
 /**
  * Throughput of the whole mesh: tasks that do no work (batch jobs of zero
  * duration on the sim backend), submitted through the public API by
  * concurrent clients against the services running as separate processes.
  * Completion is observed on decision's event stream (the internal Subscribe),
- * which is what the monitor sees too.
+ * which is what the monitor sees too. Run with authentication on (API
+ * tokens, the default) and off (AUTOGLM_AUTH=none), one after the other in
+ * the same run, so its cost is a ratio of figures from the same machine.
+ * Flags: --tasks N (20000), --clients N (8), --window N (32 in flight per
+ * client), --auth MODES (runs in this order; default tokens,none,none,tokens).
  */
 export async function throughput(args: string[]): Promise<void> {
   const total = Number(flag(args, '--tasks') ?? 20_000);
-  const clients = Number(flag(args, '--clients') ?? 8);
-  const window = Number(flag(args, '--window') ?? 32);
-  const warmup = Math.min(2_000, Math.floor(total / 10));
+  const options: Options = { total, clients: Number(flag(args, '--clients') ?? 8), window: Number(flag(args, '--window') ?? 32), warmup: Math.min(2_000, Math.floor(total / 10)) };
+  const modes = (flag(args, '--auth') ?? 'tokens,none,none,tokens').split(',') as AuthMode[];
+  for (const m of modes) if (m !== 'tokens' && m !== 'none') throw new Error(`--auth: ${m} is not tokens or none`);
+  const results: Array<{ auth: AuthMode } & Awaited<ReturnType<typeof measure>>> = [];
+  for (const auth of modes) results.push({ auth, ...(await measure(auth, options)) });
+  printTable(
+    `throughput: no-work tasks through the public API (4 sim agents, services as processes, ${options.clients} clients x ${options.window} in flight)`,
+    results.map((r) => ({
+      auth: r.auth === 'tokens' ? 'API tokens' : 'off',
+      tasks: r.tasks,
+      'completed/s': r.completedPerSecond,
+      'ack p50 ms': r.submitAckMs.p50,
+      'ack p99 ms': r.submitAckMs.p99,
+      'e2e p50 ms': r.submitToCompleteMs.p50,
+      'e2e p99 ms': r.submitToCompleteMs.p99,
+      'x Slurm (500/s)': r.versusSlurm500PerSecond,
+    })),
+  );
+  // Means per mode: ABBA order (the default) cancels a drift over the run (a machine warming up).
+  const meanOf = (auth: AuthMode, pick: (r: (typeof results)[number]) => number) => {
+    const rs = results.filter((r) => r.auth === auth);
+    return rs.length === 0 ? NaN : rs.reduce((sum, r) => sum + pick(r), 0) / rs.length;
+  };
+  const ratio = (pick: (r: (typeof results)[number]) => number) => meanOf('tokens', pick) / meanOf('none', pick);
+  const authCost = { throughputRatio: ratio((r) => r.completedPerSecond), ackP50Ratio: ratio((r) => r.submitAckMs.p50), ackP99Ratio: ratio((r) => r.submitAckMs.p99) };
+  if (Number.isFinite(authCost.throughputRatio)) {
+    console.log(`\nauthentication on / off, means of the runs above: throughput ${authCost.throughputRatio.toFixed(2)}x, ack p50 ${authCost.ackP50Ratio.toFixed(2)}x, ack p99 ${authCost.ackP99Ratio.toFixed(2)}x`);
+  }
+  console.log(`\nwrote ${writeResult('throughput', { runs: results, authCost })}`);
+}
+
+async function measure(auth: AuthMode, o: Options) {
+  const { total, clients, window, warmup } = o;
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'autoglm-bench-'));
-  const mesh = await startMesh({ dataDir, ports: 'ephemeral', agents: 4, logLevel: 'warn' });
+  const mesh = await startMesh({ dataDir, ports: 'ephemeral', agents: 4, logLevel: 'warn', env: { AUTOGLM_AUTH: auth } });
   const sdk = Array.from({ length: clients }, () => new AutoglmClient({ address: mesh.publicAddress, tenant: 'bench', token: mesh.adminToken, timeoutMs: 60_000 }));
   const decision = createClient(DecisionServiceClient, mesh.decisionAddress);
   const submittedAt = new Map<string, number>();
@@ -69,19 +112,7 @@ export async function throughput(args: string[]): Promise<void> {
       submitToCompleteMs: { p50: percentile(e2e, 50), p99: percentile(e2e, 99) },
       versusSlurm500PerSecond: measured.length / seconds / 500,
     };
-    printTable('throughput: no-work tasks through the public API (4 sim agents, services as processes)', [
-      {
-        tasks: total,
-        'clients x window': `${clients}x${window}`,
-        'completed/s': result.completedPerSecond,
-        'ack p50 ms': result.submitAckMs.p50,
-        'ack p99 ms': result.submitAckMs.p99,
-        'e2e p50 ms': result.submitToCompleteMs.p50,
-        'e2e p99 ms': result.submitToCompleteMs.p99,
-        'x Slurm (500/s)': result.versusSlurm500PerSecond,
-      },
-    ]);
-    console.log(`\nwrote ${writeResult('throughput', result)}`);
+    return result;
   } finally {
     events.cancel();
     decision.close();

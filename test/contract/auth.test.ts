@@ -121,7 +121,7 @@ describe('authentication and tenant isolation on the public API', () => {
   });
 
   it('refuses a viewer Infer stream with PERMISSION_DENIED', async () => {
-    const stream = alphaViewer.infer({ model: 'glm-4-9b', prompt: 'hi', params: { maxTokens: 4 } });
+    const stream = alphaViewer.infer({ model: 'glm-4-9b', input: { prompt: 'hi', params: { maxTokens: 4 } } });
     expect(await refusal((async () => { for await (const _ of stream) { /* nothing comes */ } })())).toMatchObject({ code: 'PERMISSION_DENIED' });
   });
 

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { ADMIN_TOKEN_FILE } from '../mesh/mesh-options';
 import type { Command } from 'commander';
 import { AutoglmClient } from '../sdk/client';
+import { AutoglmError } from '../sdk/errors';
 import type { CliIo } from './io';
 import { println } from './io';
 import type { Json } from './json';
@@ -40,7 +41,7 @@ export function tokenFromFile(file: string | undefined): string {
   try {
     return readFileSync(chosen, 'utf8').trim();
   } catch (err) {
-    throw new Error(`cannot read the token file ${chosen}: ${(err as Error).message}`);
+    throw new AutoglmError('INVALID_ARGUMENT', `--token-file: cannot read ${chosen} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); name a file holding an API token, or pass --token`);
   }
 }
 

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { Role, type ApiToken } from '@autoglm/proto';
+import { AutoglmError } from '../../sdk/errors';
 import { commandContext } from '../context';
 import { age, isoTime, table, timestampMs } from '../format';
 import { examples } from '../help';
@@ -44,7 +45,7 @@ export function registerTokens(program: Command, io: CliIo): void {
     .option('--ttl <duration>', 'expires after this long (e.g. 12h, 30d); default: never', parseDurationMs)
     .action(async (options: { role: keyof typeof ROLES; name: string; ttl?: number }, command: Command) => {
       const ctx = commandContext(io, command);
-      if (!ctx.globals.tenant) throw new Error('name the tenant the token acts for: --tenant <name>');
+      if (!ctx.globals.tenant) throw new AutoglmError('INVALID_ARGUMENT', '--tenant: name the tenant the token acts for');
       const created = await ctx.withClient((client) =>
         client.createToken({ tenant: ctx.globals.tenant, role: ROLES[options.role], name: options.name, ttl: options.ttl === undefined ? undefined : durationFromMs(options.ttl) }),
       );
