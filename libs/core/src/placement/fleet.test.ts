@@ -244,6 +244,27 @@ describe('Fleet: inference runs in replicas', () => {
     expect(fleet.loadEstimateMs(GLM.name)).toBeCloseTo(8_000 + 0.3 * (2_000 - 8_000));
   });
 
+  it('keeps only as many sequences for warm slots as are predicted to free before the cold start; the rest take the loading replica', () => {
+    const { fleet, now, advance } = testFleet({ staleTelemetryMs: Infinity });
+    addNode(fleet, 'a', { gpus: 3, maxSequences: 2 });
+    const t0 = now();
+    claimed(fleet.place(sequence(), 'soon', t0 + 9_000));
+    claimed(fleet.place(sequence(), 'late', t0 + 600_000));
+    fleet.takeCommands();
+    advance(8_000);
+    fleet.observe('a', [], loadedReports(fleet, 'a'));
+    // One slot frees in 1 s, before a new replica (8 s) would serve: one waiter for it, no more.
+    expect(fleet.warmSlotsBeforeColdStart(GLM.name)).toBe(1);
+    expect(fleet.place(sequence(), 'w1', now() + 2_000)).toBe('no-capacity');
+    // Tried again at the same instant, it keeps its place.
+    expect(fleet.place(sequence(), 'w1', now() + 2_000)).toBe('no-capacity');
+    const w2 = claimed(fleet.place(sequence(), 'w2', now() + 2_000));
+    const w3 = claimed(fleet.place(sequence(), 'w3', now() + 2_000));
+    // Both wait for the replica started for them (not for the one warm slot, promised to w1).
+    expect(fleet.get('a')!.replicas.get(w2.replicaId!)!.state).toBe('loading');
+    expect(w3.replicaId).toBe(w2.replicaId);
+  });
+
   it('starts a cold replica for a sequence when no warm slot is predicted to free sooner', () => {
     const { fleet, now } = testFleet({ staleTelemetryMs: Infinity });
     addNode(fleet, 'a', { gpus: 2, maxSequences: 1 });

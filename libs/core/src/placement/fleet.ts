@@ -171,6 +171,8 @@ export class Fleet {
   private claimsVersion = 0;
   /** Predicted ends of the sequences in warm replicas open to a holder, ascending, by model and holder (see warmEnds). */
   private warmSlots: { version: number; atMs: number; byModel: Map<string, number[]> } = { version: -1, atMs: NaN, byModel: new Map() };
+  /** The sequences (holders) of each model told to wait for a warm slot at one instant, in order (see waitForWarmSlot). */
+  private warmWaiting: { atMs: number; byModel: Map<string, string[]> } = { atMs: NaN, byModel: new Map() };
 
   constructor(
     private readonly policy: PlacementPolicy = DEFAULT_PLACEMENT_POLICY,
@@ -712,14 +714,14 @@ export class Fleet {
         if (more) this.startReplica(more, demand.model);
       }
       // On a replica still loading, it would wait for the load: a slot of a warm one may free sooner.
-      if (best.replica.state === 'loading' && this.warmSooner(demand.model, best.replica.requestedAtMs + this.loadEstimateMs(demand.model), ctx)) return 'no-capacity';
+      if (best.replica.state === 'loading' && this.waitForWarmSlot(demand.model, best.replica.requestedAtMs + this.loadEstimateMs(demand.model), ctx)) return 'no-capacity';
       return this.claimSequence(best.node, best.replica, demand, ctx.holder, ctx.endMs);
     }
     const fresh = this.bestNewReplica(demand, ctx);
     if (!fresh) return this.sequenceNoFit(demand);
     const replica = this.startReplica(fresh, demand.model);
     // The new replica loads for what keeps coming; this sequence waits for a warm slot if one frees before the load is done.
-    if (this.warmSooner(demand.model, ctx.nowMs + this.loadEstimateMs(demand.model), ctx)) return 'no-capacity';
+    if (this.waitForWarmSlot(demand.model, ctx.nowMs + this.loadEstimateMs(demand.model), ctx)) return 'no-capacity';
     return this.claimSequence(fresh.node, replica, demand, ctx.holder, ctx.endMs);
   }
 
@@ -752,13 +754,24 @@ export class Fleet {
   }
 
   /**
-   * Whether a sequence already running in a ready replica of the model (one
-   * this placement could use) is predicted to end before `coldReadyMs`: a
-   * cold start is then the slower way to serve the next sequence.
+   * Whether this sequence should wait for a warm slot rather than a replica
+   * still loading (or about to): only while fewer sequences of the model have
+   * been told to wait at this instant than slots of ready replicas are
+   * predicted to free before `coldReadyMs`. Each slot serves one waiting
+   * sequence; those beyond them are served sooner by the cold replica (and,
+   * placed on it, fill it so another scales out).
    */
-  private warmSooner(model: string, coldReadyMs: number, ctx: PlanContext): boolean {
-    const at = this.warmEnds(model, ctx)[0];
-    return at !== undefined && at < coldReadyMs;
+  private waitForWarmSlot(model: string, coldReadyMs: number, ctx: PlanContext): boolean {
+    if (this.warmWaiting.atMs !== ctx.nowMs) this.warmWaiting = { atMs: ctx.nowMs, byModel: new Map() };
+    let told = this.warmWaiting.byModel.get(model);
+    if (!told) this.warmWaiting.byModel.set(model, (told = []));
+    // A sequence tried again at the same instant keeps its place among those told to wait.
+    const known = ctx.holder === undefined ? -1 : told.indexOf(ctx.holder);
+    const place = known >= 0 ? known : told.length;
+    const ends = this.warmEnds(model, ctx);
+    if (!(place < ends.length && ends[place]! < coldReadyMs)) return false;
+    if (known < 0) told.push(ctx.holder ?? '');
+    return true;
   }
 
   /** The predicted ends of the sequences in ready replicas of the model open to the placement, soonest first (those with a known end). */
