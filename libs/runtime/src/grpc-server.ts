@@ -31,6 +31,12 @@ export interface CallContext {
 export interface StreamSink<T> {
   /** Resolves once the message is buffered below the high-water mark; rejects if the stream ended. */
   write(message: T): Promise<void>;
+  /**
+   * Ends the stream now with the error's status (as if the handler had thrown
+   * it), even while a write waits for a client that does not read: that write
+   * rejects, and the handler's own ending is ignored.
+   */
+  fail(error: unknown): void;
 }
 
 export type UnaryHandler<Req, Res> = (request: Req, ctx: CallContext) => Promise<Res>;
@@ -198,8 +204,9 @@ export class GrpcServer {
     return entry;
   }
 
-  private sink<T>(call: ServerWritableStream<unknown, T> | ServerDuplexStream<unknown, T>, signal: AbortSignal): StreamSink<T> {
+  private sink<T>(call: ServerWritableStream<unknown, T> | ServerDuplexStream<unknown, T>, signal: AbortSignal, fail: (error: unknown) => void): StreamSink<T> {
     return {
+      fail,
       write: (message: T) => {
         if (signal.aborted || call.writableEnded) return Promise.reject(new Error('stream closed'));
         if (call.write(message)) return Promise.resolve();
@@ -233,12 +240,22 @@ export class GrpcServer {
     const entry = this.track(call, abort);
     const callCtx = this.context(call, abort);
     context.with(ctx, () => {
-      run(callCtx, this.sink(call, abort.signal)).then(
+      let failed = false;
+      const fail = (error: unknown) => {
+        if (entry.ended) return;
+        failed = true;
+        const st = toStatus(error, this.logger);
+        endSpan(span, st.code, st.details);
+        entry.end(st);
+      };
+      run(callCtx, this.sink(call, abort.signal, fail)).then(
         () => {
+          if (failed) return;
           endSpan(span, 0);
           entry.end({ name: 'OK', message: 'OK', code: status.OK, details: 'OK', metadata: call.metadata });
         },
         (err: unknown) => {
+          if (failed) return;
           // A stream the client cancelled, or that shutdown already ended with
           // UNAVAILABLE, has nobody left to tell: its handler's error is expected.
           if (call.cancelled || entry.ended) {

@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from '@autoglm/core';
+import { DomainError, InvalidArgumentError } from '@autoglm/core';
 
 type Kind<S, C> = { $case: 'start'; start: S } | { $case: 'cancel'; cancel: C };
 
@@ -9,18 +9,31 @@ export interface StartedStream<S> {
   signal: AbortSignal;
 }
 
+/** How long a stream may stay open without its start message. */
+export const DEFAULT_START_TIMEOUT_MS = 30_000;
+
 /**
  * Reads the start message of a `start, then optionally cancel` stream (Infer,
  * Execute) and keeps reading in the background for the cancel. Resolves
- * undefined when the client closed without starting.
+ * undefined when the client closed without starting; a stream that sends no
+ * start within `startTimeoutMs` fails with DEADLINE_EXCEEDED (an idle stream
+ * is not held open forever).
  */
 export async function readStartThenCancel<S, C extends { reason: string }>(
   requests: AsyncIterable<{ kind: Kind<S, C> | undefined }>,
   callSignal: AbortSignal,
   method: string,
+  startTimeoutMs = DEFAULT_START_TIMEOUT_MS,
 ): Promise<StartedStream<S> | undefined> {
   const iterator = requests[Symbol.asyncIterator]();
-  const first = await iterator.next();
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(
+      () => reject(new DomainError('DEADLINE_EXCEEDED', `${method}: no start message within ${startTimeoutMs / 1000} s of opening the stream; send start first`)),
+      startTimeoutMs,
+    );
+  });
+  const first = await Promise.race([iterator.next(), late]).finally(() => clearTimeout(timer));
   if (first.done) return undefined;
   const kind = first.value.kind;
   if (kind?.$case !== 'start') throw new InvalidArgumentError('kind', `the first message on ${method} must be start`);

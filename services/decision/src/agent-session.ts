@@ -1,4 +1,4 @@
-import type { Assignment, ConnectRequest, ConnectResponse } from '@autoglm/proto';
+import type { Assignment, ConnectRequest, ConnectResponse, Register as ConnectRegister } from '@autoglm/proto';
 import { InvalidArgumentError } from '@autoglm/core';
 import type { CallContext, Logger, StreamSink } from '@autoglm/runtime';
 import type { AgentLink, Scheduler } from './scheduler';
@@ -23,7 +23,7 @@ export async function serveAgentSession(
   const kind = first.value.kind;
   if (kind?.$case !== 'register') throw new InvalidArgumentError('kind', 'the first message on Connect must be register');
   const register = kind.register;
-  if (!register.nodeId) throw new InvalidArgumentError('register.node_id', 'is required');
+  checkRegister(register);
   if (!/^[^:]+:\d+$/.test(register.address) && !register.address.startsWith('[')) {
     throw new InvalidArgumentError('register.address', `"${register.address}" is not host:port`);
   }
@@ -75,4 +75,25 @@ export async function serveAgentSession(
   } finally {
     scheduler.agentDisconnected(nodeId, link, ctx.signal.aborted ? 'stream cancelled' : 'session ended');
   }
+}
+
+/** Most GPUs one host may register (the largest hosts today have 16; NVL72 racks register per tray). */
+export const MAX_GPUS_PER_NODE = 64;
+const MAX_MODELS_PER_NODE = 1024;
+const NODE_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+
+/**
+ * Refuses a registration no real host sends: it would become fleet capacity,
+ * fair-share denominators and monitor series, so its sizes are bounded here.
+ */
+function checkRegister(register: ConnectRegister): void {
+  if (!register.nodeId) throw new InvalidArgumentError('register.node_id', 'is required');
+  if (!NODE_ID.test(register.nodeId)) throw new InvalidArgumentError('register.node_id', 'use 1-128 characters of A-Z a-z 0-9 . _ : -, starting with a letter or digit');
+  if (register.gpus.length > MAX_GPUS_PER_NODE) throw new InvalidArgumentError('register.gpus', `lists ${register.gpus.length} GPUs; a host has at most ${MAX_GPUS_PER_NODE}`);
+  const indices = new Set<number>();
+  for (const [i, g] of register.gpus.entries()) {
+    if (g.index >= MAX_GPUS_PER_NODE || indices.has(g.index)) throw new InvalidArgumentError(`register.gpus[${i}].index`, `${g.index} is repeated or not below ${MAX_GPUS_PER_NODE}`);
+    indices.add(g.index);
+  }
+  if (register.models.length + register.servedModels.length > MAX_MODELS_PER_NODE) throw new InvalidArgumentError('register.models', `more than ${MAX_MODELS_PER_NODE} models`);
 }

@@ -357,6 +357,8 @@ export class AgentSessions {
       this.o.fleet.remove(nodeId);
       this.forgetStopping(nodeId);
       this.hooks.dispatcher.fleetChanged(now);
+      // The last word on it: subscribers (the monitor) drop what they keep for it.
+      this.o.bus.publishNode(Node.fromPartial({ nodeId, state: NodeState.LOST }));
       this.o.logger.warn({ nodeId, silentMs, leased: info.leased.size }, 'agent lost: silent past its lease');
       for (const taskId of info.leased) {
         const entry = this.o.book.live.get(taskId);

@@ -155,6 +155,14 @@ export const DecisionConfigSchema = z.object({
    * admin token, or through a mesh that made one).
    */
   bootstrapTokenFile: z.string().min(1).optional(),
+  /**
+   * A Subscribe stream (the monitor's, a parser's) this many events behind is
+   * cut with RESOURCE_EXHAUSTED and its backlog dropped: a subscriber that
+   * does not read cannot make decision hold events for it.
+   */
+  subscriberBacklog: z.coerce.number().int().min(100).max(10_000_000).default(50_000),
+  /** Largest message decision accepts, bytes: keep it above the parser's AUTOGLM_MAX_MESSAGE_BYTES (a submission is forwarded whole). */
+  maxMessageBytes: z.coerce.number().int().min(1024 * 1024).max(256 * 1024 * 1024).default(8 * 1024 * 1024),
   /** Log level. */
   logLevel: logLevel.default('info'),
 });
@@ -166,6 +174,8 @@ export function loadDecisionConfig(env: NodeJS.ProcessEnv = process.env): Decisi
     listen: 'AUTOGLM_DECISION_LISTEN',
     dataDir: 'AUTOGLM_DATA_DIR',
     bootstrapTokenFile: 'AUTOGLM_BOOTSTRAP_TOKEN_FILE',
+    subscriberBacklog: 'AUTOGLM_SUBSCRIBER_BACKLOG',
+    maxMessageBytes: 'AUTOGLM_DECISION_MAX_MESSAGE_BYTES',
     databaseUrl: 'AUTOGLM_DATABASE_URL',
     pgliteSharedBuffers: 'AUTOGLM_PGLITE_SHARED_BUFFERS',
     leaseMs: 'AUTOGLM_LEASE_MS',

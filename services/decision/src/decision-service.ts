@@ -20,10 +20,13 @@ import { decodePageToken, encodePageToken, pageLimit, UUID } from './paging';
 import type { EventBus } from './event-bus';
 import type { Scheduler } from './scheduler';
 
-/** A subscriber this far behind is cut off rather than let it grow decision's memory. */
-const MAX_SUBSCRIBER_BACKLOG = 100_000;
+/** Bounds on what one caller may make decision hold. */
+export interface DecisionLimits {
+  /** A Subscribe stream this many events behind is cut with RESOURCE_EXHAUSTED. */
+  subscriberBacklog: number;
+}
 
-export function decisionHandlers(scheduler: Scheduler, store: TaskStore, bus: EventBus, logger: Logger): ServiceHandlers<typeof DecisionServiceService> {
+export function decisionHandlers(scheduler: Scheduler, store: TaskStore, bus: EventBus, logger: Logger, limits: DecisionLimits): ServiceHandlers<typeof DecisionServiceService> {
   return {
     enqueue: async (req) => scheduler.enqueue(req),
     enqueueWorkflow: async (req) => scheduler.enqueueWorkflow(req),
@@ -72,10 +75,18 @@ export function decisionHandlers(scheduler: Scheduler, store: TaskStore, bus: Ev
       }
       if (!req.taskEvents && !req.nodeEvents) throw new InvalidArgumentError('task_events', 'ask for task_events, node_events or a task_id');
       const queue = new EventQueue<Event>(ctx.signal);
-      const unsubscribe = bus.subscribe({ tasks: req.taskEvents, nodes: req.nodeEvents, states: req.states }, (event) => queue.push(event));
+      // The backlog is bounded where it grows: a subscriber that does not read
+      // (its writes wait for it) is cut at once, its queue dropped, rather
+      // than left to hold events in decision's memory.
+      const unsubscribe = bus.subscribe({ tasks: req.taskEvents, nodes: req.nodeEvents, states: req.states }, (event) => {
+        queue.push(event);
+        if (queue.length <= limits.subscriberBacklog) return;
+        unsubscribe();
+        queue.clear();
+        sink.fail(new ResourceExhaustedError(`subscriber fell more than ${limits.subscriberBacklog} events behind (it reads too slowly); resubscribe from after_sequence`));
+      });
       try {
         for (;;) {
-          if (queue.length > MAX_SUBSCRIBER_BACKLOG) throw new ResourceExhaustedError(`subscriber fell ${queue.length} events behind; resubscribe`);
           const events = await queue.take(req.batched ? 1024 : 1);
           if (events.length === 0) return;
           await sink.write(events.length === 1 ? events[0]! : { kind: { $case: 'batch', batch: { events } } });

@@ -24,6 +24,11 @@ export class EventBus {
   private readonly byTask = new Map<string, Set<EventListener>>();
   private readonly nodes = new Set<EventListener>();
 
+  /** Listeners of all tasks' or nodes' events (what Subscribe streams hold). */
+  get subscriberCount(): number {
+    return new Set([...this.allTasks, ...this.nodes]).size;
+  }
+
   subscribe(filter: EventFilter, listener: EventListener): () => void {
     if (filter.taskId) {
       let set = this.byTask.get(filter.taskId);

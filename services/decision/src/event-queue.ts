@@ -43,6 +43,12 @@ export class EventQueue<T> {
     return (await this.take(1))[0];
   }
 
+  /** Drops everything not yet taken. */
+  clear(): void {
+    this.items = [];
+    this.head = 0;
+  }
+
   close(): void {
     this.signal.removeEventListener('abort', this.onAbort);
   }

@@ -118,8 +118,8 @@ export async function startDecision(
     });
   }
 
-  const server = new GrpcServer({ logger });
-  server.addService(withSharedEventEncoding(), decisionHandlers(scheduler, store, bus, logger));
+  const server = new GrpcServer({ logger, maxReceiveMessageBytes: config.maxMessageBytes });
+  server.addService(withSharedEventEncoding(), decisionHandlers(scheduler, store, bus, logger, { subscriberBacklog: config.subscriberBacklog }));
   server.addService(DecisionScheduleServiceService, scheduleHandlers(recurring));
   server.addService(DecisionAuthServiceService, authHandlers(tokens));
   const grpcAddress = await server.listen(config.listen);

@@ -252,7 +252,7 @@ describe('monitor HTTP server', () => {
     text = await scrape();
     expect(sample(text, 'autoglm_gpu_utilization_ratio{node="node-1",gpu="0"}')).toBeUndefined();
     expect(sample(text, 'autoglm_node_running_tasks{node="node-1"}')).toBeUndefined();
-    expect(sample(text, 'autoglm_node_ready{node="node-1"}')).toBe(0);
+    expect(sample(text, 'autoglm_node_ready{node="node-1"}')).toBeUndefined();
   });
 
   it('exports the policy version', async () => {

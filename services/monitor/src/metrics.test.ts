@@ -1,4 +1,4 @@
-import { Event } from '@autoglm/proto';
+import { Event, PriorityClass, TaskState } from '@autoglm/proto';
 import { MonitorMetrics } from './metrics';
 
 describe('MonitorMetrics', () => {
@@ -14,6 +14,17 @@ describe('MonitorMetrics', () => {
     const text = await new MonitorMetrics({ processMetrics: true }).render();
     expect(text).toContain('autoglm_monitor_process_cpu_user_seconds_total');
     expect(await new MonitorMetrics().render()).not.toContain('process_cpu_user_seconds_total');
+  });
+
+  it('gives the first maxTenants tenants series of their own and counts the rest as "_other"', async () => {
+    const metrics = new MonitorMetrics({ maxTenants: 2 });
+    const queued = (taskId: string, tenant: string) =>
+      Event.fromPartial({ kind: { $case: 'task', task: { taskId, state: TaskState.QUEUED, sequence: 1, task: { id: taskId, tenant, spec: { priorityClass: PriorityClass.NORMAL } } } } });
+    for (let i = 0; i < 50; i++) metrics.observe(queued(`t${i}`, `tenant-${i}`));
+    const text = await metrics.render();
+    const pending = text.split('\n').filter((l) => l.startsWith('autoglm_tasks_pending{'));
+    expect(pending).toHaveLength(3);
+    expect(pending.find((l) => l.includes('tenant="_other"'))).toMatch(/ 48$/);
   });
 
   it('ignores an event without a kind', async () => {

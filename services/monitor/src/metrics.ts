@@ -32,7 +32,17 @@ const OUTCOME_LABELS: Partial<Record<TaskState, string>> = {
 };
 
 /** Options of {@link MonitorMetrics}. */
+/** The label of tenants past the cap (see MonitorMetricsOptions.maxTenants). */
+export const OTHER_TENANTS = '_other';
+
 export interface MonitorMetricsOptions {
+  /**
+   * Tenants with series of their own, in the order first seen; later ones
+   * share the series of tenant "_other", so tenant names cannot grow the
+   * series without bound.
+   * @default 200
+   */
+  readonly maxTenants?: number;
   /**
    * Also export the process's own metrics (CPU, memory, event-loop lag) with
    * the `autoglm_monitor_` prefix.
@@ -48,6 +58,8 @@ export interface MonitorMetricsOptions {
 export class MonitorMetrics {
   private readonly registry = new Registry();
   private readonly tracker = new TaskTracker();
+  private readonly tenants = new Set<string>();
+  private readonly maxTenants: number;
   /** GPU indices last reported per node, to drop series for GPUs that vanish. */
   private readonly nodeGpus = new Map<string, ReadonlySet<string>>();
 
@@ -116,7 +128,7 @@ export class MonitorMetrics {
   });
   private readonly nodeReady = new Gauge({
     name: 'autoglm_node_ready',
-    help: '1 while a node is ready for work, 0 while draining or lost.',
+    help: '1 while a node is ready for work, 0 while draining or disconnected; gone once the node is lost.',
     labelNames: ['node'] as const,
     registers: [this.registry],
   });
@@ -151,6 +163,7 @@ export class MonitorMetrics {
   });
 
   constructor(options: MonitorMetricsOptions = {}) {
+    this.maxTenants = options.maxTenants ?? 200;
     // Zero series from the start, so that rate() has a baseline before the
     // first event of a kind arrives.
     for (const kind of ['task', 'node', 'policy']) this.eventsReceived.inc({ kind }, 0);
@@ -191,7 +204,7 @@ export class MonitorMetrics {
     const transition = this.tracker.track(event);
     if (transition === undefined) return;
     const { labels, from, to } = transition;
-    const series = { tenant: labels.tenant, class: labels.priorityClass };
+    const series = { tenant: this.tenantLabel(labels.tenant), class: labels.priorityClass };
 
     if (from !== undefined) this.stateGauge(from)?.dec(series);
     this.stateGauge(to)?.inc(series);
@@ -213,6 +226,13 @@ export class MonitorMetrics {
     }
   }
 
+  private tenantLabel(tenant: string): string {
+    if (this.tenants.has(tenant)) return tenant;
+    if (this.tenants.size >= this.maxTenants) return OTHER_TENANTS;
+    this.tenants.add(tenant);
+    return tenant;
+  }
+
   private stateGauge(state: TaskState): Gauge<'tenant' | 'class'> | undefined {
     if (PENDING_STATES.has(state)) return this.tasksPending;
     if (RUNNING_STATES.has(state)) return this.tasksRunning;
@@ -221,7 +241,7 @@ export class MonitorMetrics {
 
   private observeNode(node: Node): void {
     const nodeLabel = { node: node.nodeId };
-    this.nodeReady.set(nodeLabel, node.state === NodeState.READY ? 1 : 0);
+    if (node.state !== NodeState.LOST) this.nodeReady.set(nodeLabel, node.state === NodeState.READY ? 1 : 0);
     const previousGpus = this.nodeGpus.get(node.nodeId) ?? new Set<string>();
 
     // A lost node's last readings are stale; reporting them would show load
@@ -229,6 +249,7 @@ export class MonitorMetrics {
     if (node.state === NodeState.LOST) {
       for (const gpu of previousGpus) this.removeGpuSeries(node.nodeId, gpu);
       this.nodeGpus.delete(node.nodeId);
+      this.nodeReady.remove(nodeLabel);
       this.nodeRunningTasks.remove(nodeLabel);
       this.nodeRequestsRunning.remove(nodeLabel);
       this.nodeRequestsWaiting.remove(nodeLabel);

@@ -43,6 +43,8 @@ export const ParserConfigSchema = z.object({
    * and everyone may do everything; for a trusted network only).
    */
   auth: z.enum(['tokens', 'none']).default('tokens'),
+  /** Longest an Infer stream may stay open without its start message, ms (then DEADLINE_EXCEEDED). */
+  streamStartTimeoutMs: z.coerce.number().int().min(100).max(600_000).default(30_000),
   /** How long a token lookup is remembered, ms: a revocation made through another parser bites within this. */
   authCacheMs: z.coerce.number().int().min(0).max(600_000).default(5000),
   /** Log level. */
@@ -65,6 +67,7 @@ export function loadParserConfig(env: NodeJS.ProcessEnv = process.env): ParserCo
     logLevel: 'AUTOGLM_LOG_LEVEL',
     auth: 'AUTOGLM_AUTH',
     authCacheMs: 'AUTOGLM_AUTH_CACHE_MS',
+    streamStartTimeoutMs: 'AUTOGLM_STREAM_START_TIMEOUT_MS',
     tenantRateLimits: 'AUTOGLM_TENANT_RATE_LIMITS',
     modelCatalog: 'AUTOGLM_MODEL_CATALOG',
   }, env);

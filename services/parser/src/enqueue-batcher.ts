@@ -1,5 +1,5 @@
 import { Metadata } from '@grpc/grpc-js';
-import type { DecisionServiceClient, EnqueueBatchItem, EnqueueRequest, EnqueueResponse } from '@autoglm/proto';
+import { EnqueueRequest, type DecisionServiceClient, type EnqueueBatchItem, type EnqueueResponse } from '@autoglm/proto';
 import { callUnary, captureTraceContext, ourStatus } from '@autoglm/runtime';
 
 interface Pending {
@@ -13,19 +13,27 @@ interface Pending {
  * single EnqueueBatch call. Under load a burst of submissions costs one call
  * to decision instead of one each; alone, a submission waits no longer than
  * the current turn. Each answer, accepted or refused, goes to its own caller.
+ * A call carries at most `maxBatchBytes` of submissions (one larger goes
+ * alone), so large submissions arriving together stay under decision's
+ * message limit.
  */
 export class EnqueueBatcher {
   private pending: Pending[] = [];
+  private pendingBytes = 0;
   private scheduled = false;
 
   constructor(
     private readonly decision: DecisionServiceClient,
     private readonly deadlineMs: number,
     private readonly maxBatch = 512,
+    private readonly maxBatchBytes = 4 * 1024 * 1024,
   ) {}
 
   enqueue(request: EnqueueRequest): Promise<EnqueueResponse> {
+    const bytes = EnqueueRequest.encode(request).finish().length;
     return new Promise((resolve, reject) => {
+      if (this.pending.length > 0 && this.pendingBytes + bytes > this.maxBatchBytes) this.flush();
+      this.pendingBytes += bytes;
       this.pending.push({ item: { request, traceContext: captureTraceContext() }, resolve, reject });
       if (this.pending.length >= this.maxBatch) this.flush();
       else if (!this.scheduled) {
@@ -38,6 +46,7 @@ export class EnqueueBatcher {
   private flush(): void {
     this.scheduled = false;
     const batch = this.pending.splice(0, this.pending.length);
+    this.pendingBytes = 0;
     if (batch.length === 0) return;
     callUnary(this.decision.enqueueBatch.bind(this.decision), { items: batch.map((p) => p.item) }, { deadlineMs: this.deadlineMs, metadata: new Metadata() }).then(
       (response) => {

@@ -20,6 +20,8 @@ export interface InferRelayDeps {
   parse(start: Extract<NonNullable<InferRequest['kind']>, { $case: 'start' }>['start'], metadata: Metadata): Promise<ParsedSubmission>;
   /** Longest an Infer may wait for placement. */
   admitTimeoutMs: number;
+  /** Longest an Infer stream may stay open without its start message. */
+  startTimeoutMs?: number;
 }
 
 /**
@@ -34,7 +36,7 @@ export async function relayInfer(
   ctx: CallContext,
   deps: InferRelayDeps,
 ): Promise<void> {
-  const started = await readStartThenCancel(requests, ctx.signal, 'Infer');
+  const started = await readStartThenCancel(requests, ctx.signal, 'Infer', deps.startTimeoutMs);
   if (!started) return;
   const parsed = await deps.parse(started.start, ctx.metadata);
   const acceptedAt = Date.now();

@@ -55,6 +55,7 @@ export async function startParser(config: ParserConfig, logger: Logger = createL
       defaultMaxRetries: config.defaultMaxRetries,
     }),
     decisionTimeoutMs: config.decisionTimeoutMs,
+    streamStartTimeoutMs: config.streamStartTimeoutMs,
   };
   const server = new GrpcServer({ logger, maxReceiveMessageBytes: config.maxMessageBytes });
   server.addService(TaskServiceService, taskHandlers(deps));

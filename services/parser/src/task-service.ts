@@ -40,6 +40,8 @@ export interface ParserDeps {
   /** Makes sure a model an agent's server has just started serving is known before parsing (see ServedModels). */
   knowModels(models: string[]): Promise<void>;
   decisionTimeoutMs: number;
+  /** Longest an Infer stream may stay open without its start message. */
+  streamStartTimeoutMs?: number;
 }
 
 /** The public TaskService: authenticate, validate and parse here, forward to decision, relay Infer tokens. */
@@ -119,12 +121,13 @@ export function taskHandlers(deps: ParserDeps): ServiceHandlers<typeof TaskServi
         ctx.signal.removeEventListener('abort', onAbort);
       }
     },
-    infer: (requests, sink, ctx) =>
-      relayInfer(requests, sink, ctx, {
+    infer: async (requests, sink, ctx) => {
+      // Known before anything is read: a caller without the right never holds a stream open.
+      const who = await auth.authorize(ctx.metadata, 'submit', 'Infer');
+      return relayInfer(requests, sink, ctx, {
         decision,
         executorAt: deps.executorAt,
         parse: async (start, metadata) => {
-          const who = await auth.authorize(metadata, 'submit', 'Infer');
           const tenant = actingTenant(who, tenantOf(start.tenant, metadata));
           await deps.knowModels([start.model]);
           const parsed = parseInferStart({ ...start, tenant }, deps.parseContext());
@@ -132,7 +135,9 @@ export function taskHandlers(deps: ParserDeps): ServiceHandlers<typeof TaskServi
           return parsed;
         },
         admitTimeoutMs: 10 * 60_000,
-      }),
+        startTimeoutMs: deps.streamStartTimeoutMs,
+      });
+    },
   };
 }
 

@@ -220,6 +220,18 @@ describe('parseSubmission: batch', () => {
     expect(parseSubmission({ ...batchRequest, resources: { ...none, gpuCount: 2, cpuCores: 8 } }, CTX).spec).toMatchObject({ gpuCount: 2, cpuMillis: 8000, memoryBytes: 0 });
   });
 
+  it('bounds the command and environment a job carries, naming the field', () => {
+    const withBatch = (batch: { command?: string[]; env?: Record<string, string> }) =>
+      parseSubmission({ ...batchRequest, payload: { $case: 'batch', batch: { command: ['run'], env: {}, expectedDuration: undefined, ...batch } } }, CTX);
+    expect(rejection(() => withBatch({ command: Array.from({ length: 4097 }, () => 'x') })).message).toBe('batch.command: has 4097 arguments; at most 4096');
+    expect(rejection(() => withBatch({ command: ['x'.repeat(300_000)] })).message).toMatch(/^batch\.command: is 300001 bytes; at most 262144/);
+    expect(rejection(() => withBatch({ command: ['a\0b'] })).message).toBe('batch.command[0]: contains a NUL character');
+    expect(rejection(() => withBatch({ env: Object.fromEntries(Array.from({ length: 257 }, (_, i) => [`V${i}`, '1'])) })).message).toBe('batch.env: has 257 variables; at most 256');
+    expect(rejection(() => withBatch({ env: { BIG: 'x'.repeat(70_000) } })).message).toMatch(/^batch\.env: is 70005 bytes; at most 65536/);
+    expect(rejection(() => withBatch({ env: { 'NOT A NAME': '1' } })).field).toBe('batch.env["NOT A NAME"]');
+    expect(withBatch({ command: ['python', 'train.py'], env: { SEED: '1', _X2: 'y' } }).spec.payload).toMatchObject({ batch: { env: { SEED: '1', _X2: 'y' } } });
+  });
+
   it('refuses resource requests that make no sense, naming the field', () => {
     const none = { gpuCount: 0, gpuMemoryBytes: 0, cpuCores: 0, memoryBytes: 0 };
     expect(rejection(() => parseSubmission({ ...batchRequest, resources: { ...none, gpuMemoryBytes: GIB } }, CTX)).message).toBe(

@@ -233,7 +233,29 @@ function servedModel(name: string, info: ServedModelInfo): CatalogModel {
   };
 }
 
+/** A job's argv: at most this many arguments and bytes (Linux's ARG_MAX is 2 MiB for argv and env together). */
+export const MAX_COMMAND_ARGS = 4096;
+export const MAX_COMMAND_BYTES = 256 * 1024;
+/** A job's environment: at most this many variables and bytes. */
+export const MAX_ENV_VARS = 256;
+export const MAX_ENV_BYTES = 64 * 1024;
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
 function parseBatch(batch: BatchPayload): BatchPayload {
+  if (batch.command.length > MAX_COMMAND_ARGS) throw new InvalidArgumentError('batch.command', `has ${batch.command.length} arguments; at most ${MAX_COMMAND_ARGS}`);
+  const commandBytes = batch.command.reduce((sum, arg) => sum + Buffer.byteLength(arg) + 1, 0);
+  if (commandBytes > MAX_COMMAND_BYTES) throw new InvalidArgumentError('batch.command', `is ${commandBytes} bytes; at most ${MAX_COMMAND_BYTES} (pass large inputs in a file)`);
+  for (const [i, arg] of batch.command.entries()) if (arg.includes('\0')) throw new InvalidArgumentError(`batch.command[${i}]`, 'contains a NUL character');
+  const env = Object.entries(batch.env);
+  if (env.length > MAX_ENV_VARS) throw new InvalidArgumentError('batch.env', `has ${env.length} variables; at most ${MAX_ENV_VARS}`);
+  let envBytes = 0;
+  for (const [name, value] of env) {
+    const field = `batch.env[${JSON.stringify(name.slice(0, 64))}]`;
+    if (!ENV_NAME.test(name)) throw new InvalidArgumentError(field, 'is not a variable name: use letters, digits and _, not starting with a digit');
+    if (value.includes('\0')) throw new InvalidArgumentError(field, 'contains a NUL character');
+    envBytes += Buffer.byteLength(name) + Buffer.byteLength(value) + 2;
+  }
+  if (envBytes > MAX_ENV_BYTES) throw new InvalidArgumentError('batch.env', `is ${envBytes} bytes; at most ${MAX_ENV_BYTES} (pass large inputs in a file)`);
   return {
     command: [...batch.command],
     env: { ...batch.env },
