@@ -9,6 +9,7 @@ export {
   UnavailableError,
   type ErrorCode,
 } from './errors';
+export { forbiddenJobEnv, jobTimeLimitMs, SIM_ENV_PREFIX, TIME_LIMIT_SLACK_MS } from './catalog/job-rules';
 export {
   actingTenant,
   bearerToken,

@@ -39,8 +39,12 @@ export const AgentConfigSchema = z.object({
   openaiApiKey: z.string().optional(),
   /** openai: how often the server's /v1/models and /metrics are read; 0 never. */
   openaiRefreshMs: z.coerce.number().int().min(0).max(3_600_000).default(5000),
-  /** command: executables allowed to run (argv[0]); empty disables the backend. */
+  /** command: programs jobs may run (names, resolved from the agent's PATH at start, or absolute paths); empty disables the backend. */
   commandAllow: list.default([]),
+  /** command: the user jobs run as (a name or uid:gid; the agent must be root). Unset: the agent's own user. */
+  commandUser: z.string().min(1).optional(),
+  /** command: where each job gets a private directory (its cwd, HOME and TMPDIR). Unset: <tmpdir>/autoglm-jobs. */
+  commandWorkDir: z.string().min(1).optional(),
   /** Most sequences one model replica runs at once (vLLM's max_num_seqs); 0 leaves it to decision (256). */
   maxSequencesPerReplica: z.coerce.number().int().min(0).max(100_000).default(0),
   /** On SIGTERM, running work gets this long to finish before it is handed back to decision. */
@@ -67,6 +71,8 @@ export function loadAgentConfig(env: NodeJS.ProcessEnv = process.env): AgentConf
     openaiModels: 'AUTOGLM_OPENAI_MODELS',
     openaiApiKey: 'AUTOGLM_OPENAI_API_KEY',
     commandAllow: 'AUTOGLM_COMMAND_ALLOW',
+    commandUser: 'AUTOGLM_COMMAND_USER',
+    commandWorkDir: 'AUTOGLM_COMMAND_WORK_DIR',
     maxSequencesPerReplica: 'AUTOGLM_MAX_SEQUENCES_PER_REPLICA',
     simLoadGbps: 'AUTOGLM_SIM_LOAD_GBPS',
     cpuCores: 'AUTOGLM_AGENT_CPUS',

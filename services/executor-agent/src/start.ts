@@ -3,6 +3,7 @@ import { kvCacheBytesPerToken, loadModelCatalog } from '@autoglm/core';
 import { createClient, createLogger, GrpcServer, type Logger, type RunningService } from '@autoglm/runtime';
 import { Agent } from './agent';
 import { CommandBackend, OpenAIBackend, SimBackend, type Backend, type HostResources } from './backends';
+import { resolveJobUser } from './backends/containment';
 import type { AgentConfig } from './config';
 import { executorHandlers } from './execute-service';
 import { readNvidiaSmi, readNvidiaSmiTopology } from './telemetry';
@@ -35,7 +36,12 @@ function makeBackend(config: AgentConfig): Backend {
       if (!config.openaiBaseUrl) throw new Error('AUTOGLM_OPENAI_BASE_URL is required with AUTOGLM_AGENT_BACKEND=openai');
       return new OpenAIBackend({ baseUrl: config.openaiBaseUrl, models: config.openaiModels, apiKey: config.openaiApiKey, refreshMs: config.openaiRefreshMs });
     case 'command':
-      return new CommandBackend({ allow: config.commandAllow, host });
+      return new CommandBackend({
+        allow: config.commandAllow,
+        host,
+        user: config.commandUser === undefined ? undefined : resolveJobUser(config.commandUser),
+        workRoot: config.commandWorkDir,
+      });
   }
 }
 

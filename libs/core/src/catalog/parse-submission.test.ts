@@ -1,5 +1,6 @@
 import { DeadlinePolicy, InferStart, PriorityClass, SubmitTaskRequest, TaskKind } from '@autoglm/proto';
 import { InvalidArgumentError } from '../errors';
+import { jobTimeLimitMs } from './job-rules';
 import { estimateGpuMemory } from './memory';
 import { DEFAULT_MODEL_CATALOG, ModelCatalog, defineModel } from './models';
 import type { CatalogModel } from './models';
@@ -230,6 +231,26 @@ describe('parseSubmission: batch', () => {
     expect(rejection(() => withBatch({ env: { BIG: 'x'.repeat(70_000) } })).message).toMatch(/^batch\.env: is 70005 bytes; at most 65536/);
     expect(rejection(() => withBatch({ env: { 'NOT A NAME': '1' } })).field).toBe('batch.env["NOT A NAME"]');
     expect(withBatch({ command: ['python', 'train.py'], env: { SEED: '1', _X2: 'y' } }).spec.payload).toMatchObject({ batch: { env: { SEED: '1', _X2: 'y' } } });
+    // What would change which program runs, or what it loads, is refused; the agent's own variables too.
+    for (const name of ['PATH', 'LD_PRELOAD', 'LD_AUDIT', 'NODE_OPTIONS', 'BASH_ENV', 'DYLD_INSERT_LIBRARIES', 'PYTHONSTARTUP']) {
+      expect(rejection(() => withBatch({ env: { [name]: '/tmp/evil' } })).message).toBe(`batch.env["${name}"]: may not be set by a job: it changes which program runs or what it loads`);
+    }
+    expect(rejection(() => withBatch({ env: { CUDA_VISIBLE_DEVICES: '0,1' } })).message).toMatch(/is set by the agent/);
+    expect(rejection(() => withBatch({ env: { AUTOGLM_TOKEN: 'x' } })).message).toMatch(/is set by the agent/);
+    // The simulator's test knob stays open.
+    expect(withBatch({ env: { AUTOGLM_SIM_FAIL: 'retryable' } }).spec.payload).toMatchObject({ batch: { env: { AUTOGLM_SIM_FAIL: 'retryable' } } });
+  });
+
+  it('takes a time limit, and derives one from the expected duration when there is none', () => {
+    const limitOf = (batch: { expectedDuration?: { seconds: number; nanos: number }; timeLimit?: { seconds: number; nanos: number } }) => {
+      const { spec } = parseSubmission({ ...batchRequest, payload: { $case: 'batch', batch: { command: ['run'], env: {}, ...batch } } }, CTX);
+      return jobTimeLimitMs(spec.payload?.$case === 'batch' ? spec.payload.batch : (undefined as never));
+    };
+    expect(limitOf({ timeLimit: { seconds: 90, nanos: 0 } })).toBe(90_000);
+    expect(limitOf({ expectedDuration: { seconds: 600, nanos: 0 } })).toBe(1_260_000);
+    expect(limitOf({})).toBeUndefined();
+    expect(rejection(() => limitOf({ timeLimit: { seconds: -1, nanos: 0 } })).field).toBe('batch.time_limit');
+    expect(rejection(() => limitOf({ timeLimit: { seconds: 40 * 86400, nanos: 0 } })).message).toMatch(/over the limit of 30 days/);
   });
 
   it('refuses resource requests that make no sense, naming the field', () => {

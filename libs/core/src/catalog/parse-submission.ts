@@ -6,6 +6,7 @@
 import type { BatchPayload, InferStart, ResourceRequest, SubmitTaskRequest, TaskSpec } from '@autoglm/proto';
 import { DeadlinePolicy, PriorityClass, TaskKind } from '@autoglm/proto';
 import { InvalidArgumentError } from '../errors';
+import { forbiddenJobEnv, SIM_ENV_PREFIX } from './job-rules';
 import { DEFAULT_GPU_MEMORY_HEADROOM, estimateGpuMemory, minimumGpuCount } from './memory';
 import type { CatalogModel, ModelCatalog } from './models';
 import { parseInferenceInput } from './parse-inference-input';
@@ -13,6 +14,7 @@ import {
   parseDeadline,
   parseDeadlinePolicy,
   parseDependsOn,
+  parseDuration,
   parseExpectedDuration,
   parseLabels,
   parseMaxRetries,
@@ -252,6 +254,8 @@ function parseBatch(batch: BatchPayload): BatchPayload {
   for (const [name, value] of env) {
     const field = `batch.env[${JSON.stringify(name.slice(0, 64))}]`;
     if (!ENV_NAME.test(name)) throw new InvalidArgumentError(field, 'is not a variable name: use letters, digits and _, not starting with a digit');
+    const forbidden = name.startsWith(SIM_ENV_PREFIX) ? undefined : forbiddenJobEnv(name);
+    if (forbidden) throw new InvalidArgumentError(field, forbidden);
     if (value.includes('\0')) throw new InvalidArgumentError(field, 'contains a NUL character');
     envBytes += Buffer.byteLength(name) + Buffer.byteLength(value) + 2;
   }
@@ -260,8 +264,14 @@ function parseBatch(batch: BatchPayload): BatchPayload {
     command: [...batch.command],
     env: { ...batch.env },
     expectedDuration: parseExpectedDuration(batch.expectedDuration, 'batch.expected_duration'),
+    timeLimit: parseDuration(batch.timeLimit, 'batch.time_limit', MAX_TIME_LIMIT_SECONDS, {
+      negative: 'is negative; give how long the job may run before it is killed',
+      tooLong: (seconds) => `is ${seconds}s, over the limit of 30 days (${MAX_TIME_LIMIT_SECONDS}s)`,
+    }),
   };
 }
+
+const MAX_TIME_LIMIT_SECONDS = 30 * 24 * 3600;
 
 /** A job without GPUs (gpu_count 0): no GPU memory may be asked for. */
 function cpuOnlyResources(requested: ResourceRequest): { gpuCount: number; gpuMemoryBytes: number } {

@@ -152,13 +152,25 @@ export interface InferencePayload {
 export interface BatchPayload {
   /** argv of the process to run on the `command` backend (allow-listed there). */
   command: string[];
-  /** Extra environment for the process. */
+  /**
+   * Extra environment for the process: at most 256 variables and 64 KiB.
+   * Variables that change what runs or how (PATH, LD_*, NODE_OPTIONS, ...)
+   * are refused.
+   */
   env: { [key: string]: string };
   /**
    * How long the job is expected to run. The `sim` backend runs for exactly
    * this long (scaled by its time-scale factor); zero means no work at all.
    */
-  expectedDuration: Duration | undefined;
+  expectedDuration:
+    | Duration
+    | undefined;
+  /**
+   * The `command` backend kills the job (its whole process tree) after this
+   * long and fails it without retry. Unset: twice expected_duration plus a
+   * minute; neither set: no limit.
+   */
+  timeLimit: Duration | undefined;
 }
 
 export interface BatchPayload_EnvEntry {
@@ -984,7 +996,7 @@ export const InferencePayload: MessageFns<InferencePayload> = {
 };
 
 function createBaseBatchPayload(): BatchPayload {
-  return { command: [], env: {}, expectedDuration: undefined };
+  return { command: [], env: {}, expectedDuration: undefined, timeLimit: undefined };
 }
 
 export const BatchPayload: MessageFns<BatchPayload> = {
@@ -997,6 +1009,9 @@ export const BatchPayload: MessageFns<BatchPayload> = {
     });
     if (message.expectedDuration !== undefined) {
       Duration.encode(message.expectedDuration, writer.uint32(26).fork()).join();
+    }
+    if (message.timeLimit !== undefined) {
+      Duration.encode(message.timeLimit, writer.uint32(34).fork()).join();
     }
     return writer;
   },
@@ -1041,6 +1056,14 @@ export const BatchPayload: MessageFns<BatchPayload> = {
             message.expectedDuration = Duration.decode(reader, reader.uint32());
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.timeLimit = Duration.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1070,6 +1093,9 @@ export const BatchPayload: MessageFns<BatchPayload> = {
     );
     message.expectedDuration = (object.expectedDuration !== undefined && object.expectedDuration !== null)
       ? Duration.fromPartial(object.expectedDuration)
+      : undefined;
+    message.timeLimit = (object.timeLimit !== undefined && object.timeLimit !== null)
+      ? Duration.fromPartial(object.timeLimit)
       : undefined;
     return message;
   },
