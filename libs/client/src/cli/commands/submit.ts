@@ -44,6 +44,7 @@ export interface SubmitOptions {
   command?: string;
   arg?: string[];
   duration?: number;
+  timeLimit?: number;
   env?: [string, string][];
   count: number;
   wait?: boolean;
@@ -73,6 +74,7 @@ export function addTaskOptions(command: Command): Command {
     .option('--command <cmd>', 'batch job: the command line, split on spaces')
     .option('--arg <arg>', 'batch job: one argv element (repeatable; for arguments with spaces)', collect((arg: string) => arg))
     .option('--duration <d>', 'batch job: expected duration (the sim backend runs this long), e.g. 2s', parseDurationMs)
+    .option('--time-limit <d>', 'batch job: killed after this long on the command backend (default twice --duration plus 1m)', parseDurationMs)
     .option('--env <k=v>', 'batch job: an environment variable (repeatable); AUTOGLM_SIM_FAIL=retryable|permanent makes a simulated job fail', collect(parseLabel))
     .option('--label <k=v>', 'a label (repeatable)', collect(parseLabel))
     .option('--preemptible', 'let the scheduler stop it for more urgent work')
@@ -146,7 +148,7 @@ export function registerSubmit(program: Command, io: CliIo): void {
 /** The SubmitTask request the task flags describe. */
 export async function buildRequest(prompt: string | undefined, options: SubmitOptions, stdin: NodeJS.ReadableStream): Promise<MessageInit<SubmitTaskRequest>> {
   const argv = [...(options.command === undefined ? [] : splitCommand(options.command)), ...(options.arg ?? [])];
-  const batch = argv.length > 0 || options.duration !== undefined;
+  const batch = argv.length > 0 || options.duration !== undefined || options.timeLimit !== undefined;
   if (options.env !== undefined && !batch) throw new AutoglmError('INVALID_ARGUMENT', '--env goes with a batch job (--command, --arg or --duration)');
   if (batch && prompt !== undefined) {
     throw new AutoglmError('INVALID_ARGUMENT', 'give either a prompt (inference) or --command/--arg/--duration (batch job), not both');
@@ -164,6 +166,7 @@ export async function buildRequest(prompt: string | undefined, options: SubmitOp
             command: argv,
             env: Object.fromEntries(options.env ?? []),
             expectedDuration: options.duration === undefined ? undefined : durationFromMs(options.duration),
+            timeLimit: options.timeLimit === undefined ? undefined : durationFromMs(options.timeLimit),
           },
         }
       : {
