@@ -69,7 +69,7 @@ async function runSlurm(n: number, tuning: 'throughput' | 'stock'): Promise<Slur
 async function runOurs(n: number): Promise<SlurmRunResult> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'autoglm-bench-slurm-'));
   const mesh = await startMesh({ dataDir, ports: 'ephemeral', agents: 0, commandAllow: ['/bin/true'], logLevel: 'warn' });
-  const client = new AutoglmClient({ address: mesh.publicAddress, tenant: 'bench', token: mesh.adminToken });
+  const client = new AutoglmClient({ address: mesh.publicAddress, tenant: 'bench', token: mesh.adminToken, ca: mesh.ca });
   try {
     await waitForCommandAgent(client);
     const before = await client.queueStats();

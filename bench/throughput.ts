@@ -1,7 +1,7 @@
 import { Metadata } from '@grpc/grpc-js';
 import { AutoglmClient, startMesh } from '@autoglm/client';
 import { DecisionServiceClient, TaskState, type Event } from '@autoglm/proto';
-import { createClient } from '@autoglm/runtime';
+import { createClient, loadTls } from '@autoglm/runtime';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -64,8 +64,12 @@ async function measure(auth: AuthMode, o: Options) {
   const { total, clients, window, warmup } = o;
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'autoglm-bench-'));
   const mesh = await startMesh({ dataDir, ports: 'ephemeral', agents: 4, logLevel: 'warn', env: { AUTOGLM_AUTH: auth } });
-  const sdk = Array.from({ length: clients }, () => new AutoglmClient({ address: mesh.publicAddress, tenant: 'bench', token: mesh.adminToken, timeoutMs: 60_000 }));
-  const decision = createClient(DecisionServiceClient, mesh.decisionAddress);
+  const sdk = Array.from({ length: clients }, () => new AutoglmClient({ address: mesh.publicAddress, tenant: 'bench', token: mesh.adminToken, ca: mesh.ca, timeoutMs: 60_000 }));
+  // decision's Subscribe takes a monitor's (or a parser's) certificate.
+  const tlsDir = path.join(dataDir, 'tls');
+  const decision = createClient(DecisionServiceClient, mesh.decisionAddress, {
+    tls: mesh.ca ? loadTls({ tlsCa: path.join(tlsDir, 'ca.pem'), tlsCert: path.join(tlsDir, 'monitor.pem'), tlsKey: path.join(tlsDir, 'monitor-key.pem') }) : undefined,
+  });
   const submittedAt = new Map<string, number>();
   const finishedAt = new Map<string, number>();
   let settled: () => void = () => {};

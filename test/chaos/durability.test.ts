@@ -64,7 +64,7 @@ async function startRun(engine: 'pglite' | 'postgres', name: string, env: Record
       if (process.env.CHAOS_LOG_GREP && new RegExp(process.env.CHAOS_LOG_GREP).test(line)) process.stderr.write(`${service} ${line}\n`);
     },
   });
-  const client = new AutoglmClient({ address: mesh.publicAddress, tenant: `chaos-${name}`, token: mesh.adminToken, retry: PATIENT, timeoutMs: 20_000 });
+  const client = new AutoglmClient({ address: mesh.publicAddress, tenant: `chaos-${name}`, token: mesh.adminToken, ca: mesh.ca, retry: PATIENT, timeoutMs: 20_000 });
   await until(async () => ((await client.listNodes()).nodes.length === 4 ? true : undefined), 20_000, '4 agents to register');
   return { mesh, client, postgres, dataDir: data.dir, removeData: data.remove, accepted: new Set(), logs };
 }

@@ -82,7 +82,7 @@ describe('claims, preemption, CPU hosts and a custom catalog, end to end', () =>
       commandAllow: ['/bin/sh'],
       env: { AUTOGLM_MODEL_CATALOG: catalog },
     });
-    client = new AutoglmClient({ address: mesh.publicAddress, tenant: 'e2e-claims', token: mesh.adminToken });
+    client = new AutoglmClient({ address: mesh.publicAddress, tenant: 'e2e-claims', token: mesh.adminToken, ca: mesh.ca });
     await until(async () => ((await client.listNodes()).nodes.length === 5 ? true : undefined), 30_000, 'four sim agents and the command agent to register');
   }, 120_000);
 

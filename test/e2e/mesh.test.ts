@@ -14,7 +14,7 @@ describe('the local mesh, end to end', () => {
 
   beforeAll(async () => {
     mesh = await startMesh({ dataDir: data.dir, ports: 'ephemeral', agents: 4, timeScale: 20, logLevel: 'warn' });
-    client = new AutoglmClient({ address: mesh.publicAddress, tenant: 'e2e', token: mesh.adminToken });
+    client = new AutoglmClient({ address: mesh.publicAddress, tenant: 'e2e', token: mesh.adminToken, ca: mesh.ca });
     await until(async () => ((await client.listNodes()).nodes.length === 4 ? true : undefined), 20_000, '4 agents to register');
   }, 90_000);
 

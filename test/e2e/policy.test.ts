@@ -15,7 +15,7 @@ describe('scheduling policy, end to end', () => {
 
   beforeAll(async () => {
     mesh = await startMesh({ dataDir: data.dir, ports: 'ephemeral', agents: 1, gpusPerAgent: 2, timeScale: 20, logLevel: 'warn' });
-    client = new AutoglmClient({ address: mesh.publicAddress, tenant: 'e2e-policy', token: mesh.adminToken });
+    client = new AutoglmClient({ address: mesh.publicAddress, tenant: 'e2e-policy', token: mesh.adminToken, ca: mesh.ca });
     await until(async () => ((await client.listNodes()).nodes.length === 1 ? true : undefined), 20_000, 'the agent to register');
   }, 90_000);
 

@@ -195,7 +195,14 @@ def main(argv):
     sys.path.insert(0, stub_dir)
     from autoglm.v1 import task_pb2, task_pb2_grpc  # generated at test time
 
-    with grpc.insecure_channel(address) as channel:
+    # A local mesh serves TLS with its own CA (<data dir>/tls/ca.pem): AUTOGLM_CA names it.
+    ca_file = os.environ.get("AUTOGLM_CA", "")
+    if ca_file:
+        with open(ca_file, "rb") as f:
+            channel = grpc.secure_channel(address, grpc.ssl_channel_credentials(root_certificates=f.read()))
+    else:
+        channel = grpc.insecure_channel(address)
+    with channel:
         grpc.channel_ready_future(channel).result(timeout=CALL_TIMEOUT_S)
         stub = task_pb2_grpc.TaskServiceStub(channel)
         summary = {

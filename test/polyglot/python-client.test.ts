@@ -105,7 +105,7 @@ function generatePythonStubs(outDir: string): void {
 /** Runs client.py; resolves with its JSON summary, rejects with its stderr and the mesh's log tails. */
 function runClient(mesh: Mesh, stubDir: string): Promise<Summary> {
   return new Promise((resolve, reject) => {
-    execFile(PYTHON, [CLIENT, mesh.publicAddress, stubDir], { cwd: REPO_ROOT, timeout: 80_000, encoding: 'utf8', env: { ...process.env, AUTOGLM_TOKEN: mesh.adminToken } }, (error, stdout, stderr) => {
+    execFile(PYTHON, [CLIENT, mesh.publicAddress, stubDir], { cwd: REPO_ROOT, timeout: 80_000, encoding: 'utf8', env: { ...process.env, AUTOGLM_TOKEN: mesh.adminToken, AUTOGLM_CA: mesh.caFile ?? '' } }, (error, stdout, stderr) => {
       const lastLine = stdout.trim().split('\n').pop() ?? '';
       if (error) {
         reject(new Error(`client.py failed (${error.code ?? error.signal}): ${stderr.trim()}\n${stdout.trim()}\n${logTails(mesh.dataDir)}`));

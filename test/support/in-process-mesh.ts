@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import pino from 'pino';
-import { AutoglmClient } from '@autoglm/client';
+import { AutoglmClient, ensureMeshPki, type TlsFiles } from '@autoglm/client';
 import { AgentConfigSchema, startAgent } from '@autoglm/executor-agent';
 import { DecisionConfigSchema, startDecision, type RunningDecision, type StartDecisionOptions } from '@autoglm/decision';
 import { ParserConfigSchema, startParser } from '@autoglm/parser';
@@ -18,6 +18,9 @@ export interface InProcessMesh {
   /** The first admin token (decision made it): acts for any tenant. */
   adminToken: string;
   adminTokenFile: string;
+  /** With `tls`: the CA's certificate (PEM), and each identity's files. */
+  ca: Buffer | undefined;
+  tlsFiles: ReadonlyMap<string, TlsFiles>;
   decision: RunningDecision;
   agent: RunningService;
   parser: RunningService;
@@ -36,6 +39,12 @@ export interface InProcessMeshOptions {
   parser?: Record<string, unknown>;
   /** Decision's test seams (the clock schedules fire by). */
   decisionOptions?: StartDecisionOptions;
+  /**
+   * Mutual TLS between the services and TLS on the public endpoint, as a
+   * local mesh runs (certificates for decision, parser, monitor, admin and
+   * the agent under `<data>/tls`; `tlsFiles` has them).
+   */
+  tls?: boolean;
 }
 
 export async function startInProcessMesh(options: InProcessMeshOptions = {}): Promise<InProcessMesh> {
@@ -43,20 +52,37 @@ export async function startInProcessMesh(options: InProcessMeshOptions = {}): Pr
   const quiet = pino({ level: 'silent' });
   // Authentication on, as by default: decision makes the first admin token, the fixture's client uses it.
   const tokenFile = path.join(data.dir, 'admin-token');
-  const decisionConfig = (listen: string) => DecisionConfigSchema.parse({ listen, dataDir: data.dir, bootstrapTokenFile: tokenFile, ...options.decision });
+  const pki = options.tls
+    ? await ensureMeshPki(path.join(data.dir, 'tls'), [
+        { role: 'decision', name: 'decision' },
+        { role: 'parser', name: 'parser' },
+        { role: 'monitor', name: 'monitor' },
+        { role: 'admin', name: 'admin' },
+        { role: 'agent', name: 'contract-node' },
+        { role: 'agent', name: 'other-node' },
+      ])
+    : undefined;
+  const tlsOf = (name: string) => {
+    const f = pki?.get(name);
+    return f ? { tlsCa: f.ca, tlsCert: f.cert, tlsKey: f.key } : {};
+  };
+  const decisionConfig = (listen: string) => DecisionConfigSchema.parse({ listen, dataDir: data.dir, bootstrapTokenFile: tokenFile, ...tlsOf('decision'), ...options.decision });
   const decision = await startDecision(decisionConfig('127.0.0.1:0'), quiet, options.decisionOptions);
   const agent = await startAgent(
-    AgentConfigSchema.parse({ listen: '127.0.0.1:0', decisionAddress: decision.grpcAddress, nodeId: 'contract-node', simGpus: 2, simTimeScale: options.timeScale ?? 20 }),
+    AgentConfigSchema.parse({ listen: '127.0.0.1:0', decisionAddress: decision.grpcAddress, nodeId: 'contract-node', simGpus: 2, simTimeScale: options.timeScale ?? 20, ...tlsOf('contract-node') }),
     quiet,
   );
-  const parser = await startParser(ParserConfigSchema.parse({ listen: '127.0.0.1:0', decisionAddress: decision.grpcAddress, ...options.parser }), quiet);
+  const parser = await startParser(ParserConfigSchema.parse({ listen: '127.0.0.1:0', decisionAddress: decision.grpcAddress, ...tlsOf('parser'), ...options.parser }), quiet);
   const adminToken = readFileSync(tokenFile, 'utf8').trim();
-  const client = new AutoglmClient({ address: parser.grpcAddress, tenant: 'contract', token: adminToken });
+  const ca = pki ? readFileSync(pki.get('parser')!.ca) : undefined;
+  const client = new AutoglmClient({ address: parser.grpcAddress, tenant: 'contract', token: adminToken, ca });
   await until(async () => ((await client.listNodes()).nodes.length === 1 ? true : undefined), 10_000, 'the agent to register');
   const mesh: InProcessMesh = {
     client,
     adminToken,
     adminTokenFile: tokenFile,
+    ca,
+    tlsFiles: pki ?? new Map(),
     decision,
     agent,
     parser,

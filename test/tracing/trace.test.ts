@@ -21,7 +21,7 @@ describe('tracing across the mesh', () => {
       logLevel: 'warn',
       env: { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint, OTEL_BSP_SCHEDULE_DELAY: '200' },
     });
-    client = new AutoglmClient({ address: mesh.publicAddress, tenant: 'trace', token: mesh.adminToken });
+    client = new AutoglmClient({ address: mesh.publicAddress, tenant: 'trace', token: mesh.adminToken, ca: mesh.ca });
     await until(async () => ((await client.listNodes()).nodes.length === 1 ? true : undefined), 20_000, 'the agent');
   }, 90_000);
 

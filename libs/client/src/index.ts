@@ -19,6 +19,7 @@ export {
 export { type RetryOptions } from './sdk/backoff';
 export { type MessageInit } from './sdk/message-init';
 export { type Mesh, type MeshProcess, startMesh } from './mesh/start-mesh';
+export { ensureMeshPki, type MeshIdentity, type TlsFiles } from './mesh/pki';
 export { defaultServiceEntry, type MeshOptions, type MeshServiceName } from './mesh/mesh-options';
 export { MeshStartError } from './mesh/mesh-start-error';
 export { type ReadyMessage } from './mesh/ready-message';

@@ -10,6 +10,7 @@ import {
   type ServiceError,
 } from '@grpc/grpc-js';
 import { context, SpanKind, trace } from '@opentelemetry/api';
+import { clientCredentials, tlsChannelOptions, type TlsMaterial } from './tls';
 import { endSpan, injectTraceContext } from './tracing';
 
 const MiB = 1024 * 1024;
@@ -50,9 +51,17 @@ export const tracingInterceptor: Interceptor = (options, nextCall) => {
 
 type ClientConstructor<C extends Client> = new (address: string, creds: ReturnType<typeof credentials.createInsecure>, options?: ClientOptions) => C;
 
-/** A ts-proto grpc-js client for an internal peer (insecure on loopback / mesh network). */
-export function createClient<C extends Client>(Ctor: ClientConstructor<C>, address: string, maxMessageBytes?: number): C {
-  return new Ctor(address, credentials.createInsecure(), { ...channelOptions(maxMessageBytes), interceptors: [tracingInterceptor] });
+/**
+ * A ts-proto grpc-js client for an internal peer: mutual TLS with this
+ * service's certificate when `tls` is given, else plaintext (a trusted
+ * network or a test).
+ */
+export function createClient<C extends Client>(Ctor: ClientConstructor<C>, address: string, options: { tls?: TlsMaterial; maxMessageBytes?: number } = {}): C {
+  return new Ctor(address, clientCredentials(options.tls), {
+    ...channelOptions(options.maxMessageBytes),
+    ...(options.tls ? tlsChannelOptions(address) : {}),
+    interceptors: [tracingInterceptor],
+  });
 }
 
 type UnaryMethod<Req, Res> = (

@@ -1,7 +1,7 @@
 import {
   Server,
-  ServerCredentials,
   status,
+
   type Metadata,
   type ServerDuplexStream,
   type ServerUnaryCall,
@@ -9,11 +9,13 @@ import {
   type ServiceDefinition,
   type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
+import type { AuthContext } from '@grpc/grpc-js/build/src/auth-context';
 import { HealthImplementation } from 'grpc-health-check';
 import { FILE_DESCRIPTOR_SET } from '@autoglm/proto';
 import type { Logger } from 'pino';
 import { context } from '@opentelemetry/api';
 import { Reflection } from './reflection';
+import { identityOf, serverCredentials, type PeerIdentity, type TlsMaterial } from './tls';
 import { ourStatus, toStatus, type GrpcStatus } from './to-status';
 import { endSpan, startServerSpan } from './tracing';
 
@@ -25,6 +27,13 @@ export interface CallContext {
   signal: AbortSignal;
   /** The caller's address. */
   peer: string;
+  /**
+   * Who the caller is by its certificate, on a server that requires one
+   * (mutual TLS); undefined on a plaintext or public server.
+   */
+  identity: PeerIdentity | undefined;
+  /** Whether this server checks callers' certificates (then `identity` is always set). */
+  mutualTls: boolean;
 }
 
 /** Writes to a server stream, honouring backpressure. */
@@ -62,6 +71,10 @@ export interface GrpcServerOptions {
   maxReceiveMessageBytes?: number;
   /** Largest response sent. @default 16 MiB */
   maxSendMessageBytes?: number;
+  /** TLS with this certificate; unset: plaintext. */
+  tls?: TlsMaterial;
+  /** With tls: callers must present a certificate of the same CA (internal services). @default true */
+  requireClientCertificate?: boolean;
 }
 
 const MiB = 1024 * 1024;
@@ -80,9 +93,13 @@ export class GrpcServer {
   private readonly serviceNames: string[] = [];
   private readonly streams = new Set<{ abort: AbortController; readonly ended: boolean; end: (s: GrpcStatus) => void }>();
   private shuttingDown = false;
+  private readonly tls: TlsMaterial | undefined;
+  private readonly mutualTls: boolean;
 
   constructor(options: GrpcServerOptions) {
     this.logger = options.logger;
+    this.tls = options.tls;
+    this.mutualTls = options.tls !== undefined && options.requireClientCertificate !== false;
     this.server = new Server({
       'grpc.max_receive_message_length': options.maxReceiveMessageBytes ?? 4 * MiB,
       'grpc.max_send_message_length': options.maxSendMessageBytes ?? 16 * MiB,
@@ -112,7 +129,7 @@ export class GrpcServer {
   /** Binds and starts serving; resolves with the bound `host:port` (port 0 picks a free one). */
   async listen(address: string): Promise<string> {
     const port = await new Promise<number>((resolve, reject) =>
-      this.server.bindAsync(address, ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound))),
+      this.server.bindAsync(address, serverCredentials(this.tls, this.mutualTls), (err, bound) => (err ? reject(err) : resolve(bound))),
     );
     for (const name of ['', ...this.serviceNames]) this.health.setStatus(name, 'SERVING');
     const host = address.slice(0, address.lastIndexOf(':'));
@@ -152,9 +169,10 @@ export class GrpcServer {
     });
   }
 
-  private context(call: { metadata: Metadata; getPeer(): string; on(e: 'cancelled', f: () => void): unknown }, abort: AbortController): CallContext {
+  private context(call: { metadata: Metadata; getPeer(): string; getAuthContext(): AuthContext; on(e: 'cancelled', f: () => void): unknown }, abort: AbortController): CallContext {
     call.on('cancelled', () => abort.abort(new Error('cancelled by the client')));
-    return { metadata: call.metadata, signal: abort.signal, peer: call.getPeer() };
+    const identity = this.mutualTls ? identityOf(call.getAuthContext().sslPeerCertificate) : undefined;
+    return { metadata: call.metadata, signal: abort.signal, peer: call.getPeer(), identity, mutualTls: this.mutualTls };
   }
 
   private wrapUnary(path: string, handler: (...args: unknown[]) => Promise<unknown>) {

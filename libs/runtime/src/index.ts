@@ -31,3 +31,4 @@ export {
   type StopTracing,
   type TracingOptions,
 } from './tracing';
+export { clientCredentials, identityOf, loadTls, requireRole, serverCredentials, tlsChannelOptions, withRoles, TLS_ENV, tlsConfigShape, type PeerIdentity, type TlsMaterial } from './tls';

@@ -1,5 +1,5 @@
 import type { Assignment, ConnectRequest, ConnectResponse, Register as ConnectRegister } from '@autoglm/proto';
-import { InvalidArgumentError } from '@autoglm/core';
+import { InvalidArgumentError, PermissionDeniedError } from '@autoglm/core';
 import type { CallContext, Logger, StreamSink } from '@autoglm/runtime';
 import type { AgentLink, Scheduler } from './scheduler';
 
@@ -24,6 +24,10 @@ export async function serveAgentSession(
   if (kind?.$case !== 'register') throw new InvalidArgumentError('kind', 'the first message on Connect must be register');
   const register = kind.register;
   checkRegister(register);
+  // An agent's certificate names its node: it registers as that node and no other.
+  if (ctx.mutualTls && ctx.identity?.name !== register.nodeId) {
+    throw new PermissionDeniedError(`register.node_id: this agent's certificate is for node "${ctx.identity?.name ?? ''}", not "${register.nodeId.slice(0, 128)}"`);
+  }
   if (!/^[^:]+:\d+$/.test(register.address) && !register.address.startsWith('[')) {
     throw new InvalidArgumentError('register.address', `"${register.address}" is not host:port`);
   }

@@ -1,10 +1,11 @@
 import { z } from 'zod';
 import { DEFAULT_POLICY, loadModelCatalog } from '@autoglm/core';
 import { parseFaultSpec } from '@autoglm/store';
-import { checkedFile, hostPort, loadConfig, logLevel } from '@autoglm/runtime';
+import { checkedFile, hostPort, loadConfig, logLevel, tlsConfigShape, TLS_ENV } from '@autoglm/runtime';
 
 /** decision's configuration: AUTOGLM_CONFIG file section "decision", then these variables, then defaults. */
 export const DecisionConfigSchema = z.object({
+  ...tlsConfigShape,
   /** gRPC listen address. */
   listen: hostPort.default('127.0.0.1:50052'),
   /** PGlite data directory (embedded database), used when no databaseUrl is set. */
@@ -171,6 +172,7 @@ export type DecisionConfig = z.infer<typeof DecisionConfigSchema>;
 
 export function loadDecisionConfig(env: NodeJS.ProcessEnv = process.env): DecisionConfig {
   return loadConfig('decision', DecisionConfigSchema, {
+    ...TLS_ENV,
     listen: 'AUTOGLM_DECISION_LISTEN',
     dataDir: 'AUTOGLM_DATA_DIR',
     bootstrapTokenFile: 'AUTOGLM_BOOTSTRAP_TOKEN_FILE',

@@ -5,7 +5,7 @@ const demand = { kind: 'gpus' as const, model: 'llama-3-8b', gpuCount: 2, gpuMem
 
 function payloadOf(kind: 'inference' | 'batch'): TaskSpec['payload'] {
   if (kind === 'batch') {
-    return { $case: 'batch', batch: { command: ['python', 'train.py', '--lr', '3e-4'], env: { SEED: '1', NAME: 'ø' }, expectedDuration: { seconds: 90, nanos: 5 } } };
+    return { $case: 'batch', batch: { command: ['python', 'train.py', '--lr', '3e-4'], env: { SEED: '1', NAME: 'ø' }, expectedDuration: { seconds: 90, nanos: 5 }, timeLimit: { seconds: 600, nanos: 0 } } };
   }
   return {
     $case: 'inference',

@@ -12,9 +12,9 @@ import {
   type ModelShape,
   type PolicyExperiment,
 } from '@autoglm/core';
-import { DecisionAuthServiceService, DecisionScheduleServiceService } from '@autoglm/proto';
+import { DecisionAuthServiceService, DecisionScheduleServiceService, DecisionServiceService } from '@autoglm/proto';
 import { parseFaultSpec, ScheduleStore, TaskStore, TokenStore, type SqlEngine } from '@autoglm/store';
-import { createLogger, GrpcServer, type Logger, type RunningService } from '@autoglm/runtime';
+import { createLogger, GrpcServer, loadTls, withRoles, type Logger, type RunningService } from '@autoglm/runtime';
 import { authHandlers, ensureBootstrapToken } from './auth-service';
 import type { DecisionConfig } from './config';
 import { decisionHandlers } from './decision-service';
@@ -118,10 +118,13 @@ export async function startDecision(
     });
   }
 
-  const server = new GrpcServer({ logger, maxReceiveMessageBytes: config.maxMessageBytes });
-  server.addService(withSharedEventEncoding(), decisionHandlers(scheduler, store, bus, logger, { subscriberBacklog: config.subscriberBacklog }));
-  server.addService(DecisionScheduleServiceService, scheduleHandlers(recurring));
-  server.addService(DecisionAuthServiceService, authHandlers(tokens));
+  const tls = loadTls(config);
+  if (!tls) logger.warn('no TLS (AUTOGLM_TLS_CA, _CERT, _KEY unset): any process that reaches this port may call every RPC, Connect as any agent included');
+  const server = new GrpcServer({ logger, maxReceiveMessageBytes: config.maxMessageBytes, tls, requireClientCertificate: true });
+  // Each internal RPC is for the services whose certificates say so (with TLS; see docs/architecture.md, "Service identities").
+  server.addService(withSharedEventEncoding(), withRoles('DecisionService', decisionHandlers(scheduler, store, bus, logger, { subscriberBacklog: config.subscriberBacklog }), DECISION_ROLES));
+  server.addService(DecisionScheduleServiceService, withRoles('DecisionScheduleService', scheduleHandlers(recurring), allFor(DecisionScheduleServiceService, PARSER)));
+  server.addService(DecisionAuthServiceService, withRoles('DecisionAuthService', authHandlers(tokens), allFor(DecisionAuthServiceService, PARSER)));
   const grpcAddress = await server.listen(config.listen);
   scheduler.openForAgents();
   recurring.start();
@@ -183,4 +186,31 @@ function parsedExperiment(text: string): PolicyExperiment | undefined {
   } catch (err) {
     throw new Error(`AUTOGLM_POLICY_EXPERIMENT: ${(err as Error).message}`, { cause: err });
   }
+}
+
+const PARSER = ['parser'] as const;
+const READERS = ['parser', 'monitor', 'admin'] as const;
+
+/** Who may call each of decision's RPCs, by certificate role. */
+const DECISION_ROLES: { readonly [M in keyof typeof DecisionServiceService]: readonly string[] } = {
+  enqueue: PARSER,
+  enqueueBatch: PARSER,
+  enqueueWorkflow: PARSER,
+  admit: PARSER,
+  connect: ['agent'],
+  subscribe: ['parser', 'monitor'],
+  applyPolicy: ['admin', 'monitor'],
+  getTask: READERS,
+  listTasks: READERS,
+  cancelTask: ['parser', 'admin'],
+  explainTask: READERS,
+  listNodes: READERS,
+  getQueueStats: READERS,
+  requeueDeadLetters: ['parser', 'admin'],
+  purgeDeadLetters: ['parser', 'admin'],
+};
+
+/** The same roles for every method of a service. */
+function allFor<S extends object>(service: S, roles: readonly string[]): { readonly [M in keyof S]: readonly string[] } {
+  return Object.fromEntries(Object.keys(service).map((m) => [m, roles])) as { [M in keyof S]: readonly string[] };
 }

@@ -1,12 +1,13 @@
 import * as os from 'node:os';
 import { z } from 'zod';
 import { loadModelCatalog } from '@autoglm/core';
-import { checkedFile, hostPort, loadConfig, logLevel } from '@autoglm/runtime';
+import { checkedFile, hostPort, loadConfig, logLevel, tlsConfigShape, TLS_ENV } from '@autoglm/runtime';
 
 const list = z.union([z.array(z.string()), z.string().transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean))]);
 
 /** executor-agent's configuration: AUTOGLM_CONFIG file section "executor-agent", then these variables, then defaults. */
 export const AgentConfigSchema = z.object({
+  ...tlsConfigShape,
   /** ExecutorService listen address (interactive streams from the parser). */
   listen: hostPort.default('127.0.0.1:50060'),
   /** Address decision can give the parser for this agent; defaults to the bound listen address. */
@@ -59,6 +60,7 @@ export type AgentConfig = z.infer<typeof AgentConfigSchema>;
 
 export function loadAgentConfig(env: NodeJS.ProcessEnv = process.env): AgentConfig {
   return loadConfig('executor-agent', AgentConfigSchema, {
+    ...TLS_ENV,
     listen: 'AUTOGLM_AGENT_LISTEN',
     advertiseAddress: 'AUTOGLM_AGENT_ADVERTISE_ADDRESS',
     decisionAddress: 'AUTOGLM_DECISION_ADDRESS',

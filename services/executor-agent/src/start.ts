@@ -1,6 +1,6 @@
 import { DecisionServiceClient, ExecutorServiceService, type GpuInfo, type GpuLinkRow, type GpuStatus } from '@autoglm/proto';
 import { kvCacheBytesPerToken, loadModelCatalog } from '@autoglm/core';
-import { createClient, createLogger, GrpcServer, type Logger, type RunningService } from '@autoglm/runtime';
+import { withRoles, loadTls, createClient, createLogger, GrpcServer, type Logger, type RunningService } from '@autoglm/runtime';
 import { Agent } from './agent';
 import { CommandBackend, OpenAIBackend, SimBackend, type Backend, type HostResources } from './backends';
 import { resolveJobUser } from './backends/containment';
@@ -74,8 +74,10 @@ export async function startAgent(config: AgentConfig, logger: Logger = createLog
   if (backend instanceof OpenAIBackend) await backend.start();
   const simulated = backend.gpus().length > 0;
   const real = simulated ? undefined : await watchRealGpus(logger);
-  const decision = createClient(DecisionServiceClient, config.decisionAddress);
-  const server = new GrpcServer({ logger });
+  const tls = loadTls(config);
+  if (!tls) logger.warn('no TLS (AUTOGLM_TLS_CA, _CERT, _KEY unset): Execute is open to any process that reaches this port');
+  const decision = createClient(DecisionServiceClient, config.decisionAddress, { tls });
+  const server = new GrpcServer({ logger, tls, requireClientCertificate: true });
   const agent = new Agent({
     nodeId: config.nodeId,
     decision,
@@ -88,7 +90,8 @@ export async function startAgent(config: AgentConfig, logger: Logger = createLog
     executeWaitMs: config.executeWaitMs,
     logger,
   });
-  server.addService(ExecutorServiceService, executorHandlers(agent, backend, config.nodeId, logger));
+  // Only the parser relays interactive streams (with TLS: by its certificate).
+  server.addService(ExecutorServiceService, withRoles('ExecutorService', executorHandlers(agent, backend, config.nodeId, logger), { execute: ['parser'] }));
   const grpcAddress = await server.listen(config.listen);
   agent.start(config.advertiseAddress ?? grpcAddress);
   return {

@@ -1,8 +1,9 @@
 import { z } from 'zod';
-import { hostPort, loadConfig, logLevel } from '@autoglm/runtime';
+import { hostPort, loadConfig, logLevel, tlsConfigShape, TLS_ENV } from '@autoglm/runtime';
 
 /** monitor's configuration: AUTOGLM_CONFIG file section "monitor", then these variables, then defaults. */
 export const MonitorConfigSchema = z.object({
+  ...tlsConfigShape,
   /** gRPC listen address (MonitorService). */
   listen: hostPort.default('127.0.0.1:50053'),
   /** HTTP listen address: the dashboard at /, Prometheus metrics at /metrics. */
@@ -17,6 +18,7 @@ export type MonitorConfig = z.infer<typeof MonitorConfigSchema>;
 
 export function loadMonitorConfig(env: NodeJS.ProcessEnv = process.env): MonitorConfig {
   return loadConfig('monitor', MonitorConfigSchema, {
+    ...TLS_ENV,
     listen: 'AUTOGLM_MONITOR_LISTEN',
     httpListen: 'AUTOGLM_MONITOR_HTTP_LISTEN',
     decisionAddress: 'AUTOGLM_DECISION_ADDRESS',

@@ -1,5 +1,5 @@
 import { DecisionServiceClient, MonitorServiceService } from '@autoglm/proto';
-import { createClient, createLogger, GrpcServer, type Logger, type RunningService } from '@autoglm/runtime';
+import { createClient, createLogger, GrpcServer, loadTls, type Logger, type RunningService } from '@autoglm/runtime';
 import type { MonitorConfig } from './config';
 import { followDecisionEvents } from './event-feed';
 import { startHttpServer } from './http-server';
@@ -15,7 +15,8 @@ function splitHostPort(address: string): { host: string; port: number } {
 export async function startMonitor(config: MonitorConfig, logger: Logger = createLogger('monitor', config.logLevel)): Promise<RunningService> {
   const metrics = new MonitorMetrics({ processMetrics: true });
   const summary = new MonitorSummary();
-  const decision = createClient(DecisionServiceClient, config.decisionAddress);
+  const tls = loadTls(config);
+  const decision = createClient(DecisionServiceClient, config.decisionAddress, { tls });
   const feed = followDecisionEvents(
     decision,
     (event) => {
@@ -25,7 +26,8 @@ export async function startMonitor(config: MonitorConfig, logger: Logger = creat
     logger,
   );
   const http = await startHttpServer({ ...splitHostPort(config.httpListen), metrics, summary, logger });
-  const server = new GrpcServer({ logger });
+  // MonitorService: any certificate of the mesh (with TLS).
+  const server = new GrpcServer({ logger, tls, requireClientCertificate: true });
   server.addService(MonitorServiceService, { getSummary: async () => summary.snapshot() });
   const grpcAddress = await server.listen(config.listen);
   return {

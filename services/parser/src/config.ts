@@ -1,11 +1,12 @@
 import { z } from 'zod';
 import { loadModelCatalog, parseRateLimits } from '@autoglm/core';
-import { checkedFile, hostPort, loadConfig, logLevel } from '@autoglm/runtime';
+import { checkedFile, hostPort, loadConfig, logLevel, tlsConfigShape, TLS_ENV } from '@autoglm/runtime';
 
 const GiB = 1024 ** 3;
 
 /** parser's configuration: AUTOGLM_CONFIG file section "parser", then these variables, then defaults. */
 export const ParserConfigSchema = z.object({
+  ...tlsConfigShape,
   /** Public gRPC listen address. */
   listen: hostPort.default('127.0.0.1:50051'),
   /** decision's address. */
@@ -57,6 +58,7 @@ export const gpuMemoryBytes = (config: ParserConfig) => Math.round(config.gpuMem
 
 export function loadParserConfig(env: NodeJS.ProcessEnv = process.env): ParserConfig {
   return loadConfig('parser', ParserConfigSchema, {
+    ...TLS_ENV,
     listen: 'AUTOGLM_PARSER_LISTEN',
     decisionAddress: 'AUTOGLM_DECISION_ADDRESS',
     gpuMemoryGb: 'AUTOGLM_GPU_MEMORY_GB',

@@ -9,7 +9,7 @@ import {
   TaskServiceService,
 } from '@autoglm/proto';
 import { loadModelCatalog, parseRateLimits, TenantRateLimiter } from '@autoglm/core';
-import { callUnary, createClient, createLogger, GrpcServer, type Logger, type RunningService } from '@autoglm/runtime';
+import { callUnary, createClient, createLogger, GrpcServer, loadTls, type Logger, type RunningService } from '@autoglm/runtime';
 import { authServiceHandlers } from './auth-service';
 import { Authenticator, lookUpOrUndefined } from './authenticate';
 import { gpuMemoryBytes, type ParserConfig } from './config';
@@ -20,13 +20,16 @@ import { clusterHandlers, taskHandlers, type ParserDeps } from './task-service';
 
 /** Serves the public API on `config.listen`, forwarding to decision. */
 export async function startParser(config: ParserConfig, logger: Logger = createLogger('parser', config.logLevel)): Promise<RunningService> {
-  const decision = createClient(DecisionServiceClient, config.decisionAddress);
+  // Mutual TLS to decision and the agents with the parser's certificate; the same certificate on the public endpoint.
+  const tls = loadTls(config);
+  if (!tls) logger.warn('no TLS (AUTOGLM_TLS_CA, _CERT, _KEY unset): the public endpoint is plaintext, API tokens included');
+  const decision = createClient(DecisionServiceClient, config.decisionAddress, { tls });
   const executors = new Map<string, ExecutorServiceClient>();
   const limits = parseRateLimits(config.tenantRateLimits);
   const catalog = loadModelCatalog(config.modelCatalog);
   const served = new ServedModels(decision, config.decisionTimeoutMs);
   served.start();
-  const tokens = createClient(DecisionAuthServiceClient, config.decisionAddress);
+  const tokens = createClient(DecisionAuthServiceClient, config.decisionAddress, { tls });
   const auth = new Authenticator(
     config.auth,
     (secretSha256) => lookUpOrUndefined(() => callUnary(tokens.lookUpToken.bind(tokens), { secretSha256 }, { deadlineMs: config.decisionTimeoutMs })),
@@ -40,7 +43,7 @@ export async function startParser(config: ParserConfig, logger: Logger = createL
     enqueue: new EnqueueBatcher(decision, config.decisionTimeoutMs),
     executorAt: (address) => {
       let client = executors.get(address);
-      if (!client) executors.set(address, (client = createClient(ExecutorServiceClient, address)));
+      if (!client) executors.set(address, (client = createClient(ExecutorServiceClient, address, { tls })));
       return client;
     },
     knowModels: async (models) => {
@@ -57,10 +60,11 @@ export async function startParser(config: ParserConfig, logger: Logger = createL
     decisionTimeoutMs: config.decisionTimeoutMs,
     streamStartTimeoutMs: config.streamStartTimeoutMs,
   };
-  const server = new GrpcServer({ logger, maxReceiveMessageBytes: config.maxMessageBytes });
+  // Public: clients prove who they are with API tokens, not certificates.
+  const server = new GrpcServer({ logger, maxReceiveMessageBytes: config.maxMessageBytes, tls, requireClientCertificate: false });
   server.addService(TaskServiceService, taskHandlers(deps));
   server.addService(ClusterServiceService, clusterHandlers(deps));
-  const schedules = createClient(DecisionScheduleServiceClient, config.decisionAddress);
+  const schedules = createClient(DecisionScheduleServiceClient, config.decisionAddress, { tls });
   server.addService(ScheduleServiceService, scheduleHandlers({ ...deps, schedules }));
   server.addService(AuthServiceService, authServiceHandlers({ auth, tokens, decisionTimeoutMs: config.decisionTimeoutMs }));
   const grpcAddress = await server.listen(config.listen);

@@ -12,6 +12,7 @@ import type { Json } from './json';
 /** Options every command takes (declared on the program). */
 export interface GlobalOptions {
   address?: string;
+  ca?: string;
   tenant?: string;
   token?: string;
   tokenFile?: string;
@@ -45,6 +46,24 @@ export function tokenFromFile(file: string | undefined): string {
   }
 }
 
+/** Where `autoglm up` (in this directory, default data directory) leaves its CA certificate. */
+export const DEFAULT_CA_FILE = path.join('.autoglm', 'tls', 'ca.pem');
+
+/**
+ * The CA certificate in `file`; with none named, DEFAULT_CA_FILE when it
+ * exists and the endpoint is the local mesh's default one (no --address);
+ * undefined: plaintext.
+ */
+export function caFromFile(file: string | undefined, addressGiven: boolean): Buffer | undefined {
+  const chosen = file ?? (!addressGiven && existsSync(DEFAULT_CA_FILE) ? DEFAULT_CA_FILE : undefined);
+  if (chosen === undefined) return undefined;
+  try {
+    return readFileSync(chosen);
+  } catch (err) {
+    throw new AutoglmError('INVALID_ARGUMENT', `--ca: cannot read ${chosen} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); name the mesh's CA certificate (<data dir>/tls/ca.pem)`);
+  }
+}
+
 /** The context of a command being run. */
 export function commandContext(io: CliIo, command: Command): CommandContext {
   const globals = command.optsWithGlobals<GlobalOptions>();
@@ -52,7 +71,7 @@ export function commandContext(io: CliIo, command: Command): CommandContext {
     io,
     globals,
     async withClient(use) {
-      const client = new AutoglmClient({ address: globals.address, tenant: globals.tenant, token: globals.token ?? tokenFromFile(globals.tokenFile) });
+      const client = new AutoglmClient({ address: globals.address, tenant: globals.tenant, token: globals.token ?? tokenFromFile(globals.tokenFile), ca: caFromFile(globals.ca, globals.address !== undefined) });
       try {
         return await use(client);
       } finally {

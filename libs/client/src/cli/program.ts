@@ -13,7 +13,7 @@ import { registerTokens } from './commands/tokens';
 import { registerUp } from './commands/up';
 import { registerWatch } from './commands/watch';
 import { registerWorkflow } from './commands/workflow';
-import { DEFAULT_TOKEN_FILE } from './context';
+import { DEFAULT_CA_FILE, DEFAULT_TOKEN_FILE } from './context';
 import { examples } from './help';
 import type { CliIo } from './io';
 
@@ -22,6 +22,7 @@ export function buildProgram(io: CliIo): Command {
   const program = new Command('autoglm')
     .description('Schedule LLM inference and GPU batch jobs on an Open-AutoGLM mesh.')
     .addOption(new Option('--address <host:port>', 'public endpoint of the mesh').env('AUTOGLM_ADDRESS'))
+    .addOption(new Option('--ca <file>', `CA certificate to check the endpoint's TLS certificate against (default: ${DEFAULT_CA_FILE}, which "autoglm up" makes; none: plaintext)`).env('AUTOGLM_CA'))
     .addOption(new Option('--tenant <name>', "tenant the work is billed to (default: the token's; only an admin token may name another)").env('AUTOGLM_TENANT'))
     .addOption(new Option('--token <token>', 'API token (default: the file --token-file names)').env('AUTOGLM_TOKEN'))
     .addOption(new Option('--token-file <file>', `file holding the API token (default: ${DEFAULT_TOKEN_FILE}, which "autoglm up" makes)`).env('AUTOGLM_TOKEN_FILE'))

@@ -9,6 +9,12 @@ export interface MeshOptions {
    * Directory for durable state and logs (`<dataDir>/logs/<name>.log`).
    * @default './.autoglm'
    */
+  /**
+   * Mutual TLS between the services and TLS on the public endpoint, with a
+   * CA and certificates made under `<dataDir>/tls` on first start.
+   * @default true
+   */
+  tls?: boolean;
   dataDir?: string;
   /**
    * Number of executor agents (simulated GPU hosts).

@@ -2,6 +2,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { LogSink } from './log-sink';
 import { MeshStartError } from './mesh-start-error';
+import { ensureMeshPki } from './pki';
 import { ADMIN_TOKEN_FILE, defaultServiceEntry, MAX_AGENTS, type MeshOptions, type MeshServiceName, portPlan } from './mesh-options';
 import { type ListenAddresses, type RestartBackoff, SupervisedProcess } from './supervised-process';
 
@@ -40,6 +41,10 @@ export interface Mesh {
   readonly adminTokenFile: string;
   /** That token ('' when decision made none). */
   readonly adminToken: string;
+  /** The mesh CA's certificate file: clients of the public endpoint trust it (undefined without TLS). */
+  readonly caFile: string | undefined;
+  /** Its PEM. */
+  readonly ca: Buffer | undefined;
   /** Every process by name. */
   readonly processes: Readonly<Record<string, MeshProcess>>;
   /** Stops every process in order (parser, then agents and monitor, then decision). */
@@ -62,9 +67,6 @@ export async function startMesh(options: MeshOptions = {}): Promise<Mesh> {
   mkdirSync(logDir, { recursive: true, mode: 0o700 });
   chmodSync(dataDir, 0o700);
   const adminTokenFile = path.join(dataDir, ADMIN_TOKEN_FILE);
-  const host = options.host ?? '127.0.0.1';
-  const plan = portPlan(options.ports ?? 'default', host);
-  const entryOf = options.entry ?? defaultServiceEntry;
   const agents = options.agents ?? 4;
   if (!Number.isInteger(agents) || agents < 0 || agents > MAX_AGENTS) throw new RangeError(`agents: ${agents} is not a whole number from 0 to ${MAX_AGENTS}`);
   const backoff: RestartBackoff = {
@@ -83,6 +85,26 @@ export async function startMesh(options: MeshOptions = {}): Promise<Mesh> {
     ...options.env,
   };
 
+  // Every service proves who it is with a certificate of the mesh's own CA (made on first start).
+  const agentNames = Array.from({ length: agents }, (_, i) => `agent-${i + 1}`);
+  const commandNames = Array.from({ length: options.commandAgents ?? ((options.commandAllow ?? []).length > 0 ? 1 : 0) }, (_, i) => `command-${i + 1}`);
+  const useTls = options.tls !== false;
+  const pki = useTls
+    ? await ensureMeshPki(path.join(dataDir, 'tls'), [
+        { role: 'decision', name: 'decision' },
+        { role: 'parser', name: 'parser' },
+        { role: 'monitor', name: 'monitor' },
+        { role: 'admin', name: 'admin' },
+        ...[...agentNames, ...commandNames].map((name) => ({ role: 'agent', name })),
+      ], options.host && options.host !== '127.0.0.1' ? [options.host] : [])
+    : undefined;
+  const tlsEnv = (name: string): NodeJS.ProcessEnv => {
+    const files = pki?.get(name);
+    return files ? { AUTOGLM_TLS_CA: files.ca, AUTOGLM_TLS_CERT: files.cert, AUTOGLM_TLS_KEY: files.key } : {};
+  };
+  const host = options.host ?? '127.0.0.1';
+  const plan = portPlan(options.ports ?? 'default', host);
+  const entryOf = options.entry ?? defaultServiceEntry;
   const missing = (['decision', 'monitor', 'executor-agent', 'parser'] as const)
     .map((service) => entryOf(service))
     .filter((entry) => !existsSync(entry));
@@ -151,6 +173,7 @@ export async function startMesh(options: MeshOptions = {}): Promise<Mesh> {
       AUTOGLM_DECISION_LISTEN: listen.grpc,
       AUTOGLM_DATA_DIR: path.join(dataDir, 'decision'),
       AUTOGLM_BOOTSTRAP_TOKEN_FILE: adminTokenFile,
+      ...tlsEnv('decision'),
       ...(options.databaseUrl === undefined ? {} : { AUTOGLM_DATABASE_URL: options.databaseUrl }),
     }));
     await startTier([decision]);
@@ -160,6 +183,7 @@ export async function startMesh(options: MeshOptions = {}): Promise<Mesh> {
       AUTOGLM_MONITOR_LISTEN: listen.grpc,
       AUTOGLM_MONITOR_HTTP_LISTEN: listen.http,
       AUTOGLM_DECISION_ADDRESS: decisionAddress,
+      ...tlsEnv('monitor'),
     }));
     const agentProcesses = Array.from({ length: agents }, (_, index) => {
       const name = `agent-${index + 1}`;
@@ -171,6 +195,7 @@ export async function startMesh(options: MeshOptions = {}): Promise<Mesh> {
         AUTOGLM_SIM_GPUS: String(options.gpusPerAgent ?? 8),
         AUTOGLM_SIM_GPU_MEMORY_GB: String(options.gpuMemoryGb ?? 80),
         AUTOGLM_SIM_TIME_SCALE: String(options.timeScale ?? 1),
+        ...tlsEnv(name),
       }));
     });
     const allow = options.commandAllow ?? [];
@@ -183,6 +208,7 @@ export async function startMesh(options: MeshOptions = {}): Promise<Mesh> {
         AUTOGLM_AGENT_NODE_ID: name,
         AUTOGLM_AGENT_BACKEND: 'command',
         AUTOGLM_COMMAND_ALLOW: allow.join(','),
+        ...tlsEnv(name),
       }));
     });
     await startTier([monitor, ...agentProcesses, ...commandProcesses]);
@@ -190,6 +216,7 @@ export async function startMesh(options: MeshOptions = {}): Promise<Mesh> {
     const parser = define('parser', 'parser', { grpc: plan.parser }, (listen) => ({
       AUTOGLM_PARSER_LISTEN: listen.grpc,
       AUTOGLM_DECISION_ADDRESS: decisionAddress,
+      ...tlsEnv('parser'),
     }));
     await startTier([parser]);
 
@@ -204,6 +231,8 @@ export async function startMesh(options: MeshOptions = {}): Promise<Mesh> {
       dataDir,
       adminTokenFile,
       adminToken: existsSync(adminTokenFile) ? readFileSync(adminTokenFile, 'utf8').trim() : '',
+      caFile: pki?.get('parser')?.ca,
+      ca: pki ? readFileSync(pki.get('parser')!.ca) : undefined,
       processes: Object.fromEntries([...processes].map(([name, child]) => [name, meshProcess(child)])),
       stop,
     };

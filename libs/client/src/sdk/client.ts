@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { tlsChannelOptions } from '@autoglm/runtime';
 import {
   type CallOptions as GrpcCallOptions,
   type ChannelCredentials,
@@ -87,8 +89,15 @@ export interface AutoglmClientOptions {
    */
   timeoutMs?: number;
   /**
-   * Channel credentials.
-   * @default credentials.createInsecure()
+   * The CA certificate (PEM) the endpoint's TLS certificate is checked
+   * against: a local mesh's is `<data dir>/tls/ca.pem`. Set, the channel
+   * uses TLS.
+   * @default the file process.env.AUTOGLM_CA names, if set
+   */
+  ca?: Buffer;
+  /**
+   * Channel credentials (overrides `ca`).
+   * @default TLS with `ca` when there is one, else plaintext
    */
   credentials?: ChannelCredentials;
   /** How `submit` retries. */
@@ -160,13 +169,15 @@ export class AutoglmClient {
     this.token = options.token ?? process.env.AUTOGLM_TOKEN;
     this.timeoutMs = options.timeoutMs ?? 30000;
     this.retry = resolveRetryOptions(options.retry);
+    const ca = options.ca ?? (process.env.AUTOGLM_CA ? readFileSync(process.env.AUTOGLM_CA) : undefined);
     const channelOptions: ChannelOptions = {
+      ...(ca && !options.credentials ? tlsChannelOptions(this.address) : {}),
       'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
       'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
       'grpc.primary_user_agent': 'autoglm-ts',
       ...options.channelOptions,
     };
-    const creds = options.credentials ?? grpcCredentials.createInsecure();
+    const creds = options.credentials ?? (ca ? grpcCredentials.createSsl(ca) : grpcCredentials.createInsecure());
     this.tasks = new TaskServiceClient(this.address, creds, channelOptions);
     this.cluster = new ClusterServiceClient(this.address, creds, {
       ...channelOptions,

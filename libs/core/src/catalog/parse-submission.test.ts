@@ -223,7 +223,7 @@ describe('parseSubmission: batch', () => {
 
   it('bounds the command and environment a job carries, naming the field', () => {
     const withBatch = (batch: { command?: string[]; env?: Record<string, string> }) =>
-      parseSubmission({ ...batchRequest, payload: { $case: 'batch', batch: { command: ['run'], env: {}, expectedDuration: undefined, ...batch } } }, CTX);
+      parseSubmission({ ...batchRequest, payload: { $case: 'batch', batch: { command: ['run'], env: {}, expectedDuration: undefined, timeLimit: undefined, ...batch } } }, CTX);
     expect(rejection(() => withBatch({ command: Array.from({ length: 4097 }, () => 'x') })).message).toBe('batch.command: has 4097 arguments; at most 4096');
     expect(rejection(() => withBatch({ command: ['x'.repeat(300_000)] })).message).toMatch(/^batch\.command: is 300001 bytes; at most 262144/);
     expect(rejection(() => withBatch({ command: ['a\0b'] })).message).toBe('batch.command[0]: contains a NUL character');
@@ -243,7 +243,7 @@ describe('parseSubmission: batch', () => {
 
   it('takes a time limit, and derives one from the expected duration when there is none', () => {
     const limitOf = (batch: { expectedDuration?: { seconds: number; nanos: number }; timeLimit?: { seconds: number; nanos: number } }) => {
-      const { spec } = parseSubmission({ ...batchRequest, payload: { $case: 'batch', batch: { command: ['run'], env: {}, ...batch } } }, CTX);
+      const { spec } = parseSubmission({ ...batchRequest, payload: { $case: 'batch', batch: { command: ['run'], env: {}, expectedDuration: undefined, timeLimit: undefined, ...batch } } }, CTX);
       return jobTimeLimitMs(spec.payload?.$case === 'batch' ? spec.payload.batch : (undefined as never));
     };
     expect(limitOf({ timeLimit: { seconds: 90, nanos: 0 } })).toBe(90_000);
@@ -279,7 +279,7 @@ describe('parseSubmission: batch', () => {
   it('rejects a bad expected duration, naming it', () => {
     const request = (seconds: number, nanos: number): SubmitTaskRequest => ({
       ...batchRequest,
-      payload: { $case: 'batch', batch: { command: [], env: {}, expectedDuration: { seconds, nanos } } },
+      payload: { $case: 'batch', batch: { command: [], env: {}, expectedDuration: { seconds, nanos }, timeLimit: undefined } },
     });
     expect(rejection(() => parseSubmission(request(-1, 0), CTX)).field).toBe('batch.expected_duration');
     expect(rejection(() => parseSubmission(request(8 * 86_400, 0), CTX)).message).toMatch(/over the limit of 7 days/);

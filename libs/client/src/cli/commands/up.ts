@@ -74,6 +74,7 @@ export function registerUp(program: Command, io: CliIo): void {
             dashboardUrl: mesh.dashboardUrl,
             dataDir: mesh.dataDir,
             adminTokenFile: mesh.adminTokenFile,
+            caFile: mesh.caFile ?? null,
             processes: Object.fromEntries(Object.values(mesh.processes).map((p) => [p.name, { pid: p.pid ?? null, address: p.address }])),
           }),
         );
@@ -84,6 +85,7 @@ export function registerUp(program: Command, io: CliIo): void {
         println(io.stdout, `  metrics          ${mesh.metricsUrl}`);
         println(io.stdout, `  dashboard        ${mesh.dashboardUrl}`);
         println(io.stdout, `  logs             ${mesh.dataDir}/logs`);
+        if (mesh.caFile) println(io.stdout, `  TLS CA           ${mesh.caFile} (the CLI in this directory trusts it; elsewhere: --ca or AUTOGLM_CA)`);
         println(io.stdout, `  admin token      ${mesh.adminTokenFile} (read by autoglm in this directory; elsewhere: export AUTOGLM_TOKEN=$(cat ${mesh.adminTokenFile}))`);
         println(io.stdout, `                   make one per user or service: autoglm tokens create --tenant <name> --role submitter`);
         println(io.stdout, 'Press Ctrl-C to stop.');
