@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Metadata } from '@grpc/grpc-js';
 import { ensureMeshPki } from '@autoglm/client';
-import { ApplyPolicyRequest, ConnectRequest, DecisionServiceClient, ExecutorServiceClient, ExecuteRequest, type ConnectResponse, type ExecuteResponse } from '@autoglm/proto';
+import { ApplyPolicyRequest, ConnectRequest, DecisionServiceClient, EnqueueRequest, ExecutorServiceClient, ExecuteRequest, type ConnectResponse, type ExecuteResponse } from '@autoglm/proto';
 import { callUnary, createClient, loadTls } from '@autoglm/runtime';
 import { startInProcessMesh, type InProcessMesh } from '../support/in-process-mesh';
 
@@ -60,7 +60,7 @@ describe('services prove who they are (mutual TLS)', () => {
 
   it('lets each role call only its own RPCs', async () => {
     const agent = as(DecisionServiceClient, mesh.decision.grpcAddress, 'other-node');
-    await expect(callUnary(agent.enqueue.bind(agent), { requestId: '', tenant: 'x' }, { deadlineMs: 5000 })).rejects.toMatchObject({
+    await expect(callUnary(agent.enqueue.bind(agent), EnqueueRequest.fromPartial({ tenant: 'x' }), { deadlineMs: 5000 })).rejects.toMatchObject({
       code: PERMISSION_DENIED,
       details: 'DecisionService.Enqueue is for parser; the caller\'s certificate is agent "other-node"',
     });
