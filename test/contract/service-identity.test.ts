@@ -24,7 +24,7 @@ describe('services prove who they are (mutual TLS)', () => {
   /** A client of decision (or an agent) presenting the certificate of `name`. */
   const as = <C extends { close(): void }>(Ctor: new (...args: never[]) => C, address: string, name: string): C => {
     const f = mesh.tlsFiles.get(name)!;
-    const client = createClient(Ctor as never, address, { tls: loadTls({ tlsCa: f.ca, tlsCert: f.cert, tlsKey: f.key }) }) as C;
+    const client = createClient(Ctor as never, address, { tls: loadTls({ tlsCa: f.ca, tlsCert: f.cert, tlsKey: f.key }) }) as unknown as C;
     clients.push(client);
     return client;
   };
