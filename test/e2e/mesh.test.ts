@@ -1,3 +1,5 @@
+import { readdirSync, statSync } from 'node:fs';
+import path from 'node:path';
 import { AutoglmClient, AutoglmError, startMesh, type Mesh } from '@autoglm/client';
 import { PriorityClass, TaskState, type TaskEvent } from '@autoglm/proto';
 import { tempDir } from '../support/temp-dir';
@@ -23,6 +25,22 @@ describe('the local mesh, end to end', () => {
     await mesh?.stop();
     data.remove();
   }, 60_000);
+
+  it("keeps decision's data, the admin token and the keys to their owner", () => {
+    const open: string[] = [];
+    const walk = (dir: string) => {
+      for (const entry of readdirSync(dir, { withFileTypes: true })) {
+        const file = path.join(dir, entry.name);
+        if (entry.isDirectory()) walk(file);
+        else if ((statSync(file).mode & 0o077) !== 0) open.push(file);
+      }
+    };
+    walk(path.join(mesh.dataDir, 'decision'));
+    expect(open).toEqual([]);
+    expect(statSync(mesh.dataDir).mode & 0o777).toBe(0o700);
+    expect(statSync(mesh.adminTokenFile).mode & 0o777).toBe(0o600);
+    expect(statSync(path.join(mesh.dataDir, 'tls', 'parser-key.pem')).mode & 0o777).toBe(0o600);
+  });
 
   it('runs 200 submitted tasks to SUCCEEDED with their outputs', async () => {
     const submitted = await Promise.all(

@@ -4,6 +4,7 @@
  * commit would stall gRPC for its whole duration. Here it runs beside the
  * event loop, on the machine's other core.
  */
+import './private-files';
 import { parentPort, workerData } from 'node:worker_threads';
 import { PGlite } from '@electric-sql/pglite';
 

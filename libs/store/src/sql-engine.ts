@@ -41,11 +41,13 @@ function pidAlive(pid: number): boolean {
  * (kill -9) is taken over; one held by a live process refuses.
  */
 export function lockDataDir(dataDir: string): () => void {
-  fs.mkdirSync(dataDir, { recursive: true });
+  // The database holds prompts, outputs and job environments: the directory is its owner's alone.
+  fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  fs.chmodSync(dataDir, 0o700);
   const lockPath = path.join(dataDir, 'autoglm.lock');
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
-      const fd = fs.openSync(lockPath, 'wx');
+      const fd = fs.openSync(lockPath, 'wx', 0o600);
       fs.writeSync(fd, String(process.pid));
       fs.closeSync(fd);
       return () => {
