@@ -7,7 +7,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { percentile, printTable, writeResult, flag } from './lib/report';
 
-type AuthMode = 'tokens' | 'none';
+/** secure: TLS everywhere (mutual between services) and API tokens, as `autoglm up` runs; plain: neither. */
+type Mode = 'secure' | 'plain';
 
 interface Options {
   total: number;
@@ -21,23 +22,24 @@ interface Options {
  * duration on the sim backend), submitted through the public API by
  * concurrent clients against the services running as separate processes.
  * Completion is observed on decision's event stream (the internal Subscribe),
- * which is what the monitor sees too. Run with authentication on (API
- * tokens, the default) and off (AUTOGLM_AUTH=none), one after the other in
- * the same run, so its cost is a ratio of figures from the same machine.
+ * which is what the monitor sees too. Run secure (TLS, mutual between the
+ * services, and API tokens: what `autoglm up` runs) and plain (neither), one
+ * after the other in the same run, so the cost of security is a ratio of
+ * figures from the same machine.
  * Flags: --tasks N (20000), --clients N (8), --window N (32 in flight per
- * client), --auth MODES (runs in this order; default tokens,none,none,tokens).
+ * client), --modes MODES (runs in this order; default secure,plain,plain,secure).
  */
 export async function throughput(args: string[]): Promise<void> {
   const total = Number(flag(args, '--tasks') ?? 20_000);
   const options: Options = { total, clients: Number(flag(args, '--clients') ?? 8), window: Number(flag(args, '--window') ?? 32), warmup: Math.min(2_000, Math.floor(total / 10)) };
-  const modes = (flag(args, '--auth') ?? 'tokens,none,none,tokens').split(',') as AuthMode[];
-  for (const m of modes) if (m !== 'tokens' && m !== 'none') throw new Error(`--auth: ${m} is not tokens or none`);
-  const results: Array<{ auth: AuthMode } & Awaited<ReturnType<typeof measure>>> = [];
-  for (const auth of modes) results.push({ auth, ...(await measure(auth, options)) });
+  const modes = (flag(args, '--modes') ?? 'secure,plain,plain,secure').split(',') as Mode[];
+  for (const m of modes) if (m !== 'secure' && m !== 'plain') throw new Error(`--modes: ${m} is not secure or plain`);
+  const results: Array<{ mode: Mode } & Awaited<ReturnType<typeof measure>>> = [];
+  for (const mode of modes) results.push({ mode, ...(await measure(mode, options)) });
   printTable(
     `throughput: no-work tasks through the public API (4 sim agents, services as processes, ${options.clients} clients x ${options.window} in flight)`,
     results.map((r) => ({
-      auth: r.auth === 'tokens' ? 'API tokens' : 'off',
+      mode: r.mode === 'secure' ? 'TLS + tokens' : 'plaintext',
       tasks: r.tasks,
       'completed/s': r.completedPerSecond,
       'ack p50 ms': r.submitAckMs.p50,
@@ -48,22 +50,22 @@ export async function throughput(args: string[]): Promise<void> {
     })),
   );
   // Means per mode: ABBA order (the default) cancels a drift over the run (a machine warming up).
-  const meanOf = (auth: AuthMode, pick: (r: (typeof results)[number]) => number) => {
-    const rs = results.filter((r) => r.auth === auth);
+  const meanOf = (mode: Mode, pick: (r: (typeof results)[number]) => number) => {
+    const rs = results.filter((r) => r.mode === mode);
     return rs.length === 0 ? NaN : rs.reduce((sum, r) => sum + pick(r), 0) / rs.length;
   };
-  const ratio = (pick: (r: (typeof results)[number]) => number) => meanOf('tokens', pick) / meanOf('none', pick);
-  const authCost = { throughputRatio: ratio((r) => r.completedPerSecond), ackP50Ratio: ratio((r) => r.submitAckMs.p50), ackP99Ratio: ratio((r) => r.submitAckMs.p99) };
-  if (Number.isFinite(authCost.throughputRatio)) {
-    console.log(`\nauthentication on / off, means of the runs above: throughput ${authCost.throughputRatio.toFixed(2)}x, ack p50 ${authCost.ackP50Ratio.toFixed(2)}x, ack p99 ${authCost.ackP99Ratio.toFixed(2)}x`);
+  const ratio = (pick: (r: (typeof results)[number]) => number) => meanOf('secure', pick) / meanOf('plain', pick);
+  const securityCost = { throughputRatio: ratio((r) => r.completedPerSecond), ackP50Ratio: ratio((r) => r.submitAckMs.p50), ackP99Ratio: ratio((r) => r.submitAckMs.p99) };
+  if (Number.isFinite(securityCost.throughputRatio)) {
+    console.log(`\nsecure / plaintext, means of the runs above: throughput ${securityCost.throughputRatio.toFixed(2)}x, ack p50 ${securityCost.ackP50Ratio.toFixed(2)}x, ack p99 ${securityCost.ackP99Ratio.toFixed(2)}x`);
   }
-  console.log(`\nwrote ${writeResult('throughput', { runs: results, authCost })}`);
+  console.log(`\nwrote ${writeResult('throughput', { runs: results, securityCost })}`);
 }
 
-async function measure(auth: AuthMode, o: Options) {
+async function measure(mode: Mode, o: Options) {
   const { total, clients, window, warmup } = o;
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'autoglm-bench-'));
-  const mesh = await startMesh({ dataDir, ports: 'ephemeral', agents: 4, logLevel: 'warn', env: { AUTOGLM_AUTH: auth } });
+  const mesh = await startMesh({ dataDir, ports: 'ephemeral', agents: 4, logLevel: 'warn', tls: mode === 'secure', env: { AUTOGLM_AUTH: mode === 'secure' ? 'tokens' : 'none' } });
   const sdk = Array.from({ length: clients }, () => new AutoglmClient({ address: mesh.publicAddress, tenant: 'bench', token: mesh.adminToken, ca: mesh.ca, timeoutMs: 60_000 }));
   // decision's Subscribe takes a monitor's (or a parser's) certificate.
   const tlsDir = path.join(dataDir, 'tls');
