@@ -108,6 +108,7 @@ export {
   MAX_WORKFLOW_STEPS,
   parseInferStart,
   parseSubmission,
+  parseTenant,
   parseWorkflow,
   type ParsedWorkflow,
   type CatalogModel,

@@ -1,5 +1,5 @@
 import { EnqueueRequest, RequeuedTask, type DeadLetterSelector, type Task, TaskState } from '@autoglm/proto';
-import { FailedPreconditionError, InvalidArgumentError, NotFoundError, stateName, timestampToMillis } from '@autoglm/core';
+import { FailedPreconditionError, InvalidArgumentError, NotFoundError, stateName, timestampToMillis, parseTenant } from '@autoglm/core';
 import type { TaskStore } from '@autoglm/store';
 import type { Intake } from './intake';
 import type { Lifecycle } from './lifecycle';
@@ -58,7 +58,7 @@ export class DeadLetters {
 
   private async select(select: DeadLetterSelector | undefined, includeRequeued: boolean): Promise<Task[]> {
     const ids = select?.taskIds ?? [];
-    const tenant = select?.tenant || undefined;
+    const tenant = select?.tenant ? parseTenant(select.tenant) : undefined;
     if (ids.length > 0) {
       if (select?.all) throw new InvalidArgumentError('select.all', 'give task_ids or all, not both');
       const tasks: Task[] = [];

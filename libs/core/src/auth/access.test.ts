@@ -45,6 +45,7 @@ describe('tenants', () => {
 
   it('lists every tenant only for an admin that names none', () => {
     expect(listingTenant(admin, '')).toBe('');
+    expect(() => listingTenant(admin, 'a\u0000b')).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT', field: 'tenant' }));
     expect(listingTenant(viewer, '')).toBe('acme');
     expect(() => listingTenant(viewer, 'globex')).toThrow(expect.objectContaining({ code: 'PERMISSION_DENIED' }));
   });

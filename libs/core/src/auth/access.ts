@@ -76,7 +76,7 @@ export function actingTenant(principal: Principal, named: string): string {
  * else's own tenant (naming another is refused as in actingTenant).
  */
 export function listingTenant(principal: Principal, named: string): string {
-  if (principal.role === Role.ADMIN) return named;
+  if (principal.role === Role.ADMIN) return named === '' ? '' : parseTenant(named);
   return actingTenant(principal, named);
 }
 

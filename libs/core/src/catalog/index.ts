@@ -17,6 +17,7 @@ export {
   MAX_RETRIES_LIMIT,
   MAX_LABELS,
   MAX_EXPECTED_DURATION_SECONDS,
+  parseTenant,
 } from './submission-fields';
 export {
   type ParseContext,
