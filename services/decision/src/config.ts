@@ -162,6 +162,8 @@ export const DecisionConfigSchema = z.object({
    * does not read cannot make decision hold events for it.
    */
   subscriberBacklog: z.coerce.number().int().min(100).max(10_000_000).default(50_000),
+  /** Subscribe streams of every task's or node's events at once (the monitor's, tools'); more are refused with RESOURCE_EXHAUSTED. */
+  maxSubscribers: z.coerce.number().int().min(1).max(100_000).default(64),
   /** Largest message decision accepts, bytes: keep it above the parser's AUTOGLM_MAX_MESSAGE_BYTES (a submission is forwarded whole). */
   maxMessageBytes: z.coerce.number().int().min(1024 * 1024).max(256 * 1024 * 1024).default(8 * 1024 * 1024),
   /** Log level. */
@@ -177,6 +179,7 @@ export function loadDecisionConfig(env: NodeJS.ProcessEnv = process.env): Decisi
     dataDir: 'AUTOGLM_DATA_DIR',
     bootstrapTokenFile: 'AUTOGLM_BOOTSTRAP_TOKEN_FILE',
     subscriberBacklog: 'AUTOGLM_SUBSCRIBER_BACKLOG',
+    maxSubscribers: 'AUTOGLM_MAX_SUBSCRIBERS',
     maxMessageBytes: 'AUTOGLM_DECISION_MAX_MESSAGE_BYTES',
     databaseUrl: 'AUTOGLM_DATABASE_URL',
     pgliteSharedBuffers: 'AUTOGLM_PGLITE_SHARED_BUFFERS',

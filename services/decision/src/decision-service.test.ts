@@ -9,7 +9,7 @@ import type { Scheduler } from './scheduler';
 describe('Subscribe', () => {
   it('cuts a subscriber that does not read once it is the backlog bound behind, and lets go of its events', async () => {
     const bus = new EventBus();
-    const handlers = decisionHandlers({} as Scheduler, {} as TaskStore, bus, pino({ level: 'silent' }), { subscriberBacklog: 100 });
+    const handlers = decisionHandlers({} as Scheduler, {} as TaskStore, bus, pino({ level: 'silent' }), { subscriberBacklog: 100, maxSubscribers: 64 });
     const abort = new AbortController();
     let failure: unknown;
     let written = 0;
@@ -37,5 +37,26 @@ describe('Subscribe', () => {
     expect(bus.subscriberCount).toBe(0);
     await expect(call).rejects.toThrow('stream closed');
     expect(written).toBe(1);
+  });
+
+  it('refuses a Subscribe stream of all events past the cap, and takes one again once a stream ends', async () => {
+    const bus = new EventBus();
+    const handlers = decisionHandlers({} as Scheduler, {} as TaskStore, bus, pino({ level: 'silent' }), { subscriberBacklog: 100, maxSubscribers: 2 });
+    const open = () => {
+      const abort = new AbortController();
+      const sink = { write: async () => undefined, fail: () => abort.abort() };
+      const call = handlers.subscribe({ taskEvents: true, nodeEvents: false, taskId: '', afterSequence: 0, states: [], batched: false }, sink, { signal: abort.signal, metadata: new Metadata(), peer: 'test', identity: undefined, mutualTls: false });
+      return { abort, call };
+    };
+    const first = open();
+    const second = open();
+    await expect(open().call).rejects.toMatchObject({ code: 'RESOURCE_EXHAUSTED', message: expect.stringContaining('at most 2 Subscribe streams') });
+    first.abort.abort();
+    await first.call;
+    const third = open();
+    second.abort.abort();
+    third.abort.abort();
+    await Promise.all([second.call, third.call]);
+    expect(bus.subscriberCount).toBe(0);
   });
 });

@@ -24,9 +24,12 @@ import type { Scheduler } from './scheduler';
 export interface DecisionLimits {
   /** A Subscribe stream this many events behind is cut with RESOURCE_EXHAUSTED. */
   subscriberBacklog: number;
+  /** Subscribe streams of every task's or node's events at once (per-task watches are not counted); more are refused. */
+  maxSubscribers: number;
 }
 
 export function decisionHandlers(scheduler: Scheduler, store: TaskStore, bus: EventBus, logger: Logger, limits: DecisionLimits): ServiceHandlers<typeof DecisionServiceService> {
+  let subscribers = 0;
   return {
     enqueue: async (req) => scheduler.enqueue(req),
     enqueueWorkflow: async (req) => scheduler.enqueueWorkflow(req),
@@ -74,6 +77,8 @@ export function decisionHandlers(scheduler: Scheduler, store: TaskStore, bus: Ev
         return;
       }
       if (!req.taskEvents && !req.nodeEvents) throw new InvalidArgumentError('task_events', 'ask for task_events, node_events or a task_id');
+      if (subscribers >= limits.maxSubscribers) throw new ResourceExhaustedError(`decision serves at most ${limits.maxSubscribers} Subscribe streams of all events at once; close one, or watch single tasks`);
+      subscribers += 1;
       const queue = new EventQueue<Event>(ctx.signal);
       // The backlog is bounded where it grows: a subscriber that does not read
       // (its writes wait for it) is cut at once, its queue dropped, rather
@@ -92,6 +97,7 @@ export function decisionHandlers(scheduler: Scheduler, store: TaskStore, bus: Ev
           await sink.write(events.length === 1 ? events[0]! : { kind: { $case: 'batch', batch: { events } } });
         }
       } finally {
+        subscribers -= 1;
         unsubscribe();
         queue.close();
       }

@@ -122,7 +122,7 @@ export async function startDecision(
   if (!tls) logger.warn('no TLS (AUTOGLM_TLS_CA, _CERT, _KEY unset): any process that reaches this port may call every RPC, Connect as any agent included');
   const server = new GrpcServer({ logger, maxReceiveMessageBytes: config.maxMessageBytes, tls, requireClientCertificate: true });
   // Each internal RPC is for the services whose certificates say so (with TLS; see docs/architecture.md, "Service identities").
-  server.addService(withSharedEventEncoding(), withRoles('DecisionService', decisionHandlers(scheduler, store, bus, logger, { subscriberBacklog: config.subscriberBacklog }), DECISION_ROLES));
+  server.addService(withSharedEventEncoding(), withRoles('DecisionService', decisionHandlers(scheduler, store, bus, logger, { subscriberBacklog: config.subscriberBacklog, maxSubscribers: config.maxSubscribers }), DECISION_ROLES));
   server.addService(DecisionScheduleServiceService, withRoles('DecisionScheduleService', scheduleHandlers(recurring), allFor(DecisionScheduleServiceService, PARSER)));
   server.addService(DecisionAuthServiceService, withRoles('DecisionAuthService', authHandlers(tokens), allFor(DecisionAuthServiceService, PARSER)));
   const grpcAddress = await server.listen(config.listen);
