@@ -12,8 +12,10 @@ export {
 export { forbiddenJobEnv, jobTimeLimitMs, SIM_ENV_PREFIX, TIME_LIMIT_SLACK_MS } from './catalog/job-rules';
 export {
   actingTenant,
+  bearerCredential,
   bearerToken,
   listingTenant,
+  looksLikeJwt,
   looksLikeToken,
   newTokenSecret,
   parseRole,

@@ -1,7 +1,8 @@
 import type { Metadata } from '@grpc/grpc-js';
 import { status } from '@grpc/grpc-js';
 import { Role, type ApiToken } from '@autoglm/proto';
-import { bearerToken, principalOf, requireAccess, tokenHash, UnauthenticatedError, type Access, type Principal } from '@autoglm/core';
+import { bearerCredential, bearerToken, looksLikeJwt, looksLikeToken, principalOf, requireAccess, tokenHash, UnauthenticatedError, type Access, type Principal } from '@autoglm/core';
+import type { OidcVerifier } from './oidc';
 import { isServiceError } from '@autoglm/runtime';
 import { TENANT_METADATA } from './tenant';
 
@@ -32,6 +33,8 @@ export class Authenticator {
     private readonly lookUp: (secretSha256: string) => Promise<ApiToken | undefined>,
     private readonly cacheMs: number,
     private readonly clock: () => number = Date.now,
+    /** JWTs of an OpenID Connect issuer, besides API tokens. */
+    private readonly oidc?: OidcVerifier,
   ) {}
 
   async principal(metadata: Metadata): Promise<Principal> {
@@ -40,7 +43,9 @@ export class Authenticator {
       return { tenant: named === undefined ? '' : String(named), role: Role.ADMIN, tokenId: '' };
     }
     const raw = metadata.get('authorization')[0];
-    const secret = bearerToken(raw === undefined ? undefined : String(raw));
+    const credential = bearerCredential(raw === undefined ? undefined : String(raw));
+    if (this.oidc && !looksLikeToken(credential) && looksLikeJwt(credential)) return this.oidc.verify(credential);
+    const secret = bearerToken(`Bearer ${credential}`);
     const token = await this.find(tokenHash(secret));
     if (!token) throw new UnauthenticatedError('the bearer token is not known here (mistyped, or made for another mesh): ask an admin for one (autoglm tokens create)');
     return principalOf(token, this.clock());

@@ -46,7 +46,19 @@ export const ParserConfigSchema = z.object({
   auth: z.enum(['tokens', 'none']).default('tokens'),
   /** Longest an Infer stream may stay open without its start message, ms (then DEADLINE_EXCEEDED). */
   streamStartTimeoutMs: z.coerce.number().int().min(100).max(600_000).default(30_000),
-  /** How long a token lookup is remembered, ms: a revocation made through another parser bites within this. */
+  /** OpenID Connect: JWTs from this issuer are credentials too (with oidcAudience); unset: API tokens only. */
+  oidcIssuer: z.string().url().optional(),
+  /** OpenID Connect: the audience ("aud") a JWT must name. */
+  oidcAudience: z.string().min(1).optional(),
+  /** OpenID Connect: the issuer's JWKS (its jwks_uri). Unset: <issuer>/.well-known/jwks.json. */
+  oidcJwksUrl: z.string().url().optional(),
+  /** OpenID Connect: the claim naming the tenant. */
+  oidcTenantClaim: z.string().min(1).default('tenant'),
+  /** OpenID Connect: the claim naming the role (viewer, submitter, admin). */
+  oidcRoleClaim: z.string().min(1).default('autoglm_role'),
+  /** OpenID Connect: the role of a JWT without the role claim. */
+  oidcDefaultRole: z.enum(['viewer', 'submitter', 'admin']).default('viewer'),
+    /** How long a token lookup is remembered, ms: a revocation made through another parser bites within this. */
   authCacheMs: z.coerce.number().int().min(0).max(600_000).default(5000),
   /** Log level. */
   logLevel: logLevel.default('info'),
@@ -70,6 +82,12 @@ export function loadParserConfig(env: NodeJS.ProcessEnv = process.env): ParserCo
     auth: 'AUTOGLM_AUTH',
     authCacheMs: 'AUTOGLM_AUTH_CACHE_MS',
     streamStartTimeoutMs: 'AUTOGLM_STREAM_START_TIMEOUT_MS',
+    oidcIssuer: 'AUTOGLM_OIDC_ISSUER',
+    oidcAudience: 'AUTOGLM_OIDC_AUDIENCE',
+    oidcJwksUrl: 'AUTOGLM_OIDC_JWKS_URL',
+    oidcTenantClaim: 'AUTOGLM_OIDC_TENANT_CLAIM',
+    oidcRoleClaim: 'AUTOGLM_OIDC_ROLE_CLAIM',
+    oidcDefaultRole: 'AUTOGLM_OIDC_DEFAULT_ROLE',
     tenantRateLimits: 'AUTOGLM_TENANT_RATE_LIMITS',
     modelCatalog: 'AUTOGLM_MODEL_CATALOG',
   }, env);

@@ -8,11 +8,12 @@ import {
   ScheduleServiceService,
   TaskServiceService,
 } from '@autoglm/proto';
-import { loadModelCatalog, parseRateLimits, TenantRateLimiter } from '@autoglm/core';
+import { loadModelCatalog, parseRateLimits, parseRole, TenantRateLimiter } from '@autoglm/core';
 import { callUnary, createClient, createLogger, GrpcServer, loadTls, type Logger, type RunningService } from '@autoglm/runtime';
 import { authServiceHandlers } from './auth-service';
 import { Authenticator, lookUpOrUndefined } from './authenticate';
 import { gpuMemoryBytes, type ParserConfig } from './config';
+import { OidcVerifier } from './oidc';
 import { EnqueueBatcher } from './enqueue-batcher';
 import { scheduleHandlers } from './schedule-service';
 import { ServedModels } from './served-models';
@@ -34,6 +35,8 @@ export async function startParser(config: ParserConfig, logger: Logger = createL
     config.auth,
     (secretSha256) => lookUpOrUndefined(() => callUnary(tokens.lookUpToken.bind(tokens), { secretSha256 }, { deadlineMs: config.decisionTimeoutMs })),
     config.authCacheMs,
+    Date.now,
+    oidcVerifier(config),
   );
   if (config.auth === 'none') logger.warn('authentication is off (AUTOGLM_AUTH=none): any caller may act for any tenant and do anything');
   const deps: ParserDeps = {
@@ -81,4 +84,18 @@ export async function startParser(config: ParserConfig, logger: Logger = createL
       for (const client of executors.values()) client.close();
     },
   };
+}
+
+/** JWTs of the configured OpenID Connect issuer as credentials, or undefined when none is configured. */
+function oidcVerifier(config: ParserConfig): OidcVerifier | undefined {
+  if (config.oidcIssuer === undefined) return undefined;
+  if (config.oidcAudience === undefined) throw new Error('AUTOGLM_OIDC_AUDIENCE is required with AUTOGLM_OIDC_ISSUER');
+  return new OidcVerifier({
+    issuer: config.oidcIssuer,
+    audience: config.oidcAudience,
+    jwksUrl: config.oidcJwksUrl ?? `${config.oidcIssuer.replace(/\/$/, '')}/.well-known/jwks.json`,
+    tenantClaim: config.oidcTenantClaim,
+    roleClaim: config.oidcRoleClaim,
+    defaultRole: parseRole(config.oidcDefaultRole),
+  });
 }

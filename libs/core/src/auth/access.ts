@@ -122,12 +122,23 @@ export function looksLikeToken(text: string): boolean {
  * with what to send when it is missing or not a bearer token.
  */
 export function bearerToken(authorization: string | undefined): string {
+  const credential = bearerCredential(authorization);
+  if (!looksLikeToken(credential)) throw new UnauthenticatedError('the bearer token is not an Open-AutoGLM token (they start with "agl_" and are 47 characters long)');
+  return credential;
+}
+
+/** The credential in an `authorization: Bearer …` value, whatever its kind (API token or JWT). */
+export function bearerCredential(authorization: string | undefined): string {
   const fix = 'send "authorization: Bearer <token>" (autoglm: --token or AUTOGLM_TOKEN; an admin makes one with "autoglm tokens create")';
   if (authorization === undefined || authorization === '') throw new UnauthenticatedError(`no credential: ${fix}`);
   const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
   if (!match) throw new UnauthenticatedError(`the authorization metadata is not a bearer token: ${fix}`);
-  if (!looksLikeToken(match[1]!)) throw new UnauthenticatedError('the bearer token is not an Open-AutoGLM token (they start with "agl_" and are 47 characters long)');
   return match[1]!;
+}
+
+/** Whether text is shaped like a JWT (three base64url parts). */
+export function looksLikeJwt(text: string): boolean {
+  return /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/.test(text) && text.length < 16_384;
 }
 
 /** The principal a stored token stands for, now; UNAUTHENTICATED when it is revoked or expired. */
