@@ -44,6 +44,8 @@ export const AgentConfigSchema = z.object({
   commandAllow: list.default([]),
   /** command: the user jobs run as (a name or uid:gid; the agent must be root). Unset: the agent's own user. */
   commandUser: z.string().min(1).optional(),
+  /** command: a delegated cgroup v2 directory; each job gets its own cgroup under it (memory and cores it claimed enforced, killed through it). Unset: none. */
+  commandCgroup: z.string().min(1).optional(),
   /** command: where each job gets a private directory (its cwd, HOME and TMPDIR). Unset: <tmpdir>/autoglm-jobs. */
   commandWorkDir: z.string().min(1).optional(),
   /** Most sequences one model replica runs at once (vLLM's max_num_seqs); 0 leaves it to decision (256). */
@@ -75,6 +77,7 @@ export function loadAgentConfig(env: NodeJS.ProcessEnv = process.env): AgentConf
     commandAllow: 'AUTOGLM_COMMAND_ALLOW',
     commandUser: 'AUTOGLM_COMMAND_USER',
     commandWorkDir: 'AUTOGLM_COMMAND_WORK_DIR',
+    commandCgroup: 'AUTOGLM_COMMAND_CGROUP',
     maxSequencesPerReplica: 'AUTOGLM_MAX_SEQUENCES_PER_REPLICA',
     simLoadGbps: 'AUTOGLM_SIM_LOAD_GBPS',
     cpuCores: 'AUTOGLM_AGENT_CPUS',

@@ -41,6 +41,7 @@ function makeBackend(config: AgentConfig): Backend {
         host,
         user: config.commandUser === undefined ? undefined : resolveJobUser(config.commandUser),
         workRoot: config.commandWorkDir,
+        cgroupParent: config.commandCgroup,
       });
   }
 }

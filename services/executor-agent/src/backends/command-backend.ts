@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { GpuInfo, GpuStatus, ModelServerLoad, ReplicaStatus } from '@autoglm/proto';
 import { forbiddenJobEnv, jobTimeLimitMs, SIM_ENV_PREFIX } from '@autoglm/core';
 import { type Backend, ExecutionError, type ExecutionOutcome, type ExecutionRequest, type HostResources, OUTPUT_TAIL_BYTES, StopRequest } from './backend';
-import { DEFAULT_JOB_LIMITS, JOB_MARKER, type JobLimits, type JobUser, limitedArgv, resolveAllowList, signalMarked } from './containment';
+import { DEFAULT_JOB_LIMITS, JOB_MARKER, JobCgroup, type JobLimits, type JobUser, limitedArgv, resolveAllowList, signalMarked } from './containment';
 import { TailBuffer } from './tail-buffer';
 
 /**
@@ -46,6 +46,12 @@ export interface CommandBackendOptions {
   readonly user?: JobUser;
   /** Limits each job's shell sets before it starts the job. @default DEFAULT_JOB_LIMITS */
   readonly limits?: JobLimits;
+  /**
+   * A delegated cgroup v2 directory: each job gets a cgroup of its own under
+   * it, with its claimed memory and cores as limits, and is killed through
+   * it. Unset: no cgroups (rlimits and the environment marker only).
+   */
+  readonly cgroupParent?: string;
   /** Cores and memory offered to jobs. @default this machine's (os.availableParallelism(), os.totalmem()) */
   readonly host?: Partial<HostResources>;
 }
@@ -84,6 +90,7 @@ export class CommandBackend implements Backend {
   private readonly workRoot: string;
   private readonly user: JobUser | undefined;
   private readonly limits: JobLimits;
+  private readonly cgroupParent: string | undefined;
   private readonly host: HostResources;
   /** Each running job's way to stop it, resolving once its process is gone. */
   private readonly running = new Map<ChildProcess, () => Promise<void>>();
@@ -96,6 +103,7 @@ export class CommandBackend implements Backend {
     this.workRoot = options.workRoot ?? join(tmpdir(), 'autoglm-jobs');
     this.user = options.user;
     this.limits = options.limits ?? DEFAULT_JOB_LIMITS;
+    this.cgroupParent = options.cgroupParent;
     this.host = {
       cpuMillis: options.host?.cpuMillis ?? availableParallelism() * 1000,
       memoryBytes: options.host?.memoryBytes ?? totalmem(),
@@ -184,7 +192,16 @@ export class CommandBackend implements Backend {
     // Last, so a job cannot widen its own GPU binding: the claim is the binding, and a job
     // without GPUs sees none (an empty list hides every device from CUDA).
     env.CUDA_VISIBLE_DEVICES = req.gpuIndices.join(',');
-    const limited = limitedArgv(program, args, this.limits);
+    let cgroup: JobCgroup | undefined;
+    if (this.cgroupParent !== undefined) {
+      try {
+        cgroup = JobCgroup.create(this.cgroupParent, `job-${marker}`, { memoryBytes: req.spec.memoryBytes, cpuMillis: req.spec.cpuMillis, processes: this.limits.processes });
+      } catch (e) {
+        void rm(dir, { recursive: true, force: true });
+        return Promise.reject(new ExecutionError(`cannot make a cgroup for ${file} under ${this.cgroupParent}: ${e instanceof Error ? e.message : String(e)}`, true, { cause: e }));
+      }
+    }
+    const limited = limitedArgv(program, args, this.limits, cgroup);
 
     return new Promise<ExecutionOutcome>((resolve, reject) => {
       let child: ChildProcess;
@@ -194,6 +211,7 @@ export class CommandBackend implements Backend {
         child = spawn(limited.file, limited.args, { env, cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], detached: true, uid: this.user?.uid, gid: this.user?.gid });
       } catch (e) {
         void rm(dir, { recursive: true, force: true });
+        cgroup?.remove();
         // spawn throws only for arguments it cannot pass to the OS (a NUL byte): retrying cannot help.
         reject(new ExecutionError(`cannot start ${file}: ${e instanceof Error ? e.message : String(e)}`, false, { cause: e }));
         return;
@@ -219,6 +237,7 @@ export class CommandBackend implements Backend {
           // SIGTERM first: a job may checkpoint (preemption gives it decision's grace period).
           signalGroup(child, 'SIGTERM');
           signalMarked(marker, 'SIGTERM');
+          cgroup?.signal('SIGTERM');
         }
         // A second stop may only shorten the grace (the agent shutting down during a long preemption grace).
         if (performance.now() + graceMs < killAtMs) {
@@ -227,6 +246,7 @@ export class CommandBackend implements Backend {
           killTimer = setTimeout(() => {
             signalGroup(child, 'SIGKILL');
             signalMarked(marker, 'SIGKILL');
+            cgroup?.signal('SIGKILL');
           }, graceMs);
         }
         return gone;
@@ -250,6 +270,9 @@ export class CommandBackend implements Backend {
         // claim's GPUs unseen.
         signalGroup(child, 'SIGKILL', false);
         signalMarked(marker, 'SIGKILL');
+        cgroup?.signal('SIGKILL');
+        // Empty once the killed processes are reaped: removed a moment later.
+        if (cgroup) setTimeout(() => cgroup.remove(), 1000).unref();
         req.signal.removeEventListener('abort', onAbort);
         this.running.delete(child);
         void rm(dir, { recursive: true, force: true });

@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TaskKind, TaskSpec } from '@autoglm/proto';
@@ -116,6 +116,36 @@ describe('command job containment', () => {
     }
   });
   if (!asRoot) process.stderr.write('containment.test.ts: not root, so running jobs as another user is not tested here\n');
+
+  it('puts a job in a cgroup of its own with what it claimed as limits, and kills it through the cgroup', async () => {
+    // A stand-in for a delegated cgroup v2 directory (this host may have none): the files the kernel would read.
+    const parent = join(dir, 'cgroup');
+    mkdirSync(parent);
+    const backend = new CommandBackend({ allow: ['/bin/sh'], workRoot: work, killGraceMs: 100, cgroupParent: parent });
+    const spec = job(['/bin/sh', '-c', 'sleep 300']);
+    spec.memoryBytes = 2 ** 30;
+    spec.cpuMillis = 1500;
+    const { req, controller } = request(spec);
+    const running = backend.execute(req);
+    const cgroup = await (async () => {
+      let found: string | undefined;
+      await waitFor(() => {
+        found = readdirSync(parent).find((d) => d.startsWith('job-') && existsSync(join(parent, d, 'cgroup.procs')));
+        return found !== undefined;
+      }, 'the job to enter its cgroup');
+      return join(parent, found!);
+    })();
+    expect(readFileSync(join(cgroup, 'memory.max'), 'utf8')).toBe(String(2 ** 30));
+    expect(readFileSync(join(cgroup, 'cpu.max'), 'utf8')).toBe('150000 100000');
+    expect(readFileSync(join(cgroup, 'pids.max'), 'utf8')).toBe('4096');
+    const pid = Number(readFileSync(join(cgroup, 'cgroup.procs'), 'utf8'));
+    expect(alive(pid)).toBe(true);
+    controller.abort();
+    await expect(running).resolves.toMatchObject({ finishReason: 'cancelled' });
+    await waitFor(() => !alive(pid), 'the job to be killed');
+    // SIGKILL went through cgroup.kill too.
+    await waitFor(() => existsSync(join(cgroup, 'cgroup.kill')), 'cgroup.kill to be written');
+  });
 
   it('refuses to run jobs as root or as a user that does not exist', () => {
     expect(() => resolveJobUser('root')).toThrow(/may not run as root/);

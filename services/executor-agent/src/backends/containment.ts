@@ -1,4 +1,4 @@
-import { accessSync, constants as fsConstants, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { accessSync, constants as fsConstants, mkdirSync, readdirSync, readFileSync, realpathSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { delimiter, isAbsolute, join } from 'node:path';
 
 /**
@@ -81,12 +81,12 @@ export const DEFAULT_JOB_LIMITS: JobLimits = { openFiles: 65_536, processes: 4_0
  * (no core dumps, open files, processes, address space), then execs the
  * program, so the job is the shell's pid and nothing else stays behind.
  */
-export function limitedArgv(program: string, args: readonly string[], limits: JobLimits): { file: string; args: string[] } {
+export function limitedArgv(program: string, args: readonly string[], limits: JobLimits, cgroup?: JobCgroup): { file: string; args: string[] } {
   // Raising a limit past the host's hard limit fails: the lower limit in force then stays (still a
   // bound); an unlimited one that cannot be set stops the job.
   const atMost = (flag: string, value: number) => `{ ulimit ${flag} ${value} 2>/dev/null || [ "$(ulimit ${flag})" != unlimited ]; }`;
   // Processes: -u in bash and busybox, -p in dash.
-  const steps = ['ulimit -c 0', 'P=-u', '{ ulimit -u >/dev/null 2>&1 || P=-p; }', atMost('-n', limits.openFiles), atMost('$P', limits.processes)];
+  const steps = [...(cgroup ? [cgroup.enterLine()] : []), 'ulimit -c 0', 'P=-u', '{ ulimit -u >/dev/null 2>&1 || P=-p; }', atMost('-n', limits.openFiles), atMost('$P', limits.processes)];
   if (limits.addressSpaceBytes !== undefined) steps.push(`ulimit -v ${Math.ceil(limits.addressSpaceBytes / 1024)}`);
   const script = `${steps.join(' && ')} && exec "$@"`;
   return { file: '/bin/sh', args: ['-c', script, 'autoglm-job', program, ...args] };
@@ -135,4 +135,80 @@ export function signalMarked(marker: string, signal: NodeJS.Signals): number {
     }
   }
   return pids.length;
+}
+
+/**
+ * A job's own cgroup (v2) under a delegated parent the operator prepared
+ * (`AUTOGLM_COMMAND_CGROUP`, e.g. a systemd unit's with Delegate=yes and the
+ * memory, pids and cpu controllers enabled for its children): what the job
+ * claimed is enforced (memory.max, cpu.max), its processes are capped
+ * (pids.max), and killing it reaches every process it made, whatever they
+ * did to their environment or process group (cgroup.kill).
+ */
+export class JobCgroup {
+  private constructor(readonly path: string) {}
+
+  /** Makes the job's cgroup and writes its limits (those the parent's controllers allow). */
+  static create(parent: string, name: string, limits: { memoryBytes: number; cpuMillis: number; processes: number }): JobCgroup {
+    const path = join(parent, name);
+    mkdirSync(path, { mode: 0o755 });
+    const set = (file: string, value: string) => {
+      try {
+        writeFileSync(join(path, file), value);
+      } catch {
+        // The controller is not enabled for this parent: that limit is not enforced.
+      }
+    };
+    if (limits.memoryBytes > 0) {
+      set('memory.max', String(limits.memoryBytes));
+      set('memory.swap.max', '0');
+    }
+    if (limits.cpuMillis > 0) set('cpu.max', `${Math.ceil(limits.cpuMillis * 100)} 100000`);
+    set('pids.max', String(limits.processes));
+    return new JobCgroup(path);
+  }
+
+  /** The shell line that moves the job's shell (and so everything it starts) into the cgroup before the job runs. */
+  enterLine(): string {
+    return `echo $$ > '${join(this.path, 'cgroup.procs').replace(/'/g, "'\\''")}'`;
+  }
+
+  /** The processes in it now. */
+  pids(): number[] {
+    try {
+      return readFileSync(join(this.path, 'cgroup.procs'), 'utf8')
+        .split('\n')
+        .filter((l) => /^\d+$/.test(l.trim()))
+        .map(Number);
+    } catch {
+      return [];
+    }
+  }
+
+  /** Signals every process in it; SIGKILL through cgroup.kill where the kernel has it (5.14+). */
+  signal(signal: NodeJS.Signals): void {
+    if (signal === 'SIGKILL') {
+      try {
+        writeFileSync(join(this.path, 'cgroup.kill'), '1');
+      } catch {
+        // An older kernel (or a plain directory): signal them one by one.
+      }
+    }
+    for (const pid of this.pids()) {
+      try {
+        process.kill(pid, signal);
+      } catch {
+        // Already gone.
+      }
+    }
+  }
+
+  /** Removes the cgroup once it is empty (rmdir; the kernel refuses while processes remain). */
+  remove(): void {
+    try {
+      rmdirSync(this.path);
+    } catch {
+      // Still draining, or already gone: the next job start does not depend on it.
+    }
+  }
 }
