@@ -1,9 +1,8 @@
-import 'reflect-metadata';
 import { webcrypto } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import path from 'node:path';
-import * as x509 from '@peculiar/x509';
+import type * as X509 from '@peculiar/x509';
 
 /**
  * The local mesh's own certificate authority and one certificate per
@@ -16,7 +15,21 @@ import * as x509 from '@peculiar/x509';
 type CryptoKey = webcrypto.CryptoKey;
 type CryptoKeyPair = webcrypto.CryptoKeyPair;
 
-x509.cryptoProvider.set(webcrypto as never);
+let library: Promise<typeof X509> | undefined;
+/**
+ * The X.509 library, loaded on first use: it needs the global
+ * reflect-metadata polyfill, which an SDK user importing this package
+ * should not get unless a mesh is started.
+ */
+function loadX509(): Promise<typeof X509> {
+  library ??= (async () => {
+    await import('reflect-metadata');
+    const x509 = await import('@peculiar/x509');
+    x509.cryptoProvider.set(webcrypto as never);
+    return x509;
+  })();
+  return library;
+}
 
 const ALGORITHM = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 const DAY_MS = 86_400_000;
@@ -46,13 +59,14 @@ export interface TlsFiles {
  * loopback addresses always).
  */
 export async function ensureMeshPki(dir: string, identities: readonly MeshIdentity[], hosts: readonly string[] = []): Promise<Map<string, TlsFiles>> {
+  const x509 = await loadX509();
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   chmodSync(dir, 0o700);
   const caFile = path.join(dir, 'ca.pem');
   const caKeyFile = path.join(dir, 'ca-key.pem');
-  let ca: { cert: x509.X509Certificate; key: CryptoKey };
+  let ca: { cert: X509.X509Certificate; key: CryptoKey };
   if (existsSync(caFile) && existsSync(caKeyFile)) {
-    ca = { cert: new x509.X509Certificate(readFileSync(caFile, 'utf8')), key: await importKey(readFileSync(caKeyFile, 'utf8')) };
+    ca = { cert: new x509.X509Certificate(readFileSync(caFile, 'utf8')), key: await importKey(x509, readFileSync(caKeyFile, 'utf8')) };
   } else {
     const keys = await webcrypto.subtle.generateKey(ALGORITHM, true, ['sign', 'verify']);
     const cert = await x509.X509CertificateGenerator.createSelfSigned({
@@ -64,7 +78,7 @@ export async function ensureMeshPki(dir: string, identities: readonly MeshIdenti
       signingAlgorithm: ALGORITHM,
       extensions: [new x509.BasicConstraintsExtension(true, 0, true), new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true)],
     });
-    await writePrivate(caKeyFile, await exportKey(keys.privateKey));
+    await writePrivate(caKeyFile, await exportKey(x509, keys.privateKey));
     writeFileSync(caFile, cert.toString('pem'), { mode: 0o644 });
     ca = { cert, key: keys.privateKey };
   }
@@ -74,7 +88,7 @@ export async function ensureMeshPki(dir: string, identities: readonly MeshIdenti
     if (!/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/.test(id.name) || !/^[a-z]+$/.test(id.role)) throw new Error(`not a certificate identity: ${id.role}/${id.name}`);
     const cert = path.join(dir, `${id.name}.pem`);
     const key = path.join(dir, `${id.name}-key.pem`);
-    if (!existsSync(cert) || !existsSync(key) || !issuedFor(readFileSync(cert, 'utf8'), ca.cert, id)) {
+    if (!existsSync(cert) || !existsSync(key) || !issuedFor(x509, readFileSync(cert, 'utf8'), ca.cert, id)) {
       const keys = await webcrypto.subtle.generateKey(ALGORITHM, true, ['sign', 'verify']);
       const leaf = await x509.X509CertificateGenerator.create({
         serialNumber: serial(),
@@ -92,7 +106,7 @@ export async function ensureMeshPki(dir: string, identities: readonly MeshIdenti
           new x509.SubjectAlternativeNameExtension(names.map((n) => (isIP(n) ? { type: 'ip' as const, value: n } : { type: 'dns' as const, value: n }))),
         ],
       });
-      await writePrivate(key, await exportKey((keys as CryptoKeyPair).privateKey));
+      await writePrivate(key, await exportKey(x509, (keys as CryptoKeyPair).privateKey));
       writeFileSync(cert, leaf.toString('pem'), { mode: 0o644 });
     }
     files.set(id.name, { ca: caFile, cert, key });
@@ -101,7 +115,7 @@ export async function ensureMeshPki(dir: string, identities: readonly MeshIdenti
 }
 
 /** Whether a certificate file is this CA's, for this identity, and not about to expire. */
-function issuedFor(pem: string, ca: x509.X509Certificate, id: MeshIdentity): boolean {
+function issuedFor(x509: typeof X509, pem: string, ca: X509.X509Certificate, id: MeshIdentity): boolean {
   try {
     const cert = new x509.X509Certificate(pem);
     return cert.issuer === ca.subject && cert.subject === `CN=${id.name}, OU=${id.role}` && cert.notAfter.getTime() > Date.now() + 30 * DAY_MS;
@@ -114,11 +128,11 @@ function serial(): string {
   return Buffer.from(webcrypto.getRandomValues(new Uint8Array(16))).toString('hex').replace(/^[89a-f]/, '1');
 }
 
-async function exportKey(key: CryptoKey): Promise<string> {
+async function exportKey(x509: typeof X509, key: CryptoKey): Promise<string> {
   return x509.PemConverter.encode(await webcrypto.subtle.exportKey('pkcs8', key), 'PRIVATE KEY');
 }
 
-async function importKey(pem: string): Promise<CryptoKey> {
+async function importKey(x509: typeof X509, pem: string): Promise<CryptoKey> {
   return webcrypto.subtle.importKey('pkcs8', x509.PemConverter.decode(pem)[0]!, ALGORITHM, true, ['sign']) as Promise<CryptoKey>;
 }
 
