@@ -87,7 +87,9 @@ export async function startMesh(options: MeshOptions = {}): Promise<Mesh> {
 
   // Every service proves who it is with a certificate of the mesh's own CA (made on first start).
   const agentNames = Array.from({ length: agents }, (_, i) => `agent-${i + 1}`);
-  const commandNames = Array.from({ length: options.commandAgents ?? ((options.commandAllow ?? []).length > 0 ? 1 : 0) }, (_, i) => `command-${i + 1}`);
+  const allow = options.commandAllow ?? [];
+  const commandAgents = options.commandAgents ?? (allow.length > 0 ? 1 : 0);
+  const commandNames = Array.from({ length: commandAgents }, (_, i) => `command-${i + 1}`);
   const useTls = options.tls !== false;
   const pki = useTls
     ? await ensureMeshPki(path.join(dataDir, 'tls'), [
@@ -198,8 +200,6 @@ export async function startMesh(options: MeshOptions = {}): Promise<Mesh> {
         ...tlsEnv(name),
       }));
     });
-    const allow = options.commandAllow ?? [];
-    const commandAgents = options.commandAgents ?? (allow.length > 0 ? 1 : 0);
     const commandProcesses = Array.from({ length: commandAgents }, (_, index) => {
       const name = `command-${index + 1}`;
       return define(name, 'executor-agent', { grpc: plan.commandAgent(index) }, (listen) => ({
