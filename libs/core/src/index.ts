@@ -9,9 +9,10 @@ export {
   UnavailableError,
   type ErrorCode,
 } from './errors';
-export { forbiddenJobEnv, jobTimeLimitMs, SIM_ENV_PREFIX, TIME_LIMIT_SLACK_MS } from './catalog/job-rules';
+export { forbiddenJobEnv, jobTimeLimitMs, TIME_LIMIT_SLACK_MS } from './catalog/job-rules';
 export {
   actingTenant,
+  apiTokenSecret,
   bearerCredential,
   bearerToken,
   listingTenant,

@@ -77,10 +77,10 @@ export function identityOf(certificate: PeerCertificate | undefined): PeerIdenti
  * certificate's role is not one of `roles`; on a plaintext server, lets
  * every caller through (there is no identity to check).
  */
-export function requireRole(ctx: { mutualTls: boolean; identity: PeerIdentity | undefined }, roles: readonly string[], what: string): PeerIdentity | undefined {
-  if (!ctx.mutualTls) return undefined;
+export function requireRole(ctx: { mutualTls: boolean; identity: PeerIdentity | undefined }, roles: readonly string[], what: string): void {
+  if (!ctx.mutualTls) return;
   const who = ctx.identity;
-  if (who && roles.includes(who.role)) return who;
+  if (who && roles.includes(who.role)) return;
   throw new PermissionDeniedError(`${what} is for ${roles.join(' or ')}; the caller's certificate is ${who ? `${who.role} "${who.name}"` : 'without a role'}`);
 }
 

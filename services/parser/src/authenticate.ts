@@ -1,7 +1,7 @@
 import type { Metadata } from '@grpc/grpc-js';
 import { status } from '@grpc/grpc-js';
 import { Role, type ApiToken } from '@autoglm/proto';
-import { bearerCredential, bearerToken, looksLikeJwt, looksLikeToken, principalOf, requireAccess, tokenHash, UnauthenticatedError, type Access, type Principal } from '@autoglm/core';
+import { apiTokenSecret, bearerCredential, looksLikeJwt, looksLikeToken, principalOf, requireAccess, tokenHash, UnauthenticatedError, type Access, type Principal } from '@autoglm/core';
 import type { OidcVerifier } from './oidc';
 import { isServiceError } from '@autoglm/runtime';
 import { TENANT_METADATA } from './tenant';
@@ -45,7 +45,7 @@ export class Authenticator {
     const raw = metadata.get('authorization')[0];
     const credential = bearerCredential(raw === undefined ? undefined : String(raw));
     if (this.oidc && !looksLikeToken(credential) && looksLikeJwt(credential)) return this.oidc.verify(credential);
-    const secret = bearerToken(`Bearer ${credential}`);
+    const secret = apiTokenSecret(credential);
     const token = await this.find(tokenHash(secret));
     if (!token) throw new UnauthenticatedError('the bearer token is not known here (mistyped, or made for another mesh): ask an admin for one (autoglm tokens create)');
     return principalOf(token, this.clock());

@@ -122,7 +122,11 @@ export function looksLikeToken(text: string): boolean {
  * with what to send when it is missing or not a bearer token.
  */
 export function bearerToken(authorization: string | undefined): string {
-  const credential = bearerCredential(authorization);
+  return apiTokenSecret(bearerCredential(authorization));
+}
+
+/** A credential that must be an API token's secret; UNAUTHENTICATED otherwise. */
+export function apiTokenSecret(credential: string): string {
   if (!looksLikeToken(credential)) throw new UnauthenticatedError('the bearer token is not an Open-AutoGLM token (they start with "agl_" and are 47 characters long)');
   return credential;
 }

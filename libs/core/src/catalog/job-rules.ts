@@ -41,6 +41,7 @@ const FORBIDDEN_ENV_PREFIXES = ['LD_', 'DYLD_', 'MALLOC_', 'AUTOGLM_'];
 
 /** Why a job may not set this variable, or undefined when it may. */
 export function forbiddenJobEnv(name: string): string | undefined {
+  if (name.startsWith(SIM_ENV_PREFIX)) return undefined;
   if (FORBIDDEN_ENV.has(name) || FORBIDDEN_ENV_PREFIXES.some((p) => name.startsWith(p))) {
     return name === 'CUDA_VISIBLE_DEVICES' || name.startsWith('AUTOGLM_')
       ? 'is set by the agent (the job runs on the GPUs it was given)'
@@ -49,8 +50,8 @@ export function forbiddenJobEnv(name: string): string | undefined {
   return undefined;
 }
 
-/** The simulator's own knob (AUTOGLM_SIM_FAIL): a test aid only the sim backend reads. */
-export const SIM_ENV_PREFIX = 'AUTOGLM_SIM_';
+/** The simulator's own knob (AUTOGLM_SIM_FAIL): a test aid only the sim backend reads, so a job may set it. */
+const SIM_ENV_PREFIX = 'AUTOGLM_SIM_';
 
 /** Unset time_limit: the job is killed after twice its expected duration plus this. */
 export const TIME_LIMIT_SLACK_MS = 60_000;

@@ -6,7 +6,7 @@
 import type { BatchPayload, InferStart, ResourceRequest, SubmitTaskRequest, TaskSpec } from '@autoglm/proto';
 import { DeadlinePolicy, PriorityClass, TaskKind } from '@autoglm/proto';
 import { InvalidArgumentError } from '../errors';
-import { forbiddenJobEnv, SIM_ENV_PREFIX } from './job-rules';
+import { forbiddenJobEnv } from './job-rules';
 import { DEFAULT_GPU_MEMORY_HEADROOM, estimateGpuMemory, minimumGpuCount } from './memory';
 import type { CatalogModel, ModelCatalog } from './models';
 import { parseInferenceInput } from './parse-inference-input';
@@ -254,7 +254,7 @@ function parseBatch(batch: BatchPayload): BatchPayload {
   for (const [name, value] of env) {
     const field = `batch.env[${JSON.stringify(name.slice(0, 64))}]`;
     if (!ENV_NAME.test(name)) throw new InvalidArgumentError(field, 'is not a variable name: use letters, digits and _, not starting with a digit');
-    const forbidden = name.startsWith(SIM_ENV_PREFIX) ? undefined : forbiddenJobEnv(name);
+    const forbidden = forbiddenJobEnv(name);
     if (forbidden) throw new InvalidArgumentError(field, forbidden);
     if (value.includes('\0')) throw new InvalidArgumentError(field, 'contains a NUL character');
     envBytes += Buffer.byteLength(name) + Buffer.byteLength(value) + 2;

@@ -5,7 +5,7 @@ import { rm } from 'node:fs/promises';
 import { availableParallelism, constants, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import type { GpuInfo, GpuStatus, ModelServerLoad, ReplicaStatus } from '@autoglm/proto';
-import { forbiddenJobEnv, jobTimeLimitMs, SIM_ENV_PREFIX } from '@autoglm/core';
+import { forbiddenJobEnv, jobTimeLimitMs } from '@autoglm/core';
 import { type Backend, ExecutionError, type ExecutionOutcome, type ExecutionRequest, type HostResources, OUTPUT_TAIL_BYTES, StopRequest } from './backend';
 import { DEFAULT_JOB_LIMITS, JOB_MARKER, JobCgroup, type JobLimits, type JobUser, limitedArgv, resolveAllowList, signalMarked } from './containment';
 import { TailBuffer } from './tail-buffer';
@@ -128,7 +128,7 @@ export class CommandBackend implements Backend {
     // Retryable: another host may have the program installed.
     if (program === undefined) return Promise.reject(new ExecutionError(`cannot start ${file}: it is allowed on this agent but not installed here`, true));
     for (const name of Object.keys(payload.batch.env)) {
-      const why = name.startsWith(SIM_ENV_PREFIX) ? undefined : forbiddenJobEnv(name);
+      const why = forbiddenJobEnv(name);
       if (why) return Promise.reject(new ExecutionError(`batch.env["${name}"] ${why}`, false));
     }
     if (req.signal.aborted) return Promise.resolve(outcome('cancelled', '', 0, 0));
@@ -227,6 +227,12 @@ export class CommandBackend implements Backend {
       let killTimer: NodeJS.Timeout | undefined;
       let killAtMs = Infinity;
       let resolveGone: () => void = () => undefined;
+      /** Signals every process of the job: its group, those carrying its marker, its cgroup. `leader`: the job's own process too, if its group is gone. */
+      const signalJob = (signal: NodeJS.Signals, leader = true): void => {
+        signalGroup(child, signal, leader);
+        signalMarked(marker, signal);
+        cgroup?.signal(signal);
+      };
       const gone = new Promise<void>((r) => {
         resolveGone = r;
       });
@@ -235,19 +241,13 @@ export class CommandBackend implements Backend {
         if (!stopping) {
           stopping = true;
           // SIGTERM first: a job may checkpoint (preemption gives it decision's grace period).
-          signalGroup(child, 'SIGTERM');
-          signalMarked(marker, 'SIGTERM');
-          cgroup?.signal('SIGTERM');
+          signalJob('SIGTERM');
         }
         // A second stop may only shorten the grace (the agent shutting down during a long preemption grace).
         if (performance.now() + graceMs < killAtMs) {
           killAtMs = performance.now() + graceMs;
           clearTimeout(killTimer);
-          killTimer = setTimeout(() => {
-            signalGroup(child, 'SIGKILL');
-            signalMarked(marker, 'SIGKILL');
-            cgroup?.signal('SIGKILL');
-          }, graceMs);
+          killTimer = setTimeout(() => signalJob('SIGKILL'), graceMs);
         }
         return gone;
       };
@@ -268,9 +268,7 @@ export class CommandBackend implements Backend {
         // The job is over: what it left behind (a child that ignored SIGTERM, a daemon it
         // forked, one that left the group with setsid) goes with it, or it would hold the
         // claim's GPUs unseen.
-        signalGroup(child, 'SIGKILL', false);
-        signalMarked(marker, 'SIGKILL');
-        cgroup?.signal('SIGKILL');
+        signalJob('SIGKILL', false);
         // Empty once the killed processes are reaped: removed a moment later.
         if (cgroup) setTimeout(() => cgroup.remove(), 1000).unref();
         req.signal.removeEventListener('abort', onAbort);
