@@ -76,6 +76,8 @@ export { PolicyQueue, type QueuedTask, type QueuedTaskInit, type QueuedTaskPatch
 export { Dispatcher, type DispatcherOptions, type Placed, type Preemption, type WaitCause, type WaitExplanation } from './scheduling/dispatcher';
 export {
   applyPolicyUpdate,
+  MAX_WARM_REPLICAS,
+  parseWarmReplicas,
   DEFAULT_POLICY,
   DEFAULT_PRIORITY_SHAPE,
   FACTORS,
@@ -168,3 +170,4 @@ export {
   type DueFire,
   type FireRetryTiming,
 } from './recurring';
+export * from './feedback';

@@ -294,6 +294,17 @@ describe('Fleet: inference runs in replicas', () => {
     expect(fleet.takeCommands()).toEqual([]);
   });
 
+  it('keeps warm the larger of the configured count and a floor set at run time, and lets go once the floor is removed', () => {
+    const { fleet } = testFleet({ keepWarm: { [GLM.name]: 1 } });
+    addNode(fleet, 'a', { gpus: 4 });
+    fleet.setWarmFloors({ [GLM.name]: 3 });
+    expect(fleet.keepWarmOf(GLM.name)).toBe(3);
+    fleet.ensureWarm();
+    expect(fleet.replicaCount(GLM.name)).toBe(3);
+    fleet.setWarmFloors({ [GLM.name]: 0 });
+    expect(fleet.keepWarmOf(GLM.name)).toBe(1);
+  });
+
   it("places sequences in an OpenAI-compatible server's replicas, and no job on its node", () => {
     const { fleet } = testFleet();
     addNode(fleet, 'vllm', { gpus: 1, backends: ['openai'], models: ['my-finetune'] });

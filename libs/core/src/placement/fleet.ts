@@ -151,6 +151,8 @@ export class Fleet {
   private readonly claims = new Map<number, Claim>();
   private readonly holds = new Map<string, Hold>();
   private commands: ReplicaCommand[] = [];
+  /** Replicas to keep warm per model set at run time (the feedback loop), on top of policy.keepWarm. */
+  private readonly warmFloors = new Map<string, number>();
   private nextKey = 1;
   private nextReplica = 1;
   private readonly replicaPrefix: string;
@@ -578,10 +580,10 @@ export class Fleet {
    * on free GPUs (never evicting anything for it).
    */
   ensureWarm(): void {
-    const entries = Object.entries(this.policy.keepWarm);
-    if (entries.length === 0) return;
+    if (Object.keys(this.policy.keepWarm).length === 0 && this.warmFloors.size === 0) return;
     const now = this.clock();
-    for (const [model, minimum] of entries) {
+    for (const model of new Set([...Object.keys(this.policy.keepWarm), ...this.warmFloors.keys()])) {
+      const minimum = this.keepWarmOf(model);
       let have = this.replicaCount(model);
       while (have < minimum) {
         const demand: Demand = { kind: 'sequence', model, gpuCount: 1, gpuMemoryBytes: 0, tokens: 0, cpuMillis: 0, memoryBytes: 0 };
@@ -591,6 +593,23 @@ export class Fleet {
         have += 1;
       }
     }
+  }
+
+  /**
+   * Sets the replicas to keep warm per model on top of the configured
+   * keep-warm (the feedback loop's pre-warm floors): merged per model, the
+   * larger of the two counts, 0 removes a model's floor.
+   */
+  setWarmFloors(floors: Readonly<Record<string, number>>): void {
+    for (const [model, n] of Object.entries(floors)) {
+      if (n > 0) this.warmFloors.set(model, n);
+      else this.warmFloors.delete(model);
+    }
+  }
+
+  /** The replicas kept warm for a model: the configured keep-warm or the floor set, whichever is larger. */
+  keepWarmOf(model: string): number {
+    return Math.max(this.policy.keepWarm[model] ?? 0, this.warmFloors.get(model) ?? 0);
   }
 
   /** Replica loads and evictions placement decided, for the caller to send to the agents (taken once). */
@@ -954,7 +973,7 @@ export class Fleet {
       pool = [...free];
       for (const r of candidates) {
         if (pool.length >= count) break;
-        const left = surplus.get(r.model) ?? this.replicaCount(r.model) - (this.policy.keepWarm[r.model] ?? 0);
+        const left = surplus.get(r.model) ?? this.replicaCount(r.model) - this.keepWarmOf(r.model);
         if (left <= 0) continue;
         surplus.set(r.model, left - 1);
         evict.push(r);

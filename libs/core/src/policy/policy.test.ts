@@ -1,11 +1,11 @@
 import { PriorityClass, type PolicyUpdate } from '@autoglm/proto';
 import fc from 'fast-check';
 import { InvalidArgumentError } from '../errors';
-import { applyPolicyUpdate, DEFAULT_POLICY, FACTORS, type Policy, PRESETS } from './policy';
+import { applyPolicyUpdate, DEFAULT_POLICY, FACTORS, parseWarmReplicas, type Policy, PRESETS } from './policy';
 import { ageValue as ageFactor, classValue as classFactor } from './priority';
 
 function update(partial: Partial<PolicyUpdate>): PolicyUpdate {
-  return { preset: '', weights: {}, tenantBoosts: {}, source: 'operator', reason: 'test', maxAge: undefined, fairShareHalfLife: undefined, preemptAfter: undefined, urgentPreemptAfter: undefined, preemptMaxRun: undefined, reserveAfter: undefined, inferenceHeadroom: undefined, ...partial };
+  return { preset: '', weights: {}, tenantBoosts: {}, warmReplicas: {}, source: 'operator', reason: 'test', maxAge: undefined, fairShareHalfLife: undefined, preemptAfter: undefined, urgentPreemptAfter: undefined, preemptMaxRun: undefined, reserveAfter: undefined, inferenceHeadroom: undefined, ...partial };
 }
 
 /** The InvalidArgumentError an update is refused with. */
@@ -195,5 +195,14 @@ describe('ageFactor', () => {
       ),
       { numRuns: 500 },
     );
+  });
+});
+
+describe('warm replicas', () => {
+  it('accepts whole counts per model and refuses the rest, naming the field', () => {
+    expect(parseWarmReplicas({ chat: 2, code: 0 })).toEqual({ chat: 2, code: 0 });
+    expect(() => parseWarmReplicas({ chat: 1.5 })).toThrow(/update.warm_replicas\["chat"\]: must be a whole number from 0 to 64/);
+    expect(() => parseWarmReplicas({ chat: 65 })).toThrow(InvalidArgumentError);
+    expect(() => parseWarmReplicas({ ' ': 1 })).toThrow(/model name is empty/);
   });
 });

@@ -108,6 +108,22 @@ export const DEFAULT_POLICY: Policy = {
   inferenceHeadroomMs: 2 * 60_000,
 };
 
+/** Most replicas of one model an update may ask to keep warm. */
+export const MAX_WARM_REPLICAS = 64;
+
+/** Validates an update's warm_replicas (per model, 0 removes): the fleet's run-time keep-warm floors. */
+export function parseWarmReplicas(warm: Readonly<Record<string, number>>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [model, n] of Object.entries(warm)) {
+    if (model.trim() === '') throw new InvalidArgumentError('update.warm_replicas', 'a model name is empty; name the model whose replicas to keep warm');
+    if (!Number.isInteger(n) || n < 0 || n > MAX_WARM_REPLICAS) {
+      throw new InvalidArgumentError(`update.warm_replicas["${model}"]`, `must be a whole number from 0 to ${MAX_WARM_REPLICAS}, got ${n}`);
+    }
+    out[model] = n;
+  }
+  return out;
+}
+
 /** Applies an update to a policy, validating every field; returns the new policy (version + 1). */
 export function applyPolicyUpdate(policy: Policy, update: PolicyUpdate): Policy {
   let next: Policy = { ...policy, weights: { ...policy.weights }, tenantBoosts: { ...policy.tenantBoosts } };

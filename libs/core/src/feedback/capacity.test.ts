@@ -1,0 +1,72 @@
+import { replicasNeeded, ScaleAdvisor, WarmPlanner, type ModelDemand } from './capacity';
+
+function demand(upperRatePerSecond: number, extra: Partial<ModelDemand> = {}): ModelDemand {
+  return { model: 'chat', ratePerSecond: upperRatePerSecond, upperRatePerSecond, expectedInHorizon: upperRatePerSecond * 120, meanRunSeconds: 10, meanTokens: 1000, inFlight: 0, replicas: 1, replicaCapacityTokens: 64_000, sequencesPerReplica: 256, gpusPerReplica: 1, ...extra };
+}
+
+describe('replicasNeeded', () => {
+  it("applies Little's law against the tighter of slots and KV cache", () => {
+    // 10/s × 10 s = 100 in flight; 64 sequences fit by tokens, 51.2 at 0.8.
+    expect(replicasNeeded(demand(10), 0.8)).toBe(2);
+    expect(replicasNeeded(demand(10, { sequencesPerReplica: 16 }), 0.8)).toBe(8);
+    expect(replicasNeeded(demand(0, { inFlight: 60 }), 0.8)).toBe(2);
+    expect(replicasNeeded(demand(0), 0.8)).toBe(0);
+    // The bound's tail alone, with not one request expected: none.
+    expect(replicasNeeded(demand(0.001, { ratePerSecond: 0.001, expectedInHorizon: 0.12 }), 0.8)).toBe(0);
+  });
+});
+
+describe('WarmPlanner', () => {
+  const config = { enabled: true, horizonMs: 120_000, targetLoad: 0.8, maxPerModel: 3, maxGpuFraction: 0.5, holdMs: 300_000, minIntervalMs: 30_000 };
+
+  it('raises a floor at once, caps it, holds it while demand lasts and lowers it only after the hold', () => {
+    const w = new WarmPlanner(config);
+    expect(w.evaluate(0, [demand(10)], 16)).toEqual([expect.objectContaining({ model: 'chat', from: 0, to: 2 })]);
+    expect(w.evaluate(40_000, [demand(100)], 16).map((c) => c.to)).toEqual([3]);
+    // Demand gone: kept warm through the hold.
+    expect(w.evaluate(80_000, [demand(0)], 16)).toEqual([]);
+    expect(w.evaluate(300_000, [demand(0)], 16)).toEqual([]);
+    expect(w.evaluate(380_000, [demand(0)], 16)).toEqual([expect.objectContaining({ from: 3, to: 0 })]);
+    expect(w.current()).toEqual({});
+  });
+
+  it('a returning peak within the hold finds the floor still there (no load-evict churn)', () => {
+    const w = new WarmPlanner(config);
+    w.evaluate(0, [demand(10)], 16);
+    for (let t = 30_000; t < 600_000; t += 30_000) {
+      const peak = Math.floor(t / 120_000) % 2 === 0;
+      expect(w.evaluate(t, [demand(peak ? 10 : 0)], 16)).toEqual([]);
+    }
+    expect(w.current()).toEqual({ chat: 2 });
+  });
+
+  it('keeps the warm replicas of all models within the GPU share, busiest first', () => {
+    const w = new WarmPlanner(config);
+    const changes = w.evaluate(0, [demand(100, { model: 'a', gpusPerReplica: 2 }), demand(1, { model: 'b', gpusPerReplica: 2 })], 8);
+    expect(changes.map((c) => [c.model, c.to])).toEqual([['a', 2]]);
+  });
+});
+
+describe('ScaleAdvisor', () => {
+  const fleet = { agents: 2, gpus: 16, batchGpusInUse: 4, batchGpusQueued: 4, sloPressure: false };
+
+  it('recommends up at once and down only after the stabilisation window', () => {
+    const s = new ScaleAdvisor({ targetLoad: 0.8, scaleDownWindowMs: 300_000, gpusPerAgent: 8, minAgents: 1, maxAgents: 10 });
+    const up = s.evaluate(0, [demand(40)], fleet);
+    expect(s.find('model', 'chat')).toMatchObject({ current: 1, desired: 8 });
+    // 8 replica GPUs + 8 batch GPUs at 8 GPUs per agent.
+    expect(up.find((r) => r.kind === 'pool')).toMatchObject({ name: 'default', current: 2, desired: 2 });
+    s.evaluate(10_000, [demand(80)], fleet);
+    expect(s.find('pool', 'default')!.desired).toBe(3);
+    s.evaluate(200_000, [demand(5)], fleet);
+    expect(s.find('model', 'chat')).toMatchObject({ desired: 16, reason: expect.stringMatching(/held at the 300 s peak/) });
+    s.evaluate(320_000, [demand(5)], fleet);
+    expect(s.find('model', 'chat')!.desired).toBe(1);
+  });
+
+  it('asks for one agent more while a class-wide SLO is missed, within maxAgents', () => {
+    const s = new ScaleAdvisor({ targetLoad: 0.8, scaleDownWindowMs: 300_000, gpusPerAgent: 8, minAgents: 1, maxAgents: 2 });
+    s.evaluate(0, [demand(1)], { ...fleet, agents: 1, gpus: 8, batchGpusInUse: 0, batchGpusQueued: 0, sloPressure: true });
+    expect(s.find('pool', 'default')).toMatchObject({ desired: 2, reason: expect.stringMatching(/SLO/) });
+  });
+});

@@ -1,0 +1,68 @@
+import { binomialTail, DEFAULT_QUARANTINE_CONFIG, NodeWatch } from './quarantine';
+import type { TaskOutcome } from './slo';
+
+function attempt(atMs: number, nodeId: string, succeeded: boolean, ttftSeconds = 0.2): TaskOutcome {
+  return { atMs, tenant: 't', priorityClass: 'normal', model: 'm', nodeId, succeeded, stopped: false, queueSeconds: 0, ttftSeconds: succeeded ? ttftSeconds : undefined, runSeconds: 1, tokens: 10, deadlineMet: undefined };
+}
+
+const NODES = ['n1', 'n2', 'n3', 'n4', 'n5'];
+
+describe('NodeWatch', () => {
+  it('quarantines a node failing a share of its work before it fails 20 attempts, and readmits it after probation', () => {
+    const w = new NodeWatch();
+    let failed = 0;
+    let verdict;
+    for (let i = 0; i < 400 && verdict === undefined; i++) {
+      const t = i * 1000;
+      for (const n of NODES) w.record(attempt(t, n, n !== 'n3' || i % 3 !== 0));
+      if (i % 3 === 0) failed += 1;
+      verdict = w.judge(t, NODES).find((v) => v.kind === 'quarantine');
+    }
+    expect(verdict).toMatchObject({ kind: 'quarantine', nodeId: 'n3' });
+    expect(failed).toBeLessThan(20);
+    expect(w.isQuarantined('n3')).toBe(true);
+    const until = (verdict as { untilMs: number }).untilMs;
+    expect(w.judge(until - 1, NODES)).toEqual([]);
+    expect(w.judge(until, NODES)).toEqual([expect.objectContaining({ kind: 'readmit', nodeId: 'n3' })]);
+    expect(w.isQuarantined('n3')).toBe(false);
+  });
+
+  it('doubles the probation of a node that fails again after readmission', () => {
+    const w = new NodeWatch({ ...DEFAULT_QUARANTINE_CONFIG, minAttempts: 4 });
+    const fail = (from: number) => {
+      for (let i = 0; i < 10; i++) for (const n of NODES) w.record(attempt(from + i, n, n !== 'n1'));
+      return w.judge(from + 10, NODES).find((v) => v.kind === 'quarantine') as { untilMs: number } | undefined;
+    };
+    const first = fail(0)!;
+    expect(first.untilMs - 10).toBe(DEFAULT_QUARANTINE_CONFIG.probationMs);
+    w.judge(first.untilMs, NODES);
+    const second = fail(first.untilMs)!;
+    expect(second.untilMs - (first.untilMs + 10)).toBe(2 * DEFAULT_QUARANTINE_CONFIG.probationMs);
+  });
+
+  it('quarantines nobody when the whole fleet fails alike, nor more than its cap, nor while off', () => {
+    const w = new NodeWatch();
+    for (let i = 0; i < 100; i++) for (const n of NODES) w.record(attempt(i, n, i % 2 === 0));
+    expect(w.judge(100, NODES)).toEqual([]);
+    const bad = new NodeWatch();
+    for (let i = 0; i < 100; i++) for (const n of NODES) bad.record(attempt(i, n, n === 'n5'));
+    // Four stand out; a quarter of five nodes is one.
+    expect(bad.judge(100, NODES).filter((v) => v.kind === 'quarantine')).toHaveLength(1);
+    const off = new NodeWatch({ ...DEFAULT_QUARANTINE_CONFIG, enabled: false });
+    for (let i = 0; i < 100; i++) for (const n of NODES) off.record(attempt(i, n, n !== 'n1'));
+    expect(off.judge(100, NODES)).toEqual([]);
+  });
+
+  it('quarantines a node whose requests are far slower than its peers for the same model', () => {
+    const w = new NodeWatch();
+    for (let i = 0; i < 20; i++) for (const n of NODES) w.record(attempt(i, n, true, n === 'n2' ? 2 : 0.2));
+    expect(w.judge(20, NODES)).toEqual([expect.objectContaining({ kind: 'quarantine', nodeId: 'n2', reason: expect.stringMatching(/10\.0× the rest/) })]);
+  });
+
+  it('binomialTail matches exact values', () => {
+    expect(binomialTail(10, 0, 0.3)).toBe(1);
+    expect(binomialTail(3, 3, 0.5)).toBeCloseTo(0.125);
+    expect(binomialTail(4, 2, 0.5)).toBeCloseTo(11 / 16);
+    expect(binomialTail(1000, 300, 0.02)).toBeLessThan(1e-100);
+  });
+});
