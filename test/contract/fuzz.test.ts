@@ -106,7 +106,7 @@ describe('random and malformed messages to every public RPC', () => {
   const random = seededRandom(20261207);
 
   beforeAll(async () => {
-    mesh = await startInProcessMesh({ parser: { streamStartTimeoutMs: 300 } });
+    mesh = await startInProcessMesh({ parser: { streamStartTimeoutMs: 300 }, monitor: {} });
     raw = new Client(mesh.parser.grpcAddress, credentials.createInsecure());
   }, 60_000);
   afterAll(async () => {

@@ -4,6 +4,7 @@ import pino from 'pino';
 import { AutoglmClient, ensureMeshPki, type TlsFiles } from '@autoglm/client';
 import { AgentConfigSchema, startAgent } from '@autoglm/executor-agent';
 import { DecisionConfigSchema, startDecision, type RunningDecision, type StartDecisionOptions } from '@autoglm/decision';
+import { MonitorConfigSchema, startMonitor, type RunningMonitor } from '@autoglm/monitor';
 import { ParserConfigSchema, startParser } from '@autoglm/parser';
 import type { RunningService } from '@autoglm/runtime';
 import { tempDir } from './temp-dir';
@@ -24,6 +25,8 @@ export interface InProcessMesh {
   decision: RunningDecision;
   agent: RunningService;
   parser: RunningService;
+  /** With `monitor`: the monitor, its feedback loop included. */
+  monitor: RunningMonitor | undefined;
   /** Fails unless every stream a test opened has closed (the agent's Connect is the one expected). */
   expectNoLeakedStreams(): Promise<void>;
   /** Stops decision and starts a new one on the same address and data (the agent reconnects on its own). */
@@ -45,6 +48,10 @@ export interface InProcessMeshOptions {
    * the agent under `<data>/tls`; `tlsFiles` has them).
    */
   tls?: boolean;
+  /** Also start the monitor (before the parser, which forwards to it), with these settings over the defaults. */
+  monitor?: Record<string, unknown>;
+  /** Settings of the agent over the fixture's. */
+  agent?: Record<string, unknown>;
 }
 
 export async function startInProcessMesh(options: InProcessMeshOptions = {}): Promise<InProcessMesh> {
@@ -69,14 +76,25 @@ export async function startInProcessMesh(options: InProcessMeshOptions = {}): Pr
   const decisionConfig = (listen: string) => DecisionConfigSchema.parse({ listen, dataDir: data.dir, bootstrapTokenFile: tokenFile, ...tlsOf('decision'), ...options.decision });
   const decision = await startDecision(decisionConfig('127.0.0.1:0'), quiet, options.decisionOptions);
   const agent = await startAgent(
-    AgentConfigSchema.parse({ listen: '127.0.0.1:0', decisionAddress: decision.grpcAddress, nodeId: 'contract-node', simGpus: 2, simTimeScale: options.timeScale ?? 20, ...tlsOf('contract-node') }),
+    AgentConfigSchema.parse({ listen: '127.0.0.1:0', decisionAddress: decision.grpcAddress, nodeId: 'contract-node', simGpus: 2, simTimeScale: options.timeScale ?? 20, ...tlsOf('contract-node'), ...options.agent }),
     quiet,
   );
-  const parser = await startParser(ParserConfigSchema.parse({ listen: '127.0.0.1:0', decisionAddress: decision.grpcAddress, ...tlsOf('parser'), ...options.parser }), quiet);
+  const monitor = options.monitor
+    ? await startMonitor(
+        MonitorConfigSchema.parse({ listen: '127.0.0.1:0', httpListen: '127.0.0.1:0', kedaListen: '127.0.0.1:0', decisionAddress: decision.grpcAddress, ...tlsOf('monitor'), ...options.monitor }),
+        quiet,
+      )
+    : undefined;
+  const parser = await startParser(
+    ParserConfigSchema.parse({ listen: '127.0.0.1:0', decisionAddress: decision.grpcAddress, ...(monitor ? { monitorAddress: monitor.grpcAddress } : {}), ...tlsOf('parser'), ...options.parser }),
+    quiet,
+  );
   const adminToken = readFileSync(tokenFile, 'utf8').trim();
   const ca = pki ? readFileSync(pki.get('parser')!.ca) : undefined;
   const client = new AutoglmClient({ address: parser.grpcAddress, tenant: 'contract', token: adminToken, ca });
   await until(async () => ((await client.listNodes()).nodes.length === 1 ? true : undefined), 10_000, 'the agent to register');
+  // The agent's Connect, and the monitor's Subscribe when it runs, stay open.
+  const ownStreams = monitor ? 2 : 1;
   const mesh: InProcessMesh = {
     client,
     adminToken,
@@ -86,11 +104,12 @@ export async function startInProcessMesh(options: InProcessMeshOptions = {}): Pr
     decision,
     agent,
     parser,
+    monitor,
     expectNoLeakedStreams: async () => {
       await until(
-        async () => (parser.openStreams!() === 0 && agent.openStreams!() === 0 && mesh.decision.openStreams!() === 1 ? true : undefined),
+        async () => (parser.openStreams!() === 0 && agent.openStreams!() === 0 && mesh.decision.openStreams!() === ownStreams ? true : undefined),
         5_000,
-        `streams to close (parser ${parser.openStreams!()}, agent ${agent.openStreams!()}, decision ${mesh.decision.openStreams!()} of which 1 is the agent's Connect)`,
+        `streams to close (parser ${parser.openStreams!()}, agent ${agent.openStreams!()}, decision ${mesh.decision.openStreams!()} of which ${ownStreams} are the agent's Connect and the monitor's Subscribe)`,
       );
     },
     restartDecision: async (restartOptions) => {
@@ -101,6 +120,7 @@ export async function startInProcessMesh(options: InProcessMeshOptions = {}): Pr
     stop: async () => {
       client.close();
       await parser.stop();
+      await monitor?.stop();
       await agent.stop();
       await mesh.decision.stop();
       data.remove();

@@ -78,10 +78,14 @@ export {
   PolicyChange,
   PolicyUpdate,
   PolicyUpdate_TenantBoostsEntry,
+  PolicyUpdate_WarmReplicasEntry,
   PolicyUpdate_WeightsEntry,
   Register,
   Registered,
+  ReportAlertsRequest,
+  ReportAlertsResponse,
   Revoke,
+  SetNodeQuarantineRequest,
   SubscribeRequest,
   TaskUpdate,
   TaskUpdates,
@@ -98,13 +102,27 @@ export {
   ExecutorServiceService,
 } from './gen/autoglm/v1/executor';
 export {
+  Alert,
+  AlertState,
+  Alert_LabelsEntry,
+  FeedbackAction,
+  GetScaleRecommendationsRequest,
+  GetScaleRecommendationsResponse,
+  GetSloStatusRequest,
+  GetSloStatusResponse,
   GetSummaryRequest,
   GetSummaryResponse,
+  ListAlertsRequest,
+  ListAlertsResponse,
+  ListFeedbackActionsRequest,
+  ListFeedbackActionsResponse,
   MonitorServiceClient,
   type MonitorServiceServer,
   MonitorServiceService,
   NodeLoadSummary,
   OutcomeSummary,
+  ScaleRecommendation,
+  SloStatus,
 } from './gen/autoglm/v1/monitor';
 export {
   CreateScheduleRequest,
@@ -179,6 +197,19 @@ export {
 export {
   FILE_DESCRIPTOR_SET,
 } from './gen/descriptor-set';
+export {
+  ExternalScalerClient,
+  type ExternalScalerServer,
+  ExternalScalerService,
+  GetMetricSpecResponse,
+  GetMetricsRequest,
+  GetMetricsResponse,
+  IsActiveResponse,
+  MetricSpec,
+  MetricValue,
+  ScaledObjectRef,
+  ScaledObjectRef_ScalerMetadataEntry,
+} from './gen/externalscaler/externalscaler';
 export {
   Duration,
 } from './gen/google/protobuf/duration';

@@ -5,7 +5,8 @@ import { z } from 'zod';
  * Where each config key comes from: the key in the service's section of the
  * config file, and the environment variable that overrides it.
  */
-export type EnvNames<T> = { readonly [K in keyof T]-?: string };
+/** The variable that sets each key; null for a key set only in the config file (a list, an object). */
+export type EnvNames<T> = { readonly [K in keyof T]-?: string | null };
 
 /** A config value that failed validation; start-up stops with this message. */
 export class ConfigError extends Error {
@@ -29,7 +30,8 @@ export function loadConfig<S extends z.ZodObject>(
 ): z.infer<S> {
   const merged: Record<string, unknown> = { ...readFileSection(service, env.AUTOGLM_CONFIG) };
   const sourceOf = new Map<string, string>();
-  for (const [key, name] of Object.entries(envNames) as Array<[string, string]>) {
+  for (const [key, name] of Object.entries(envNames) as Array<[string, string | null]>) {
+    if (name === null) continue;
     const raw = env[name];
     if (raw !== undefined && raw !== '') {
       merged[key] = raw;
@@ -41,7 +43,7 @@ export function loadConfig<S extends z.ZodObject>(
   const problems = parsed.error.issues.map((issue) => {
     const key = String(issue.path[0] ?? '');
     const where = sourceOf.get(key) ?? (key in merged ? `${service}.${key} in ${env.AUTOGLM_CONFIG}` : `${service}.${key}`);
-    const envName = (envNames as Record<string, string>)[key];
+    const envName = (envNames as Record<string, string | null>)[key];
     const got = key in merged ? ` (got ${JSON.stringify(merged[key])})` : '';
     return `${where}: ${issue.message}${got}${envName && !sourceOf.has(key) ? `; set ${envName} to override` : ''}`;
   });

@@ -20,6 +20,7 @@ import {
   durationToMillis,
   heartbeatIntervalMs,
   preemptionRank,
+  NotFoundError,
   stateName,
   timestampToMillis,
   toDuration,
@@ -128,6 +129,9 @@ export class AgentSessions {
   telemetryReceived = 0;
   private readonly o: AgentSessionsOptions;
 
+  /** Nodes quarantined (by the monitor or an operator), with why and until when. */
+  private readonly quarantined = new Map<string, { reason: string; untilMs: number | undefined }>();
+
   constructor(options: AgentSessionsOptions) {
     this.o = options;
   }
@@ -185,7 +189,10 @@ export class AgentSessions {
       register.replicas.map(replicaReport),
     );
     dispatcher.fleetChanged(clock());
-    const info: NodeInfo = { register, link, state: NodeState.READY, lastSeenMs: clock(), leased: new Set() };
+    const quarantined = this.quarantined.has(nodeId);
+    // A quarantine outlives a reconnect: the node comes back out of placement until readmitted.
+    if (quarantined) fleet.setHealth(nodeId, 'draining');
+    const info: NodeInfo = { register, link, state: quarantined ? NodeState.QUARANTINED : NodeState.READY, lastSeenMs: clock(), leased: new Set() };
     this.nodes.set(nodeId, info);
     const keptIds = new Set<string>();
     for (const entry of kept) {
@@ -604,6 +611,37 @@ export class AgentSessions {
 
   // ---- nodes -------------------------------------------------------------------
 
+  /**
+   * Takes a node out of placement (its running work finishes; nothing new is
+   * placed on it), or readmits it. The quarantine holds across reconnects
+   * until readmitted; `untilMs` is when the caller means to readmit it.
+   */
+  setQuarantine(nodeId: string, quarantined: boolean, reason: string, untilMs: number | undefined): Node {
+    const info = this.nodes.get(nodeId);
+    if (!info) throw new NotFoundError(`node ${nodeId} is not known to decision; list nodes with "autoglm nodes"`);
+    const { fleet, clock, logger } = this.o;
+    if (quarantined) {
+      this.quarantined.set(nodeId, { reason, untilMs });
+      if (info.state === NodeState.READY) {
+        info.state = NodeState.QUARANTINED;
+        fleet.setHealth(nodeId, 'draining');
+      }
+      logger.warn({ nodeId, reason }, 'node quarantined');
+    } else if (this.quarantined.delete(nodeId)) {
+      if (info.state === NodeState.QUARANTINED) {
+        const draining = info.telemetry?.draining ?? false;
+        info.state = draining ? NodeState.DRAINING : NodeState.READY;
+        fleet.setHealth(nodeId, draining ? 'draining' : 'ready');
+      }
+      logger.info({ nodeId, reason }, 'node readmitted');
+    }
+    this.hooks.dispatcher.fleetChanged(clock());
+    this.hooks.scheduleDispatch();
+    const node = this.nodeSnapshot(nodeId, info);
+    this.o.bus.publishNode(node);
+    return node;
+  }
+
   listNodes(): Node[] {
     const out: Node[] = [];
     for (const [nodeId, info] of this.nodes) out.push(this.nodeSnapshot(nodeId, info));
@@ -664,6 +702,8 @@ export class AgentSessions {
       memoryBytes: booked?.memoryBytes ?? info.register?.memoryBytes ?? 0,
       memoryClaimedBytes: booked?.memoryClaimedBytes ?? 0,
       servedModels: [...served.values()],
+      stateReason: this.quarantined.get(nodeId)?.reason ?? (info.state === NodeState.DRAINING ? 'the agent is draining' : ''),
+      quarantinedUntil: info.state === NodeState.QUARANTINED && this.quarantined.get(nodeId)?.untilMs !== undefined ? toTimestamp(this.quarantined.get(nodeId)!.untilMs!) : undefined,
     });
   }
 }

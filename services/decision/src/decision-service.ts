@@ -1,4 +1,5 @@
 import {
+  AlertState,
   ApplyPolicyResponse,
   DecisionServiceService,
   EnqueueBatchResponse,
@@ -106,6 +107,22 @@ export function decisionHandlers(scheduler: Scheduler, store: TaskStore, bus: Ev
     applyPolicy: async (req) => {
       if (!req.update) throw new InvalidArgumentError('update', 'is required');
       return ApplyPolicyResponse.fromPartial({ version: scheduler.applyPolicy(req.update) });
+    },
+
+    setNodeQuarantine: async (req) => {
+      if (!req.nodeId) throw new InvalidArgumentError('node_id', 'is required: the node to quarantine or readmit');
+      if (req.quarantined && !req.reason.trim()) throw new InvalidArgumentError('reason', 'is required to quarantine a node: say why, for whoever reads "autoglm nodes"');
+      const reason = `${req.reason}${req.source ? ` (${req.source})` : ''}`;
+      return scheduler.setNodeQuarantine(req.nodeId, req.quarantined, reason, req.until ? timestampToMillis(req.until) : undefined);
+    },
+
+    reportAlerts: async (req) => {
+      for (const [i, alert] of req.alerts.entries()) {
+        if (!alert.name) throw new InvalidArgumentError(`alerts[${i}].name`, 'is required');
+        if (alert.state === AlertState.UNSPECIFIED || !(alert.state in AlertState)) throw new InvalidArgumentError(`alerts[${i}].state`, 'must be PENDING, FIRING or RESOLVED');
+      }
+      for (const alert of req.alerts) bus.publishAlert(alert);
+      return {};
     },
 
     getTask: async (req) => scheduler.get(requireTaskId(req.taskId)),

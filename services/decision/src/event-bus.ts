@@ -1,4 +1,4 @@
-import type { Event, Node, PolicyChange, TaskEvent, TaskState } from '@autoglm/proto';
+import type { Alert, Event, Node, PolicyChange, TaskEvent, TaskState } from '@autoglm/proto';
 
 export type EventListener = (event: Event) => void;
 
@@ -73,7 +73,15 @@ export class EventBus {
   }
 
   publishPolicy(policy: PolicyChange): void {
-    const event: Event = { kind: { $case: 'policy', policy } };
+    this.publishToAll({ kind: { $case: 'policy', policy } });
+  }
+
+  /** An alert change the monitor reported: to every subscriber of all tasks' or nodes' events. */
+  publishAlert(alert: Alert): void {
+    this.publishToAll({ kind: { $case: 'alert', alert } });
+  }
+
+  private publishToAll(event: Event): void {
     for (const l of this.allTasks) l(event);
     for (const l of this.nodes) if (!this.allTasks.has(l)) l(event);
   }

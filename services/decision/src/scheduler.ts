@@ -22,6 +22,7 @@ import {
 } from '@autoglm/proto';
 import {
   applyPolicyUpdate,
+  parseWarmReplicas,
   DEFAULT_POLICY,
   DEFAULT_RETRY_POLICY,
   explainPriority,
@@ -118,6 +119,7 @@ export class Scheduler {
   private readonly bus: EventBus;
   private readonly logger: Logger;
   private readonly clock: Clock;
+  private readonly fleet: Fleet;
   private policy: Policy;
 
   constructor(options: SchedulerOptions) {
@@ -126,6 +128,7 @@ export class Scheduler {
     this.logger = options.logger;
     this.clock = options.clock ?? Date.now;
     this.policy = options.policy ?? DEFAULT_POLICY;
+    this.fleet = options.fleet;
     const { book, clock, logger, store, bus, fleet } = { book: this.book, clock: this.clock, logger: this.logger, store: this.store, bus: this.bus, fleet: options.fleet };
     this.experiments = new ExperimentStats(options.experiment);
     this.lifecycle = new Lifecycle({ book, store, bus, logger, clock, retry: options.retry ?? DEFAULT_RETRY_POLICY, experiments: this.experiments });
@@ -392,8 +395,15 @@ export class Scheduler {
   }
 
   applyPolicy(update: PolicyUpdate): number {
-    this.policy = applyPolicyUpdate(this.policy, update);
+    // Both parts are validated before either is applied.
+    const policy = applyPolicyUpdate(this.policy, update);
+    const floors = parseWarmReplicas(update.warmReplicas);
+    this.policy = policy;
     this.queue.setPolicy(this.policy);
+    if (Object.keys(floors).length > 0) {
+      this.fleet.setWarmFloors(floors);
+      this.queue.schedule();
+    }
     this.logger.info({ version: this.policy.version, source: update.source, reason: update.reason }, 'policy updated');
     this.bus.publishPolicy(PolicyChange.fromPartial({ version: this.policy.version, update, time: toTimestamp(this.clock()) }));
     return this.policy.version;
@@ -443,6 +453,10 @@ export class Scheduler {
       variants: this.experiments.report(),
       telemetryReceived: this.sessions.telemetryReceived,
     });
+  }
+
+  setNodeQuarantine(nodeId: string, quarantined: boolean, reason: string, untilMs: number | undefined): Node {
+    return this.sessions.setQuarantine(nodeId, quarantined, reason, untilMs);
   }
 
   listNodes(): Node[] {

@@ -26,6 +26,8 @@ export const AgentConfigSchema = z.object({
   simTimeScale: z.coerce.number().positive().max(1_000_000).default(1),
   /** sim: how fast the host reads model weights onto its GPUs, GB/s (a replica's cold start is its weights over this). */
   simLoadGbps: z.coerce.number().positive().max(10_000).default(7),
+  /** sim: fault injection for chaos tests, the share of attempts that fail at start (0 = none). */
+  simFailFraction: z.coerce.number().min(0).max(1).default(0),
   /** Cores offered to jobs; unset: the machine's (command), 32 (sim), none (openai). */
   cpuCores: z.coerce.number().positive().max(100_000).optional(),
   /** Host memory offered to jobs, GiB; unset: the machine's (command), 256 (sim), none (openai). */
@@ -80,6 +82,7 @@ export function loadAgentConfig(env: NodeJS.ProcessEnv = process.env): AgentConf
     commandCgroup: 'AUTOGLM_COMMAND_CGROUP',
     maxSequencesPerReplica: 'AUTOGLM_MAX_SEQUENCES_PER_REPLICA',
     simLoadGbps: 'AUTOGLM_SIM_LOAD_GBPS',
+    simFailFraction: 'AUTOGLM_SIM_FAIL_FRACTION',
     cpuCores: 'AUTOGLM_AGENT_CPUS',
     memoryGb: 'AUTOGLM_AGENT_MEMORY_GB',
     modelCatalog: 'AUTOGLM_MODEL_CATALOG',

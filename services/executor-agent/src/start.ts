@@ -23,6 +23,7 @@ function makeBackend(config: AgentConfig): Backend {
         gpuMemoryBytes: Math.round(config.simGpuMemoryGb * GiB),
         timeScale: config.simTimeScale,
         loadBytesPerSecond: config.simLoadGbps * 1e9,
+        failFraction: config.simFailFraction,
         ...(host.cpuMillis === undefined ? {} : { cpuCores: host.cpuMillis / 1000 }),
         ...(host.memoryBytes === undefined ? {} : { memoryBytes: host.memoryBytes }),
         models: catalog.names(),

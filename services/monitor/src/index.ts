@@ -2,3 +2,6 @@ export { loadMonitorConfig, MonitorConfigSchema, type MonitorConfig } from './co
 export { MonitorMetrics } from './metrics';
 export { MonitorSummary } from './summary';
 export { startMonitor } from './start';
+export { FeedbackDriver } from './feedback-driver';
+export { kedaScalerHandlers, type ScaleSource } from './keda-scaler';
+export type { RunningMonitor } from './start';

@@ -56,7 +56,8 @@ export interface MonitorMetricsOptions {
  * several instances (tests, one per subscription) never share series.
  */
 export class MonitorMetrics {
-  private readonly registry = new Registry();
+  /** The registry every series of the monitor is in (the feedback loop adds its own). */
+  readonly registry = new Registry();
   private readonly tracker = new TaskTracker();
   private readonly tenants = new Set<string>();
   private readonly maxTenants: number;

@@ -11,6 +11,8 @@ export const ParserConfigSchema = z.object({
   listen: hostPort.default('127.0.0.1:50051'),
   /** decision's address. */
   decisionAddress: hostPort.default('127.0.0.1:50052'),
+  /** The monitor's address (alerts, SLOs, scale recommendations in ClusterService). */
+  monitorAddress: hostPort.default('127.0.0.1:50053'),
   /** Memory of the largest GPU in the fleet, GiB: submissions needing more per GPU are refused. */
   gpuMemoryGb: z.coerce.number().positive().max(4096).default(80),
   /** Most GPUs one task may ask for (one host). */
@@ -73,6 +75,7 @@ export function loadParserConfig(env: NodeJS.ProcessEnv = process.env): ParserCo
     ...TLS_ENV,
     listen: 'AUTOGLM_PARSER_LISTEN',
     decisionAddress: 'AUTOGLM_DECISION_ADDRESS',
+    monitorAddress: 'AUTOGLM_MONITOR_ADDRESS',
     gpuMemoryGb: 'AUTOGLM_GPU_MEMORY_GB',
     maxGpusPerTask: 'AUTOGLM_MAX_GPUS_PER_TASK',
     defaultMaxRetries: 'AUTOGLM_DEFAULT_MAX_RETRIES',

@@ -1,4 +1,5 @@
 import {
+  MonitorServiceClient,
   AuthServiceService,
   ClusterServiceService,
   DecisionAuthServiceClient,
@@ -39,8 +40,10 @@ export async function startParser(config: ParserConfig, logger: Logger = createL
     oidcVerifier(config),
   );
   if (config.auth === 'none') logger.warn('authentication is off (AUTOGLM_AUTH=none): any caller may act for any tenant and do anything');
+  const monitor = createClient(MonitorServiceClient, config.monitorAddress, { tls });
   const deps: ParserDeps = {
     auth,
+    monitor,
     rateLimiter: new TenantRateLimiter((tenant) => limits.perTenant.get(tenant) ?? limits.defaultLimit),
     decision,
     enqueue: new EnqueueBatcher(decision, config.decisionTimeoutMs),

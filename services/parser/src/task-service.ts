@@ -7,6 +7,7 @@ import {
   TaskServiceService,
   type Task,
   type DecisionServiceClient,
+  type MonitorServiceClient,
   type Event,
   type ExecutorServiceClient,
 } from '@autoglm/proto';
@@ -32,6 +33,8 @@ export interface ParserDeps {
   /** Who each call comes from (its bearer token, or no check at all). */
   auth: Authenticator;
   decision: DecisionServiceClient;
+  /** The monitor: alerts, SLOs, scale recommendations and feedback actions. */
+  monitor: MonitorServiceClient;
   /** Per-tenant submission rate limits (SubmitTask, SubmitWorkflow, Infer starts, CreateSchedule). */
   rateLimiter?: TenantRateLimiter;
   enqueue: EnqueueBatcher;
@@ -150,13 +153,18 @@ function deadLetters(who: Principal, select: DeadLetterSelector | undefined, met
   return { ...base, tenant: listingTenant(who, tenantOf(base.tenant, metadata)) };
 }
 
+/** Whether a caller may see what concerns `tenant` (undefined or '*': no one tenant). */
+function sees(who: Principal, tenant: string | undefined): boolean {
+  return who.role === Role.ADMIN || tenant === undefined || tenant === '*' || tenant === who.tenant;
+}
+
 /**
  * The public ClusterService, answered by decision. Anyone with a token sees
  * the fleet; only an admin sees which task holds or waits for each GPU, and
  * every tenant's queue (others see their own).
  */
 export function clusterHandlers(deps: ParserDeps): ServiceHandlers<typeof ClusterServiceService> {
-  const { decision, auth } = deps;
+  const { decision, monitor, auth } = deps;
   const opts = (signal: AbortSignal) => ({ deadlineMs: deps.decisionTimeoutMs, signal });
   return {
     listNodes: async (req, ctx) => {
@@ -169,6 +177,26 @@ export function clusterHandlers(deps: ParserDeps): ServiceHandlers<typeof Cluste
       const who = await auth.authorize(ctx.metadata, 'read', 'GetQueueStats');
       const stats = await callUnary(decision.getQueueStats.bind(decision), req, opts(ctx.signal));
       return who.role === Role.ADMIN ? stats : { ...stats, tenants: stats.tenants.filter((t) => t.tenant === who.tenant) };
+    },
+    // The monitor's views: another tenant's alerts, SLO series and boosts are an admin's to see.
+    listAlerts: async (req, ctx) => {
+      const who = await auth.authorize(ctx.metadata, 'read', 'ListAlerts');
+      const answer = await callUnary(monitor.listAlerts.bind(monitor), req, opts(ctx.signal));
+      return { alerts: answer.alerts.filter((a) => sees(who, a.labels.tenant)) };
+    },
+    getSloStatus: async (req, ctx) => {
+      const who = await auth.authorize(ctx.metadata, 'read', 'GetSloStatus');
+      const answer = await callUnary(monitor.getSloStatus.bind(monitor), req, opts(ctx.signal));
+      return { slos: answer.slos.filter((s) => sees(who, s.tenant)) };
+    },
+    getScaleRecommendations: async (req, ctx) => {
+      await auth.authorize(ctx.metadata, 'read', 'GetScaleRecommendations');
+      return callUnary(monitor.getScaleRecommendations.bind(monitor), req, opts(ctx.signal));
+    },
+    listFeedbackActions: async (req, ctx) => {
+      const who = await auth.authorize(ctx.metadata, 'read', 'ListFeedbackActions');
+      const answer = await callUnary(monitor.listFeedbackActions.bind(monitor), req, opts(ctx.signal));
+      return { ...answer, actions: answer.actions.filter((a) => a.kind !== 'tenant-boost' || sees(who, a.target)) };
     },
   };
 }

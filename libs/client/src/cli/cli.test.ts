@@ -193,6 +193,8 @@ describe('autoglm CLI', () => {
                 memoryBytes: 256 * 1024 ** 3,
                 memoryClaimedBytes: 0,
                 servedModels: [],
+                stateReason: '',
+                quarantinedUntil: undefined,
               },
             ],
           }),

@@ -79,6 +79,8 @@ export function nodeJson(node: Node): Json {
     nodeId: node.nodeId,
     address: node.address,
     state: nodeStateName(node.state),
+    stateReason: node.stateReason,
+    quarantinedUntil: orNull(isoTime(node.quarantinedUntil)),
     models: node.models,
     backends: node.backends,
     runningTasks: node.runningTasks,

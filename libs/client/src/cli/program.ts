@@ -1,4 +1,5 @@
 import { Command, Option } from 'commander';
+import { registerAlerts } from './commands/alerts';
 import { registerCancel } from './commands/cancel';
 import { registerDeadLetters } from './commands/dead-letters';
 import { registerExplain } from './commands/explain';
@@ -56,5 +57,6 @@ export function buildProgram(io: CliIo): Command {
   registerDeadLetters(program, io);
   registerSchedule(program, io);
   registerTokens(program, io);
+  registerAlerts(program, io);
   return program;
 }

@@ -111,6 +111,8 @@ export interface PortPlan {
   decision: string;
   monitor: string;
   monitorHttp: string;
+  /** The monitor's KEDA external scaler. */
+  keda: string;
   parser: string;
   agent: (index: number) => string;
   commandAgent: (index: number) => string;
@@ -124,6 +126,7 @@ export function portPlan(ports: 'default' | 'ephemeral', host: string): PortPlan
     decision: at(50052),
     monitor: at(50053),
     monitorHttp: at(8080),
+    keda: at(50054),
     agent: (index) => at(50060 + index),
     // After the most simulated agents `up` starts (256).
     commandAgent: (index) => at(50060 + MAX_AGENTS + index),

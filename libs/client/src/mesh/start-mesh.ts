@@ -184,6 +184,7 @@ export async function startMesh(options: MeshOptions = {}): Promise<Mesh> {
     const monitor = define('monitor', 'monitor', { grpc: plan.monitor, http: plan.monitorHttp }, (listen) => ({
       AUTOGLM_MONITOR_LISTEN: listen.grpc,
       AUTOGLM_MONITOR_HTTP_LISTEN: listen.http,
+      AUTOGLM_KEDA_LISTEN: plan.keda,
       AUTOGLM_DECISION_ADDRESS: decisionAddress,
       ...tlsEnv('monitor'),
     }));
@@ -216,6 +217,7 @@ export async function startMesh(options: MeshOptions = {}): Promise<Mesh> {
     const parser = define('parser', 'parser', { grpc: plan.parser }, (listen) => ({
       AUTOGLM_PARSER_LISTEN: listen.grpc,
       AUTOGLM_DECISION_ADDRESS: decisionAddress,
+      AUTOGLM_MONITOR_ADDRESS: monitor.address,
       ...tlsEnv('parser'),
     }));
     await startTier([parser]);

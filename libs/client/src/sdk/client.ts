@@ -11,6 +11,14 @@ import {
   type ServiceError,
 } from '@grpc/grpc-js';
 import {
+  GetScaleRecommendationsRequest,
+  type GetScaleRecommendationsResponse,
+  GetSloStatusRequest,
+  type GetSloStatusResponse,
+  ListAlertsRequest,
+  type ListAlertsResponse,
+  ListFeedbackActionsRequest,
+  type ListFeedbackActionsResponse,
   type ApiToken,
   AuthServiceClient,
   CreateTokenRequest,
@@ -322,6 +330,30 @@ export class AutoglmClient {
   queueStats(options: RequestOptions = {}): Promise<QueueStats> {
     const request = GetQueueStatsRequest.fromPartial({});
     return this.unary<QueueStats>((md, opts, cb) => this.cluster.getQueueStats(request, md, opts, cb), options);
+  }
+
+  /** The monitor's alerts: firing, then pending; with `includeResolved`, the ones resolved lately too. */
+  listAlerts(includeResolved = false, options: RequestOptions = {}): Promise<ListAlertsResponse> {
+    const request = ListAlertsRequest.fromPartial({ includeResolved });
+    return this.unary<ListAlertsResponse>((md, opts, cb) => this.cluster.listAlerts(request, md, opts, cb), options);
+  }
+
+  /** Every SLO series' attainment over its window (another tenant's only for an admin). */
+  sloStatus(options: RequestOptions = {}): Promise<GetSloStatusResponse> {
+    const request = GetSloStatusRequest.fromPartial({});
+    return this.unary<GetSloStatusResponse>((md, opts, cb) => this.cluster.getSloStatus(request, md, opts, cb), options);
+  }
+
+  /** Desired replicas per model and agents per pool, as the monitor recommends. */
+  scaleRecommendations(options: RequestOptions = {}): Promise<GetScaleRecommendationsResponse> {
+    const request = GetScaleRecommendationsRequest.fromPartial({});
+    return this.unary<GetScaleRecommendationsResponse>((md, opts, cb) => this.cluster.getScaleRecommendations(request, md, opts, cb), options);
+  }
+
+  /** The feedback loop's recent changes, newest first. */
+  feedbackActions(options: RequestOptions = {}): Promise<ListFeedbackActionsResponse> {
+    const request = ListFeedbackActionsRequest.fromPartial({});
+    return this.unary<ListFeedbackActionsResponse>((md, opts, cb) => this.cluster.listFeedbackActions(request, md, opts, cb), options);
   }
 
   /**

@@ -107,6 +107,16 @@ describe('SimBackend', () => {
     expect(events).toEqual([]);
   });
 
+  it('fails the share of attempts fault injection asks for, as a faulty GPU would (retryable)', async () => {
+    const draws = [0.1, 0.5, 0.29];
+    const backend = new SimBackend({ catalog, scheduler: new ManualScheduler(), failFraction: 0.3, random: () => draws.shift()! });
+    const outcomes = await Promise.all(
+      draws.slice().map(() => backend.execute(request(inferenceSpec(10, 10), { replicaId: 'r-none' }).req).catch((e: unknown) => e as ExecutionError)),
+    );
+    expect(outcomes.map((e) => (e as ExecutionError).message.startsWith('simulated GPU fault'))).toEqual([true, false, true]);
+    expect(outcomes.every((e) => (e as ExecutionError).retryable)).toBe(true);
+  });
+
   it('rejects a model outside the catalog as not retryable', async () => {
     const backend = new SimBackend({ catalog, scheduler: new ManualScheduler() });
     const { req } = request(inferenceSpec(10, 10, 'glm-9'));

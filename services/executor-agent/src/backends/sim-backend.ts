@@ -43,6 +43,13 @@ export interface SimBackendOptions {
   readonly models?: readonly string[];
   /** Where time comes from. @default realTimeScheduler */
   readonly scheduler?: Scheduler;
+  /**
+   * Fault injection, for chaos tests: the share of attempts that fail at
+   * start as a faulty GPU's would (a retryable error). @default 0
+   */
+  readonly failFraction?: number;
+  /** Draws in [0, 1) for fault injection. @default Math.random */
+  readonly random?: () => number;
 }
 
 /** The simulator on the event loop's clock and timers. */
@@ -69,8 +76,12 @@ export class SimBackend implements Backend {
   /** Jobs without GPUs in flight, by attempt id: how to stop each. */
   private readonly cpuJobs = new Map<string, () => void>();
   private closed = false;
+  private readonly failFraction: number;
+  private readonly random: () => number;
 
   constructor(options: SimBackendOptions) {
+    this.failFraction = options.failFraction ?? 0;
+    this.random = options.random ?? Math.random;
     this.scheduler = options.scheduler ?? realTimeScheduler;
     this.host = new SimulatedHost({
       scheduler: this.scheduler,
@@ -91,6 +102,9 @@ export class SimBackend implements Backend {
   execute(req: ExecutionRequest): Promise<ExecutionOutcome> {
     if (this.closed) return Promise.reject(new ExecutionError('the sim backend is closed', true));
     if (req.signal.aborted) return Promise.resolve(cancelledBeforeStart(req));
+    if (this.failFraction > 0 && this.random() < this.failFraction) {
+      return Promise.reject(new ExecutionError(`simulated GPU fault (AUTOGLM_SIM_FAIL_FRACTION=${this.failFraction})`, true));
+    }
     const payload = req.spec.payload;
     if (payload?.$case === 'batch') return this.runBatch(req, payload.batch);
     if (payload?.$case === 'inference' || req.spec.kind === TaskKind.INFERENCE) return this.runInference(req);

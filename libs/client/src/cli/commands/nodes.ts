@@ -23,6 +23,8 @@ export function registerNodes(program: Command, io: CliIo): void {
       }
       const sorted = [...nodes].sort((a, b) => a.nodeId.localeCompare(b.nodeId, undefined, { numeric: true }));
       println(io.stdout, options.gpus ? gpuTable(sorted) : nodeTable(sorted));
+      // Why a node takes no work, where decision says.
+      for (const node of sorted) if (node.stateReason) println(io.stdout, `${node.nodeId}: ${nodeStateName(node.state).toLowerCase()}: ${node.stateReason}`);
     });
 }
 

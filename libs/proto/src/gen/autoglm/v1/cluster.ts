@@ -19,6 +19,16 @@ import {
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
 import { Timestamp } from "../../google/protobuf/timestamp";
+import {
+  GetScaleRecommendationsRequest,
+  GetScaleRecommendationsResponse,
+  GetSloStatusRequest,
+  GetSloStatusResponse,
+  ListAlertsRequest,
+  ListAlertsResponse,
+  ListFeedbackActionsRequest,
+  ListFeedbackActionsResponse,
+} from "./monitor";
 import { PriorityClass } from "./task";
 
 /** Health of an agent as decision sees it. */
@@ -36,6 +46,12 @@ export enum NodeState {
    * period in case it reconnects, then it is LOST.
    */
   DISCONNECTED = 4,
+  /**
+   * QUARANTINED - Taken out of placement by the feedback loop (or an operator) because it
+   * failed or slowed work far more than its peers; its running work finishes.
+   * Readmitted after its probation.
+   */
+  QUARANTINED = 5,
   UNRECOGNIZED = -1,
 }
 
@@ -197,6 +213,10 @@ export interface Node {
   memoryClaimedBytes: number;
   /** Models its server lists (OpenAI-compatible agents), with their context windows. */
   servedModels: ServedModel[];
+  /** Why it is QUARANTINED or DRAINING, when decision knows. */
+  stateReason: string;
+  /** QUARANTINED: when its probation ends. */
+  quarantinedUntil: Timestamp | undefined;
 }
 
 /** ListNodes's request. */
@@ -1032,6 +1052,8 @@ function createBaseNode(): Node {
     memoryBytes: 0,
     memoryClaimedBytes: 0,
     servedModels: [],
+    stateReason: "",
+    quarantinedUntil: undefined,
   };
 }
 
@@ -1087,6 +1109,12 @@ export const Node: MessageFns<Node> = {
     }
     for (const v of message.servedModels) {
       ServedModel.encode(v!, writer.uint32(138).fork()).join();
+    }
+    if (message.stateReason !== "") {
+      writer.uint32(146).string(message.stateReason);
+    }
+    if (message.quarantinedUntil !== undefined) {
+      Timestamp.encode(message.quarantinedUntil, writer.uint32(154).fork()).join();
     }
     return writer;
   },
@@ -1240,6 +1268,22 @@ export const Node: MessageFns<Node> = {
             message.servedModels.push(ServedModel.decode(reader, reader.uint32()));
             continue;
           }
+          case 18: {
+            if (tag !== 146) {
+              break;
+            }
+
+            message.stateReason = reader.string();
+            continue;
+          }
+          case 19: {
+            if (tag !== 154) {
+              break;
+            }
+
+            message.quarantinedUntil = Timestamp.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1280,6 +1324,10 @@ export const Node: MessageFns<Node> = {
     message.memoryBytes = object.memoryBytes ?? 0;
     message.memoryClaimedBytes = object.memoryClaimedBytes ?? 0;
     message.servedModels = object.servedModels?.map((e) => ServedModel.fromPartial(e)) || [];
+    message.stateReason = object.stateReason ?? "";
+    message.quarantinedUntil = (object.quarantinedUntil !== undefined && object.quarantinedUntil !== null)
+      ? Timestamp.fromPartial(object.quarantinedUntil)
+      : undefined;
     return message;
   },
 };
@@ -2111,6 +2159,52 @@ export const ClusterServiceService = {
     responseSerialize: (value: QueueStats): Buffer => Buffer.from(QueueStats.encode(value).finish()),
     responseDeserialize: (value: Buffer): QueueStats => QueueStats.decode(value),
   },
+  /** Lists the monitor's alerts. */
+  listAlerts: {
+    path: "/autoglm.v1.ClusterService/ListAlerts" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListAlertsRequest): Buffer => Buffer.from(ListAlertsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListAlertsRequest => ListAlertsRequest.decode(value),
+    responseSerialize: (value: ListAlertsResponse): Buffer => Buffer.from(ListAlertsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListAlertsResponse => ListAlertsResponse.decode(value),
+  },
+  /** Returns every SLO series' attainment. */
+  getSloStatus: {
+    path: "/autoglm.v1.ClusterService/GetSloStatus" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetSloStatusRequest): Buffer => Buffer.from(GetSloStatusRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetSloStatusRequest => GetSloStatusRequest.decode(value),
+    responseSerialize: (value: GetSloStatusResponse): Buffer =>
+      Buffer.from(GetSloStatusResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetSloStatusResponse => GetSloStatusResponse.decode(value),
+  },
+  /** Returns the monitor's scale recommendations. */
+  getScaleRecommendations: {
+    path: "/autoglm.v1.ClusterService/GetScaleRecommendations" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetScaleRecommendationsRequest): Buffer =>
+      Buffer.from(GetScaleRecommendationsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetScaleRecommendationsRequest => GetScaleRecommendationsRequest.decode(value),
+    responseSerialize: (value: GetScaleRecommendationsResponse): Buffer =>
+      Buffer.from(GetScaleRecommendationsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetScaleRecommendationsResponse =>
+      GetScaleRecommendationsResponse.decode(value),
+  },
+  /** Lists the feedback loop's recent changes. */
+  listFeedbackActions: {
+    path: "/autoglm.v1.ClusterService/ListFeedbackActions" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListFeedbackActionsRequest): Buffer =>
+      Buffer.from(ListFeedbackActionsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListFeedbackActionsRequest => ListFeedbackActionsRequest.decode(value),
+    responseSerialize: (value: ListFeedbackActionsResponse): Buffer =>
+      Buffer.from(ListFeedbackActionsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListFeedbackActionsResponse => ListFeedbackActionsResponse.decode(value),
+  },
 } as const;
 
 export interface ClusterServiceServer extends UntypedServiceImplementation {
@@ -2118,6 +2212,14 @@ export interface ClusterServiceServer extends UntypedServiceImplementation {
   listNodes: handleUnaryCall<ListNodesRequest, ListNodesResponse>;
   /** Returns queue counts. */
   getQueueStats: handleUnaryCall<GetQueueStatsRequest, QueueStats>;
+  /** Lists the monitor's alerts. */
+  listAlerts: handleUnaryCall<ListAlertsRequest, ListAlertsResponse>;
+  /** Returns every SLO series' attainment. */
+  getSloStatus: handleUnaryCall<GetSloStatusRequest, GetSloStatusResponse>;
+  /** Returns the monitor's scale recommendations. */
+  getScaleRecommendations: handleUnaryCall<GetScaleRecommendationsRequest, GetScaleRecommendationsResponse>;
+  /** Lists the feedback loop's recent changes. */
+  listFeedbackActions: handleUnaryCall<ListFeedbackActionsRequest, ListFeedbackActionsResponse>;
 }
 
 export interface ClusterServiceClient extends Client {
@@ -2152,6 +2254,70 @@ export interface ClusterServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: QueueStats) => void,
+  ): ClientUnaryCall;
+  /** Lists the monitor's alerts. */
+  listAlerts(
+    request: ListAlertsRequest,
+    callback: (error: ServiceError | null, response: ListAlertsResponse) => void,
+  ): ClientUnaryCall;
+  listAlerts(
+    request: ListAlertsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListAlertsResponse) => void,
+  ): ClientUnaryCall;
+  listAlerts(
+    request: ListAlertsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListAlertsResponse) => void,
+  ): ClientUnaryCall;
+  /** Returns every SLO series' attainment. */
+  getSloStatus(
+    request: GetSloStatusRequest,
+    callback: (error: ServiceError | null, response: GetSloStatusResponse) => void,
+  ): ClientUnaryCall;
+  getSloStatus(
+    request: GetSloStatusRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetSloStatusResponse) => void,
+  ): ClientUnaryCall;
+  getSloStatus(
+    request: GetSloStatusRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetSloStatusResponse) => void,
+  ): ClientUnaryCall;
+  /** Returns the monitor's scale recommendations. */
+  getScaleRecommendations(
+    request: GetScaleRecommendationsRequest,
+    callback: (error: ServiceError | null, response: GetScaleRecommendationsResponse) => void,
+  ): ClientUnaryCall;
+  getScaleRecommendations(
+    request: GetScaleRecommendationsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetScaleRecommendationsResponse) => void,
+  ): ClientUnaryCall;
+  getScaleRecommendations(
+    request: GetScaleRecommendationsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetScaleRecommendationsResponse) => void,
+  ): ClientUnaryCall;
+  /** Lists the feedback loop's recent changes. */
+  listFeedbackActions(
+    request: ListFeedbackActionsRequest,
+    callback: (error: ServiceError | null, response: ListFeedbackActionsResponse) => void,
+  ): ClientUnaryCall;
+  listFeedbackActions(
+    request: ListFeedbackActionsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListFeedbackActionsResponse) => void,
+  ): ClientUnaryCall;
+  listFeedbackActions(
+    request: ListFeedbackActionsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListFeedbackActionsResponse) => void,
   ): ClientUnaryCall;
 }
 

@@ -36,6 +36,7 @@ import {
   ReplicaStatus,
   ServedModel,
 } from "./cluster";
+import { Alert } from "./monitor";
 import {
   CancelTaskRequest,
   ExplainTaskRequest,
@@ -536,6 +537,9 @@ export interface Event {
     | //
     /** Several events, for subscribers that asked for batches. */
     { $case: "batch"; batch: EventBatch }
+    | //
+    /** An alert changed state (pending, firing, resolved), as the monitor reported it. */
+    { $case: "alert"; alert: Alert }
     | undefined;
 }
 
@@ -597,7 +601,16 @@ export interface PolicyUpdate {
    * inference used more, at its peak over this window, than it uses now
    * (0 .. 1 day; 0 turns it off). Unchanged when absent.
    */
-  inferenceHeadroom: Duration | undefined;
+  inferenceHeadroom:
+    | Duration
+    | undefined;
+  /**
+   * Replicas of each model to keep warm (never evicted below, started while
+   * GPUs are free), on top of decision's configured keep-warm: the fleet
+   * keeps the larger. Merged per model; 0 removes a model. Set by the
+   * monitor's feedback loop ahead of predicted demand.
+   */
+  warmReplicas: { [key: string]: number };
 }
 
 export interface PolicyUpdate_WeightsEntry {
@@ -608,6 +621,37 @@ export interface PolicyUpdate_WeightsEntry {
 export interface PolicyUpdate_TenantBoostsEntry {
   key: string;
   value: number;
+}
+
+export interface PolicyUpdate_WarmReplicasEntry {
+  key: string;
+  value: number;
+}
+
+/** SetNodeQuarantine's request. */
+export interface SetNodeQuarantineRequest {
+  /** The node. */
+  nodeId: string;
+  /** True: take it out of placement (its running work finishes); false: readmit it. */
+  quarantined: boolean;
+  /** Why, in words (shown in ListNodes and the event stream). */
+  reason: string;
+  /** When its probation ends (informational: readmission is an explicit call). */
+  until:
+    | Timestamp
+    | undefined;
+  /** Who asked ("monitor", "operator"). */
+  source: string;
+}
+
+/** ReportAlerts' request. */
+export interface ReportAlertsRequest {
+  /** Alerts that changed state, in order. */
+  alerts: Alert[];
+}
+
+/** ReportAlerts' response. */
+export interface ReportAlertsResponse {
 }
 
 /** ApplyPolicy's request. */
@@ -3734,6 +3778,9 @@ export const Event: MessageFns<Event> = {
       case "batch":
         EventBatch.encode(message.kind.batch, writer.uint32(34).fork()).join();
         break;
+      case "alert":
+        Alert.encode(message.kind.alert, writer.uint32(42).fork()).join();
+        break;
     }
     return writer;
   },
@@ -3783,6 +3830,14 @@ export const Event: MessageFns<Event> = {
             message.kind = { $case: "batch", batch: EventBatch.decode(reader, reader.uint32()) };
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.kind = { $case: "alert", alert: Alert.decode(reader, reader.uint32()) };
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3825,6 +3880,12 @@ export const Event: MessageFns<Event> = {
         }
         break;
       }
+      case "alert": {
+        if (object.kind?.alert !== undefined && object.kind?.alert !== null) {
+          message.kind = { $case: "alert", alert: Alert.fromPartial(object.kind.alert) };
+        }
+        break;
+      }
     }
     return message;
   },
@@ -3844,6 +3905,7 @@ function createBasePolicyUpdate(): PolicyUpdate {
     preemptMaxRun: undefined,
     reserveAfter: undefined,
     inferenceHeadroom: undefined,
+    warmReplicas: {},
   };
 }
 
@@ -3885,6 +3947,9 @@ export const PolicyUpdate: MessageFns<PolicyUpdate> = {
     if (message.inferenceHeadroom !== undefined) {
       Duration.encode(message.inferenceHeadroom, writer.uint32(98).fork()).join();
     }
+    globalThis.Object.entries(message.warmReplicas).forEach(([key, value]: [string, number]) => {
+      PolicyUpdate_WarmReplicasEntry.encode({ key: key as any, value }, writer.uint32(106).fork()).join();
+    });
     return writer;
   },
 
@@ -4003,6 +4068,17 @@ export const PolicyUpdate: MessageFns<PolicyUpdate> = {
             message.inferenceHeadroom = Duration.decode(reader, reader.uint32());
             continue;
           }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            const entry13 = PolicyUpdate_WarmReplicasEntry.decode(reader, reader.uint32());
+            if (entry13.value !== undefined) {
+              message.warmReplicas[entry13.key] = entry13.value;
+            }
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -4062,6 +4138,15 @@ export const PolicyUpdate: MessageFns<PolicyUpdate> = {
     message.inferenceHeadroom = (object.inferenceHeadroom !== undefined && object.inferenceHeadroom !== null)
       ? Duration.fromPartial(object.inferenceHeadroom)
       : undefined;
+    message.warmReplicas = (globalThis.Object.entries(object.warmReplicas ?? {}) as [string, number][]).reduce(
+      (acc: { [key: string]: number }, [key, value]: [string, number]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.Number(value);
+        }
+        return acc;
+      },
+      {},
+    );
     return message;
   },
 };
@@ -4198,6 +4283,278 @@ export const PolicyUpdate_TenantBoostsEntry: MessageFns<PolicyUpdate_TenantBoost
     const message = createBasePolicyUpdate_TenantBoostsEntry();
     message.key = object.key ?? "";
     message.value = object.value ?? 0;
+    return message;
+  },
+};
+
+function createBasePolicyUpdate_WarmReplicasEntry(): PolicyUpdate_WarmReplicasEntry {
+  return { key: "", value: 0 };
+}
+
+export const PolicyUpdate_WarmReplicasEntry: MessageFns<PolicyUpdate_WarmReplicasEntry> = {
+  encode(message: PolicyUpdate_WarmReplicasEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== 0) {
+      writer.uint32(16).uint32(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PolicyUpdate_WarmReplicasEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePolicyUpdate_WarmReplicasEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.value = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<PolicyUpdate_WarmReplicasEntry>, I>>(base?: I): PolicyUpdate_WarmReplicasEntry {
+    return PolicyUpdate_WarmReplicasEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PolicyUpdate_WarmReplicasEntry>, I>>(
+    object: I,
+  ): PolicyUpdate_WarmReplicasEntry {
+    const message = createBasePolicyUpdate_WarmReplicasEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? 0;
+    return message;
+  },
+};
+
+function createBaseSetNodeQuarantineRequest(): SetNodeQuarantineRequest {
+  return { nodeId: "", quarantined: false, reason: "", until: undefined, source: "" };
+}
+
+export const SetNodeQuarantineRequest: MessageFns<SetNodeQuarantineRequest> = {
+  encode(message: SetNodeQuarantineRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.nodeId !== "") {
+      writer.uint32(10).string(message.nodeId);
+    }
+    if (message.quarantined !== false) {
+      writer.uint32(16).bool(message.quarantined);
+    }
+    if (message.reason !== "") {
+      writer.uint32(26).string(message.reason);
+    }
+    if (message.until !== undefined) {
+      Timestamp.encode(message.until, writer.uint32(34).fork()).join();
+    }
+    if (message.source !== "") {
+      writer.uint32(42).string(message.source);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SetNodeQuarantineRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSetNodeQuarantineRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.nodeId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.quarantined = reader.bool();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.until = Timestamp.decode(reader, reader.uint32());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.source = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<SetNodeQuarantineRequest>, I>>(base?: I): SetNodeQuarantineRequest {
+    return SetNodeQuarantineRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SetNodeQuarantineRequest>, I>>(object: I): SetNodeQuarantineRequest {
+    const message = createBaseSetNodeQuarantineRequest();
+    message.nodeId = object.nodeId ?? "";
+    message.quarantined = object.quarantined ?? false;
+    message.reason = object.reason ?? "";
+    message.until = (object.until !== undefined && object.until !== null)
+      ? Timestamp.fromPartial(object.until)
+      : undefined;
+    message.source = object.source ?? "";
+    return message;
+  },
+};
+
+function createBaseReportAlertsRequest(): ReportAlertsRequest {
+  return { alerts: [] };
+}
+
+export const ReportAlertsRequest: MessageFns<ReportAlertsRequest> = {
+  encode(message: ReportAlertsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.alerts) {
+      Alert.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReportAlertsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReportAlertsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.alerts.push(Alert.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ReportAlertsRequest>, I>>(base?: I): ReportAlertsRequest {
+    return ReportAlertsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReportAlertsRequest>, I>>(object: I): ReportAlertsRequest {
+    const message = createBaseReportAlertsRequest();
+    message.alerts = object.alerts?.map((e) => Alert.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseReportAlertsResponse(): ReportAlertsResponse {
+  return {};
+}
+
+export const ReportAlertsResponse: MessageFns<ReportAlertsResponse> = {
+  encode(_: ReportAlertsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReportAlertsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReportAlertsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ReportAlertsResponse>, I>>(base?: I): ReportAlertsResponse {
+    return ReportAlertsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReportAlertsResponse>, I>>(_: I): ReportAlertsResponse {
+    const message = createBaseReportAlertsResponse();
     return message;
   },
 };
@@ -4393,6 +4750,28 @@ export const DecisionServiceService = {
     responseSerialize: (value: ApplyPolicyResponse): Buffer => Buffer.from(ApplyPolicyResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ApplyPolicyResponse => ApplyPolicyResponse.decode(value),
   },
+  /** Quarantines or readmits a node (admin or monitor). */
+  setNodeQuarantine: {
+    path: "/autoglm.v1.DecisionService/SetNodeQuarantine" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: SetNodeQuarantineRequest): Buffer =>
+      Buffer.from(SetNodeQuarantineRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SetNodeQuarantineRequest => SetNodeQuarantineRequest.decode(value),
+    responseSerialize: (value: Node): Buffer => Buffer.from(Node.encode(value).finish()),
+    responseDeserialize: (value: Buffer): Node => Node.decode(value),
+  },
+  /** Publishes alert changes in the event stream (monitor). */
+  reportAlerts: {
+    path: "/autoglm.v1.DecisionService/ReportAlerts" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ReportAlertsRequest): Buffer => Buffer.from(ReportAlertsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ReportAlertsRequest => ReportAlertsRequest.decode(value),
+    responseSerialize: (value: ReportAlertsResponse): Buffer =>
+      Buffer.from(ReportAlertsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ReportAlertsResponse => ReportAlertsResponse.decode(value),
+  },
   /** As TaskService.GetTask. */
   getTask: {
     path: "/autoglm.v1.DecisionService/GetTask" as const,
@@ -4497,6 +4876,10 @@ export interface DecisionServiceServer extends UntypedServiceImplementation {
   subscribe: handleServerStreamingCall<SubscribeRequest, Event>;
   /** Changes the policy. */
   applyPolicy: handleUnaryCall<ApplyPolicyRequest, ApplyPolicyResponse>;
+  /** Quarantines or readmits a node (admin or monitor). */
+  setNodeQuarantine: handleUnaryCall<SetNodeQuarantineRequest, Node>;
+  /** Publishes alert changes in the event stream (monitor). */
+  reportAlerts: handleUnaryCall<ReportAlertsRequest, ReportAlertsResponse>;
   /** As TaskService.GetTask. */
   getTask: handleUnaryCall<GetTaskRequest, Task>;
   /** As TaskService.ListTasks. */
@@ -4600,6 +4983,38 @@ export interface DecisionServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ApplyPolicyResponse) => void,
+  ): ClientUnaryCall;
+  /** Quarantines or readmits a node (admin or monitor). */
+  setNodeQuarantine(
+    request: SetNodeQuarantineRequest,
+    callback: (error: ServiceError | null, response: Node) => void,
+  ): ClientUnaryCall;
+  setNodeQuarantine(
+    request: SetNodeQuarantineRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: Node) => void,
+  ): ClientUnaryCall;
+  setNodeQuarantine(
+    request: SetNodeQuarantineRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: Node) => void,
+  ): ClientUnaryCall;
+  /** Publishes alert changes in the event stream (monitor). */
+  reportAlerts(
+    request: ReportAlertsRequest,
+    callback: (error: ServiceError | null, response: ReportAlertsResponse) => void,
+  ): ClientUnaryCall;
+  reportAlerts(
+    request: ReportAlertsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ReportAlertsResponse) => void,
+  ): ClientUnaryCall;
+  reportAlerts(
+    request: ReportAlertsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ReportAlertsResponse) => void,
   ): ClientUnaryCall;
   /** As TaskService.GetTask. */
   getTask(request: GetTaskRequest, callback: (error: ServiceError | null, response: Task) => void): ClientUnaryCall;

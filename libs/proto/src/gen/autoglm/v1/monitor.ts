@@ -20,6 +20,22 @@ import {
 } from "@grpc/grpc-js";
 import { Timestamp } from "../../google/protobuf/timestamp";
 
+/**
+ * Where an alert stands: its condition holds (pending), has held for the
+ * rule's `for:` duration (firing), or stopped holding after firing (resolved).
+ */
+export enum AlertState {
+  /** UNSPECIFIED - Never sent. */
+  UNSPECIFIED = 0,
+  /** PENDING - The condition holds; not yet for long enough to fire. */
+  PENDING = 1,
+  /** FIRING - The condition has held for the rule's duration. */
+  FIRING = 2,
+  /** RESOLVED - It fired and the condition no longer holds. */
+  RESOLVED = 3,
+  UNRECOGNIZED = -1,
+}
+
 /** GetSummary's request. */
 export interface GetSummaryRequest {
 }
@@ -62,6 +78,141 @@ export interface GetSummaryResponse {
   outcomes: OutcomeSummary[];
   /** Per node. */
   nodes: NodeLoadSummary[];
+}
+
+/** One alert: an instance of a rule (SloMissed, QueueBacklog, NodeQuarantined). */
+export interface Alert {
+  /** The rule. */
+  name: string;
+  /** What tells its instances apart (slo, tenant, class, node). */
+  labels: { [key: string]: string };
+  /** Where it stands. */
+  state: AlertState;
+  /** "page" or "ticket". */
+  severity: string;
+  /** What is wrong, in words, with the numbers. */
+  summary: string;
+  /** The measured value (an attainment, a count). */
+  value: number;
+  /** When the condition started holding. */
+  activeSince:
+    | Timestamp
+    | undefined;
+  /** When it fired; unset while pending. */
+  firedAt:
+    | Timestamp
+    | undefined;
+  /** When it resolved; unset until then. */
+  resolvedAt: Timestamp | undefined;
+}
+
+export interface Alert_LabelsEntry {
+  key: string;
+  value: string;
+}
+
+/** ListAlerts' request. */
+export interface ListAlertsRequest {
+  /** Also list alerts resolved lately (the monitor keeps the last 100). */
+  includeResolved: boolean;
+}
+
+/** ListAlerts' response. */
+export interface ListAlertsResponse {
+  /** Firing first, then pending, then (when asked) resolved, newest first. */
+  alerts: Alert[];
+}
+
+/** One SLO series as of now. */
+export interface SloStatus {
+  /** The SLO's name. */
+  slo: string;
+  /** "queue_time", "ttft", "deadline" or "success". */
+  indicator: string;
+  /** The tenant of this series ("*": all tenants together). */
+  tenant: string;
+  /** The class it binds ("*": all). */
+  priorityClass: string;
+  /** Good events in the window. */
+  good: number;
+  /** All events in the window. */
+  total: number;
+  /** good / total. */
+  attainment: number;
+  /** The objective. */
+  objective: number;
+  /** "met", "missed", or "too few events". */
+  status: string;
+  /** Error budget burn rate: 1 spends it exactly over the window. */
+  burnRate: number;
+}
+
+/** GetSloStatus' request. */
+export interface GetSloStatusRequest {
+}
+
+/** GetSloStatus' response. */
+export interface GetSloStatusResponse {
+  /** Every series with events in its window. */
+  slos: SloStatus[];
+}
+
+/** How many replicas of a model, or agents in a pool, would serve the demand. */
+export interface ScaleRecommendation {
+  /** "model" or "pool". */
+  kind: string;
+  /** The model or pool name. */
+  name: string;
+  /** How many there are now. */
+  current: number;
+  /** How many the monitor recommends (stabilised: up at once, down slowly). */
+  desired: number;
+  /** Why, in words. */
+  reason: string;
+}
+
+/** GetScaleRecommendations' request. */
+export interface GetScaleRecommendationsRequest {
+}
+
+/** GetScaleRecommendations' response. */
+export interface GetScaleRecommendationsResponse {
+  /** Models by name, then the pools. */
+  recommendations: ScaleRecommendation[];
+  /** When they were computed. */
+  computedAt: Timestamp | undefined;
+}
+
+/** One change the feedback loop made (or would have made, when it is off). */
+export interface FeedbackAction {
+  /** When. */
+  time:
+    | Timestamp
+    | undefined;
+  /** "tenant-boost", "warm-replicas", "quarantine" or "readmit". */
+  kind: string;
+  /** The tenant, model or node it changed. */
+  target: string;
+  /** The value before (a boost, a replica count; 0/1 for quarantine). */
+  from: number;
+  /** The value after. */
+  to: number;
+  /** Why, in words. */
+  reason: string;
+  /** Whether it was sent to decision (false when the loop is switched off or the call failed). */
+  applied: boolean;
+}
+
+/** ListFeedbackActions' request. */
+export interface ListFeedbackActionsRequest {
+}
+
+/** ListFeedbackActions' response. */
+export interface ListFeedbackActionsResponse {
+  /** The last 200 actions, newest first. */
+  actions: FeedbackAction[];
+  /** Whether the loop sends its changes to decision. */
+  enabled: boolean;
 }
 
 function createBaseGetSummaryRequest(): GetSummaryRequest {
@@ -394,6 +545,1087 @@ export const GetSummaryResponse: MessageFns<GetSummaryResponse> = {
   },
 };
 
+function createBaseAlert(): Alert {
+  return {
+    name: "",
+    labels: {},
+    state: 0,
+    severity: "",
+    summary: "",
+    value: 0,
+    activeSince: undefined,
+    firedAt: undefined,
+    resolvedAt: undefined,
+  };
+}
+
+export const Alert: MessageFns<Alert> = {
+  encode(message: Alert, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.name !== "") {
+      writer.uint32(10).string(message.name);
+    }
+    globalThis.Object.entries(message.labels).forEach(([key, value]: [string, string]) => {
+      Alert_LabelsEntry.encode({ key: key as any, value }, writer.uint32(18).fork()).join();
+    });
+    if (message.state !== 0) {
+      writer.uint32(24).int32(message.state);
+    }
+    if (message.severity !== "") {
+      writer.uint32(34).string(message.severity);
+    }
+    if (message.summary !== "") {
+      writer.uint32(42).string(message.summary);
+    }
+    if (message.value !== 0) {
+      writer.uint32(49).double(message.value);
+    }
+    if (message.activeSince !== undefined) {
+      Timestamp.encode(message.activeSince, writer.uint32(58).fork()).join();
+    }
+    if (message.firedAt !== undefined) {
+      Timestamp.encode(message.firedAt, writer.uint32(66).fork()).join();
+    }
+    if (message.resolvedAt !== undefined) {
+      Timestamp.encode(message.resolvedAt, writer.uint32(74).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Alert {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAlert();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            const entry2 = Alert_LabelsEntry.decode(reader, reader.uint32());
+            if (entry2.value !== undefined) {
+              message.labels[entry2.key] = entry2.value;
+            }
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.state = reader.int32() as any;
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.severity = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.summary = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 49) {
+              break;
+            }
+
+            message.value = reader.double();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.activeSince = Timestamp.decode(reader, reader.uint32());
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.firedAt = Timestamp.decode(reader, reader.uint32());
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.resolvedAt = Timestamp.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<Alert>, I>>(base?: I): Alert {
+    return Alert.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Alert>, I>>(object: I): Alert {
+    const message = createBaseAlert();
+    message.name = object.name ?? "";
+    message.labels = (globalThis.Object.entries(object.labels ?? {}) as [string, string][]).reduce(
+      (acc: { [key: string]: string }, [key, value]: [string, string]) => {
+        if (value !== undefined) {
+          acc[key] = globalThis.String(value);
+        }
+        return acc;
+      },
+      {},
+    );
+    message.state = object.state ?? 0;
+    message.severity = object.severity ?? "";
+    message.summary = object.summary ?? "";
+    message.value = object.value ?? 0;
+    message.activeSince = (object.activeSince !== undefined && object.activeSince !== null)
+      ? Timestamp.fromPartial(object.activeSince)
+      : undefined;
+    message.firedAt = (object.firedAt !== undefined && object.firedAt !== null)
+      ? Timestamp.fromPartial(object.firedAt)
+      : undefined;
+    message.resolvedAt = (object.resolvedAt !== undefined && object.resolvedAt !== null)
+      ? Timestamp.fromPartial(object.resolvedAt)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseAlert_LabelsEntry(): Alert_LabelsEntry {
+  return { key: "", value: "" };
+}
+
+export const Alert_LabelsEntry: MessageFns<Alert_LabelsEntry> = {
+  encode(message: Alert_LabelsEntry, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== "") {
+      writer.uint32(10).string(message.key);
+    }
+    if (message.value !== "") {
+      writer.uint32(18).string(message.value);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Alert_LabelsEntry {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAlert_LabelsEntry();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.value = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<Alert_LabelsEntry>, I>>(base?: I): Alert_LabelsEntry {
+    return Alert_LabelsEntry.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Alert_LabelsEntry>, I>>(object: I): Alert_LabelsEntry {
+    const message = createBaseAlert_LabelsEntry();
+    message.key = object.key ?? "";
+    message.value = object.value ?? "";
+    return message;
+  },
+};
+
+function createBaseListAlertsRequest(): ListAlertsRequest {
+  return { includeResolved: false };
+}
+
+export const ListAlertsRequest: MessageFns<ListAlertsRequest> = {
+  encode(message: ListAlertsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.includeResolved !== false) {
+      writer.uint32(8).bool(message.includeResolved);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListAlertsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListAlertsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.includeResolved = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ListAlertsRequest>, I>>(base?: I): ListAlertsRequest {
+    return ListAlertsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListAlertsRequest>, I>>(object: I): ListAlertsRequest {
+    const message = createBaseListAlertsRequest();
+    message.includeResolved = object.includeResolved ?? false;
+    return message;
+  },
+};
+
+function createBaseListAlertsResponse(): ListAlertsResponse {
+  return { alerts: [] };
+}
+
+export const ListAlertsResponse: MessageFns<ListAlertsResponse> = {
+  encode(message: ListAlertsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.alerts) {
+      Alert.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListAlertsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListAlertsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.alerts.push(Alert.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ListAlertsResponse>, I>>(base?: I): ListAlertsResponse {
+    return ListAlertsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListAlertsResponse>, I>>(object: I): ListAlertsResponse {
+    const message = createBaseListAlertsResponse();
+    message.alerts = object.alerts?.map((e) => Alert.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseSloStatus(): SloStatus {
+  return {
+    slo: "",
+    indicator: "",
+    tenant: "",
+    priorityClass: "",
+    good: 0,
+    total: 0,
+    attainment: 0,
+    objective: 0,
+    status: "",
+    burnRate: 0,
+  };
+}
+
+export const SloStatus: MessageFns<SloStatus> = {
+  encode(message: SloStatus, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.slo !== "") {
+      writer.uint32(10).string(message.slo);
+    }
+    if (message.indicator !== "") {
+      writer.uint32(18).string(message.indicator);
+    }
+    if (message.tenant !== "") {
+      writer.uint32(26).string(message.tenant);
+    }
+    if (message.priorityClass !== "") {
+      writer.uint32(34).string(message.priorityClass);
+    }
+    if (message.good !== 0) {
+      writer.uint32(40).uint64(message.good);
+    }
+    if (message.total !== 0) {
+      writer.uint32(48).uint64(message.total);
+    }
+    if (message.attainment !== 0) {
+      writer.uint32(57).double(message.attainment);
+    }
+    if (message.objective !== 0) {
+      writer.uint32(65).double(message.objective);
+    }
+    if (message.status !== "") {
+      writer.uint32(74).string(message.status);
+    }
+    if (message.burnRate !== 0) {
+      writer.uint32(81).double(message.burnRate);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SloStatus {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSloStatus();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.slo = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.indicator = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.tenant = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.priorityClass = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.good = longToNumber(reader.uint64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.total = longToNumber(reader.uint64());
+            continue;
+          }
+          case 7: {
+            if (tag !== 57) {
+              break;
+            }
+
+            message.attainment = reader.double();
+            continue;
+          }
+          case 8: {
+            if (tag !== 65) {
+              break;
+            }
+
+            message.objective = reader.double();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.status = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 81) {
+              break;
+            }
+
+            message.burnRate = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<SloStatus>, I>>(base?: I): SloStatus {
+    return SloStatus.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<SloStatus>, I>>(object: I): SloStatus {
+    const message = createBaseSloStatus();
+    message.slo = object.slo ?? "";
+    message.indicator = object.indicator ?? "";
+    message.tenant = object.tenant ?? "";
+    message.priorityClass = object.priorityClass ?? "";
+    message.good = object.good ?? 0;
+    message.total = object.total ?? 0;
+    message.attainment = object.attainment ?? 0;
+    message.objective = object.objective ?? 0;
+    message.status = object.status ?? "";
+    message.burnRate = object.burnRate ?? 0;
+    return message;
+  },
+};
+
+function createBaseGetSloStatusRequest(): GetSloStatusRequest {
+  return {};
+}
+
+export const GetSloStatusRequest: MessageFns<GetSloStatusRequest> = {
+  encode(_: GetSloStatusRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetSloStatusRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetSloStatusRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<GetSloStatusRequest>, I>>(base?: I): GetSloStatusRequest {
+    return GetSloStatusRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetSloStatusRequest>, I>>(_: I): GetSloStatusRequest {
+    const message = createBaseGetSloStatusRequest();
+    return message;
+  },
+};
+
+function createBaseGetSloStatusResponse(): GetSloStatusResponse {
+  return { slos: [] };
+}
+
+export const GetSloStatusResponse: MessageFns<GetSloStatusResponse> = {
+  encode(message: GetSloStatusResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.slos) {
+      SloStatus.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetSloStatusResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetSloStatusResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.slos.push(SloStatus.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<GetSloStatusResponse>, I>>(base?: I): GetSloStatusResponse {
+    return GetSloStatusResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetSloStatusResponse>, I>>(object: I): GetSloStatusResponse {
+    const message = createBaseGetSloStatusResponse();
+    message.slos = object.slos?.map((e) => SloStatus.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseScaleRecommendation(): ScaleRecommendation {
+  return { kind: "", name: "", current: 0, desired: 0, reason: "" };
+}
+
+export const ScaleRecommendation: MessageFns<ScaleRecommendation> = {
+  encode(message: ScaleRecommendation, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.kind !== "") {
+      writer.uint32(10).string(message.kind);
+    }
+    if (message.name !== "") {
+      writer.uint32(18).string(message.name);
+    }
+    if (message.current !== 0) {
+      writer.uint32(24).uint32(message.current);
+    }
+    if (message.desired !== 0) {
+      writer.uint32(32).uint32(message.desired);
+    }
+    if (message.reason !== "") {
+      writer.uint32(42).string(message.reason);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ScaleRecommendation {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseScaleRecommendation();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.kind = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.name = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.current = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.desired = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ScaleRecommendation>, I>>(base?: I): ScaleRecommendation {
+    return ScaleRecommendation.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ScaleRecommendation>, I>>(object: I): ScaleRecommendation {
+    const message = createBaseScaleRecommendation();
+    message.kind = object.kind ?? "";
+    message.name = object.name ?? "";
+    message.current = object.current ?? 0;
+    message.desired = object.desired ?? 0;
+    message.reason = object.reason ?? "";
+    return message;
+  },
+};
+
+function createBaseGetScaleRecommendationsRequest(): GetScaleRecommendationsRequest {
+  return {};
+}
+
+export const GetScaleRecommendationsRequest: MessageFns<GetScaleRecommendationsRequest> = {
+  encode(_: GetScaleRecommendationsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetScaleRecommendationsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetScaleRecommendationsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<GetScaleRecommendationsRequest>, I>>(base?: I): GetScaleRecommendationsRequest {
+    return GetScaleRecommendationsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetScaleRecommendationsRequest>, I>>(_: I): GetScaleRecommendationsRequest {
+    const message = createBaseGetScaleRecommendationsRequest();
+    return message;
+  },
+};
+
+function createBaseGetScaleRecommendationsResponse(): GetScaleRecommendationsResponse {
+  return { recommendations: [], computedAt: undefined };
+}
+
+export const GetScaleRecommendationsResponse: MessageFns<GetScaleRecommendationsResponse> = {
+  encode(message: GetScaleRecommendationsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.recommendations) {
+      ScaleRecommendation.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.computedAt !== undefined) {
+      Timestamp.encode(message.computedAt, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): GetScaleRecommendationsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseGetScaleRecommendationsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.recommendations.push(ScaleRecommendation.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.computedAt = Timestamp.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<GetScaleRecommendationsResponse>, I>>(base?: I): GetScaleRecommendationsResponse {
+    return GetScaleRecommendationsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<GetScaleRecommendationsResponse>, I>>(
+    object: I,
+  ): GetScaleRecommendationsResponse {
+    const message = createBaseGetScaleRecommendationsResponse();
+    message.recommendations = object.recommendations?.map((e) => ScaleRecommendation.fromPartial(e)) || [];
+    message.computedAt = (object.computedAt !== undefined && object.computedAt !== null)
+      ? Timestamp.fromPartial(object.computedAt)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseFeedbackAction(): FeedbackAction {
+  return { time: undefined, kind: "", target: "", from: 0, to: 0, reason: "", applied: false };
+}
+
+export const FeedbackAction: MessageFns<FeedbackAction> = {
+  encode(message: FeedbackAction, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.time !== undefined) {
+      Timestamp.encode(message.time, writer.uint32(10).fork()).join();
+    }
+    if (message.kind !== "") {
+      writer.uint32(18).string(message.kind);
+    }
+    if (message.target !== "") {
+      writer.uint32(26).string(message.target);
+    }
+    if (message.from !== 0) {
+      writer.uint32(33).double(message.from);
+    }
+    if (message.to !== 0) {
+      writer.uint32(41).double(message.to);
+    }
+    if (message.reason !== "") {
+      writer.uint32(50).string(message.reason);
+    }
+    if (message.applied !== false) {
+      writer.uint32(56).bool(message.applied);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): FeedbackAction {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseFeedbackAction();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.time = Timestamp.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.kind = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.target = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 33) {
+              break;
+            }
+
+            message.from = reader.double();
+            continue;
+          }
+          case 5: {
+            if (tag !== 41) {
+              break;
+            }
+
+            message.to = reader.double();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.applied = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<FeedbackAction>, I>>(base?: I): FeedbackAction {
+    return FeedbackAction.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<FeedbackAction>, I>>(object: I): FeedbackAction {
+    const message = createBaseFeedbackAction();
+    message.time = (object.time !== undefined && object.time !== null) ? Timestamp.fromPartial(object.time) : undefined;
+    message.kind = object.kind ?? "";
+    message.target = object.target ?? "";
+    message.from = object.from ?? 0;
+    message.to = object.to ?? 0;
+    message.reason = object.reason ?? "";
+    message.applied = object.applied ?? false;
+    return message;
+  },
+};
+
+function createBaseListFeedbackActionsRequest(): ListFeedbackActionsRequest {
+  return {};
+}
+
+export const ListFeedbackActionsRequest: MessageFns<ListFeedbackActionsRequest> = {
+  encode(_: ListFeedbackActionsRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListFeedbackActionsRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListFeedbackActionsRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ListFeedbackActionsRequest>, I>>(base?: I): ListFeedbackActionsRequest {
+    return ListFeedbackActionsRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListFeedbackActionsRequest>, I>>(_: I): ListFeedbackActionsRequest {
+    const message = createBaseListFeedbackActionsRequest();
+    return message;
+  },
+};
+
+function createBaseListFeedbackActionsResponse(): ListFeedbackActionsResponse {
+  return { actions: [], enabled: false };
+}
+
+export const ListFeedbackActionsResponse: MessageFns<ListFeedbackActionsResponse> = {
+  encode(message: ListFeedbackActionsResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.actions) {
+      FeedbackAction.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.enabled !== false) {
+      writer.uint32(16).bool(message.enabled);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ListFeedbackActionsResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseListFeedbackActionsResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.actions.push(FeedbackAction.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.enabled = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  create<I extends Exact<DeepPartial<ListFeedbackActionsResponse>, I>>(base?: I): ListFeedbackActionsResponse {
+    return ListFeedbackActionsResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ListFeedbackActionsResponse>, I>>(object: I): ListFeedbackActionsResponse {
+    const message = createBaseListFeedbackActionsResponse();
+    message.actions = object.actions?.map((e) => FeedbackAction.fromPartial(e)) || [];
+    message.enabled = object.enabled ?? false;
+    return message;
+  },
+};
+
 /** The monitor's API. Prometheus metrics are served over HTTP at /metrics. */
 export type MonitorServiceService = typeof MonitorServiceService;
 export const MonitorServiceService = {
@@ -407,11 +1639,65 @@ export const MonitorServiceService = {
     responseSerialize: (value: GetSummaryResponse): Buffer => Buffer.from(GetSummaryResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): GetSummaryResponse => GetSummaryResponse.decode(value),
   },
+  /** Lists alerts. */
+  listAlerts: {
+    path: "/autoglm.v1.MonitorService/ListAlerts" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListAlertsRequest): Buffer => Buffer.from(ListAlertsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListAlertsRequest => ListAlertsRequest.decode(value),
+    responseSerialize: (value: ListAlertsResponse): Buffer => Buffer.from(ListAlertsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListAlertsResponse => ListAlertsResponse.decode(value),
+  },
+  /** Returns every SLO series' attainment. */
+  getSloStatus: {
+    path: "/autoglm.v1.MonitorService/GetSloStatus" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetSloStatusRequest): Buffer => Buffer.from(GetSloStatusRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetSloStatusRequest => GetSloStatusRequest.decode(value),
+    responseSerialize: (value: GetSloStatusResponse): Buffer =>
+      Buffer.from(GetSloStatusResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetSloStatusResponse => GetSloStatusResponse.decode(value),
+  },
+  /** Returns the latest scale recommendations. */
+  getScaleRecommendations: {
+    path: "/autoglm.v1.MonitorService/GetScaleRecommendations" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: GetScaleRecommendationsRequest): Buffer =>
+      Buffer.from(GetScaleRecommendationsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): GetScaleRecommendationsRequest => GetScaleRecommendationsRequest.decode(value),
+    responseSerialize: (value: GetScaleRecommendationsResponse): Buffer =>
+      Buffer.from(GetScaleRecommendationsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): GetScaleRecommendationsResponse =>
+      GetScaleRecommendationsResponse.decode(value),
+  },
+  /** Lists the feedback loop's recent changes. */
+  listFeedbackActions: {
+    path: "/autoglm.v1.MonitorService/ListFeedbackActions" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ListFeedbackActionsRequest): Buffer =>
+      Buffer.from(ListFeedbackActionsRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ListFeedbackActionsRequest => ListFeedbackActionsRequest.decode(value),
+    responseSerialize: (value: ListFeedbackActionsResponse): Buffer =>
+      Buffer.from(ListFeedbackActionsResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ListFeedbackActionsResponse => ListFeedbackActionsResponse.decode(value),
+  },
 } as const;
 
 export interface MonitorServiceServer extends UntypedServiceImplementation {
   /** Returns a summary of what the monitor has observed. */
   getSummary: handleUnaryCall<GetSummaryRequest, GetSummaryResponse>;
+  /** Lists alerts. */
+  listAlerts: handleUnaryCall<ListAlertsRequest, ListAlertsResponse>;
+  /** Returns every SLO series' attainment. */
+  getSloStatus: handleUnaryCall<GetSloStatusRequest, GetSloStatusResponse>;
+  /** Returns the latest scale recommendations. */
+  getScaleRecommendations: handleUnaryCall<GetScaleRecommendationsRequest, GetScaleRecommendationsResponse>;
+  /** Lists the feedback loop's recent changes. */
+  listFeedbackActions: handleUnaryCall<ListFeedbackActionsRequest, ListFeedbackActionsResponse>;
 }
 
 export interface MonitorServiceClient extends Client {
@@ -430,6 +1716,70 @@ export interface MonitorServiceClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: GetSummaryResponse) => void,
+  ): ClientUnaryCall;
+  /** Lists alerts. */
+  listAlerts(
+    request: ListAlertsRequest,
+    callback: (error: ServiceError | null, response: ListAlertsResponse) => void,
+  ): ClientUnaryCall;
+  listAlerts(
+    request: ListAlertsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListAlertsResponse) => void,
+  ): ClientUnaryCall;
+  listAlerts(
+    request: ListAlertsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListAlertsResponse) => void,
+  ): ClientUnaryCall;
+  /** Returns every SLO series' attainment. */
+  getSloStatus(
+    request: GetSloStatusRequest,
+    callback: (error: ServiceError | null, response: GetSloStatusResponse) => void,
+  ): ClientUnaryCall;
+  getSloStatus(
+    request: GetSloStatusRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetSloStatusResponse) => void,
+  ): ClientUnaryCall;
+  getSloStatus(
+    request: GetSloStatusRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetSloStatusResponse) => void,
+  ): ClientUnaryCall;
+  /** Returns the latest scale recommendations. */
+  getScaleRecommendations(
+    request: GetScaleRecommendationsRequest,
+    callback: (error: ServiceError | null, response: GetScaleRecommendationsResponse) => void,
+  ): ClientUnaryCall;
+  getScaleRecommendations(
+    request: GetScaleRecommendationsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: GetScaleRecommendationsResponse) => void,
+  ): ClientUnaryCall;
+  getScaleRecommendations(
+    request: GetScaleRecommendationsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: GetScaleRecommendationsResponse) => void,
+  ): ClientUnaryCall;
+  /** Lists the feedback loop's recent changes. */
+  listFeedbackActions(
+    request: ListFeedbackActionsRequest,
+    callback: (error: ServiceError | null, response: ListFeedbackActionsResponse) => void,
+  ): ClientUnaryCall;
+  listFeedbackActions(
+    request: ListFeedbackActionsRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ListFeedbackActionsResponse) => void,
+  ): ClientUnaryCall;
+  listFeedbackActions(
+    request: ListFeedbackActionsRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ListFeedbackActionsResponse) => void,
   ): ClientUnaryCall;
 }
 

@@ -1,0 +1,86 @@
+import { setTimeout as delay } from 'node:timers/promises';
+import { InvalidArgumentError } from '@autoglm/core';
+import type { ExternalScalerService, ScaledObjectRef } from '@autoglm/proto';
+import type { ServiceHandlers } from '@autoglm/runtime';
+
+/** The scale advisor's answer for one ScaledObject. */
+export interface ScaleRecommendation {
+  /** The HPA metric's name (KEDA prefixes it with the trigger's index). */
+  metricName: string;
+  /** Replicas wanted: a whole number, 0 or more. */
+  desired: number;
+  /** Whether the workload should run at all (normally desired > 0). */
+  active: boolean;
+}
+
+/** What the scaler asks of the monitor's scale advisor, per ScaledObject. */
+export interface ScaleSource {
+  /**
+   * The recommendation for the ScaledObject whose scaler metadata is
+   * `metadata` (e.g. {model: "llama-3-8b"} or {pool: "default"}); throws an
+   * Error with a message naming the metadata key on a bad reference.
+   */
+  recommend(metadata: Readonly<Record<string, string>>): ScaleRecommendation;
+}
+
+export interface KedaScalerOptions {
+  /** How often StreamIsActive asks the source again for a change, in ms. @default 1000 */
+  pollMs?: number;
+}
+
+/**
+ * KEDA's externalscaler.ExternalScaler over a ScaleSource. The HPA KEDA builds
+ * uses AverageValue (replicas = ceil(metric / target)), so a target of 1 and a
+ * metric equal to the desired replicas make the HPA land on exactly that count.
+ */
+export function kedaScalerHandlers(source: ScaleSource, options: KedaScalerOptions = {}): ServiceHandlers<typeof ExternalScalerService> {
+  const pollMs = options.pollMs ?? 1000;
+  return {
+    isActive: async (ref) => ({ result: recommend(source, ref).active }),
+
+    streamIsActive: async (ref, sink, ctx) => {
+      let sent: boolean | undefined;
+      // Ends when the client cancels or the server shuts down: both abort
+      // ctx.signal, which rejects the pending delay.
+      for (;;) {
+        const { active } = recommend(source, ref);
+        if (active !== sent) {
+          await sink.write({ result: active });
+          sent = active;
+        }
+        await delay(pollMs, undefined, { signal: ctx.signal });
+      }
+    },
+
+    getMetricSpec: async (ref) => {
+      const { metricName } = recommend(source, ref);
+      return { metricSpecs: [{ metricName, targetSize: 1, targetSizeFloat: 1 }] };
+    },
+
+    // The request's metricName is not checked: KEDA asks for the name
+    // GetMetricSpec gave (less its own prefix) and labels the answer itself.
+    getMetrics: async (req) => {
+      const { metricName, desired } = recommend(source, req.scaledObjectRef);
+      return { metricValues: [{ metricName, metricValue: desired, metricValueFloat: desired }] };
+    },
+  };
+}
+
+function recommend(source: ScaleSource, ref: ScaledObjectRef | undefined): ScaleRecommendation {
+  if (!ref) throw new InvalidArgumentError('scaledObjectRef', 'is required');
+  let recommendation: ScaleRecommendation;
+  try {
+    recommendation = source.recommend(ref.scalerMetadata);
+  } catch (err) {
+    // A plain Error is the source refusing the reference, by its contract; a
+    // DomainError already says its code; anything else (a TypeError, ...) is a
+    // bug, left to toStatus to log and hide.
+    if (err instanceof Error && err.constructor === Error) {
+      throw new InvalidArgumentError('scalerMetadata', `${err.message} (ScaledObject ${ref.namespace}/${ref.name})`);
+    }
+    throw err;
+  }
+  const { desired } = recommendation;
+  if (!Number.isSafeInteger(desired) || desired < 0) throw new Error(`scale source recommended ${desired} replicas for ${ref.namespace}/${ref.name}; expected a whole number >= 0`);
+  return recommendation;
+}
