@@ -1,4 +1,7 @@
 import { durability } from './durability';
+import { forecast } from './forecast';
+import { loop } from './loop';
+import { monitor } from './monitor';
 import { placement } from './placement';
 import { policy } from './policy';
 import { quality } from './quality';
@@ -7,7 +10,7 @@ import { slurm } from './slurm';
 import { throughput } from './throughput';
 
 /** `npm run bench -- <name> [flags]`: runs one benchmark, prints its table, writes JSON under bench/results. */
-const benchmarks: Record<string, (args: string[]) => Promise<void>> = { durability, placement, policy, quality, routing, slurm, throughput };
+const benchmarks: Record<string, (args: string[]) => Promise<void>> = { durability, forecast, loop, monitor, placement, policy, quality, routing, slurm, throughput };
 
 const [name, ...args] = process.argv.slice(2);
 const bench = name ? benchmarks[name] : undefined;

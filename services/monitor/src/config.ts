@@ -47,6 +47,7 @@ const warm = z.object({
 const quarantine = z.object({
   enabled: flag.default(DEFAULT_QUARANTINE_CONFIG.enabled),
   windowMs: ms(10_000, 86_400_000).default(DEFAULT_QUARANTINE_CONFIG.windowMs),
+  recentAttempts: z.coerce.number().int().min(1).max(10_000).default(DEFAULT_QUARANTINE_CONFIG.recentAttempts),
   minAttempts: z.coerce.number().int().min(1).default(DEFAULT_QUARANTINE_CONFIG.minAttempts),
   significance: ratio.default(DEFAULT_QUARANTINE_CONFIG.significance),
   minFailureRatio: z.coerce.number().min(0).max(1).default(DEFAULT_QUARANTINE_CONFIG.minFailureRatio),

@@ -226,6 +226,7 @@ export class FeedbackDriver {
       ttftSeconds: result?.timeToFirstToken ? durationSeconds(result.timeToFirstToken) : undefined,
       runSeconds: result?.runTime ? durationSeconds(result.runTime) : undefined,
       tokens: result && result.promptTokens + result.completionTokens > 0 ? result.promptTokens + result.completionTokens : undefined,
+      outputTokens: result && result.completionTokens > 0 ? result.completionTokens : undefined,
       deadlineMet: deadline !== undefined && final && finishedAt !== undefined ? t.to === TaskState.SUCCEEDED && timestampToMillis(finishedAt) <= timestampToMillis(deadline) : undefined,
     } as const;
     this.loop.finished(outcome);

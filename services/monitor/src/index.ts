@@ -5,3 +5,4 @@ export { startMonitor } from './start';
 export { FeedbackDriver } from './feedback-driver';
 export { kedaScalerHandlers, type ScaleSource } from './keda-scaler';
 export type { RunningMonitor } from './start';
+export { FeedbackMetrics } from './feedback-metrics';

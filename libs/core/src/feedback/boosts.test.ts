@@ -10,12 +10,13 @@ describe('TenantBoosts', () => {
 
   it('raises a starved tenant step by step within the cap, no faster than the interval, then lowers it back to 1', () => {
     const b = new TenantBoosts(config);
-    const starved = [reading('acme', false), reading('globex', true)];
-    expect(b.evaluate(0, starved)).toEqual([expect.objectContaining({ tenant: 'acme', from: 1, to: 1.5 })]);
-    expect(b.evaluate(10_000, starved)).toEqual([]);
-    expect(b.evaluate(30_000, starved).map((c) => c.to)).toEqual([2.25]);
-    expect(b.evaluate(60_000, starved).map((c) => c.to)).toEqual([3]);
-    expect(b.evaluate(90_000, starved)).toEqual([]);
+    // Each raise helps a little, not yet enough.
+    const starved = (attainment: number) => [reading('acme', false, attainment), reading('globex', true)];
+    expect(b.evaluate(0, starved(0.5))).toEqual([expect.objectContaining({ tenant: 'acme', from: 1, to: 1.5 })]);
+    expect(b.evaluate(10_000, starved(0.55))).toEqual([]);
+    expect(b.evaluate(30_000, starved(0.6)).map((c) => c.to)).toEqual([2.25]);
+    expect(b.evaluate(60_000, starved(0.7)).map((c) => c.to)).toEqual([3]);
+    expect(b.evaluate(90_000, starved(0.8))).toEqual([]);
     expect(b.factor('acme')).toBe(3);
     // Met again: nothing until it has held for relaxAfterMs, then one step at a time.
     const fine = [reading('acme', true), reading('globex', true)];
@@ -28,6 +29,23 @@ describe('TenantBoosts', () => {
     expect(b.boosted()).toEqual([]);
   });
 
+  it('after lowering, raises again only once as long has passed as lowering took', () => {
+    const b = new TenantBoosts(config);
+    b.evaluate(0, [reading('acme', false, 0.5), reading('globex', true)]);
+    b.evaluate(30_000, [reading('acme', true), reading('globex', true)]);
+    expect(b.evaluate(150_000, [reading('acme', true), reading('globex', true)]).map((c) => c.to)).toEqual([1]);
+    // Relaxed to 1: a new miss is a new episode and raises at once.
+    expect(b.evaluate(160_000, [reading('acme', false, 0.4), reading('globex', true)]).map((c) => c.to)).toEqual([1.5]);
+    const c = new TenantBoosts(config);
+    c.evaluate(0, [reading('acme', false, 0.5), reading('globex', true)]);
+    c.evaluate(30_000, [reading('acme', false, 0.6), reading('globex', true)]);
+    c.evaluate(60_000, [reading('acme', true), reading('globex', true)]);
+    expect(c.evaluate(180_000, [reading('acme', true), reading('globex', true)]).map((x) => x.to)).toEqual([1.5]);
+    // Lowered to 1.5 at 180 s: a miss 60 s later waits until 300 s.
+    expect(c.evaluate(240_000, [reading('acme', false, 0.4), reading('globex', true)])).toEqual([]);
+    expect(c.evaluate(300_000, [reading('acme', false, 0.4), reading('globex', true)]).map((x) => x.to)).toEqual([2.25]);
+  });
+
   it('a miss during the relax wait restarts it (hysteresis: no ping-pong)', () => {
     const b = new TenantBoosts(config);
     b.evaluate(0, [reading('acme', false), reading('globex', true)]);
@@ -36,6 +54,27 @@ describe('TenantBoosts', () => {
     // Missed again at 200 s: the met clock restarts, so no lowering at 230 s.
     b.evaluate(200_000, [reading('acme', false), reading('globex', true)]);
     expect(b.evaluate(230_000, [reading('acme', true), reading('globex', true)]).every((c) => c.to > c.from)).toBe(true);
+  });
+
+  it('stops raising when the last raise brought no gain (the waits are for capacity, not order)', () => {
+    const b = new TenantBoosts(config);
+    b.evaluate(0, [reading('acme', false, 0.5), reading('globex', true)]);
+    expect(b.evaluate(30_000, [reading('acme', false, 0.5), reading('globex', true)])).toEqual([]);
+    expect(b.evaluate(60_000, [reading('acme', false, 0.48), reading('globex', true)])).toEqual([]);
+    expect(b.factor('acme')).toBe(1.5);
+  });
+
+  it('acts on queue-time SLOs only: a boost cannot fix failures or a slow engine', () => {
+    const b = new TenantBoosts(config);
+    const failing = { ...reading('acme', false), slo: 'success', indicator: 'success' as const };
+    expect(b.evaluate(0, [failing, reading('globex', true)])).toEqual([]);
+  });
+
+  it('does not raise for a series hovering just under its objective (hysteresis band)', () => {
+    const b = new TenantBoosts(config);
+    // 94.6 % against 95 %: burns the budget 1.08× as fast, inside the band.
+    expect(b.evaluate(0, [reading('acme', false, 0.946), reading('globex', true)])).toEqual([]);
+    expect(b.evaluate(10_000, [reading('acme', false, 0.94), reading('globex', true)]).map((c) => c.to)).toEqual([1.5]);
   });
 
   it('boosts nobody when every tenant misses (the fleet is short) or when off', () => {

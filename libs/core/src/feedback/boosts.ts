@@ -12,7 +12,7 @@ export interface BoostConfig {
   readonly relaxAfterMs: number;
 }
 
-export const DEFAULT_BOOST_CONFIG: BoostConfig = Object.freeze({ enabled: true, step: 1.5, max: 4, minIntervalMs: 30_000, relaxAfterMs: 120_000 });
+export const DEFAULT_BOOST_CONFIG: BoostConfig = Object.freeze({ enabled: true, step: 1.5, max: 4, minIntervalMs: 60_000, relaxAfterMs: 120_000 });
 
 export interface BoostChange {
   readonly tenant: string;
@@ -21,15 +21,22 @@ export interface BoostChange {
   readonly reason: string;
 }
 
+/** A miss raises the boost only when it burns the error budget at least this fast (1: exactly as fast as the window allows). */
+const RAISE_BURN_RATE = 1.1;
+
 interface TenantState {
   factor: number;
   changedAtMs: number;
+  /** Whether the last change lowered it: raising it again then waits as long as lowering did (no ping-pong). */
+  lowered: boolean;
+  /** The attainment of its worst missed series when it was last raised. */
+  attainmentAtRaise: number;
   /** When all its SLOs were last seen met without a break; undefined while one misses. */
   metSinceMs: number | undefined;
 }
 
 /**
- * Raises the share of a tenant that misses its SLOs while others meet theirs
+ * Raises the share of a tenant that misses its queue-time SLOs while others meet theirs
  * (it is starved, not the fleet short: when every tenant misses, raising one
  * only moves the misses around, and the scale recommendation is the lever),
  * and lowers it back step by step once its SLOs have held for a while.
@@ -55,7 +62,8 @@ export class TenantBoosts {
     const missing = new Map<string, SloReading[]>();
     const judged = new Set<string>();
     for (const r of readings) {
-      if (r.tenant === '*' || r.met === undefined) continue;
+      // A boost changes the order work is placed in: it can fix a wait, not a failure or a slow engine.
+      if (r.tenant === '*' || r.met === undefined || r.indicator !== 'queue_time') continue;
       judged.add(r.tenant);
       if (!r.met) {
         const list = missing.get(r.tenant) ?? [];
@@ -66,17 +74,26 @@ export class TenantBoosts {
     const starved = judged.size > missing.size;
     const changes: BoostChange[] = [];
     for (const tenant of new Set([...missing.keys(), ...this.tenants.keys()])) {
-      const state = this.tenants.get(tenant) ?? { factor: 1, changedAtMs: -Infinity, metSinceMs: undefined };
+      const state = this.tenants.get(tenant) ?? { factor: 1, changedAtMs: -Infinity, lowered: false, attainmentAtRaise: NaN, metSinceMs: undefined };
       const misses = missing.get(tenant);
       const settled = nowMs - state.changedAtMs >= this.config.minIntervalMs;
       if (misses !== undefined) {
+        const mayRaise = settled && (!state.lowered || nowMs - state.changedAtMs >= this.config.relaxAfterMs);
         state.metSinceMs = undefined;
         const to = Math.min(this.config.max, round(state.factor * this.config.step));
-        if (starved && settled && to > state.factor) {
-          const worst = misses.reduce((a, b) => (b.burnRate > a.burnRate ? b : a));
+        const worst = misses.reduce((a, b) => (b.burnRate > a.burnRate ? b : a));
+        // Futility: when the last raise brought no gain, its waits are for capacity, not for its
+        // place in the order, and more boost would only push others back.
+        const helped = state.factor === 1 || worst.attainment > state.attainmentAtRaise;
+        // Hysteresis band: a raise needs the miss to burn the budget 10 % faster than it lasts,
+        // so a series hovering at its objective does not flip the boost.
+        const deep = worst.burnRate >= RAISE_BURN_RATE;
+        if (starved && mayRaise && helped && deep && to > state.factor) {
           changes.push({ tenant, from: state.factor, to, reason: `misses SLO ${worst.slo} (${pct(worst.attainment)} good, objective ${pct(worst.objective)}) while other tenants meet theirs` });
           state.factor = to;
           state.changedAtMs = nowMs;
+          state.lowered = false;
+          state.attainmentAtRaise = worst.attainment;
         }
       } else if (state.factor > 1) {
         state.metSinceMs ??= nowMs;
@@ -87,6 +104,9 @@ export class TenantBoosts {
           changes.push({ tenant, from: state.factor, to, reason: `has met its SLOs for ${Math.round((nowMs - state.metSinceMs) / 1000)} s` });
           state.factor = to;
           state.changedAtMs = nowMs;
+          state.lowered = true;
+          // A later miss is a new episode: the futility check starts afresh.
+          state.attainmentAtRaise = -Infinity;
           state.metSinceMs = nowMs;
         }
       }
@@ -102,5 +122,5 @@ function round(x: number): number {
 }
 
 function pct(x: number): string {
-  return `${(x * 100).toFixed(1)} %`;
+  return `${(x * 100).toFixed(2)} %`;
 }

@@ -40,6 +40,15 @@ describe('WarmPlanner', () => {
     expect(w.current()).toEqual({ chat: 2 });
   });
 
+  it('comes down to the most the hold needed, not to a dip', () => {
+    const w = new WarmPlanner(config);
+    w.evaluate(0, [demand(100)], 16);
+    expect(w.current()).toEqual({ chat: 3 });
+    // For the hold, the need swings between 0 and 2 replicas (10/s needs 2).
+    for (let t = 30_000; t <= 330_000; t += 30_000) w.evaluate(t, [demand(t % 60_000 === 0 ? 10 : 0)], 16);
+    expect(w.current()).toEqual({ chat: 2 });
+  });
+
   it('keeps the warm replicas of all models within the GPU share, busiest first', () => {
     const w = new WarmPlanner(config);
     const changes = w.evaluate(0, [demand(100, { model: 'a', gpusPerReplica: 2 }), demand(1, { model: 'b', gpusPerReplica: 2 })], 8);

@@ -78,6 +78,8 @@ interface Floor {
   changedAtMs: number;
   /** Since when the need has stayed below the floor; undefined while it does not. */
   belowSinceMs: number | undefined;
+  /** The most the need reached since then: what the floor comes down to. */
+  belowPeak: number;
 }
 
 /**
@@ -108,7 +110,7 @@ export class WarmPlanner {
     const seen = new Set<string>();
     for (const d of ordered) {
       seen.add(d.model);
-      const floor = this.floors.get(d.model) ?? { replicas: 0, changedAtMs: -Infinity, belowSinceMs: undefined };
+      const floor = this.floors.get(d.model) ?? { replicas: 0, changedAtMs: -Infinity, belowSinceMs: undefined, belowPeak: 0 };
       const affordable = Math.floor(budget / Math.max(1, d.gpusPerReplica));
       const need = Math.min(this.config.maxPerModel, affordable, replicasNeeded(d, this.config.targetLoad));
       const settled = nowMs - floor.changedAtMs >= this.config.minIntervalMs;
@@ -121,10 +123,15 @@ export class WarmPlanner {
           reason = `forecast ${d.upperRatePerSecond.toFixed(2)} requests/s (upper bound) over the next ${Math.round(this.config.horizonMs / 1000)} s at ${d.meanRunSeconds.toFixed(1)} s each needs ${need} replica(s)`;
         }
       } else if (need < floor.replicas) {
-        floor.belowSinceMs ??= nowMs;
+        if (floor.belowSinceMs === undefined) {
+          floor.belowSinceMs = nowMs;
+          floor.belowPeak = need;
+        }
+        floor.belowPeak = Math.max(floor.belowPeak, need);
+        // Down to the most the hold needed, not to this moment's need: a dip does not take away what a swing back needs.
         if (settled && nowMs - floor.belowSinceMs >= this.config.holdMs) {
-          to = need;
-          reason = `demand has needed fewer than ${floor.replicas} replica(s) for ${Math.round((nowMs - floor.belowSinceMs) / 1000)} s`;
+          to = floor.belowPeak;
+          reason = `demand has needed at most ${floor.belowPeak} replica(s) for ${Math.round((nowMs - floor.belowSinceMs) / 1000)} s`;
         }
       } else {
         floor.belowSinceMs = undefined;
@@ -142,7 +149,10 @@ export class WarmPlanner {
     // A model no longer seen at all has no demand: its floor goes after the hold like any other.
     for (const [model, floor] of this.floors) {
       if (seen.has(model)) continue;
-      floor.belowSinceMs ??= nowMs;
+      if (floor.belowSinceMs === undefined) {
+        floor.belowSinceMs = nowMs;
+        floor.belowPeak = 0;
+      }
       if (nowMs - floor.belowSinceMs >= this.config.holdMs) {
         changes.push({ model, from: floor.replicas, to: 0, reason: `no demand for ${Math.round((nowMs - floor.belowSinceMs) / 1000)} s` });
         this.floors.delete(model);

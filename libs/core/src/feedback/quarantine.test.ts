@@ -1,8 +1,9 @@
 import { binomialTail, DEFAULT_QUARANTINE_CONFIG, NodeWatch } from './quarantine';
 import type { TaskOutcome } from './slo';
 
-function attempt(atMs: number, nodeId: string, succeeded: boolean, ttftSeconds = 0.2): TaskOutcome {
-  return { atMs, tenant: 't', priorityClass: 'normal', model: 'm', nodeId, succeeded, stopped: false, queueSeconds: 0, ttftSeconds: succeeded ? ttftSeconds : undefined, runSeconds: 1, tokens: 10, deadlineMet: undefined };
+/** An attempt: 0.2 s to the first token, then 100 tokens at `perToken` seconds each. */
+function attempt(atMs: number, nodeId: string, succeeded: boolean, perToken = 0.02, ttftSeconds = 0.2): TaskOutcome {
+  return { atMs, tenant: 't', priorityClass: 'normal', model: 'm', nodeId, succeeded, stopped: false, queueSeconds: 0, ttftSeconds: succeeded ? ttftSeconds : undefined, runSeconds: ttftSeconds + 99 * perToken, tokens: 110, outputTokens: 100, deadlineMet: undefined };
 }
 
 const NODES = ['n1', 'n2', 'n3', 'n4', 'n5'];
@@ -25,6 +26,28 @@ describe('NodeWatch', () => {
     expect(w.judge(until - 1, NODES)).toEqual([]);
     expect(w.judge(until, NODES)).toEqual([expect.objectContaining({ kind: 'readmit', nodeId: 'n3' })]);
     expect(w.isQuarantined('n3')).toBe(false);
+  });
+
+  it('a long healthy history does not hide a node that has just started failing', () => {
+    const w = new NodeWatch();
+    // Ten healthy minutes, then n3 fails every third attempt.
+    for (let i = 0; i < 600; i++) for (const n of NODES) w.record(attempt(i * 1000, n, true));
+    let failed = 0;
+    let verdict;
+    for (let i = 600; i < 1200 && verdict === undefined; i++) {
+      for (const n of NODES) w.record(attempt(i * 1000, n, n !== 'n3' || i % 3 !== 0));
+      if (i % 3 === 0) failed += 1;
+      verdict = w.judge(i * 1000, NODES).find((v) => v.kind === 'quarantine');
+    }
+    expect(verdict).toMatchObject({ nodeId: 'n3' });
+    expect(failed).toBeLessThan(20);
+  });
+
+  it('requests that waited for a cold start or a busy engine do not make a node slow', () => {
+    const w = new NodeWatch();
+    // n2's requests all waited 40 s for their first token (a replica loading), then decoded at a full batch's pace.
+    for (let i = 0; i < 30; i++) for (const n of NODES) w.record(attempt(i, n, true, n === 'n2' ? 0.05 : 0.02, n === 'n2' ? 40 : 0.2));
+    expect(w.judge(30, NODES)).toEqual([]);
   });
 
   it('doubles the probation of a node that fails again after readmission', () => {
@@ -53,10 +76,10 @@ describe('NodeWatch', () => {
     expect(off.judge(100, NODES)).toEqual([]);
   });
 
-  it('quarantines a node whose requests are far slower than its peers for the same model', () => {
+  it('quarantines a node whose engine decodes far slower than its peers for the same model', () => {
     const w = new NodeWatch();
-    for (let i = 0; i < 20; i++) for (const n of NODES) w.record(attempt(i, n, true, n === 'n2' ? 2 : 0.2));
-    expect(w.judge(20, NODES)).toEqual([expect.objectContaining({ kind: 'quarantine', nodeId: 'n2', reason: expect.stringMatching(/10\.0× the rest/) })]);
+    for (let i = 0; i < 20; i++) for (const n of NODES) w.record(attempt(i, n, true, n === 'n2' ? 0.2 : 0.02));
+    expect(w.judge(20, NODES)).toEqual([expect.objectContaining({ kind: 'quarantine', nodeId: 'n2', reason: expect.stringMatching(/200\.0 ms per token .*10\.0× the rest/) })]);
   });
 
   it('binomialTail matches exact values', () => {

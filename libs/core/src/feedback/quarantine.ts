@@ -1,10 +1,14 @@
-import { RollingCounts } from './window';
 import type { TaskOutcome } from './slo';
 
 export interface QuarantineConfig {
   readonly enabled: boolean;
-  /** Attempts judged over this window. */
+  /** Attempts older than this are forgotten. */
   readonly windowMs: number;
+  /**
+   * A node is judged on its last this-many attempts (within the window), so a
+   * long healthy history does not hide a node that has just started failing.
+   */
+  readonly recentAttempts: number;
   /** A node is judged only once it has finished this many attempts in the window. */
   readonly minAttempts: number;
   /**
@@ -14,7 +18,12 @@ export interface QuarantineConfig {
   readonly significance: number;
   /** ... and its own failure rate is at least this (a few unlucky failures on a healthy fleet are not a fault). */
   readonly minFailureRatio: number;
-  /** Slow: its requests' mean time to first token is this many times the rest of the fleet's for the same model. */
+  /**
+   * Slow: its requests' median time per output token (decode speed: not
+   * queueing, not a cold start) is this many times the rest of the fleet's
+   * for the same model. A full batch decodes about 3× slower than an idle
+   * one, so this stays well above that.
+   */
   readonly slowRatio: number;
   /** How long a first quarantine lasts; each repeat within a day doubles it, up to maxProbationMs. */
   readonly probationMs: number;
@@ -26,10 +35,11 @@ export interface QuarantineConfig {
 export const DEFAULT_QUARANTINE_CONFIG: QuarantineConfig = Object.freeze({
   enabled: true,
   windowMs: 600_000,
+  recentAttempts: 40,
   minAttempts: 8,
   significance: 1e-4,
   minFailureRatio: 0.15,
-  slowRatio: 3,
+  slowRatio: 5,
   probationMs: 300_000,
   maxProbationMs: 3_600_000,
   maxQuarantinedFraction: 0.25,
@@ -37,12 +47,13 @@ export const DEFAULT_QUARANTINE_CONFIG: QuarantineConfig = Object.freeze({
 
 /** Floor on the fleet's failure rate a node is compared with, so one failure on a spotless fleet is no outlier. */
 const FLEET_RATE_FLOOR = 0.02;
-const TTFT_SAMPLES = 64;
+const SPEED_SAMPLES = 64;
 
 interface NodeRecord {
-  attempts: RollingCounts;
-  /** Recent times to first token by model (newest last). */
-  ttft: Map<string, number[]>;
+  /** Its last attempts, oldest first: when each ended and whether it failed. */
+  attempts: Array<{ atMs: number; failed: boolean }>;
+  /** Recent seconds per output token by model, oldest first. */
+  tpot: Map<string, Array<{ atMs: number; seconds: number }>>;
   quarantinedUntilMs: number | undefined;
   /** Quarantines in the last day, for the doubling. */
   strikes: number;
@@ -70,13 +81,14 @@ export class NodeWatch {
     if (o.nodeId === '' || o.stopped) return;
     const node = this.node(o.nodeId);
     if (node.quarantinedUntilMs !== undefined) return;
-    // good = failed: the counts are of failures.
-    node.attempts.add(o.atMs, !o.succeeded);
-    if (o.succeeded && o.ttftSeconds !== undefined) {
-      let samples = node.ttft.get(o.model);
-      if (samples === undefined) node.ttft.set(o.model, (samples = []));
-      samples.push(o.ttftSeconds);
-      if (samples.length > TTFT_SAMPLES) samples.shift();
+    node.attempts.push({ atMs: o.atMs, failed: !o.succeeded });
+    if (node.attempts.length > this.config.recentAttempts) node.attempts.shift();
+    const tpot = secondsPerToken(o);
+    if (tpot !== undefined) {
+      let samples = node.tpot.get(o.model);
+      if (samples === undefined) node.tpot.set(o.model, (samples = []));
+      samples.push({ atMs: o.atMs, seconds: tpot });
+      if (samples.length > SPEED_SAMPLES) samples.shift();
     }
   }
 
@@ -102,8 +114,8 @@ export class NodeWatch {
     for (const [nodeId, n] of this.nodes) {
       if (n.quarantinedUntilMs !== undefined && nowMs >= n.quarantinedUntilMs) {
         n.quarantinedUntilMs = undefined;
-        n.attempts = new RollingCounts(this.config.windowMs);
-        n.ttft.clear();
+        n.attempts = [];
+        n.tpot.clear();
         verdicts.push({ kind: 'readmit', nodeId, reason: 'probation over: readmitted and watched afresh' });
       }
     }
@@ -122,14 +134,17 @@ export class NodeWatch {
     for (const id of nodeIds) {
       const n = this.nodes.get(id);
       if (n === undefined || n.quarantinedUntilMs !== undefined) continue;
-      const { good: failed, total } = n.attempts.totals(nowMs);
+      while (n.attempts.length > 0 && n.attempts[0]!.atMs < nowMs - this.config.windowMs) n.attempts.shift();
+      const total = n.attempts.length;
+      let failed = 0;
+      for (const a of n.attempts) if (a.failed) failed += 1;
       totals.set(id, { failed, total });
       fleetFailed += failed;
       fleetTotal += total;
     }
     const candidates: Array<{ nodeId: string; score: number; reason: string }> = [];
     for (const [id, { failed, total }] of totals) {
-      const reason = this.failureReason(failed, total, fleetFailed - failed, fleetTotal - total) ?? this.slowReason(id, nowMs);
+      const reason = this.failureReason(failed, total, fleetFailed - failed, fleetTotal - total) ?? this.slowReason(id, nowMs - this.config.windowMs);
       if (reason !== undefined) candidates.push({ nodeId: id, score: total === 0 ? 0 : failed / total, reason });
     }
     // The worst first, while the cap allows.
@@ -155,17 +170,27 @@ export class NodeWatch {
     return `failed ${failed} of its last ${total} attempts (${pct(failed / total)}) against ${pct(fleetRate)} on the rest of the fleet`;
   }
 
-  private slowReason(nodeId: string, _nowMs: number): string | undefined {
+  /**
+   * Decode speed, by medians: queueing and cold starts (which a time to first
+   * token includes) say nothing of a node's health, and a few odd requests
+   * must not make a healthy node look slow.
+   */
+  private slowReason(nodeId: string, sinceMs: number): string | undefined {
+    if (!Number.isFinite(this.config.slowRatio)) return undefined;
     const node = this.nodes.get(nodeId)!;
-    for (const [model, samples] of node.ttft) {
-      if (samples.length < this.config.minAttempts) continue;
+    for (const [model, samples] of node.tpot) {
+      const mine = samples.filter((x) => x.atMs >= sinceMs).map((x) => x.seconds);
+      if (mine.length < this.config.minAttempts) continue;
       const others: number[] = [];
-      for (const [id, n] of this.nodes) if (id !== nodeId && n.quarantinedUntilMs === undefined) others.push(...(n.ttft.get(model) ?? []));
+      for (const [id, n] of this.nodes) {
+        if (id === nodeId || n.quarantinedUntilMs !== undefined) continue;
+        for (const x of n.tpot.get(model) ?? []) if (x.atMs >= sinceMs) others.push(x.seconds);
+      }
       if (others.length < this.config.minAttempts) continue;
-      const mine = mean(samples);
-      const theirs = mean(others);
-      if (theirs > 0 && mine >= this.config.slowRatio * theirs) {
-        return `its ${model} requests take ${mine.toFixed(2)} s to the first token, ${(mine / theirs).toFixed(1)}× the rest of the fleet's ${theirs.toFixed(2)} s`;
+      const m = median(mine);
+      const theirs = median(others);
+      if (theirs > 0 && m >= this.config.slowRatio * theirs) {
+        return `its ${model} requests generate at ${(m * 1000).toFixed(1)} ms per token (median), ${(m / theirs).toFixed(1)}× the rest of the fleet's ${(theirs * 1000).toFixed(1)} ms`;
       }
     }
     return undefined;
@@ -174,7 +199,7 @@ export class NodeWatch {
   private node(nodeId: string): NodeRecord {
     let n = this.nodes.get(nodeId);
     if (n === undefined) {
-      n = { attempts: new RollingCounts(this.config.windowMs), ttft: new Map(), quarantinedUntilMs: undefined, strikes: 0, lastStrikeMs: -Infinity };
+      n = { attempts: [], tpot: new Map(), quarantinedUntilMs: undefined, strikes: 0, lastStrikeMs: -Infinity };
       this.nodes.set(nodeId, n);
     }
     return n;
@@ -206,10 +231,17 @@ function logChoose(n: number, k: number): number {
   return s;
 }
 
-function mean(xs: readonly number[]): number {
-  let s = 0;
-  for (const x of xs) s += x;
-  return xs.length === 0 ? 0 : s / xs.length;
+/** Seconds per output token after the first: how fast the node's engine decodes. */
+function secondsPerToken(o: TaskOutcome): number | undefined {
+  if (!o.succeeded || o.ttftSeconds === undefined || o.runSeconds === undefined || o.outputTokens === undefined || o.outputTokens < 2) return undefined;
+  const decode = o.runSeconds - o.ttftSeconds;
+  return decode > 0 ? decode / (o.outputTokens - 1) : undefined;
+}
+
+function median(xs: readonly number[]): number {
+  const sorted = [...xs].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
 
 function pct(x: number): string {

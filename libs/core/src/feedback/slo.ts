@@ -89,6 +89,8 @@ export interface TaskOutcome {
   readonly runSeconds: number | undefined;
   /** Prompt plus generated tokens (inference). */
   readonly tokens: number | undefined;
+  /** Generated tokens (inference). */
+  readonly outputTokens?: number;
   /** Whether it finished by its deadline; undefined without one. */
   readonly deadlineMet: boolean | undefined;
 }
