@@ -11,6 +11,7 @@ import { registerSchedule } from './commands/schedule';
 import { registerStats } from './commands/stats';
 import { registerSubmit } from './commands/submit';
 import { registerTokens } from './commands/tokens';
+import { registerTop } from './commands/top';
 import { registerUp } from './commands/up';
 import { registerWatch } from './commands/watch';
 import { registerWorkflow } from './commands/workflow';
@@ -58,5 +59,6 @@ export function buildProgram(io: CliIo): Command {
   registerSchedule(program, io);
   registerTokens(program, io);
   registerAlerts(program, io);
+  registerTop(program, io);
   return program;
 }
