@@ -1,6 +1,6 @@
 import pino from 'pino';
 import { DEFAULT_FEEDBACK_CONFIG, DEFAULT_BACKLOG_RULES, DEFAULT_SLOS } from '@autoglm/core';
-import { FeedbackDriver, FeedbackMetrics, MonitorMetrics, MonitorSummary } from '@autoglm/monitor';
+import { FeedbackDriver, FeedbackMetrics, LiveState, MonitorMetrics, MonitorSummary } from '@autoglm/monitor';
 import {
   Event,
   NodeState,
@@ -13,7 +13,7 @@ import {
   type Task,
   type TaskEvent,
 } from '@autoglm/proto';
-import { flag, printTable, rssMb, writeResult } from './lib/report';
+import { flag, percentile, printTable, rssMb, writeResult } from './lib/report';
 
 /**
  * `npm run bench -- monitor [--agents 1000] [--tasks-per-second 5000] [--seconds 120] [--hour]`:
@@ -24,7 +24,9 @@ import { flag, printTable, rssMb, writeResult } from './lib/report';
  * result), one node snapshot per agent per second (8 GPUs, 2 replicas each),
  * 50 tenants, 10 models, a class mix. Timed: decoding the messages and every
  * observer the monitor runs on them (Prometheus metrics, the summary, the
- * feedback loop), plus the loop's evaluation every 10 simulated seconds.
+ * feedback loop, the dashboard's live state), plus the loop's evaluation
+ * every 10 simulated seconds and the dashboard's update every second (built
+ * and serialised as its SSE clients are sent it).
  * Generating and encoding the stream is not timed. `--hour` runs a whole
  * simulated hour (about 94 million events at the defaults: minutes).
  */
@@ -49,11 +51,15 @@ export async function monitor(args: string[]): Promise<void> {
     logger: pino({ level: 'silent' }),
     clock: () => simNowMs,
   });
+  const live = new LiveState({ now: () => simNowMs });
   const observe = (event: Event): void => {
     metrics.observe(event);
     summary.observe(event);
     feedback.observe(event);
+    live.observe(event);
   };
+  /** Building and serialising each second's dashboard update (what every SSE client is sent), ms. */
+  const updateMs: number[] = [];
 
   const stream = new SyntheticStream(agents, perSecond);
   const rows: Array<Record<string, string | number>> = [];
@@ -72,7 +78,11 @@ export async function monitor(args: string[]): Promise<void> {
       }
     }
     if (s % 10 === 0) await feedback.evaluate();
-    busyNs += process.hrtime.bigint() - started;
+    const tickStarted = process.hrtime.bigint();
+    JSON.stringify(live.tick());
+    const tickEnded = process.hrtime.bigint();
+    updateMs.push(Number(tickEnded - tickStarted) / 1e6);
+    busyNs += tickEnded - started;
     if (checkpoints.has(s)) {
       const busySeconds = Number(busyNs) / 1e9;
       const mem = process.memoryUsage();
@@ -81,12 +91,21 @@ export async function monitor(args: string[]): Promise<void> {
       rows.push({ 'simulated s': s, events: point.events, 'events/s ingested': point.eventsPerSecond, 'of one core at this load': `${(point.cpuShare * 100).toFixed(1)}%`, 'RSS MB': point.rssMb, 'heap MB': point.heapMb });
     }
   }
+  const snapshotStarted = process.hrtime.bigint();
+  const snapshotBytes = JSON.stringify(live.snapshot()).length;
+  const snapshotMs = Number(process.hrtime.bigint() - snapshotStarted) / 1e6;
+  const sorted = [...updateMs].sort((a, b) => a - b);
+  const update = { p50Ms: percentile(sorted, 50), p99Ms: percentile(sorted, 99), snapshotMs, snapshotKb: Math.round(snapshotBytes / 1024) };
   const offered = perSecond * 5 + agents;
   printTable(`Monitor ingest: ${agents} agents, ${perSecond} tasks/s (${offered} events/s offered), one core`, rows);
   const last = series[series.length - 1]!;
   console.log(`\nheadroom: ingests ${(last.eventsPerSecond / offered).toFixed(1)}× the offered rate; target 50,000 events/s: ${last.eventsPerSecond >= 50_000 ? 'met' : 'missed'}`);
   console.log(`memory: RSS ${series[0]!.rssMb} MB after ${series[0]!.simulatedSeconds} s, ${last.rssMb} MB after ${last.simulatedSeconds} s`);
-  const file = writeResult('monitor', { agents, tasksPerSecond: perSecond, offeredEventsPerSecond: offered, seconds, series });
+  console.log(
+    `dashboard: an update is pushed once a second; building and serialising it takes p50 ${update.p50Ms.toFixed(2)} ms, p99 ${update.p99Ms.toFixed(2)} ms ` +
+      `(so an event reaches the page within a second plus that); a new client's snapshot (${agents} nodes) ${update.snapshotMs.toFixed(1)} ms, ${update.snapshotKb} KiB`,
+  );
+  const file = writeResult('monitor', { agents, tasksPerSecond: perSecond, offeredEventsPerSecond: offered, seconds, series, dashboardUpdate: update });
   console.log(`\nwrote ${file}`);
 }
 

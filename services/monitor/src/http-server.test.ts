@@ -1,6 +1,11 @@
+import { NotFoundError } from '@autoglm/core';
 import {
+  AlertState,
+  DecisionServiceClient,
+  DecisionServiceService,
   Event,
   NodeState,
+  PriorityExplanation,
   PriorityClass,
   Task,
   TaskEvent,
@@ -10,8 +15,11 @@ import {
   type GetSummaryResponse,
   type Timestamp,
 } from '@autoglm/proto';
+import { createClient, GrpcServer, type ServiceHandlers } from '@autoglm/runtime';
 import pino from 'pino';
-import { startHttpServer, type MonitorHttpServer } from './http-server';
+import type { FeedbackSource } from './dashboard-feedback';
+import { startHttpServer, type HttpServerOptions, type MonitorHttpServer } from './http-server';
+import { LiveState, type LiveDelta, type LiveSnapshot } from './live-state';
 import { MonitorMetrics } from './metrics';
 import { MonitorSummary } from './summary';
 
@@ -92,18 +100,106 @@ function sample(text: string, series: string): number | undefined {
   return line === undefined ? undefined : Number(line.slice(series.length + 1));
 }
 
+/** A server-sent event. */
+interface Sse {
+  readonly event: string;
+  readonly data: string;
+}
+
+/** Reads `GET /api/events` message by message, as EventSource would. */
+class EventStream {
+  private buffer = '';
+  private readonly decoder = new TextDecoder();
+
+  private constructor(
+    readonly response: Response,
+    private readonly reader: ReadableStreamDefaultReader<Uint8Array>,
+    private readonly abort: AbortController,
+  ) {}
+
+  static async open(url: string): Promise<EventStream> {
+    const abort = new AbortController();
+    const response = await fetch(url, { signal: abort.signal });
+    return new EventStream(response, response.body!.getReader(), abort);
+  }
+
+  /** The next message that has an event name (comments and retry hints are skipped); undefined once the stream ends. */
+  async next(): Promise<Sse | undefined> {
+    for (;;) {
+      const end = this.buffer.indexOf('\n\n');
+      if (end >= 0) {
+        const block = this.buffer.slice(0, end);
+        this.buffer = this.buffer.slice(end + 2);
+        const fields = new Map(block.split('\n').filter((l) => !l.startsWith(':')).map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1).trimStart()]));
+        if (fields.has('event')) return { event: fields.get('event')!, data: fields.get('data') ?? '' };
+        continue;
+      }
+      const { done, value } = await this.reader.read();
+      if (done) return undefined;
+      this.buffer += this.decoder.decode(value, { stream: true });
+    }
+  }
+
+  /** The next delta that satisfies `check`. */
+  async until(check: (delta: LiveDelta & { feedback?: unknown }) => boolean): Promise<LiveDelta & { feedback?: unknown }> {
+    for (;;) {
+      const message = await this.next();
+      if (message === undefined) throw new Error('the stream ended');
+      if (message.event !== 'delta') continue;
+      const delta = JSON.parse(message.data) as LiveDelta;
+      if (check(delta)) return delta;
+    }
+  }
+
+  close(): void {
+    this.abort.abort();
+  }
+}
+
+const FEEDBACK: FeedbackSource = {
+  enabled: true,
+  sloStatus: () => [
+    { slo: 'urgent-queue', indicator: 'queue_time', tenant: 'acme', priorityClass: 'urgent', good: 3, total: 8, attainment: 0.375, objective: 0.9, status: 'missed', burnRate: 6.25 },
+  ],
+  alerts: () => [
+    {
+      name: 'SloMissed',
+      labels: { slo: 'urgent-queue', tenant: 'acme' },
+      state: AlertState.FIRING,
+      severity: 'page',
+      summary: 'acme misses urgent-queue',
+      value: 0.375,
+      activeSince: at(0),
+      firedAt: at(1000),
+      resolvedAt: undefined,
+    },
+  ],
+  recentActions: () => [{ time: at(2000), kind: 'tenant-boost', target: 'acme', from: 1, to: 1.5, reason: 'acme misses urgent-queue', applied: true }],
+  recommendations: () => ({ recommendations: [{ kind: 'pool', name: 'default', current: 1, desired: 2, reason: 'urgent-queue missed' }], computedAt: T0 * 1000 }),
+};
+
 describe('monitor HTTP server', () => {
   let metrics: MonitorMetrics;
   let summary: MonitorSummary;
+  let live: LiveState;
   let server: MonitorHttpServer;
   let base: string;
+  const streams: EventStream[] = [];
 
   const feed = (...events: Event[]): void => {
     for (const event of events) {
       metrics.observe(event);
       summary.observe(event);
+      live.observe(event);
     }
   };
+  const openStream = async (url = `${base}/api/events`): Promise<EventStream> => {
+    const stream = await EventStream.open(url);
+    streams.push(stream);
+    return stream;
+  };
+  const start = (options: Partial<HttpServerOptions> = {}): Promise<MonitorHttpServer> =>
+    startHttpServer({ host: '127.0.0.1', port: 0, metrics, summary, live, feedback: FEEDBACK, logger: pino({ level: 'silent' }), pushEveryMs: 50, ...options });
   const scrape = async (): Promise<string> => {
     const res = await fetch(`${base}/metrics`);
     expect(res.status).toBe(200);
@@ -113,17 +209,13 @@ describe('monitor HTTP server', () => {
   beforeEach(async () => {
     metrics = new MonitorMetrics();
     summary = new MonitorSummary({ now: () => T0 * 1000 });
-    server = await startHttpServer({
-      host: '127.0.0.1',
-      port: 0,
-      metrics,
-      summary,
-      logger: pino({ level: 'silent' }),
-    });
+    live = new LiveState();
+    server = await start();
     base = `http://${server.address}`;
   });
 
   afterEach(async () => {
+    for (const stream of streams.splice(0)) stream.close();
     await server.close();
   });
 
@@ -299,14 +391,96 @@ describe('monitor HTTP server', () => {
     });
   });
 
-  it('serves the dashboard as one self-contained page', async () => {
+  it('serves the dashboard page under a CSP that runs only our own files, by relative paths', async () => {
     const res = await fetch(`${base}/`);
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toBe('text/html; charset=utf-8');
-    expect(res.headers.get('content-security-policy')).toContain("default-src 'none'");
+    const csp = res.headers.get('content-security-policy')!;
+    expect(csp).toContain("default-src 'none'");
+    expect(csp).toContain("script-src 'self';");
+    expect(csp).toContain("connect-src 'self'");
+    expect(csp).not.toContain('unsafe');
     const html = await res.text();
-    expect(html).toContain('api/summary');
-    expect(html).not.toMatch(/<(script|link)[^>]+(src|href)=/);
+    expect(html).not.toMatch(/<script>|<style>| style=/);
+    const urls = [...html.matchAll(/(?:src|href)="([^"]+)"/g)].map((m) => m[1]);
+    expect(urls).toEqual(['data:,', 'assets/uplot.min.css', 'assets/dashboard.css', 'assets/uplot.min.js', 'assets/dashboard.js']);
+  });
+
+  it('serves uPlot and the page\'s own script and style, revalidated by ETag', async () => {
+    for (const [path, type] of [
+      ['/assets/uplot.min.js', 'text/javascript; charset=utf-8'],
+      ['/assets/dashboard.js', 'text/javascript; charset=utf-8'],
+      ['/assets/uplot.min.css', 'text/css; charset=utf-8'],
+      ['/assets/dashboard.css', 'text/css; charset=utf-8'],
+    ] as const) {
+      const res = await fetch(`${base}${path}`);
+      expect({ path, status: res.status, type: res.headers.get('content-type'), nosniff: res.headers.get('x-content-type-options') }).toEqual({ path, status: 200, type, nosniff: 'nosniff' });
+      const body = await res.text();
+      expect(body.length).toBeGreaterThan(1000);
+      if (path.endsWith('.js')) expect(() => new Function(body)).not.toThrow();
+      const again = await fetch(`${base}${path}`, { headers: { 'if-none-match': res.headers.get('etag')! } });
+      expect(again.status).toBe(304);
+    }
+    expect(await (await fetch(`${base}/assets/uplot.min.js`)).text()).toContain('uPlot');
+  });
+
+  it('streams a snapshot on connect, then deltas with what changed', async () => {
+    feed(nodeEvent('node-1', NodeState.READY, [0.9, 0.3], 1));
+    const stream = await openStream();
+    expect(stream.response.status).toBe(200);
+    expect(stream.response.headers.get('content-type')).toBe('text/event-stream; charset=utf-8');
+    const first = await stream.next();
+    expect(first?.event).toBe('snapshot');
+    const snapshot = JSON.parse(first!.data) as LiveSnapshot & { feedback: { alerts: Array<{ state: string }>; slos: unknown[]; enabled: boolean } };
+    expect(snapshot.nodes).toEqual([expect.objectContaining({ nodeId: 'node-1', state: 'ready', gpus: [expect.objectContaining({ utilization: 0.9 }), expect.objectContaining({ utilization: 0.3 })] })]);
+    expect(snapshot.feedback).toMatchObject({ enabled: true, alerts: [{ name: 'SloMissed', state: 'firing', activeSinceMs: T0 * 1000 }], slos: [{ slo: 'urgent-queue', status: 'missed' }] });
+
+    const chat = new TaskLife({ id: 't-live', tenant: 'acme', priorityClass: PriorityClass.URGENT, model: 'glm-4-9b' });
+    feed(chat.to(TaskState.QUEUED, 0), nodeEvent('node-2', NodeState.QUARANTINED, [0.1], 0));
+    const delta = await stream.until((d) => d.byClass.some((c) => c.name === 'urgent' && c.pending === 1));
+    expect(delta.byTenant).toEqual([{ name: 'acme', pending: 1, running: 0 }]);
+    expect(delta.recentTasks).toEqual([expect.objectContaining({ taskId: 't-live', state: 'queued' })]);
+    expect(delta.nodes.map((n) => `${n.nodeId}:${n.state}`)).toContain('node-2:quarantined');
+    expect(delta.samples[delta.samples.length - 1]!.pending).toEqual([1, 0, 0]);
+
+    feed(nodeEvent('node-1', NodeState.LOST, [], 0));
+    const gone = await stream.until((d) => d.removedNodes.length > 0);
+    expect(gone.removedNodes).toEqual(['node-1']);
+  });
+
+  it('answers 503 past the cap on dashboard streams, and takes a new one once one leaves', async () => {
+    await server.close();
+    // fetch may open a spare connection that never carries a request; close() would wait the grace period for it.
+    server = await start({ maxDashboards: 2, closeGraceMs: 100 });
+    base = `http://${server.address}`;
+    const [a] = [await openStream(), await openStream()];
+    const refused = await fetch(`${base}/api/events`);
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get('retry-after')).toBe('5');
+    expect(await refused.text()).toContain('at most 2 dashboards');
+    a!.close();
+    // The server notices the departure on its own time.
+    const deadline = Date.now() + 5000;
+    let status = 0;
+    while (Date.now() < deadline) {
+      const again = await openStream();
+      status = again.response.status;
+      if (status === 200) break;
+      again.close();
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    expect(status).toBe(200);
+  });
+
+  it('ends open streams when it closes, without waiting out the grace period', async () => {
+    const stream = await openStream();
+    expect((await stream.next())?.event).toBe('snapshot');
+    const started = Date.now();
+    await server.close();
+    expect(Date.now() - started).toBeLessThan(1000);
+    expect(await stream.next()).toBeUndefined();
+    // afterEach closes it again: harmless.
+    server = await start();
   });
 
   it('answers /healthz', async () => {
@@ -328,8 +502,100 @@ describe('monitor HTTP server', () => {
 
   it('rejects a port already taken', async () => {
     const port = Number(server.address.split(':')[1]);
-    await expect(
-      startHttpServer({ host: '127.0.0.1', port, metrics, summary, logger: pino({ level: 'silent' }) }),
-    ).rejects.toMatchObject({ code: 'EADDRINUSE' });
+    await expect(start({ port })).rejects.toMatchObject({ code: 'EADDRINUSE' });
+  });
+
+  it('answers 503 to a task search without a client for decision', async () => {
+    const res = await fetch(`${base}/api/tasks/${KNOWN}`);
+    expect(res.status).toBe(503);
+    expect(await res.json()).toEqual({ error: expect.stringContaining('needs decision') });
+  });
+
+  describe('task search against decision', () => {
+    const decisionServer = new GrpcServer({ logger: pino({ level: 'silent' }) });
+    let decision: ReturnType<typeof fakeDecisionClient>;
+
+    beforeAll(async () => {
+      decisionServer.addService(DecisionServiceService, fakeDecision());
+      decision = fakeDecisionClient(await decisionServer.listen('127.0.0.1:0'));
+    });
+
+    afterAll(async () => {
+      decision.close();
+      await decisionServer.shutdown();
+    });
+
+    beforeEach(async () => {
+      await server.close();
+      server = await start({ decision });
+      base = `http://${server.address}`;
+    });
+
+    it('shows the task, its timeline up to now (then lets go of the stream) and its explanation', async () => {
+      const res = await fetch(`${base}/api/tasks/${KNOWN.toUpperCase()}`);
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-type')).toBe('application/json; charset=utf-8');
+      const view = (await res.json()) as { task: object; timeline: Array<{ state: string }>; explanation: object };
+      expect(view.task).toMatchObject({ id: KNOWN, tenant: 'acme', state: 'running', priorityClass: 'urgent', model: 'glm-4-9b', nodeId: 'node-1', gpuIndices: [1] });
+      expect(view.timeline.map((e) => e.state)).toEqual(['queued', 'assigned', 'running']);
+      expect(view.explanation).toEqual(expect.objectContaining({ priority: 4200, waitingCause: 'unspecified', factors: [{ name: 'class', value: 1, weight: 4000, contribution: 4000 }] }));
+      // The timeline's Subscribe, live after the replay, was cancelled.
+      const deadline = Date.now() + 5000;
+      while (decisionServer.openStreams > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(decisionServer.openStreams).toBe(0);
+    });
+
+    it("answers 404 when decision says NOT_FOUND, and 400 for an id that is not a UUID without asking", async () => {
+      const missing = await fetch(`${base}/api/tasks/${UNKNOWN}`);
+      expect(missing.status).toBe(404);
+      expect(await missing.json()).toEqual({ error: `task ${UNKNOWN} does not exist` });
+      const malformed = await fetch(`${base}/api/tasks/${encodeURIComponent('<b>nope</b>')}`);
+      expect(malformed.status).toBe(400);
+      expect(await malformed.json()).toEqual({ error: '"<b>nope</b>" is not a task id (a UUID)' });
+    });
   });
 });
+
+const KNOWN = '6f1c2d3e-4b5a-4c6d-8e7f-0123456789ab';
+const UNKNOWN = '00000000-0000-4000-8000-000000000000';
+
+/** Decision as the task search sees it: one running task with three events, the rest unknown. */
+function fakeDecision(): ServiceHandlers<typeof DecisionServiceService> {
+  const unused = async (): Promise<never> => {
+    throw new Error('not used by the dashboard');
+  };
+  const life = new TaskLife({ id: KNOWN, tenant: 'acme', priorityClass: PriorityClass.URGENT, model: 'glm-4-9b' });
+  const events = [life.to(TaskState.QUEUED, 0), life.to(TaskState.ASSIGNED, 100), life.to(TaskState.RUNNING, 150)];
+  const task = Task.fromPartial({ ...(events[2]!.kind as { task: TaskEvent }).task.task, nodeId: 'node-1', gpuIndices: [1] });
+  return {
+    enqueue: unused,
+    enqueueBatch: unused,
+    enqueueWorkflow: unused,
+    admit: unused,
+    connect: unused,
+    applyPolicy: unused,
+    setNodeQuarantine: unused,
+    reportAlerts: unused,
+    listTasks: unused,
+    cancelTask: unused,
+    listNodes: unused,
+    getQueueStats: unused,
+    requeueDeadLetters: unused,
+    purgeDeadLetters: unused,
+    getTask: async (req) => {
+      if (req.taskId !== KNOWN) throw new NotFoundError(`task ${req.taskId} not found`);
+      return task;
+    },
+    explainTask: async () =>
+      PriorityExplanation.fromPartial({ taskId: KNOWN, state: TaskState.RUNNING, priority: 4200, factors: [{ name: 'class', value: 1, weight: 4000, contribution: 4000 }] }),
+    // Replays the stored events, then stays open as for a live task, until cancelled.
+    subscribe: async (req, sink, ctx) => {
+      for (const event of events) if ((event.kind as { task: TaskEvent }).task.sequence > req.afterSequence) await sink.write(event);
+      await new Promise((resolve) => ctx.signal.addEventListener('abort', resolve, { once: true }));
+    },
+  };
+}
+
+function fakeDecisionClient(address: string) {
+  return createClient(DecisionServiceClient, address, {});
+}

@@ -1,7 +1,13 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
+import type { DecisionServiceClient } from '@autoglm/proto';
+import { loadDashboardAssets, type DashboardAsset } from './dashboard-assets';
+import { DashboardEvents } from './dashboard-events';
+import type { FeedbackSource } from './dashboard-feedback';
 import { DASHBOARD_HTML } from './dashboard-html';
+import { lookUpTask, TaskLookupError } from './dashboard-task';
+import type { LiveState } from './live-state';
 import type { MonitorMetrics } from './metrics';
 import type { MonitorSummary } from './summary';
 
@@ -13,7 +19,28 @@ export interface HttpServerOptions {
   readonly port: number;
   readonly metrics: MonitorMetrics;
   readonly summary: MonitorSummary;
+  /** What the dashboard streams (`/api/events`); sampled by the server's own tick. */
+  readonly live: LiveState;
+  /** The feedback loop, for the dashboard's SLOs, alerts, changes and recommendations. */
+  readonly feedback?: FeedbackSource;
+  /** Decision, for the dashboard's task search (`/api/tasks/<id>`); without it the search answers 503. */
+  readonly decision?: DecisionServiceClient;
   readonly logger: Logger;
+  /**
+   * How often the dashboard's stream is sampled and pushed.
+   * @default 1000
+   */
+  readonly pushEveryMs?: number;
+  /**
+   * Dashboards streaming at once; more are answered 503.
+   * @default 100
+   */
+  readonly maxDashboards?: number;
+  /**
+   * Deadline of each call to decision for a task lookup.
+   * @default 5000
+   */
+  readonly taskLookupTimeoutMs?: number;
   /**
    * How long close() lets requests in flight finish before cutting their
    * connections.
@@ -30,20 +57,43 @@ export interface MonitorHttpServer {
   close(): Promise<void>;
 }
 
-// The page runs only its own inline script and style and talks only to us.
+// The page runs only the scripts and styles we serve and talks only to us.
+// uPlot sizes its elements through the CSSOM, which style-src does not govern.
 const DASHBOARD_CSP =
-  "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; base-uri 'none'; form-action 'none'";
+  "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+const TASK_PATH = '/api/tasks/';
+
+interface Routes {
+  readonly metrics: MonitorMetrics;
+  readonly summary: MonitorSummary;
+  readonly events: DashboardEvents;
+  readonly assets: ReadonlyMap<string, DashboardAsset>;
+  readonly decision: DecisionServiceClient | undefined;
+  readonly taskLookupTimeoutMs: number;
+  readonly log: Logger;
+}
 
 /**
- * Serves `/metrics` (Prometheus), `/healthz`, `/api/summary` (JSON) and the
- * live dashboard at `/`.
+ * Serves `/metrics` (Prometheus), `/healthz`, `/api/summary` (JSON), the
+ * live dashboard at `/` with its files under `/assets/`, its stream
+ * `/api/events` (server-sent events) and its task search `/api/tasks/<id>`.
  */
 export async function startHttpServer(options: HttpServerOptions): Promise<MonitorHttpServer> {
-  const { metrics, summary, logger } = options;
+  const { logger } = options;
   const log = logger.child({ component: 'http' });
+  const routes: Routes = {
+    metrics: options.metrics,
+    summary: options.summary,
+    events: new DashboardEvents({ live: options.live, feedback: options.feedback, logger: log, pushEveryMs: options.pushEveryMs, maxClients: options.maxDashboards }),
+    assets: loadDashboardAssets(),
+    decision: options.decision,
+    taskLookupTimeoutMs: options.taskLookupTimeoutMs ?? 5000,
+    log,
+  };
 
   const server = createServer((req, res) => {
-    respond(req, res, metrics, summary).catch((err: unknown) => {
+    respond(req, res, routes).catch((err: unknown) => {
       // Never leak internals to a scraper; the log has the details.
       log.error({ err, method: req.method, url: req.url }, 'request failed');
       if (!res.headersSent) send(res, 500, 'text/plain; charset=utf-8', 'internal error\n');
@@ -51,23 +101,27 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Monit
     });
   });
 
-  await listen(server, options.host, options.port);
+  try {
+    await listen(server, options.host, options.port);
+  } catch (err) {
+    routes.events.close();
+    throw err;
+  }
   const bound = server.address() as AddressInfo;
   const address = bound.family === 'IPv6' ? `[${bound.address}]:${bound.port}` : `${bound.address}:${bound.port}`;
   log.info({ address }, 'monitor HTTP listening');
 
   return {
     address,
-    close: () => closeServer(server, options.closeGraceMs ?? 5000),
+    close: () => {
+      // Streams never finish by themselves: end them first, or close() would wait out the grace period.
+      routes.events.close();
+      return closeServer(server, options.closeGraceMs ?? 5000);
+    },
   };
 }
 
-async function respond(
-  req: IncomingMessage,
-  res: ServerResponse,
-  metrics: MonitorMetrics,
-  summary: MonitorSummary,
-): Promise<void> {
+async function respond(req: IncomingMessage, res: ServerResponse, routes: Routes): Promise<void> {
   // HEAD is answered like GET (node drops the body): load balancers probe with it.
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     res.setHeader('Allow', 'GET, HEAD');
@@ -77,20 +131,77 @@ async function respond(
   const path = new URL(req.url ?? '/', 'http://monitor').pathname;
   switch (path) {
     case '/metrics':
-      send(res, 200, metrics.contentType, await metrics.render());
+      send(res, 200, routes.metrics.contentType, await routes.metrics.render());
       return;
     case '/healthz':
       send(res, 200, 'text/plain; charset=utf-8', 'ok');
       return;
     case '/api/summary':
-      send(res, 200, 'application/json; charset=utf-8', JSON.stringify(summary.snapshot()));
+      send(res, 200, 'application/json; charset=utf-8', JSON.stringify(routes.summary.snapshot()));
+      return;
+    case '/api/events':
+      if (req.method === 'HEAD') send(res, 200, 'text/event-stream; charset=utf-8', '');
+      else routes.events.accept(res);
       return;
     case '/':
       res.setHeader('Content-Security-Policy', DASHBOARD_CSP);
       send(res, 200, 'text/html; charset=utf-8', DASHBOARD_HTML);
       return;
     default:
-      send(res, 404, 'text/plain; charset=utf-8', 'not found\n');
+      break;
+  }
+  const asset = routes.assets.get(path);
+  if (asset !== undefined) {
+    sendAsset(req, res, asset);
+    return;
+  }
+  if (path.startsWith(TASK_PATH)) {
+    await sendTask(res, routes, decodeURIComponentOrRaw(path.slice(TASK_PATH.length)));
+    return;
+  }
+  send(res, 404, 'text/plain; charset=utf-8', 'not found\n');
+}
+
+async function sendTask(res: ServerResponse, routes: Routes, id: string): Promise<void> {
+  const json = 'application/json; charset=utf-8';
+  if (routes.decision === undefined) {
+    send(res, 503, json, JSON.stringify({ error: 'task search needs decision; this monitor has no client for it' }));
+    return;
+  }
+  try {
+    const view = await lookUpTask(routes.decision, id, routes.taskLookupTimeoutMs);
+    // Either part may have failed on its own; the rest of the answer is still worth having.
+    if (view.timelineError !== undefined || view.explanationError !== undefined) routes.log.warn({ taskId: id, timeline: view.timelineError, explanation: view.explanationError }, 'task lookup incomplete');
+    send(res, 200, json, JSON.stringify(view));
+  } catch (err) {
+    if (!(err instanceof TaskLookupError)) throw err;
+    if (err.httpStatus >= 500) routes.log.warn({ err: err.cause ?? err, taskId: id }, 'task lookup failed');
+    send(res, err.httpStatus, json, JSON.stringify({ error: err.message }));
+  }
+}
+
+function sendAsset(req: IncomingMessage, res: ServerResponse, asset: DashboardAsset): void {
+  const headers = {
+    'Content-Type': asset.contentType,
+    ETag: asset.etag,
+    // Revalidated on every load: a monitor upgraded in place serves its new files at once.
+    'Cache-Control': 'no-cache',
+    'X-Content-Type-Options': 'nosniff',
+  };
+  if (req.headers['if-none-match'] === asset.etag) {
+    res.writeHead(304, headers);
+    res.end();
+    return;
+  }
+  res.writeHead(200, { ...headers, 'Content-Length': asset.body.length });
+  res.end(asset.body);
+}
+
+function decodeURIComponentOrRaw(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
   }
 }
 

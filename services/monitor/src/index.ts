@@ -6,3 +6,4 @@ export { FeedbackDriver } from './feedback-driver';
 export { kedaScalerHandlers, type ScaleSource } from './keda-scaler';
 export type { RunningMonitor } from './start';
 export { FeedbackMetrics } from './feedback-metrics';
+export { LiveState } from './live-state';

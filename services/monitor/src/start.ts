@@ -6,6 +6,7 @@ import { FeedbackDriver } from './feedback-driver';
 import { FeedbackMetrics } from './feedback-metrics';
 import { startHttpServer } from './http-server';
 import { kedaScalerHandlers, type ScaleSource } from './keda-scaler';
+import { LiveState } from './live-state';
 import { MonitorMetrics } from './metrics';
 import { timestampFromMillis } from './proto-time';
 import { MonitorSummary } from './summary';
@@ -29,6 +30,7 @@ export interface RunningMonitor extends RunningService {
 export async function startMonitor(config: MonitorConfig, logger: Logger = createLogger('monitor', config.logLevel)): Promise<RunningMonitor> {
   const metrics = new MonitorMetrics({ processMetrics: true });
   const summary = new MonitorSummary();
+  const live = new LiveState();
   const tls = loadTls(config);
   const decision = createClient(DecisionServiceClient, config.decisionAddress, { tls });
   const feedback = new FeedbackDriver({
@@ -49,12 +51,13 @@ export async function startMonitor(config: MonitorConfig, logger: Logger = creat
     (event) => {
       metrics.observe(event);
       summary.observe(event);
+      live.observe(event);
       feedback.observe(event);
     },
     logger,
   );
   feedback.start();
-  const http = await startHttpServer({ ...splitHostPort(config.httpListen), metrics, summary, logger });
+  const http = await startHttpServer({ ...splitHostPort(config.httpListen), metrics, summary, live, feedback, decision, logger });
   // MonitorService: any certificate of the mesh (with TLS). The parser forwards users' calls.
   const server = new GrpcServer({ logger, tls, requireClientCertificate: true });
   server.addService(MonitorServiceService, {

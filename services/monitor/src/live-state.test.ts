@@ -1,0 +1,160 @@
+import { Event, NodeState, PriorityClass, ReplicaState, Task, TaskEvent, TaskResult, TaskState, type Duration } from '@autoglm/proto';
+import { LiveState, OTHER_TENANT } from './live-state';
+import { RingBuffer } from './live-state-ring';
+
+const T0 = 1_760_000_000_000;
+
+function ms(millis: number): Duration {
+  return { seconds: Math.floor(millis / 1000), nanos: (millis % 1000) * 1e6 };
+}
+
+/** Publishes a task's transitions as decision would, one per call. */
+function life(id: string, tenant: string, priorityClass: PriorityClass) {
+  let sequence = 0;
+  let previous = TaskState.UNSPECIFIED;
+  return (state: TaskState, result?: Partial<TaskResult>): Event => {
+    sequence += 1;
+    const event = TaskEvent.fromPartial({
+      taskId: id,
+      sequence,
+      state,
+      previousState: previous,
+      task: Task.fromPartial({ id, tenant, spec: { model: 'glm-4-9b', priorityClass }, state, sequence, result: result && TaskResult.fromPartial(result) }),
+    });
+    previous = state;
+    return Event.fromPartial({ kind: { $case: 'task', task: event } });
+  };
+}
+
+function node(nodeId: string, state: NodeState, stateReason = ''): Event {
+  return Event.fromPartial({
+    kind: {
+      $case: 'node',
+      node: {
+        nodeId,
+        state,
+        stateReason,
+        runningTasks: 1,
+        gpus: [
+          { index: 0, name: 'NVIDIA H100', utilization: 0.8, memoryUsedBytes: 40, memoryTotalBytes: 80 },
+          { index: 1, name: 'NVIDIA H100', utilization: 0.1, memoryUsedBytes: 2, memoryTotalBytes: 80 },
+        ],
+        replicas: [{ replicaId: 'r1', model: 'glm-4-9b', gpuIndices: [1], state: ReplicaState.LOADING, sequences: 3 }],
+      },
+    },
+  });
+}
+
+describe('LiveState', () => {
+  let now: number;
+  let live: LiveState;
+  const clock = () => now;
+
+  beforeEach(() => {
+    now = T0;
+    live = new LiveState({ now: clock, historySamples: 3, maxTenants: 2 });
+  });
+
+  it('counts live tasks by class and tenant through their lives, and samples them each tick', () => {
+    const a = life('a', 'acme', PriorityClass.URGENT);
+    const b = life('b', 'beta', PriorityClass.BACKGROUND);
+    live.observe(a(TaskState.PENDING));
+    live.observe(a(TaskState.QUEUED));
+    live.observe(b(TaskState.QUEUED));
+    live.observe(a(TaskState.ASSIGNED, { queueTime: ms(250) }));
+    live.observe(a(TaskState.RUNNING));
+    now += 1000;
+    const first = live.tick();
+    expect(first.byClass).toEqual([
+      { name: 'urgent', pending: 0, running: 1 },
+      { name: 'normal', pending: 0, running: 0 },
+      { name: 'background', pending: 1, running: 0 },
+    ]);
+    expect(first.byTenant).toEqual([
+      { name: 'acme', pending: 0, running: 1 },
+      { name: 'beta', pending: 1, running: 0 },
+    ]);
+    expect(first.samples).toEqual([
+      expect.objectContaining({ t: T0 + 1000, pending: [0, 0, 1], running: [1, 0, 0], tenants: { acme: [0, 1], beta: [1, 0] }, submitted: 2, finished: 0, queueP50: 0.25 }),
+    ]);
+
+    live.observe(a(TaskState.SUCCEEDED, { queueTime: ms(250), timeToFirstToken: ms(40) }));
+    live.observe(b(TaskState.CANCELLED));
+    now += 2000;
+    const second = live.tick().samples[0]!;
+    // Two outcomes in two seconds; a cancellation is no failure.
+    expect(second).toMatchObject({ pending: [0, 0, 0], running: [0, 0, 0], tenants: {}, finished: 1, failed: 0, ttftP50: 0.04, ttftP99: 0.04 });
+    expect(live.snapshot().recentTasks.map((t) => `${t.taskId}:${t.state}`)).toEqual(['b:cancelled', 'a:succeeded']);
+  });
+
+  it('takes latency percentiles over the recent window only', () => {
+    for (let i = 1; i <= 100; i += 1) {
+      const t = life(`t${i}`, 'acme', PriorityClass.NORMAL);
+      live.observe(t(TaskState.QUEUED));
+      live.observe(t(TaskState.ASSIGNED, { queueTime: ms(i * 10) }));
+    }
+    expect(live.tick().samples[0]).toMatchObject({ queueP50: 0.5, queueP99: 0.99 });
+    now += 61_000;
+    expect(live.tick().samples[0]).toMatchObject({ queueP50: null, queueP99: null });
+  });
+
+  it('keeps each node as last reported, and says which changed, which left, and when nothing moved', () => {
+    live.observe(node('n1', NodeState.READY));
+    live.observe(node('n2', NodeState.QUARANTINED, 'failed 9 of its last 10 attempts (monitor)'));
+    const first = live.tick();
+    expect(first.nodes.map((n) => n.nodeId)).toEqual(['n1', 'n2']);
+    expect(first.nodes[1]).toEqual({
+      nodeId: 'n2',
+      state: 'quarantined',
+      stateReason: 'failed 9 of its last 10 attempts (monitor)',
+      quarantinedUntilMs: null,
+      runningTasks: 1,
+      gpus: [
+        { index: 0, name: 'NVIDIA H100', utilization: 0.8, memoryUsedBytes: 40, memoryTotalBytes: 80 },
+        { index: 1, name: 'NVIDIA H100', utilization: 0.1, memoryUsedBytes: 2, memoryTotalBytes: 80 },
+      ],
+      replicas: [{ model: 'glm-4-9b', state: 'loading', gpuIndices: [1], sequences: 3 }],
+    });
+    expect(first.quiet).toBe(false);
+    expect(live.tick()).toMatchObject({ quiet: true, nodes: [], removedNodes: [] });
+
+    live.observe(node('n1', NodeState.LOST));
+    expect(live.tick()).toMatchObject({ quiet: false, nodes: [], removedNodes: ['n1'] });
+    expect(live.snapshot().nodes.map((n) => n.nodeId)).toEqual(['n2']);
+  });
+
+  it('counts tenants past the cap as one, and keeps only the latest samples', () => {
+    for (const tenant of ['a', 'b', 'c', 'd']) live.observe(life(`t-${tenant}`, tenant, PriorityClass.NORMAL)(TaskState.QUEUED));
+    for (let i = 0; i < 5; i += 1) {
+      now += 1000;
+      live.tick();
+    }
+    const snapshot = live.snapshot();
+    expect(snapshot.byTenant).toEqual([
+      { name: OTHER_TENANT, pending: 2, running: 0 },
+      { name: 'a', pending: 1, running: 0 },
+      { name: 'b', pending: 1, running: 0 },
+    ]);
+    expect(snapshot.samples.map((s) => s.t)).toEqual([T0 + 3000, T0 + 4000, T0 + 5000]);
+  });
+
+  it('ignores a replayed transition', () => {
+    const a = life('a', 'acme', PriorityClass.URGENT);
+    const queued = a(TaskState.QUEUED);
+    live.observe(queued);
+    live.observe(queued);
+    expect(live.tick().byClass[0]).toEqual({ name: 'urgent', pending: 1, running: 0 });
+  });
+});
+
+describe('RingBuffer', () => {
+  it('keeps the latest items up to its capacity', () => {
+    const ring = new RingBuffer<number>(3);
+    expect(ring.toArray()).toEqual([]);
+    for (let i = 1; i <= 5; i += 1) ring.push(i);
+    expect(ring.length).toBe(3);
+    expect(ring.toArray()).toEqual([3, 4, 5]);
+    expect(ring.newest(2)).toEqual([5, 4]);
+    expect(() => new RingBuffer(0)).toThrow(RangeError);
+  });
+});
