@@ -19,6 +19,7 @@ import {
 import { LoopDispatcher } from './loop-dispatcher';
 import type { LoopModel } from './loop-workload';
 import type { FleetShape, Work } from './quality-workload';
+import { EndHeap } from './end-heap';
 
 export interface LoopSimOptions {
   fleet: FleetShape;
@@ -121,7 +122,7 @@ export function simulateLoop(work: readonly Work[], o: LoopSimOptions): LoopTrac
   const trace: LoopTrace = { outcomes: [], ticks: [], boosts: [], warm: [], verdicts: [], alertsFired: 0, coldStarts: [], coldWaits: [], failures: [], gaveUp: 0, queuedAtEnd: 0, wallMs: 0 };
 
   const running = new Map<string, Attempt>();
-  const ends = new AttemptHeap();
+  const ends = new EndHeap<Attempt>();
   const loading = new Map<string, { nodeId: string; readyMs: number }>();
   const dirty = new Set<string>();
   /** When each queued task became runnable this time, and how many times each task failed. */
@@ -316,50 +317,4 @@ export function simulateLoop(work: readonly Work[], o: LoopSimOptions): LoopTrac
   trace.queuedAtEnd = scheduler.queued;
   trace.wallMs = Number(process.hrtime.bigint() - started) / 1e6;
   return trace;
-}
-
-/** Running attempts by end time (then start order, so runs are deterministic). */
-class AttemptHeap {
-  private readonly items: Attempt[] = [];
-
-  peek(): Attempt | undefined {
-    return this.items[0];
-  }
-
-  push(a: Attempt): void {
-    const h = this.items;
-    h.push(a);
-    let i = h.length - 1;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (!before(h[i]!, h[p]!)) break;
-      [h[i], h[p]] = [h[p]!, h[i]!];
-      i = p;
-    }
-  }
-
-  pop(): Attempt | undefined {
-    const h = this.items;
-    const top = h[0];
-    const last = h.pop();
-    if (h.length > 0 && last) {
-      h[0] = last;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < h.length && before(h[l]!, h[m]!)) m = l;
-        if (r < h.length && before(h[r]!, h[m]!)) m = r;
-        if (m === i) break;
-        [h[i], h[m]] = [h[m]!, h[i]!];
-        i = m;
-      }
-    }
-    return top;
-  }
-}
-
-function before(a: Attempt, b: Attempt): boolean {
-  return a.endMs < b.endMs || (a.endMs === b.endMs && a.seq < b.seq);
 }

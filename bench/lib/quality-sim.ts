@@ -2,6 +2,7 @@ import { DEFAULT_PLACEMENT_POLICY, Fleet, RunTimePredictor, seededRandom, type C
 import { MODELS } from './quality-mix';
 import { PredictionLedger, type PredictionError } from './prediction-error';
 import type { FleetShape, Work, Workload } from './quality-workload';
+import { EndHeap } from './end-heap';
 
 export type PolicyName = 'fifo' | 'fifo-easy' | 'static' | 'dynamic';
 
@@ -124,7 +125,7 @@ export function simulate(workload: Workload, policy: PolicyName, makeScheduler: 
   const lastPrediction = new Map<string, number>();
   const scored = new Set<string>();
   const timelines = new Map<string, Timeline>(workload.work.map((w) => [w.id, { work: w, attempts: [], doneMs: NaN }]));
-  const ends = new AttemptHeap();
+  const ends = new EndHeap<Attempt>();
   /** Replicas loading, by id: when they serve. */
   const loading = new Map<string, { nodeId: string; readyMs: number }>();
   /** Nodes whose replicas changed since their agent last reported (reported after each pass, as telemetry would). */
@@ -259,50 +260,4 @@ export function simulate(workload: Workload, policy: PolicyName, makeScheduler: 
 function expectedMsOf(work: Work): number {
   const d = work.spec.payload?.$case === 'batch' ? work.spec.payload.batch.expectedDuration : undefined;
   return d ? d.seconds * 1000 + d.nanos / 1e6 : NaN;
-}
-
-/** Running attempts by end time (then start order, so runs are deterministic). */
-class AttemptHeap {
-  private readonly items: Attempt[] = [];
-
-  peek(): Attempt | undefined {
-    return this.items[0];
-  }
-
-  push(a: Attempt): void {
-    const h = this.items;
-    h.push(a);
-    let i = h.length - 1;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (!before(h[i]!, h[p]!)) break;
-      [h[i], h[p]] = [h[p]!, h[i]!];
-      i = p;
-    }
-  }
-
-  pop(): Attempt | undefined {
-    const h = this.items;
-    const top = h[0];
-    const last = h.pop();
-    if (h.length > 0 && last) {
-      h[0] = last;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < h.length && before(h[l]!, h[m]!)) m = l;
-        if (r < h.length && before(h[r]!, h[m]!)) m = r;
-        if (m === i) break;
-        [h[i], h[m]] = [h[m]!, h[i]!];
-        i = m;
-      }
-    }
-    return top;
-  }
-}
-
-function before(a: Attempt, b: Attempt): boolean {
-  return a.endMs < b.endMs || (a.endMs === b.endMs && a.seq < b.seq);
 }
