@@ -13,6 +13,8 @@ import {
 import { runCli, type MessageInit } from '@autoglm/client';
 import { callUnary, createClient, loadTls, type RunningService } from '@autoglm/runtime';
 import { Metadata } from '@grpc/grpc-js';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import pino from 'pino';
 import { captureIo } from '../support/cli-io';
 import { startInProcessMesh, type InProcessMesh } from '../support/in-process-mesh';
@@ -30,17 +32,34 @@ describe('the monitor closes the feedback loop', () => {
   let mesh: InProcessMesh | undefined;
   let extra: RunningService | undefined;
 
+  let extraClose: (() => Promise<void>) | undefined;
+
   afterEach(async () => {
     await extra?.stop();
     extra = undefined;
+    await extraClose?.();
+    extraClose = undefined;
     await mesh?.stop();
     mesh = undefined;
   });
 
-  it('an induced overload makes an alert go pending, firing, then resolved: in the event stream, the API and `autoglm alerts`', async () => {
+  it('an induced overload makes an alert go pending, firing, then resolved: in the event stream, the API, `autoglm alerts` and the webhook', async () => {
+    // The webhook: a local receiver that keeps what is POSTed.
+    const posted: Array<{ alerts: Array<{ status: string; labels: Record<string, string>; annotations: { summary: string } }> }> = [];
+    const hook = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        posted.push(JSON.parse(body) as (typeof posted)[number]);
+        res.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((resolve) => hook.listen(0, '127.0.0.1', resolve));
+    extraClose = () => new Promise<void>((resolve) => hook.close(() => resolve()));
     mesh = await startInProcessMesh({
       tls: true,
       monitor: {
+        alertWebhook: `http://127.0.0.1:${(hook.address() as AddressInfo).port}/alerts`,
         evaluateEveryMs: 100,
         slos: [{ name: 'urgent-queue', indicator: 'queue_time', priorityClass: 'urgent', thresholdSeconds: 0.2, objective: 0.9, windowMs: 10_000, minEvents: 3, alertForMs: 1000 }],
       },
@@ -74,6 +93,9 @@ describe('the monitor closes the feedback loop', () => {
       expect((await m.client.listAlerts()).alerts).toEqual([]);
       await until(async () => (seen.includes('SloMissed:RESOLVED') ? true : undefined), 5000, 'the resolution in the event stream');
       expect(seen.slice(0, 3)).toEqual(['SloMissed:PENDING', 'SloMissed:FIRING', 'SloMissed:RESOLVED']);
+      await until(async () => (posted.length >= 3 ? true : undefined), 5000, 'three webhook calls');
+      expect(posted.map((p) => p.alerts[0]!.status)).toEqual(['pending', 'firing', 'resolved']);
+      expect(posted[1]!.alerts[0]).toMatchObject({ labels: { alertname: 'SloMissed', severity: 'page', slo: 'urgent-queue', tenant: 'contract' }, annotations: { summary: expect.stringContaining('misses SLO urgent-queue') } });
     } finally {
       stream.cancel();
       decision.close();

@@ -197,7 +197,7 @@ export class FeedbackDriver {
     const known = this.live.get(t.taskId);
     if (known === undefined && task?.spec !== undefined && PENDING.has(t.to)) {
       const inference = task.spec.payload?.$case === 'inference' || task.spec.interactive;
-      this.loop.arrived({ atMs: now, tenant: t.labels.tenant, model: task.spec.model, inference });
+      this.loop.arrived({ atMs: now, tenant: t.labels.tenant, model: task.spec.model, inference, tokens: task.spec.inputTokens + task.spec.maxOutputTokens });
     }
     if (PENDING.has(t.to) || RUNNING.has(t.to)) {
       const spec = task?.spec;

@@ -19,6 +19,8 @@ export class FeedbackMetrics {
   private readonly scaleCurrent: Gauge<'kind' | 'name'>;
   private readonly actions: Counter<'kind'>;
   private readonly forecast: Gauge<'model'>;
+  private readonly forecastTokens: Gauge<'model'>;
+  private readonly forecastTenant: Gauge<'tenant'>;
   private readonly boost: Gauge<'tenant'>;
   private readonly warm: Gauge<'model'>;
 
@@ -33,6 +35,8 @@ export class FeedbackMetrics {
     this.scaleCurrent = new Gauge({ name: 'autoglm_scale_current', help: 'Replicas of a model or agents of a pool now.', labelNames: ['kind', 'name'], registers });
     this.actions = new Counter({ name: 'autoglm_feedback_actions_total', help: 'Changes the feedback loop decided, by kind.', labelNames: ['kind'], registers });
     this.forecast = new Gauge({ name: 'autoglm_forecast_requests_per_second', help: "Requests per second forecast for a model over the pre-warm horizon (mean).", labelNames: ['model'], registers });
+    this.forecastTokens = new Gauge({ name: 'autoglm_forecast_tokens_per_second', help: 'Tokens per second (prompt plus output budget) forecast for a model over the pre-warm horizon (mean).', labelNames: ['model'], registers });
+    this.forecastTenant = new Gauge({ name: 'autoglm_forecast_tenant_tasks_per_second', help: "A tenant's task arrivals per second forecast over the pre-warm horizon (mean).", labelNames: ['tenant'], registers });
     this.boost = new Gauge({ name: 'autoglm_tenant_boost', help: "The feedback loop's multiplier on a tenant's share (1: none).", labelNames: ['tenant'], registers });
     this.warm = new Gauge({ name: 'autoglm_warm_replicas', help: 'Replicas of a model the feedback loop keeps warm.', labelNames: ['model'], registers });
     for (const s of slos) this.objective.set({ slo: s.name }, s.objective);
@@ -63,7 +67,13 @@ export class FeedbackMetrics {
       this.scaleCurrent.set({ kind: r.kind, name: r.name }, r.current);
     }
     this.forecast.reset();
-    for (const d of result.demand) this.forecast.set({ model: d.model }, d.ratePerSecond);
+    this.forecastTokens.reset();
+    for (const d of result.demand) {
+      this.forecast.set({ model: d.model }, d.ratePerSecond);
+      this.forecastTokens.set({ model: d.model }, d.tokensPerSecond ?? 0);
+    }
+    this.forecastTenant.reset();
+    for (const t of result.tenants) this.forecastTenant.inc({ tenant: this.tenantLabel(t.tenant) }, t.ratePerSecond);
     this.boost.reset();
     for (const b of boosts) this.boost.set({ tenant: this.tenantLabel(b.tenant) }, b.factor);
     this.warm.reset();

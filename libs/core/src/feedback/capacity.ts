@@ -8,6 +8,8 @@ export interface ModelDemand {
   readonly meanRunSeconds: number;
   /** Mean prompt plus output tokens of its requests lately (KV cache each one holds). */
   readonly meanTokens: number;
+  /** Tokens per second its requests are forecast to ask for (prompt plus output budget), for the dashboard and metrics. */
+  readonly tokensPerSecond?: number;
   /** Requests the mean forecast expects over the horizon (under 1, with none in flight: no demand to plan for). */
   readonly expectedInHorizon: number;
   /** Requests of the model queued or running now. */

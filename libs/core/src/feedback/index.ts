@@ -14,7 +14,7 @@ export {
   type WarmChange,
   type WarmConfig,
 } from './capacity';
-export { DEFAULT_FEEDBACK_CONFIG, FeedbackLoop, type Arrival, type FeedbackConfig, type FeedbackResult, type FleetSnapshot } from './loop';
+export { DEFAULT_FEEDBACK_CONFIG, FeedbackLoop, type Arrival, type FeedbackConfig, type FeedbackResult, type FleetSnapshot, type TenantDemand } from './loop';
 export { binomialTail, DEFAULT_QUARANTINE_CONFIG, NodeWatch, type NodeVerdict, type QuarantineConfig } from './quarantine';
 export { backlogConditions, DEFAULT_BACKLOG_RULES, describeSlo, prometheusRules, quarantineCondition, sloConditions, type BacklogRule } from './rules';
 export {

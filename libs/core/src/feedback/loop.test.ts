@@ -44,6 +44,22 @@ describe('FeedbackLoop', () => {
     expect(boosts.slice(peak)).toEqual([...boosts.slice(peak)].sort((a, b) => b - a));
   });
 
+  it('forecasts arrivals per model and per tenant, and token demand per model', () => {
+    const loop = new FeedbackLoop(DEFAULT_FEEDBACK_CONFIG, [], [], 10_000);
+    let r;
+    // 2 requests/s of 1,500 tokens each from one tenant, 0.5 jobs/s from another, for ten minutes.
+    for (let t = 0; t <= 600_000; t += 1000) {
+      loop.arrived({ atMs: t, tenant: 'a', model: 'chat', inference: true, tokens: 1500 });
+      loop.arrived({ atMs: t + 500, tenant: 'a', model: 'chat', inference: true, tokens: 1500 });
+      if (t % 2000 === 0) loop.arrived({ atMs: t, tenant: 'b', model: '', inference: false });
+      if (t % 60_000 === 0) r = loop.evaluate(t, fleet());
+    }
+    const chat = r!.demand.find((d) => d.model === 'chat')!;
+    expect(chat.ratePerSecond).toBeCloseTo(2, 1);
+    expect(chat.tokensPerSecond).toBeCloseTo(3000, -2);
+    expect(Object.fromEntries(r!.tenants.map((t) => [t.tenant, Math.round(t.ratePerSecond * 10) / 10]))).toEqual({ a: 2, b: 0.5 });
+  });
+
   it('pre-warms: demand ramping up raises the warm floor before the peak arrives', () => {
     const loop = new FeedbackLoop(DEFAULT_FEEDBACK_CONFIG, [], [], 10_000);
     let raisedAtMs: number | undefined;

@@ -41,6 +41,15 @@ export interface Arrival {
   /** The model, or '' for work that names none. */
   readonly model: string;
   readonly inference: boolean;
+  /** Tokens it asks for: prompt plus its output budget (inference). */
+  readonly tokens?: number;
+}
+
+/** A tenant's forecast arrivals (all its work, requests and jobs). */
+export interface TenantDemand {
+  readonly tenant: string;
+  readonly ratePerSecond: number;
+  readonly upperRatePerSecond: number;
 }
 
 /** The fleet as the loop needs it at an evaluation. */
@@ -70,6 +79,7 @@ export interface FeedbackResult {
   readonly nodes: readonly NodeVerdict[];
   readonly scale: readonly ScaleRecommendation[];
   readonly demand: readonly ModelDemand[];
+  readonly tenants: readonly TenantDemand[];
 }
 
 const EWMA = 0.1;
@@ -94,7 +104,11 @@ export class FeedbackLoop {
   readonly warm: WarmPlanner;
   readonly nodeWatch: NodeWatch;
   readonly scale: ScaleAdvisor;
+  /** Request arrivals by model (what warm floors and scale recommendations plan from). */
   readonly forecaster: DemandForecaster;
+  /** Tokens asked for by model, and arrivals by tenant: forecast for the dashboard and the metrics. */
+  readonly tokenForecaster: DemandForecaster;
+  readonly tenantForecaster: DemandForecaster;
   private readonly runSeconds = new Map<string, number>();
   private readonly tokens = new Map<string, number>();
   private readonly quarantineReasons = new Map<string, string>();
@@ -111,10 +125,15 @@ export class FeedbackLoop {
     this.nodeWatch = new NodeWatch(config.quarantine);
     this.scale = new ScaleAdvisor(config.scale);
     this.forecaster = new DemandForecaster({ intervalMs });
+    this.tokenForecaster = new DemandForecaster({ intervalMs });
+    this.tenantForecaster = new DemandForecaster({ intervalMs });
   }
 
   arrived(a: Arrival): void {
-    if (a.inference && a.model !== '') this.forecaster.record(a.model, a.atMs);
+    this.tenantForecaster.record(a.tenant, a.atMs);
+    if (!a.inference || a.model === '') return;
+    this.forecaster.record(a.model, a.atMs);
+    if (a.tokens !== undefined && a.tokens > 0) this.tokenForecaster.record(a.model, a.atMs, a.tokens);
   }
 
   finished(o: TaskOutcome): void {
@@ -135,6 +154,8 @@ export class FeedbackLoop {
 
   evaluate(nowMs: number, fleet: FleetSnapshot): FeedbackResult {
     this.forecaster.advance(nowMs);
+    this.tokenForecaster.advance(nowMs);
+    this.tenantForecaster.advance(nowMs);
     const slos = this.sloTracker.readings(nowMs);
     const demand = this.demand(nowMs, fleet);
     const fleetGpus = fleet.nodes.reduce((n, node) => n + node.gpus, 0);
@@ -161,7 +182,13 @@ export class FeedbackLoop {
       ...[...this.quarantineReasons].map(([nodeId, reason]) => quarantineCondition(nodeId, reason)),
     ];
     const alertChanges = this.alerts.evaluate(nowMs, holding);
-    return { atMs: nowMs, slos, alertChanges, boosts, warm, nodes, scale, demand };
+    const horizon = this.config.warm.horizonMs;
+    const tenants: TenantDemand[] = [];
+    for (const tenant of this.tenantForecaster.keys()) {
+      const f = this.tenantForecaster.forecast(tenant, nowMs, horizon);
+      if (f !== undefined) tenants.push({ tenant, ratePerSecond: f.ratePerSecond, upperRatePerSecond: f.upperRatePerSecond });
+    }
+    return { atMs: nowMs, slos, alertChanges, boosts, warm, nodes, scale, demand, tenants };
   }
 
   private demand(nowMs: number, fleet: FleetSnapshot): ModelDemand[] {
@@ -175,6 +202,7 @@ export class FeedbackLoop {
         ratePerSecond: f?.ratePerSecond ?? 0,
         upperRatePerSecond: f?.upperRatePerSecond ?? 0,
         expectedInHorizon: ((f?.ratePerSecond ?? 0) * this.config.warm.horizonMs) / 1000,
+        tokensPerSecond: this.tokenForecaster.forecast(model, nowMs, this.config.warm.horizonMs)?.ratePerSecond ?? 0,
         meanRunSeconds: this.runSeconds.get(model) ?? DEFAULT_RUN_SECONDS,
         meanTokens: this.tokens.get(model) ?? DEFAULT_TOKENS,
         inFlight: fleet.inFlightByModel.get(model) ?? 0,
