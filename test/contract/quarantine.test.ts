@@ -1,7 +1,7 @@
 import { DecisionServiceClient, NodeState, PriorityClass, TaskState, type Node, type SetNodeQuarantineRequest } from '@autoglm/proto';
 import { callUnary, createClient, loadTls } from '@autoglm/runtime';
 import { startInProcessMesh, type InProcessMesh } from '../support/in-process-mesh';
-import { until, untilFinished } from '../support/until';
+import { until as untilCondition, untilFinished } from '../support/until';
 
 describe('quarantine through decision (the monitor or an admin)', () => {
   let mesh: InProcessMesh;
@@ -33,11 +33,18 @@ describe('quarantine through decision (the monitor or an admin)', () => {
     expect(listed).toMatchObject({ state: NodeState.QUARANTINED, stateReason: expect.stringContaining('failed 9') });
     const { task } = await mesh.client.submit({ payload: { $case: 'batch', batch: { expectedDuration: { seconds: 1, nanos: 0 } } }, priorityClass: PriorityClass.URGENT, resources: { gpuCount: 1 } });
     // Nothing is placed on it: the job waits.
-    await until(async () => ((await mesh.client.explain(task!.id)).waitingReason !== '' ? true : undefined), 5000, 'the job to be explained as waiting');
+    await untilCondition(async () => ((await mesh.client.explain(task!.id)).waitingReason !== '' ? true : undefined), 5000, 'the job to be explained as waiting');
     expect((await mesh.client.get(task!.id)).state).toBe(TaskState.QUEUED);
     const back = await quarantine(monitor, { nodeId: 'contract-node', quarantined: false, reason: 'probation over', source: 'monitor' });
     expect(back).toMatchObject({ state: NodeState.READY, stateReason: '' });
     expect((await untilFinished(mesh.client, task!.id)).state).toBe(TaskState.SUCCEEDED);
+  });
+
+  it('lifts a quarantine itself when its until passes, though no one readmits the node', async () => {
+    const until = Date.now() + 300;
+    const node = await quarantine(as('monitor'), { nodeId: 'contract-node', quarantined: true, reason: 'slow', until: { seconds: Math.floor(until / 1000), nanos: (until % 1000) * 1e6 } });
+    expect(node.state).toBe(NodeState.QUARANTINED);
+    await untilCondition(async () => ((await mesh.client.listNodes()).nodes[0]!.state === NodeState.READY ? true : undefined), 5000, 'the quarantine to expire');
   });
 
   it('refuses a caller without the role, a node it does not know and a quarantine without a reason', async () => {

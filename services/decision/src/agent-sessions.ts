@@ -129,8 +129,8 @@ export class AgentSessions {
   telemetryReceived = 0;
   private readonly o: AgentSessionsOptions;
 
-  /** Nodes quarantined (by the monitor or an operator), with why and until when. */
-  private readonly quarantined = new Map<string, { reason: string; untilMs: number | undefined }>();
+  /** Nodes quarantined (by the monitor or an operator), with why, until when, and the timer that lifts it then. */
+  private readonly quarantined = new Map<string, { reason: string; untilMs: number | undefined; timer: NodeJS.Timeout | undefined }>();
 
   constructor(options: AgentSessionsOptions) {
     this.o = options;
@@ -363,6 +363,8 @@ export class AgentSessions {
       this.nodes.delete(nodeId);
       this.o.fleet.remove(nodeId);
       this.forgetStopping(nodeId);
+      // Gone: the monitor forgets it too, so a quarantine would outlive anyone who could lift it.
+      this.liftQuarantine(nodeId);
       this.hooks.dispatcher.fleetChanged(now);
       // The last word on it: subscribers (the monitor) drop what they keep for it.
       this.o.bus.publishNode(Node.fromPartial({ nodeId, state: NodeState.LOST }));
@@ -621,13 +623,17 @@ export class AgentSessions {
     if (!info) throw new NotFoundError(`node ${nodeId} is not known to decision; list nodes with "autoglm nodes"`);
     const { fleet, clock, logger } = this.o;
     if (quarantined) {
-      this.quarantined.set(nodeId, { reason, untilMs });
+      this.liftQuarantine(nodeId);
+      // Lifted at `untilMs` even if no one readmits it (a monitor that went away must not strand a node).
+      const timer = untilMs === undefined ? undefined : setTimeout(() => this.expireQuarantine(nodeId, untilMs), Math.max(0, untilMs - clock()));
+      timer?.unref();
+      this.quarantined.set(nodeId, { reason, untilMs, timer });
       if (info.state === NodeState.READY) {
         info.state = NodeState.QUARANTINED;
         fleet.setHealth(nodeId, 'draining');
       }
       logger.warn({ nodeId, reason }, 'node quarantined');
-    } else if (this.quarantined.delete(nodeId)) {
+    } else if (this.liftQuarantine(nodeId)) {
       if (info.state === NodeState.QUARANTINED) {
         const draining = info.telemetry?.draining ?? false;
         info.state = draining ? NodeState.DRAINING : NodeState.READY;
@@ -640,6 +646,19 @@ export class AgentSessions {
     const node = this.nodeSnapshot(nodeId, info);
     this.o.bus.publishNode(node);
     return node;
+  }
+
+  /** Forgets a node's quarantine (and its expiry timer); says whether it had one. */
+  private liftQuarantine(nodeId: string): boolean {
+    const q = this.quarantined.get(nodeId);
+    if (q === undefined) return false;
+    if (q.timer !== undefined) clearTimeout(q.timer);
+    return this.quarantined.delete(nodeId);
+  }
+
+  private expireQuarantine(nodeId: string, untilMs: number): void {
+    if (this.quarantined.get(nodeId)?.untilMs !== untilMs || !this.nodes.has(nodeId)) return;
+    this.setQuarantine(nodeId, false, 'probation over', undefined);
   }
 
   listNodes(): Node[] {

@@ -636,7 +636,10 @@ export interface SetNodeQuarantineRequest {
   quarantined: boolean;
   /** Why, in words (shown in ListNodes and the event stream). */
   reason: string;
-  /** When its probation ends (informational: readmission is an explicit call). */
+  /**
+   * When its probation ends: decision readmits it then unless it is readmitted
+   * (or quarantined again) before. Unset: until readmitted.
+   */
   until:
     | Timestamp
     | undefined;
