@@ -12,6 +12,7 @@ import {
   type ScaleRecommendation as ScaleRecommendationMessage,
   type SloStatus,
   type TaskEvent,
+  type TaskSpec,
 } from '@autoglm/proto';
 import {
   FeedbackLoop,
@@ -195,15 +196,16 @@ export class FeedbackDriver {
     const now = this.clock();
     const task = event.task;
     const known = this.live.get(t.taskId);
-    if (known === undefined && task?.spec !== undefined && PENDING.has(t.to)) {
-      const inference = task.spec.payload?.$case === 'inference' || task.spec.interactive;
-      this.loop.arrived({ atMs: now, tenant: t.labels.tenant, model: task.spec.model, inference, tokens: task.spec.inputTokens + task.spec.maxOutputTokens });
+    const spec = task?.spec;
+    // Its creation (from no state at all), not a retry or a requeue coming back to the queue.
+    if (t.reportedFrom === TaskState.UNSPECIFIED && spec !== undefined) {
+      this.loop.arrived({ atMs: now, tenant: t.labels.tenant, model: spec.model, inference: isInference(spec), tokens: spec.inputTokens + spec.maxOutputTokens });
     }
     if (PENDING.has(t.to) || RUNNING.has(t.to)) {
-      const spec = task?.spec;
-      this.live.set(t.taskId, known
-        ? { ...known, state: t.to }
-        : { model: t.labels.model, priorityClass: t.labels.priorityClass, inference: spec?.payload?.$case === 'inference' || (spec?.interactive ?? false), gpus: spec?.gpuCount ?? 0, state: t.to });
+      this.live.set(
+        t.taskId,
+        known ? { ...known, state: t.to } : { model: t.labels.model, priorityClass: t.labels.priorityClass, inference: spec !== undefined && isInference(spec), gpus: spec?.gpuCount ?? 0, state: t.to },
+      );
     } else {
       this.live.delete(t.taskId);
     }
@@ -329,6 +331,10 @@ export class FeedbackDriver {
   private get callTimeoutMs(): number {
     return this.o.callTimeoutMs ?? 5000;
   }
+}
+
+function isInference(spec: TaskSpec): boolean {
+  return spec.payload?.$case === 'inference' || spec.interactive;
 }
 
 const STATES = { pending: AlertState.PENDING, firing: AlertState.FIRING, resolved: AlertState.RESOLVED } as const;

@@ -165,8 +165,8 @@ export interface DemandForecasterOptions {
   intervalMs?: number;
   /**
    * Intervals per season; 0 = no seasonality. Each key keeps its season's
-   * indices and historyIntervals (>= 2 seasons) values, so a day of 10 s
-   * intervals (8640) costs ~480 KB a key and 8640·106 model updates a refit:
+   * indices and historyIntervals (default 3 seasons) values, so a day of 10 s
+   * intervals (8640) costs ~480 KB a key and 25,920 · 106 model updates a refit:
    * for a daily cycle, use a forecaster with a coarser interval (5 min: 288).
    * @default 0
    */
@@ -285,8 +285,11 @@ interface KeyState {
  * step in demand is followed within a few intervals, not after the next refit.
  *
  * Cost: a refit is (grid + 1) · historyIntervals model updates (36 · 360 ≈ 13k
- * by default); amortised over refitIntervals, ~5 µs a key and interval
- * measured (5 ms an interval for 1000 keys), ~36 µs with a season of 360.
+ * by default, about 0.15 ms); amortised over refitIntervals, ~5 µs a key and
+ * interval measured, ~36 µs with a season of 360. Keys' refits are spread
+ * over the refit cycle, so one interval's close refits about
+ * keys / refitIntervals of them (1000 keys: ~33, ~5 ms), not all at once; an
+ * all-zero history is not searched.
  * Memory: (2 · historyIntervals + seasonLength) floats a key (~5.8 KB by
  * default), at most maxKeys keys. A forecast is O(horizon intervals).
  *
@@ -307,6 +310,8 @@ export class DemandForecaster {
   readonly historyIntervals: number;
   readonly maxKeys: number;
   readonly refitIntervals: number;
+  /** First fits so far, to spread keys' refit cycles. */
+  private fits = 0;
   readonly upperZ: number;
   private readonly candidates: HoltWintersParams[];
   private readonly minFit: number;
@@ -451,9 +456,11 @@ export class DemandForecaster {
   /** Grid search over the kept history; the best is replayed to become the live model, its errors the residuals. */
   private refit(state: KeyState): void {
     const { history } = state;
+    const firstFit = state.model === undefined;
     let best = this.candidates[0]!;
     let bestError = Infinity;
-    for (const params of this.candidates) {
+    // An all-zero history is forecast exactly by any model: no search.
+    for (const params of history.sumSquares === 0 ? [] : this.candidates) {
       const error = replay(params, history, undefined);
       if (error < bestError) {
         best = params;
@@ -464,7 +471,9 @@ export class DemandForecaster {
     const model = new HoltWinters(best);
     replay(best, history, state.residuals, model);
     state.model = model;
-    state.sinceFit = 0;
+    // Keys that began together would refit together on one interval's close (on the ingest
+    // path): the first fit of each starts its refit cycle at a different phase.
+    state.sinceFit = firstFit ? this.fits++ % this.refitIntervals : 0;
     state.offRun = 0;
   }
 }
