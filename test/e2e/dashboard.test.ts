@@ -8,9 +8,13 @@ import { startInProcessMesh, type InProcessMesh } from '../support/in-process-me
 import { untilFinished } from '../support/until';
 
 // The monitor's dashboard as a user sees it, in headless Chromium driven by
-// playwright-core. Waits are on what the page shows (locators): the page's
-// CSP forbids evaluating strings, and the tests compile without DOM types. Chromium comes from Debian's `chromium` package, which
-// .ci/run installs; elsewhere set AUTOGLM_CHROMIUM to a Chromium binary.
+// playwright-core. Waits are on what the page shows (locators), not on polling
+// the page's state. The one read run in the page (evaluateAll, for the
+// timeline's states) is a function Playwright sends over the DevTools
+// protocol, which the page's CSP (no eval) does not govern; the tests compile
+// without DOM types, so page-side code stays that small. Chromium comes from
+// Debian's `chromium` package, which .ci/run installs; elsewhere set
+// AUTOGLM_CHROMIUM to a Chromium binary.
 // AUTOGLM_DASHBOARD_SCREENSHOT=docs/dashboard.png also writes the README's
 // screenshot (otherwise it goes to a temporary directory).
 const CANDIDATES = [process.env.AUTOGLM_CHROMIUM, '/usr/bin/chromium', '/usr/bin/chromium-browser'].filter((p): p is string => !!p);
@@ -45,7 +49,6 @@ async function classCounts(page: Page, priorityClass: string): Promise<{ pending
   let page: Page;
   const problems: string[] = [];
   const shots = mkdtempSync(path.join(os.tmpdir(), 'autoglm-dashboard-'));
-  let normalJob = '';
 
   beforeAll(async () => {
     if (CHROMIUM === undefined) throw new Error(`CI=true and ${missing}`);
@@ -93,7 +96,7 @@ async function classCounts(page: Page, priorityClass: string): Promise<{ pending
     const m = mesh!;
     const before = await classCounts(page, 'normal');
     expect(before).toEqual({ pending: 0, running: 0 });
-    normalJob = (await m.client.submit(job(100, PriorityClass.NORMAL))).task!.id;
+    const normalJob = (await m.client.submit(job(100, PriorityClass.NORMAL))).task!.id;
     // Pending or running, whichever the dashboard caught it in.
     await page.locator('#queue-class tr[data-class="normal"] td:is(.pending, .running)', { hasText: /^[1-9]\d*$/ }).first().waitFor();
     await page.locator(`#recent tr[data-task="${normalJob}"]`).waitFor();
@@ -120,6 +123,10 @@ async function classCounts(page: Page, priorityClass: string): Promise<{ pending
   }, 90_000);
 
   it("opens a task's timeline and priority explanation from the search box", async () => {
+    const m = mesh!;
+    // A finished job of its own, so this test runs alone too.
+    const normalJob = (await m.client.submit(job(20, PriorityClass.NORMAL))).task!.id;
+    await untilFinished(m.client, normalJob, 30_000);
     await page.fill('#task-id', normalJob);
     await page.press('#task-id', 'Enter');
     await page.locator(`#task-detail[data-task-id="${normalJob}"]`).waitFor();
@@ -145,7 +152,7 @@ async function classCounts(page: Page, priorityClass: string): Promise<{ pending
     await page.fill('#task-id', 'not-a-task');
     await page.press('#task-id', 'Enter');
     await page.locator('#task-detail .message.error', { hasText: 'is not a task id' }).waitFor();
-  });
+  }, 60_000);
 
   it('loaded every script and style without a CSP violation or a script error', () => {
     expect(problems).toEqual([]);

@@ -14,6 +14,8 @@ import { flag, hostPort, loadConfig, logLevel, tlsConfigShape, TLS_ENV } from '@
 
 const ms = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const ratio = z.coerce.number().gt(0).lt(1);
+/** A list: an array in the config file, comma-separated in a variable. */
+const list = z.union([z.array(z.string()), z.string().transform((s) => s.split(','))]).transform((l) => l.map((x) => x.trim().toLowerCase()).filter(Boolean));
 
 const slo = z.object({
   name: z.string(),
@@ -71,6 +73,11 @@ export const MonitorConfigSchema = z.object({
   listen: hostPort.default('127.0.0.1:50053'),
   /** HTTP listen address: the dashboard at /, Prometheus metrics at /metrics. */
   httpListen: hostPort.default('127.0.0.1:8080'),
+  /**
+   * Host names the dashboard (/, /assets/, /api/) answers to besides localhost, 127.0.0.1, [::1]
+   * and the bound address: a page of another name is a DNS-rebinding attempt (421). "*" allows any.
+   */
+  allowedHosts: list.default([]),
   /** KEDA external scaler (gRPC) listen address; "off" serves none. */
   kedaListen: z.union([z.literal('off'), hostPort]).default('127.0.0.1:50054'),
   /** decision's address, to subscribe to its events and send the loop's changes. */
@@ -117,6 +124,7 @@ export function loadMonitorConfig(env: NodeJS.ProcessEnv = process.env): Monitor
     ...TLS_ENV,
     listen: 'AUTOGLM_MONITOR_LISTEN',
     httpListen: 'AUTOGLM_MONITOR_HTTP_LISTEN',
+    allowedHosts: 'AUTOGLM_MONITOR_ALLOWED_HOSTS',
     kedaListen: 'AUTOGLM_KEDA_LISTEN',
     decisionAddress: 'AUTOGLM_DECISION_ADDRESS',
     logLevel: 'AUTOGLM_LOG_LEVEL',

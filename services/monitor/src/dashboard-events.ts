@@ -97,7 +97,13 @@ export class DashboardEvents {
     const client: Client = { res, lastWriteMs: Date.now() };
     this.clients.add(client);
     res.on('close', () => this.clients.delete(client));
-    this.snapshotMessage ??= message('snapshot', { ...this.o.live.snapshot(), feedback: this.feedback() });
+    if (this.snapshotMessage === undefined) {
+      const feedback = this.feedback();
+      // lastFeedback is what the streams were last sent: stale after nobody watched, or changed
+      // since the tick. When the snapshot says otherwise, the next delta carries the feedback again.
+      if (JSON.stringify(feedback) !== this.lastFeedback) this.lastFeedback = '';
+      this.snapshotMessage = message('snapshot', { ...this.o.live.snapshot(), feedback });
+    }
     this.write(client, `retry: ${RETRY_MS}\n\n${this.snapshotMessage}`);
   }
 

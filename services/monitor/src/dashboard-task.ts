@@ -82,8 +82,8 @@ export interface TaskView {
 
 /**
  * Looks a task up in decision under the monitor's identity: the task
- * (GetTask), its transitions (Subscribe to the task from sequence 0, read up
- * to the task's current sequence, then cancelled) and its priority
+ * (GetTask), its latest transitions (Subscribe to the task from MAX_TIMELINE
+ * before its current sequence, read up to that sequence, then cancelled) and its priority
  * (ExplainTask), each under `deadlineMs`.
  */
 export async function lookUpTask(decision: DecisionServiceClient, rawId: string, deadlineMs: number): Promise<TaskView> {
@@ -108,13 +108,13 @@ export async function lookUpTask(decision: DecisionServiceClient, rawId: string,
   };
 }
 
-/** The task's events from the first up to `upTo` (its sequence when looked up). */
+/** The task's latest events (at most MAX_TIMELINE) up to `upTo`, its sequence when looked up; sequences are per task. */
 function readTimeline(decision: DecisionServiceClient, taskId: string, upTo: number, deadlineMs: number): Promise<TaskEvent[]> {
   return new Promise((resolve, reject) => {
     const events: TaskEvent[] = [];
     let done = false;
     const call: ClientReadableStream<Event> = decision.subscribe(
-      { taskEvents: true, nodeEvents: false, taskId, afterSequence: 0, states: [], batched: false },
+      { taskEvents: true, nodeEvents: false, taskId, afterSequence: Math.max(0, upTo - MAX_TIMELINE), states: [], batched: false },
       new Metadata(),
       { deadline: Date.now() + deadlineMs },
     );

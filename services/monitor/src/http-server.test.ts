@@ -1,4 +1,5 @@
-import { NotFoundError } from '@autoglm/core';
+import { get as httpGet, type IncomingHttpHeaders } from 'node:http';
+import { DomainError, NotFoundError } from '@autoglm/core';
 import {
   AlertState,
   DecisionServiceClient,
@@ -98,6 +99,25 @@ function nodeEvent(nodeId: string, state: NodeState, utilizations: number[], run
 function sample(text: string, series: string): number | undefined {
   const line = text.split('\n').find((l) => l.startsWith(`${series} `));
   return line === undefined ? undefined : Number(line.slice(series.length + 1));
+}
+
+/** A GET with the Host header a browser would send for `host` (fetch cannot set it). */
+function getAs(url: string, host: string): Promise<{ status: number; headers: IncomingHttpHeaders; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpGet(url, { headers: { host }, agent: false }, (res) => {
+      // A stream never ends by itself: its head is enough.
+      if (res.headers['content-type']?.startsWith('text/event-stream')) {
+        resolve({ status: res.statusCode!, headers: res.headers, body: '' });
+        res.destroy();
+        return;
+      }
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body }));
+    });
+    req.on('error', reject);
+  });
 }
 
 /** A server-sent event. */
@@ -483,6 +503,34 @@ describe('monitor HTTP server', () => {
     server = await start();
   });
 
+  it('answers 421 on the dashboard\'s routes to a Host it does not know (DNS rebinding), and /metrics and /healthz to any', async () => {
+    const port = server.address.split(':')[1]!;
+    for (const path of ['/', '/assets/dashboard.js', '/api/summary', '/api/events', `/api/tasks/${KNOWN}`]) {
+      const res = await getAs(`${base}${path}`, `rebind.attacker.example:${port}`);
+      expect({ path, status: res.status }).toEqual({ path, status: 421 });
+      expect(res.body).toContain('AUTOGLM_MONITOR_ALLOWED_HOSTS');
+    }
+    for (const host of [`localhost:${port}`, `127.0.0.1:${port}`, `[::1]:${port}`, 'LOCALHOST']) expect((await getAs(`${base}/`, host)).status).toBe(200);
+    // Userinfo does not make another host local.
+    expect((await getAs(`${base}/`, `127.0.0.1@rebind.attacker.example:${port}`)).status).toBe(421);
+    expect((await getAs(`${base}/metrics`, 'monitor:8080')).status).toBe(200);
+    expect((await getAs(`${base}/healthz`, 'monitor:8080')).status).toBe(200);
+  });
+
+  it('answers the dashboard to the host names configured, or to any with "*"', async () => {
+    await server.close();
+    server = await start({ allowedHosts: ['dashboard.example.com'] });
+    base = `http://${server.address}`;
+    expect((await getAs(`${base}/api/summary`, 'dashboard.example.com')).status).toBe(200);
+    expect((await getAs(`${base}/api/summary`, 'Dashboard.Example.com:8080')).status).toBe(200);
+    expect((await getAs(`${base}/api/summary`, 'other.example.com')).status).toBe(421);
+
+    await server.close();
+    server = await start({ allowedHosts: ['*'] });
+    base = `http://${server.address}`;
+    expect((await getAs(`${base}/api/summary`, 'other.example.com')).status).toBe(200);
+  });
+
   it('answers /healthz', async () => {
     const res = await fetch(`${base}/healthz`);
     expect(res.status).toBe(200);
@@ -545,6 +593,42 @@ describe('monitor HTTP server', () => {
       expect(decisionServer.openStreams).toBe(0);
     });
 
+    it('shows the latest events of a task with more than the timeline holds', async () => {
+      const res = await fetch(`${base}/api/tasks/${LONG}`);
+      expect(res.status).toBe(200);
+      const view = (await res.json()) as { timeline: Array<{ sequence: number }> };
+      expect(view.timeline).toHaveLength(500);
+      expect(view.timeline[0]!.sequence).toBe(LONG_EVENTS - 499);
+      expect(view.timeline[499]!.sequence).toBe(LONG_EVENTS);
+    });
+
+    it("answers 502 when decision fails and 504 when it is too slow, without decision's own words", async () => {
+      const failed = await fetch(`${base}/api/tasks/${BROKEN}`);
+      expect(failed.status).toBe(502);
+      expect(await failed.json()).toEqual({ error: 'decision could not be asked; see the monitor log' });
+
+      await server.close();
+      server = await start({ decision, taskLookupTimeoutMs: 100 });
+      base = `http://${server.address}`;
+      const slow = await fetch(`${base}/api/tasks/${SLOW}`);
+      expect(slow.status).toBe(504);
+      expect(await slow.json()).toEqual({ error: 'decision did not answer in time' });
+    });
+
+    it('answers 429 past 8 task lookups in flight, and takes more once they finish', async () => {
+      const askedBefore = slowLookups.asked;
+      const inFlight = Array.from({ length: 8 }, () => fetch(`${base}/api/tasks/${SLOW}`));
+      const deadline = Date.now() + 5000;
+      while (slowLookups.asked < askedBefore + 8 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+      const refused = await fetch(`${base}/api/tasks/${KNOWN}`);
+      expect(refused.status).toBe(429);
+      expect(refused.headers.get('retry-after')).toBe('1');
+      await refused.text();
+      for (const release of slowLookups.waiting.splice(0)) release();
+      expect((await Promise.all(inFlight)).map((r) => r.status)).toEqual(Array(8).fill(404));
+      expect((await fetch(`${base}/api/tasks/${KNOWN}`)).status).toBe(200);
+    });
+
     it("answers 404 when decision says NOT_FOUND, and 400 for an id that is not a UUID without asking", async () => {
       const missing = await fetch(`${base}/api/tasks/${UNKNOWN}`);
       expect(missing.status).toBe(404);
@@ -558,8 +642,19 @@ describe('monitor HTTP server', () => {
 
 const KNOWN = '6f1c2d3e-4b5a-4c6d-8e7f-0123456789ab';
 const UNKNOWN = '00000000-0000-4000-8000-000000000000';
+/** A task retried many times: more events than the timeline shows. */
+const LONG = '11111111-1111-4111-8111-111111111111';
+const LONG_EVENTS = 600;
+/** A lookup decision fails with words of its own (an internal address). */
+const BROKEN = '22222222-2222-4222-8222-222222222222';
+/** A lookup decision answers (NOT_FOUND) only when released. */
+const SLOW = '33333333-3333-4333-8333-333333333333';
+const slowLookups = { asked: 0, waiting: [] as Array<() => void> };
 
-/** Decision as the task search sees it: one running task with three events, the rest unknown. */
+/**
+ * Decision as the task search sees it: one running task with three events, one with 600, one
+ * whose lookup fails, one whose lookup waits; the rest unknown.
+ */
 function fakeDecision(): ServiceHandlers<typeof DecisionServiceService> {
   const unused = async (): Promise<never> => {
     throw new Error('not used by the dashboard');
@@ -567,6 +662,10 @@ function fakeDecision(): ServiceHandlers<typeof DecisionServiceService> {
   const life = new TaskLife({ id: KNOWN, tenant: 'acme', priorityClass: PriorityClass.URGENT, model: 'glm-4-9b' });
   const events = [life.to(TaskState.QUEUED, 0), life.to(TaskState.ASSIGNED, 100), life.to(TaskState.RUNNING, 150)];
   const task = Task.fromPartial({ ...(events[2]!.kind as { task: TaskEvent }).task.task, nodeId: 'node-1', gpuIndices: [1] });
+  const long = new TaskLife({ id: LONG, tenant: 'acme', priorityClass: PriorityClass.NORMAL, model: 'glm-4-9b' });
+  const retries = [TaskState.QUEUED, TaskState.ASSIGNED, TaskState.RUNNING, TaskState.FAILED];
+  const longEvents = Array.from({ length: LONG_EVENTS }, (_, i) => long.to(retries[i % retries.length]!, i * 10));
+  const taskEvent = (event: Event): TaskEvent => (event.kind as { task: TaskEvent }).task;
   return {
     enqueue: unused,
     enqueueBatch: unused,
@@ -582,15 +681,30 @@ function fakeDecision(): ServiceHandlers<typeof DecisionServiceService> {
     getQueueStats: unused,
     requeueDeadLetters: unused,
     purgeDeadLetters: unused,
-    getTask: async (req) => {
-      if (req.taskId !== KNOWN) throw new NotFoundError(`task ${req.taskId} not found`);
-      return task;
+    getTask: async (req, ctx) => {
+      switch (req.taskId) {
+        case KNOWN:
+          return task;
+        case LONG:
+          return taskEvent(longEvents[LONG_EVENTS - 1]!).task!;
+        case BROKEN:
+          throw new DomainError('UNAVAILABLE', 'the store at 10.0.0.7:5432 refused the connection');
+        case SLOW:
+          slowLookups.asked += 1;
+          await new Promise<void>((resolve) => {
+            slowLookups.waiting.push(resolve);
+            ctx.signal.addEventListener('abort', () => resolve(), { once: true });
+          });
+          throw new NotFoundError(`task ${req.taskId} not found`);
+        default:
+          throw new NotFoundError(`task ${req.taskId} not found`);
+      }
     },
     explainTask: async () =>
       PriorityExplanation.fromPartial({ taskId: KNOWN, state: TaskState.RUNNING, priority: 4200, factors: [{ name: 'class', value: 1, weight: 4000, contribution: 4000 }] }),
     // Replays the stored events, then stays open as for a live task, until cancelled.
     subscribe: async (req, sink, ctx) => {
-      for (const event of events) if ((event.kind as { task: TaskEvent }).task.sequence > req.afterSequence) await sink.write(event);
+      for (const event of req.taskId === LONG ? longEvents : events) if (taskEvent(event).sequence > req.afterSequence) await sink.write(event);
       await new Promise((resolve) => ctx.signal.addEventListener('abort', resolve, { once: true }));
     },
   };

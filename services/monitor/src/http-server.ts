@@ -17,6 +17,13 @@ export interface HttpServerOptions {
   readonly host: string;
   /** Port to bind; 0 picks a free one (see {@link MonitorHttpServer.address}). */
   readonly port: number;
+  /**
+   * Host names the dashboard's routes answer to besides localhost, 127.0.0.1,
+   * [::1] and `host` (unless a wildcard); "*" allows any. Other Host headers get
+   * 421: a page that rebinds its own name to this address must not read it.
+   * @default []
+   */
+  readonly allowedHosts?: readonly string[];
   readonly metrics: MonitorMetrics;
   readonly summary: MonitorSummary;
   /** What the dashboard streams (`/api/events`); sampled by the server's own tick. */
@@ -64,6 +71,9 @@ const DASHBOARD_CSP =
 
 const TASK_PATH = '/api/tasks/';
 
+/** Task lookups in flight at once: each costs decision a replay of the task's events from its store. */
+const MAX_TASK_LOOKUPS = 8;
+
 interface Routes {
   readonly metrics: MonitorMetrics;
   readonly summary: MonitorSummary;
@@ -71,7 +81,10 @@ interface Routes {
   readonly assets: ReadonlyMap<string, DashboardAsset>;
   readonly decision: DecisionServiceClient | undefined;
   readonly taskLookupTimeoutMs: number;
+  /** Lower-case host names (IPv6 in brackets) the dashboard answers to; undefined: any. */
+  readonly dashboardHosts: ReadonlySet<string> | undefined;
   readonly log: Logger;
+  taskLookups: number;
 }
 
 /**
@@ -89,7 +102,9 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Monit
     assets: loadDashboardAssets(),
     decision: options.decision,
     taskLookupTimeoutMs: options.taskLookupTimeoutMs ?? 5000,
+    dashboardHosts: dashboardHosts(options.host, options.allowedHosts ?? []),
     log,
+    taskLookups: 0,
   };
 
   const server = createServer((req, res) => {
@@ -129,6 +144,11 @@ async function respond(req: IncomingMessage, res: ServerResponse, routes: Routes
     return;
   }
   const path = new URL(req.url ?? '/', 'http://monitor').pathname;
+  // /metrics and /healthz are left open: Prometheus and probes use service names and addresses.
+  if ((path === '/' || path.startsWith('/assets/') || path.startsWith('/api/')) && !hostAllowed(req, routes.dashboardHosts)) {
+    send(res, 421, 'text/plain; charset=utf-8', 'misdirected request: this host name is not one the dashboard answers to; add it to AUTOGLM_MONITOR_ALLOWED_HOSTS\n');
+    return;
+  }
   switch (path) {
     case '/metrics':
       send(res, 200, routes.metrics.contentType, await routes.metrics.render());
@@ -168,6 +188,12 @@ async function sendTask(res: ServerResponse, routes: Routes, id: string): Promis
     send(res, 503, json, JSON.stringify({ error: 'task search needs decision; this monitor has no client for it' }));
     return;
   }
+  if (routes.taskLookups >= MAX_TASK_LOOKUPS) {
+    res.setHeader('Retry-After', '1');
+    send(res, 429, json, JSON.stringify({ error: `at most ${MAX_TASK_LOOKUPS} task lookups run at once; retry shortly` }));
+    return;
+  }
+  routes.taskLookups += 1;
   try {
     const view = await lookUpTask(routes.decision, id, routes.taskLookupTimeoutMs);
     // Either part may have failed on its own; the rest of the answer is still worth having.
@@ -177,7 +203,39 @@ async function sendTask(res: ServerResponse, routes: Routes, id: string): Promis
     if (!(err instanceof TaskLookupError)) throw err;
     if (err.httpStatus >= 500) routes.log.warn({ err: err.cause ?? err, taskId: id }, 'task lookup failed');
     send(res, err.httpStatus, json, JSON.stringify({ error: err.message }));
+  } finally {
+    routes.taskLookups -= 1;
   }
+}
+
+function dashboardHosts(bound: string, allowed: readonly string[]): ReadonlySet<string> | undefined {
+  if (allowed.includes('*')) return undefined;
+  const hosts = new Set(['localhost', '127.0.0.1', '[::1]', ...allowed.map(hostnameOf)]);
+  if (bound !== '0.0.0.0' && bound !== '::' && bound !== '') hosts.add(hostnameOf(bound));
+  return hosts;
+}
+
+/** A name or address as URL spells a Host header's hostname: lower case, IPv6 in brackets. */
+function hostnameOf(name: string): string {
+  const bracketed = name.includes(':') && !name.startsWith('[') ? `[${name}]` : name;
+  try {
+    return new URL(`http://${bracketed}`).hostname;
+  } catch {
+    return bracketed.toLowerCase();
+  }
+}
+
+function hostAllowed(req: IncomingMessage, hosts: ReadonlySet<string> | undefined): boolean {
+  if (hosts === undefined) return true;
+  const header = req.headers.host;
+  if (header === undefined) return false;
+  let hostname: string;
+  try {
+    hostname = new URL(`http://${header}`).hostname;
+  } catch {
+    return false;
+  }
+  return hosts.has(hostname);
 }
 
 function sendAsset(req: IncomingMessage, res: ServerResponse, asset: DashboardAsset): void {

@@ -1,22 +1,23 @@
 import { status, type ServiceError } from '@grpc/grpc-js';
+import { InvalidArgumentError } from '@autoglm/core';
 import { ExternalScalerClient, ExternalScalerService, ScaledObjectRef, type IsActiveResponse } from '@autoglm/proto';
 import { callUnary, createClient, GrpcServer } from '@autoglm/runtime';
 import pino from 'pino';
 import { until } from '../../../test/support/until';
-import { kedaScalerHandlers, type ScaleRecommendation, type ScaleSource } from './keda-scaler';
+import { kedaScalerHandlers, modelMetricName, type ScaleRecommendation, type ScaleSource } from './keda-scaler';
 
 /** A scale advisor whose answers the test sets, counting how often each reference is asked. */
 class FakeAdvisor implements ScaleSource {
   readonly desired = new Map<string, number>();
   readonly asked = new Map<string, number>();
-  broken = false;
+  broken: Error | undefined;
 
   recommend(metadata: Readonly<Record<string, string>>): ScaleRecommendation {
-    if (this.broken) throw new TypeError('Cannot read properties of undefined (reading "replicas")');
+    if (this.broken) throw this.broken;
     const key = metadata.model !== undefined ? `model:${metadata.model}` : metadata.pool !== undefined ? `pool:${metadata.pool}` : undefined;
-    if (key === undefined) throw new Error('names neither model nor pool; set the trigger metadata to model: <served model> or pool: <agent pool>');
+    if (key === undefined) throw new InvalidArgumentError('scalerMetadata', 'names neither model nor pool; set the trigger metadata to model: <served model> or pool: <agent pool>');
     const desired = this.desired.get(key);
-    if (desired === undefined) throw new Error(`${key.replace(':', ' "')}" is unknown; set metadata ${key.split(':')[0]} to one the fleet has`);
+    if (desired === undefined) throw new InvalidArgumentError('scalerMetadata', `${key.replace(':', ' "')}" is unknown; set metadata ${key.split(':')[0]} to one the fleet has`);
     this.asked.set(key, (this.asked.get(key) ?? 0) + 1);
     return { metricName: key.replace(':', '-'), desired, active: desired > 0 };
   }
@@ -61,7 +62,7 @@ describe('KEDA external scaler', () => {
     advisor.desired.clear();
     advisor.desired.set('model:llama-3-8b', 3);
     advisor.desired.set('pool:default', 0);
-    advisor.broken = false;
+    advisor.broken = undefined;
   });
 
   afterEach(() => seen(`no StreamIsActive left open (${server.openStreams} open)`, () => server.openStreams === 0));
@@ -139,10 +140,19 @@ describe('KEDA external scaler', () => {
     });
   });
 
-  it('a fault in the advisor is INTERNAL and leaks nothing of it', async () => {
-    advisor.broken = true;
-    const err = (await callUnary(client.isActive.bind(client), LLAMA, opts).catch((e: unknown) => e)) as ServiceError;
-    expect(err.code).toBe(status.INTERNAL);
-    expect(err.details).not.toContain('replicas');
+  it('a fault in the advisor, a plain Error included, is INTERNAL and leaks nothing of it', async () => {
+    for (const fault of [new TypeError('Cannot read properties of undefined (reading "replicas")'), new Error('connect ECONNREFUSED 10.0.0.7:5432 (replicas)')]) {
+      advisor.broken = fault;
+      const err = (await callUnary(client.isActive.bind(client), LLAMA, opts).catch((e: unknown) => e)) as ServiceError;
+      expect({ fault: fault.message, code: err.code }).toEqual({ fault: fault.message, code: status.INTERNAL });
+      expect(err.details).not.toContain('replicas');
+    }
+  });
+});
+
+describe('modelMetricName', () => {
+  it('names the metric in lower-case letters, digits and dashes only', () => {
+    expect(modelMetricName('llama-3-8b')).toBe('autoglm-model-llama-3-8b');
+    expect(modelMetricName('Qwen/Qwen2.5-7B_Instruct')).toBe('autoglm-model-qwen-qwen2-5-7b-instruct');
   });
 });

@@ -1,5 +1,5 @@
 import { setTimeout as delay } from 'node:timers/promises';
-import { InvalidArgumentError } from '@autoglm/core';
+import { DomainError, InvalidArgumentError } from '@autoglm/core';
 import type { ExternalScalerService, ScaledObjectRef } from '@autoglm/proto';
 import type { ServiceHandlers } from '@autoglm/runtime';
 
@@ -18,7 +18,8 @@ export interface ScaleSource {
   /**
    * The recommendation for the ScaledObject whose scaler metadata is
    * `metadata` (e.g. {model: "llama-3-8b"} or {pool: "default"}); throws an
-   * Error with a message naming the metadata key on a bad reference.
+   * InvalidArgumentError naming the metadata key on a bad reference. Any other
+   * error is taken for a bug: KEDA sees INTERNAL, the log has the rest.
    */
   recommend(metadata: Readonly<Record<string, string>>): ScaleRecommendation;
 }
@@ -66,18 +67,24 @@ export function kedaScalerHandlers(source: ScaleSource, options: KedaScalerOptio
   };
 }
 
+/**
+ * The HPA metric's name for a model: Kubernetes wants a lower-case name of
+ * letters, digits and dashes, and model names may have others ("Qwen/Qwen2.5-7B").
+ */
+export function modelMetricName(model: string): string {
+  return `autoglm-model-${model.toLowerCase().replace(/[^a-z0-9-]/g, '-')}`;
+}
+
 function recommend(source: ScaleSource, ref: ScaledObjectRef | undefined): ScaleRecommendation {
   if (!ref) throw new InvalidArgumentError('scaledObjectRef', 'is required');
   let recommendation: ScaleRecommendation;
   try {
     recommendation = source.recommend(ref.scalerMetadata);
   } catch (err) {
-    // A plain Error is the source refusing the reference, by its contract; a
-    // DomainError already says its code; anything else (a TypeError, ...) is a
-    // bug, left to toStatus to log and hide.
-    if (err instanceof Error && err.constructor === Error) {
-      throw new InvalidArgumentError('scalerMetadata', `${err.message} (ScaledObject ${ref.namespace}/${ref.name})`);
-    }
+    // A DomainError is the source refusing the reference, with its code; it
+    // gains the ScaledObject's name. Anything else (a TypeError, a plain
+    // Error, ...) is a bug, left to toStatus to log and hide as INTERNAL.
+    if (err instanceof DomainError) throw new DomainError(err.code, `${err.message} (ScaledObject ${ref.namespace}/${ref.name})`, { cause: err });
     throw err;
   }
   const { desired } = recommendation;

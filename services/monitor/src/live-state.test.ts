@@ -3,6 +3,13 @@ import { LiveState, OTHER_TENANT } from './live-state';
 import { RingBuffer } from './live-state-ring';
 
 const T0 = 1_760_000_000_000;
+const MIB = 2 ** 20;
+
+/** Within the histograms' resolution (buckets 10 % wide) of `expected`. */
+function expectNear(actual: number | null, expected: number): void {
+  expect(actual).not.toBeNull();
+  expect(Math.abs(actual! - expected)).toBeLessThanOrEqual(expected * 0.06);
+}
 
 function ms(millis: number): Duration {
   return { seconds: Math.floor(millis / 1000), nanos: (millis % 1000) * 1e6 };
@@ -26,7 +33,8 @@ function life(id: string, tenant: string, priorityClass: PriorityClass) {
   };
 }
 
-function node(nodeId: string, state: NodeState, stateReason = ''): Event {
+/** A node's report; `noise` (under 0.005) moves its readings by less than the dashboard draws. */
+function node(nodeId: string, state: NodeState, stateReason = '', noise = 0): Event {
   return Event.fromPartial({
     kind: {
       $case: 'node',
@@ -36,8 +44,8 @@ function node(nodeId: string, state: NodeState, stateReason = ''): Event {
         stateReason,
         runningTasks: 1,
         gpus: [
-          { index: 0, name: 'NVIDIA H100', utilization: 0.8, memoryUsedBytes: 40, memoryTotalBytes: 80 },
-          { index: 1, name: 'NVIDIA H100', utilization: 0.1, memoryUsedBytes: 2, memoryTotalBytes: 80 },
+          { index: 0, name: 'NVIDIA H100', utilization: 0.8 + noise, memoryUsedBytes: 40_000 * MIB + noise * 1e9, memoryTotalBytes: 80_000 * MIB },
+          { index: 1, name: 'NVIDIA H100', utilization: 0.1, memoryUsedBytes: 2000 * MIB, memoryTotalBytes: 80_000 * MIB },
         ],
         replicas: [{ replicaId: 'r1', model: 'glm-4-9b', gpuIndices: [1], state: ReplicaState.LOADING, sequences: 3 }],
       },
@@ -93,9 +101,69 @@ describe('LiveState', () => {
       live.observe(t(TaskState.QUEUED));
       live.observe(t(TaskState.ASSIGNED, { queueTime: ms(i * 10) }));
     }
-    expect(live.tick().samples[0]).toMatchObject({ queueP50: 0.5, queueP99: 0.99 });
+    const first = live.tick().samples[0]!;
+    expectNear(first.queueP50, 0.5);
+    expectNear(first.queueP99, 0.99);
     now += 61_000;
     expect(live.tick().samples[0]).toMatchObject({ queueP50: null, queueP99: null });
+  });
+
+  it('keeps every sample of the last minute in the percentiles, however many came since', () => {
+    // A backlog 30 s ago: 200 attempts waited 30 s. Then 10,000 quick ones (2 % slow in all).
+    for (let i = 0; i < 200; i += 1) {
+      const t = life(`slow${i}`, 'acme', PriorityClass.NORMAL);
+      live.observe(t(TaskState.QUEUED));
+      live.observe(t(TaskState.ASSIGNED, { queueTime: ms(30_000) }));
+    }
+    now += 1000;
+    live.tick();
+    now += 29_000;
+    for (let i = 0; i < 10_000; i += 1) {
+      const t = life(`fast${i}`, 'acme', PriorityClass.NORMAL);
+      live.observe(t(TaskState.QUEUED));
+      live.observe(t(TaskState.ASSIGNED, { queueTime: ms(10) }));
+    }
+    now += 1000;
+    const sample = live.tick().samples[0]!;
+    expectNear(sample.queueP50!, 0.01);
+    expectNear(sample.queueP99!, 30);
+    // A minute after the backlog, it has left the window.
+    now += 30_000;
+    expectNear(live.tick().samples[0]!.queueP99, 0.01);
+  });
+
+  it('counts an arrival once: a retry re-entering the queue is no new submission', () => {
+    const a = life('a', 'acme', PriorityClass.NORMAL);
+    live.observe(a(TaskState.QUEUED));
+    live.observe(a(TaskState.ASSIGNED));
+    live.observe(a(TaskState.FAILED));
+    live.observe(a(TaskState.QUEUED));
+    now += 1000;
+    expect(live.tick().samples[0]).toMatchObject({ submitted: 1, failed: 1, pending: [0, 1, 0] });
+  });
+
+  it('lists the latest tasks that moved, newest first, once each', () => {
+    for (let i = 0; i < 30; i += 1) {
+      const t = life(`t${i}`, 'acme', PriorityClass.NORMAL);
+      live.observe(t(TaskState.QUEUED));
+      live.observe(t(TaskState.ASSIGNED));
+      live.observe(t(TaskState.RUNNING));
+    }
+    const rows = live.tick().recentTasks;
+    expect(rows.map((r) => r.taskId)).toEqual(Array.from({ length: 15 }, (_, i) => `t${29 - i}`));
+    expect(rows[0]).toEqual({ taskId: 't29', tenant: 'acme', priorityClass: 'normal', model: 'glm-4-9b', state: 'running', atMs: T0 });
+  });
+
+  it('resends a node only when what the page draws of it changed', () => {
+    live.observe(node('n1', NodeState.READY));
+    expect(live.tick().nodes).toHaveLength(1);
+    // A reading 0.4 % and 4 MB off is the same picture.
+    live.observe(node('n1', NodeState.READY, '', 0.004));
+    expect(live.tick()).toMatchObject({ nodes: [], quiet: true });
+    live.observe(node('n1', NodeState.DRAINING, '', 0.004));
+    expect(live.tick().nodes).toEqual([expect.objectContaining({ nodeId: 'n1', state: 'draining' })]);
+    live.observe(node('n1', NodeState.DRAINING, '', 0.02));
+    expect(live.tick().nodes[0]?.gpus[0]).toMatchObject({ utilization: 0.82, memoryUsedBytes: 40_000 * MIB });
   });
 
   it('keeps each node as last reported, and says which changed, which left, and when nothing moved', () => {
@@ -110,8 +178,8 @@ describe('LiveState', () => {
       quarantinedUntilMs: null,
       runningTasks: 1,
       gpus: [
-        { index: 0, name: 'NVIDIA H100', utilization: 0.8, memoryUsedBytes: 40, memoryTotalBytes: 80 },
-        { index: 1, name: 'NVIDIA H100', utilization: 0.1, memoryUsedBytes: 2, memoryTotalBytes: 80 },
+        { index: 0, name: 'NVIDIA H100', utilization: 0.8, memoryUsedBytes: 40_000 * MIB, memoryTotalBytes: 80_000 * MIB },
+        { index: 1, name: 'NVIDIA H100', utilization: 0.1, memoryUsedBytes: 2000 * MIB, memoryTotalBytes: 80_000 * MIB },
       ],
       replicas: [{ model: 'glm-4-9b', state: 'loading', gpuIndices: [1], sequences: 3 }],
     });

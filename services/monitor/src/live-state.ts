@@ -1,9 +1,10 @@
 import { NodeState, ReplicaState, TaskState, type Event, type Node, type TaskEvent } from '@autoglm/proto';
 import { timestampToMillis } from '@autoglm/core';
+import { LatencyWindow } from './live-state-latency';
 import { RingBuffer } from './live-state-ring';
 import { PRIORITY_CLASS_LABELS, type PriorityClassLabel } from './priority-class-label';
 import { durationSeconds } from './proto-time';
-import { TaskTracker, type TaskTransition } from './task-tracker';
+import { TaskTracker, type TaskLabels, type TaskTransition } from './task-tracker';
 
 /** Options of {@link LiveState}. */
 export interface LiveStateOptions {
@@ -19,7 +20,10 @@ export interface LiveStateOptions {
   readonly historySamples?: number;
   /**
    * Tenants counted under their own name; later ones are counted as "_other",
-   * so tenant names cannot grow the state without bound.
+   * so tenant names cannot grow the state without bound. A slot is never
+   * freed, even once its tenant has nothing live: a task stays counted under
+   * the name it was first counted under, and a tenant past the cap stays in
+   * "_other" until the monitor restarts.
    * @default 200
    */
   readonly maxTenants?: number;
@@ -29,7 +33,7 @@ export interface LiveStateOptions {
    */
   readonly tenantsPerSample?: number;
   /**
-   * How far back the latency percentiles look.
+   * How far back the latency percentiles look (whole seconds).
    * @default 60000
    */
   readonly latencyWindowMs?: number;
@@ -147,17 +151,23 @@ const PENDING_STATES: ReadonlySet<TaskState> = new Set([TaskState.PENDING, TaskS
 const RUNNING_STATES: ReadonlySet<TaskState> = new Set([TaskState.ASSIGNED, TaskState.RUNNING]);
 const BY_TENANT_ROWS = 20;
 const RECENT_TASK_ROWS = 15;
-/** Latency samples kept per kind: enough for percentiles, bounded at any event rate. */
-const LATENCY_SAMPLES = 4096;
+/** Transitions remembered for the recent-task rows: a task often moves twice in a row. */
+const RECENT_TRANSITIONS = RECENT_TASK_ROWS * 4;
+/** GPU memory as drawn: finer changes are noise, and would resend every node every second. */
+const MEMORY_STEP_BYTES = 100 * 2 ** 20;
+
+/** Lower-case names indexed by enum value, made once rather than per event. */
+function lowerCaseNames(names: Record<string, string | number>): readonly string[] {
+  const out: string[] = [];
+  for (const [name, value] of Object.entries(names)) if (typeof value === 'number' && value >= 0) out[value] = name.toLowerCase();
+  return out;
+}
+const TASK_STATE_NAMES = lowerCaseNames(TaskState);
+const NODE_STATE_NAMES = lowerCaseNames(NodeState);
 
 interface Counts {
   pending: number;
   running: number;
-}
-
-interface Timed {
-  readonly atMs: number;
-  readonly seconds: number;
 }
 
 /**
@@ -170,7 +180,6 @@ export class LiveState {
   private readonly since: number;
   private readonly maxTenants: number;
   private readonly tenantsPerSample: number;
-  private readonly latencyWindowMs: number;
   private readonly tracker = new TaskTracker();
   private readonly byClass: Counts[] = PRIORITY_CLASS_LABELS.map(() => ({ pending: 0, running: 0 }));
   private readonly byTenant = new Map<string, Counts>();
@@ -178,9 +187,15 @@ export class LiveState {
   private readonly changedNodes = new Set<string>();
   private readonly removedNodes = new Set<string>();
   private readonly samples: RingBuffer<LiveSample>;
-  private readonly queueWaits = new RingBuffer<Timed>(LATENCY_SAMPLES);
-  private readonly ttfts = new RingBuffer<Timed>(LATENCY_SAMPLES);
-  private readonly recent = new RingBuffer<LiveTaskRow>(RECENT_TASK_ROWS * 4);
+  private readonly queueWaits: LatencyWindow;
+  private readonly ttfts: LatencyWindow;
+  // The recent transitions, as columns: a row object is made only for the few shown.
+  private readonly recentIds: string[] = [];
+  private readonly recentLabels: TaskLabels[] = [];
+  private readonly recentStates: TaskState[] = [];
+  private readonly recentAtMs: number[] = [];
+  private recentNext = 0;
+  private recentCount = 0;
   private taskEvents = 0;
   private taskEventsAtTick = 0;
   private submitted = 0;
@@ -195,7 +210,8 @@ export class LiveState {
     this.samples = new RingBuffer(options.historySamples ?? 900);
     this.maxTenants = options.maxTenants ?? 200;
     this.tenantsPerSample = options.tenantsPerSample ?? 8;
-    this.latencyWindowMs = options.latencyWindowMs ?? 60_000;
+    this.queueWaits = new LatencyWindow(options.latencyWindowMs ?? 60_000);
+    this.ttfts = new LatencyWindow(options.latencyWindowMs ?? 60_000);
   }
 
   /** Applies one event of decision's stream. */
@@ -245,11 +261,14 @@ export class LiveState {
       .map(([name, c]) => ({ name, pending: c.pending, running: c.running }));
     const seen = new Set<string>();
     const recentTasks: LiveTaskRow[] = [];
-    for (const row of this.recent.newest(this.recent.length)) {
-      if (seen.has(row.taskId)) continue;
-      seen.add(row.taskId);
-      recentTasks.push(row);
-      if (recentTasks.length === RECENT_TASK_ROWS) break;
+    for (let i = 1; i <= this.recentCount && recentTasks.length < RECENT_TASK_ROWS; i += 1) {
+      const at = (this.recentNext - i + RECENT_TRANSITIONS) % RECENT_TRANSITIONS;
+      const taskId = this.recentIds[at]!;
+      if (seen.has(taskId)) continue;
+      seen.add(taskId);
+      const labels = this.recentLabels[at]!;
+      const state = TASK_STATE_NAMES[this.recentStates[at]!] ?? 'unspecified';
+      recentTasks.push({ taskId, tenant: labels.tenant, priorityClass: labels.priorityClass, model: labels.model, state, atMs: this.recentAtMs[at]! });
     }
     return {
       since: this.since,
@@ -270,8 +289,8 @@ export class LiveState {
       .sort(([, x], [, y]) => y.pending + y.running - (x.pending + x.running))
       .slice(0, this.tenantsPerSample);
     for (const [name, c] of busiest) tenants[name] = [c.pending, c.running];
-    const [queueP50, queueP99] = percentiles(this.queueWaits, t - this.latencyWindowMs);
-    const [ttftP50, ttftP99] = percentiles(this.ttfts, t - this.latencyWindowMs);
+    const [queueP50, queueP99] = this.queueWaits.percentiles(t);
+    const [ttftP50, ttftP99] = this.ttfts.percentiles(t);
     const sample: LiveSample = {
       t,
       pending: this.byClass.map((c) => c.pending),
@@ -302,20 +321,26 @@ export class LiveState {
     if (from !== undefined) {
       move(classCounts, from, -1);
       move(tenantCounts, from, -1);
-    } else if (PENDING_STATES.has(to)) {
-      this.submitted += 1;
     }
+    // Only creation: a retry re-entering QUEUED is new to the tracker but no arrival.
+    if (transition.reportedFrom === TaskState.UNSPECIFIED) this.submitted += 1;
     move(classCounts, to, 1);
     move(tenantCounts, to, 1);
 
-    if (to === TaskState.ASSIGNED && transition.queueWaitSeconds !== undefined) this.queueWaits.push({ atMs, seconds: transition.queueWaitSeconds });
+    if (to === TaskState.ASSIGNED && transition.queueWaitSeconds !== undefined) this.queueWaits.record(atMs, transition.queueWaitSeconds);
     if (isOutcome(transition)) {
       this.finished += 1;
       if (to !== TaskState.SUCCEEDED && to !== TaskState.CANCELLED) this.failed += 1;
     }
     const ttft = transition.result?.timeToFirstToken;
-    if (to === TaskState.SUCCEEDED && ttft !== undefined) this.ttfts.push({ atMs, seconds: durationSeconds(ttft) });
-    this.recent.push({ taskId: transition.taskId, tenant: labels.tenant, priorityClass: labels.priorityClass, model: labels.model, state: stateName(TaskState, to), atMs });
+    if (to === TaskState.SUCCEEDED && ttft !== undefined) this.ttfts.record(atMs, durationSeconds(ttft));
+    const at = this.recentNext;
+    this.recentIds[at] = transition.taskId;
+    this.recentLabels[at] = labels;
+    this.recentStates[at] = to;
+    this.recentAtMs[at] = atMs;
+    this.recentNext = (at + 1) % RECENT_TRANSITIONS;
+    if (this.recentCount < RECENT_TRANSITIONS) this.recentCount += 1;
   }
 
   private tenantCounts(tenant: string): Counts {
@@ -337,17 +362,17 @@ export class LiveState {
       this.changedNodes.delete(node.nodeId);
       return;
     }
-    this.nodes.set(node.nodeId, {
+    const view: LiveNode = {
       nodeId: node.nodeId,
-      state: stateName(NodeState, node.state),
+      state: NODE_STATE_NAMES[node.state] ?? 'unspecified',
       stateReason: node.stateReason,
       quarantinedUntilMs: node.quarantinedUntil === undefined ? null : timestampToMillis(node.quarantinedUntil),
       runningTasks: node.runningTasks,
       gpus: node.gpus.map((g) => ({
         index: g.index,
         name: g.name,
-        utilization: g.utilization,
-        memoryUsedBytes: g.memoryUsedBytes,
+        utilization: Math.round(g.utilization * 100) / 100,
+        memoryUsedBytes: Math.round(g.memoryUsedBytes / MEMORY_STEP_BYTES) * MEMORY_STEP_BYTES,
         memoryTotalBytes: g.memoryTotalBytes,
       })),
       replicas: node.replicas.map((r) => ({
@@ -356,7 +381,11 @@ export class LiveState {
         gpuIndices: [...r.gpuIndices],
         sequences: r.sequences,
       })),
-    });
+    };
+    // Every node reports every second; only a change the page would draw is sent.
+    const previous = this.nodes.get(node.nodeId);
+    if (previous !== undefined && sameNode(previous, view)) return;
+    this.nodes.set(node.nodeId, view);
     this.changedNodes.add(node.nodeId);
     this.removedNodes.delete(node.nodeId);
   }
@@ -388,19 +417,19 @@ function sameReadings(a: LiveSample, b: LiveSample): boolean {
   return JSON.stringify(x) === JSON.stringify(y);
 }
 
-function stateName(names: Record<number, string>, value: number): string {
-  return (names[value] ?? 'unspecified').toLowerCase();
-}
-
-/** Median and 99th percentile (nearest rank) of the samples since `fromMs`; null without any. */
-function percentiles(ring: RingBuffer<Timed>, fromMs: number): [number | null, number | null] {
-  const values: number[] = [];
-  for (const s of ring.newest(ring.length)) {
-    if (s.atMs < fromMs) break;
-    values.push(s.seconds);
+function sameNode(a: LiveNode, b: LiveNode): boolean {
+  if (a.state !== b.state || a.stateReason !== b.stateReason || a.quarantinedUntilMs !== b.quarantinedUntilMs || a.runningTasks !== b.runningTasks) return false;
+  if (a.gpus.length !== b.gpus.length || a.replicas.length !== b.replicas.length) return false;
+  for (let i = 0; i < a.gpus.length; i += 1) {
+    const x = a.gpus[i]!;
+    const y = b.gpus[i]!;
+    if (x.index !== y.index || x.name !== y.name || x.utilization !== y.utilization || x.memoryUsedBytes !== y.memoryUsedBytes || x.memoryTotalBytes !== y.memoryTotalBytes) return false;
   }
-  if (values.length === 0) return [null, null];
-  values.sort((a, b) => a - b);
-  const rank = (p: number): number => values[Math.min(values.length - 1, Math.max(0, Math.ceil(p * values.length) - 1))]!;
-  return [rank(0.5), rank(0.99)];
+  for (let i = 0; i < a.replicas.length; i += 1) {
+    const x = a.replicas[i]!;
+    const y = b.replicas[i]!;
+    if (x.model !== y.model || x.state !== y.state || x.sequences !== y.sequences || x.gpuIndices.length !== y.gpuIndices.length) return false;
+    if (x.gpuIndices.some((g, j) => g !== y.gpuIndices[j])) return false;
+  }
+  return true;
 }

@@ -1,3 +1,4 @@
+import { InvalidArgumentError } from '@autoglm/core';
 import { DecisionServiceClient, ExternalScalerService, MonitorServiceService } from '@autoglm/proto';
 import { createClient, createLogger, GrpcServer, loadTls, type Logger, type RunningService } from '@autoglm/runtime';
 import type { MonitorConfig } from './config';
@@ -5,7 +6,7 @@ import { followDecisionEvents } from './event-feed';
 import { FeedbackDriver } from './feedback-driver';
 import { FeedbackMetrics } from './feedback-metrics';
 import { startHttpServer } from './http-server';
-import { kedaScalerHandlers, type ScaleSource } from './keda-scaler';
+import { kedaScalerHandlers, modelMetricName, type ScaleSource } from './keda-scaler';
 import { LiveState } from './live-state';
 import { MonitorMetrics } from './metrics';
 import { timestampFromMillis } from './proto-time';
@@ -57,7 +58,7 @@ export async function startMonitor(config: MonitorConfig, logger: Logger = creat
     logger,
   );
   feedback.start();
-  const http = await startHttpServer({ ...splitHostPort(config.httpListen), metrics, summary, live, feedback, decision, logger });
+  const http = await startHttpServer({ ...splitHostPort(config.httpListen), allowedHosts: config.allowedHosts, metrics, summary, live, feedback, decision, logger });
   // MonitorService: any certificate of the mesh (with TLS). The parser forwards users' calls.
   const server = new GrpcServer({ logger, tls, requireClientCertificate: true });
   server.addService(MonitorServiceService, {
@@ -111,14 +112,14 @@ function scaleSource(feedback: FeedbackDriver): ScaleSource {
       if (model) {
         const r = feedback.loop.scale.find('model', model);
         const desired = r?.desired ?? 0;
-        return { metricName: `autoglm-model-${model}`, desired, active: desired > 0 };
+        return { metricName: modelMetricName(model), desired, active: desired > 0 };
       }
       if (pool) {
-        if (pool !== 'default') throw new Error(`pool "${pool}" is not known; the monitor recommends agents for pool "default"`);
+        if (pool !== 'default') throw new InvalidArgumentError('scalerMetadata', `pool "${pool}" is not known; the monitor recommends agents for pool "default"`);
         const desired = feedback.loop.scale.find('pool', pool)?.desired ?? 0;
         return { metricName: 'autoglm-pool-default', desired, active: desired > 0 };
       }
-      throw new Error('the trigger metadata names neither "model" nor "pool"; set model: <model name> or pool: default');
+      throw new InvalidArgumentError('scalerMetadata', 'the trigger metadata names neither "model" nor "pool"; set model: <model name> or pool: default');
     },
   };
 }
