@@ -27,7 +27,9 @@ import { flag, percentile, printTable, rssMb, writeResult } from './lib/report';
  * feedback loop, the dashboard's live state), plus the loop's evaluation
  * every 10 simulated seconds and the dashboard's update every second (built
  * and serialised as its SSE clients are sent it).
- * Generating and encoding the stream is not timed. `--hour` runs a whole
+ * Generating and encoding the stream is not timed. With
+ * NODE_OPTIONS=--expose-gc the heap is measured after a collection (what is
+ * live), otherwise with garbage in it. `--hour` runs a whole
  * simulated hour (about 94 million events at the defaults: minutes).
  */
 export async function monitor(args: string[]): Promise<void> {
@@ -85,6 +87,8 @@ export async function monitor(args: string[]): Promise<void> {
     busyNs += tickEnded - started;
     if (checkpoints.has(s)) {
       const busySeconds = Number(busyNs) / 1e9;
+      // Live heap, not garbage yet to be collected, when the run allows it (NODE_OPTIONS=--expose-gc).
+      (globalThis as { gc?: () => void }).gc?.();
       const mem = process.memoryUsage();
       const point = { simulatedSeconds: s, events, eventsPerSecond: Math.round(events / busySeconds), cpuShare: busySeconds / s, rssMb: rssMb(), heapMb: Math.round(mem.heapUsed / 2 ** 20) };
       series.push(point);
