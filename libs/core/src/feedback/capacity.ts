@@ -32,10 +32,10 @@ export interface ModelDemand {
  * with nothing in flight and not one request expected over the horizon needs
  * none (the bound's tail alone never keeps a replica).
  */
-export function replicasNeeded(d: ModelDemand, targetLoad: number, useUpper = true): number {
+export function replicasNeeded(d: ModelDemand, targetLoad: number): number {
   if (d.inFlight === 0 && d.expectedInHorizon < 1) return 0;
-  const rate = useUpper ? d.upperRatePerSecond : d.ratePerSecond;
-  const concurrency = Math.max(rate * d.meanRunSeconds, d.inFlight);
+  // The upper bound: capacity planned for the mean would be short half the time.
+  const concurrency = Math.max(d.upperRatePerSecond * d.meanRunSeconds, d.inFlight);
   if (concurrency <= 0) return 0;
   const byTokens = d.replicaCapacityTokens > 0 && d.meanTokens > 0 ? d.replicaCapacityTokens / d.meanTokens : Infinity;
   const perReplica = Math.max(1, targetLoad * Math.min(d.sequencesPerReplica, byTokens));
