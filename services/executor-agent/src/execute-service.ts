@@ -1,6 +1,6 @@
 import { ExecuteDone, ExecutorServiceService, type ExecuteRequest, type ExecuteResponse } from '@autoglm/proto';
 import { FailedPreconditionError, InvalidArgumentError, toDuration, UnavailableError } from '@autoglm/core';
-import { readStartThenCancel, type CallContext, type Logger, type ServiceHandlers, type StreamSink } from '@autoglm/runtime';
+import { readStartThenCancel, trace, type CallContext, type Logger, type ServiceHandlers, type StreamSink } from '@autoglm/runtime';
 import type { Agent } from './agent';
 import { ExecutionError, type Backend } from './backends';
 
@@ -27,6 +27,8 @@ async function execute(
   if (!started) return;
   const lease = started.start.lease;
   if (!lease?.taskId) throw new InvalidArgumentError('start.lease', 'is required');
+  // The call's span names its task, as an assignment's agent.execute span does: a trace is found by task id.
+  trace.getActiveSpan()?.setAttributes({ 'autoglm.task_id': lease.taskId, 'autoglm.attempt': lease.attempt, 'autoglm.node_id': nodeId });
   const cancel = new AbortController();
   started.signal.addEventListener('abort', () => cancel.abort(started.signal.reason), { once: true });
   const claimed = await agent.claim(lease, cancel.signal);
