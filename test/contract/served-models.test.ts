@@ -59,7 +59,7 @@ describe('a model an OpenAI-compatible server lists', () => {
       AgentConfigSchema.parse({ listen: '127.0.0.1:0', decisionAddress: decision.grpcAddress, nodeId: 'vllm-1', backend: 'openai', openaiBaseUrl: baseUrl, openaiRefreshMs: 200 }),
       quiet,
     );
-    parser = await startParser(ParserConfigSchema.parse({ listen: '127.0.0.1:0', decisionAddress: decision.grpcAddress }), quiet);
+    parser = await startParser(ParserConfigSchema.parse({ listen: '127.0.0.1:0', openaiListen: '127.0.0.1:0', decisionAddress: decision.grpcAddress }), quiet);
     client = new AutoglmClient({ address: parser.grpcAddress, tenant: 'served', token: readFileSync(tokenFile, 'utf8').trim() });
     await until(async () => ((await client.listNodes()).nodes.some((n) => n.replicas.length > 0) ? true : undefined), 10_000, "the agent and its server's replica");
   }, 30_000);

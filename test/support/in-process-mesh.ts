@@ -25,6 +25,8 @@ export interface InProcessMesh {
   decision: RunningDecision;
   agent: RunningService;
   parser: RunningService;
+  /** The parser's OpenAI-compatible API: `https://127.0.0.1:<port>/v1` (http:// without `tls`); undefined when the test turned it off. */
+  openaiUrl: string | undefined;
   /** With `monitor`: the monitor, its feedback loop included. */
   monitor: RunningMonitor | undefined;
   /** Fails unless every stream a test opened has closed (the agent's Connect is the one expected). */
@@ -86,7 +88,7 @@ export async function startInProcessMesh(options: InProcessMeshOptions = {}): Pr
       )
     : undefined;
   const parser = await startParser(
-    ParserConfigSchema.parse({ listen: '127.0.0.1:0', decisionAddress: decision.grpcAddress, ...(monitor ? { monitorAddress: monitor.grpcAddress } : {}), ...tlsOf('parser'), ...options.parser }),
+    ParserConfigSchema.parse({ listen: '127.0.0.1:0', openaiListen: '127.0.0.1:0', decisionAddress: decision.grpcAddress, ...(monitor ? { monitorAddress: monitor.grpcAddress } : {}), ...tlsOf('parser'), ...options.parser }),
     quiet,
   );
   const adminToken = readFileSync(tokenFile, 'utf8').trim();
@@ -104,6 +106,7 @@ export async function startInProcessMesh(options: InProcessMeshOptions = {}): Pr
     decision,
     agent,
     parser,
+    openaiUrl: parser.httpAddress === undefined ? undefined : `${pki ? 'https' : 'http'}://${parser.httpAddress}/v1`,
     monitor,
     expectNoLeakedStreams: async () => {
       await until(

@@ -70,7 +70,10 @@ interface JaegerTrace {
     if (jaeger && jaeger.exitCode === null) {
       const exited = new Promise((resolve) => jaeger!.once('exit', resolve));
       jaeger.kill('SIGTERM');
+      // Its graceful shutdown may take a while; a test's Jaeger keeps nothing worth waiting for.
+      const kill = setTimeout(() => jaeger?.kill('SIGKILL'), 5000);
       await exited;
+      clearTimeout(kill);
     }
     data.remove();
   }, 60_000);

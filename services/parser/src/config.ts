@@ -9,6 +9,12 @@ export const ParserConfigSchema = z.object({
   ...tlsConfigShape,
   /** Public gRPC listen address. */
   listen: hostPort.default('127.0.0.1:50051'),
+  /**
+   * The OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions,
+   * /v1/models): its listen address, HTTPS with the parser's certificate
+   * when TLS is configured; "off" serves none.
+   */
+  openaiListen: z.union([z.literal('off'), hostPort]).default('127.0.0.1:8000'),
   /** decision's address. */
   decisionAddress: hostPort.default('127.0.0.1:50052'),
   /** The monitor's address (alerts, SLOs, scale recommendations in ClusterService). */
@@ -74,6 +80,7 @@ export function loadParserConfig(env: NodeJS.ProcessEnv = process.env): ParserCo
   return loadConfig('parser', ParserConfigSchema, {
     ...TLS_ENV,
     listen: 'AUTOGLM_PARSER_LISTEN',
+    openaiListen: 'AUTOGLM_OPENAI_LISTEN',
     decisionAddress: 'AUTOGLM_DECISION_ADDRESS',
     monitorAddress: 'AUTOGLM_MONITOR_ADDRESS',
     gpuMemoryGb: 'AUTOGLM_GPU_MEMORY_GB',

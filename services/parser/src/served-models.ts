@@ -38,6 +38,11 @@ export class ServedModels {
     return this.models.get(model);
   }
 
+  /** Every model some agent's server lists, as last read. */
+  names(): string[] {
+    return [...this.models.keys()];
+  }
+
   /** Reads decision again when `model` is unknown here and the last read is over a second old. */
   async lookUp(model: string, inCatalog: boolean): Promise<void> {
     if (model === '' || inCatalog || this.models.has(model) || performance.now() - this.readAtMs < MISS_RETRY_MS) return;

@@ -15,6 +15,7 @@ import { authServiceHandlers } from './auth-service';
 import { Authenticator, lookUpOrUndefined } from './authenticate';
 import { gpuMemoryBytes, type ParserConfig } from './config';
 import { OidcVerifier } from './oidc';
+import { startOpenAiServer } from './openai/openai-server';
 import { EnqueueBatcher } from './enqueue-batcher';
 import { scheduleHandlers } from './schedule-service';
 import { ServedModels } from './served-models';
@@ -73,12 +74,38 @@ export async function startParser(config: ParserConfig, logger: Logger = createL
   const schedules = createClient(DecisionScheduleServiceClient, config.decisionAddress, { tls });
   server.addService(ScheduleServiceService, scheduleHandlers({ ...deps, schedules }));
   server.addService(AuthServiceService, authServiceHandlers({ auth, tokens, decisionTimeoutMs: config.decisionTimeoutMs }));
-  const grpcAddress = await server.listen(config.listen);
+  // OpenAI's HTTP API on its own port, over the same handlers (Infer, the catalog): one path, one policy.
+  const openai =
+    config.openaiListen === 'off'
+      ? undefined
+      : await startOpenAiServer({
+          listen: config.openaiListen,
+          tls,
+          maxBodyBytes: config.maxMessageBytes,
+          deps,
+          catalogModels: () => catalog.names(),
+          servedModels: () => served.names(),
+          knownModel: (model) => catalog.has(model) || served.get(model) !== undefined,
+          logger,
+        });
+  if (openai && !tls) logger.warn('no TLS (AUTOGLM_TLS_CA, _CERT, _KEY unset): the OpenAI-compatible endpoint is plain HTTP, API tokens included');
+  let grpcAddress: string;
+  try {
+    grpcAddress = await server.listen(config.listen);
+  } catch (err) {
+    await openai?.close();
+    throw err;
+  }
   return {
     grpcAddress,
+    // The OpenAI-compatible endpoint's host:port (the supervisor's ready message carries it).
+    httpAddress: openai?.address,
     logger,
-    openStreams: () => server.openStreams,
+    // OpenAI requests in flight count as open streams: a leak check sees them too.
+    openStreams: () => server.openStreams + (openai?.openRequests ?? 0),
     stop: async () => {
+      // First: its open requests end (their tasks cancelled) while decision and the agents are still reachable.
+      await openai?.close();
       served.stop();
       await server.shutdown();
       decision.close();

@@ -46,8 +46,9 @@ export interface MeshOptions {
    */
   timeScale?: number;
   /**
-   * `'default'`: the documented local ports (parser 50051, decision 50052,
-   * monitor 50053 and HTTP 8080, agents 50060 and up, command agents 50316 and up). `'ephemeral'`: port 0
+   * `'default'`: the documented local ports (parser 50051 and its
+   * OpenAI-compatible API 8000, decision 50052, monitor 50053 and HTTP 8080,
+   * agents 50060 and up, command agents 50316 and up). `'ephemeral'`: port 0
    * everywhere, each service picks a free port (tests).
    * @default 'default'
    */
@@ -114,6 +115,8 @@ export interface PortPlan {
   /** The monitor's KEDA external scaler. */
   keda: string;
   parser: string;
+  /** The parser's OpenAI-compatible HTTP API. */
+  openai: string;
   agent: (index: number) => string;
   commandAgent: (index: number) => string;
 }
@@ -123,6 +126,7 @@ export function portPlan(ports: 'default' | 'ephemeral', host: string): PortPlan
   const at = (port: number): string => `${host}:${ports === 'ephemeral' ? 0 : port}`;
   return {
     parser: at(50051),
+    openai: at(8000),
     decision: at(50052),
     monitor: at(50053),
     monitorHttp: at(8080),

@@ -32,8 +32,9 @@ const [host, port] = split(process.env[key]);
 const grpc = net.createServer((socket) => socket.end()).listen(port, host, () => {
   const grpcAddress = host + ':' + grpc.address().port;
   if (behaviour === 'silent') return console.log('listening on ' + grpcAddress + ' but never saying so');
-  if (service !== 'monitor') return process.send({ type: 'ready', service, grpcAddress });
-  const [httpHost, httpPort] = split(process.env.AUTOGLM_MONITOR_HTTP_LISTEN);
+  const httpListen = { monitor: process.env.AUTOGLM_MONITOR_HTTP_LISTEN, parser: process.env.AUTOGLM_OPENAI_LISTEN }[service];
+  if (!httpListen) return process.send({ type: 'ready', service, grpcAddress });
+  const [httpHost, httpPort] = split(httpListen);
   const web = http.createServer((req, res) => res.end('ok')).listen(httpPort, httpHost, () =>
     process.send({ type: 'ready', service, grpcAddress, httpAddress: httpHost + ':' + web.address().port }),
   );
@@ -132,6 +133,9 @@ describe('startMesh', () => {
     expect(mesh.dashboardUrl).toBe(mesh.metricsUrl.replace(/metrics$/, ''));
     const metrics = await fetch(mesh.metricsUrl);
     expect(await metrics.text()).toBe('ok');
+    // The parser's OpenAI-compatible API, on the port it reported (HTTPS: the mesh has TLS).
+    expect(mesh.openaiUrl).toMatch(/^https:\/\/127\.0\.0\.1:[1-9]\d*\/v1$/);
+    await expect(canConnect(new URL(mesh.openaiUrl).host)).resolves.toBe(true);
 
     const logs = path.join(mesh.dataDir, 'logs');
     const [agent] = startsIn(path.join(logs, 'agent-2.log'));
@@ -152,7 +156,7 @@ describe('startMesh', () => {
     expect(decision?.env.AUTOGLM_BOOTSTRAP_TOKEN_FILE).toBe(path.join(mesh.dataDir, 'admin-token'));
     expect(statSync(mesh.dataDir).mode & 0o777).toBe(0o700);
     const [parser] = startsIn(path.join(logs, 'parser.log'));
-    expect(parser?.env.AUTOGLM_DECISION_ADDRESS).toBe(mesh.decisionAddress);
+    expect(parser?.env).toMatchObject({ AUTOGLM_DECISION_ADDRESS: mesh.decisionAddress, AUTOGLM_OPENAI_LISTEN: '127.0.0.1:0' });
     const [monitor] = startsIn(path.join(logs, 'monitor.log'));
     expect(monitor?.env).toMatchObject({ AUTOGLM_MONITOR_HTTP_LISTEN: '127.0.0.1:0', AUTOGLM_DECISION_ADDRESS: mesh.decisionAddress });
     expect(lines.some((line) => line.startsWith('parser: {"msg":"starting"'))).toBe(true);
@@ -278,7 +282,7 @@ startMesh({ dataDir: ${JSON.stringify(path.join(dir, 'data'))}, ports: 'ephemera
 
   it('gives every process of the largest mesh its own default port', () => {
     const plan = portPlan('default', '127.0.0.1');
-    const ports = [plan.parser, plan.decision, plan.monitor, plan.monitorHttp, ...Array.from({ length: MAX_AGENTS }, (_, i) => plan.agent(i)), ...[0, 1, 2].map((i) => plan.commandAgent(i))];
+    const ports = [plan.parser, plan.openai, plan.decision, plan.monitor, plan.monitorHttp, plan.keda, ...Array.from({ length: MAX_AGENTS }, (_, i) => plan.agent(i)), ...[0, 1, 2].map((i) => plan.commandAgent(i))];
     expect(new Set(ports).size).toBe(ports.length);
   });
 });

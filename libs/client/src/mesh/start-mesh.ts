@@ -29,6 +29,12 @@ export interface MeshProcess {
 export interface Mesh {
   /** The public endpoint (the parser), for clients. */
   readonly publicAddress: string;
+  /**
+   * The parser's OpenAI-compatible API, as OpenAI clients take it
+   * (`https://127.0.0.1:8000/v1`; http:// without TLS). Its API key is an
+   * Open-AutoGLM token.
+   */
+  readonly openaiUrl: string;
   readonly decisionAddress: string;
   readonly monitorAddress: string;
   /** Prometheus metrics of the monitor. */
@@ -214,8 +220,9 @@ export async function startMesh(options: MeshOptions = {}): Promise<Mesh> {
     });
     await startTier([monitor, ...agentProcesses, ...commandProcesses]);
 
-    const parser = define('parser', 'parser', { grpc: plan.parser }, (listen) => ({
+    const parser = define('parser', 'parser', { grpc: plan.parser, http: plan.openai }, (listen) => ({
       AUTOGLM_PARSER_LISTEN: listen.grpc,
+      AUTOGLM_OPENAI_LISTEN: listen.http,
       AUTOGLM_DECISION_ADDRESS: decisionAddress,
       AUTOGLM_MONITOR_ADDRESS: monitor.address,
       ...tlsEnv('parser'),
@@ -223,9 +230,10 @@ export async function startMesh(options: MeshOptions = {}): Promise<Mesh> {
     await startTier([parser]);
 
     const monitorHttp = monitor.httpAddress ?? plan.monitorHttp;
-    supervisorLog(`mesh ready: public endpoint ${parser.address}`);
+    supervisorLog(`mesh ready: public endpoint ${parser.address}, OpenAI-compatible API ${parser.httpAddress ?? plan.openai}`);
     return {
       publicAddress: parser.address,
+      openaiUrl: `${useTls ? 'https' : 'http'}://${parser.httpAddress ?? plan.openai}/v1`,
       decisionAddress,
       monitorAddress: monitor.address,
       metricsUrl: `http://${monitorHttp}/metrics`,

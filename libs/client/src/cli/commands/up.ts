@@ -68,6 +68,7 @@ export function registerUp(program: Command, io: CliIo): void {
           io.stdout,
           JSON.stringify({
             publicAddress: mesh.publicAddress,
+            openaiUrl: mesh.openaiUrl,
             decisionAddress: mesh.decisionAddress,
             monitorAddress: mesh.monitorAddress,
             metricsUrl: mesh.metricsUrl,
@@ -82,6 +83,7 @@ export function registerUp(program: Command, io: CliIo): void {
         println(io.stdout, `autoglm is up: ${options.agents} agents × ${options.gpus} GPUs (${options.gpuMemory} GB), time scale ${options.timeScale}`);
         if (options.commandAgent) println(io.stdout, `  command agent    command-1 runs ${options.commandAgent.join(', ')} on this machine`);
         println(io.stdout, `  public endpoint  ${mesh.publicAddress}`);
+        println(io.stdout, `  OpenAI API       ${mesh.openaiUrl} (API key: a token, as below)`);
         println(io.stdout, `  metrics          ${mesh.metricsUrl}`);
         println(io.stdout, `  dashboard        ${mesh.dashboardUrl}`);
         println(io.stdout, `  logs             ${mesh.dataDir}/logs`);
