@@ -5,6 +5,7 @@ import { homedir } from 'node:os';
 import path from 'node:path';
 import { AutoglmClient, startMesh, type Mesh } from '@autoglm/client';
 import { TaskState } from '@autoglm/proto';
+import { fetchTrusting } from '../support/fetch-trusting';
 import { tempDir } from '../support/temp-dir';
 import { until } from '../support/until';
 
@@ -126,6 +127,21 @@ interface JaegerTrace {
     const t = describeTrace(await traceOf(taskId));
     expect(t.services).toEqual(['autoglm-decision', 'autoglm-executor-agent', 'autoglm-parser']);
     expect(t.names).toEqual(expect.arrayContaining(['/autoglm.v1.TaskService/Infer']));
+    expect(t.orphans).toEqual([]);
+  }, 60_000);
+
+  it('shows an OpenAI chat completion as one trace across parser, decision and the agent', async () => {
+    const res = await fetchTrusting(mesh!.ca!)(`${mesh!.openaiUrl}/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${mesh!.adminToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'glm-4-9b', messages: [{ role: 'user', content: 'trace me' }], max_tokens: 4 }),
+    });
+    expect(res.status).toBe(200);
+    const taskId = res.headers.get('x-autoglm-task-id')!;
+    await res.json();
+    const t = describeTrace(await traceOf(taskId));
+    expect(t.services).toEqual(['autoglm-decision', 'autoglm-executor-agent', 'autoglm-parser']);
+    expect(t.names).toEqual(expect.arrayContaining(['POST /v1/chat/completions']));
     expect(t.orphans).toEqual([]);
   }, 60_000);
 });
