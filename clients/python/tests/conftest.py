@@ -42,6 +42,8 @@ class Mesh:
     admin_token: str
     ca_file: str
     data_dir: Path
+    # The parser's OpenAI-compatible API, as OpenAI's clients take it: https://host:port/v1.
+    openai_url: str
 
 
 @pytest.fixture(scope="session")
@@ -65,6 +67,7 @@ def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mesh]:
             admin_token=Path(ready["adminTokenFile"]).read_text().strip(),
             ca_file=ready["caFile"],
             data_dir=data_dir,
+            openai_url=ready["openaiUrl"],
         )
     finally:
         # As Ctrl-C: `autoglm up` stops every service and exits; a second SIGINT would kill them at once.
