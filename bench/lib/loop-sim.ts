@@ -1,8 +1,6 @@
 import {
   DEFAULT_FEEDBACK_CONFIG,
-  DEFAULT_PLACEMENT_POLICY,
   FeedbackLoop,
-  Fleet,
   RunTimePredictor,
   seededRandom,
   type BoostChange,
@@ -20,6 +18,7 @@ import { LoopDispatcher } from './loop-dispatcher';
 import type { LoopModel } from './loop-workload';
 import type { FleetShape, Work } from './quality-workload';
 import { EndHeap } from './end-heap';
+import { simFleet } from './sim-fleet';
 
 export interface LoopSimOptions {
   fleet: FleetShape;
@@ -97,24 +96,8 @@ export function simulateLoop(work: readonly Work[], o: LoopSimOptions): LoopTrac
   let now = 0;
   const shapes = new Map(o.models.map((m) => [m.shape.name, m.shape]));
   const coldStartMs = new Map(o.models.map((m) => [m.shape.name, m.coldStartMs]));
-  const fleet = new Fleet(
-    { ...DEFAULT_PLACEMENT_POLICY, maxGpuUtilization: 1, maxGpuMemoryFraction: o.fleet.memoryFraction, staleTelemetryMs: Infinity },
-    () => now,
-    (model) => shapes.get(model),
-    seededRandom(1),
-  );
-  for (let n = 0; n < o.fleet.nodes; n++) {
-    fleet.upsert({
-      nodeId: `node-${n}`,
-      address: '',
-      models: ['*'],
-      backends: ['sim'],
-      cpuMillis: 0,
-      memoryBytes: 0,
-      maxSequencesPerReplica: o.fleet.slotsPerGpu,
-      gpus: Array.from({ length: o.fleet.gpusPerNode }, (_, i) => ({ index: i, memoryTotalBytes: o.fleet.gpuMemoryBytes })),
-    });
-  }
+  const fleet = simFleet(o.fleet, () => now, (model) => shapes.get(model));
+
   const scheduler = new LoopDispatcher(fleet, o.tenants, o.fleet.gpusPerNode, o.sloTtftMs);
   const loop = new FeedbackLoop(o.feedback ?? DEFAULT_FEEDBACK_CONFIG, undefined, undefined, o.tickMs);
   const predictor = new RunTimePredictor();

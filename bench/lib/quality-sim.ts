@@ -1,8 +1,9 @@
-import { DEFAULT_PLACEMENT_POLICY, Fleet, RunTimePredictor, seededRandom, type Claim, type Policy, type PRESETS, type ReplicaReport } from '@autoglm/core';
+import { RunTimePredictor, type Claim, type Fleet, type Policy, type PRESETS, type ReplicaReport } from '@autoglm/core';
 import { MODELS } from './quality-mix';
 import { PredictionLedger, type PredictionError } from './prediction-error';
 import type { FleetShape, Work, Workload } from './quality-workload';
 import { EndHeap } from './end-heap';
+import { simFleet } from './sim-fleet';
 
 export type PolicyName = 'fifo' | 'fifo-easy' | 'static' | 'dynamic';
 
@@ -96,24 +97,8 @@ const SHAPES = new Map(MODELS.map((m) => [m.shape.name, m.shape]));
 export function simulate(workload: Workload, policy: PolicyName, makeScheduler: SchedulerFactory, o: SimOptions): RunTrace {
   const started = process.hrtime.bigint();
   let now = 0;
-  const fleet = new Fleet(
-    { ...DEFAULT_PLACEMENT_POLICY, maxGpuUtilization: 1, maxGpuMemoryFraction: o.fleet.memoryFraction, staleTelemetryMs: Infinity, mode: o.placement },
-    () => now,
-    (model) => SHAPES.get(model),
-    seededRandom(1),
-  );
-  for (let n = 0; n < o.fleet.nodes; n++) {
-    fleet.upsert({
-      nodeId: `node-${n}`,
-      address: '',
-      models: ['*'],
-      backends: ['sim'],
-      cpuMillis: 0,
-      memoryBytes: 0,
-      maxSequencesPerReplica: o.fleet.slotsPerGpu,
-      gpus: Array.from({ length: o.fleet.gpusPerNode }, (_, i) => ({ index: i, memoryTotalBytes: o.fleet.gpuMemoryBytes })),
-    });
-  }
+  const fleet = simFleet(o.fleet, () => now, (model) => SHAPES.get(model), o.placement);
+
   const running = new Map<string, Attempt>();
   const runningByNode = new Map<string, Set<Attempt>>();
   const view: RunningView = { on: (nodeId) => runningByNode.get(nodeId) ?? [] };
