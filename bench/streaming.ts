@@ -55,7 +55,7 @@ export async function streaming(args: string[]): Promise<void> {
 
   const warm = await startWarmMesh(shape);
   const direct = await DirectFleet.start(shape, warm.replicas, request);
-  const door = openaiDoor(warm.mesh.openaiUrl, warm.mesh.adminToken, warm.mesh.ca);
+  const door = openaiDoor(warm.mesh.openaiUrl!, warm.mesh.adminToken, warm.mesh.ca);
   const records: RoundRecord[] = [];
   let replicasAtEnd = warm.replicas.length;
   try {

@@ -1,6 +1,6 @@
 import { InvalidArgumentError } from 'commander';
 import { PriorityClass, TaskState } from '@autoglm/proto';
-import { durationFromMs, idsFromText, parseBytes, parseDeadline, parseDurationMs, parseLabel, parsePriorityClass, parseTaskState, splitCommand } from './parse';
+import { durationFromMs, idsFromText, parseBytes, parseDeadline, parseDurationMs, parseLabel, parseListen, parsePriorityClass, parseTaskState, splitCommand } from './parse';
 
 describe('CLI argument parsing', () => {
   it('reads sizes: a bare K, M, G or T is binary (as Slurm and Docker read it), KB to TB decimal', () => {
@@ -20,6 +20,14 @@ describe('CLI argument parsing', () => {
     expect(() => parseDurationMs('2')).toThrow(InvalidArgumentError);
     expect(() => parseDurationMs('soon')).toThrow(/not a duration/);
     expect(durationFromMs(2500)).toEqual({ seconds: 2, nanos: 500_000_000 });
+  });
+
+  it('reads listen addresses: host:port or off', () => {
+    expect(parseListen('127.0.0.1:8001')).toBe('127.0.0.1:8001');
+    expect(parseListen('[::1]:8001')).toBe('[::1]:8001');
+    expect(parseListen('off')).toBe('off');
+    expect(() => parseListen('8001')).toThrow('"8001" is not host:port (for example 127.0.0.1:8001) or off');
+    expect(() => parseListen('127.0.0.1:70000')).toThrow(InvalidArgumentError);
   });
 
   it('reads deadlines relative to now or as ISO times', () => {

@@ -1,4 +1,5 @@
 import { toDuration, toTimestamp } from '@autoglm/core';
+import { hostPort } from '@autoglm/runtime';
 import { InvalidArgumentError } from 'commander';
 import { type Duration, PriorityClass, TaskState, type Timestamp } from '@autoglm/proto';
 
@@ -26,6 +27,12 @@ export function parseDeadline(text: string, now: number = Date.now()): Timestamp
     throw new InvalidArgumentError(`"${text}" is neither an ISO time (2025-01-31T18:00:00Z) nor a relative one (+30s, +5m)`);
   }
   return toTimestamp(ms);
+}
+
+/** A listen address: `host:port`, or `off`. */
+export function parseListen(text: string): string {
+  if (text === 'off' || hostPort.safeParse(text).success) return text;
+  throw new InvalidArgumentError(`"${text}" is not host:port (for example 127.0.0.1:8001) or off`);
 }
 
 /** An integer within bounds. */

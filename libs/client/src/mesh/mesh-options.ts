@@ -54,6 +54,13 @@ export interface MeshOptions {
    */
   ports?: 'default' | 'ephemeral';
   /**
+   * Where the parser's OpenAI-compatible API listens (`host:port`), over the
+   * port plan; `'off'` serves none. 8000 is also vLLM's default port, so a
+   * machine running vLLM next to the mesh moves one of them.
+   * @default the port plan's (8000, or port 0 with ephemeral ports)
+   */
+  openaiListen?: string;
+  /**
    * Host every service listens on.
    * @default '127.0.0.1'
    */

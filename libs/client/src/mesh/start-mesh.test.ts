@@ -33,7 +33,7 @@ const grpc = net.createServer((socket) => socket.end()).listen(port, host, () =>
   const grpcAddress = host + ':' + grpc.address().port;
   if (behaviour === 'silent') return console.log('listening on ' + grpcAddress + ' but never saying so');
   const httpListen = { monitor: process.env.AUTOGLM_MONITOR_HTTP_LISTEN, parser: process.env.AUTOGLM_OPENAI_LISTEN }[service];
-  if (!httpListen) return process.send({ type: 'ready', service, grpcAddress });
+  if (!httpListen || httpListen === 'off') return process.send({ type: 'ready', service, grpcAddress });
   const [httpHost, httpPort] = split(httpListen);
   const web = http.createServer((req, res) => res.end('ok')).listen(httpPort, httpHost, () =>
     process.send({ type: 'ready', service, grpcAddress, httpAddress: httpHost + ':' + web.address().port }),
@@ -135,7 +135,7 @@ describe('startMesh', () => {
     expect(await metrics.text()).toBe('ok');
     // The parser's OpenAI-compatible API, on the port it reported (HTTPS: the mesh has TLS).
     expect(mesh.openaiUrl).toMatch(/^https:\/\/127\.0\.0\.1:[1-9]\d*\/v1$/);
-    await expect(canConnect(new URL(mesh.openaiUrl).host)).resolves.toBe(true);
+    await expect(canConnect(new URL(mesh.openaiUrl!).host)).resolves.toBe(true);
 
     const logs = path.join(mesh.dataDir, 'logs');
     const [agent] = startsIn(path.join(logs, 'agent-2.log'));
@@ -161,6 +161,16 @@ describe('startMesh', () => {
     expect(monitor?.env).toMatchObject({ AUTOGLM_MONITOR_HTTP_LISTEN: '127.0.0.1:0', AUTOGLM_DECISION_ADDRESS: mesh.decisionAddress });
     expect(lines.some((line) => line.startsWith('parser: {"msg":"starting"'))).toBe(true);
     expect(lines.some((line) => line.startsWith('mesh: ') && line.includes('mesh ready'))).toBe(true);
+  });
+
+  it('moves the OpenAI-compatible API where it is told, or serves none, and refuses an address that is not one', async () => {
+    mesh = await start({ openaiListen: 'off' });
+    expect(mesh.openaiUrl).toBeUndefined();
+    expect(startsIn(path.join(mesh.dataDir, 'logs', 'parser.log'))[0]?.env.AUTOGLM_OPENAI_LISTEN).toBe('off');
+    await mesh.stop();
+    mesh = await start({ openaiListen: '127.0.0.1:0' });
+    expect(mesh.openaiUrl).toMatch(/^https:\/\/127\.0\.0\.1:[1-9]\d*\/v1$/);
+    await expect(start({ openaiListen: '8001' })).rejects.toThrow('openaiListen: "8001" is not host:port (for example 127.0.0.1:8001) or off');
   });
 
   it('restarts a process killed with SIGKILL on the same address', async () => {

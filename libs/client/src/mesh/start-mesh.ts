@@ -1,5 +1,6 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { hostPort } from '@autoglm/runtime';
 import { LogSink } from './log-sink';
 import { MeshStartError } from './mesh-start-error';
 import { ensureMeshPki } from './pki';
@@ -32,9 +33,9 @@ export interface Mesh {
   /**
    * The parser's OpenAI-compatible API, as OpenAI clients take it
    * (`https://127.0.0.1:8000/v1`; http:// without TLS). Its API key is an
-   * Open-AutoGLM token.
+   * Open-AutoGLM token. Undefined when `openaiListen` is off.
    */
-  readonly openaiUrl: string;
+  readonly openaiUrl: string | undefined;
   readonly decisionAddress: string;
   readonly monitorAddress: string;
   /** Prometheus metrics of the monitor. */
@@ -75,6 +76,9 @@ export async function startMesh(options: MeshOptions = {}): Promise<Mesh> {
   const adminTokenFile = path.join(dataDir, ADMIN_TOKEN_FILE);
   const agents = options.agents ?? 4;
   if (!Number.isInteger(agents) || agents < 0 || agents > MAX_AGENTS) throw new RangeError(`agents: ${agents} is not a whole number from 0 to ${MAX_AGENTS}`);
+  if (options.openaiListen !== undefined && options.openaiListen !== 'off' && !hostPort.safeParse(options.openaiListen).success) {
+    throw new RangeError(`openaiListen: "${options.openaiListen}" is not host:port (for example 127.0.0.1:8001) or off`);
+  }
   const backoff: RestartBackoff = {
     initialMs: options.restartBackoff?.initialMs ?? 200,
     maxMs: options.restartBackoff?.maxMs ?? 10000,
@@ -220,9 +224,11 @@ export async function startMesh(options: MeshOptions = {}): Promise<Mesh> {
     });
     await startTier([monitor, ...agentProcesses, ...commandProcesses]);
 
-    const parser = define('parser', 'parser', { grpc: plan.parser, http: plan.openai }, (listen) => ({
+    const openaiListen = options.openaiListen ?? plan.openai;
+    const openaiOn = openaiListen !== 'off';
+    const parser = define('parser', 'parser', { grpc: plan.parser, ...(openaiOn ? { http: openaiListen } : {}) }, (listen) => ({
       AUTOGLM_PARSER_LISTEN: listen.grpc,
-      AUTOGLM_OPENAI_LISTEN: listen.http,
+      AUTOGLM_OPENAI_LISTEN: listen.http ?? 'off',
       AUTOGLM_DECISION_ADDRESS: decisionAddress,
       AUTOGLM_MONITOR_ADDRESS: monitor.address,
       ...tlsEnv('parser'),
@@ -230,10 +236,11 @@ export async function startMesh(options: MeshOptions = {}): Promise<Mesh> {
     await startTier([parser]);
 
     const monitorHttp = monitor.httpAddress ?? plan.monitorHttp;
-    supervisorLog(`mesh ready: public endpoint ${parser.address}, OpenAI-compatible API ${parser.httpAddress ?? plan.openai}`);
+    const openaiUrl = openaiOn ? `${useTls ? 'https' : 'http'}://${parser.httpAddress ?? openaiListen}/v1` : undefined;
+    supervisorLog(`mesh ready: public endpoint ${parser.address}, OpenAI-compatible API ${openaiUrl ?? 'off'}`);
     return {
       publicAddress: parser.address,
-      openaiUrl: `${useTls ? 'https' : 'http'}://${parser.httpAddress ?? plan.openai}/v1`,
+      openaiUrl,
       decisionAddress,
       monitorAddress: monitor.address,
       metricsUrl: `http://${monitorHttp}/metrics`,

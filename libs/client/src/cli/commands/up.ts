@@ -4,7 +4,7 @@ import { startMesh } from '../../mesh/start-mesh';
 import { MAX_AGENTS } from '../../mesh/mesh-options';
 import { examples } from '../help';
 import { type CliIo, println } from '../io';
-import { collectList, parseChoice, parseInteger, parseNonNegative, parsePositive } from '../parse';
+import { collectList, parseChoice, parseInteger, parseListen, parseNonNegative, parsePositive } from '../parse';
 
 interface UpOptions {
   agents: number;
@@ -13,6 +13,7 @@ interface UpOptions {
   timeScale: number;
   dataDir: string;
   ports: 'default' | 'ephemeral';
+  openaiListen?: string;
   logLevel?: string;
   databaseUrl?: string;
   commandAgent?: string[];
@@ -31,6 +32,7 @@ export function registerUp(program: Command, io: CliIo): void {
     .option('--time-scale <x>', 'simulator speed-up (10 = ten times faster than real time)', parsePositive, 1)
     .option('--data-dir <dir>', 'durable state and logs', process.env.AUTOGLM_DATA_DIR ?? './.autoglm')
     .option('--ports <mode>', 'default (the documented ports) or ephemeral (any free port)', parseChoice(['default', 'ephemeral'] as const), 'default')
+    .option('--openai-listen <host:port|off>', 'where the OpenAI-compatible API listens, or off (env AUTOGLM_OPENAI_LISTEN; 8000 is also vLLM\'s default)', parseListen, process.env.AUTOGLM_OPENAI_LISTEN)
     .option('--log-level <level>', 'log level of every service (env AUTOGLM_LOG_LEVEL)')
     .option('--database-url <url>', 'external PostgreSQL for decision (env AUTOGLM_DATABASE_URL)', process.env.AUTOGLM_DATABASE_URL)
     .option(
@@ -42,7 +44,7 @@ export function registerUp(program: Command, io: CliIo): void {
     .option('--verbose', 'also print every service log line')
     .addHelpText(
       'after',
-      examples('autoglm up', 'autoglm up --agents 8 --gpus 4 --time-scale 10', 'autoglm up --command-agent /bin/sh,python3', 'autoglm up --data-dir /tmp/autoglm --json'),
+      examples('autoglm up', 'autoglm up --agents 8 --gpus 4 --time-scale 10', 'autoglm up --openai-listen 127.0.0.1:8001', 'autoglm up --command-agent /bin/sh,python3', 'autoglm up --data-dir /tmp/autoglm --json'),
     )
     .action(async (options: UpOptions, command: Command) => {
       const json = command.optsWithGlobals<{ json?: boolean }>().json === true;
@@ -53,6 +55,7 @@ export function registerUp(program: Command, io: CliIo): void {
         gpuMemoryGb: options.gpuMemory,
         timeScale: options.timeScale,
         ports: options.ports,
+        openaiListen: options.openaiListen,
         logLevel: options.logLevel,
         databaseUrl: options.databaseUrl,
         commandAllow: options.commandAgent,
@@ -68,7 +71,7 @@ export function registerUp(program: Command, io: CliIo): void {
           io.stdout,
           JSON.stringify({
             publicAddress: mesh.publicAddress,
-            openaiUrl: mesh.openaiUrl,
+            openaiUrl: mesh.openaiUrl ?? null,
             decisionAddress: mesh.decisionAddress,
             monitorAddress: mesh.monitorAddress,
             metricsUrl: mesh.metricsUrl,
@@ -83,7 +86,7 @@ export function registerUp(program: Command, io: CliIo): void {
         println(io.stdout, `autoglm is up: ${options.agents} agents × ${options.gpus} GPUs (${options.gpuMemory} GB), time scale ${options.timeScale}`);
         if (options.commandAgent) println(io.stdout, `  command agent    command-1 runs ${options.commandAgent.join(', ')} on this machine`);
         println(io.stdout, `  public endpoint  ${mesh.publicAddress}`);
-        println(io.stdout, `  OpenAI API       ${mesh.openaiUrl} (API key: a token, as below)`);
+        println(io.stdout, `  OpenAI API       ${mesh.openaiUrl === undefined ? 'off' : `${mesh.openaiUrl} (API key: a token, as below)`}`);
         println(io.stdout, `  metrics          ${mesh.metricsUrl}`);
         println(io.stdout, `  dashboard        ${mesh.dashboardUrl}`);
         println(io.stdout, `  logs             ${mesh.dataDir}/logs`);
