@@ -1,4 +1,4 @@
-import { DEFAULT_SLOS, judge, type SloReading, type SloSpec } from '@autoglm/core';
+import { DEFAULT_SLOS, judge, type SloReading, type SloSpec, type TaskOutcome } from '@autoglm/core';
 import type { LoopTrace } from './loop-sim';
 import { BURST, FAILING, type ScenarioName } from './loop-workload';
 
@@ -70,7 +70,7 @@ export function measure(trace: LoopTrace, scenario: ScenarioName, t: { attachMs:
   const w = watchedOf(scenario);
   const counted = trace.outcomes
     .filter((o) => w.tenant === undefined || o.tenant === w.tenant)
-    .map((o) => ({ atMs: o.atMs, good: judge(w.slo, o) }))
+    .map((o) => ({ atMs: o.atMs, good: truth(w.slo, o) }))
     .filter((e): e is { atMs: number; good: boolean } => e.good !== undefined);
   const attainment = (from: number, to: number) => {
     let good = 0;
@@ -126,6 +126,13 @@ export function measure(trace: LoopTrace, scenario: ScenarioName, t: { attachMs:
     gaveUp: trace.gaveUp,
     alertsFired: trace.alertsFired,
   };
+}
+
+/** Whether an attempt met the SLO, judged after the fact: a queue-time SLO on the wait that placed it (the loop counts waits as they go). */
+function truth(slo: SloSpec, o: TaskOutcome): boolean | undefined {
+  if (slo.indicator !== 'queue_time') return judge(slo, o);
+  const binds = (slo.tenant === '*' || slo.tenant === o.tenant) && (slo.priorityClass === '*' || slo.priorityClass === o.priorityClass);
+  return !binds || o.stopped || o.queueSeconds === undefined ? undefined : o.queueSeconds <= slo.thresholdSeconds;
 }
 
 function missed(readings: readonly SloReading[], w: Watched): boolean {

@@ -143,6 +143,7 @@ export function simulateLoop(work: readonly Work[], o: LoopSimOptions): LoopTrac
   };
   const enqueue = (w: Work) => {
     readyAt.set(w.id, now);
+    if (now >= o.attachMs) loop.sloTracker.waitStarted(w.id, w.tenant, LABELS[w.className], now);
     if (w.kind === 'inference') bump(inFlightByModel, w.demand.model, 1);
     else batchGpus.queued += w.gpus;
     bump(pendingByClass, LABELS[w.className], 1);
@@ -163,6 +164,7 @@ export function simulateLoop(work: readonly Work[], o: LoopSimOptions): LoopTrac
     const endMs = runStartMs + w.serviceMs * (fails ? 0.2 + 0.6 * failRandom() : 1);
     const a: Attempt = { work: w, claim, readyMs: readyAt.get(w.id) ?? now, placedMs: now, runStartMs, endMs, fails, seq: seq++, stopped: false };
     readyAt.delete(w.id);
+    loop.sloTracker.waitEnded(w.id, now, true, (now - a.readyMs) / 1000);
     running.set(w.id, a);
     ends.push(a);
     dirty.add(claim.nodeId);

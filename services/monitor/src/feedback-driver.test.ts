@@ -47,21 +47,24 @@ describe('FeedbackDriver', () => {
       clock: () => now,
     });
 
-  it('counts a task as one arrival however often it is retried, and judges each ended attempt', async () => {
+  it('counts a task as one arrival however often it is retried, and judges each wait, placed or still queued', async () => {
     const calls: Array<{ method: string; request: unknown }> = [];
     const driver = make(true, calls);
     driver.observe(taskEvent(1, TaskState.QUEUED, TaskState.UNSPECIFIED));
     driver.observe(taskEvent(2, TaskState.ASSIGNED, TaskState.QUEUED));
     driver.observe(taskEvent(3, TaskState.FAILED, TaskState.ASSIGNED));
     driver.observe(taskEvent(4, TaskState.QUEUED, TaskState.FAILED));
+    now += 3000;
     driver.observe(taskEvent(5, TaskState.ASSIGNED, TaskState.QUEUED));
     driver.observe(taskEvent(6, TaskState.SUCCEEDED, TaskState.ASSIGNED, 3));
+    // Another task that is never placed.
+    driver.observe(taskEvent(1, TaskState.QUEUED, TaskState.UNSPECIFIED, undefined, 't2'));
     now += 10_000;
     const result = await driver.evaluate();
-    // One arrival in the closed 10 s interval: 0.1 a second.
-    expect(driver.loop.tenantForecaster.forecast('acme', now, 10_000)?.observedRatePerSecond).toBeCloseTo(0.1);
-    // The success SLO is not configured; the queue-time one judged the finished attempt (3 s > 1 s).
-    expect(result.slos).toEqual([expect.objectContaining({ slo: 'normal-queue', tenant: 'acme', good: 0, total: 1, met: false })]);
+    // Two arrivals (t1 once, however often retried) in the closed 10 s interval: 0.2 a second.
+    expect(driver.loop.tenantForecaster.forecast('acme', now, 10_000)?.observedRatePerSecond).toBeCloseTo(0.2);
+    // The success SLO is not configured; the queue-time one judged t1's two waits (0 s, 3 s against 1 s) and t2's, still open after 10 s.
+    expect(result.slos).toEqual([expect.objectContaining({ slo: 'normal-queue', tenant: 'acme', good: 1, total: 3, met: false })]);
     // The alert went to decision's event stream.
     expect(calls.filter((c) => c.method === 'reportAlerts')).toHaveLength(1);
   });

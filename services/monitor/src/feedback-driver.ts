@@ -87,6 +87,7 @@ export class FeedbackDriver {
 
   constructor(private readonly o: FeedbackDriverOptions) {
     this.loop = new FeedbackLoop(o.config, o.slos, o.backlogRules, o.forecastIntervalMs);
+    this.loop.sloTracker.listen((e) => o.metrics.sloEvent(e));
     this.clock = o.clock ?? Date.now;
   }
 
@@ -209,6 +210,9 @@ export class FeedbackDriver {
     } else {
       this.live.delete(t.taskId);
     }
+    // Queue-time SLOs watch each wait from when it is seen to start (the monitor's clock, as their sweep's).
+    if (t.to === TaskState.QUEUED) this.loop.sloTracker.waitStarted(t.taskId, t.labels.tenant, t.labels.priorityClass, now);
+    else this.loop.sloTracker.waitEnded(t.taskId, now, RUNNING.has(t.to), t.queueWaitSeconds);
     const ended = t.to === TaskState.SUCCEEDED || t.to === TaskState.FAILED || t.to === TaskState.LOST || t.to === TaskState.CANCELLED || t.to === TaskState.PREEMPTED ||
       (t.to === TaskState.DEAD_LETTER && t.reportedFrom !== TaskState.FAILED && t.reportedFrom !== TaskState.LOST);
     if (!ended) return;
@@ -232,7 +236,6 @@ export class FeedbackDriver {
       deadlineMet: deadline !== undefined && final && finishedAt !== undefined ? t.to === TaskState.SUCCEEDED && timestampToMillis(finishedAt) <= timestampToMillis(deadline) : undefined,
     } as const;
     this.loop.finished(outcome);
-    this.o.metrics.outcome(outcome);
   }
 
   private observeNode(node: Node): void {

@@ -1,5 +1,4 @@
-import type { Alert, FeedbackResult, SloSpec, TaskOutcome } from '@autoglm/core';
-import { judge } from '@autoglm/core';
+import type { Alert, FeedbackResult, SloEvent, SloSpec } from '@autoglm/core';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { OTHER_TENANTS } from './metrics';
 
@@ -24,7 +23,7 @@ export class FeedbackMetrics {
   private readonly boost: Gauge<'tenant'>;
   private readonly warm: Gauge<'model'>;
 
-  constructor(registry: Registry, private readonly slos: readonly SloSpec[], private readonly maxTenants = 200) {
+  constructor(registry: Registry, slos: readonly SloSpec[], private readonly maxTenants = 200) {
     const registers = [registry];
     this.sloEvents = new Counter({ name: 'autoglm_slo_events_total', help: 'Events each SLO judged, good or not, by tenant ("*" for an SLO over all tenants).', labelNames: ['slo', 'tenant', 'class', 'good'], registers });
     this.attainment = new Gauge({ name: 'autoglm_slo_attainment_ratio', help: "Share of an SLO's events in its window that were good.", labelNames: ['slo', 'tenant', 'class'], registers });
@@ -43,13 +42,9 @@ export class FeedbackMetrics {
     for (const kind of ['tenant-boost', 'warm-replicas', 'quarantine', 'readmit']) this.actions.inc({ kind }, 0);
   }
 
-  /** Counts an outcome in every SLO it falls under. */
-  outcome(o: TaskOutcome): void {
-    for (const s of this.slos) {
-      const good = judge(s, o);
-      if (good === undefined) continue;
-      this.sloEvents.inc({ slo: s.name, tenant: s.tenant === '*' ? this.tenantLabel(o.tenant) : '*', class: s.priorityClass, good: String(good) });
-    }
+  /** Counts an event an SLO counted (the loop's SloTracker tells of each). */
+  sloEvent({ slo, tenant, good }: SloEvent): void {
+    this.sloEvents.inc({ slo: slo.name, tenant: slo.tenant === '*' ? this.tenantLabel(tenant) : '*', class: slo.priorityClass, good: String(good) });
   }
 
   /** Sets the gauges from an evaluation. */

@@ -25,6 +25,7 @@ export {
   SloTracker,
   validateSlos,
   type ClassLabel,
+  type SloEvent,
   type SloIndicator,
   type SloReading,
   type SloSpec,

@@ -18,6 +18,12 @@ function outcome(atMs: number, tenant: string, queueSeconds: number): TaskOutcom
   return { atMs, tenant, priorityClass: 'normal', model: 'chat', nodeId: 'n1', succeeded: true, stopped: false, queueSeconds, ttftSeconds: 0.1, runSeconds: 4, tokens: 1000, deadlineMet: undefined };
 }
 
+/** A normal-class task of the tenant placed at `atMs` after waiting `seconds`. */
+function placed(loop: FeedbackLoop, id: string, tenant: string, atMs: number, seconds: number): void {
+  loop.sloTracker.waitStarted(id, tenant, 'normal', atMs - seconds * 1000);
+  loop.sloTracker.waitEnded(id, atMs, true, seconds);
+}
+
 describe('FeedbackLoop', () => {
   const queueSlo: SloSpec = { name: 'normal-queue', indicator: 'queue_time', tenant: '*', priorityClass: 'normal', thresholdSeconds: 5, objective: 0.9, windowMs: 60_000, minEvents: 5, alertForMs: 30_000 };
 
@@ -29,8 +35,8 @@ describe('FeedbackLoop', () => {
       // The tenant waits long while unboosted in the starved phase; once boosted it is served in time.
       const factor = loop.boosts.factor('small');
       for (let i = 0; i < 5; i++) {
-        loop.finished(outcome(t, 'small', t < starvedUntil && factor < 2 ? 30 : 1));
-        loop.finished(outcome(t, 'big', 1));
+        placed(loop, `small-${t}-${i}`, 'small', t, t < starvedUntil && factor < 2 ? 30 : 1);
+        placed(loop, `big-${t}-${i}`, 'big', t, 1);
       }
       const r = loop.evaluate(t, fleet());
       for (const c of r.boosts) boosts.push(c.to);

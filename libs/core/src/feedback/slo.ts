@@ -2,8 +2,12 @@ import { InvalidArgumentError } from '../errors';
 import { RollingCounts } from './window';
 
 /**
- * What an SLO measures, per finished task (or attempt):
- * - queue_time: good when the task waited at most `thresholdSeconds` to be placed;
+ * What an SLO measures:
+ * - queue_time: per wait to be placed, good when it ended in a placement
+ *   within `thresholdSeconds`; a wait that outlasts the threshold counts bad
+ *   as soon as it does, placed or not (a starved tenant shows while it starves);
+ *
+ * and per finished task (or attempt):
  * - ttft: good when its first token came at most `thresholdSeconds` after it was submitted;
  * - deadline: good when a task with a deadline finished by it;
  * - success: good when the attempt succeeded (each failed attempt counts bad).
@@ -95,13 +99,17 @@ export interface TaskOutcome {
   readonly deadlineMet: boolean | undefined;
 }
 
-/** Whether an outcome counts for an SLO, and as good or bad. */
+/** Whether an SLO binds a tenant's work of a class. */
+function binds(spec: SloSpec, tenant: string, priorityClass: ClassLabel): boolean {
+  return (spec.tenant === '*' || spec.tenant === tenant) && (spec.priorityClass === '*' || spec.priorityClass === priorityClass);
+}
+
+/** Whether an outcome counts for an SLO, and as good or bad (queue-time SLOs count waits instead: SloTracker.waitStarted). */
 export function judge(spec: SloSpec, o: TaskOutcome): boolean | undefined {
-  if (spec.tenant !== '*' && spec.tenant !== o.tenant) return undefined;
-  if (spec.priorityClass !== '*' && spec.priorityClass !== o.priorityClass) return undefined;
+  if (!binds(spec, o.tenant, o.priorityClass)) return undefined;
   switch (spec.indicator) {
     case 'queue_time':
-      return o.queueSeconds === undefined || o.stopped ? undefined : o.queueSeconds <= spec.thresholdSeconds;
+      return undefined;
     case 'ttft':
       return o.ttftSeconds === undefined || !o.succeeded ? undefined : (o.queueSeconds ?? 0) + o.ttftSeconds <= spec.thresholdSeconds;
     case 'deadline':
@@ -129,34 +137,84 @@ export interface SloReading {
   readonly burnRate: number;
 }
 
-/** Per-series tallies of every SLO, over each SLO's window. Bounded: at most `maxSeries` tenant series per SLO. */
+/** One event an SLO counted. */
+export interface SloEvent {
+  readonly slo: SloSpec;
+  readonly tenant: string;
+  readonly good: boolean;
+}
+
+/** The waits a queue-time SLO watches: open ones oldest first, and those already counted bad. */
+interface WaitWatch {
+  readonly open: Map<string, { readonly tenant: string; readonly sinceMs: number }>;
+  readonly overdue: Set<string>;
+}
+
+/**
+ * Per-series tallies of every SLO, over each SLO's window. Bounded: at most
+ * `maxSeries` tenant series per SLO, and at most `maxWaits` waits watched per
+ * queue-time SLO (beyond that a new wait is not counted).
+ */
 export class SloTracker {
   private readonly series = new Map<string, Map<string, RollingCounts>>();
+  private readonly waits = new Map<SloSpec, WaitWatch>();
+  private listener: ((e: SloEvent) => void) | undefined;
 
-  constructor(readonly slos: readonly SloSpec[], private readonly maxSeries = 200) {
-    for (const s of slos) this.series.set(s.name, new Map());
+  constructor(
+    readonly slos: readonly SloSpec[],
+    private readonly maxSeries = 200,
+    private readonly maxWaits = 500_000,
+  ) {
+    for (const s of slos) {
+      this.series.set(s.name, new Map());
+      if (s.indicator === 'queue_time') this.waits.set(s, { open: new Map(), overdue: new Set() });
+    }
+  }
+
+  /** Tells `listener` of every event any SLO counts (for counters kept elsewhere, such as Prometheus's). */
+  listen(listener: (e: SloEvent) => void): void {
+    this.listener = listener;
   }
 
   /** Counts one outcome in every SLO it falls under. */
   record(o: TaskOutcome): void {
     for (const spec of this.slos) {
       const good = judge(spec, o);
-      if (good === undefined) continue;
-      const bySeries = this.series.get(spec.name)!;
-      const key = spec.tenant === '*' ? o.tenant : '*';
-      let counts = bySeries.get(key);
-      if (counts === undefined) {
-        if (bySeries.size >= this.maxSeries) this.dropIdle(bySeries, o.atMs);
-        if (bySeries.size >= this.maxSeries) continue;
-        counts = new RollingCounts(spec.windowMs);
-        bySeries.set(key, counts);
-      }
-      counts.add(o.atMs, good);
+      if (good !== undefined) this.count(spec, o.tenant, o.atMs, good);
+    }
+  }
+
+  /** A task became runnable at `atMs` (not earlier than any wait before it): the queue-time SLOs that bind it watch its wait. */
+  waitStarted(taskId: string, tenant: string, priorityClass: ClassLabel, atMs: number): void {
+    for (const [spec, watch] of this.waits) {
+      if (!binds(spec, tenant, priorityClass) || watch.overdue.has(taskId)) continue;
+      if (watch.open.size >= this.maxWaits && !watch.open.has(taskId)) continue;
+      watch.open.delete(taskId);
+      watch.open.set(taskId, { tenant, sinceMs: atMs });
+    }
+  }
+
+  /**
+   * A task's wait ended at `atMs`: placed (after `waitedSeconds`, decision's
+   * own figure where it sent one), or out of the queue unplaced (cancelled,
+   * given up). A wait already counted bad is not counted again.
+   */
+  waitEnded(taskId: string, atMs: number, placed: boolean, waitedSeconds?: number): void {
+    for (const [spec, watch] of this.waits) {
+      if (watch.overdue.delete(taskId)) continue;
+      const wait = watch.open.get(taskId);
+      if (wait === undefined) continue;
+      watch.open.delete(taskId);
+      const waited = waitedSeconds ?? (atMs - wait.sinceMs) / 1000;
+      const good = waited <= spec.thresholdSeconds;
+      // An unplaced wait counts only once it has outlasted the threshold: one cancelled early says nothing.
+      if (placed || !good) this.count(spec, wait.tenant, atMs, good);
     }
   }
 
   /** Every series with events in its window, SLO by SLO in configured order, tenants sorted. */
   readings(nowMs: number): SloReading[] {
+    this.countOverdueWaits(nowMs);
     const out: SloReading[] = [];
     for (const spec of this.slos) {
       const bySeries = this.series.get(spec.name)!;
@@ -182,6 +240,34 @@ export class SloTracker {
       }
     }
     return out;
+  }
+
+  /** Waits still open past their SLO's threshold count bad now, once (the oldest come first, so the sweep stops at the first in time). */
+  private countOverdueWaits(nowMs: number): void {
+    for (const [spec, watch] of this.waits) {
+      const dueMs = nowMs - spec.thresholdSeconds * 1000;
+      for (const [taskId, wait] of watch.open) {
+        if (wait.sinceMs >= dueMs) break;
+        watch.open.delete(taskId);
+        if (watch.overdue.size >= this.maxWaits) watch.overdue.delete(watch.overdue.values().next().value!);
+        watch.overdue.add(taskId);
+        this.count(spec, wait.tenant, nowMs, false);
+      }
+    }
+  }
+
+  private count(spec: SloSpec, tenant: string, atMs: number, good: boolean): void {
+    const bySeries = this.series.get(spec.name)!;
+    const key = spec.tenant === '*' ? tenant : '*';
+    let counts = bySeries.get(key);
+    if (counts === undefined) {
+      if (bySeries.size >= this.maxSeries) this.dropIdle(bySeries, atMs);
+      if (bySeries.size >= this.maxSeries) return;
+      counts = new RollingCounts(spec.windowMs);
+      bySeries.set(key, counts);
+    }
+    counts.add(atMs, good);
+    this.listener?.({ slo: spec, tenant, good });
   }
 
   private dropIdle(bySeries: Map<string, RollingCounts>, nowMs: number): void {
