@@ -63,6 +63,43 @@ describe('NodeWatch', () => {
     expect(second.untilMs - (first.untilMs + 10)).toBe(2 * DEFAULT_QUARANTINE_CONFIG.probationMs);
   });
 
+  it('puts a node readmitted after failing on trial: still failing, it goes back within a few failures; mended, it is cleared', () => {
+    /** Quarantines n3 for failing every third attempt, readmits it, and returns the time of readmission. */
+    const quarantineAndReadmit = (w: NodeWatch): number => {
+      for (let i = 0; i < 400; i++) {
+        for (const n of NODES) w.record(attempt(i * 1000, n, n !== 'n3' || i % 3 !== 0));
+        const v = w.judge(i * 1000, NODES).find((x) => x.kind === 'quarantine') as { untilMs: number } | undefined;
+        if (v) {
+          expect(w.judge(v.untilMs, NODES)).toEqual([expect.objectContaining({ kind: 'readmit', reason: expect.stringMatching(/on trial/) })]);
+          return v.untilMs;
+        }
+      }
+      throw new Error('n3 was never quarantined');
+    };
+    const broken = new NodeWatch();
+    const readmitted = quarantineAndReadmit(broken);
+    let failedSince = 0;
+    let back;
+    for (let i = 1; i < 100 && back === undefined; i++) {
+      const t = readmitted + i * 1000;
+      for (const n of NODES) broken.record(attempt(t, n, n !== 'n3' || i % 3 !== 0));
+      if (i % 3 === 0) failedSince += 1;
+      back = broken.judge(t, NODES).find((v) => v.kind === 'quarantine');
+    }
+    // A fresh judgement would wait for 8 attempts with 4 failures; the trial sends it back sooner.
+    expect(back).toMatchObject({ nodeId: 'n3', reason: expect.stringMatching(/since its readmission: still failing as before/) });
+    expect(failedSince).toBeLessThanOrEqual(3);
+
+    const mended = new NodeWatch();
+    const again = quarantineAndReadmit(mended);
+    // Mended: a run of successes clears the trial, after which one failure among its next attempts is no cause.
+    for (let i = 1; i <= 12; i++) for (const n of NODES) mended.record(attempt(again + i * 1000, n, true));
+    for (let i = 13; i <= 30; i++) {
+      for (const n of NODES) mended.record(attempt(again + i * 1000, n, n !== 'n3' || i !== 13));
+      expect(mended.judge(again + i * 1000, NODES)).toEqual([]);
+    }
+  });
+
   it('quarantines nobody when the whole fleet fails alike, nor more than its cap, nor while off', () => {
     const w = new NodeWatch();
     for (let i = 0; i < 100; i++) for (const n of NODES) w.record(attempt(i, n, i % 2 === 0));

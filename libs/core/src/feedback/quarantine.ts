@@ -48,6 +48,29 @@ export const DEFAULT_QUARANTINE_CONFIG: QuarantineConfig = Object.freeze({
 /** Floor on the fleet's failure rate a node is compared with, so one failure on a spotless fleet is no outlier. */
 const FLEET_RATE_FLOOR = 0.02;
 const SPEED_SAMPLES = 64;
+/**
+ * The sequential test (its trial) a node readmitted after failing is under (Wald's SPRT
+ * between "fails as the fleet does" and "still fails as it did"): the chance
+ * of sending a mended node back, and of clearing one still broken.
+ */
+const TRIAL_FALSE_ALARM = 0.01;
+const TRIAL_MISS = 0.05;
+const TRIAL_UPPER = Math.log((1 - TRIAL_MISS) / TRIAL_FALSE_ALARM);
+const TRIAL_LOWER = Math.log(TRIAL_MISS / (1 - TRIAL_FALSE_ALARM));
+
+/** What a node failed at when it was quarantined for failing, against the rest of the fleet. */
+interface Fault {
+  readonly rate: number;
+  readonly fleetRate: number;
+}
+
+/** A readmitted node's trial: the log-likelihood ratio of "still failing" over "mended", over its attempts since. */
+interface Trial {
+  readonly fault: Fault;
+  logRatio: number;
+  attempts: number;
+  failed: number;
+}
 
 interface NodeRecord {
   /** Its last attempts, oldest first: when each ended and whether it failed. */
@@ -55,6 +78,10 @@ interface NodeRecord {
   /** Recent seconds per output token by model, oldest first. */
   tpot: Map<string, Array<{ atMs: number; seconds: number }>>;
   quarantinedUntilMs: number | undefined;
+  /** Why its current quarantine began, when it was for failing. */
+  fault: Fault | undefined;
+  /** Its trial: set while a node readmitted after failing has not yet shown whether it still fails. */
+  trial: Trial | undefined;
   /** Quarantines in the last day, for the doubling. */
   strikes: number;
   lastStrikeMs: number;
@@ -69,7 +96,10 @@ export type NodeVerdict =
  * from the rest of the fleet, and says when to quarantine a node (drain it:
  * no new work, running work finishes) and when to readmit it after its
  * probation. A readmitted node is judged afresh, on what it does after
- * readmission; failing again quarantines it for twice as long.
+ * readmission; failing again quarantines it for twice as long. One that was
+ * quarantined for failing is also on a sequential test from readmission, so
+ * a node still as broken as before goes back after two or three failures
+ * rather than the eight attempts a fresh judgement needs (its trial).
  */
 export class NodeWatch {
   private readonly nodes = new Map<string, NodeRecord>();
@@ -83,6 +113,18 @@ export class NodeWatch {
     if (node.quarantinedUntilMs !== undefined) return;
     node.attempts.push({ atMs: o.atMs, failed: !o.succeeded });
     if (node.attempts.length > this.config.recentAttempts) node.attempts.shift();
+    const trial = node.trial;
+    if (trial !== undefined) {
+      const { rate, fleetRate } = trial.fault;
+      trial.attempts += 1;
+      if (o.succeeded) trial.logRatio += Math.log((1 - rate) / (1 - fleetRate));
+      else {
+        trial.failed += 1;
+        trial.logRatio += Math.log(rate / fleetRate);
+      }
+      // Shown mended: judged as any other node from here.
+      if (trial.logRatio <= TRIAL_LOWER) node.trial = undefined;
+    }
     const tpot = secondsPerToken(o);
     if (tpot !== undefined) {
       let samples = node.tpot.get(o.model);
@@ -116,7 +158,9 @@ export class NodeWatch {
         n.quarantinedUntilMs = undefined;
         n.attempts = [];
         n.tpot.clear();
-        verdicts.push({ kind: 'readmit', nodeId, reason: 'probation over: readmitted and watched afresh' });
+        n.trial = n.fault === undefined ? undefined : { fault: n.fault, logRatio: 0, attempts: 0, failed: 0 };
+        n.fault = undefined;
+        verdicts.push({ kind: 'readmit', nodeId, reason: n.trial ? 'probation over: readmitted, on trial until it shows whether it still fails' : 'probation over: readmitted and watched afresh' });
       }
     }
     if (!this.config.enabled) return verdicts;
@@ -142,10 +186,11 @@ export class NodeWatch {
       fleetFailed += failed;
       fleetTotal += total;
     }
-    const candidates: Array<{ nodeId: string; score: number; reason: string }> = [];
+    const candidates: Array<{ nodeId: string; score: number; reason: string; fault: Fault | undefined }> = [];
     for (const [id, { failed, total }] of totals) {
-      const reason = this.failureReason(failed, total, fleetFailed - failed, fleetTotal - total) ?? this.slowReason(id, nowMs - this.config.windowMs);
-      if (reason !== undefined) candidates.push({ nodeId: id, score: total === 0 ? 0 : failed / total, reason });
+      const failing = this.failing(failed, total, fleetFailed - failed, fleetTotal - total) ?? this.stillFailing(id);
+      const reason = failing?.reason ?? this.slowReason(id, nowMs - this.config.windowMs);
+      if (reason !== undefined) candidates.push({ nodeId: id, score: total === 0 ? 0 : failed / total, reason, fault: failing?.fault });
     }
     // The worst first, while the cap allows.
     candidates.sort((a, b) => b.score - a.score);
@@ -156,18 +201,34 @@ export class NodeWatch {
       n.lastStrikeMs = nowMs;
       const probation = Math.min(this.config.maxProbationMs, this.config.probationMs * 2 ** (n.strikes - 1));
       n.quarantinedUntilMs = nowMs + probation;
+      n.fault = c.fault;
+      n.trial = undefined;
       quarantined += 1;
       verdicts.push({ kind: 'quarantine', nodeId: c.nodeId, untilMs: n.quarantinedUntilMs, reason: `${c.reason}; quarantined for ${Math.round(probation / 1000)} s` });
     }
     return verdicts;
   }
 
-  private failureReason(failed: number, total: number, othersFailed: number, othersTotal: number): string | undefined {
+  private failing(failed: number, total: number, othersFailed: number, othersTotal: number): { reason: string; fault: Fault } | undefined {
     if (total < this.config.minAttempts || failed / total < this.config.minFailureRatio) return undefined;
     const fleetRate = Math.max(FLEET_RATE_FLOOR, othersTotal === 0 ? 0 : othersFailed / othersTotal);
     const p = binomialTail(total, failed, fleetRate);
     if (p >= this.config.significance) return undefined;
-    return `failed ${failed} of its last ${total} attempts (${pct(failed / total)}) against ${pct(fleetRate)} on the rest of the fleet`;
+    return {
+      reason: `failed ${failed} of its last ${total} attempts (${pct(failed / total)}) against ${pct(fleetRate)} on the rest of the fleet`,
+      fault: { rate: failed / total, fleetRate },
+    };
+  }
+
+  /** A readmitted node whose attempts since say it still fails as it did before its quarantine. */
+  private stillFailing(nodeId: string): { reason: string; fault: Fault } | undefined {
+    const trial = this.nodes.get(nodeId)?.trial;
+    if (trial === undefined || trial.logRatio < TRIAL_UPPER) return undefined;
+    const { fault, failed, attempts } = trial;
+    return {
+      reason: `failed ${failed} of its ${attempts} attempts since its readmission: still failing as before its quarantine (${pct(fault.rate)}), not as the rest of the fleet (${pct(fault.fleetRate)})`,
+      fault,
+    };
   }
 
   /**
@@ -199,7 +260,7 @@ export class NodeWatch {
   private node(nodeId: string): NodeRecord {
     let n = this.nodes.get(nodeId);
     if (n === undefined) {
-      n = { attempts: [], tpot: new Map(), quarantinedUntilMs: undefined, strikes: 0, lastStrikeMs: -Infinity };
+      n = { attempts: [], tpot: new Map(), quarantinedUntilMs: undefined, fault: undefined, trial: undefined, strikes: 0, lastStrikeMs: -Infinity };
       this.nodes.set(nodeId, n);
     }
     return n;
