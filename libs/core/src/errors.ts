@@ -84,3 +84,10 @@ export class CancelledError extends DomainError {
     super('CANCELLED', message);
   }
 }
+
+/** Lost a race with another change (a lease superseded, a placement undone); trying the whole request again may succeed. */
+export class AbortedError extends DomainError {
+  constructor(message: string) {
+    super('ABORTED', message);
+  }
+}

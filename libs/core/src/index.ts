@@ -1,4 +1,5 @@
 export {
+  AbortedError,
   CancelledError,
   DomainError,
   FailedPreconditionError,

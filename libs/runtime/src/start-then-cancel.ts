@@ -38,7 +38,9 @@ export async function readStartThenCancel<S, C extends { reason: string }>(
   const kind = first.value.kind;
   if (kind?.$case !== 'start') throw new InvalidArgumentError('kind', `the first message on ${method} must be start`);
   const stop = new AbortController();
-  callSignal.addEventListener('abort', () => stop.abort(new Error('the caller went away')), { once: true });
+  // A caller that left while the start was read (or before) is gone already: no abort event will come.
+  if (callSignal.aborted) stop.abort(new Error('the caller went away'));
+  else callSignal.addEventListener('abort', () => stop.abort(new Error('the caller went away')), { once: true });
   void (async () => {
     try {
       for (;;) {

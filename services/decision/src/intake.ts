@@ -10,7 +10,9 @@ import {
   type TaskSpec,
 } from '@autoglm/proto';
 import {
+  AbortedError,
   AlreadyExistsError,
+  CancelledError,
   FailedPreconditionError,
   InvalidArgumentError,
   isSheddable,
@@ -185,9 +187,9 @@ export class Intake {
     this.admissions.get(taskId)?.resolve(placement);
   }
 
-  /** An Admit's task was cancelled by decision before its placement was answered (preempted while committing): the Admit fails. */
+  /** An Admit's task was cancelled by decision before its placement was answered (preempted while committing): the Admit fails, and may be sent again. */
   abandoned(taskId: string, why: string): void {
-    this.admissions.get(taskId)?.reject(new FailedPreconditionError(`task ${taskId} was cancelled: ${why}`));
+    this.admissions.get(taskId)?.reject(new AbortedError(`task ${taskId} was cancelled before it started: ${why}; send the request again`));
   }
 
   /** Cancels a task that has not finished; a finished one is returned as it is. */
@@ -208,7 +210,7 @@ export class Intake {
     clearTimeout(entry.retryTimer);
     entry.retryTimer = undefined;
     this.o.queue.dispatcher.dequeue(taskId);
-    this.admissions.get(taskId)?.reject(new FailedPreconditionError(`task ${taskId} was cancelled: ${why}`));
+    this.admissions.get(taskId)?.reject(new CancelledError(`task ${taskId} was cancelled: ${why}`));
     await lifecycle.finish(entry, S.CANCELLED, why);
     return entry.task;
   }

@@ -1,5 +1,5 @@
 import { ExecuteDone, ExecutorServiceService, type ExecuteRequest, type ExecuteResponse } from '@autoglm/proto';
-import { FailedPreconditionError, InvalidArgumentError, toDuration, UnavailableError } from '@autoglm/core';
+import { AbortedError, FailedPreconditionError, InvalidArgumentError, toDuration, UnavailableError } from '@autoglm/core';
 import { readStartThenCancel, trace, type CallContext, type Logger, type ServiceHandlers, type StreamSink } from '@autoglm/runtime';
 import type { Agent } from './agent';
 import { ExecutionError, type Backend } from './backends';
@@ -30,9 +30,11 @@ async function execute(
   // The call's span names its task, as an assignment's agent.execute span does: a trace is found by task id.
   trace.getActiveSpan()?.setAttributes({ 'autoglm.task_id': lease.taskId, 'autoglm.attempt': lease.attempt, 'autoglm.node_id': nodeId });
   const cancel = new AbortController();
-  started.signal.addEventListener('abort', () => cancel.abort(started.signal.reason), { once: true });
+  if (started.signal.aborted) cancel.abort(started.signal.reason);
+  else started.signal.addEventListener('abort', () => cancel.abort(started.signal.reason), { once: true });
   const claimed = await agent.claim(lease, cancel.signal);
-  if (!claimed) throw new FailedPreconditionError(`lease for task ${lease.taskId} attempt ${lease.attempt} is not held by node ${nodeId}`);
+  // Revoked, expired or superseded before the stream came: another attempt (a retried request) may run.
+  if (!claimed) throw new AbortedError(`lease for task ${lease.taskId} attempt ${lease.attempt} is not held by node ${nodeId}`);
   const spec = claimed.assignment.task!.spec!;
   try {
     const outcome = await backend.execute({

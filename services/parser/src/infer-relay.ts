@@ -57,7 +57,9 @@ export async function relayInfer(
     execution.write({ kind: { $case: 'cancel', cancel: { reason: cancelReason() } } });
     execution.end();
   };
-  stop.addEventListener('abort', onStop, { once: true });
+  // A client that left after its placement came (no abort event will come again): the work stops before it starts.
+  if (stop.aborted) onStop();
+  else stop.addEventListener('abort', onStop, { once: true });
   let firstTokenAt: number | undefined;
   try {
     for await (const message of execution as AsyncIterable<ExecuteResponse>) {
@@ -104,7 +106,9 @@ async function admit(
     { deadline: Date.now() + deps.admitTimeoutMs },
   );
   const onAbort = () => call.cancel();
-  signal.addEventListener('abort', onAbort, { once: true });
+  // Gone before the Admit went out (the parse may have waited on decision): decision cancels the task when the call is.
+  if (signal.aborted) onAbort();
+  else signal.addEventListener('abort', onAbort, { once: true });
   let task: Task | undefined;
   try {
     for await (const message of call as AsyncIterable<AdmitResponse>) {
