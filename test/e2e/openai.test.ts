@@ -1,7 +1,7 @@
 import OpenAI, { APIError, AuthenticationError, BadRequestError, NotFoundError, RateLimitError } from 'openai';
 import pino from 'pino';
 import { ParserConfigSchema, startParser } from '@autoglm/parser';
-import { PriorityClass, TaskState } from '@autoglm/proto';
+import { PriorityClass, Role, TaskState } from '@autoglm/proto';
 import { startInProcessMesh, type InProcessMesh } from '../support/in-process-mesh';
 import { fetchTrusting } from '../support/fetch-trusting';
 import { until } from '../support/until';
@@ -166,6 +166,25 @@ describe('the OpenAI-compatible API', () => {
     expect(bad.status).toBe(400);
     expect(((await bad.json()) as { error: { type: string } }).error.type).toBe('invalid_request_error');
     await expect(openai.completions.create({ model: 'glm-4-9b', prompt: 'x', max_tokens: 1 }, { headers: { 'x-autoglm-deadline': 'soon' } })).rejects.toBeInstanceOf(BadRequestError);
+  });
+
+  it('refuses header values gRPC cannot carry by name, and a submitter acting for another tenant with 403', async () => {
+    const post = (headers: Record<string, string>) =>
+      fetchMesh(`${mesh.openaiUrl}/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+        body: JSON.stringify({ model: 'glm-4-9b', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 1 }),
+      });
+    const tenant = await post({ authorization: `Bearer ${mesh.adminToken}`, 'x-autoglm-tenant': Buffer.from('équipe', 'utf8').toString('latin1') });
+    expect(tenant.status).toBe(400);
+    expect(((await tenant.json()) as { error: { param: string } }).error.param).toBe('x-autoglm-tenant');
+    const token = await post({ authorization: `Bearer ${mesh.adminToken}\u00e9` });
+    expect(token.status).toBe(401);
+    const { secret } = await mesh.client.createToken({ tenant: 'alpha', role: Role.SUBMITTER, name: 'alpha pipeline' });
+    const stranger = await post({ authorization: `Bearer ${secret}`, 'x-autoglm-tenant': 'beta' });
+    expect(stranger.status).toBe(403);
+    expect(((await stranger.json()) as { error: { type: string } }).error.type).toBe('permission_error');
+    expect((await post({ authorization: `Bearer ${secret}` })).status).toBe(200);
   });
 
   it("answers a tenant over its rate limit with 429 and Retry-After", async () => {

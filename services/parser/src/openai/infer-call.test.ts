@@ -35,8 +35,7 @@ describe('chatCall: an OpenAI chat request as an Infer start', () => {
         stream: true,
         stream_options: { include_usage: true },
         user: 'ann@example.com',
-        frequency_penalty: 0.5,
-        seed: 7,
+        frequency_penalty: 0,
       },
       {},
       NOW,
@@ -69,10 +68,28 @@ describe('chatCall: an OpenAI chat request as an Infer start', () => {
     expect(chat({ max_tokens: 10 }).param('input.params.max_tokens')).toBe('max_tokens');
   });
 
-  it('leaves unset parameters to the shared defaults and include_usage to streams', () => {
-    const call = chat({ stream_options: { include_usage: true } });
-    expect(call.start.input?.params).toEqual({ maxTokens: 0, temperature: 0, topP: 0, stop: [] });
-    expect(call).toMatchObject({ stream: false, includeUsage: false });
+  it("samples as OpenAI does by default (temperature 1, top_p 1), leaves the budget to the model's default, and usage to streams", () => {
+    const call = chat({});
+    expect(call.start.input?.params).toEqual({ maxTokens: 0, temperature: 1, topP: 1, stop: [] });
+    expect(chat({ temperature: 0, top_p: 0.9 }).start.input?.params).toMatchObject({ temperature: 0, topP: expect.closeTo(0.9, 5) });
+    expect(chat({ stream: true, stream_options: { include_usage: true } })).toMatchObject({ stream: true, includeUsage: true });
+    expect(refusal(() => chat({ stream_options: { include_usage: true } }))).toMatchObject({ field: 'stream_options', message: expect.stringContaining('is only allowed when stream is true') });
+  });
+
+  it('refuses parameters out of range, naming them', () => {
+    expect(refusal(() => chat({ max_tokens: 0 })).field).toBe('max_tokens');
+    expect(refusal(() => chat({ max_completion_tokens: 2.5 })).field).toBe('max_completion_tokens');
+    expect(refusal(() => chat({ top_p: 0 }))).toMatchObject({ field: 'top_p', message: expect.stringContaining('must be above 0 and at most 1') });
+  });
+
+  it('refuses what would change the answer rather than ignore it, and takes the defaults of the same', () => {
+    expect(refusal(() => chat({ response_format: { type: 'json_object' } })).field).toBe('response_format.type');
+    expect(refusal(() => chat({ seed: 7 })).field).toBe('seed');
+    expect(refusal(() => chat({ presence_penalty: 0.5 })).field).toBe('presence_penalty');
+    expect(refusal(() => chat({ frequency_penalty: 1 })).field).toBe('frequency_penalty');
+    expect(refusal(() => chat({ logit_bias: { '50256': -100 } })).field).toBe('logit_bias');
+    expect(refusal(() => chat({ tool_choice: 'auto' })).field).toBe('tool_choice');
+    expect(chat({ response_format: { type: 'text' }, presence_penalty: 0, frequency_penalty: 0, logit_bias: {}, tool_choice: 'none' }).start.input?.messages).toHaveLength(1);
   });
 
   it('refuses by name what it cannot honour', () => {
@@ -102,7 +119,7 @@ describe('completionCall: an OpenAI completion request as an Infer start', () =>
   it('completes the prompt as it is', () => {
     const call = completion({ prompt: ['Once upon a time'], max_tokens: 5, stop: ['\n', '.'] });
     expect(call).toMatchObject({ endpoint: 'completion', stream: false });
-    expect(call.start.input).toEqual({ prompt: 'Once upon a time', messages: [], params: { maxTokens: 5, temperature: 0, topP: 0, stop: ['\n', '.'] } });
+    expect(call.start.input).toEqual({ prompt: 'Once upon a time', messages: [], params: { maxTokens: 5, temperature: 1, topP: 1, stop: ['\n', '.'] } });
   });
 
   it('refuses several prompts, token prompts and what it cannot honour, by name', () => {

@@ -30,6 +30,10 @@ export function chatCall(body: unknown, headers: RequestHeaders, nowMs: number =
   if (req.logprobs === true || (req.top_logprobs ?? 0) > 0) throw new InvalidArgumentError(req.logprobs === true ? 'logprobs' : 'top_logprobs', 'log probabilities are not supported here');
   if ((req.tools?.length ?? 0) > 0) throw new InvalidArgumentError('tools', 'tool calling is not supported here');
   if ((req.functions?.length ?? 0) > 0) throw new InvalidArgumentError('functions', 'function calling is not supported here');
+  if (req.tool_choice != null && req.tool_choice !== 'none') throw new InvalidArgumentError('tool_choice', 'tool calling is not supported here; leave it out or send "none"');
+  if (req.response_format != null && req.response_format.type !== 'text') {
+    throw new InvalidArgumentError('response_format.type', `${JSON.stringify(req.response_format.type)}: structured output is not supported here; leave it out or send {"type": "text"}`);
+  }
   const maxTokensName = req.max_completion_tokens != null ? 'max_completion_tokens' : 'max_tokens';
   const messages: ChatMessage[] = req.messages.map((message, i) => ({
     // OpenAI's newer name for the system turn.
@@ -68,8 +72,15 @@ export function completionCall(body: unknown, headers: RequestHeaders, nowMs: nu
   };
 }
 
-function refuseUnsupported(req: { n?: number | null }): void {
+/** What both endpoints refuse rather than answer differently than asked. */
+function refuseUnsupported(req: ChatCompletionBody | CompletionBody): void {
   if (req.n != null && req.n !== 1) throw new InvalidArgumentError('n', `${req.n}: only 1 choice per request is supported`);
+  if (req.stream_options != null && req.stream !== true) throw new InvalidArgumentError('stream_options', 'is only allowed when stream is true');
+  if (req.seed != null) throw new InvalidArgumentError('seed', 'seeded (reproducible) sampling is not supported here; leave it out');
+  for (const penalty of ['frequency_penalty', 'presence_penalty'] as const) {
+    if ((req[penalty] ?? 0) !== 0) throw new InvalidArgumentError(penalty, 'penalties are not supported here; leave it out or send 0');
+  }
+  if (Object.keys(req.logit_bias ?? {}).length > 0) throw new InvalidArgumentError('logit_bias', 'token biases are not supported here; leave it out');
 }
 
 function inferStart(
@@ -85,7 +96,8 @@ function inferStart(
     model: req.model,
     input: {
       ...input,
-      params: { maxTokens: maxTokens ?? 0, temperature: req.temperature ?? 0, topP: req.top_p ?? 0, stop },
+      // OpenAI's defaults: temperature 1 (sampling, not greedy), top_p 1.
+      params: { maxTokens: maxTokens ?? 0, temperature: req.temperature ?? 1, topP: req.top_p ?? 1, stop },
     },
     ...schedulingFromHeaders(headers, nowMs),
     labels: LABELS,

@@ -10,7 +10,7 @@ import { ModelNotFoundError, toHttpError, type HttpError } from './http-error';
 import { endHttpSpan, startHttpSpan } from './http-span';
 import { chatCall, completionCall, type Endpoint } from './infer-call';
 import { modelEntry, modelList } from './model-list';
-import { metadataFromHeaders } from './request-headers';
+import { metadataFromHeaders, tracingMetadata } from './request-headers';
 import { serveInference, type InferenceOutcome } from './serve-inference';
 
 export interface OpenAiServerOptions {
@@ -91,11 +91,11 @@ export async function startOpenAiServer(options: OpenAiServerOptions): Promise<O
 
   /** A JSON route in a server span, its errors in OpenAI's shape. */
   const traced = (route: string, handle: (request: FastifyRequest, metadata: Metadata) => Promise<object>) => async (request: FastifyRequest, reply: FastifyReply) => {
-    const metadata = metadataFromHeaders(request.headers);
+    const metadata = tracingMetadata(request.headers);
     const { span, ctx } = startHttpSpan(request.method, route, metadata);
     return context.with(ctx, async () => {
       try {
-        const body = await handle(request, metadata);
+        const body = await handle(request, metadataFromHeaders(request.headers));
         endHttpSpan(span, { statusCode: 200, grpcCode: 0 });
         return reply.send(body);
       } catch (err) {
@@ -126,8 +126,7 @@ export async function startOpenAiServer(options: OpenAiServerOptions): Promise<O
   );
 
   const inference = (endpoint: Endpoint, route: string) => async (request: FastifyRequest, reply: FastifyReply) => {
-    const metadata = metadataFromHeaders(request.headers);
-    const { span, ctx } = startHttpSpan('POST', route, metadata);
+    const { span, ctx } = startHttpSpan('POST', route, tracingMetadata(request.headers));
     // From here the response is written by hand: headers wait for admission, then events as tokens come.
     reply.hijack();
     const res = reply.raw;
@@ -137,8 +136,10 @@ export async function startOpenAiServer(options: OpenAiServerOptions): Promise<O
     });
     let finished!: () => void;
     open.set(abort, new Promise<void>((resolve) => (finished = resolve)));
+    // Its body may have finished arriving after close() began (onRequest let it in before): it is turned away like the rest.
+    if (closing) abort.abort(new UnavailableError(SHUTTING_DOWN));
     try {
-      const outcome = await context.with(ctx, () => runInference(endpoint, request, metadata, res, abort.signal));
+      const outcome = await context.with(ctx, () => runInference(endpoint, request, res, abort.signal));
       endHttpSpan(span, outcome);
     } finally {
       open.delete(abort);
@@ -146,9 +147,12 @@ export async function startOpenAiServer(options: OpenAiServerOptions): Promise<O
     }
   };
 
-  const runInference = async (endpoint: Endpoint, request: FastifyRequest, metadata: Metadata, res: ServerResponse, signal: AbortSignal): Promise<InferenceOutcome> => {
+  const runInference = async (endpoint: Endpoint, request: FastifyRequest, res: ServerResponse, signal: AbortSignal): Promise<InferenceOutcome> => {
     let call;
+    let metadata;
     try {
+      if (signal.aborted) throw signal.reason;
+      metadata = metadataFromHeaders(request.headers);
       // Who asks is known before the body is looked at, as OpenAI answers (the Infer handler checks again, from the cache).
       await deps.auth.authorize(metadata, 'submit', 'Infer');
       call = endpoint === 'chat' ? chatCall(request.body, request.headers) : completionCall(request.body, request.headers);

@@ -13,17 +13,24 @@ import { InvalidArgumentError } from '@autoglm/core';
 export const BODY_FIELD = 'body';
 
 const optionalNumber = z.number().nullish();
+const tokenCount = z.number().int('must be a whole number').min(1, 'must be at least 1').nullish();
 const stop = z.union([z.string(), z.array(z.string())], { error: 'must be a string or an array of strings' }).nullish();
 
 const common = {
   model: z.string({ error: 'required: the model to run (GET /v1/models lists them)' }).min(1, 'required: the model to run (GET /v1/models lists them)'),
-  max_tokens: optionalNumber,
+  max_tokens: tokenCount,
   temperature: optionalNumber,
-  top_p: optionalNumber,
+  // Its range is checked with the gRPC path's (parseInferStart), where 0 means "unset"; here 0 is the client's mistake.
+  top_p: z.number().refine((v) => v !== 0, 'must be above 0 and at most 1').nullish(),
   stop,
   n: optionalNumber,
   stream: z.boolean().nullish(),
   stream_options: z.object({ include_usage: z.boolean().nullish() }).nullish(),
+  // Read only to refuse what would change the answer (infer-call.ts): a client must not get a different answer than it asked for with a 200.
+  seed: z.number().int('must be a whole number').nullish(),
+  frequency_penalty: optionalNumber,
+  presence_penalty: optionalNumber,
+  logit_bias: z.record(z.string(), z.number()).nullish(),
 };
 
 const contentPart = z.object({ type: z.string(), text: z.string().optional() });
@@ -39,11 +46,13 @@ export const ChatCompletionBody = z.object({
       { error: 'required: an array of messages ({"role": "user", "content": "..."})' },
     )
     .min(1, 'must have at least one message'),
-  max_completion_tokens: optionalNumber,
+  max_completion_tokens: tokenCount,
   logprobs: z.boolean().nullish(),
   top_logprobs: optionalNumber,
   tools: z.array(z.unknown()).nullish(),
   functions: z.array(z.unknown()).nullish(),
+  tool_choice: z.unknown().optional(),
+  response_format: z.object({ type: z.string({ error: 'required: "text", "json_object" or "json_schema"' }) }, { error: 'must be an object such as {"type": "text"}' }).nullish(),
 });
 export type ChatCompletionBody = z.infer<typeof ChatCompletionBody>;
 

@@ -1,6 +1,6 @@
 import { Metadata } from '@grpc/grpc-js';
 import { PriorityClass, type Timestamp } from '@autoglm/proto';
-import { InvalidArgumentError, toTimestamp } from '@autoglm/core';
+import { InvalidArgumentError, toTimestamp, UnauthenticatedError } from '@autoglm/core';
 import { TENANT_METADATA } from '../tenant';
 
 /** Request headers as Node gives them (names lower-cased). */
@@ -13,8 +13,10 @@ export const DEADLINE_HEADER = 'x-autoglm-deadline';
 /** Response header naming the task a request became (`autoglm get`, `explain`, `cancel` take it). */
 export const TASK_ID_HEADER = 'x-autoglm-task-id';
 
+/** The caller's trace context (W3C), carried as gRPC metadata. */
+const TRACE_CONTEXT = ['traceparent', 'tracestate'] as const;
 /** What travels as gRPC metadata on the Infer path: the credential, the tenant an admin acts for, the trace context. */
-const FORWARDED = ['authorization', TENANT_METADATA, 'traceparent', 'tracestate'] as const;
+const FORWARDED = ['authorization', TENANT_METADATA, ...TRACE_CONTEXT] as const;
 
 export interface Scheduling {
   priorityClass: PriorityClass;
@@ -30,12 +32,30 @@ const CLASSES: Record<string, PriorityClass> = {
 
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
-/** The metadata the gRPC handlers read, built from an HTTP request's headers. */
+/** What gRPC metadata may carry (printable ASCII; grpc-js refuses anything else). */
+const PRINTABLE_ASCII = /^[\x20-\x7e]*$/;
+
+/** The metadata the gRPC handlers read, built from an HTTP request's headers; a value metadata cannot carry is refused by name. */
 export function metadataFromHeaders(headers: RequestHeaders): Metadata {
   const metadata = new Metadata();
   for (const name of FORWARDED) {
     const value = header(headers, name);
-    if (value !== undefined) metadata.set(name, value);
+    if (value === undefined) continue;
+    if (!PRINTABLE_ASCII.test(value)) {
+      if (name === 'authorization') throw new UnauthenticatedError('the authorization header holds characters no API token has; send "Bearer <token>"');
+      throw new InvalidArgumentError(name, 'must be printable ASCII');
+    }
+    metadata.set(name, value);
+  }
+  return metadata;
+}
+
+/** The caller's trace context alone, for the request's own span: a value metadata cannot carry is dropped, as W3C drops a malformed one. */
+export function tracingMetadata(headers: RequestHeaders): Metadata {
+  const metadata = new Metadata();
+  for (const name of TRACE_CONTEXT) {
+    const value = header(headers, name);
+    if (value !== undefined && PRINTABLE_ASCII.test(value)) metadata.set(name, value);
   }
   return metadata;
 }

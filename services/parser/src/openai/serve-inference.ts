@@ -10,6 +10,8 @@ import { completionBody, finishChunk, responseHeader, roleChunk, textChunk, usag
 
 /** A comment line every this often keeps proxies and clients from timing out a stream that waits for placement. */
 const KEEP_ALIVE_MS = 15_000;
+/** A client that has read nothing for this long while its writes wait is taken as gone: its task is cancelled, its capacity freed. */
+export const STALLED_CLIENT_MS = 60_000;
 
 export interface ServeInferenceOptions {
   call: InferCall;
@@ -28,6 +30,8 @@ export interface ServeInferenceOptions {
   /** Whether the catalog or an agent's server has this model (an unknown one is a 404). */
   knownModel(model: string): boolean;
   logger: Logger;
+  /** How long a client may read nothing while writes to it wait (tests shorten it). */
+  stalledClientMs?: number;
 }
 
 /** How a request ended, for its span. */
@@ -59,12 +63,19 @@ export async function serveInference(o: ServeInferenceOptions): Promise<Inferenc
   let done: InferDone | undefined;
   let keepAlive: NodeJS.Timeout | undefined;
 
+  /** Whether a write waits for the client to read (a keep-alive then adds nothing). */
+  let backedUp = false;
   const write = async (data: string): Promise<void> => {
     if (res.destroyed || res.writableEnded || res.write(data)) return;
+    backedUp = true;
     await new Promise<void>((resolve) => {
+      // Destroying the response closes it: `signal` aborts and the task is cancelled.
+      const stalled = setTimeout(() => res.destroy(), o.stalledClientMs ?? STALLED_CLIENT_MS);
       const settle = () => {
+        clearTimeout(stalled);
         res.off('drain', settle);
         res.off('close', settle);
+        backedUp = false;
         resolve();
       };
       res.on('drain', settle);
@@ -90,7 +101,9 @@ export async function serveInference(o: ServeInferenceOptions): Promise<Inferenc
           [TASK_ID_HEADER]: taskId,
         });
         res.flushHeaders();
-        keepAlive = setInterval(() => void write(': keep-alive\n\n'), KEEP_ALIVE_MS);
+        keepAlive = setInterval(() => {
+          if (!backedUp) void write(': keep-alive\n\n');
+        }, KEEP_ALIVE_MS);
         if (call.endpoint === 'chat') await event(roleChunk(header));
       } else if (kind?.$case === 'chunk') {
         if (!call.stream) text.push(kind.chunk.text);
