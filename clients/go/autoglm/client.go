@@ -23,12 +23,17 @@ type Client struct {
 
 // Dial connects to the public endpoint and returns once the connection is
 // ready, so that a wrong address or CA shows here rather than at the first
-// call. ctx bounds the wait (Options.Timeout when it has no deadline); a
-// connection not ready by then is a codes.Unavailable status error. Bad
-// options (an unreadable CA file) are plain errors.
+// call. ctx bounds the wait, and Options.Timeout when ctx has no deadline.
+// When ctx ends first, the error is ctx's: a status error of code
+// codes.Canceled or codes.DeadlineExceeded for which errors.Is(err,
+// ctx.Err()) holds. A connection not ready within Options.Timeout is a
+// codes.Unavailable status error. Both messages give the connection's state
+// and its last failed TLS handshake, if any. Bad options (an unreadable CA
+// file) are plain errors.
 func Dial(ctx context.Context, opts Options) (*Client, error) {
 	opts = opts.withDefaults()
-	dialOptions, err := opts.dialOptions()
+	handshakes := new(handshakeErrors)
+	dialOptions, err := opts.dialOptions(handshakes)
 	if err != nil {
 		return nil, err
 	}
@@ -36,28 +41,57 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("autoglm: %w", err)
 	}
-	if err := awaitReady(ctx, conn, opts.Timeout); err != nil {
+	if state, ready := awaitReady(ctx, conn, opts.Timeout); !ready {
 		_ = conn.Close()
-		return nil, status.Errorf(codes.Unavailable, "autoglm: %s: %v", opts.Address, err)
+		return nil, notReadyError(ctx, opts, state, handshakes.lastError())
 	}
 	return &Client{conn: conn, tasks: autoglmv1.NewTaskServiceClient(conn), timeout: opts.Timeout}, nil
 }
 
-// awaitReady waits until conn is READY, or ctx ends, or timeout passes when ctx has no deadline.
-func awaitReady(ctx context.Context, conn *grpc.ClientConn, timeout time.Duration) error {
+// awaitReady waits until conn is READY, or ctx ends, or timeout passes when
+// ctx has no deadline. It returns the last state seen, and whether it is READY.
+func awaitReady(ctx context.Context, conn *grpc.ClientConn, timeout time.Duration) (connectivity.State, bool) {
 	ctx, cancel := withDefaultDeadline(ctx, timeout)
 	defer cancel()
 	conn.Connect()
 	for {
 		state := conn.GetState()
 		if state == connectivity.Ready {
-			return nil
+			return state, true
 		}
 		if !conn.WaitForStateChange(ctx, state) {
-			return fmt.Errorf("connection %s when the wait ended: %w", state, ctx.Err())
+			return conn.GetState(), false
 		}
 	}
 }
+
+// notReadyError is Dial's error for a connection that did not become ready:
+// ctx's own when ctx has ended, codes.Unavailable when Options.Timeout passed.
+func notReadyError(ctx context.Context, opts Options, state connectivity.State, handshakeErr error) error {
+	detail := "connection " + state.String()
+	if handshakeErr != nil {
+		detail += ", last TLS handshake: " + handshakeErr.Error()
+	}
+	if err := ctx.Err(); err != nil {
+		code := status.FromContextError(err).Code()
+		return &contextError{
+			status: status.Newf(code, "autoglm: %s not ready: %v (%s)", opts.Address, err, detail),
+			err:    err,
+		}
+	}
+	return status.Errorf(codes.Unavailable, "autoglm: %s not ready after %s (%s)", opts.Address, opts.Timeout, detail)
+}
+
+// contextError is a status error caused by a context's end: status.Code
+// reads its code, and errors.Is matches the context's error.
+type contextError struct {
+	status *status.Status
+	err    error
+}
+
+func (e *contextError) Error() string              { return e.status.Err().Error() }
+func (e *contextError) GRPCStatus() *status.Status { return e.status }
+func (e *contextError) Unwrap() error              { return e.err }
 
 // withDefaultDeadline gives ctx a deadline timeout from now unless it has one.
 func withDefaultDeadline(ctx context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {

@@ -238,6 +238,7 @@ func TestInferStreamsChunksThenDoneWithUsage(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Infer: %v", err)
 	}
+	defer stream.Close()
 	r := readInfer(t, stream, nil)
 
 	if r.chunks == 0 || r.chunkTexts.Len() == 0 {
@@ -272,6 +273,7 @@ func TestInferCancelledMidStreamLeavesTheTaskCancelled(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Infer: %v", err)
 	}
+	defer stream.Close()
 	r := readInfer(t, stream, func() {
 		if err := stream.Cancel("go test: enough"); err != nil {
 			t.Errorf("Cancel: %v", err)
@@ -288,6 +290,89 @@ func TestInferCancelledMidStreamLeavesTheTaskCancelled(t *testing.T) {
 	}
 }
 
+func TestInferClosedAfterTheFirstChunkLeavesTheTaskCancelled(t *testing.T) {
+	ctx := testContext(t)
+	client := dial(t, ctx)
+	stream, err := client.Infer(ctx, &autoglmv1.InferStart{
+		Model: model,
+		Input: &autoglmv1.InferencePayload{
+			Prompt: "Tell a long story.",
+			// Far more than can be generated before the stream is closed.
+			Params: &autoglmv1.GenerationParams{MaxTokens: 4096},
+		},
+	})
+	if err != nil {
+		t.Fatalf("Infer: %v", err)
+	}
+	defer stream.Close()
+	var taskID string
+	for {
+		msg, err := stream.Recv()
+		if err != nil {
+			t.Fatalf("Infer: Recv before the first chunk: %v", err)
+		}
+		if id := msg.GetAccepted().GetTaskId(); id != "" {
+			taskID = id
+		}
+		if msg.GetChunk() != nil {
+			break // a caller that has read enough
+		}
+		if msg.GetDone() != nil {
+			t.Fatalf("Infer sent done (%s) before any chunk", msg.GetDone().GetFinishReason())
+		}
+	}
+	if taskID == "" {
+		t.Fatal("Infer sent a chunk before accepted")
+	}
+
+	if err := stream.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	if err := stream.Close(); err != nil {
+		t.Errorf("Close again: %v", err)
+	}
+
+	// The task ends CANCELLED: poll it until the test's deadline.
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		task, err := client.Get(ctx, taskID)
+		if err != nil {
+			t.Fatalf("Get(%s): %v", taskID, err)
+		}
+		if task.GetState() == autoglmv1.TaskState_TASK_STATE_CANCELLED {
+			return
+		}
+		if isFinal(task.GetState()) {
+			t.Fatalf("task %s ended %s (%s); want CANCELLED", taskID, task.GetState(), task.GetReason())
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("task %s still %s when the test's deadline passed; want CANCELLED", taskID, task.GetState())
+		case <-tick.C:
+		}
+	}
+}
+
+// isFinal reports whether a task in state s has ended.
+func isFinal(s autoglmv1.TaskState) bool {
+	switch s {
+	case autoglmv1.TaskState_TASK_STATE_SUCCEEDED, autoglmv1.TaskState_TASK_STATE_FAILED,
+		autoglmv1.TaskState_TASK_STATE_CANCELLED, autoglmv1.TaskState_TASK_STATE_DEAD_LETTER:
+		return true
+	}
+	return false
+}
+
+func TestDialWithTheWrongCANamesTheHandshakeError(t *testing.T) {
+	requireMesh(t)
+	// The system's roots, not the mesh's CA; t.Context() has no deadline, so Timeout bounds the wait.
+	_, err := autoglm.Dial(t.Context(), autoglm.Options{Address: mesh.address, Token: mesh.token, Timeout: 2 * time.Second})
+	if status.Code(err) != codes.Unavailable || !strings.Contains(status.Convert(err).Message(), "x509") {
+		t.Errorf("Dial with the system's roots: %v; want Unavailable naming the certificate error", err)
+	}
+}
+
 func TestUnknownModelIsInvalidArgument(t *testing.T) {
 	ctx := testContext(t)
 	client := dial(t, ctx)
@@ -300,6 +385,7 @@ func TestUnknownModelIsInvalidArgument(t *testing.T) {
 
 	stream, err := client.Infer(ctx, &autoglmv1.InferStart{Model: "glm-9", Input: input})
 	if err == nil {
+		defer stream.Close()
 		_, err = stream.Recv()
 	}
 	if status.Code(err) != codes.InvalidArgument {

@@ -2,6 +2,7 @@ package autoglm_test
 
 import (
 	"context"
+	"errors"
 	"net"
 	"path/filepath"
 	"strings"
@@ -66,15 +67,40 @@ func TestEveryCallCarriesTheTokenAndTenant(t *testing.T) {
 }
 
 func TestDialWithTLSToAPlaintextServerIsUnavailable(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
-	defer cancel()
 	start := time.Now()
-	_, err := autoglm.Dial(ctx, autoglm.Options{Address: plaintextServer(t), Token: "agl_secret"})
-	if status.Code(err) != codes.Unavailable {
-		t.Errorf("Dial: %v; want Unavailable", err)
+	// t.Context() has no deadline: Options.Timeout bounds the wait.
+	_, err := autoglm.Dial(t.Context(), autoglm.Options{Address: plaintextServer(t), Token: "agl_secret", Timeout: 2 * time.Second})
+	if status.Code(err) != codes.Unavailable || !strings.Contains(status.Convert(err).Message(), "TLS handshake") {
+		t.Errorf("Dial: %v; want Unavailable naming the failed TLS handshake", err)
 	}
 	if elapsed := time.Since(start); elapsed > 5*time.Second {
-		t.Errorf("Dial waited %s past its context's deadline", elapsed)
+		t.Errorf("Dial waited %s past its 2s timeout", elapsed)
+	}
+}
+
+func TestDialReturnsTheErrorOfItsContext(t *testing.T) {
+	address := plaintextServer(t) // TLS never succeeds: the wait ends with ctx
+	cancelled, cancel := context.WithCancel(t.Context())
+	cancel()
+	expired, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	for _, c := range []struct {
+		name  string
+		ctx   context.Context
+		code  codes.Code
+		cause error
+	}{
+		{"cancelled context", cancelled, codes.Canceled, context.Canceled},
+		{"context past its deadline", expired, codes.DeadlineExceeded, context.DeadlineExceeded},
+	} {
+		start := time.Now()
+		_, err := autoglm.Dial(c.ctx, autoglm.Options{Address: address, Token: "agl_secret"})
+		if status.Code(err) != c.code || !errors.Is(err, c.cause) {
+			t.Errorf("Dial with a %s: %v; want %s and errors.Is %v", c.name, err, c.code, c.cause)
+		}
+		if elapsed := time.Since(start); elapsed > 5*time.Second {
+			t.Errorf("Dial with a %s returned after %s", c.name, elapsed)
+		}
 	}
 }
 

@@ -25,5 +25,6 @@
 // Unavailable is the only code worth retrying as is; SubmitTask is safe to
 // retry when its request_id is set (the same id returns the same task).
 // Streams end with io.EOF from Recv (or the end of a Watch loop) when the
-// server completes them.
+// server completes them; close an Infer stream when done with it (defer
+// stream.Close()), which also stops a task whose stream was left early.
 package autoglm

@@ -57,6 +57,7 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	defer stream.Close() // stops the task if the loop ends early
 	for {
 		msg, err := stream.Recv()
 		if errors.Is(err, io.EOF) {

@@ -13,22 +13,41 @@ import (
 	autoglmv1 "github.com/open-autoglm/autoglm/clients/go/gen/autoglm/v1"
 )
 
+// closeReason is recorded with the CANCELLED event of a task whose stream
+// was closed before it ended.
+const closeReason = "the client closed the Infer stream"
+
 // InferStream is one interactive inference: Recv its messages (accepted,
-// then chunks, then done) until io.EOF; Cancel stops it early.
+// then chunks, then done) until io.EOF; Cancel stops it early. Close it when
+// done with it, whether or not it was read to its end.
 type InferStream struct {
 	stream grpc.BidiStreamingClient[autoglmv1.InferRequest, autoglmv1.InferResponse]
+	// cancel ends the stream's context, and with it the stream.
+	cancel context.CancelFunc
 	// sendMu: Cancel may run beside Recv, and at most one goroutine may send.
 	sendMu sync.Mutex
+	// closed: the send side is closed; nothing more is sent.
 	closed bool
 }
 
 // Infer starts an interactive inference. A refused start (an unknown model:
 // codes.InvalidArgument) is the error of the first Recv. The stream has no
 // deadline of its own: ctx bounds it, and cancelling ctx abandons it at once
-// (the task ends CANCELLED). Read it to io.EOF or cancel ctx, or it leaks.
+// (the task ends CANCELLED). Close the stream when done with it:
+//
+//	stream, err := client.Infer(ctx, start)
+//	if err != nil {
+//		return err
+//	}
+//	defer stream.Close()
+//
+// A stream neither read to io.EOF nor closed holds its resources, and its task
+// goes on generating, until ctx ends.
 func (c *Client) Infer(ctx context.Context, start *autoglmv1.InferStart) (*InferStream, error) {
+	ctx, cancel := context.WithCancel(ctx)
 	stream, err := c.tasks.Infer(ctx)
 	if err != nil {
+		cancel()
 		return nil, err
 	}
 	if err := stream.Send(&autoglmv1.InferRequest{Kind: &autoglmv1.InferRequest_Start{Start: start}}); err != nil {
@@ -38,9 +57,10 @@ func (c *Client) Infer(ctx context.Context, start *autoglmv1.InferStart) (*Infer
 				err = status.Error(codes.Internal, "autoglm: the Infer stream ended before its start was sent")
 			}
 		}
+		cancel()
 		return nil, err
 	}
-	return &InferStream{stream: stream}, nil
+	return &InferStream{stream: stream, cancel: cancel}, nil
 }
 
 // Recv returns the next message: InferResponse.GetAccepted() first (the task
@@ -52,6 +72,10 @@ func (s *InferStream) Recv() (*autoglmv1.InferResponse, error) {
 	if err != nil || msg.GetDone() != nil {
 		// Nothing more is sent on a finished stream.
 		s.closeSend()
+	}
+	if err != nil {
+		// The stream is over: release its context.
+		s.cancel()
 	}
 	return msg, err
 }
@@ -74,6 +98,17 @@ func (s *InferStream) Cancel(reason string) error {
 		// The server has ended the stream already; Recv tells how.
 		return nil
 	}
+	return err
+}
+
+// Close ends the stream and releases its resources. A stream that has not
+// ended is cancelled first, as by Cancel, so that its task stops generating
+// and ends CANCELLED; a Recv blocked in another goroutine then returns
+// codes.Canceled. Close may be called from another goroutine than Recv's,
+// and more than once. Its error is that of sending the cancel message.
+func (s *InferStream) Close() error {
+	err := s.Cancel(closeReason)
+	s.cancel()
 	return err
 }
 

@@ -60,11 +60,15 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// dialOptions turns o into the gRPC options of the connection.
-func (o Options) dialOptions() ([]grpc.DialOption, error) {
+// dialOptions turns o into the gRPC options of the connection; the failed
+// TLS handshakes of the connection go to handshakes.
+func (o Options) dialOptions(handshakes *handshakeErrors) ([]grpc.DialOption, error) {
 	transport, err := o.transportCredentials()
 	if err != nil {
 		return nil, err
+	}
+	if !o.Insecure {
+		transport = recordingCredentials{TransportCredentials: transport, errors: handshakes}
 	}
 	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(transport),
