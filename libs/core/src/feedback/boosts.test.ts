@@ -29,13 +29,21 @@ describe('TenantBoosts', () => {
     expect(b.boosted()).toEqual([]);
   });
 
-  it('after lowering, raises again only once as long has passed as lowering took', () => {
+  it('after lowering, even back to 1, raises again only once as long has passed as lowering took', () => {
     const b = new TenantBoosts(config);
     b.evaluate(0, [reading('acme', false, 0.5), reading('globex', true)]);
     b.evaluate(30_000, [reading('acme', true), reading('globex', true)]);
     expect(b.evaluate(150_000, [reading('acme', true), reading('globex', true)]).map((c) => c.to)).toEqual([1]);
-    // Relaxed to 1: a new miss is a new episode and raises at once.
-    expect(b.evaluate(160_000, [reading('acme', false, 0.4), reading('globex', true)]).map((c) => c.to)).toEqual([1.5]);
+    // Relaxed to 1 at 150 s: a miss soon after may be the lowering's doing, so it waits as any lowering does (until 270 s).
+    expect(b.evaluate(160_000, [reading('acme', false, 0.4), reading('globex', true)])).toEqual([]);
+    expect(b.evaluate(270_000, [reading('acme', false, 0.4), reading('globex', true)]).map((c) => c.to)).toEqual([1.5]);
+    // Once that wait is over, a tenant back at 1 is forgotten.
+    const d = new TenantBoosts(config);
+    d.evaluate(0, [reading('acme', false, 0.5), reading('globex', true)]);
+    d.evaluate(30_000, [reading('acme', true), reading('globex', true)]);
+    d.evaluate(150_000, [reading('acme', true), reading('globex', true)]);
+    d.evaluate(270_000, [reading('acme', true), reading('globex', true)]);
+    expect(d.evaluate(280_000, [reading('acme', false, 0.4), reading('globex', true)]).map((c) => c.to)).toEqual([1.5]);
     const c = new TenantBoosts(config);
     c.evaluate(0, [reading('acme', false, 0.5), reading('globex', true)]);
     c.evaluate(30_000, [reading('acme', false, 0.6), reading('globex', true)]);
@@ -44,6 +52,18 @@ describe('TenantBoosts', () => {
     // Lowered to 1.5 at 180 s: a miss 60 s later waits until 300 s.
     expect(c.evaluate(240_000, [reading('acme', false, 0.4), reading('globex', true)])).toEqual([]);
     expect(c.evaluate(300_000, [reading('acme', false, 0.4), reading('globex', true)]).map((x) => x.to)).toEqual([2.25]);
+  });
+
+  it('keeps the boost while its SLO is met only just (the boost may be what holds it), and lowers it once met with room', () => {
+    const b = new TenantBoosts(config);
+    b.evaluate(0, [reading('acme', false, 0.5), reading('globex', true)]);
+    // 96 % against 95 %: met, burning 80 % of the budget.
+    const tight = [reading('acme', true, 0.96), reading('globex', true)];
+    for (let t = 30_000; t <= 600_000; t += 30_000) expect(b.evaluate(t, tight)).toEqual([]);
+    expect(b.factor('acme')).toBe(1.5);
+    const roomy = [reading('acme', true, 0.99), reading('globex', true)];
+    expect(b.evaluate(630_000, roomy)).toEqual([]);
+    expect(b.evaluate(750_000, roomy).map((c) => c.to)).toEqual([1]);
   });
 
   it('a miss during the relax wait restarts it (hysteresis: no ping-pong)', () => {

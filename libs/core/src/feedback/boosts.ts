@@ -23,6 +23,8 @@ export interface BoostChange {
 
 /** A miss raises the boost only when it burns the error budget at least this fast (1: exactly as fast as the window allows). */
 const RAISE_BURN_RATE = 1.1;
+/** ... and it is lowered only while every series burns it at most this fast: met with room to spare, not just met thanks to the boost. */
+const LOWER_BURN_RATE = 0.5;
 
 interface TenantState {
   factor: number;
@@ -31,7 +33,7 @@ interface TenantState {
   lowered: boolean;
   /** The attainment of its worst missed series when it was last raised. */
   attainmentAtRaise: number;
-  /** When all its SLOs were last seen met without a break; undefined while one misses. */
+  /** Since when all its SLOs have been met within the lowering band without a break; undefined while one is not. */
   metSinceMs: number | undefined;
 }
 
@@ -61,10 +63,13 @@ export class TenantBoosts {
     // Per tenant: the SLO series it misses, and whether it has any judged at all.
     const missing = new Map<string, SloReading[]>();
     const judged = new Set<string>();
+    /** Tenants with a series met, but by less than the lowering band. */
+    const tight = new Set<string>();
     for (const r of readings) {
       // A boost changes the order work is placed in: it can fix a wait, not a failure or a slow engine.
       if (r.tenant === '*' || r.met === undefined || r.indicator !== 'queue_time') continue;
       judged.add(r.tenant);
+      if (r.burnRate > LOWER_BURN_RATE) tight.add(r.tenant);
       if (!r.met) {
         const list = missing.get(r.tenant) ?? [];
         list.push(r);
@@ -95,6 +100,9 @@ export class TenantBoosts {
           state.lowered = false;
           state.attainmentAtRaise = worst.attainment;
         }
+      } else if (state.factor > 1 && tight.has(tenant)) {
+        // Met, but only just: the boost may be what holds it; the relax wait starts once it is met with room.
+        state.metSinceMs = undefined;
       } else if (state.factor > 1) {
         state.metSinceMs ??= nowMs;
         if (settled && nowMs - state.metSinceMs >= this.config.relaxAfterMs) {
@@ -110,7 +118,8 @@ export class TenantBoosts {
           state.metSinceMs = nowMs;
         }
       }
-      if (state.factor <= 1 && misses === undefined) this.tenants.delete(tenant);
+      // Forgotten once back at 1 and past the wait a re-raise after a lowering owes (kept until then, or it would be raised again at once).
+      if (state.factor <= 1 && misses === undefined && !(state.lowered && nowMs - state.changedAtMs < this.config.relaxAfterMs)) this.tenants.delete(tenant);
       else this.tenants.set(tenant, state);
     }
     return changes;
