@@ -259,20 +259,27 @@ func TestInferStreamsChunksThenDoneWithUsage(t *testing.T) {
 	}
 }
 
-func TestInferCancelledMidStreamLeavesTheTaskCancelled(t *testing.T) {
-	ctx := testContext(t)
-	client := dial(t, ctx)
+// startLongStory starts an inference asking for far more tokens than are
+// generated before the test stops it.
+func startLongStory(t *testing.T, ctx context.Context, client *autoglm.Client) *autoglm.InferStream {
+	t.Helper()
 	stream, err := client.Infer(ctx, &autoglmv1.InferStart{
 		Model: model,
 		Input: &autoglmv1.InferencePayload{
 			Prompt: "Tell a long story.",
-			// Far more than can be generated before the cancel arrives.
 			Params: &autoglmv1.GenerationParams{MaxTokens: 4096},
 		},
 	})
 	if err != nil {
 		t.Fatalf("Infer: %v", err)
 	}
+	return stream
+}
+
+func TestInferCancelledMidStreamLeavesTheTaskCancelled(t *testing.T) {
+	ctx := testContext(t)
+	client := dial(t, ctx)
+	stream := startLongStory(t, ctx, client)
 	defer stream.Close()
 	r := readInfer(t, stream, func() {
 		if err := stream.Cancel("go test: enough"); err != nil {
@@ -293,17 +300,7 @@ func TestInferCancelledMidStreamLeavesTheTaskCancelled(t *testing.T) {
 func TestInferClosedAfterTheFirstChunkLeavesTheTaskCancelled(t *testing.T) {
 	ctx := testContext(t)
 	client := dial(t, ctx)
-	stream, err := client.Infer(ctx, &autoglmv1.InferStart{
-		Model: model,
-		Input: &autoglmv1.InferencePayload{
-			Prompt: "Tell a long story.",
-			// Far more than can be generated before the stream is closed.
-			Params: &autoglmv1.GenerationParams{MaxTokens: 4096},
-		},
-	})
-	if err != nil {
-		t.Fatalf("Infer: %v", err)
-	}
+	stream := startLongStory(t, ctx, client)
 	defer stream.Close()
 	var taskID string
 	for {
