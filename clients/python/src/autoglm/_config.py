@@ -51,11 +51,14 @@ def resolve_connection(
     timeout: float | None,
     credentials: grpc.ChannelCredentials | None,
     channel_options: ChannelOptions,
+    insecure: bool = False,
 ) -> Connection:
     """Applies AUTOGLM_ADDRESS, AUTOGLM_TOKEN, AUTOGLM_CA and AUTOGLM_TENANT to what the caller left None.
 
     An empty string given explicitly means "none" and is not replaced by the
     environment (``token=""`` calls without a token even when AUTOGLM_TOKEN is set).
+    Raises ValueError for a token on a plaintext channel to a host other than
+    this machine, unless ``insecure`` says the caller means it.
     """
     address = address if address is not None else os.environ.get("AUTOGLM_ADDRESS") or DEFAULT_ADDRESS
     token = token if token is not None else os.environ.get("AUTOGLM_TOKEN") or None
@@ -73,10 +76,11 @@ def resolve_connection(
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ("grpc.primary_user_agent", f"autoglm-py/{__version__}"),
     ]
-    if credentials is not None and _is_ip_literal(address):
-        # A local mesh's certificates name "localhost" besides their addresses, and
-        # SNI may not carry an IP: check the name "localhost" (still against the CA).
-        options.append(("grpc.ssl_target_name_override", "localhost"))
+    if token and credentials is None and not insecure and not is_loopback(address):
+        raise ValueError(
+            f"refusing to send a token in plaintext to {address}: give ca= (or AUTOGLM_CA) for TLS, "
+            "or insecure=True to send it unencrypted anyway"
+        )
     options.extend(channel_options)
     return Connection(
         address=address,
@@ -88,10 +92,36 @@ def resolve_connection(
     )
 
 
-def _is_ip_literal(address: str) -> bool:
-    host = address.rsplit(":", 1)[0].strip("[]")
+#: Target schemes grpc resolves that name a host (dns:///host:port, ipv4:host:port, ipv6:[host]:port).
+_HOST_SCHEMES = ("dns:///", "ipv4:", "ipv6:")
+
+
+def is_loopback(address: str) -> bool:
+    """Whether a grpc target is this machine, where plaintext never leaves it.
+
+    Unix sockets, "localhost" and loopback IPs (127.0.0.0/8, ::1) are; any
+    other target, or one this cannot parse, is not (the safe answer).
+    """
+    if address.startswith(("unix:", "unix-abstract:")):
+        return True
+    host = _host(_without_scheme(address))
+    if host.lower() == "localhost":
+        return True
     try:
-        ipaddress.ip_address(host)
+        return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-    return True
+
+
+def _without_scheme(address: str) -> str:
+    for scheme in _HOST_SCHEMES:
+        if address.startswith(scheme):
+            return address[len(scheme) :]
+    return address
+
+
+def _host(target: str) -> str:
+    """The host of host:port, [v6]:port, a bare host or a bare IPv6 address."""
+    if target.startswith("["):
+        return target[1 : target.find("]")]
+    return target.rsplit(":", 1)[0] if target.count(":") == 1 else target

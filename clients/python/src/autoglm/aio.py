@@ -16,8 +16,8 @@ from . import _requests as build
 from ._config import ChannelOptions, Connection, resolve_connection
 from ._infer import DEFAULT_CANCEL_GRACE, DEFAULT_CANCEL_REASON, InferProgress, cancel_request
 from ._requests import DeadlineLike, MessageLike, PriorityClassLike, RoleName
-from .errors import AutoglmError, from_rpc_error, is_retryable
-from .retry import RetryPolicy, backoff_delay
+from .errors import AutoglmError, from_rpc_error
+from .retry import Budget, RetryPolicy, retry_delay
 from .v1 import auth_pb2, auth_pb2_grpc, task_pb2, task_pb2_grpc
 
 R = TypeVar("R")
@@ -41,8 +41,9 @@ class AsyncClient:
         retry: RetryPolicy = RetryPolicy(),
         credentials: grpc.ChannelCredentials | None = None,
         channel_options: ChannelOptions = (),
+        insecure: bool = False,
     ) -> None:
-        self._connection: Connection = resolve_connection(address, token, ca, tenant, timeout, credentials, channel_options)
+        self._connection: Connection = resolve_connection(address, token, ca, tenant, timeout, credentials, channel_options, insecure)
         self._retry = retry
         conn = self._connection
         if conn.credentials is not None:
@@ -120,7 +121,7 @@ class AsyncClient:
             tenant=tenant if tenant is not None else self.tenant,
             request_id=request_id,
         )
-        response: task_pb2.SubmitTaskResponse = await self._retrying(lambda: self._unary(self._tasks.SubmitTask, request, timeout))
+        response: task_pb2.SubmitTaskResponse = await self._retrying(lambda remaining: self._unary(self._tasks.SubmitTask, request, remaining), timeout)
         return response
 
     async def get(self, task_id: str, *, timeout: float | None = None) -> task_pb2.Task:
@@ -248,20 +249,26 @@ class AsyncClient:
         except grpc.aio.AioRpcError as error:
             raise from_rpc_error(error) from error
 
-    async def _retrying(self, call: Callable[[], Awaitable[R]]) -> R:
-        attempt = 1
+    async def _retrying(self, call: Callable[[float], Awaitable[R]], timeout: float | None) -> R:
+        """Awaits ``call(seconds left)`` until it succeeds, fails for good, or the one budget of ``timeout`` is spent."""
+        budget = Budget(timeout if timeout is not None else self._connection.timeout)
+        failures = 0
         while True:
             try:
-                return await call()
+                return await call(budget.remaining())
             except AutoglmError as error:
-                if attempt >= self._retry.max_attempts or not is_retryable(error):
+                failures += 1
+                delay = retry_delay(failures, self._retry, error, budget.remaining())
+                if delay is None:
                     raise
-                await asyncio.sleep(backoff_delay(attempt, self._retry, error.retry_after))
-                attempt += 1
+                await asyncio.sleep(delay)
 
 
 class AsyncInferStream(InferProgress):
-    """One Infer call for asyncio: ``async for`` it for text chunks; see InferStream."""
+    """One Infer call for asyncio: ``async for`` it for text chunks; see InferStream.
+
+    The call starts on the first iteration or on ``async with``.
+    """
 
     def __init__(
         self,
@@ -272,18 +279,26 @@ class AsyncInferStream(InferProgress):
         cancel_grace: float,
     ) -> None:
         super().__init__()
+        self._method = method
+        self._start_request = start
+        self._metadata = metadata
+        self._timeout = timeout
         self._cancel_grace = cancel_grace
         self._cancel_sent = False
+        self._cut = False
         self._ended = False
         self._grace_timer: asyncio.TimerHandle | None = None
+        self._drained: asyncio.Event | None = None
+        self._call: Any = None  # the grpc.aio call once started (Any: untyped stubs)
         # The request side stays open until done or a cancel (see InferStream); None closes it.
         self._requests: asyncio.Queue[task_pb2.InferRequest | None] = asyncio.Queue()
-        self._requests.put_nowait(start)
-        self._call = method(self._outgoing(), timeout=timeout, metadata=metadata)
 
     async def __aiter__(self) -> AsyncIterator[str]:
+        call = self._start()
+        if call is None:
+            return  # cancelled before it started: there is no task
         try:
-            async for response in self._call:
+            async for response in call:
                 text = self._take(response)
                 if text is not None:
                     yield text
@@ -291,25 +306,32 @@ class AsyncInferStream(InferProgress):
         except grpc.aio.AioRpcError as error:
             self._end()
             if self._cancel_sent and error.code() == grpc.StatusCode.CANCELLED:
-                return  # cut after the grace: our own cancel
+                return  # the status answering our own cancel
             raise from_rpc_error(error) from error
         except asyncio.CancelledError:
-            self._call.cancel()
             self._end()
+            if self._cut_by_grace():
+                return  # grpc.aio's word for our own cut after the grace
+            call.cancel()
             raise
         finally:
             if not self._ended:  # the caller left the loop
-                self.cancel()
-                await self._drain()
+                await self._finish()
 
     def cancel(self, reason: str = DEFAULT_CANCEL_REASON) -> None:
-        """Asks the server to stop (the task ends CANCELLED); the call is cut if it has not ended after the grace."""
+        """Asks the server to stop (the task ends CANCELLED); the call is cut if it has not ended after the grace.
+
+        Before the call started, it only makes sure it never starts.
+        """
         if self._cancel_sent or self._ended:
             return
         self._cancel_sent = True
+        if self._call is None:
+            self._ended = True
+            return
         self._requests.put_nowait(cancel_request(reason))
         self._requests.put_nowait(None)
-        self._grace_timer = asyncio.get_running_loop().call_later(self._cancel_grace, self._call.cancel)
+        self._grace_timer = asyncio.get_running_loop().call_later(self._cancel_grace, self._cut_call)
 
     async def wait(self) -> task_pb2.InferDone | None:
         """Reads the stream to its end (collecting ``text``); returns ``result``."""
@@ -318,24 +340,64 @@ class AsyncInferStream(InferProgress):
         return self.result
 
     async def __aenter__(self) -> AsyncInferStream:
+        self._start()
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         if not self._ended:
-            self.cancel()
-            await self._drain()
+            await self._finish()
 
-    async def _outgoing(self) -> AsyncIterator[task_pb2.InferRequest]:
-        while (message := await self._requests.get()) is not None:
-            yield message
+    def _start(self) -> Any:
+        """The call, started on first use; None once the stream ended (or was cancelled) before it started."""
+        if self._call is None and not self._ended:
+            self._requests.put_nowait(self._start_request)
+            self._call = self._method(_outgoing(self._requests), timeout=self._timeout, metadata=self._metadata)
+        return self._call
+
+    def _cut_call(self) -> None:
+        """The grace is over: cut the call. grpc.aio then raises asyncio.CancelledError from its reads."""
+        self._cut = True
+        self._call.cancel()
+
+    def _cut_by_grace(self) -> bool:
+        """Whether a CancelledError just caught is our grace cut rather than a cancellation of the caller's task.
+
+        Python 3.11+ counts a task's pending cancellations; 3.10 cannot tell, and
+        a task cancelled after our cut ends quietly there.
+        """
+        if not self._cut:
+            return False
+        cancelling = getattr(asyncio.current_task(), "cancelling", None)
+        return not (cancelling is not None and cancelling() > 0)
+
+    async def _finish(self) -> None:
+        """Cancels and reads to the end, once.
+
+        Both ``__aexit__`` and the abandoned iterator's finalizer (which asyncio
+        runs as a task of its own) come here; two readers of one call collide,
+        so the second waits for the first.
+        """
+        self.cancel()
+        if self._drained is not None:
+            await self._drained.wait()
+            return
+        self._drained = asyncio.Event()
+        try:
+            await self._drain()
+        finally:
+            self._drained.set()
 
     async def _drain(self) -> None:
         """Reads what the server still sends after a cancel (its done), until it ends the call."""
         try:
-            async for response in self._call:
-                self._take(response)
+            if self._call is not None:
+                async for response in self._call:
+                    self._take(response)
         except grpc.aio.AioRpcError:
-            pass  # the grace cut, or the server's status: the caller already chose to stop
+            pass  # the server's status: the caller already chose to stop
+        except asyncio.CancelledError:
+            if not self._cut_by_grace():
+                raise
         finally:
             self._end()
 
@@ -344,3 +406,9 @@ class AsyncInferStream(InferProgress):
         if self._grace_timer is not None:
             self._grace_timer.cancel()
         self._requests.put_nowait(None)
+
+
+async def _outgoing(requests: asyncio.Queue[task_pb2.InferRequest | None]) -> AsyncIterator[task_pb2.InferRequest]:
+    """The request side, fed by the queue until a None; a function of the queue alone, so it does not keep the stream alive."""
+    while (message := await requests.get()) is not None:
+        yield message

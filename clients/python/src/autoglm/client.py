@@ -17,8 +17,8 @@ from . import _requests as build
 from ._config import ChannelOptions, Connection, resolve_connection
 from ._infer import DEFAULT_CANCEL_GRACE, DEFAULT_CANCEL_REASON, InferProgress, cancel_request
 from ._requests import DeadlineLike, MessageLike, PriorityClassLike, RoleName
-from .errors import AutoglmError, from_rpc_error, is_retryable
-from .retry import RetryPolicy, backoff_delay
+from .errors import AutoglmError, from_rpc_error
+from .retry import Budget, RetryPolicy, retry_delay
 from .v1 import auth_pb2, auth_pb2_grpc, task_pb2, task_pb2_grpc
 
 R = TypeVar("R")
@@ -30,9 +30,11 @@ class Client:
     Every argument left None comes from the environment: ``AUTOGLM_ADDRESS``
     (default ``127.0.0.1:50051``), ``AUTOGLM_TOKEN``, ``AUTOGLM_CA`` (a PEM
     file: the channel uses TLS checked against it; unset: plaintext) and
-    ``AUTOGLM_TENANT``. Unary calls have a deadline of ``timeout`` seconds
-    (default 30); streams end when the server ends them or the caller cancels.
-    Failures raise AutoglmError subclasses (NotFoundError, ...).
+    ``AUTOGLM_TENANT``. A token is only sent in plaintext to this machine
+    (localhost, 127.0.0.1, ::1); ``insecure=True`` allows it to other hosts.
+    Unary calls have a deadline of ``timeout`` seconds (default 30), which
+    covers submit's retries too; streams end when the server ends them or the
+    caller cancels. Failures raise AutoglmError subclasses (NotFoundError, ...).
     """
 
     def __init__(
@@ -46,8 +48,9 @@ class Client:
         retry: RetryPolicy = RetryPolicy(),
         credentials: grpc.ChannelCredentials | None = None,
         channel_options: ChannelOptions = (),
+        insecure: bool = False,
     ) -> None:
-        self._connection: Connection = resolve_connection(address, token, ca, tenant, timeout, credentials, channel_options)
+        self._connection: Connection = resolve_connection(address, token, ca, tenant, timeout, credentials, channel_options, insecure)
         self._retry = retry
         conn = self._connection
         if conn.credentials is not None:
@@ -107,7 +110,8 @@ class Client:
         a batch job names ``command`` and/or ``expected_duration`` instead.
         UNAVAILABLE, and RESOURCE_EXHAUSTED with a retry-after, are retried with
         backoff under one request id (generated when none is given), so a retry
-        of a submission that did arrive returns the same task.
+        of a submission that did arrive returns the same task. ``timeout``
+        bounds every attempt and wait together, not each attempt.
         """
         request = build.submit_request(
             model=model,
@@ -132,7 +136,7 @@ class Client:
             tenant=tenant if tenant is not None else self.tenant,
             request_id=request_id,
         )
-        response: task_pb2.SubmitTaskResponse = self._retrying(lambda: self._unary(self._tasks.SubmitTask, request, timeout))
+        response: task_pb2.SubmitTaskResponse = self._retrying(lambda remaining: self._unary(self._tasks.SubmitTask, request, remaining), timeout)
         return response
 
     def get(self, task_id: str, *, timeout: float | None = None) -> task_pb2.Task:
@@ -191,7 +195,8 @@ class Client:
     ) -> InferStream:
         """Interactive inference: iterate the returned stream for text chunks.
 
-        The call starts at once. After the loop, ``stream.result`` has the finish
+        The call starts when iteration (or the ``with`` block) starts, so a
+        stream never read starts no task. After the loop, ``stream.result`` has the finish
         reason and usage and ``stream.task_id`` the task. ``stream.cancel()``, or
         leaving the loop (or the ``with`` block) before the end, cancels the task.
         """
@@ -259,23 +264,28 @@ class Client:
         except grpc.RpcError as error:
             raise from_rpc_error(error) from error
 
-    def _retrying(self, call: Callable[[], R]) -> R:
-        attempt = 1
+    def _retrying(self, call: Callable[[float], R], timeout: float | None) -> R:
+        """Calls ``call(seconds left)`` until it succeeds, fails for good, or the one budget of ``timeout`` is spent."""
+        budget = Budget(timeout if timeout is not None else self._connection.timeout)
+        failures = 0
         while True:
             try:
-                return call()
+                return call(budget.remaining())
             except AutoglmError as error:
-                if attempt >= self._retry.max_attempts or not is_retryable(error):
+                failures += 1
+                delay = retry_delay(failures, self._retry, error, budget.remaining())
+                if delay is None:
                     raise
-                time.sleep(backoff_delay(attempt, self._retry, error.retry_after))
-                attempt += 1
+                time.sleep(delay)
 
 
 class InferStream(InferProgress):
     """One Infer call: iterate it for text chunks; ``result``, ``usage`` and ``task_id`` say the rest.
 
-    Iterate it once. Leaving the loop early, ``cancel()``, or leaving a ``with``
-    block before the end sends a cancel: the task ends CANCELLED.
+    Iterate it once. The call starts on the first iteration or on ``with``, so
+    a stream dropped unread costs nothing. Leaving the loop early, ``cancel()``,
+    or leaving a ``with`` block before the end sends a cancel: the task ends
+    CANCELLED.
     """
 
     def __init__(
@@ -287,21 +297,27 @@ class InferStream(InferProgress):
         cancel_grace: float,
     ) -> None:
         super().__init__()
+        self._method = method
+        self._start_request = start
+        self._metadata = metadata
+        self._timeout = timeout
         self._cancel_grace = cancel_grace
         self._lock = threading.Lock()
         self._cancel_sent = False
         self._ended = False
         self._grace_timer: threading.Timer | None = None
+        self._call: Any = None  # the grpc call once started (Any: untyped stubs)
         # grpc reads the request side on a thread of its own; the queue feeds it and
         # None closes it. It stays open until done or a cancel: the server reads a
         # half-close before a cancel as "no cancel coming", not as a cancel.
         self._requests: queue.SimpleQueue[task_pb2.InferRequest | None] = queue.SimpleQueue()
-        self._requests.put(start)
-        self._call = method(self._outgoing(), timeout=timeout, metadata=metadata)
 
     def __iter__(self) -> Iterator[str]:
+        call = self._start()
+        if call is None:
+            return  # cancelled before it started: there is no task
         try:
-            for response in self._call:
+            for response in call:
                 text = self._take(response)
                 if text is not None:
                     yield text
@@ -317,14 +333,21 @@ class InferStream(InferProgress):
                 self._drain()
 
     def cancel(self, reason: str = DEFAULT_CANCEL_REASON) -> None:
-        """Asks the server to stop (the task ends CANCELLED); the call is cut if it has not ended after the grace."""
+        """Asks the server to stop (the task ends CANCELLED); the call is cut if it has not ended after the grace.
+
+        Before the call started, it only makes sure it never starts.
+        """
         with self._lock:
             if self._cancel_sent or self._ended:
                 return
             self._cancel_sent = True
+            call = self._call
+            if call is None:
+                self._ended = True
+                return
         self._requests.put(cancel_request(reason))
         self._requests.put(None)
-        self._grace_timer = threading.Timer(self._cancel_grace, self._call.cancel)
+        self._grace_timer = threading.Timer(self._cancel_grace, call.cancel)
         self._grace_timer.daemon = True
         self._grace_timer.start()
 
@@ -335,6 +358,7 @@ class InferStream(InferProgress):
         return self.result
 
     def __enter__(self) -> InferStream:
+        self._start()
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
@@ -342,15 +366,20 @@ class InferStream(InferProgress):
             self.cancel()
             self._drain()
 
-    def _outgoing(self) -> Iterator[task_pb2.InferRequest]:
-        while (message := self._requests.get()) is not None:
-            yield message
+    def _start(self) -> Any:
+        """The call, started on first use; None once the stream ended (or was cancelled) before it started."""
+        with self._lock:
+            if self._call is None and not self._ended:
+                self._requests.put(self._start_request)
+                self._call = self._method(_outgoing(self._requests), timeout=self._timeout, metadata=self._metadata)
+            return self._call
 
     def _drain(self) -> None:
         """Reads what the server still sends after a cancel (its done), until it ends the call."""
         try:
-            for response in self._call:
-                self._take(response)
+            if self._call is not None:
+                for response in self._call:
+                    self._take(response)
         except grpc.RpcError:
             pass  # the grace cut, or the server's status: the caller already chose to stop
         finally:
@@ -361,3 +390,13 @@ class InferStream(InferProgress):
         if self._grace_timer is not None:
             self._grace_timer.cancel()
         self._requests.put(None)  # lets grpc's request thread finish
+
+
+def _outgoing(requests: queue.SimpleQueue[task_pb2.InferRequest | None]) -> Iterator[task_pb2.InferRequest]:
+    """The request side, fed by the queue until a None.
+
+    A function of the queue alone: holding the stream would keep it alive
+    from grpc's request thread.
+    """
+    while (message := requests.get()) is not None:
+        yield message
