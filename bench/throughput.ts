@@ -76,7 +76,7 @@ async function measure(mode: Mode, o: Options) {
   const finishedAt = new Map<string, number>();
   let settled: () => void = () => {};
   const allDone = new Promise<void>((resolve) => (settled = resolve));
-  const events = decision.subscribe({ taskEvents: true, nodeEvents: false, taskId: '', afterSequence: 0, states: [TaskState.SUCCEEDED], batched: true }, new Metadata());
+  const events = decision.subscribe({ taskEvents: true, nodeEvents: false, taskId: '', afterSequence: 0, states: [TaskState.SUCCEEDED], batched: true, snapshot: false }, new Metadata());
   const onEvent = (e: Event) => {
     if (e.kind?.$case !== 'task' || e.kind.task.state !== TaskState.SUCCEEDED) return;
     finishedAt.set(e.kind.task.taskId, Date.now());

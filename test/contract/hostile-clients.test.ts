@@ -57,7 +57,7 @@ describe('bounds against clients that misbehave', () => {
 
   it('tells subscribers a node that went silent is lost, so they drop what they keep for it', async () => {
     const decision = createClient(DecisionServiceClient, mesh.decision.grpcAddress);
-    const events = decision.subscribe({ taskEvents: false, nodeEvents: true, taskId: '', afterSequence: 0, states: [], batched: false }, new Metadata());
+    const events = decision.subscribe({ taskEvents: false, nodeEvents: true, taskId: '', afterSequence: 0, states: [], batched: false, snapshot: false }, new Metadata());
     const lost = new Promise<Node>((resolve) =>
       events.on('data', (e: Event) => {
         if (e.kind?.$case === 'node' && e.kind.node.nodeId === 'silent-node' && e.kind.node.state === NodeState.LOST) resolve(e.kind.node);

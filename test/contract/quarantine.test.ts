@@ -47,6 +47,21 @@ describe('quarantine through decision (the monitor or an admin)', () => {
     await untilCondition(async () => ((await mesh.client.listNodes()).nodes[0]!.state === NodeState.READY ? true : undefined), 5000, 'the quarantine to expire');
   });
 
+  it("leaves an operator's quarantine to the operator: the monitor may neither replace nor lift it", async () => {
+    const monitor = as('monitor');
+    const admin = as('admin');
+    await quarantine(admin, { nodeId: 'contract-node', quarantined: true, reason: 'replacing a fan', source: 'operator' });
+    // The monitor's own certificate decides, whatever source it names.
+    await expect(quarantine(monitor, { nodeId: 'contract-node', quarantined: false, reason: 'probation over', source: 'operator' })).rejects.toMatchObject({
+      code: 9,
+      details: expect.stringContaining('quarantined by an operator (replacing a fan (operator)); the monitor leaves it to them'),
+    });
+    const until = Date.now() + 60_000;
+    await expect(quarantine(monitor, { nodeId: 'contract-node', quarantined: true, reason: 'failed 9 of 10', until: { seconds: Math.floor(until / 1000), nanos: 0 }, source: 'monitor' })).rejects.toMatchObject({ code: 9 });
+    expect((await mesh.client.listNodes()).nodes[0]).toMatchObject({ state: NodeState.QUARANTINED, stateReason: 'replacing a fan (operator)' });
+    expect(await quarantine(admin, { nodeId: 'contract-node', quarantined: false, reason: 'fan replaced', source: 'operator' })).toMatchObject({ state: NodeState.READY });
+  });
+
   it('refuses a caller without the role, a node it does not know and a quarantine without a reason', async () => {
     await expect(quarantine(as('parser'), { nodeId: 'contract-node', quarantined: true, reason: 'x' })).rejects.toMatchObject({ code: 7 });
     await expect(quarantine(as('admin'), { nodeId: 'nowhere', quarantined: true, reason: 'x' })).rejects.toMatchObject({ code: 5, details: expect.stringContaining('node nowhere is not known') });

@@ -34,7 +34,7 @@ describe('server-streaming RPCs against real servers', () => {
 
   it('Subscribe with batched delivery keeps every task event, in order', async () => {
     const decision = createClient(DecisionServiceClient, mesh.decision.grpcAddress);
-    const call = decision.subscribe({ taskEvents: true, nodeEvents: false, taskId: '', afterSequence: 0, states: [], batched: true }, new Metadata());
+    const call = decision.subscribe({ taskEvents: true, nodeEvents: false, taskId: '', afterSequence: 0, states: [], batched: true, snapshot: false }, new Metadata());
     const seen = new Map<string, number[]>();
     let batches = 0;
     call.on('data', (event: Event) => {
@@ -46,6 +46,29 @@ describe('server-streaming RPCs against real servers', () => {
     await until(async () => (ids.every((id) => seen.get(id)?.length === 4) ? true : undefined), 10_000, 'all four events of every task');
     for (const id of ids) expect(seen.get(id)).toEqual([1, 2, 3, 4]);
     expect(batches).toBeGreaterThan(0);
+    call.cancel();
+    decision.close();
+  });
+
+  it('Subscribe with snapshot starts with every unfinished task as it is and every node, then the live events', async () => {
+    const running = (await mesh.client.submit({ payload: { $case: 'batch', batch: { expectedDuration: { seconds: 3600, nanos: 0 } } } })).task!.id;
+    await until(async () => ((await mesh.client.get(running)).state === TaskState.RUNNING ? true : undefined), 10_000, 'the task to run');
+    const finished = (await mesh.client.submit({ payload: { $case: 'batch', batch: {} } })).task!.id;
+    await until(async () => ((await mesh.client.get(finished)).finishedAt ? true : undefined), 10_000, 'the short task to finish');
+    const decision = createClient(DecisionServiceClient, mesh.decision.grpcAddress);
+    const call = decision.subscribe({ taskEvents: true, nodeEvents: true, taskId: '', afterSequence: 0, states: [], batched: true, snapshot: true }, new Metadata());
+    const seen: Event[] = [];
+    call.on('data', (event: Event) => seen.push(...(event.kind?.$case === 'batch' ? event.kind.batch.events : [event])));
+    call.on('error', () => undefined);
+    await until(async () => (seen.some((e) => e.kind?.$case === 'node') ? true : undefined), 10_000, 'the snapshot');
+    const snapshotTasks = seen.flatMap((e) => (e.kind?.$case === 'task' ? [e.kind.task] : []));
+    // The running task as it is (a snapshot names its state as both states), and nothing of the finished one.
+    expect(snapshotTasks).toEqual([expect.objectContaining({ taskId: running, state: TaskState.RUNNING, previousState: TaskState.RUNNING, sequence: 3, final: false })]);
+    expect(snapshotTasks[0]!.task?.spec?.payload).toBeUndefined();
+    expect(seen.find((e) => e.kind?.$case === 'node')).toMatchObject({ kind: { node: { nodeId: 'contract-node' } } });
+    // Then live: its cancel.
+    await mesh.client.cancel(running);
+    await until(async () => (seen.some((e) => e.kind?.$case === 'task' && e.kind.task.taskId === running && e.kind.task.state === TaskState.CANCELLED) ? true : undefined), 10_000, 'the live cancel');
     call.cancel();
     decision.close();
   });

@@ -68,7 +68,7 @@ describe('the monitor closes the feedback loop', () => {
     // The event stream as the monitor's own identity reads it.
     const decision = createClient(DecisionServiceClient, m.decision.grpcAddress, { tls: loadTls(tlsConfig(m, 'monitor')) });
     const seen: string[] = [];
-    const stream = decision.subscribe({ taskEvents: false, nodeEvents: true, taskId: '', afterSequence: 0, states: [], batched: false }, new Metadata());
+    const stream = decision.subscribe({ taskEvents: false, nodeEvents: true, taskId: '', afterSequence: 0, states: [], batched: false, snapshot: false }, new Metadata());
     stream.on('data', (e: Event) => {
       if (e.kind?.$case === 'alert') seen.push(`${e.kind.alert.name}:${AlertState[e.kind.alert.state]}`);
     });

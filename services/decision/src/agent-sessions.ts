@@ -18,6 +18,7 @@ import {
 } from '@autoglm/proto';
 import {
   durationToMillis,
+  FailedPreconditionError,
   heartbeatIntervalMs,
   preemptionRank,
   NotFoundError,
@@ -130,7 +131,7 @@ export class AgentSessions {
   private readonly o: AgentSessionsOptions;
 
   /** Nodes quarantined (by the monitor or an operator), with why, until when, and the timer that lifts it then. */
-  private readonly quarantined = new Map<string, { reason: string; untilMs: number | undefined; timer: NodeJS.Timeout | undefined }>();
+  private readonly quarantined = new Map<string, { reason: string; untilMs: number | undefined; timer: NodeJS.Timeout | undefined; byMonitor: boolean }>();
 
   constructor(options: AgentSessionsOptions) {
     this.o = options;
@@ -616,18 +617,24 @@ export class AgentSessions {
   /**
    * Takes a node out of placement (its running work finishes; nothing new is
    * placed on it), or readmits it. The quarantine holds across reconnects
-   * until readmitted; `untilMs` is when the caller means to readmit it.
+   * until readmitted; `untilMs` is when the caller means to readmit it. An
+   * operator's quarantine is theirs: the monitor (`byMonitor`) may neither
+   * replace nor lift it.
    */
-  setQuarantine(nodeId: string, quarantined: boolean, reason: string, untilMs: number | undefined): Node {
+  setQuarantine(nodeId: string, quarantined: boolean, reason: string, untilMs: number | undefined, byMonitor = false): Node {
     const info = this.nodes.get(nodeId);
     if (!info) throw new NotFoundError(`node ${nodeId} is not known to decision; list nodes with "autoglm nodes"`);
+    const held = this.quarantined.get(nodeId);
+    if (byMonitor && held !== undefined && !held.byMonitor) {
+      throw new FailedPreconditionError(`node ${nodeId} was quarantined by an operator (${held.reason}); the monitor leaves it to them`);
+    }
     const { fleet, clock, logger } = this.o;
     if (quarantined) {
       this.liftQuarantine(nodeId);
       // Lifted at `untilMs` even if no one readmits it (a monitor that went away must not strand a node).
       const timer = untilMs === undefined ? undefined : setTimeout(() => this.expireQuarantine(nodeId, untilMs), Math.max(0, untilMs - clock()));
       timer?.unref();
-      this.quarantined.set(nodeId, { reason, untilMs, timer });
+      this.quarantined.set(nodeId, { reason, untilMs, timer, byMonitor });
       if (info.state === NodeState.READY) {
         info.state = NodeState.QUARANTINED;
         fleet.setHealth(nodeId, 'draining');

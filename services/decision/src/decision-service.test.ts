@@ -24,7 +24,7 @@ describe('Subscribe', () => {
         abort.abort();
       },
     };
-    const call = handlers.subscribe({ taskEvents: true, nodeEvents: false, taskId: '', afterSequence: 0, states: [], batched: false }, sink, { signal: abort.signal, metadata: new Metadata(), peer: 'test', identity: undefined, mutualTls: false });
+    const call = handlers.subscribe({ taskEvents: true, nodeEvents: false, taskId: '', afterSequence: 0, states: [], batched: false, snapshot: false }, sink, { signal: abort.signal, metadata: new Metadata(), peer: 'test', identity: undefined, mutualTls: false });
     expect(bus.subscriberCount).toBe(1);
     // The first event is taken and its write waits for the client; the next 100 queue behind it.
     bus.publishTask(TaskEvent.fromPartial({ taskId: 'first', state: TaskState.QUEUED }));
@@ -45,7 +45,7 @@ describe('Subscribe', () => {
     const open = () => {
       const abort = new AbortController();
       const sink = { write: async () => undefined, fail: () => abort.abort() };
-      const call = handlers.subscribe({ taskEvents: true, nodeEvents: false, taskId: '', afterSequence: 0, states: [], batched: false }, sink, { signal: abort.signal, metadata: new Metadata(), peer: 'test', identity: undefined, mutualTls: false });
+      const call = handlers.subscribe({ taskEvents: true, nodeEvents: false, taskId: '', afterSequence: 0, states: [], batched: false, snapshot: false }, sink, { signal: abort.signal, metadata: new Metadata(), peer: 'test', identity: undefined, mutualTls: false });
       return { abort, call };
     };
     const first = open();

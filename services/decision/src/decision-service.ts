@@ -11,6 +11,7 @@ import {
   TaskEvent,
   TaskState,
   type Event,
+  type SubscribeRequest,
 } from '@autoglm/proto';
 import { InvalidArgumentError, isFinal, ResourceExhaustedError, timestampToMillis } from '@autoglm/core';
 import type { TaskStore } from '@autoglm/store';
@@ -81,17 +82,24 @@ export function decisionHandlers(scheduler: Scheduler, store: TaskStore, bus: Ev
       if (subscribers >= limits.maxSubscribers) throw new ResourceExhaustedError(`decision serves at most ${limits.maxSubscribers} Subscribe streams of all events at once; close one, or watch single tasks`);
       subscribers += 1;
       const queue = new EventQueue<Event>(ctx.signal);
+      // Live events wait in the queue while a snapshot is written: its size is allowed on top.
+      let backlog = limits.subscriberBacklog;
       // The backlog is bounded where it grows: a subscriber that does not read
       // (its writes wait for it) is cut at once, its queue dropped, rather
       // than left to hold events in decision's memory.
       const unsubscribe = bus.subscribe({ tasks: req.taskEvents, nodes: req.nodeEvents, states: req.states }, (event) => {
         queue.push(event);
-        if (queue.length <= limits.subscriberBacklog) return;
+        if (queue.length <= backlog) return;
         unsubscribe();
         queue.clear();
-        sink.fail(new ResourceExhaustedError(`subscriber fell more than ${limits.subscriberBacklog} events behind (it reads too slowly); resubscribe from after_sequence`));
+        sink.fail(new ResourceExhaustedError(`subscriber fell more than ${backlog} events behind (it reads too slowly); resubscribe (with snapshot)`));
       });
       try {
+        // Subscribed first, so nothing between the snapshot and the live events is lost (a repeat is skipped by its sequence).
+        if (req.snapshot) {
+          backlog += scheduler.unfinishedCount();
+          await writeSnapshot(req, scheduler, sink, req.batched ? 1024 : 1);
+        }
         for (;;) {
           const events = await queue.take(req.batched ? 1024 : 1);
           if (events.length === 0) return;
@@ -109,11 +117,13 @@ export function decisionHandlers(scheduler: Scheduler, store: TaskStore, bus: Ev
       return ApplyPolicyResponse.fromPartial({ version: scheduler.applyPolicy(req.update) });
     },
 
-    setNodeQuarantine: async (req) => {
+    setNodeQuarantine: async (req, ctx) => {
       if (!req.nodeId) throw new InvalidArgumentError('node_id', 'is required: the node to quarantine or readmit');
       if (req.quarantined && !req.reason.trim()) throw new InvalidArgumentError('reason', 'is required to quarantine a node: say why, for whoever reads "autoglm nodes"');
       const reason = `${req.reason}${req.source ? ` (${req.source})` : ''}`;
-      return scheduler.setNodeQuarantine(req.nodeId, req.quarantined, reason, req.until ? timestampToMillis(req.until) : undefined);
+      // The caller's certificate says who it is; without mutual TLS (a plaintext local mesh) its word does.
+      const byMonitor = ctx.identity !== undefined ? ctx.identity.role === 'monitor' : req.source === 'monitor';
+      return scheduler.setNodeQuarantine(req.nodeId, req.quarantined, reason, req.until ? timestampToMillis(req.until) : undefined, byMonitor);
     },
 
     reportAlerts: async (req) => {
@@ -154,6 +164,23 @@ export function decisionHandlers(scheduler: Scheduler, store: TaskStore, bus: Ev
 
     purgeDeadLetters: async (req) => PurgeDeadLettersResponse.fromPartial({ purged: await scheduler.purgeDeadLetters(req.select) }),
   };
+}
+
+/** A Subscribe's snapshot: each unfinished task's current state, then each node, in messages of up to `perMessage` events. */
+async function writeSnapshot(req: SubscribeRequest, scheduler: Scheduler, sink: StreamSink<Event>, perMessage: number): Promise<void> {
+  let events: Event[] = [];
+  const flush = async () => {
+    if (events.length === 0) return;
+    await sink.write(events.length === 1 ? events[0]! : { kind: { $case: 'batch', batch: { events } } });
+    events = [];
+  };
+  const add = async (event: Event) => {
+    events.push(event);
+    if (events.length >= perMessage) await flush();
+  };
+  if (req.taskEvents) for (const task of scheduler.taskSnapshot(req.states)) await add({ kind: { $case: 'task', task } });
+  if (req.nodeEvents) for (const node of scheduler.listNodes()) await add({ kind: { $case: 'node', node } });
+  await flush();
 }
 
 function requireTaskId(id: string): string {

@@ -1,4 +1,4 @@
-import { type PriorityClass, type Task, type TaskResult, TaskState } from '@autoglm/proto';
+import { type PriorityClass, type Task, type TaskEvent, type TaskResult, TaskState } from '@autoglm/proto';
 import {
   canTransition,
   classValue,
@@ -100,20 +100,17 @@ export class Lifecycle {
   }
 
   publish(task: Task, event: StoredEvent): void {
-    // Events describe transitions: the prompt stays out of them (GetTask has it), which
-    // keeps every subscriber's stream small however long the prompts are. Built as a
-    // plain object: fromPartial would deep-copy the task once more per event.
-    const spec = task.spec && task.spec.payload ? { ...task.spec, payload: undefined } : task.spec;
-    this.bus.publishTask({
-      taskId: task.id,
-      sequence: event.sequence,
-      state: event.state,
-      previousState: event.previousState,
-      time: toTimestamp(event.atMs),
-      reason: event.reason,
-      task: { ...task, spec },
-      final: event.final ?? false,
-    });
+    this.bus.publishTask(taskEventOf(task, event));
+  }
+
+  /** An event for each unfinished task as it is now (a Subscribe snapshot: previous_state is the state itself). */
+  *snapshot(states: readonly TaskState[]): Generator<TaskEvent> {
+    for (const entry of this.book.live.values()) {
+      const task = this.book.read(entry);
+      if (states.length > 0 && !states.includes(task.state)) continue;
+      const atMs = task.updatedAt ? timestampToMillis(task.updatedAt) : this.clock();
+      yield taskEventOf(task, { sequence: task.sequence, state: task.state, previousState: task.state, atMs, reason: task.reason, final: false });
+    }
   }
 
   /** Moves a task to a final state, forgets it, and settles its dependents. */
@@ -338,4 +335,24 @@ export class Lifecycle {
     set.add(taskId);
     this.refreshLineage(dep);
   }
+}
+
+/**
+ * A task's event as subscribers get it. Events describe transitions: the
+ * prompt stays out of them (GetTask has it), which keeps every subscriber's
+ * stream small however long the prompts are. Built as a plain object:
+ * fromPartial would deep-copy the task once more per event.
+ */
+function taskEventOf(task: Task, event: StoredEvent): TaskEvent {
+  const spec = task.spec && task.spec.payload ? { ...task.spec, payload: undefined } : task.spec;
+  return {
+    taskId: task.id,
+    sequence: event.sequence,
+    state: event.state,
+    previousState: event.previousState,
+    time: toTimestamp(event.atMs),
+    reason: event.reason,
+    task: { ...task, spec },
+    final: event.final ?? false,
+  };
 }

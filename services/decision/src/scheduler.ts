@@ -10,6 +10,7 @@ import {
   QueueStats,
   type RequeuedTask,
   type Task,
+  type TaskEvent,
   TaskState,
   TenantQueueStats,
   WaitingCause,
@@ -455,12 +456,22 @@ export class Scheduler {
     });
   }
 
-  setNodeQuarantine(nodeId: string, quarantined: boolean, reason: string, untilMs: number | undefined): Node {
-    return this.sessions.setQuarantine(nodeId, quarantined, reason, untilMs);
+  setNodeQuarantine(nodeId: string, quarantined: boolean, reason: string, untilMs: number | undefined, byMonitor = false): Node {
+    return this.sessions.setQuarantine(nodeId, quarantined, reason, untilMs, byMonitor);
   }
 
   listNodes(): Node[] {
     return this.sessions.listNodes();
+  }
+
+  /** How many tasks are unfinished (in memory). */
+  unfinishedCount(): number {
+    return this.book.live.size;
+  }
+
+  /** Every unfinished task as an event of its current state (for a Subscribe snapshot), optionally only those in `states`. */
+  taskSnapshot(states: readonly TaskState[]): Generator<TaskEvent> {
+    return this.lifecycle.snapshot(states);
   }
 
   /** Publishes every node's snapshot (for the monitor). */

@@ -114,7 +114,7 @@ function readTimeline(decision: DecisionServiceClient, taskId: string, upTo: num
     const events: TaskEvent[] = [];
     let done = false;
     const call: ClientReadableStream<Event> = decision.subscribe(
-      { taskEvents: true, nodeEvents: false, taskId, afterSequence: Math.max(0, upTo - MAX_TIMELINE), states: [], batched: false },
+      { taskEvents: true, nodeEvents: false, taskId, afterSequence: Math.max(0, upTo - MAX_TIMELINE), states: [], batched: false, snapshot: false },
       new Metadata(),
       { deadline: Date.now() + deadlineMs },
     );

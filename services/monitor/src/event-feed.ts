@@ -4,9 +4,12 @@ import type { Logger } from '@autoglm/runtime';
 
 /**
  * Follows decision's event stream for as long as it runs, resubscribing with
- * backoff when decision restarts, and hands every event to `observe`.
+ * backoff when decision restarts, and hands every event to `observe`. Events
+ * missed while away are not replayed: each subscription asks for a snapshot
+ * of the current tasks and nodes first, and `resync` runs just before it, for
+ * observers to forget what they hold of tasks and nodes.
  */
-export function followDecisionEvents(decision: DecisionServiceClient, observe: (event: Event) => void, logger: Logger): { stop(): void } {
+export function followDecisionEvents(decision: DecisionServiceClient, observe: (event: Event) => void, resync: () => void, logger: Logger): { stop(): void } {
   let stopped = false;
   let call: ClientReadableStream<Event> | undefined;
   let backoffMs = 100;
@@ -14,7 +17,8 @@ export function followDecisionEvents(decision: DecisionServiceClient, observe: (
   const connect = () => {
     if (stopped) return;
     const startedAt = Date.now();
-    const mine = decision.subscribe({ taskEvents: true, nodeEvents: true, taskId: '', afterSequence: 0, states: [], batched: true }, new Metadata());
+    resync();
+    const mine = decision.subscribe({ taskEvents: true, nodeEvents: true, taskId: '', afterSequence: 0, states: [], batched: true, snapshot: true }, new Metadata());
     call = mine;
     mine.on('data', (event: Event) => {
       backoffMs = 100;

@@ -33,19 +33,19 @@ const NODE: Event = { kind: { $case: 'node', node: Node.fromPartial({ nodeId: 'n
 
 describe('FeedbackDriver', () => {
   let now = 1_000_000;
-  const make = (enabled: boolean, calls: Array<{ method: string; request: unknown }>) =>
-    new FeedbackDriver({
-      decision: recordingDecision(calls),
-      config: { ...DEFAULT_FEEDBACK_CONFIG, enabled },
-      slos: [SLO],
-      backlogRules: DEFAULT_BACKLOG_RULES,
-      evaluateEveryMs: 10_000,
-      forecastIntervalMs: 10_000,
-      sequencesPerReplica: 256,
-      metrics: new FeedbackMetrics(new Registry(), [SLO]),
-      logger: pino({ level: 'silent' }),
-      clock: () => now,
-    });
+  const options = (calls: Array<{ method: string; request: unknown }>, enabled = true) => ({
+    decision: recordingDecision(calls),
+    config: { ...DEFAULT_FEEDBACK_CONFIG, enabled },
+    slos: [SLO],
+    backlogRules: DEFAULT_BACKLOG_RULES,
+    evaluateEveryMs: 10_000,
+    forecastIntervalMs: 10_000,
+    sequencesPerReplica: 256,
+    metrics: new FeedbackMetrics(new Registry(), [SLO]),
+    logger: pino({ level: 'silent' }),
+    clock: () => now,
+  });
+  const make = (enabled: boolean, calls: Array<{ method: string; request: unknown }>) => new FeedbackDriver(options(calls, enabled));
 
   it('counts a task as one arrival however often it is retried, and judges each wait, placed or still queued', async () => {
     const calls: Array<{ method: string; request: unknown }> = [];
@@ -67,6 +67,39 @@ describe('FeedbackDriver', () => {
     expect(result.slos).toEqual([expect.objectContaining({ slo: 'normal-queue', tenant: 'acme', good: 1, total: 3, met: false })]);
     // The alert went to decision's event stream.
     expect(calls.filter((c) => c.method === 'reportAlerts')).toHaveLength(1);
+  });
+
+  it('after a resync, holds only what the snapshot says: waits of tasks gone meanwhile are dropped, and a snapshot is no arrival', async () => {
+    const driver = make(true, []);
+    driver.observe(taskEvent(1, TaskState.QUEUED, TaskState.UNSPECIFIED, undefined, 'gone'));
+    // The stream broke; 'gone' was placed and finished unseen. The new subscription's snapshot has only 'still'.
+    driver.resync();
+    driver.observe(taskEvent(2, TaskState.QUEUED, TaskState.QUEUED, undefined, 'still'));
+    now += 10_000;
+    const result = await driver.evaluate();
+    expect(result.slos).toEqual([expect.objectContaining({ slo: 'normal-queue', tenant: 'acme', good: 0, total: 1 })]);
+    expect(driver.loop.tenantForecaster.forecast('acme', now, 10_000)?.observedRatePerSecond).toBeCloseTo(0.1);
+  });
+
+  it('judges a deadline when the task ends, as decision does: a task that fails for good or is cancelled after its deadline missed it', async () => {
+    const DEADLINES: SloSpec = { name: 'deadlines', indicator: 'deadline', tenant: '*', priorityClass: '*', thresholdSeconds: 0, objective: 0.95, windowMs: 60_000, minEvents: 1, alertForMs: 0 };
+    const driver = new FeedbackDriver({ ...options([]), slos: [DEADLINES], metrics: new FeedbackMetrics(new Registry(), [DEADLINES]) });
+    const deadline = { seconds: Math.floor(now / 1000) - 60, nanos: 0 };
+    const ending = (id: string, sequence: number, state: TaskState, previousState: TaskState, final: boolean): Event => {
+      const task = Task.fromPartial({ id, tenant: 'acme', state, nodeId: 'n1', finishedAt: final ? { seconds: Math.floor(now / 1000), nanos: 0 } : undefined, spec: { model: 'chat', priorityClass: PriorityClass.NORMAL, deadline } });
+      return { kind: { $case: 'task', task: { taskId: id, sequence, state, previousState, time: undefined, reason: '', task, final } } };
+    };
+    // Out of retries: its last attempt FAILED, then it is dead-lettered, after its deadline.
+    driver.observe(ending('dead', 1, TaskState.QUEUED, TaskState.UNSPECIFIED, false));
+    driver.observe(ending('dead', 2, TaskState.ASSIGNED, TaskState.QUEUED, false));
+    driver.observe(ending('dead', 3, TaskState.FAILED, TaskState.ASSIGNED, false));
+    driver.observe(ending('dead', 4, TaskState.DEAD_LETTER, TaskState.FAILED, true));
+    // Cancelled while queued, after its deadline.
+    driver.observe(ending('late', 1, TaskState.QUEUED, TaskState.UNSPECIFIED, false));
+    driver.observe(ending('late', 2, TaskState.CANCELLED, TaskState.QUEUED, true));
+    now += 10_000;
+    const result = await driver.evaluate();
+    expect(result.slos).toEqual([expect.objectContaining({ slo: 'deadlines', tenant: 'acme', good: 0, total: 2 })]);
   });
 
   it('switched off, records what it would do and sends no change to decision (alerts still go out)', async () => {

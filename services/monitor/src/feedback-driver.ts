@@ -15,6 +15,7 @@ import {
   type TaskSpec,
 } from '@autoglm/proto';
 import {
+  DeadlineOutcomes,
   FeedbackLoop,
   timestampToMillis,
   type Alert,
@@ -104,6 +105,18 @@ export class FeedbackDriver {
     await this.running;
   }
 
+  /**
+   * Forgets live tasks, nodes and open waits before decision's stream starts
+   * again with a snapshot (what happened while away is not replayed). The
+   * loop's own history (SLO windows, forecasts, boosts) stays.
+   */
+  resync(): void {
+    this.tracker.clear();
+    this.live.clear();
+    this.nodes.clear();
+    this.loop.sloTracker.clearWaits();
+  }
+
   observe(event: Event): void {
     switch (event.kind?.$case) {
       case 'task':
@@ -167,9 +180,9 @@ export class FeedbackDriver {
   /** The fleet as the loop needs it, from the latest node snapshots and the live tasks. */
   snapshot(): FleetSnapshot {
     const replicas = new Map<string, { count: number; capacityTokens: number; gpus: number }>();
-    const nodes: Array<{ nodeId: string; gpus: number }> = [];
+    const nodes: Array<{ nodeId: string; gpus: number; out: boolean }> = [];
     for (const node of this.nodes.values()) {
-      nodes.push({ nodeId: node.nodeId, gpus: node.gpus.length });
+      nodes.push({ nodeId: node.nodeId, gpus: node.gpus.length, out: node.state !== NodeState.READY });
       for (const r of node.replicas) {
         const m = replicas.get(r.model) ?? { count: 0, capacityTokens: 0, gpus: 1 };
         m.count += 1;
@@ -215,16 +228,22 @@ export class FeedbackDriver {
     else this.loop.sloTracker.waitEnded(t.taskId, now, RUNNING.has(t.to), t.queueWaitSeconds);
     const ended = t.to === TaskState.SUCCEEDED || t.to === TaskState.FAILED || t.to === TaskState.LOST || t.to === TaskState.CANCELLED || t.to === TaskState.PREEMPTED ||
       (t.to === TaskState.DEAD_LETTER && t.reportedFrom !== TaskState.FAILED && t.reportedFrom !== TaskState.LOST);
-    if (!ended) return;
+    if (!ended && !event.final) return;
     const result = t.result;
     const deadline = task?.spec?.deadline;
     const finishedAt = task?.finishedAt ?? event.time;
-    const final = t.to === TaskState.SUCCEEDED || t.to === TaskState.DEAD_LETTER;
+    // Judged when the task ends, as decision judges it: by its deadline if it succeeded; a miss if it ended in any way after it.
+    const deadlineOutcome = deadline !== undefined && event.final && finishedAt !== undefined ? DeadlineOutcomes.of(t.to === TaskState.SUCCEEDED, timestampToMillis(finishedAt), timestampToMillis(deadline)) : undefined;
+    const deadlineMet = deadlineOutcome === undefined ? undefined : deadlineOutcome === 'met';
+    const labels = { atMs: now, tenant: t.labels.tenant, priorityClass: t.labels.priorityClass, model: t.labels.model };
+    if (!ended) {
+      // The end of a task whose last attempt was counted already (FAILED, then DEAD_LETTER): only its deadline is news.
+      // As a stopped attempt on no node, it counts for no other SLO and against no node.
+      if (deadlineMet !== undefined) this.loop.finished({ ...labels, nodeId: '', succeeded: false, stopped: true, queueSeconds: undefined, ttftSeconds: undefined, runSeconds: undefined, tokens: undefined, deadlineMet });
+      return;
+    }
     const outcome = {
-      atMs: now,
-      tenant: t.labels.tenant,
-      priorityClass: t.labels.priorityClass,
-      model: t.labels.model,
+      ...labels,
       nodeId: task?.nodeId ?? '',
       succeeded: t.to === TaskState.SUCCEEDED,
       stopped: t.to === TaskState.CANCELLED || t.to === TaskState.PREEMPTED,
@@ -233,7 +252,7 @@ export class FeedbackDriver {
       runSeconds: result?.runTime ? durationSeconds(result.runTime) : undefined,
       tokens: result && result.promptTokens + result.completionTokens > 0 ? result.promptTokens + result.completionTokens : undefined,
       outputTokens: result && result.completionTokens > 0 ? result.completionTokens : undefined,
-      deadlineMet: deadline !== undefined && final && finishedAt !== undefined ? t.to === TaskState.SUCCEEDED && timestampToMillis(finishedAt) <= timestampToMillis(deadline) : undefined,
+      deadlineMet,
     } as const;
     this.loop.finished(outcome);
   }
@@ -255,10 +274,9 @@ export class FeedbackDriver {
 
   private async applyPolicy(result: FeedbackResult, now: number): Promise<void> {
     if (result.boosts.length === 0 && result.warm.length === 0) return;
-    const tenantBoosts: Record<string, number> = {};
-    for (const c of result.boosts) tenantBoosts[c.tenant] = (this.baseBoosts.get(c.tenant) ?? 1) * c.to;
-    const warmReplicas: Record<string, number> = {};
-    for (const c of result.warm) warmReplicas[c.model] = c.to;
+    // Built from entries: a tenant or model named "__proto__" is a key like any other.
+    const tenantBoosts: Record<string, number> = Object.fromEntries(result.boosts.map((c) => [c.tenant, (this.baseBoosts.get(c.tenant) ?? 1) * c.to]));
+    const warmReplicas: Record<string, number> = Object.fromEntries(result.warm.map((c) => [c.model, c.to]));
     const reasons = [
       ...result.boosts.map((c) => `tenant ${c.tenant} boost ${c.from} → ${c.to}: ${c.reason}`),
       ...result.warm.map((c) => `${c.model} warm replicas ${c.from} → ${c.to}: ${c.reason}`),

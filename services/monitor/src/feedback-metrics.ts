@@ -9,6 +9,8 @@ import { OTHER_TENANTS } from './metrics';
  */
 export class FeedbackMetrics {
   private readonly tenants = new Set<string>();
+  /** SLO and tenant pairs whose good and bad series exist (bounded: SLOs × maxTenants + 1). */
+  private readonly sloSeries = new Set<string>();
   private readonly sloEvents: Counter<'slo' | 'tenant' | 'class' | 'good'>;
   private readonly attainment: Gauge<'slo' | 'tenant' | 'class'>;
   private readonly objective: Gauge<'slo'>;
@@ -25,7 +27,7 @@ export class FeedbackMetrics {
 
   constructor(registry: Registry, slos: readonly SloSpec[], private readonly maxTenants = 200) {
     const registers = [registry];
-    this.sloEvents = new Counter({ name: 'autoglm_slo_events_total', help: 'Events each SLO judged, good or not, by tenant ("*" for an SLO over all tenants).', labelNames: ['slo', 'tenant', 'class', 'good'], registers });
+    this.sloEvents = new Counter({ name: 'autoglm_slo_events_total', help: 'Events each SLO judged, good or not, by tenant.', labelNames: ['slo', 'tenant', 'class', 'good'], registers });
     this.attainment = new Gauge({ name: 'autoglm_slo_attainment_ratio', help: "Share of an SLO's events in its window that were good.", labelNames: ['slo', 'tenant', 'class'], registers });
     this.objective = new Gauge({ name: 'autoglm_slo_objective_ratio', help: 'The share of good events each SLO promises.', labelNames: ['slo'], registers });
     this.alertsActive = new Gauge({ name: 'autoglm_alerts_active', help: 'Alerts pending or firing, by rule.', labelNames: ['alert', 'severity', 'state'], registers });
@@ -44,13 +46,21 @@ export class FeedbackMetrics {
 
   /** Counts an event an SLO counted (the loop's SloTracker tells of each). */
   sloEvent({ slo, tenant, good }: SloEvent): void {
-    this.sloEvents.inc({ slo: slo.name, tenant: slo.tenant === '*' ? this.tenantLabel(tenant) : '*', class: slo.priorityClass, good: String(good) });
+    const series = { slo: slo.name, tenant: this.tenantLabel(tenant), class: slo.priorityClass };
+    const key = `${series.slo}\u0000${series.tenant}`;
+    if (!this.sloSeries.has(key)) {
+      // Both series from the first event: a tenant with only bad events still has a good count (0) for the rule to divide.
+      this.sloSeries.add(key);
+      this.sloEvents.inc({ ...series, good: 'true' }, 0);
+      this.sloEvents.inc({ ...series, good: 'false' }, 0);
+    }
+    this.sloEvents.inc({ ...series, good: String(good) });
   }
 
   /** Sets the gauges from an evaluation. */
   evaluated(result: FeedbackResult, alerts: readonly Alert[], quarantined: readonly string[], boosts: ReadonlyArray<{ tenant: string; factor: number }>, warm: Readonly<Record<string, number>>): void {
     this.attainment.reset();
-    for (const r of result.slos) this.attainment.set({ slo: r.slo, tenant: r.tenant === '*' ? '*' : this.tenantLabel(r.tenant), class: r.priorityClass }, r.attainment);
+    for (const r of result.slos) this.attainment.set({ slo: r.slo, tenant: this.tenantLabel(r.tenant), class: r.priorityClass }, r.attainment);
     this.alertsActive.reset();
     for (const a of alerts) this.alertsActive.inc({ alert: a.alert, severity: a.severity, state: a.state });
     this.quarantined.reset();

@@ -101,10 +101,10 @@ function sample(text: string, series: string): number | undefined {
   return line === undefined ? undefined : Number(line.slice(series.length + 1));
 }
 
-/** A GET with the Host header a browser would send for `host` (fetch cannot set it). */
-function getAs(url: string, host: string): Promise<{ status: number; headers: IncomingHttpHeaders; body: string }> {
+/** A GET with the Host header a browser would send for `host` (fetch cannot set it), and any other headers given. */
+function getAs(url: string, host: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: IncomingHttpHeaders; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = httpGet(url, { headers: { host }, agent: false }, (res) => {
+    const req = httpGet(url, { headers: { ...headers, host }, agent: false }, (res) => {
       // A stream never ends by itself: its head is enough.
       if (res.headers['content-type']?.startsWith('text/event-stream')) {
         resolve({ status: res.statusCode!, headers: res.headers, body: '' });
@@ -503,7 +503,7 @@ describe('monitor HTTP server', () => {
     server = await start();
   });
 
-  it('answers 421 on the dashboard\'s routes to a Host it does not know (DNS rebinding), and /metrics and /healthz to any', async () => {
+  it('answers 421 on the dashboard\'s routes to a Host it does not know (DNS rebinding), and a scrape of /metrics and /healthz to any', async () => {
     const port = server.address.split(':')[1]!;
     for (const path of ['/', '/assets/dashboard.js', '/api/summary', '/api/events', `/api/tasks/${KNOWN}`]) {
       const res = await getAs(`${base}${path}`, `rebind.attacker.example:${port}`);
@@ -515,6 +515,22 @@ describe('monitor HTTP server', () => {
     expect((await getAs(`${base}/`, `127.0.0.1@rebind.attacker.example:${port}`)).status).toBe(421);
     expect((await getAs(`${base}/metrics`, 'monitor:8080')).status).toBe(200);
     expect((await getAs(`${base}/healthz`, 'monitor:8080')).status).toBe(200);
+  });
+
+  it('refuses /metrics to a browser that came by a Host it does not know, and serves a scraper by any Host', async () => {
+    const port = server.address.split(':')[1]!;
+    const foreign = `rebind.attacker.example:${port}`;
+    const browsers: Array<Record<string, string>> = [{ origin: `http://${foreign}` }, { 'sec-fetch-site': 'same-origin' }, { referer: `http://${foreign}/` }];
+    for (const headers of browsers) {
+      const res = await getAs(`${base}/metrics`, foreign, headers);
+      expect({ headers, status: res.status }).toEqual({ headers, status: 421 });
+      expect(res.body).not.toContain('autoglm_');
+    }
+    // A browser on a local name is served, and so is a scrape (no such headers) by a name the monitor was never told.
+    expect((await getAs(`${base}/metrics`, `localhost:${port}`, { 'sec-fetch-site': 'same-origin' })).status).toBe(200);
+    const scrape = await getAs(`${base}/metrics`, foreign, { accept: 'text/plain;version=0.0.4', 'user-agent': 'Prometheus/3.0.0' });
+    expect(scrape.status).toBe(200);
+    expect(scrape.body).toContain('# HELP autoglm_');
   });
 
   it('answers the dashboard to the host names configured, or to any with "*"', async () => {

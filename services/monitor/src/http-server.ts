@@ -18,9 +18,10 @@ export interface HttpServerOptions {
   /** Port to bind; 0 picks a free one (see {@link MonitorHttpServer.address}). */
   readonly port: number;
   /**
-   * Host names the dashboard's routes answer to besides localhost, 127.0.0.1,
-   * [::1] and `host` (unless a wildcard); "*" allows any. Other Host headers get
-   * 421: a page that rebinds its own name to this address must not read it.
+   * Host names the dashboard's routes, and /metrics when a browser asks,
+   * answer to besides localhost, 127.0.0.1, [::1] and `host` (unless a
+   * wildcard); "*" allows any. Other Host headers get 421: a page that rebinds
+   * its own name to this address must not read it.
    * @default []
    */
   readonly allowedHosts?: readonly string[];
@@ -144,9 +145,8 @@ async function respond(req: IncomingMessage, res: ServerResponse, routes: Routes
     return;
   }
   const path = new URL(req.url ?? '/', 'http://monitor').pathname;
-  // /metrics and /healthz are left open: Prometheus and probes use service names and addresses.
-  if ((path === '/' || path.startsWith('/assets/') || path.startsWith('/api/')) && !hostAllowed(req, routes.dashboardHosts)) {
-    send(res, 421, 'text/plain; charset=utf-8', 'misdirected request: this host name is not one the dashboard answers to; add it to AUTOGLM_MONITOR_ALLOWED_HOSTS\n');
+  if (hostGuarded(req, path) && !hostAllowed(req, routes.dashboardHosts)) {
+    send(res, 421, 'text/plain; charset=utf-8', 'misdirected request: this host name is not one the monitor answers browsers on; add it to AUTOGLM_MONITOR_ALLOWED_HOSTS\n');
     return;
   }
   switch (path) {
@@ -223,6 +223,24 @@ function hostnameOf(name: string): string {
   } catch {
     return bracketed.toLowerCase();
   }
+}
+
+/**
+ * Whether the Host guard applies. The dashboard's routes: always. /metrics
+ * names every tenant, node and model, but Prometheus scrapes it by service
+ * names and addresses the monitor cannot list, and sends no Origin, Referer
+ * or Sec-Fetch-Site: only a request carrying one (a browser, maybe a page
+ * that rebound its name to us) must come by an allowed Host. /healthz tells
+ * nothing and probes use any name.
+ */
+function hostGuarded(req: IncomingMessage, path: string): boolean {
+  if (path === '/' || path.startsWith('/assets/') || path.startsWith('/api/')) return true;
+  return path === '/metrics' && fromBrowser(req);
+}
+
+function fromBrowser(req: IncomingMessage): boolean {
+  const { headers } = req;
+  return headers.origin !== undefined || headers['sec-fetch-site'] !== undefined || headers.referer !== undefined;
 }
 
 function hostAllowed(req: IncomingMessage, hosts: ReadonlySet<string> | undefined): boolean {

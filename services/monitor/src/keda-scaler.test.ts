@@ -1,10 +1,17 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { status, type ServiceError } from '@grpc/grpc-js';
-import { InvalidArgumentError } from '@autoglm/core';
-import { ExternalScalerClient, ExternalScalerService, ScaledObjectRef, type IsActiveResponse } from '@autoglm/proto';
+import { DEFAULT_BACKLOG_RULES, DEFAULT_FEEDBACK_CONFIG, InvalidArgumentError } from '@autoglm/core';
+import { Event, ExternalScalerClient, ExternalScalerService, Node, NodeState, ReplicaState, ScaledObjectRef, Task, TaskState, type DecisionServiceClient, type IsActiveResponse } from '@autoglm/proto';
 import { callUnary, createClient, GrpcServer } from '@autoglm/runtime';
 import pino from 'pino';
+import { Registry } from 'prom-client';
+import { parseAllDocuments } from 'yaml';
 import { until } from '../../../test/support/until';
+import { FeedbackDriver } from './feedback-driver';
+import { FeedbackMetrics } from './feedback-metrics';
 import { kedaScalerHandlers, modelMetricName, type ScaleRecommendation, type ScaleSource } from './keda-scaler';
+import { adviceScaleSource, closeMatches } from './keda-source';
 
 /** A scale advisor whose answers the test sets, counting how often each reference is asked. */
 class FakeAdvisor implements ScaleSource {
@@ -12,14 +19,23 @@ class FakeAdvisor implements ScaleSource {
   readonly asked = new Map<string, number>();
   broken: Error | undefined;
 
+  metricName(metadata: Readonly<Record<string, string>>): string {
+    return this.key(metadata).replace(':', '-');
+  }
+
   recommend(metadata: Readonly<Record<string, string>>): ScaleRecommendation {
+    const key = this.key(metadata);
+    const desired = this.desired.get(key)!;
+    this.asked.set(key, (this.asked.get(key) ?? 0) + 1);
+    return { desired, active: desired > 0 };
+  }
+
+  private key(metadata: Readonly<Record<string, string>>): string {
     if (this.broken) throw this.broken;
     const key = metadata.model !== undefined ? `model:${metadata.model}` : metadata.pool !== undefined ? `pool:${metadata.pool}` : undefined;
     if (key === undefined) throw new InvalidArgumentError('scalerMetadata', 'names neither model nor pool; set the trigger metadata to model: <served model> or pool: <agent pool>');
-    const desired = this.desired.get(key);
-    if (desired === undefined) throw new InvalidArgumentError('scalerMetadata', `${key.replace(':', ' "')}" is unknown; set metadata ${key.split(':')[0]} to one the fleet has`);
-    this.asked.set(key, (this.asked.get(key) ?? 0) + 1);
-    return { metricName: key.replace(':', '-'), desired, active: desired > 0 };
+    if (!this.desired.has(key)) throw new InvalidArgumentError('scalerMetadata', `${key.replace(':', ' "')}" is unknown; set metadata ${key.split(':')[0]} to one the fleet has`);
+    return key;
   }
 }
 
@@ -147,6 +163,130 @@ describe('KEDA external scaler', () => {
       expect({ fault: fault.message, code: err.code }).toEqual({ fault: fault.message, code: status.INTERNAL });
       expect(err.details).not.toContain('replicas');
     }
+  });
+});
+
+/** Decision as the driver needs it: every change it applies succeeds. */
+const accept = (...args: unknown[]) => {
+  (args[args.length - 1] as (err: null, res: object) => void)(null, {});
+  return { cancel: () => undefined };
+};
+const ACCEPTING_DECISION = { applyPolicy: accept, setNodeQuarantine: accept, reportAlerts: accept } as unknown as DecisionServiceClient;
+
+function inferenceArrival(id: string, model: string): Event {
+  const task = Task.fromPartial({ id, tenant: 'acme', state: TaskState.QUEUED, spec: { model, interactive: true, inputTokens: 100, maxOutputTokens: 50 } });
+  return { kind: { $case: 'task', task: { taskId: id, sequence: 1, state: TaskState.QUEUED, previousState: TaskState.UNSPECIFIED, time: undefined, reason: '', task, final: false } } };
+}
+
+/** One 8-GPU node serving a replica of `model`. */
+function nodeServing(model: string): Event {
+  const node = Node.fromPartial({
+    nodeId: 'n1',
+    state: NodeState.READY,
+    gpus: Array.from({ length: 8 }, (_, index) => ({ index, memoryTotalBytes: 80 * 2 ** 30 })),
+    replicas: [{ replicaId: 'r1', model, state: ReplicaState.READY, gpuIndices: [0] }],
+  });
+  return { kind: { $case: 'node', node } };
+}
+
+describe('KEDA external scaler over the monitor\'s scale advisor', () => {
+  let now = 1_000_000;
+  let driver: FeedbackDriver;
+  const server = new GrpcServer({ logger: pino({ level: 'silent' }) });
+  let client: ExternalScalerClient;
+  const opts = { deadlineMs: 5_000 };
+  const model = (name: string) => ref({ model: name });
+  const metricValue = async (objectRef: ScaledObjectRef) => (await callUnary(client.getMetrics.bind(client), { scaledObjectRef: objectRef, metricName: 'x' }, opts)).metricValues[0]!.metricValue;
+  const isActive = async (objectRef: ScaledObjectRef) => (await callUnary(client.isActive.bind(client), objectRef, opts)).result;
+  const refusal = (objectRef: ScaledObjectRef) => callUnary(client.isActive.bind(client), objectRef, opts).then(() => undefined, (err: ServiceError) => ({ code: err.code, details: err.details }));
+
+  beforeAll(async () => {
+    driver = new FeedbackDriver({
+      decision: ACCEPTING_DECISION,
+      config: DEFAULT_FEEDBACK_CONFIG,
+      slos: [],
+      backlogRules: DEFAULT_BACKLOG_RULES,
+      evaluateEveryMs: 10_000,
+      forecastIntervalMs: 10_000,
+      sequencesPerReplica: 4,
+      metrics: new FeedbackMetrics(new Registry(), []),
+      logger: pino({ level: 'silent' }),
+      clock: () => now,
+    });
+    // The adapter start.ts gives the scaler, over a real driver that the test evaluates on demand.
+    server.addService(ExternalScalerService, kedaScalerHandlers(adviceScaleSource(driver), { pollMs: 20 }));
+    client = createClient(ExternalScalerClient, await server.listen('127.0.0.1:0'));
+  });
+
+  afterAll(async () => {
+    client.close();
+    await server.shutdown();
+  });
+
+  // One sequence: the advisor's state only moves forward, as after a monitor's start.
+  it('answers UNAVAILABLE before the first evaluation, then what the advisor recommends', async () => {
+    const notYet = { code: status.UNAVAILABLE, details: expect.stringContaining('no recommendation computed yet; retry') };
+    expect(await refusal(POOL)).toEqual(notYet);
+    expect(await refusal(model('glm-4-9b'))).toEqual(notYet);
+    await expect(callUnary(client.getMetrics.bind(client), { scaledObjectRef: POOL, metricName: 'x' }, opts)).rejects.toMatchObject(notYet);
+    const stream = watchActive(client, POOL);
+    await seen('the stream to fail', () => stream.error !== undefined);
+    expect(stream.error).toMatchObject(notYet);
+    expect(stream.results).toEqual([]);
+    // KEDA can still build its HPA: the metric's name needs no recommendation.
+    expect((await callUnary(client.getMetricSpec.bind(client), POOL, opts)).metricSpecs[0]?.metricName).toBe('autoglm-pool-default');
+    // A name outside the catalog may yet turn out served: not refused as unknown before anything is computed.
+    await expect(callUnary(client.getMetricSpec.bind(client), model('my-finetune'), opts)).rejects.toMatchObject(notYet);
+    // A bad pool is bad whenever it is asked.
+    expect(await refusal(ref({ pool: 'gpu-a' }))).toEqual({ code: status.INVALID_ARGUMENT, details: expect.stringContaining('scalerMetadata.pool: pool "gpu-a" is not known') });
+
+    driver.observe(nodeServing('my-finetune'));
+    for (let i = 0; i < 30; i++) driver.observe(inferenceArrival(`t${i}`, 'glm-4-9b'));
+    now += 10_000;
+    await driver.evaluate();
+    const desired = (name: string) => driver.recommendations().recommendations.find((r) => r.name === name)?.desired;
+    expect(desired('glm-4-9b')).toBeGreaterThan(0);
+    expect(await metricValue(model('glm-4-9b'))).toBe(desired('glm-4-9b'));
+    expect(await isActive(model('glm-4-9b'))).toBe(true);
+    expect(await metricValue(POOL)).toBe(desired('default'));
+    // In the catalog, but no demand: 0 and inactive.
+    expect(await metricValue(model('llama-3.1-8b'))).toBe(0);
+    expect(await isActive(model('llama-3.1-8b'))).toBe(false);
+    // Not in the catalog, but a replica of it runs: known.
+    expect(await metricValue(model('my-finetune'))).toBe(desired('my-finetune'));
+  });
+
+  it('refuses a model it does not know with INVALID_ARGUMENT naming the field and the close names', async () => {
+    expect(driver.recommendations().computedAt).toBeDefined();
+    expect(await refusal(model('GLM-4-9B'))).toEqual({
+      code: status.INVALID_ARGUMENT,
+      details:
+        'scalerMetadata.model: model "GLM-4-9B" is not one the monitor knows (not in its catalog, and no demand for it or replica of it seen); did you mean "glm-4-9b"? Names are compared exactly, case included (ScaledObject autoglm/inference)',
+    });
+    expect(await refusal(model('llama-3-8b'))).toEqual({ code: status.INVALID_ARGUMENT, details: expect.stringContaining('did you mean "llama-3.1-8b"?') });
+    expect(await refusal(model('My-Finetune'))).toEqual({ code: status.INVALID_ARGUMENT, details: expect.stringContaining('did you mean "my-finetune"?') });
+    // Nothing close: the names it knows, those the fleet runs first.
+    expect(await refusal(model('gpt-4o'))).toEqual({ code: status.INVALID_ARGUMENT, details: expect.stringContaining('; known: glm-4-9b, my-finetune, glm-4-9b-chat, ') });
+    await expect(callUnary(client.getMetricSpec.bind(client), model('GLM-4-9B'), opts)).rejects.toMatchObject({ code: status.INVALID_ARGUMENT });
+  });
+
+  it('accepts every trigger of the example ScaledObjects in deploy/keda', () => {
+    const file = path.join(__dirname, '../../../deploy/keda/scaledobject.yaml');
+    const triggers = parseAllDocuments(readFileSync(file, 'utf8'))
+      .map((d) => d.toJS() as { spec: { triggers: Array<{ metadata: Record<string, string> }> } })
+      .flatMap((o) => o.spec.triggers);
+    expect(triggers.length).toBeGreaterThan(0);
+    // Before any demand: every example must name a catalogued model or the pool.
+    const fresh = adviceScaleSource({ recommendations: () => ({ recommendations: [], computedAt: now }) });
+    for (const { metadata } of triggers) expect({ metadata, active: fresh.recommend(metadata).active }).toEqual({ metadata, active: false });
+  });
+});
+
+describe('closeMatches', () => {
+  it('prefers a match but for case, else names a couple of edits away, and nothing for short names', () => {
+    expect(closeMatches('Qwen2.5-7B', ['qwen2.5-7b', 'qwen2.5-72b'])).toEqual(['qwen2.5-7b']);
+    expect(closeMatches('glm4-9b', ['glm-4-9b', 'glm-4-32b'])).toEqual(['glm-4-9b']);
+    expect(closeMatches('abc', ['abd', 'xbc'])).toEqual([]);
   });
 });
 

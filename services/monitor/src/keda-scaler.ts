@@ -5,22 +5,27 @@ import type { ServiceHandlers } from '@autoglm/runtime';
 
 /** The scale advisor's answer for one ScaledObject. */
 export interface ScaleRecommendation {
-  /** The HPA metric's name (KEDA prefixes it with the trigger's index). */
-  metricName: string;
   /** Replicas wanted: a whole number, 0 or more. */
   desired: number;
   /** Whether the workload should run at all (normally desired > 0). */
   active: boolean;
 }
 
-/** What the scaler asks of the monitor's scale advisor, per ScaledObject. */
+/**
+ * What the scaler asks of the monitor's scale advisor, per ScaledObject whose
+ * scaler metadata is `metadata` (e.g. {model: "llama-3.1-8b"} or {pool:
+ * "default"}). Both throw an InvalidArgumentError naming the metadata key on
+ * a bad reference, and an UnavailableError while they cannot answer yet. Any
+ * other error is taken for a bug: KEDA sees INTERNAL, the log has the rest.
+ */
 export interface ScaleSource {
   /**
-   * The recommendation for the ScaledObject whose scaler metadata is
-   * `metadata` (e.g. {model: "llama-3-8b"} or {pool: "default"}); throws an
-   * InvalidArgumentError naming the metadata key on a bad reference. Any other
-   * error is taken for a bug: KEDA sees INTERNAL, the log has the rest.
+   * The HPA metric's name (KEDA prefixes it with the trigger's index). Apart
+   * from recommend, so that KEDA can build its HPA while the advisor has not
+   * yet computed a recommendation.
    */
+  metricName(metadata: Readonly<Record<string, string>>): string;
+  /** The recommendation for the ScaledObject. */
   recommend(metadata: Readonly<Record<string, string>>): ScaleRecommendation;
 }
 
@@ -54,14 +59,15 @@ export function kedaScalerHandlers(source: ScaleSource, options: KedaScalerOptio
     },
 
     getMetricSpec: async (ref) => {
-      const { metricName } = recommend(source, ref);
+      const metricName = metricNameOf(source, ref);
       return { metricSpecs: [{ metricName, targetSize: 1, targetSizeFloat: 1 }] };
     },
 
     // The request's metricName is not checked: KEDA asks for the name
     // GetMetricSpec gave (less its own prefix) and labels the answer itself.
     getMetrics: async (req) => {
-      const { metricName, desired } = recommend(source, req.scaledObjectRef);
+      const metricName = metricNameOf(source, req.scaledObjectRef);
+      const { desired } = recommend(source, req.scaledObjectRef);
       return { metricValues: [{ metricName, metricValue: desired, metricValueFloat: desired }] };
     },
   };
@@ -76,10 +82,26 @@ export function modelMetricName(model: string): string {
 }
 
 function recommend(source: ScaleSource, ref: ScaledObjectRef | undefined): ScaleRecommendation {
+  const object = required(ref);
+  const recommendation = ask(object, (metadata) => source.recommend(metadata));
+  const { desired } = recommendation;
+  if (!Number.isSafeInteger(desired) || desired < 0) throw new Error(`scale source recommended ${desired} replicas for ${object.namespace}/${object.name}; expected a whole number >= 0`);
+  return recommendation;
+}
+
+function metricNameOf(source: ScaleSource, ref: ScaledObjectRef | undefined): string {
+  return ask(required(ref), (metadata) => source.metricName(metadata));
+}
+
+function required(ref: ScaledObjectRef | undefined): ScaledObjectRef {
   if (!ref) throw new InvalidArgumentError('scaledObjectRef', 'is required');
-  let recommendation: ScaleRecommendation;
+  return ref;
+}
+
+/** Asks the source about `ref`, naming the ScaledObject in a refusal. */
+function ask<T>(ref: ScaledObjectRef, question: (metadata: Readonly<Record<string, string>>) => T): T {
   try {
-    recommendation = source.recommend(ref.scalerMetadata);
+    return question(ref.scalerMetadata);
   } catch (err) {
     // A DomainError is the source refusing the reference, with its code; it
     // gains the ScaledObject's name. Anything else (a TypeError, a plain
@@ -87,7 +109,4 @@ function recommend(source: ScaleSource, ref: ScaledObjectRef | undefined): Scale
     if (err instanceof DomainError) throw new DomainError(err.code, `${err.message} (ScaledObject ${ref.namespace}/${ref.name})`, { cause: err });
     throw err;
   }
-  const { desired } = recommendation;
-  if (!Number.isSafeInteger(desired) || desired < 0) throw new Error(`scale source recommended ${desired} replicas for ${ref.namespace}/${ref.name}; expected a whole number >= 0`);
-  return recommendation;
 }

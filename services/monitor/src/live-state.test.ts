@@ -191,6 +191,36 @@ describe('LiveState', () => {
     expect(live.snapshot().nodes.map((n) => n.nodeId)).toEqual(['n2']);
   });
 
+  it('after a resync counts only what the snapshot says, and drops nodes it does not repeat', () => {
+    const gone = life('gone', 'acme', PriorityClass.NORMAL);
+    live.observe(gone(TaskState.QUEUED));
+    live.observe(node('n1', NodeState.READY));
+    live.observe(node('n2', NodeState.READY));
+    live.tick();
+    // The stream broke: 'gone' finished and n2 was lost unseen. The snapshot has 'still' running on n1.
+    live.resync();
+    const snapshot = Event.fromPartial({
+      kind: { $case: 'task', task: { taskId: 'still', sequence: 3, state: TaskState.RUNNING, previousState: TaskState.RUNNING, task: Task.fromPartial({ id: 'still', tenant: 'acme', spec: { model: 'glm-4-9b', priorityClass: PriorityClass.NORMAL } }) } },
+    });
+    live.observe(snapshot);
+    live.observe(node('n1', NodeState.READY));
+    now += 1000;
+    const delta = live.tick();
+    expect(delta.samples[0]).toMatchObject({ submitted: 0, pending: [0, 0, 0], running: [0, 1, 0] });
+    expect(delta.removedNodes).toEqual(['n2']);
+    expect(live.snapshot().nodes.map((n) => n.nodeId)).toEqual(['n1']);
+    // A snapshot is where things are, not a move: the feed of recent tasks does not show it.
+    expect(delta.recentTasks.map((r) => r.taskId)).not.toContain('still');
+  });
+
+  it('keeps a tenant named __proto__ like any other', () => {
+    live.observe(life('p', '__proto__', PriorityClass.NORMAL)(TaskState.QUEUED));
+    now += 1000;
+    const sample = live.tick().samples[0]!;
+    expect(Object.keys(sample.tenants)).toEqual(['__proto__']);
+    expect(JSON.parse(JSON.stringify(sample)).tenants).toEqual(JSON.parse('{"__proto__": [1, 0]}'));
+  });
+
   it('counts tenants past the cap as one, and keeps only the latest samples', () => {
     for (const tenant of ['a', 'b', 'c', 'd']) live.observe(life(`t-${tenant}`, tenant, PriorityClass.NORMAL)(TaskState.QUEUED));
     for (let i = 0; i < 5; i += 1) {

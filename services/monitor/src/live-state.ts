@@ -229,6 +229,20 @@ export class LiveState {
     }
   }
 
+  /**
+   * Forgets live tasks and nodes before decision's stream starts again with a
+   * snapshot (what happened while away is not replayed); the page is told the
+   * nodes are gone, and the snapshot brings back those that are not.
+   */
+  resync(): void {
+    this.tracker.clear();
+    for (const c of this.byClass) c.pending = c.running = 0;
+    this.byTenant.clear();
+    for (const id of this.nodes.keys()) this.removedNodes.add(id);
+    this.nodes.clear();
+    this.changedNodes.clear();
+  }
+
   /** Takes a sample and returns what changed since the previous tick. */
   tick(): LiveDelta {
     const previous = this.samples.newest(1)[0];
@@ -283,12 +297,12 @@ export class LiveState {
     const t = this.now();
     const seconds = Math.max(0.001, (t - this.lastTickMs) / 1000);
     this.lastTickMs = t;
-    const tenants: Record<string, readonly [number, number]> = {};
     const busiest = [...this.byTenant.entries()]
       .filter(([, c]) => c.pending + c.running > 0)
       .sort(([, x], [, y]) => y.pending + y.running - (x.pending + x.running))
       .slice(0, this.tenantsPerSample);
-    for (const [name, c] of busiest) tenants[name] = [c.pending, c.running];
+    // Built from entries: a tenant named "__proto__" is a key like any other.
+    const tenants: Record<string, readonly [number, number]> = Object.fromEntries(busiest.map(([name, c]) => [name, [c.pending, c.running] as const]));
     const [queueP50, queueP99] = this.queueWaits.percentiles(t);
     const [ttftP50, ttftP99] = this.ttfts.percentiles(t);
     const sample: LiveSample = {
@@ -334,6 +348,8 @@ export class LiveState {
     }
     const ttft = transition.result?.timeToFirstToken;
     if (to === TaskState.SUCCEEDED && ttft !== undefined) this.ttfts.record(atMs, durationSeconds(ttft));
+    // The feed shows what happened; a snapshot says only where things are.
+    if (transition.snapshot) return;
     const at = this.recentNext;
     this.recentIds[at] = transition.taskId;
     this.recentLabels[at] = labels;

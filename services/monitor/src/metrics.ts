@@ -2,7 +2,7 @@ import {
   NodeState,
   TaskState,
   type Event,
-  type Node,
+  Node,
   type PolicyChange,
   type TaskEvent,
   type TaskResult,
@@ -194,6 +194,18 @@ export class MonitorMetrics {
         this.observePolicy(kind.policy);
         return;
     }
+  }
+
+  /**
+   * Forgets live tasks and nodes before decision's stream starts again with a
+   * snapshot (what happened while away is not replayed): the pending, running
+   * and node series start over from it. Counters and histograms keep counting.
+   */
+  resync(): void {
+    this.tracker.clear();
+    this.tasksPending.reset();
+    this.tasksRunning.reset();
+    for (const node of [...this.nodeGpus.keys()]) this.observeNode(Node.fromPartial({ nodeId: node, state: NodeState.LOST }));
   }
 
   /** Every series in the Prometheus text exposition format. */

@@ -1,4 +1,3 @@
-import { InvalidArgumentError } from '@autoglm/core';
 import { DecisionServiceClient, ExternalScalerService, MonitorServiceService } from '@autoglm/proto';
 import { createClient, createLogger, GrpcServer, loadTls, type Logger, type RunningService } from '@autoglm/runtime';
 import type { MonitorConfig } from './config';
@@ -6,7 +5,8 @@ import { followDecisionEvents } from './event-feed';
 import { FeedbackDriver } from './feedback-driver';
 import { FeedbackMetrics } from './feedback-metrics';
 import { startHttpServer } from './http-server';
-import { kedaScalerHandlers, modelMetricName, type ScaleSource } from './keda-scaler';
+import { kedaScalerHandlers, type ScaleSource } from './keda-scaler';
+import { adviceScaleSource } from './keda-source';
 import { LiveState } from './live-state';
 import { MonitorMetrics } from './metrics';
 import { timestampFromMillis } from './proto-time';
@@ -55,6 +55,12 @@ export async function startMonitor(config: MonitorConfig, logger: Logger = creat
       live.observe(event);
       feedback.observe(event);
     },
+    () => {
+      metrics.resync();
+      summary.resync();
+      live.resync();
+      feedback.resync();
+    },
     logger,
   );
   feedback.start();
@@ -100,26 +106,9 @@ export async function startMonitor(config: MonitorConfig, logger: Logger = creat
 }
 
 /**
- * KEDA's view of the scale advisor: a ScaledObject names `model: <name>`
- * (replicas of that model's inference Deployment) or `pool: default` (the
- * executor agents). A model the advisor has not seen yet has no demand: 0.
+ * KEDA's view of the scale advisor (keda-source.ts): known models and pool
+ * `default`, refused until the first evaluation.
  */
 function scaleSource(feedback: FeedbackDriver): ScaleSource {
-  return {
-    recommend(metadata) {
-      const model = metadata.model;
-      const pool = metadata.pool;
-      if (model) {
-        const r = feedback.loop.scale.find('model', model);
-        const desired = r?.desired ?? 0;
-        return { metricName: modelMetricName(model), desired, active: desired > 0 };
-      }
-      if (pool) {
-        if (pool !== 'default') throw new InvalidArgumentError('scalerMetadata', `pool "${pool}" is not known; the monitor recommends agents for pool "default"`);
-        const desired = feedback.loop.scale.find('pool', pool)?.desired ?? 0;
-        return { metricName: 'autoglm-pool-default', desired, active: desired > 0 };
-      }
-      throw new InvalidArgumentError('scalerMetadata', 'the trigger metadata names neither "model" nor "pool"; set model: <model name> or pool: default');
-    },
-  };
+  return adviceScaleSource(feedback);
 }

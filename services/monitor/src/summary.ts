@@ -58,6 +58,12 @@ export class MonitorSummary {
     }
   }
 
+  /** Forgets live tasks and nodes before decision's stream starts again with a snapshot; outcomes so far stay. */
+  resync(): void {
+    this.tracker.clear();
+    this.nodes.clear();
+  }
+
   /** The summary as of now: outcomes by tenant then class (urgent first), nodes by id. */
   snapshot(): GetSummaryResponse {
     const outcomes: OutcomeSummary[] = [...this.outcomes.values()]

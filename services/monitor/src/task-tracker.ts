@@ -30,6 +30,11 @@ export interface TaskTransition {
    */
   readonly queueWaitSeconds: number | undefined;
   readonly result: TaskResult | undefined;
+  /**
+   * From a Subscribe snapshot: the task is in `to` now, nothing happened.
+   * Counts of what is pending or running take it; nothing else does.
+   */
+  readonly snapshot: boolean;
 }
 
 /** States a task is remembered in: the ones counted as pending or running. */
@@ -74,6 +79,11 @@ export class TaskTracker {
     return this.tasks.size;
   }
 
+  /** Forgets every task (the stream is about to start again with a snapshot). */
+  clear(): void {
+    this.tasks.clear();
+  }
+
   /**
    * Records a transition. Returns undefined for an event that cannot be
    * attributed (no task and never seen) or that is older than what was already
@@ -95,10 +105,16 @@ export class TaskTracker {
             model: task.spec?.model || 'none',
           });
     if (labels === undefined) return undefined;
+    // A snapshot's event names its state as both states (no transition is to itself).
+    const snapshot = event.previousState === event.state;
+    // A snapshot of a task between attempts (FAILED or LOST, awaiting its retry) holds nothing to count.
+    if (snapshot && !LIVE_STATES.has(event.state)) return undefined;
 
     const at = event.time ?? task?.updatedAt;
     let queueWaitSeconds: number | undefined;
-    if (event.state === TaskState.ASSIGNED) {
+    if (snapshot) {
+      // Its wait (if any) was measured when it happened, before this subscription.
+    } else if (event.state === TaskState.ASSIGNED) {
       queueWaitSeconds = measureQueueWait(task?.result, at, tracked?.queuedSince, task?.createdAt);
     } else if (OUTCOME_STATES.has(event.state)) {
       const reported = task?.result?.queueTime;
@@ -112,7 +128,8 @@ export class TaskTracker {
       to: event.state,
       reportedFrom: event.previousState,
       queueWaitSeconds,
-      result: task?.result,
+      result: snapshot ? undefined : task?.result,
+      snapshot,
     };
 
     if (LIVE_STATES.has(event.state)) {

@@ -111,7 +111,7 @@ export function taskHandlers(deps: ParserDeps): ServiceHandlers<typeof TaskServi
     watchTask: async (req, sink, ctx) => {
       const who = await auth.authorize(ctx.metadata, 'read', 'WatchTask');
       await visibleTask(who, req.taskId, ctx.signal);
-      const call: ClientReadableStream<Event> = decision.subscribe({ taskEvents: false, nodeEvents: false, taskId: req.taskId, afterSequence: req.afterSequence, states: [], batched: false }, new Metadata());
+      const call: ClientReadableStream<Event> = decision.subscribe({ taskEvents: false, nodeEvents: false, taskId: req.taskId, afterSequence: req.afterSequence, states: [], batched: false, snapshot: false }, new Metadata());
       const onAbort = () => call.cancel();
       ctx.signal.addEventListener('abort', onAbort, { once: true });
       try {

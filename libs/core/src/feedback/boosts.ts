@@ -67,7 +67,7 @@ export class TenantBoosts {
     const tight = new Set<string>();
     for (const r of readings) {
       // A boost changes the order work is placed in: it can fix a wait, not a failure or a slow engine.
-      if (r.tenant === '*' || r.met === undefined || r.indicator !== 'queue_time') continue;
+      if (r.met === undefined || r.indicator !== 'queue_time') continue;
       judged.add(r.tenant);
       if (r.burnRate > LOWER_BURN_RATE) tight.add(r.tenant);
       if (!r.met) {

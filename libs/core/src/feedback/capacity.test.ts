@@ -54,6 +54,25 @@ describe('WarmPlanner', () => {
     const changes = w.evaluate(0, [demand(100, { model: 'a', gpusPerReplica: 2 }), demand(1, { model: 'b', gpusPerReplica: 2 })], 8);
     expect(changes.map((c) => [c.model, c.to])).toEqual([['a', 2]]);
   });
+
+  it('never plans a negative floor for a later model while an earlier one is held above what the shrunken fleet affords', () => {
+    const w = new WarmPlanner(config);
+    const a = demand(100, { model: 'a' });
+    const b = demand(50, { model: 'b' });
+    const changes = [];
+    // 12 GPUs: 6 for warm replicas, 3 each.
+    changes.push(...w.evaluate(0, [a, b], 12));
+    expect(w.current()).toEqual({ a: 3, b: 3 });
+    // The fleet shrinks to 4 GPUs, then to 2, while a's floor is held through its hold (a dip is not a fall).
+    for (let t = 60_000; t <= 900_000; t += 30_000) changes.push(...w.evaluate(t, [a, b], t < 200_000 ? 4 : 2));
+    for (const c of changes) {
+      expect(c.to).toBeGreaterThanOrEqual(0);
+      expect(c.to).not.toBe(c.from);
+    }
+    for (const n of Object.values(w.current())) expect(n).toBeGreaterThanOrEqual(0);
+    // b comes down to nothing (a holds more than the fleet's share), and no further: no change from 0 to 0 follows.
+    expect(changes.filter((c) => c.model === 'b').map((c) => c.to)).toEqual([3, 0]);
+  });
 });
 
 describe('ScaleAdvisor', () => {
@@ -77,5 +96,21 @@ describe('ScaleAdvisor', () => {
     const s = new ScaleAdvisor({ targetLoad: 0.8, scaleDownWindowMs: 300_000, gpusPerAgent: 8, minAgents: 1, maxAgents: 2 });
     s.evaluate(0, [demand(1)], { ...fleet, agents: 1, gpus: 8, batchGpusInUse: 0, batchGpusQueued: 0, sloPressure: true });
     expect(s.find('pool', 'default')).toMatchObject({ desired: 2, reason: expect.stringMatching(/SLO/) });
+  });
+
+  it('holds the one agent more against the agents when the pressure began, through a flicker, until it has been gone a window', () => {
+    const s = new ScaleAdvisor({ targetLoad: 0.8, scaleDownWindowMs: 300_000, gpusPerAgent: 8, minAgents: 1, maxAgents: 10 });
+    const pool = (atMs: number, agents: number, sloPressure: boolean): number => {
+      s.evaluate(atMs, [demand(1)], { agents, gpus: agents * 8, batchGpusInUse: 0, batchGpusQueued: 0, sloPressure });
+      return s.find('pool', 'default')!.desired;
+    };
+    expect(pool(0, 2, true)).toBe(3);
+    expect(pool(10_000, 3, true)).toBe(3);
+    // The miss drops out of judgement for one evaluation and is back: the same pressure, still counted from 2 agents.
+    pool(20_000, 3, false);
+    expect(pool(30_000, 3, true)).toBe(3);
+    // Gone for longer than the window: a miss now is a new pressure, one more than the 3 agents there are.
+    expect(pool(400_000, 3, false)).toBe(1);
+    expect(pool(410_000, 3, true)).toBe(4);
   });
 });

@@ -113,7 +113,10 @@ export class WarmPlanner {
     for (const d of ordered) {
       seen.add(d.model);
       const floor = this.floors.get(d.model) ?? { replicas: 0, changedAtMs: -Infinity, belowSinceMs: undefined, belowPeak: 0 };
-      const affordable = Math.floor(budget / Math.max(1, d.gpusPerReplica));
+      // A floor held through its hold can outlast the fleet that afforded it (the fleet shrank): the budget
+      // left may be below 0, and a later model then affords none, never fewer than none (decision rejects a
+      // negative floor, and the whole ApplyPolicy with it).
+      const affordable = Math.max(0, Math.floor(budget / Math.max(1, d.gpusPerReplica)));
       const need = Math.min(this.config.maxPerModel, affordable, replicasNeeded(d, this.config.targetLoad));
       const settled = nowMs - floor.changedAtMs >= this.config.minIntervalMs;
       let to = floor.replicas;
@@ -193,7 +196,7 @@ export interface FleetView {
   /** GPUs batch jobs hold now, and GPUs queued jobs ask for. */
   readonly batchGpusInUse: number;
   readonly batchGpusQueued: number;
-  /** A class-wide SLO is missed (every tenant misses it): more capacity is the lever. */
+  /** A class-wide queue-time or TTFT SLO is missed (every tenant of two or more misses it): more capacity is the lever. */
   readonly sloPressure: boolean;
 }
 
@@ -206,6 +209,8 @@ export interface FleetView {
 export class ScaleAdvisor {
   private readonly history = new Map<string, Array<{ atMs: number; value: number }>>();
   private latest: ScaleRecommendation[] = [];
+  /** The SLO pressure under way: the agents when it began, and when it was last seen. */
+  private pressure: { baseAgents: number; lastMs: number } | undefined;
 
   constructor(readonly config: ScaleConfig = DEFAULT_SCALE_CONFIG) {}
 
@@ -237,9 +242,17 @@ export class ScaleAdvisor {
     const gpus = replicaGpus + fleet.batchGpusInUse + fleet.batchGpusQueued;
     let raw = Math.ceil(gpus / perAgent);
     let why = `${gpus} GPUs wanted (${replicaGpus} for replicas, ${fleet.batchGpusInUse + fleet.batchGpusQueued} for batch jobs) at ${perAgent} per agent`;
-    if (fleet.sloPressure && raw <= fleet.agents) {
-      raw = fleet.agents + 1;
-      why = 'a class-wide SLO is missed: one agent more';
+    // One agent more than when the pressure began, not than now: an agent added since that has not ended the
+    // miss does not earn another (else the target climbs to maxAgents). The pressure ends once it has been gone
+    // for the scale-down window, so a miss that flickers in and out of judgement does not restart it either.
+    if (this.pressure !== undefined && nowMs - this.pressure.lastMs > this.config.scaleDownWindowMs) this.pressure = undefined;
+    if (fleet.sloPressure) {
+      const base = this.pressure?.baseAgents ?? fleet.agents;
+      this.pressure = { baseAgents: base, lastMs: nowMs };
+      if (raw <= base) {
+        raw = base + 1;
+        why = `a class-wide SLO is missed: one agent more than the ${base} when the miss began`;
+      }
     }
     raw = Math.min(this.config.maxAgents, Math.max(this.config.minAgents, raw));
     const desired = this.stabilise('pool:default', nowMs, raw);

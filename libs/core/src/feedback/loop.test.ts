@@ -84,4 +84,38 @@ describe('FeedbackLoop', () => {
     expect(raisedAtMs!).toBeLessThan(480_000);
     expect(loop.warm.current().chat).toBeGreaterThanOrEqual(2);
   });
+
+  /** The fleet with `agents` agents of 8 GPUs each and no work placed. */
+  const agents = (n: number): FleetSnapshot => ({ ...fleet(), nodes: Array.from({ length: n }, (_, i) => ({ nodeId: `n${i}`, gpus: 8 })) });
+
+  it('adds no agent for a missed success SLO, nor for one tenant alone missing a queue-time SLO', () => {
+    const successSlo: SloSpec = { name: 'success', indicator: 'success', tenant: '*', priorityClass: '*', thresholdSeconds: 0, objective: 0.99, windowMs: 60_000, minEvents: 5, alertForMs: 30_000 };
+    const loop = new FeedbackLoop(DEFAULT_FEEDBACK_CONFIG, [successSlo, queueSlo], []);
+    for (let t = 0; t <= 120_000; t += 10_000) {
+      // Every tenant's jobs fail (a buggy job: more agents would fail it faster), and one tenant alone waits long.
+      for (let i = 0; i < 5; i++) {
+        for (const tenant of ['a', 'b']) loop.finished({ ...outcome(t, tenant, 1), succeeded: false });
+        placed(loop, `a-${t}-${i}`, 'a', t, 30);
+      }
+      const r = loop.evaluate(t, agents(2));
+      expect(r.slos.filter((s) => s.met === false).map((s) => `${s.slo}/${s.tenant}`)).toEqual(['success/a', 'success/b', 'normal-queue/a']);
+      // Nothing runs: the fleet's GPUs are not wanted, so the pool falls to minAgents rather than growing.
+      expect(r.scale.find((x) => x.kind === 'pool')).toMatchObject({ current: 2, desired: 1 });
+    }
+  });
+
+  it('a sustained class-wide queue-time miss adds exactly one agent over the count when it began, however many join since', () => {
+    const loop = new FeedbackLoop(DEFAULT_FEEDBACK_CONFIG, [queueSlo], []);
+    let fleetAgents = 2;
+    const desired: number[] = [];
+    for (let t = 0; t <= 600_000; t += 10_000) {
+      for (let i = 0; i < 5; i++) for (const tenant of ['a', 'b']) placed(loop, `${tenant}-${t}-${i}`, tenant, t, 30);
+      const pool = loop.evaluate(t, agents(fleetAgents)).scale.find((x) => x.kind === 'pool')!;
+      desired.push(pool.desired);
+      // KEDA brings the pool to what is recommended, and an operator adds one more besides, while the miss lasts.
+      fleetAgents = Math.max(pool.desired, fleetAgents) + (t === 300_000 ? 1 : 0);
+    }
+    expect(new Set(desired)).toEqual(new Set([3]));
+    expect(loop.scale.find('pool', 'default')).toMatchObject({ current: 4, reason: expect.stringMatching(/SLO/) });
+  });
 });

@@ -54,8 +54,8 @@ export interface TenantDemand {
 
 /** The fleet as the loop needs it at an evaluation. */
 export interface FleetSnapshot {
-  /** Nodes in the fleet (ready, draining or quarantined; not lost). */
-  readonly nodes: ReadonlyArray<{ readonly nodeId: string; readonly gpus: number }>;
+  /** Nodes in the fleet (ready, draining or quarantined; not lost); `out`: not taking work now (draining, quarantined by anyone). */
+  readonly nodes: ReadonlyArray<{ readonly nodeId: string; readonly gpus: number; readonly out?: boolean }>;
   /** Replicas by model: how many, and what one holds. */
   readonly replicas: ReadonlyMap<string, { readonly count: number; readonly capacityTokens: number; readonly gpus: number }>;
   /** Requests in flight (queued or running) by model. */
@@ -164,6 +164,7 @@ export class FeedbackLoop {
     const nodes = this.nodeWatch.judge(
       nowMs,
       fleet.nodes.map((n) => n.nodeId),
+      fleet.nodes.filter((n) => n.out === true).map((n) => n.nodeId),
     );
     for (const v of nodes) {
       if (v.kind === 'quarantine') this.quarantineReasons.set(v.nodeId, v.reason);
@@ -216,17 +217,23 @@ export class FeedbackLoop {
   }
 }
 
-/** Every tenant with a judged series of some SLO misses it: the fleet is short, not one tenant starved. */
+/**
+ * Every tenant with a judged series of some queue-time or TTFT SLO misses it,
+ * and at least two are judged: the fleet is short, not one tenant starved.
+ * Only waits are counted: capacity shortens them, while failures and missed
+ * deadlines (a buggy job) would only get more agents to fail on. An SLO
+ * naming one tenant has one series: it never counts.
+ */
 function classWideMiss(readings: readonly SloReading[]): boolean {
   const bySlo = new Map<string, { judged: number; missed: number }>();
   for (const r of readings) {
-    if (r.met === undefined) continue;
+    if (r.met === undefined || (r.indicator !== 'queue_time' && r.indicator !== 'ttft')) continue;
     const t = bySlo.get(r.slo) ?? { judged: 0, missed: 0 };
     t.judged += 1;
     if (!r.met) t.missed += 1;
     bySlo.set(r.slo, t);
   }
-  for (const t of bySlo.values()) if (t.judged > 0 && t.missed === t.judged) return true;
+  for (const t of bySlo.values()) if (t.judged >= 2 && t.missed === t.judged) return true;
   return false;
 }
 

@@ -113,6 +113,27 @@ describe('NodeWatch', () => {
     expect(off.judge(100, NODES)).toEqual([]);
   });
 
+  it('counts nodes already out of placement (an operator quarantine, a drain) against its cap, and never takes the last node serving', () => {
+    const w = new NodeWatch({ ...DEFAULT_QUARANTINE_CONFIG, maxQuarantinedFraction: 0.5 });
+    for (let i = 0; i < 100; i++) for (const n of ['n1', 'n2', 'n3', 'n4']) w.record(attempt(i, n, n !== 'n1'));
+    // Half of four may be out, and two are already: n1 stays in, however it fails.
+    expect(w.judge(100, ['n1', 'n2', 'n3', 'n4'], ['n3', 'n4'])).toEqual([]);
+    expect(w.judge(101, ['n1', 'n2', 'n3', 'n4'], ['n4'])).toEqual([expect.objectContaining({ kind: 'quarantine', nodeId: 'n1' })]);
+  });
+
+  it('does not bring back a node that left the fleet when outcomes of its lost tasks arrive after', () => {
+    const w = new NodeWatch();
+    for (let i = 0; i < 10; i++) for (const n of NODES) w.record(attempt(i, n, true));
+    w.forget('n5');
+    // Its tasks are reported lost after the node: failures on a node that is gone.
+    for (let i = 0; i < 20; i++) w.record(attempt(10 + i, 'n5', false));
+    expect(w.judge(40, NODES.filter((n) => n !== 'n5'))).toEqual([]);
+    // Back in the fleet: judged afresh on what it does now.
+    expect(w.judge(41, NODES)).toEqual([]);
+    for (let i = 0; i < 20; i++) w.record(attempt(50 + i, 'n5', false));
+    expect(w.judge(80, NODES)).toEqual([expect.objectContaining({ kind: 'quarantine', nodeId: 'n5' })]);
+  });
+
   it('quarantines a node whose engine decodes far slower than its peers for the same model', () => {
     const w = new NodeWatch();
     for (let i = 0; i < 20; i++) for (const n of NODES) w.record(attempt(i, n, true, n === 'n2' ? 0.2 : 0.02));

@@ -48,6 +48,8 @@ export const DEFAULT_QUARANTINE_CONFIG: QuarantineConfig = Object.freeze({
 /** Floor on the fleet's failure rate a node is compared with, so one failure on a spotless fleet is no outlier. */
 const FLEET_RATE_FLOOR = 0.02;
 const SPEED_SAMPLES = 64;
+/** Departed nodes remembered (so late outcomes of their tasks do not bring them back). */
+const MAX_GONE = 10_000;
 /**
  * The sequential test (its trial) a node readmitted after failing is under (Wald's SPRT
  * between "fails as the fleet does" and "still fails as it did"): the chance
@@ -103,12 +105,14 @@ export type NodeVerdict =
  */
 export class NodeWatch {
   private readonly nodes = new Map<string, NodeRecord>();
+  /** Nodes that left the fleet: outcomes still arriving for them (their tasks lost after them) must not bring them back. */
+  private readonly gone = new Set<string>();
 
   constructor(readonly config: QuarantineConfig = DEFAULT_QUARANTINE_CONFIG) {}
 
   /** Counts a finished attempt against the node it ran on. */
   record(o: TaskOutcome): void {
-    if (o.nodeId === '' || o.stopped) return;
+    if (o.nodeId === '' || o.stopped || this.gone.has(o.nodeId)) return;
     const node = this.node(o.nodeId);
     if (node.quarantinedUntilMs !== undefined) return;
     node.attempts.push({ atMs: o.atMs, failed: !o.succeeded });
@@ -134,9 +138,13 @@ export class NodeWatch {
     }
   }
 
-  /** A node left the fleet: forget it. */
+  /** A node left the fleet: forget it, and ignore what is still reported of it until it is in the fleet again. */
   forget(nodeId: string): void {
     this.nodes.delete(nodeId);
+    this.gone.delete(nodeId);
+    this.gone.add(nodeId);
+    // Bounded: the oldest departures are forgotten first.
+    if (this.gone.size > MAX_GONE) this.gone.delete(this.gone.values().next().value!);
   }
 
   isQuarantined(nodeId: string): boolean {
@@ -150,8 +158,13 @@ export class NodeWatch {
     return out;
   }
 
-  /** What to change now, given the nodes in the fleet (those that finished attempts count too). */
-  judge(nowMs: number, fleetNodeIds: readonly string[]): NodeVerdict[] {
+  /**
+   * What to change now, given the nodes in the fleet (those that finished
+   * attempts count too) and those of them out of placement already for any
+   * reason (quarantined by an operator, draining): they count against the cap.
+   */
+  judge(nowMs: number, fleetNodeIds: readonly string[], outNodeIds: readonly string[] = []): NodeVerdict[] {
+    for (const id of fleetNodeIds) this.gone.delete(id);
     const verdicts: NodeVerdict[] = [];
     for (const [nodeId, n] of this.nodes) {
       if (n.quarantinedUntilMs !== undefined && nowMs >= n.quarantinedUntilMs) {
@@ -167,8 +180,9 @@ export class NodeWatch {
     // A node that has finished attempts is in the fleet, even before a snapshot of the fleet lists it.
     const nodeIds = [...new Set([...fleetNodeIds, ...this.nodes.keys()])];
     const inFleet = nodeIds.length;
+    const out = new Set(outNodeIds);
     let quarantined = 0;
-    for (const id of nodeIds) if (this.isQuarantined(id)) quarantined += 1;
+    for (const id of nodeIds) if (this.isQuarantined(id) || out.has(id)) quarantined += 1;
     const cap = Math.min(inFleet - 1, Math.floor(inFleet * this.config.maxQuarantinedFraction));
 
     // The fleet's totals, to compare each node with the others.

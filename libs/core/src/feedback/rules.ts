@@ -31,7 +31,7 @@ export function sloConditions(slos: readonly SloSpec[], readings: readonly SloRe
       severity: spec.priorityClass === 'urgent' || spec.indicator === 'success' ? 'page' : 'ticket',
       forMs: spec.alertForMs,
       value: r.attainment,
-      summary: `${r.tenant === '*' ? 'all tenants' : `tenant ${r.tenant}`} misses SLO ${r.slo}: ${pct(r.attainment)} good of ${r.total} in ${minutes(spec.windowMs)} (objective ${pct(r.objective)})`,
+      summary: `tenant ${r.tenant} misses SLO ${r.slo}: ${pct(r.attainment)} good of ${r.total} in ${minutes(spec.windowMs)} (objective ${pct(r.objective)})`,
     });
   }
   return out;

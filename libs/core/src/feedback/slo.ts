@@ -123,7 +123,7 @@ export function judge(spec: SloSpec, o: TaskOutcome): boolean | undefined {
 export interface SloReading {
   readonly slo: string;
   readonly indicator: SloIndicator;
-  /** The tenant of this series ('*' for an SLO over all tenants together). */
+  /** The tenant of this series: each tenant's own for an SLO over each tenant, the named one for an SLO that binds one. */
   readonly tenant: string;
   readonly priorityClass: ClassLabel | '*';
   readonly good: number;
@@ -212,6 +212,11 @@ export class SloTracker {
     }
   }
 
+  /** Forgets every open wait (the waits still open are about to be told again, from a snapshot); those counted bad stay so. */
+  clearWaits(): void {
+    for (const watch of this.waits.values()) watch.open.clear();
+  }
+
   /** Every series with events in its window, SLO by SLO in configured order, tenants sorted. */
   readings(nowMs: number): SloReading[] {
     this.countOverdueWaits(nowMs);
@@ -258,7 +263,8 @@ export class SloTracker {
 
   private count(spec: SloSpec, tenant: string, atMs: number, good: boolean): void {
     const bySeries = this.series.get(spec.name)!;
-    const key = spec.tenant === '*' ? tenant : '*';
+    // One series per tenant the SLO binds (for an SLO naming one tenant, that one).
+    const key = tenant;
     let counts = bySeries.get(key);
     if (counts === undefined) {
       if (bySeries.size >= this.maxSeries) this.dropIdle(bySeries, atMs);

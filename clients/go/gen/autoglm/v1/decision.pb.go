@@ -2248,7 +2248,16 @@ type SubscribeRequest struct {
 	States []TaskState `protobuf:"varint,5,rep,packed,name=states,proto3,enum=autoglm.v1.TaskState" json:"states,omitempty"`
 	// Deliver events that are ready together as one EventBatch message (fewer
 	// messages under load; order is kept).
-	Batched       bool `protobuf:"varint,6,opt,name=batched,proto3" json:"batched,omitempty"`
+	Batched bool `protobuf:"varint,6,opt,name=batched,proto3" json:"batched,omitempty"`
+	// Without task_id: start with the current state, then the live events.
+	// First one TaskEvent per unfinished task (task_events), with its current
+	// state and sequence, previous_state equal to state (a snapshot, not a
+	// transition) and time when it entered that state; then each node
+	// (node_events). Events missed while a subscriber was away are not
+	// replayed: one that keeps state from the stream resets it and asks for a
+	// snapshot each time it subscribes. A live event no newer than a task's
+	// snapshot (its sequence) may follow it; skip it.
+	Snapshot      bool `protobuf:"varint,7,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2321,6 +2330,13 @@ func (x *SubscribeRequest) GetStates() []TaskState {
 func (x *SubscribeRequest) GetBatched() bool {
 	if x != nil {
 		return x.Batched
+	}
+	return false
+}
+
+func (x *SubscribeRequest) GetSnapshot() bool {
+	if x != nil {
+		return x.Snapshot
 	}
 	return false
 }
@@ -3164,7 +3180,7 @@ const file_autoglm_v1_decision_proto_rawDesc = "" +
 	"\theartbeat\x18\x05 \x01(\v2\x15.autoglm.v1.HeartbeatH\x00R\theartbeat\x12<\n" +
 	"\fload_replica\x18\x06 \x01(\v2\x17.autoglm.v1.LoadReplicaH\x00R\vloadReplica\x12?\n" +
 	"\revict_replica\x18\a \x01(\v2\x18.autoglm.v1.EvictReplicaH\x00R\fevictReplicaB\x06\n" +
-	"\x04kind\"\xdd\x01\n" +
+	"\x04kind\"\xf9\x01\n" +
 	"\x10SubscribeRequest\x12\x1f\n" +
 	"\vtask_events\x18\x01 \x01(\bR\n" +
 	"taskEvents\x12\x1f\n" +
@@ -3173,7 +3189,8 @@ const file_autoglm_v1_decision_proto_rawDesc = "" +
 	"\atask_id\x18\x03 \x01(\tR\x06taskId\x12%\n" +
 	"\x0eafter_sequence\x18\x04 \x01(\x04R\rafterSequence\x12-\n" +
 	"\x06states\x18\x05 \x03(\x0e2\x15.autoglm.v1.TaskStateR\x06states\x12\x18\n" +
-	"\abatched\x18\x06 \x01(\bR\abatched\"\x8a\x01\n" +
+	"\abatched\x18\x06 \x01(\bR\abatched\x12\x1a\n" +
+	"\bsnapshot\x18\a \x01(\bR\bsnapshot\"\x8a\x01\n" +
 	"\fPolicyChange\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x120\n" +
 	"\x06update\x18\x02 \x01(\v2\x18.autoglm.v1.PolicyUpdateR\x06update\x12.\n" +

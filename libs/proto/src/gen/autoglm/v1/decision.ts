@@ -501,6 +501,17 @@ export interface SubscribeRequest {
    * messages under load; order is kept).
    */
   batched: boolean;
+  /**
+   * Without task_id: start with the current state, then the live events.
+   * First one TaskEvent per unfinished task (task_events), with its current
+   * state and sequence, previous_state equal to state (a snapshot, not a
+   * transition) and time when it entered that state; then each node
+   * (node_events). Events missed while a subscriber was away are not
+   * replayed: one that keeps state from the stream resets it and asks for a
+   * snapshot each time it subscribes. A live event no newer than a task's
+   * snapshot (its sequence) may follow it; skip it.
+   */
+  snapshot: boolean;
 }
 
 /** A policy change, as applied. */
@@ -3498,7 +3509,15 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
 };
 
 function createBaseSubscribeRequest(): SubscribeRequest {
-  return { taskEvents: false, nodeEvents: false, taskId: "", afterSequence: 0, states: [], batched: false };
+  return {
+    taskEvents: false,
+    nodeEvents: false,
+    taskId: "",
+    afterSequence: 0,
+    states: [],
+    batched: false,
+    snapshot: false,
+  };
 }
 
 export const SubscribeRequest: MessageFns<SubscribeRequest> = {
@@ -3524,6 +3543,9 @@ export const SubscribeRequest: MessageFns<SubscribeRequest> = {
     }
     if (message.batched !== false) {
       writer.uint32(48).bool(message.batched);
+    }
+    if (message.snapshot !== false) {
+      writer.uint32(56).bool(message.snapshot);
     }
     return writer;
   },
@@ -3599,6 +3621,14 @@ export const SubscribeRequest: MessageFns<SubscribeRequest> = {
             message.batched = reader.bool();
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.snapshot = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3622,6 +3652,7 @@ export const SubscribeRequest: MessageFns<SubscribeRequest> = {
     message.afterSequence = object.afterSequence ?? 0;
     message.states = object.states?.map((e) => e) || [];
     message.batched = object.batched ?? false;
+    message.snapshot = object.snapshot ?? false;
     return message;
   },
 };
