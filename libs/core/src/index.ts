@@ -77,13 +77,16 @@ export { PolicyQueue, type QueuedTask, type QueuedTaskInit, type QueuedTaskPatch
 export { Dispatcher, type DispatcherOptions, type Placed, type Preemption, type WaitCause, type WaitExplanation } from './scheduling/dispatcher';
 export {
   applyPolicyUpdate,
+  combinedBoosts,
   MAX_WARM_REPLICAS,
+  parseFeedback,
   parseWarmReplicas,
   DEFAULT_POLICY,
   DEFAULT_PRIORITY_SHAPE,
   FACTORS,
   PRESETS,
   type FactorName,
+  type Feedback,
   type Policy,
   type PriorityShape,
   type Weights,

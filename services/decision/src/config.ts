@@ -77,6 +77,8 @@ export const DecisionConfigSchema = z.object({
   maxSequencesPerReplica: z.coerce.number().int().min(1).max(100_000).default(256),
   /** A preempted attempt has this long to stop (SIGTERM to SIGKILL; a command job may checkpoint); its GPUs stay its own until then. */
   preemptGraceMs: z.coerce.number().int().min(0).max(3_600_000).default(10_000),
+  /** The monitor's feedback (boost factors, warm floors) lapses unless it sends it again within this long (it does every minute). */
+  feedbackTtlMs: z.coerce.number().int().min(1000).max(86_400_000).default(300_000),
   /** Scheduling policy preset to start from. */
   policyPreset: z.enum(['realtime', 'batch', 'balanced']).default('balanced'),
   /** Factor weights over the preset, "factor=weight,...", e.g. "class=8000,fairshare=4000". */
@@ -197,6 +199,7 @@ export function loadDecisionConfig(env: NodeJS.ProcessEnv = process.env): Decisi
     scaleOutLoad: 'AUTOGLM_SCALE_OUT_LOAD',
     maxSequencesPerReplica: 'AUTOGLM_MAX_SEQUENCES_PER_REPLICA',
     preemptGraceMs: 'AUTOGLM_PREEMPT_GRACE_MS',
+    feedbackTtlMs: 'AUTOGLM_FEEDBACK_TTL_MS',
     logLevel: 'AUTOGLM_LOG_LEVEL',
     policyPreset: 'AUTOGLM_POLICY_PRESET',
     policyWeights: 'AUTOGLM_POLICY_WEIGHTS',

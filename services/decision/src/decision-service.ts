@@ -15,7 +15,7 @@ import {
 } from '@autoglm/proto';
 import { InvalidArgumentError, isFinal, ResourceExhaustedError, timestampToMillis } from '@autoglm/core';
 import type { TaskStore } from '@autoglm/store';
-import { context, contextFromCarrier, endSpan, RETRY_AFTER_TRAILER, startSpan, toStatus, type Logger, type ServiceHandlers, type StreamSink } from '@autoglm/runtime';
+import { context, contextFromCarrier, endSpan, RETRY_AFTER_TRAILER, startSpan, toStatus, type CallContext, type Logger, type ServiceHandlers, type StreamSink } from '@autoglm/runtime';
 import { serveAgentSession } from './agent-session';
 import { EventQueue } from './event-queue';
 import { decodePageToken, encodePageToken, pageLimit, UUID } from './paging';
@@ -112,18 +112,16 @@ export function decisionHandlers(scheduler: Scheduler, store: TaskStore, bus: Ev
       }
     },
 
-    applyPolicy: async (req) => {
+    applyPolicy: async (req, ctx) => {
       if (!req.update) throw new InvalidArgumentError('update', 'is required');
-      return ApplyPolicyResponse.fromPartial({ version: scheduler.applyPolicy(req.update) });
+      return ApplyPolicyResponse.fromPartial({ version: scheduler.applyPolicy(req.update, fromMonitor(ctx, req.update.source)) });
     },
 
     setNodeQuarantine: async (req, ctx) => {
       if (!req.nodeId) throw new InvalidArgumentError('node_id', 'is required: the node to quarantine or readmit');
       if (req.quarantined && !req.reason.trim()) throw new InvalidArgumentError('reason', 'is required to quarantine a node: say why, for whoever reads "autoglm nodes"');
       const reason = `${req.reason}${req.source ? ` (${req.source})` : ''}`;
-      // The caller's certificate says who it is; without mutual TLS (a plaintext local mesh) its word does.
-      const byMonitor = ctx.identity !== undefined ? ctx.identity.role === 'monitor' : req.source === 'monitor';
-      return scheduler.setNodeQuarantine(req.nodeId, req.quarantined, reason, req.until ? timestampToMillis(req.until) : undefined, byMonitor);
+      return scheduler.setNodeQuarantine(req.nodeId, req.quarantined, reason, req.until ? timestampToMillis(req.until) : undefined, fromMonitor(ctx, req.source));
     },
 
     reportAlerts: async (req) => {
@@ -164,6 +162,11 @@ export function decisionHandlers(scheduler: Scheduler, store: TaskStore, bus: Ev
 
     purgeDeadLetters: async (req) => PurgeDeadLettersResponse.fromPartial({ purged: await scheduler.purgeDeadLetters(req.select) }),
   };
+}
+
+/** Whether the monitor's feedback loop calls: its certificate says so; without mutual TLS (a plaintext local mesh) its word (`source`) does. */
+function fromMonitor(ctx: CallContext, source: string): boolean {
+  return ctx.identity !== undefined ? ctx.identity.role === 'monitor' : source === 'monitor';
 }
 
 /** A Subscribe's snapshot: each unfinished task's current state, then each node, in messages of up to `perMessage` events. */

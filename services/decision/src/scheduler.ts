@@ -15,7 +15,7 @@ import {
   TenantQueueStats,
   WaitingCause,
   type DeadLetterSelector,
-  type PolicyUpdate,
+  PolicyUpdate,
   type Register,
   type Registered,
   type TaskUpdate,
@@ -23,6 +23,8 @@ import {
 } from '@autoglm/proto';
 import {
   applyPolicyUpdate,
+  combinedBoosts,
+  parseFeedback,
   parseWarmReplicas,
   DEFAULT_POLICY,
   DEFAULT_RETRY_POLICY,
@@ -34,6 +36,7 @@ import {
   toTimestamp,
   WaitPredictor,
   type Clock,
+  type Feedback,
   type Fleet,
   type Policy,
   type PolicyExperiment,
@@ -86,6 +89,12 @@ export interface SchedulerOptions {
   experiment?: PolicyExperiment;
   /** How long a preempted attempt has to stop (SIGTERM to SIGKILL for a command job, which may checkpoint). @default 10000 */
   preemptGraceMs?: number;
+  /**
+   * The monitor's feedback (its boost factors and warm floors) is dropped
+   * unless it sends it again within this long: a monitor that went away must
+   * not leave its last word in force. @default 300000
+   */
+  feedbackTtlMs?: number;
 }
 
 const S = TaskState;
@@ -122,6 +131,12 @@ export class Scheduler {
   private readonly clock: Clock;
   private readonly fleet: Fleet;
   private policy: Policy;
+  /** The operators' tenant boosts (configuration, admins' ApplyPolicy); the policy in force has the feedback's factors on them. */
+  private operatorBoosts: Record<string, number>;
+  /** The monitor's feedback loop, as last sent, and when it lapses. */
+  private feedback: Feedback = { boosts: {}, floors: {} };
+  private feedbackExpiry: NodeJS.Timeout | undefined;
+  private readonly feedbackTtlMs: number;
 
   constructor(options: SchedulerOptions) {
     this.store = options.store;
@@ -129,6 +144,8 @@ export class Scheduler {
     this.logger = options.logger;
     this.clock = options.clock ?? Date.now;
     this.policy = options.policy ?? DEFAULT_POLICY;
+    this.operatorBoosts = { ...this.policy.tenantBoosts };
+    this.feedbackTtlMs = options.feedbackTtlMs ?? 300_000;
     this.fleet = options.fleet;
     const { book, clock, logger, store, bus, fleet } = { book: this.book, clock: this.clock, logger: this.logger, store: this.store, bus: this.bus, fleet: options.fleet };
     this.experiments = new ExperimentStats(options.experiment);
@@ -395,16 +412,53 @@ export class Scheduler {
     return PriorityExplanation.fromPartial({ taskId, state: task.state, priority, factors, waitingReason, waitingCause, tenantUsageOverShare: usageOverShare });
   }
 
-  applyPolicy(update: PolicyUpdate): number {
-    // Both parts are validated before either is applied.
-    const policy = applyPolicyUpdate(this.policy, update);
-    const floors = parseWarmReplicas(update.warmReplicas);
-    this.policy = policy;
-    this.queue.setPolicy(this.policy);
-    if (Object.keys(floors).length > 0) {
-      this.fleet.setWarmFloors(floors);
-      this.queue.schedule();
+  /**
+   * An operator's update (`byMonitor` false) changes the policy; the monitor's
+   * replaces the feedback loop's whole state (its boost factors, multiplying
+   * the operators' boosts, and warm floors), which lapses unless sent again
+   * within feedbackTtlMs.
+   */
+  applyPolicy(update: PolicyUpdate, byMonitor = false): number {
+    if (byMonitor) {
+      const feedback = parseFeedback(update);
+      this.setFeedback(feedback);
+      clearTimeout(this.feedbackExpiry);
+      this.feedbackExpiry = setTimeout(() => this.feedbackLapsed(), this.feedbackTtlMs);
+      this.feedbackExpiry.unref();
+      return this.policyChanged(update);
     }
+    // Both parts are validated before either is applied.
+    const policy = applyPolicyUpdate({ ...this.policy, tenantBoosts: this.operatorBoosts }, update);
+    const floors = parseWarmReplicas(update.warmReplicas);
+    this.operatorBoosts = policy.tenantBoosts;
+    this.policy = { ...policy, tenantBoosts: combinedBoosts(this.operatorBoosts, this.feedback.boosts) };
+    if (Object.keys(floors).length > 0) this.fleet.setWarmFloors(floors);
+    return this.policyChanged(update);
+  }
+
+  /** The tenant boosts in force: the operators', each times the feedback loop's factor for the tenant. */
+  tenantBoosts(): Readonly<Record<string, number>> {
+    return this.policy.tenantBoosts;
+  }
+
+  /** The feedback loop's state in force: its factors on the operators' boosts, and its floors (those it no longer names go). */
+  private setFeedback(feedback: Feedback): void {
+    const dropped = Object.fromEntries(Object.keys(this.feedback.floors).filter((m) => !(m in feedback.floors)).map((m) => [m, 0]));
+    this.feedback = feedback;
+    this.policy = { ...this.policy, tenantBoosts: combinedBoosts(this.operatorBoosts, feedback.boosts), version: this.policy.version + 1 };
+    this.fleet.setWarmFloors({ ...dropped, ...feedback.floors });
+  }
+
+  private feedbackLapsed(): void {
+    this.feedbackExpiry = undefined;
+    if (Object.keys(this.feedback.boosts).length === 0 && Object.keys(this.feedback.floors).length === 0) return;
+    this.logger.warn({ ttlMs: this.feedbackTtlMs }, "the monitor's feedback lapsed (not sent again in time): its boosts and warm floors are dropped");
+    this.setFeedback({ boosts: {}, floors: {} });
+    this.policyChanged(PolicyUpdate.fromPartial({ source: 'decision', reason: "the monitor's feedback lapsed: not sent again in time" }));
+  }
+
+  private policyChanged(update: PolicyUpdate): number {
+    this.queue.setPolicy(this.policy);
     this.logger.info({ version: this.policy.version, source: update.source, reason: update.reason }, 'policy updated');
     this.bus.publishPolicy(PolicyChange.fromPartial({ version: this.policy.version, update, time: toTimestamp(this.clock()) }));
     return this.policy.version;

@@ -90,6 +90,7 @@ export async function startDecision(
     logger,
     leaseMs: config.leaseMs,
     preemptGraceMs: config.preemptGraceMs,
+    feedbackTtlMs: config.feedbackTtlMs,
     telemetryIntervalMs: config.telemetryIntervalMs,
     retry: { baseMs: config.retryBaseMs, maxMs: config.retryMaxMs },
     incarnation,

@@ -102,6 +102,35 @@ describe('FeedbackDriver', () => {
     expect(result.slos).toEqual([expect.objectContaining({ slo: 'deadlines', tenant: 'acme', good: 0, total: 2 })]);
   });
 
+  it("sends the loop's whole state again after a send that failed, and not again while nothing changed and it holds none", async () => {
+    const calls: Array<{ method: string; request: unknown }> = [];
+    let failNext = true;
+    const decision = {
+      applyPolicy: (request: unknown, ...rest: unknown[]) => {
+        calls.push({ method: 'applyPolicy', request });
+        const done = rest[rest.length - 1] as (err: Error | null, res?: object) => void;
+        if (failNext) {
+          failNext = false;
+          done(Object.assign(new Error('decision restarting'), { code: 14 }));
+        } else done(null, {});
+        return { cancel: () => undefined };
+      },
+      setNodeQuarantine: recordingDecision(calls).setNodeQuarantine,
+      reportAlerts: recordingDecision(calls).reportAlerts,
+    } as unknown as DecisionServiceClient;
+    const driver = new FeedbackDriver({ ...options(calls), decision });
+    const sends = () => calls.filter((c) => c.method === 'applyPolicy').length;
+    await driver.evaluate();
+    expect(sends()).toBe(1);
+    now += 10_000;
+    await driver.evaluate();
+    expect(sends()).toBe(2);
+    expect(calls.at(-1)?.request).toMatchObject({ update: { source: 'monitor', tenantBoosts: {}, warmReplicas: {} } });
+    now += 10_000;
+    await driver.evaluate();
+    expect(sends()).toBe(2);
+  });
+
   it('switched off, records what it would do and sends no change to decision (alerts still go out)', async () => {
     const calls: Array<{ method: string; request: unknown }> = [];
     const driver = make(false, calls);

@@ -8,7 +8,6 @@ import {
   type Event,
   type FeedbackAction,
   type Node,
-  type PolicyChange,
   type ScaleRecommendation as ScaleRecommendationMessage,
   type SloStatus,
   type TaskEvent,
@@ -62,6 +61,8 @@ interface LiveTask {
 const PENDING = new Set([TaskState.PENDING, TaskState.WAITING_DEPS, TaskState.QUEUED]);
 const RUNNING = new Set([TaskState.ASSIGNED, TaskState.RUNNING]);
 const KEEP_ACTIONS = 200;
+/** The loop's state is sent again this often while it holds any (decision lets it lapse after AUTOGLM_FEEDBACK_TTL_MS, 5 min by default). */
+const FEEDBACK_REFRESH_MS = 60_000;
 
 /**
  * Runs the pure FeedbackLoop against the live mesh: turns decision's events
@@ -79,7 +80,9 @@ export class FeedbackDriver {
   private readonly live = new Map<string, LiveTask>();
   private readonly nodes = new Map<string, Node>();
   /** Boosts set by others (operators), which the loop's factors multiply. */
-  private readonly baseBoosts = new Map<string, number>();
+  /** Whether decision has the loop's current state (false after a failed send, and before the first). */
+  private feedbackSent = false;
+  private feedbackSentAtMs = -Infinity;
   private readonly actions: FeedbackAction[] = [];
   private readonly clock: () => number;
   private timer: NodeJS.Timeout | undefined;
@@ -124,9 +127,6 @@ export class FeedbackDriver {
         return;
       case 'node':
         this.observeNode(event.kind.node);
-        return;
-      case 'policy':
-        this.observePolicy(event.kind.policy);
         return;
       default:
         return;
@@ -266,24 +266,32 @@ export class FeedbackDriver {
     this.nodes.set(node.nodeId, node);
   }
 
-  private observePolicy(change: PolicyChange): void {
-    const update = change.update;
-    if (update === undefined || update.source === 'monitor') return;
-    for (const [tenant, boost] of Object.entries(update.tenantBoosts)) this.baseBoosts.set(tenant, boost);
-  }
-
+  /**
+   * Sends the loop's whole state (its boost factors, which decision
+   * multiplies with the operators' boosts, and its warm floors) when it
+   * changed, when the last send failed, and at least every FEEDBACK_REFRESH_MS
+   * while it holds any: decision drops it unless it is sent again in time
+   * (AUTOGLM_FEEDBACK_TTL_MS), and a restarted decision gets it back.
+   */
   private async applyPolicy(result: FeedbackResult, now: number): Promise<void> {
-    if (result.boosts.length === 0 && result.warm.length === 0) return;
+    const boosted = this.loop.boosts.boosted();
+    const floors = this.loop.warm.current();
+    const holds = boosted.length > 0 || Object.keys(floors).length > 0;
+    const changed = result.boosts.length > 0 || result.warm.length > 0;
+    const due = !this.feedbackSent || (holds && now - this.feedbackSentAtMs >= FEEDBACK_REFRESH_MS);
+    if (!changed && !due) return;
     // Built from entries: a tenant or model named "__proto__" is a key like any other.
-    const tenantBoosts: Record<string, number> = Object.fromEntries(result.boosts.map((c) => [c.tenant, (this.baseBoosts.get(c.tenant) ?? 1) * c.to]));
-    const warmReplicas: Record<string, number> = Object.fromEntries(result.warm.map((c) => [c.model, c.to]));
+    const tenantBoosts: Record<string, number> = Object.fromEntries(boosted.map((b) => [b.tenant, b.factor]));
     const reasons = [
       ...result.boosts.map((c) => `tenant ${c.tenant} boost ${c.from} → ${c.to}: ${c.reason}`),
       ...result.warm.map((c) => `${c.model} warm replicas ${c.from} → ${c.to}: ${c.reason}`),
     ];
+    const reason = changed ? reasons.join('; ') : "the feedback loop's state, sent again";
     const applied = await this.send('ApplyPolicy', () =>
-      callUnary(this.o.decision.applyPolicy.bind(this.o.decision), { update: PolicyUpdate.fromPartial({ tenantBoosts, warmReplicas, source: 'monitor', reason: reasons.join('; ') }) }, { deadlineMs: this.callTimeoutMs }),
+      callUnary(this.o.decision.applyPolicy.bind(this.o.decision), { update: PolicyUpdate.fromPartial({ tenantBoosts, warmReplicas: floors, source: 'monitor', reason }) }, { deadlineMs: this.callTimeoutMs }),
     );
+    this.feedbackSent = applied;
+    if (applied) this.feedbackSentAtMs = now;
     for (const c of result.boosts) this.record({ time: timestampFromMillis(now), kind: 'tenant-boost', target: c.tenant, from: c.from, to: c.to, reason: c.reason, applied });
     for (const c of result.warm) this.record({ time: timestampFromMillis(now), kind: 'warm-replicas', target: c.model, from: c.from, to: c.to, reason: c.reason, applied });
   }

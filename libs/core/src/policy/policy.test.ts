@@ -1,7 +1,7 @@
 import { PriorityClass, type PolicyUpdate } from '@autoglm/proto';
 import fc from 'fast-check';
 import { InvalidArgumentError } from '../errors';
-import { applyPolicyUpdate, DEFAULT_POLICY, FACTORS, parseWarmReplicas, type Policy, PRESETS } from './policy';
+import { applyPolicyUpdate, combinedBoosts, DEFAULT_POLICY, FACTORS, parseFeedback, parseWarmReplicas, type Policy, PRESETS } from './policy';
 import { ageValue as ageFactor, classValue as classFactor } from './priority';
 
 function update(partial: Partial<PolicyUpdate>): PolicyUpdate {
@@ -204,5 +204,18 @@ describe('warm replicas', () => {
     expect(() => parseWarmReplicas({ chat: 1.5 })).toThrow(/update.warm_replicas\["chat"\]: must be a whole number from 0 to 64/);
     expect(() => parseWarmReplicas({ chat: 65 })).toThrow(InvalidArgumentError);
     expect(() => parseWarmReplicas({ ' ': 1 })).toThrow(/model name is empty/);
+  });
+});
+
+describe("the feedback loop's boosts", () => {
+  it("multiply the operators' boosts, a tenant without one counting as 1, at most 100", () => {
+    expect(combinedBoosts({ acme: 2, globex: 0.5 }, { acme: 1.5, initech: 3 })).toEqual({ acme: 3, globex: 0.5, initech: 3 });
+    expect(combinedBoosts({ acme: 50 }, { acme: 4 })).toEqual({ acme: 100 });
+  });
+
+  it("are the monitor's whole update: boosts and warm floors, nothing of the operators'", () => {
+    expect(parseFeedback(update({ tenantBoosts: { acme: 1.5 }, warmReplicas: { chat: 2 }, source: 'monitor' }))).toEqual({ boosts: { acme: 1.5 }, floors: { chat: 2 } });
+    expect(() => parseFeedback(update({ preset: 'batch' }))).toThrow(/^update: the monitor's updates carry tenant_boosts and warm_replicas only/);
+    expect(() => parseFeedback(update({ tenantBoosts: { acme: Number.NaN } }))).toThrow(/update\.tenant_boosts\["acme"\]/);
   });
 });

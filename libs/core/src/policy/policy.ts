@@ -124,6 +124,41 @@ export function parseWarmReplicas(warm: Readonly<Record<string, number>>): Recor
   return out;
 }
 
+/** The most a tenant's boost may be (an operator's, and with the feedback loop's factor on it). */
+const MAX_BOOST = 100;
+
+/** The feedback loop's whole state as the monitor sends it: its factors on tenants' boosts, and warm floors. */
+export interface Feedback {
+  readonly boosts: Readonly<Record<string, number>>;
+  readonly floors: Readonly<Record<string, number>>;
+}
+
+/**
+ * Validates the monitor's update: the loop's whole state, tenant_boosts (its
+ * factors, multiplying the operators' boosts) and warm_replicas, and nothing
+ * an operator sets.
+ */
+export function parseFeedback(update: PolicyUpdate): Feedback {
+  const operatorOnly = update.preset !== '' || Object.keys(update.weights).length > 0 || update.maxAge !== undefined || update.fairShareHalfLife !== undefined ||
+    update.preemptAfter !== undefined || update.urgentPreemptAfter !== undefined || update.preemptMaxRun !== undefined || update.reserveAfter !== undefined || update.inferenceHeadroom !== undefined;
+  if (operatorOnly) throw new InvalidArgumentError('update', "the monitor's updates carry tenant_boosts and warm_replicas only; the rest of the policy is the operators'");
+  const boosts: Record<string, number> = {};
+  for (const [tenant, factor] of Object.entries(update.tenantBoosts)) {
+    if (!Number.isFinite(factor) || factor <= 0 || factor > MAX_BOOST) {
+      throw new InvalidArgumentError(`update.tenant_boosts["${tenant}"]`, `a feedback factor must be above 0 and at most ${MAX_BOOST}, got ${factor}`);
+    }
+    boosts[tenant] = factor;
+  }
+  return { boosts, floors: parseWarmReplicas(update.warmReplicas) };
+}
+
+/** The boosts in force: each operator's boost times the feedback loop's factor for the tenant, at most MAX_BOOST. */
+export function combinedBoosts(operator: Readonly<Record<string, number>>, feedback: Readonly<Record<string, number>>): Record<string, number> {
+  const out: Record<string, number> = Object.fromEntries(Object.entries(operator));
+  for (const [tenant, factor] of Object.entries(feedback)) out[tenant] = Math.min(MAX_BOOST, (operator[tenant] ?? 1) * factor);
+  return out;
+}
+
 /** Applies an update to a policy, validating every field; returns the new policy (version + 1). */
 export function applyPolicyUpdate(policy: Policy, update: PolicyUpdate): Policy {
   let next: Policy = { ...policy, weights: { ...policy.weights }, tenantBoosts: { ...policy.tenantBoosts } };
@@ -144,7 +179,7 @@ export function applyPolicyUpdate(policy: Policy, update: PolicyUpdate): Policy 
     next.weights[name as FactorName] = value;
   }
   for (const [tenant, boost] of Object.entries(update.tenantBoosts)) {
-    if (!Number.isFinite(boost) || boost < 0 || boost > 100) {
+    if (!Number.isFinite(boost) || boost < 0 || boost > MAX_BOOST) {
       throw new InvalidArgumentError(`update.tenant_boosts["${tenant}"]`, `boost must be between 0 and 100, got ${boost}`);
     }
     next.tenantBoosts[tenant] = boost;

@@ -2596,7 +2596,9 @@ type PolicyUpdate struct {
 	Preset string `protobuf:"bytes,1,opt,name=preset,proto3" json:"preset,omitempty"`
 	// Factor weights by name ("class", "age", ...), each 0..100000.
 	Weights map[string]float64 `protobuf:"bytes,2,rep,name=weights,proto3" json:"weights,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
-	// Multipliers on a tenant's share, each 0..100.
+	// Multipliers on a tenant's share, each 0..100. From the monitor (its
+	// certificate), the feedback loop's factors instead: they multiply the
+	// operators' boosts rather than replace them.
 	TenantBoosts map[string]float64 `protobuf:"bytes,3,rep,name=tenant_boosts,json=tenantBoosts,proto3" json:"tenant_boosts,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
 	// Who asked ("monitor", "operator").
 	Source string `protobuf:"bytes,4,opt,name=source,proto3" json:"source,omitempty"`
@@ -2628,7 +2630,10 @@ type PolicyUpdate struct {
 	// Replicas of each model to keep warm (never evicted below, started while
 	// GPUs are free), on top of decision's configured keep-warm: the fleet
 	// keeps the larger. Merged per model; 0 removes a model. Set by the
-	// monitor's feedback loop ahead of predicted demand.
+	// monitor's feedback loop ahead of predicted demand. An update from the
+	// monitor is the loop's whole state (its tenant_boosts and warm_replicas
+	// replace the ones it sent before; it may carry nothing else), and lapses
+	// unless sent again within decision's AUTOGLM_FEEDBACK_TTL_MS.
 	WarmReplicas  map[string]uint32 `protobuf:"bytes,13,rep,name=warm_replicas,json=warmReplicas,proto3" json:"warm_replicas,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -560,7 +560,11 @@ export interface PolicyUpdate {
   preset: string;
   /** Factor weights by name ("class", "age", ...), each 0..100000. */
   weights: { [key: string]: number };
-  /** Multipliers on a tenant's share, each 0..100. */
+  /**
+   * Multipliers on a tenant's share, each 0..100. From the monitor (its
+   * certificate), the feedback loop's factors instead: they multiply the
+   * operators' boosts rather than replace them.
+   */
   tenantBoosts: { [key: string]: number };
   /** Who asked ("monitor", "operator"). */
   source: string;
@@ -619,7 +623,10 @@ export interface PolicyUpdate {
    * Replicas of each model to keep warm (never evicted below, started while
    * GPUs are free), on top of decision's configured keep-warm: the fleet
    * keeps the larger. Merged per model; 0 removes a model. Set by the
-   * monitor's feedback loop ahead of predicted demand.
+   * monitor's feedback loop ahead of predicted demand. An update from the
+   * monitor is the loop's whole state (its tenant_boosts and warm_replicas
+   * replace the ones it sent before; it may carry nothing else), and lapses
+   * unless sent again within decision's AUTOGLM_FEEDBACK_TTL_MS.
    */
   warmReplicas: { [key: string]: number };
 }
