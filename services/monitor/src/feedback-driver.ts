@@ -235,15 +235,21 @@ export class FeedbackDriver {
     // Judged when the task ends, as decision judges it: by its deadline if it succeeded; a miss if it ended in any way after it.
     const deadlineOutcome = deadline !== undefined && event.final && finishedAt !== undefined ? DeadlineOutcomes.of(t.to === TaskState.SUCCEEDED, timestampToMillis(finishedAt), timestampToMillis(deadline)) : undefined;
     const deadlineMet = deadlineOutcome === undefined ? undefined : deadlineOutcome === 'met';
-    const labels = { atMs: now, tenant: t.labels.tenant, priorityClass: t.labels.priorityClass, model: t.labels.model };
+    const { tenant, priorityClass, model } = t.labels;
     if (!ended) {
       // The end of a task whose last attempt was counted already (FAILED, then DEAD_LETTER): only its deadline is news.
       // As a stopped attempt on no node, it counts for no other SLO and against no node.
-      if (deadlineMet !== undefined) this.loop.finished({ ...labels, nodeId: '', succeeded: false, stopped: true, queueSeconds: undefined, ttftSeconds: undefined, runSeconds: undefined, tokens: undefined, deadlineMet });
+      if (deadlineMet !== undefined) {
+        this.loop.finished({ atMs: now, tenant, priorityClass, model, nodeId: '', succeeded: false, stopped: true, queueSeconds: undefined, ttftSeconds: undefined, runSeconds: undefined, tokens: undefined, deadlineMet });
+      }
       return;
     }
+    // Built whole (no spread): this runs for every ended attempt.
     const outcome = {
-      ...labels,
+      atMs: now,
+      tenant,
+      priorityClass,
+      model,
       nodeId: task?.nodeId ?? '',
       succeeded: t.to === TaskState.SUCCEEDED,
       stopped: t.to === TaskState.CANCELLED || t.to === TaskState.PREEMPTED,

@@ -9,8 +9,8 @@ import { OTHER_TENANTS } from './metrics';
  */
 export class FeedbackMetrics {
   private readonly tenants = new Set<string>();
-  /** SLO and tenant pairs whose good and bad series exist (bounded: SLOs × maxTenants + 1). */
-  private readonly sloSeries = new Set<string>();
+  /** The labels of each SLO and tenant's good and bad series, made once (bounded: SLOs × maxTenants + 1). */
+  private readonly sloSeries = new Map<string, { good: Record<'slo' | 'tenant' | 'class' | 'good', string>; bad: Record<'slo' | 'tenant' | 'class' | 'good', string> }>();
   private readonly sloEvents: Counter<'slo' | 'tenant' | 'class' | 'good'>;
   private readonly attainment: Gauge<'slo' | 'tenant' | 'class'>;
   private readonly objective: Gauge<'slo'>;
@@ -46,15 +46,20 @@ export class FeedbackMetrics {
 
   /** Counts an event an SLO counted (the loop's SloTracker tells of each). */
   sloEvent({ slo, tenant, good }: SloEvent): void {
-    const series = { slo: slo.name, tenant: this.tenantLabel(tenant), class: slo.priorityClass };
-    const key = `${series.slo}\u0000${series.tenant}`;
-    if (!this.sloSeries.has(key)) {
+    const label = this.tenantLabel(tenant);
+    const key = `${slo.name}\u0000${label}`;
+    let series = this.sloSeries.get(key);
+    if (series === undefined) {
       // Both series from the first event: a tenant with only bad events still has a good count (0) for the rule to divide.
-      this.sloSeries.add(key);
-      this.sloEvents.inc({ ...series, good: 'true' }, 0);
-      this.sloEvents.inc({ ...series, good: 'false' }, 0);
+      series = {
+        good: { slo: slo.name, tenant: label, class: slo.priorityClass, good: 'true' },
+        bad: { slo: slo.name, tenant: label, class: slo.priorityClass, good: 'false' },
+      };
+      this.sloSeries.set(key, series);
+      this.sloEvents.inc(series.good, 0);
+      this.sloEvents.inc(series.bad, 0);
     }
-    this.sloEvents.inc({ ...series, good: String(good) });
+    this.sloEvents.inc(good ? series.good : series.bad);
   }
 
   /** Sets the gauges from an evaluation. */

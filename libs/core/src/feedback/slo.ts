@@ -157,7 +157,8 @@ interface WaitWatch {
  */
 export class SloTracker {
   private readonly series = new Map<string, Map<string, RollingCounts>>();
-  private readonly waits = new Map<SloSpec, WaitWatch>();
+  /** The queue-time SLOs and the waits each watches (an array: walked for every task event). */
+  private readonly waits: Array<{ readonly spec: SloSpec; readonly watch: WaitWatch }> = [];
   private listener: ((e: SloEvent) => void) | undefined;
 
   constructor(
@@ -167,7 +168,7 @@ export class SloTracker {
   ) {
     for (const s of slos) {
       this.series.set(s.name, new Map());
-      if (s.indicator === 'queue_time') this.waits.set(s, { open: new Map(), overdue: new Set() });
+      if (s.indicator === 'queue_time') this.waits.push({ spec: s, watch: { open: new Map(), overdue: new Set() } });
     }
   }
 
@@ -186,7 +187,7 @@ export class SloTracker {
 
   /** A task became runnable at `atMs` (not earlier than any wait before it): the queue-time SLOs that bind it watch its wait. */
   waitStarted(taskId: string, tenant: string, priorityClass: ClassLabel, atMs: number): void {
-    for (const [spec, watch] of this.waits) {
+    for (const { spec, watch } of this.waits) {
       if (!binds(spec, tenant, priorityClass) || watch.overdue.has(taskId)) continue;
       if (watch.open.size >= this.maxWaits && !watch.open.has(taskId)) continue;
       watch.open.delete(taskId);
@@ -200,7 +201,7 @@ export class SloTracker {
    * given up). A wait already counted bad is not counted again.
    */
   waitEnded(taskId: string, atMs: number, placed: boolean, waitedSeconds?: number): void {
-    for (const [spec, watch] of this.waits) {
+    for (const { spec, watch } of this.waits) {
       if (watch.overdue.delete(taskId)) continue;
       const wait = watch.open.get(taskId);
       if (wait === undefined) continue;
@@ -214,7 +215,7 @@ export class SloTracker {
 
   /** Forgets every open wait (the waits still open are about to be told again, from a snapshot); those counted bad stay so. */
   clearWaits(): void {
-    for (const watch of this.waits.values()) watch.open.clear();
+    for (const { watch } of this.waits) watch.open.clear();
   }
 
   /** Every series with events in its window, SLO by SLO in configured order, tenants sorted. */
@@ -249,7 +250,7 @@ export class SloTracker {
 
   /** Waits still open past their SLO's threshold count bad now, once (the oldest come first, so the sweep stops at the first in time). */
   private countOverdueWaits(nowMs: number): void {
-    for (const [spec, watch] of this.waits) {
+    for (const { spec, watch } of this.waits) {
       const dueMs = nowMs - spec.thresholdSeconds * 1000;
       for (const [taskId, wait] of watch.open) {
         if (wait.sinceMs >= dueMs) break;
