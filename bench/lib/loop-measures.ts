@@ -1,4 +1,4 @@
-import { DEFAULT_SLOS, judge, type SloReading, type SloSpec, type TaskOutcome } from '@autoglm/core';
+import { binds, DEFAULT_SLOS, judge, type SloReading, type SloSpec, type TaskOutcome } from '@autoglm/core';
 import type { LoopTrace } from './loop-sim';
 import { BURST, FAILING, type ScenarioName } from './loop-workload';
 
@@ -131,8 +131,7 @@ export function measure(trace: LoopTrace, scenario: ScenarioName, t: { attachMs:
 /** Whether an attempt met the SLO, judged after the fact: a queue-time SLO on the wait that placed it (the loop counts waits as they go). */
 function truth(slo: SloSpec, o: TaskOutcome): boolean | undefined {
   if (slo.indicator !== 'queue_time') return judge(slo, o);
-  const binds = (slo.tenant === '*' || slo.tenant === o.tenant) && (slo.priorityClass === '*' || slo.priorityClass === o.priorityClass);
-  return !binds || o.stopped || o.queueSeconds === undefined ? undefined : o.queueSeconds <= slo.thresholdSeconds;
+  return !binds(slo, o.tenant, o.priorityClass) || o.stopped || o.queueSeconds === undefined ? undefined : o.queueSeconds <= slo.thresholdSeconds;
 }
 
 function missed(readings: readonly SloReading[], w: Watched): boolean {

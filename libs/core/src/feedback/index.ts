@@ -19,6 +19,7 @@ export { binomialTail, DEFAULT_QUARANTINE_CONFIG, NodeWatch, type NodeVerdict, t
 export { backlogConditions, DEFAULT_BACKLOG_RULES, describeSlo, prometheusRules, quarantineCondition, sloConditions, type BacklogRule } from './rules';
 export {
   CLASS_LABELS,
+  binds,
   DEFAULT_SLOS,
   judge,
   SLO_INDICATORS,

@@ -100,7 +100,7 @@ export interface TaskOutcome {
 }
 
 /** Whether an SLO binds a tenant's work of a class. */
-function binds(spec: SloSpec, tenant: string, priorityClass: ClassLabel): boolean {
+export function binds(spec: SloSpec, tenant: string, priorityClass: ClassLabel): boolean {
   return (spec.tenant === '*' || spec.tenant === tenant) && (spec.priorityClass === '*' || spec.priorityClass === priorityClass);
 }
 
